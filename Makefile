@@ -1,0 +1,44 @@
+# Beaver. The two commands: `make run` and `make test`.
+GO      ?= go
+GOBIN   := $(shell $(GO) env GOPATH)/bin
+export PATH := $(GOBIN):$(PATH)
+TEMPORAL_CLI := github.com/temporalio/cli/cmd/temporal@v1.5.1
+
+.PHONY: run build test vet fmt-check go-test temporal-cli web clean bench
+
+## run: build everything missing and start `beaver dev` on the embedded defaults
+run: temporal-cli web build
+	./bin/beaver dev
+
+build:
+	$(GO) build -o bin/beaver ./cmd/beaver
+
+## temporal-cli: install the Temporal CLI once (the first build takes several minutes)
+temporal-cli:
+	@command -v temporal >/dev/null 2>&1 || { echo "Installing the Temporal CLI (first time: several minutes)..."; \
+		cd "$$(mktemp -d)" && GOFLAGS=-mod=mod $(GO) install $(TEMPORAL_CLI); }
+
+## web: build the dashboard when Node.js is present (the API never needs it)
+web:
+	@if [ -f web/package.json ] && command -v npm >/dev/null 2>&1; then \
+		cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build; \
+	else echo "Node.js not found: the dashboard is not built (the API works without it)"; fi
+
+## test: everything (vet, gofmt, unit, HTTP, PostgreSQL, Redis, Temporal, Stripe, browser)
+test: vet fmt-check go-test
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+go-test:
+	$(GO) test -count=1 -timeout 15m ./...
+
+bench:
+	$(GO) run ./bench
+
+clean:
+	rm -rf bin

@@ -1,0 +1,49 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+)
+
+// fail renders err in the contract's error shape. Errors that are not
+// *apierr.Error are logged with the request id and become a plain 500.
+func (s *Server) fail(c *gin.Context, err error) {
+	e, ok := apierr.As(err)
+	if !ok {
+		if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
+			c.Abort() // the client left; nobody reads the answer
+			return
+		}
+		s.log.Error("request failed", "request_id", requestID(c), "method", c.Request.Method,
+			"path", c.FullPath(), "err", err)
+		e = apierr.Internal()
+	}
+	writeError(c, e)
+}
+
+func writeError(c *gin.Context, e *apierr.Error) {
+	body := gin.H{"message": e.Message, "type": e.Type, "code": e.Code}
+	for k, v := range e.Extra {
+		body[k] = v
+	}
+	if e.RetryAfter > 0 {
+		secs := int64((e.RetryAfter + 999_999_999) / 1_000_000_000)
+		c.Header("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	c.AbortWithStatusJSON(e.Status, gin.H{"error": body})
+}
+
+func notFound(c *gin.Context) {
+	writeError(c, apierr.NotFound("no route for %s %s", c.Request.Method, c.Request.URL.Path))
+}
+
+func methodNotAllowed(c *gin.Context) {
+	writeError(c, &apierr.Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error",
+		Code: "method_not_allowed", Message: "method " + c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+}

@@ -1,0 +1,141 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/money"
+)
+
+// createKeyRequest is POST /api-keys (and /api-keys/generate). Null or
+// absent policies mean "no limit".
+type createKeyRequest struct {
+	Name          string     `json:"name"`
+	SpendLimitUSD *money.USD `json:"spend_limit_usd"`
+	LimitReset    string     `json:"limit_reset"`
+	RPMLimit      *int64     `json:"rpm_limit"`
+	ExpiresAt     *time.Time `json:"expires_at"`
+	AllowedModels []string   `json:"allowed_models"`
+	AllowedIPs    []string   `json:"allowed_ips"`
+}
+
+func (r *createKeyRequest) policy() auth.KeyPolicy {
+	p := auth.KeyPolicy{LimitReset: r.LimitReset, RPMLimit: r.RPMLimit, ExpiresAt: r.ExpiresAt,
+		AllowedModels: r.AllowedModels, AllowedIPs: r.AllowedIPs}
+	if r.SpendLimitUSD != nil {
+		v := r.SpendLimitUSD.Micros()
+		p.SpendLimitMicros = &v
+	}
+	return p
+}
+
+// updateKeyRequest is PATCH /api-keys/{id}: unknown fields are 400, null
+// clears a policy.
+type updateKeyRequest struct {
+	Name          auth.Patch[string]    `json:"name"`
+	Active        auth.Patch[bool]      `json:"active"`
+	SpendLimitUSD auth.Patch[money.USD] `json:"spend_limit_usd"`
+	LimitReset    auth.Patch[string]    `json:"limit_reset"`
+	RPMLimit      auth.Patch[int64]     `json:"rpm_limit"`
+	ExpiresAt     auth.Patch[time.Time] `json:"expires_at"`
+	AllowedModels auth.Patch[[]string]  `json:"allowed_models"`
+	AllowedIPs    auth.Patch[[]string]  `json:"allowed_ips"`
+}
+
+func (r *updateKeyRequest) update() auth.KeyUpdate {
+	sl := r.SpendLimitUSD
+	return auth.KeyUpdate{Name: r.Name, Active: r.Active, LimitReset: r.LimitReset, RPMLimit: r.RPMLimit,
+		ExpiresAt: r.ExpiresAt, AllowedModels: r.AllowedModels, AllowedIPs: r.AllowedIPs,
+		SpendLimitMicros: auth.Patch[int64]{Set: sl.Set, Null: sl.Null, Value: sl.Value.Micros()}}
+}
+
+func (s *Server) listKeys(c *gin.Context) {
+	keys, err := s.auth.ListKeys(c.Request.Context(), principal(c).Account.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	data := make([]gin.H, 0, len(keys))
+	for i := range keys {
+		data = append(data, keyView(&keys[i]))
+	}
+	c.JSON(http.StatusOK, gin.H{"data": data})
+}
+
+// getKey answers K + usage in the current spend-limit period.
+func (s *Server) getKey(c *gin.Context) {
+	k, err := s.auth.GetKey(c.Request.Context(), principal(c).Account.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := time.Now().UTC()
+	spent, start := k.SpentMicros, k.CreatedAt
+	if k.PeriodStart != nil {
+		start = *k.PeriodStart
+	}
+	if cur := auth.CurrentPeriodStart(k.LimitReset, now); !cur.IsZero() {
+		if start.Before(cur) {
+			spent = 0 // the stored total belongs to a period that has ended
+		}
+		start = cur
+	}
+	v := keyView(k)
+	v["usage"] = gin.H{
+		"spent_micros":         spent,
+		"spent_usd":            money.USD(spent),
+		"period_start":         ts(start),
+		"requests_this_minute": s.requestsThisMinute(c.Request.Context(), k.ID),
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) createKey(c *gin.Context) {
+	var req createKeyRequest
+	if c.Request.ContentLength != 0 { // POST /api-keys/generate may come without a body
+		if err := bindJSON(c, &req, false); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	k, secret, err := s.auth.CreateKey(c.Request.Context(), principal(c).Account.ID, req.Name, req.policy())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, keyWithSecret(k, secret))
+}
+
+func (s *Server) updateKey(c *gin.Context) {
+	var req updateKeyRequest
+	if err := bindJSON(c, &req, true); err != nil {
+		s.fail(c, err)
+		return
+	}
+	k, err := s.auth.UpdateKey(c.Request.Context(), principal(c).Account.ID, c.Param("id"), req.update())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, keyView(k))
+}
+
+func (s *Server) deleteKey(c *gin.Context) {
+	if err := s.auth.DeleteKey(c.Request.Context(), principal(c).Account.ID, c.Param("id")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) rotateKey(c *gin.Context) {
+	k, secret, err := s.auth.RotateKey(c.Request.Context(), principal(c).Account.ID, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, keyWithSecret(k, secret))
+}

@@ -1,0 +1,189 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/models"
+)
+
+const (
+	ctxRequestID = "beaver.request_id"
+	ctxPrincipal = "beaver.principal"
+)
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// requestIDMiddleware keeps a sane caller id or makes one, and echoes it.
+func requestIDMiddleware(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !validRequestID.MatchString(id) {
+		id = ids.New("req")
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
+
+// recoverMiddleware turns a panic into a logged 500 in the contract's shape.
+func (s *Server) recoverMiddleware(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r) // the client is gone; let net/http close the connection quietly
+			}
+			s.log.Error("panic", "request_id", requestID(c), "path", c.Request.URL.Path, "panic", fmt.Sprint(r),
+				"stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				writeError(c, apierr.Internal())
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// bodyLimitMiddleware caps request bodies; larger ones get 413.
+func (s *Server) bodyLimitMiddleware(c *gin.Context) {
+	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
+		writeError(c, tooLarge(s.cfg.MaxBodyBytes))
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	c.Next()
+}
+
+func tooLarge(n int64) *apierr.Error {
+	return &apierr.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
+		Code: "request_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", n)}
+}
+
+// corsMiddleware allows the configured browser origins, with preflight.
+func (s *Server) corsMiddleware(c *gin.Context) {
+	origin := c.GetHeader("Origin")
+	if origin == "" || len(s.cfg.CORSOrigins) == 0 {
+		c.Next()
+		return
+	}
+	allowed := slices.Contains(s.cfg.CORSOrigins, "*") || slices.Contains(s.cfg.CORSOrigins, strings.TrimRight(origin, "/"))
+	if allowed {
+		h := c.Writer.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, X-Beaver-Cost-Micros, X-Beaver-Balance-Micros")
+	}
+	if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
+		if allowed {
+			h := c.Writer.Header()
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id, Idempotency-Key")
+			h.Set("Access-Control-Max-Age", "600")
+		}
+		c.AbortWithStatus(http.StatusNoContent)
+		return
+	}
+	c.Next()
+}
+
+// metricsMiddleware counts requests and observes latency per route.
+func (s *Server) metricsMiddleware(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := strconv.Itoa(c.Writer.Status())
+	s.metrics.requests.WithLabelValues(c.Request.Method, route, status).Inc()
+	s.metrics.latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
+}
+
+// authenticate requires a valid bearer token (API key or session).
+func (s *Server) authenticate(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		writeError(c, apierr.Unauthorized("missing credentials: send Authorization: Bearer <API key or access token>"))
+		return
+	}
+	p, err := s.auth.Authenticate(c.Request.Context(), strings.TrimSpace(token))
+	if err != nil {
+		s.fail(c, err)
+		c.Abort()
+		return
+	}
+	c.Set(ctxPrincipal, p)
+	c.Next()
+}
+
+func principal(c *gin.Context) *auth.Principal {
+	p, _ := c.Get(ctxPrincipal)
+	pp, _ := p.(*auth.Principal)
+	return pp
+}
+
+// sessionOnly refuses API keys on routes that need a signed-in person.
+func sessionOnly(c *gin.Context) {
+	if p := principal(c); p == nil || !p.IsSession() {
+		writeError(c, apierr.Forbidden("this endpoint needs a signed-in session, not an API key"))
+		return
+	}
+	c.Next()
+}
+
+// adminOnly requires a session of an admin.
+func adminOnly(c *gin.Context) {
+	p := principal(c)
+	if p == nil || !p.IsSession() || p.Account.Role != models.RoleAdmin {
+		writeError(c, apierr.Forbidden("admin role required"))
+		return
+	}
+	c.Next()
+}
+
+// bindJSON decodes a JSON body into dst. strict refuses unknown fields (PATCH
+// endpoints: a read-only or misspelt field must not be silently ignored).
+func bindJSON(c *gin.Context, dst any, strict bool) error {
+	dec := json.NewDecoder(c.Request.Body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(dst); err != nil {
+		var mbe *http.MaxBytesError
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return tooLarge(mbe.Limit)
+		case errors.Is(err, io.EOF):
+			return apierr.Invalid("request body must be a JSON object")
+		case errors.As(err, &ute):
+			return apierr.Invalid("field %q has the wrong type (want %s)", ute.Field, ute.Type.String())
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return apierr.Invalid("%s is not a field you can set here", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		if ae, ok := apierr.As(err); ok {
+			return ae
+		}
+		return apierr.Invalid("invalid JSON body: %s", err.Error())
+	}
+	if dec.More() {
+		return apierr.Invalid("request body must hold exactly one JSON object")
+	}
+	return nil
+}

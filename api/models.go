@@ -1,0 +1,177 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/money"
+)
+
+// modelView is M in the contract; prices are the marked-up ones charged.
+func modelView(e *catalog.Entry) gin.H {
+	caps := e.Capabilities
+	if caps == nil {
+		caps = []string{}
+	}
+	p := e.Price
+	return gin.H{
+		"id": e.ID, "object": "model", "created": e.Created.Unix(), "owned_by": e.Provider, "provider": e.Provider,
+		"name": e.Name, "context_length": e.ContextLength, "max_output_tokens": e.MaxOutputTokens,
+		"capabilities": caps, "active": e.Active,
+		"pricing": gin.H{
+			"input_per_million_usd": money.USD(p.Input), "output_per_million_usd": money.USD(p.Output),
+			"request_fee_usd": money.USD(p.Fee), "input_per_million_micros": p.Input,
+			"output_per_million_micros": p.Output, "request_fee_micros": p.Fee,
+			"category": p.Category, "markup_permille": p.MarkupPermille, "price_version": e.Version,
+		},
+	}
+}
+
+// listModels serves GET /v1/models: active models, no credentials needed.
+func (s *Server) listModels(c *gin.Context) {
+	list := s.Catalog.List(false)
+	data := make([]gin.H, 0, len(list))
+	for _, e := range list {
+		data = append(data, modelView(e))
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
+}
+
+func adminModelView(e *catalog.Entry) gin.H {
+	v := modelView(e)
+	b := e.Base
+	v["base"] = gin.H{"input_per_million_micros": b.Input, "output_per_million_micros": b.Output,
+		"request_fee_micros": b.Fee, "input_per_million_usd": money.USD(b.Input),
+		"output_per_million_usd": money.USD(b.Output), "request_fee_usd": money.USD(b.Fee)}
+	return v
+}
+
+// adminListModels serves GET /admin/models, inactive models included.
+func (s *Server) adminListModels(c *gin.Context) {
+	list := s.Catalog.List(true)
+	data := make([]gin.H, 0, len(list))
+	for _, e := range list {
+		data = append(data, adminModelView(e))
+	}
+	c.JSON(http.StatusOK, gin.H{"data": data})
+}
+
+type updateModelRequest struct {
+	InputPerMillionUSD  *money.USD `json:"input_per_million_usd"`
+	OutputPerMillionUSD *money.USD `json:"output_per_million_usd"`
+	RequestFeeUSD       *money.USD `json:"request_fee_usd"`
+	Active              *bool      `json:"active"`
+}
+
+// adminUpdateModel changes base prices or status; a new price computation
+// starts so the change takes effect.
+func (s *Server) adminUpdateModel(c *gin.Context) {
+	id := c.Param("provider") + "/" + strings.Trim(c.Param("model"), "/")
+	if _, ok := s.Catalog.Get(id); !ok {
+		s.fail(c, apierr.NotFound("model %q not found", id))
+		return
+	}
+	var in updateModelRequest
+	if err := bindJSON(c, &in, true); err != nil {
+		s.fail(c, err)
+		return
+	}
+	u := catalog.BaseUpdate{Active: in.Active}
+	for _, f := range []struct {
+		v   *money.USD
+		dst **int64
+		n   string
+	}{{in.InputPerMillionUSD, &u.Input, "input_per_million_usd"}, {in.OutputPerMillionUSD, &u.Output, "output_per_million_usd"},
+		{in.RequestFeeUSD, &u.Fee, "request_fee_usd"}} {
+		if f.v != nil {
+			if *f.v < 0 {
+				s.fail(c, apierr.Invalid("%s must not be negative", f.n))
+				return
+			}
+			m := f.v.Micros()
+			*f.dst = &m
+		}
+	}
+	if err := s.Catalog.UpdateBase(c.Request.Context(), id, u); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if u.Input != nil || u.Output != nil || u.Fee != nil || u.Active != nil {
+		if _, err := s.recalculate(c, "model "+id+" changed"); err != nil {
+			s.log.Warn("repricing after model change not started", "model", id, "err", err)
+		}
+	}
+	e, _ := s.Catalog.Get(id)
+	c.JSON(http.StatusOK, adminModelView(e))
+}
+
+// adminRecalculate serves POST /admin/pricing/recalculate.
+func (s *Server) adminRecalculate(c *gin.Context) {
+	id, err := s.recalculate(c, "admin request")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"workflow_id": id})
+}
+
+// recalculate starts the repricing workflow.
+func (s *Server) recalculate(c *gin.Context, reason string) (string, error) {
+	return s.Workflows.StartRepricing(c.Request.Context(), reason)
+}
+
+// generation serves GET /v1/generation?id=: the caller's own requests only.
+func (s *Server) generation(c *gin.Context) {
+	id := c.Query("id")
+	if id == "" {
+		s.fail(c, apierr.Invalid("id is required"))
+		return
+	}
+	var g struct {
+		ID                 string
+		AccountID          string
+		Model              string
+		Provider           string
+		PromptTokens       int64
+		CompletionTokens   int64
+		CachedTokens       int64
+		ReasoningTokens    int64
+		ProviderCostMicros int64
+		MarkupMicros       int64
+		ChargedMicros      int64
+		UncollectedMicros  int64
+		BalanceAfterMicros int64
+		Streamed           bool
+		Cancelled          bool
+		UsageEstimated     bool
+		Error              *string
+		LatencyMS          int64 `gorm:"column:latency_ms"`
+		PriceVersion       int64
+		CreatedAt          jsonTime
+	}
+	err := s.DB.WithContext(c.Request.Context()).Table("usage_logs").Where("id = ? AND account_id = ?", id, principal(c).Account.ID).
+		Take(&g).Error
+	if err != nil {
+		s.fail(c, apierr.NotFound("no generation %q for this account", id))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"data": gin.H{
+		"id": g.ID, "model": g.Model, "provider": g.Provider, "prompt_tokens": g.PromptTokens,
+		"completion_tokens": g.CompletionTokens, "cached_tokens": g.CachedTokens, "reasoning_tokens": g.ReasoningTokens,
+		"provider_cost_micros": g.ProviderCostMicros, "markup_micros": g.MarkupMicros, "charged_micros": g.ChargedMicros,
+		"charged_usd": money.USD(g.ChargedMicros), "uncollected_micros": g.UncollectedMicros,
+		"balance_after_micros": g.BalanceAfterMicros, "streamed": g.Streamed, "cancelled": g.Cancelled,
+		"usage_estimated": g.UsageEstimated, "error": g.Error, "latency_ms": g.LatencyMS, "price_version": g.PriceVersion,
+		"created_at": g.CreatedAt,
+	}})
+}
+
+// jsonTime renders a scanned time as RFC 3339 UTC.
+type jsonTime struct{ timeValue }
+
+var _ json.Marshaler = jsonTime{}

@@ -1,0 +1,169 @@
+// Package api is Beaver's HTTP API: one Gin router, middleware in the order a
+// request meets it (request id → recover → metrics → CORS → body limit →
+// auth → limits → handler), thin handlers that call one domain function.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/internal/ratelimit"
+)
+
+// Deps is everything the API needs; main wires it, tests build the same
+// graph with fakes.
+type Deps struct {
+	Config    *config.Config
+	DB        *db.DB
+	Auth      *auth.Service
+	Ledger    *billing.Ledger
+	Billing   *billing.Engine
+	Catalog   *catalog.Catalog
+	Providers map[string]providers.Provider // by provider name
+	Workflows Workflows                     // nil-safe: see workflows.go
+	Log       *slog.Logger
+	Registry  *prometheus.Registry
+	Web       http.Handler       // the dashboard; nil = none
+	Mailer    mail.Sender        // nil = log each email (mail.LogSender)
+	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
+}
+
+// Server holds the router and dependencies.
+type Server struct {
+	Deps
+	cfg     *config.Config
+	log     *slog.Logger
+	auth    *auth.Service
+	engine  *gin.Engine
+	metrics *httpMetrics
+	started time.Time
+	latency *latencyTracker
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the router.
+func New(d Deps) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	if d.Workflows == nil {
+		d.Workflows = noWorkflows{}
+	}
+	if d.Mailer == nil {
+		d.Mailer = mail.LogSender{Log: d.Log}
+	}
+	if d.Limiter == nil {
+		d.Limiter, _ = ratelimit.New(ratelimit.Options{Logger: d.Log}) // in-memory: cannot fail
+	}
+	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), latency: newLatencyTracker()}
+	s.metrics = &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
+			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "beaver_http_request_duration_seconds",
+			Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18)}, []string{"method", "route"}),
+	}
+	d.Registry.MustRegister(s.metrics.requests, s.metrics.latency)
+	s.engine = s.routes()
+	return s
+}
+
+// Handler is the http.Handler to serve.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+func (s *Server) routes() *gin.Engine {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.UseRawPath = true // keep %2F in /v1/models/{model_id}/chat distinct until we decode it
+	r.UnescapePathValues = true
+	r.RemoveExtraSlash = false
+	r.Use(requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware, s.corsMiddleware, s.bodyLimitMiddleware)
+	r.NoRoute(s.noRoute)
+	r.NoMethod(methodNotAllowed)
+
+	// Public.
+	r.GET("/health", s.health)
+	r.GET("/status/uptime", s.uptime)
+	r.GET("/status/latency", s.latencyStatus)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
+	r.GET("/v1/models", s.listModels)
+	r.POST("/auth/register", s.authThrottle("register"), s.register)
+	r.POST("/auth/login", s.authThrottle("login"), s.login)
+	r.POST("/auth/refresh", s.refresh)
+	r.POST("/auth/verify-email", s.authThrottle("verify"), s.verifyEmail)
+	r.POST("/auth/password/forgot", s.authThrottle("forgot"), s.forgotPassword)
+	r.POST("/auth/password/reset", s.authThrottle("reset"), s.resetPassword)
+	r.POST("/webhooks/stripe", s.stripeWebhook)
+
+	// API key or session.
+	a := r.Group("", s.authenticate)
+	a.POST("/auth/logout", sessionOnly, s.logout)
+	a.GET("/auth/me", s.me)
+	a.GET("/users/me", s.me)
+	a.PATCH("/users/me", sessionOnly, s.updateMe)
+	a.POST("/auth/resend-verification", sessionOnly, s.resendVerification)
+
+	a.GET("/api-keys", s.listKeys)
+	a.GET("/api-keys/:id", s.getKey)
+	a.POST("/api-keys", sessionOnly, s.createKey)
+	a.POST("/api-keys/generate", sessionOnly, s.createKey)
+	a.PATCH("/api-keys/:id", sessionOnly, s.updateKey)
+	a.DELETE("/api-keys/:id", sessionOnly, s.deleteKey)
+	a.POST("/api-keys/:id/rotate", sessionOnly, s.rotateKey)
+
+	a.GET("/account/balance", s.balance)
+	a.GET("/account/transactions", s.transactions)
+	a.GET("/account/usage", s.usage)
+	a.GET("/account/billing", s.billingHistory)
+	a.POST("/account/top-up/checkout", sessionOnly, s.topUpCheckout)
+
+	a.POST("/v1/chat/completions", s.chatCompletions)
+	a.POST("/v1/models/*path", s.modelChat)
+	a.GET("/v1/generation", s.generation)
+
+	ad := r.Group("/admin", s.authenticate, adminOnly)
+	ad.GET("/accounts", s.adminListAccounts)
+	ad.POST("/accounts", s.adminCreateAccount)
+	ad.GET("/accounts/:id", s.adminGetAccount)
+	ad.PATCH("/accounts/:id", s.adminUpdateAccount)
+	ad.POST("/api-keys", s.adminCreateKey)
+	ad.POST("/top-up", s.adminTopUp)
+	ad.POST("/pricing/recalculate", s.adminRecalculate)
+	ad.GET("/models", s.adminListModels)
+	ad.PATCH("/models/:provider/*model", s.adminUpdateModel)
+	return r
+}
+
+// noRoute serves the dashboard for browser paths and a JSON 404 otherwise.
+func (s *Server) noRoute(c *gin.Context) {
+	if s.Web != nil && c.Request.Method == http.MethodGet && !isAPIPath(c.Request.URL.Path) {
+		s.Web.ServeHTTP(c.Writer, c.Request)
+		return
+	}
+	notFound(c)
+}
+
+func isAPIPath(p string) bool {
+	for _, prefix := range []string{"/v1", "/auth/", "/users/", "/api-keys", "/account/", "/admin/", "/webhooks/", "/status/", "/health", "/metrics"} {
+		if len(p) >= len(prefix) && p[:len(prefix)] == prefix {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,149 @@
+// Command beaver is the Beaver gateway: `beaver dev` (everything on one
+// machine), `beaver api`, `beaver worker`, `beaver migrate up|down|status`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/beaver-gateway/beaver/api"
+	"github.com/beaver-gateway/beaver/internal/app"
+	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/db"
+)
+
+const usage = `usage: beaver <command>
+
+  dev              migrations, API, Temporal worker and a local Temporal dev server
+  api              the HTTP API only
+  worker           the Temporal worker only
+  migrate up       apply pending migrations
+  migrate down     roll back every migration (or: migrate down VERSION)
+  migrate status   list migrations
+
+Configuration comes from the environment; see README.md.`
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(os.Args[1:], log); err != nil {
+		if errors.Is(err, app.ErrUsage) {
+			fmt.Fprintln(os.Stderr, usage)
+			os.Exit(2)
+		}
+		log.Error("beaver stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, log *slog.Logger) error {
+	if len(args) == 0 {
+		return app.ErrUsage
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "migrate":
+		return migrate(ctx, cfg, args[1:])
+	case "api":
+		return serve(ctx, cfg, log, false)
+	case "dev":
+		return serve(ctx, cfg, log, true)
+	case "worker":
+		return runWorker(ctx, cfg, log)
+	case "help", "-h", "--help":
+		fmt.Println(usage)
+		return nil
+	}
+	return app.ErrUsage
+}
+
+func migrate(ctx context.Context, cfg *config.Config, args []string) error {
+	if len(args) == 0 {
+		return app.ErrUsage
+	}
+	d, err := db.Open(cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	switch args[0] {
+	case "up":
+		if err := d.MigrateUp(ctx); err != nil {
+			return err
+		}
+		return d.MigrateStatus(ctx, os.Stdout)
+	case "down":
+		var v int64
+		if len(args) > 1 {
+			if _, err := fmt.Sscan(args[1], &v); err != nil {
+				return app.ErrUsage
+			}
+		}
+		if err := d.MigrateDown(ctx, v); err != nil {
+			return err
+		}
+		return d.MigrateStatus(ctx, os.Stdout)
+	case "status":
+		return d.MigrateStatus(ctx, os.Stdout)
+	}
+	return app.ErrUsage
+}
+
+// serve runs the API (and, for dev, the Temporal pieces) until ctx ends.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool) error {
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	deps := a.APIDeps()
+	deps.Web = webHandler()
+	cleanup, err := startTemporal(ctx, a, &deps, dev)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	srv := &http.Server{Addr: cfg.Addr, Handler: api.New(deps).Handler(), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: 120 * time.Second}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	url := "http://" + ln.Addr().String()
+	log.Info("beaver API listening", "url", url, "database", a.DB.Dialect, "instance", a.Billing.InstanceID())
+	if dev {
+		fmt.Printf("\n  Beaver is running.\n    API:          %s\n    Temporal UI:  %s\n    Admin login:  %s\n",
+			url, temporalUIURL(), cfg.AdminEmail)
+		if a.AdminPassword != "" {
+			fmt.Printf("    Password:     %s   (generated now; shown once, set BEAVER_ADMIN_PASSWORD to choose it)\n", a.AdminPassword)
+		} else if !a.AdminCreated {
+			fmt.Printf("    Password:     (unchanged: the admin already existed)\n")
+		}
+		fmt.Println()
+	} else if a.AdminPassword != "" {
+		log.Warn("bootstrap admin created with a generated password", "email", cfg.AdminEmail, "password", a.AdminPassword)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

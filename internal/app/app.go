@@ -1,0 +1,181 @@
+// Package app wires Beaver's dependencies from a Config: the one place that
+// knows how the pieces fit, used by every subcommand and by end-to-end tests.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/beaver-gateway/beaver/api"
+	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/bus"
+	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/internal/ratelimit"
+)
+
+// App is a wired Beaver process.
+type App struct {
+	Config    *config.Config
+	Log       *slog.Logger
+	DB        *db.DB
+	Bus       bus.Bus
+	Auth      *auth.Service
+	Catalog   *catalog.Catalog
+	Ledger    *billing.Ledger
+	Billing   *billing.Engine
+	Limiter   *ratelimit.Limiter
+	Providers map[string]providers.Provider
+	Mailer    mail.Sender
+	Registry  *prometheus.Registry
+
+	// AdminCreated and AdminPassword report the bootstrap admin (the
+	// password only when it was generated).
+	AdminCreated  bool
+	AdminPassword string
+
+	cancel context.CancelFunc
+}
+
+// LoadSecret returns BEAVER_SECRET, or the secret kept in the data dir,
+// creating it on first start.
+func LoadSecret(cfg *config.Config) (string, error) {
+	if cfg.Secret != "" {
+		return cfg.Secret, nil
+	}
+	path := filepath.Join(cfg.DataDir, "secret")
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) >= 32 {
+			return s, nil
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	s := fmt.Sprintf("%x", ids.Random(32))
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Open opens the database, migrates it, seeds the catalog and prices,
+// ensures the bootstrap admin, and builds every service.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	secret, err := LoadSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d, err := db.Open(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, DB: d, Registry: prometheus.NewRegistry()}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := d.MigrateUp(ctx); err != nil {
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	if d.Dialect == db.Postgres {
+		a.Bus = bus.NewPostgres(bg, d.DB, cfg.DatabaseURL, log)
+	} else {
+		a.Bus = bus.NewLocal()
+	}
+	a.Catalog = catalog.New(d, a.Bus, log)
+	if err := a.Catalog.Seed(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.Catalog.EnsurePrices(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.Catalog.Reload(ctx); err != nil {
+		return nil, err
+	}
+	go a.Catalog.Watch(bg, 15_000_000_000)
+	a.Auth = auth.NewService(d, auth.Hasher{MemoryKiB: cfg.ArgonMemoryKiB, Time: cfg.ArgonTime, Threads: cfg.ArgonThreads},
+		auth.NewKeyed(secret), a.Bus, cfg.AccessTokenTTL, cfg.RefreshTokenTTL)
+	a.AdminCreated, a.AdminPassword, err = auth.EnsureAdmin(ctx, a.Auth, cfg.AdminEmail, cfg.AdminPassword)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	a.Ledger = &billing.Ledger{DB: d}
+	a.Billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID})
+	a.Bus.Subscribe(a.Billing.Invalidate)
+	a.Limiter, err = ratelimit.New(ratelimit.Options{RedisURL: cfg.RedisURL, Logger: log, Registerer: a.Registry})
+	if err != nil {
+		return nil, fmt.Errorf("rate limiter: %w", err)
+	}
+	a.Providers, err = buildProviders(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.Mailer = mail.LogSender{Log: log}
+	ok = true
+	return a, nil
+}
+
+func buildProviders(cfg *config.Config) (map[string]providers.Provider, error) {
+	out := map[string]providers.Provider{}
+	for name, pc := range providers.DefaultConfigs() {
+		c, ok := cfg.Providers[name]
+		if !ok {
+			continue
+		}
+		pc.BaseURL, pc.APIKey = c.BaseURL, c.APIKey
+		pc.ConnectTimeout = cfg.UpstreamConnectTimeout
+		pc.FirstByteTimeout = cfg.UpstreamFirstByteTimeout
+		pc.IdleTimeout = cfg.UpstreamIdleTimeout
+		p, err := providers.New(pc)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = p
+	}
+	return out, nil
+}
+
+// APIDeps returns the API's dependencies.
+func (a *App) APIDeps() api.Deps {
+	return api.Deps{Config: a.Config, DB: a.DB, Auth: a.Auth, Ledger: a.Ledger, Billing: a.Billing, Catalog: a.Catalog,
+		Providers: a.Providers, Limiter: a.Limiter, Mailer: a.Mailer, Log: a.Log, Registry: a.Registry}
+}
+
+// Close stops background work: queued charges are committed and unused
+// leases returned first.
+func (a *App) Close() {
+	if a.Billing != nil {
+		a.Billing.Close()
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.Limiter != nil {
+		_ = a.Limiter.Close()
+	}
+	if a.DB != nil {
+		_ = a.DB.Close()
+	}
+}
+
+// ErrUsage reports a bad command line.
+var ErrUsage = errors.New("usage")

@@ -1,0 +1,172 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/models"
+)
+
+// Patch is one field of a PATCH body: absent (Set false), JSON null (Set and
+// Null), or a value. It decodes itself, so request structs can use it
+// directly and tell "leave alone" from "clear".
+type Patch[T any] struct {
+	Set   bool
+	Null  bool
+	Value T
+}
+
+// UnmarshalJSON records that the field was present, and whether it was null.
+func (p *Patch[T]) UnmarshalJSON(b []byte) error {
+	p.Set = true
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		p.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &p.Value)
+}
+
+// SetTo returns a Patch that sets v.
+func SetTo[T any](v T) Patch[T] { return Patch[T]{Set: true, Value: v} }
+
+// SetNull returns a Patch that clears the field.
+func SetNull[T any]() Patch[T] { return Patch[T]{Set: true, Null: true} }
+
+// GetAccount loads an account; 404 when there is none.
+func (s *Service) GetAccount(ctx context.Context, id string) (*models.Account, error) {
+	var a models.Account
+	err := s.DB.WithContext(ctx).Where("id = ?", id).Take(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, apierr.NotFound("account %q not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load account: %w", err)
+	}
+	return &a, nil
+}
+
+// ListAccounts returns up to limit accounts, newest first; emailContains
+// (case-insensitive) filters by a part of the address.
+func (s *Service) ListAccounts(ctx context.Context, emailContains string, limit int) ([]models.Account, error) {
+	q := s.DB.WithContext(ctx).Order("created_at DESC, id DESC").Limit(limit)
+	if f := strings.ToLower(strings.TrimSpace(emailContains)); f != "" {
+		esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f)
+		q = q.Where(`email_lower LIKE ? ESCAPE '\'`, "%"+esc+"%")
+	}
+	var out []models.Account
+	if err := q.Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	return out, nil
+}
+
+// ProfileUpdate is what a user may change about their own account.
+type ProfileUpdate struct {
+	Name                      Patch[string]
+	LowBalanceThresholdMicros Patch[int64]
+}
+
+// UpdateProfile applies a user's own changes.
+func (s *Service) UpdateProfile(ctx context.Context, accountID string, u ProfileUpdate) (*models.Account, error) {
+	set := map[string]any{}
+	if u.Name.Set {
+		name := strings.TrimSpace(u.Name.Value) // null clears the name
+		if len([]rune(name)) > 200 {
+			return nil, apierr.Invalid("name must be at most 200 characters")
+		}
+		set["name"] = name
+	}
+	if u.LowBalanceThresholdMicros.Set {
+		switch {
+		case u.LowBalanceThresholdMicros.Null:
+			return nil, apierr.Invalid("low_balance_threshold_usd cannot be null; send 0 to turn the alert off")
+		case u.LowBalanceThresholdMicros.Value < 0:
+			return nil, apierr.Invalid("low_balance_threshold_usd must not be negative")
+		}
+		set["low_balance_threshold_micros"] = u.LowBalanceThresholdMicros.Value
+	}
+	return s.updateAccount(ctx, accountID, set)
+}
+
+// AccountUpdate is what an admin may change about any account. The two
+// limits are per-account overrides of the plan's (0 = unlimited, null = the
+// plan's again).
+type AccountUpdate struct {
+	Plan                Patch[string]
+	Role                Patch[string]
+	Active              Patch[bool]
+	RPMLimit            Patch[int64]
+	MonthlyRequestLimit Patch[int64]
+}
+
+// AdminUpdateAccount applies an admin's changes to an account. Every replica
+// drops what it cached about the account at once, so disabling it makes its
+// keys and sessions answer 403 account_disabled immediately. An admin cannot
+// demote or disable themselves (that could leave nobody able to undo it).
+func (s *Service) AdminUpdateAccount(ctx context.Context, actorID, accountID string, u AccountUpdate) (*models.Account, error) {
+	set := map[string]any{}
+	if u.Plan.Set {
+		if u.Plan.Null || !models.ValidPlan(u.Plan.Value) {
+			return nil, apierr.Invalid("plan must be one of free, pro, enterprise")
+		}
+		set["plan"] = u.Plan.Value
+	}
+	if u.Role.Set {
+		if u.Role.Null || (u.Role.Value != models.RoleUser && u.Role.Value != models.RoleAdmin) {
+			return nil, apierr.Invalid("role must be user or admin")
+		}
+		if actorID == accountID && u.Role.Value != models.RoleAdmin {
+			return nil, apierr.Invalid("you cannot remove the admin role from your own account")
+		}
+		set["role"] = u.Role.Value
+	}
+	if u.Active.Set {
+		if u.Active.Null {
+			return nil, apierr.Invalid("active must be true or false")
+		}
+		if actorID == accountID && !u.Active.Value {
+			return nil, apierr.Invalid("you cannot disable your own account")
+		}
+		set["active"] = u.Active.Value
+	}
+	for _, f := range []struct {
+		name, column string
+		p            Patch[int64]
+	}{
+		{"rpm_limit", "rpm_limit_override", u.RPMLimit},
+		{"monthly_request_limit", "monthly_request_limit_override", u.MonthlyRequestLimit},
+	} {
+		switch {
+		case !f.p.Set:
+		case f.p.Null:
+			set[f.column] = nil
+		case f.p.Value < 0:
+			return nil, apierr.Invalid("%s must be 0 (unlimited) or more, or null for the plan's limit", f.name)
+		default:
+			set[f.column] = f.p.Value
+		}
+	}
+	return s.updateAccount(ctx, accountID, set)
+}
+
+func (s *Service) updateAccount(ctx context.Context, accountID string, set map[string]any) (*models.Account, error) {
+	if len(set) > 0 {
+		set["updated_at"] = s.Now()
+		r := s.DB.WithContext(ctx).Model(&models.Account{}).Where("id = ?", accountID).Updates(set)
+		if r.Error != nil {
+			return nil, fmt.Errorf("update account: %w", r.Error)
+		}
+		if r.RowsAffected == 0 {
+			return nil, apierr.NotFound("account %q not found", accountID)
+		}
+		s.InvalidateAccount(ctx, accountID)
+	}
+	return s.GetAccount(ctx, accountID)
+}

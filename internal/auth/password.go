@@ -1,0 +1,109 @@
+package auth
+
+import (
+	"crypto/subtle"
+	_ "embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/beaver-gateway/beaver/internal/ids"
+)
+
+// Hasher hashes passwords with argon2id. Parameters come from config so
+// tests can use cheap ones; the encoded hash records them, so changing them
+// later still verifies old hashes.
+type Hasher struct {
+	MemoryKiB uint32
+	Time      uint32
+	Threads   uint8
+}
+
+const saltLen, keyLen = 16, 32
+
+// Hash returns the PHC-style encoding $argon2id$v=19$m=..,t=..,p=..$salt$key.
+func (h Hasher) Hash(password string) string {
+	salt := ids.Random(saltLen)
+	key := argon2.IDKey([]byte(password), salt, h.Time, h.MemoryKiB, h.Threads, keyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, h.MemoryKiB, h.Time, h.Threads,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// Verify checks password against an encoded hash in constant time.
+func (h Hasher) Verify(password, encoded string) bool {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+		return false
+	}
+	b64 := base64.RawStdEncoding
+	salt, err1 := b64.DecodeString(parts[4])
+	want, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// dummyHash is verified against when the email is unknown, so that unknown
+// emails and wrong passwords take the same time.
+func (h Hasher) dummyHash() string { return h.Hash("beaver-timing-equalizer") }
+
+//go:embed common_passwords.txt
+var commonPasswordsText string
+
+var commonPasswords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, l := range strings.Split(commonPasswordsText, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			m[strings.ToLower(l)] = true
+		}
+	}
+	return m
+}()
+
+// ErrWeakPassword explains why a password is refused.
+type ErrWeakPassword struct{ Reason string }
+
+func (e *ErrWeakPassword) Error() string { return e.Reason }
+
+// CheckPassword applies the password policy: 10 to 256 characters, not the
+// email (or its local part), not a well-known common password, and not one
+// character repeated.
+func CheckPassword(password, email string) error {
+	n := utf8.RuneCountInString(password)
+	switch {
+	case n < 10:
+		return &ErrWeakPassword{"password must be at least 10 characters"}
+	case n > 256:
+		return &ErrWeakPassword{"password must be at most 256 characters"}
+	}
+	lower := strings.ToLower(password)
+	email = strings.ToLower(strings.TrimSpace(email))
+	local, _, _ := strings.Cut(email, "@")
+	if lower == email || (len(local) >= 3 && lower == local) {
+		return &ErrWeakPassword{"password must not be your email address"}
+	}
+	if commonPasswords[lower] {
+		return &ErrWeakPassword{"password is too common; choose another"}
+	}
+	if strings.Count(password, string([]rune(password)[0])) == len(password) {
+		return &ErrWeakPassword{"password must not be one repeated character"}
+	}
+	return nil
+}
+
+var errIsWeak *ErrWeakPassword
+
+// IsWeakPassword reports whether err came from CheckPassword.
+func IsWeakPassword(err error) bool { return errors.As(err, &errIsWeak) }

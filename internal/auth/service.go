@@ -1,0 +1,505 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/bus"
+	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/models"
+)
+
+// Principal is who a request acts as.
+type Principal struct {
+	Account   models.Account // snapshot (role, plan, limits); read balances from the DB
+	Key       *models.APIKey // set for API-key requests
+	SessionID string         // set for session requests
+}
+
+// IsSession reports whether the principal came from a login session.
+func (p *Principal) IsSession() bool { return p.Key == nil }
+
+// Service authenticates requests and manages accounts' credentials.
+type Service struct {
+	DB         *db.DB
+	Hasher     Hasher
+	Keyed      Keyed
+	Bus        bus.Bus
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+	Now        func() time.Time
+
+	dummy string
+	cache *cache
+}
+
+// NewService wires the service and subscribes its caches to the bus.
+func NewService(d *db.DB, h Hasher, k Keyed, b bus.Bus, accessTTL, refreshTTL time.Duration) *Service {
+	s := &Service{DB: d, Hasher: h, Keyed: k, Bus: b, AccessTTL: accessTTL, RefreshTTL: refreshTTL,
+		Now: func() time.Time { return time.Now().UTC() }, cache: newCache(30 * time.Second)}
+	s.dummy = h.dummyHash()
+	b.Subscribe(s.cache.invalidate)
+	return s
+}
+
+// Invalidation messages.
+func KeyMsg(id string) string     { return "key:" + id }
+func SessionMsg(id string) string { return "session:" + id }
+func AccountMsg(id string) string { return "account:" + id }
+
+func (s *Service) publish(ctx context.Context, msg string) {
+	if err := s.Bus.Publish(ctx, msg); err != nil {
+		// the local cache is already invalidated; other replicas fall back to the TTL
+		s.cache.invalidate(msg)
+	}
+}
+
+// InvalidateAccount drops cached state about an account everywhere.
+func (s *Service) InvalidateAccount(ctx context.Context, id string) { s.publish(ctx, AccountMsg(id)) }
+
+// NormalizeEmail validates and canonicalizes an email address.
+func NormalizeEmail(raw string) (email, lower string, err error) {
+	raw = strings.TrimSpace(raw)
+	a, perr := mail.ParseAddress(raw)
+	if perr != nil || a.Address != raw || len(raw) > 254 || !strings.Contains(raw[strings.LastIndex(raw, "@")+1:], ".") && !strings.HasSuffix(raw, "@localhost") {
+		return "", "", apierr.Invalid("email must be a valid address like name@example.com")
+	}
+	return raw, strings.ToLower(raw), nil
+}
+
+// NewAccount is what Register and admins create.
+type NewAccount struct {
+	Email, Password, Name, Plan, Role string
+	Verified                          bool
+}
+
+// CreateAccount validates and inserts an account (409 if the email is taken).
+func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (*models.Account, error) {
+	email, lower, err := NormalizeEmail(in.Email)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckPassword(in.Password, email); err != nil {
+		return nil, apierr.Invalid("%s", err.Error())
+	}
+	if len(in.Name) > 200 {
+		return nil, apierr.Invalid("name must be at most 200 characters")
+	}
+	if in.Plan == "" {
+		in.Plan = models.PlanFree
+	}
+	if in.Role == "" {
+		in.Role = models.RoleUser
+	}
+	now := s.Now()
+	a := &models.Account{
+		ID: ids.New("acct"), Email: email, EmailLower: lower, Name: strings.TrimSpace(in.Name),
+		PasswordHash: s.Hasher.Hash(in.Password), Role: in.Role, Plan: in.Plan, Active: true,
+		EmailVerified: in.Verified, LowBalanceThresholdMicros: 1_000_000, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.DB.WithContext(ctx).Create(a).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return nil, apierr.Conflict("an account with this email already exists")
+		}
+		return nil, fmt.Errorf("create account: %w", err)
+	}
+	return a, nil
+}
+
+// LoginResult is a new session's tokens.
+type LoginResult struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    int64
+	Account      *models.Account
+}
+
+var errBadLogin = func() error { return apierr.Unauthorized("invalid email or password") }
+
+// Login checks a password and starts a session. Unknown emails and wrong
+// passwords get the same error after the same amount of hashing work.
+func (s *Service) Login(ctx context.Context, email, password string) (*LoginResult, error) {
+	var a models.Account
+	err := s.DB.WithContext(ctx).Where("email_lower = ?", strings.ToLower(strings.TrimSpace(email))).Take(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		s.Hasher.Verify(password, s.dummy)
+		return nil, errBadLogin()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("login lookup: %w", err)
+	}
+	if !s.Hasher.Verify(password, a.PasswordHash) {
+		return nil, errBadLogin()
+	}
+	if !a.Active {
+		return nil, apierr.AccountDisabled()
+	}
+	now := s.Now()
+	sess := models.Session{ID: ids.New("sess"), AccountID: a.ID, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL)}
+	refresh := NewToken("brt_")
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&sess).Error; err != nil {
+			return err
+		}
+		return tx.Create(&models.RefreshToken{ID: ids.New("rt"), SessionID: sess.ID, TokenHash: s.Keyed.Hash("refresh", refresh),
+			CreatedAt: now, ExpiresAt: sess.ExpiresAt}).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	return &LoginResult{AccessToken: s.accessToken(sess.ID, a.ID, now), RefreshToken: refresh,
+		ExpiresIn: int64(s.AccessTTL / time.Second), Account: &a}, nil
+}
+
+// Refresh rotates a refresh token. Presenting a spent token means it was
+// stolen or replayed: the whole session is revoked.
+func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, error) {
+	if token == "" {
+		return nil, apierr.Unauthorized("refresh_token is required")
+	}
+	now := s.Now()
+	var res *LoginResult
+	var revokeSession string
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rt models.RefreshToken
+		if err := tx.Where("token_hash = ?", s.Keyed.Hash("refresh", token)).Take(&rt).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return apierr.Unauthorized("invalid refresh token")
+			}
+			return err
+		}
+		var sess models.Session
+		if err := tx.Where("id = ?", rt.SessionID).Take(&sess).Error; err != nil {
+			return err
+		}
+		if sess.RevokedAt != nil || now.After(sess.ExpiresAt) || now.After(rt.ExpiresAt) {
+			return apierr.Unauthorized("session has ended; sign in again")
+		}
+		// Spend the token atomically: of two concurrent refreshes only one wins.
+		r := tx.Model(&models.RefreshToken{}).Where("id = ? AND used_at IS NULL", rt.ID).Update("used_at", now)
+		if r.Error != nil {
+			return r.Error
+		}
+		if r.RowsAffected == 0 {
+			revokeSession = sess.ID
+			return nil
+		}
+		var a models.Account
+		if err := tx.Where("id = ?", sess.AccountID).Take(&a).Error; err != nil {
+			return err
+		}
+		if !a.Active {
+			return apierr.AccountDisabled()
+		}
+		next := NewToken("brt_")
+		if err := tx.Create(&models.RefreshToken{ID: ids.New("rt"), SessionID: sess.ID, TokenHash: s.Keyed.Hash("refresh", next),
+			CreatedAt: now, ExpiresAt: sess.ExpiresAt}).Error; err != nil {
+			return err
+		}
+		res = &LoginResult{AccessToken: s.accessToken(sess.ID, a.ID, now), RefreshToken: next,
+			ExpiresIn: int64(s.AccessTTL / time.Second), Account: &a}
+		return nil
+	})
+	if err != nil {
+		if _, ok := apierr.As(err); ok {
+			return nil, err
+		}
+		return nil, fmt.Errorf("refresh: %w", err)
+	}
+	if revokeSession != "" {
+		if err := s.RevokeSession(ctx, revokeSession, "refresh token reuse"); err != nil {
+			return nil, err
+		}
+		return nil, apierr.Unauthorized("refresh token was already used; the session has been revoked")
+	}
+	return res, nil
+}
+
+// RevokeSession ends a session: its access and refresh tokens stop at once.
+func (s *Service) RevokeSession(ctx context.Context, id, reason string) error {
+	err := s.DB.WithContext(ctx).Model(&models.Session{}).Where("id = ? AND revoked_at IS NULL", id).
+		Updates(map[string]any{"revoked_at": s.Now(), "revoke_reason": reason}).Error
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	s.publish(ctx, SessionMsg(id))
+	return nil
+}
+
+// RevokeAllSessions ends every session of an account (password reset).
+func (s *Service) RevokeAllSessions(ctx context.Context, accountID, reason string) error {
+	var idsList []string
+	if err := s.DB.WithContext(ctx).Model(&models.Session{}).Where("account_id = ? AND revoked_at IS NULL", accountID).
+		Pluck("id", &idsList).Error; err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	for _, id := range idsList {
+		if err := s.RevokeSession(ctx, id, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetPassword replaces an account's password (policy checked).
+func (s *Service) SetPassword(ctx context.Context, accountID, password string) error {
+	var a models.Account
+	if err := s.DB.WithContext(ctx).Where("id = ?", accountID).Take(&a).Error; err != nil {
+		return fmt.Errorf("load account: %w", err)
+	}
+	if err := CheckPassword(password, a.Email); err != nil {
+		return apierr.Invalid("%s", err.Error())
+	}
+	return s.DB.WithContext(ctx).Model(&models.Account{}).Where("id = ?", accountID).
+		Updates(map[string]any{"password_hash": s.Hasher.Hash(password), "updated_at": s.Now()}).Error
+}
+
+// ---- access tokens: "bst_" + base64url(payload) + "." + base64url(mac) ----
+
+type accessClaims struct {
+	SID string `json:"s"`
+	AID string `json:"a"`
+	Exp int64  `json:"e"`
+}
+
+func (s *Service) accessToken(sid, aid string, now time.Time) string {
+	p, _ := json.Marshal(accessClaims{SID: sid, AID: aid, Exp: now.Add(s.AccessTTL).Unix()})
+	body := base64.RawURLEncoding.EncodeToString(p)
+	return "bst_" + body + "." + base64.RawURLEncoding.EncodeToString(s.Keyed.Sign(body))
+}
+
+func (s *Service) parseAccess(token string) (*accessClaims, bool) {
+	body, sig, ok := strings.Cut(strings.TrimPrefix(token, "bst_"), ".")
+	if !ok || !strings.HasPrefix(token, "bst_") {
+		return nil, false
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || !hmac.Equal(mac, s.Keyed.Sign(body)) {
+		return nil, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		return nil, false
+	}
+	var c accessClaims
+	if json.Unmarshal(raw, &c) != nil || c.Exp == 0 || s.Now().Unix() >= c.Exp {
+		return nil, false
+	}
+	return &c, true
+}
+
+// ---- authentication ----
+
+// Authenticate resolves a bearer token (API key or access token). It serves
+// from memory; the bus invalidates entries when keys, sessions or accounts
+// change, and entries expire after a short TTL as a safety net.
+func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	if LooksLikeAPIKey(token) {
+		return s.authKey(ctx, token)
+	}
+	c, ok := s.parseAccess(token)
+	if !ok {
+		return nil, apierr.Unauthorized("invalid or expired access token")
+	}
+	sess, err := s.cache.session(c.SID, func() (*models.Session, error) {
+		var m models.Session
+		err := s.DB.WithContext(ctx).Where("id = ?", c.SID).Take(&m).Error
+		return &m, err
+	})
+	if err != nil || sess.RevokedAt != nil || sess.AccountID != c.AID {
+		return nil, apierr.Unauthorized("session has ended; sign in again")
+	}
+	acct, err := s.account(ctx, c.AID)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{Account: *acct, SessionID: sess.ID}, nil
+}
+
+func (s *Service) account(ctx context.Context, id string) (*models.Account, error) {
+	a, err := s.cache.account(id, func() (*models.Account, error) {
+		var m models.Account
+		err := s.DB.WithContext(ctx).Where("id = ?", id).Take(&m).Error
+		return &m, err
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, apierr.Unauthorized("account no longer exists")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load account: %w", err)
+	}
+	if !a.Active {
+		return nil, apierr.AccountDisabled()
+	}
+	return a, nil
+}
+
+func (s *Service) authKey(ctx context.Context, token string) (*Principal, error) {
+	hash := s.Keyed.Hash("api-key", token)
+	k, err := s.cache.key(hash, func() (*models.APIKey, error) {
+		var m models.APIKey
+		err := s.DB.WithContext(ctx).Where("key_hash = ? AND deleted_at IS NULL", hash).Take(&m).Error
+		return &m, err
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, apierr.InvalidAPIKey()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load key: %w", err)
+	}
+	now := s.Now()
+	if !k.Active || k.DeletedAt != nil || (k.ExpiresAt != nil && !now.Before(*k.ExpiresAt)) {
+		return nil, apierr.InvalidAPIKey()
+	}
+	acct, err := s.account(ctx, k.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	s.touchKey(k.ID, now)
+	kc := *k
+	return &Principal{Account: *acct, Key: &kc}, nil
+}
+
+// touchKey records last_used_at at most once a minute per key, off the
+// request path.
+func (s *Service) touchKey(id string, now time.Time) {
+	if !s.cache.shouldTouch(id, now) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.DB.WithContext(ctx).Model(&models.APIKey{}).Where("id = ?", id).Update("last_used_at", now).Error
+	}()
+}
+
+// HashKey is the stored form of an API key secret.
+func (s *Service) HashKey(secret string) string { return s.Keyed.Hash("api-key", secret) }
+
+// HashToken is the stored form of an emailed token.
+func (s *Service) HashToken(purpose, token string) string { return s.Keyed.Hash(purpose, token) }
+
+// ---- cache ----
+
+type entry[T any] struct {
+	v   *T
+	err error
+	at  time.Time
+}
+
+type cache struct {
+	ttl      time.Duration
+	mu       sync.RWMutex
+	keys     map[string]entry[models.APIKey] // by key hash
+	keyHash  map[string]string               // key id → hash
+	sessions map[string]entry[models.Session]
+	accounts map[string]entry[models.Account]
+	touched  map[string]time.Time
+	gen      uint64 // bumped by every invalidation
+}
+
+func newCache(ttl time.Duration) *cache {
+	c := &cache{ttl: ttl}
+	c.reset()
+	return c
+}
+
+func (c *cache) reset() {
+	c.keys = map[string]entry[models.APIKey]{}
+	c.keyHash = map[string]string{}
+	c.sessions = map[string]entry[models.Session]{}
+	c.accounts = map[string]entry[models.Account]{}
+	if c.touched == nil {
+		c.touched = map[string]time.Time{}
+	}
+}
+
+func lookup[T any](c *cache, m map[string]entry[T], id string, load func() (*T, error), remember func(*T)) (*T, error) {
+	c.mu.RLock()
+	e, ok := m[id]
+	c.mu.RUnlock()
+	if ok && time.Since(e.at) < c.ttl {
+		return e.v, e.err
+	}
+	c.mu.RLock()
+	gen := c.gen
+	c.mu.RUnlock()
+	v, err := load()
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, err // don't cache transient failures
+	}
+	c.mu.Lock()
+	// An invalidation during the load may concern what we just read: then
+	// use the value for this request but don't keep it.
+	if c.gen == gen {
+		m[id] = entry[T]{v: v, err: err, at: time.Now()}
+		if err == nil && remember != nil {
+			remember(v)
+		}
+	}
+	c.mu.Unlock()
+	return v, err
+}
+
+func (c *cache) key(hash string, load func() (*models.APIKey, error)) (*models.APIKey, error) {
+	c.mu.RLock()
+	m := c.keys
+	c.mu.RUnlock()
+	return lookup(c, m, hash, load, func(k *models.APIKey) { c.keyHash[k.ID] = hash })
+}
+
+func (c *cache) session(id string, load func() (*models.Session, error)) (*models.Session, error) {
+	c.mu.RLock()
+	m := c.sessions
+	c.mu.RUnlock()
+	return lookup(c, m, id, load, nil)
+}
+
+func (c *cache) account(id string, load func() (*models.Account, error)) (*models.Account, error) {
+	c.mu.RLock()
+	m := c.accounts
+	c.mu.RUnlock()
+	return lookup(c, m, id, load, nil)
+}
+
+func (c *cache) shouldTouch(id string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.touched[id]; ok && now.Sub(t) < time.Minute {
+		return false
+	}
+	c.touched[id] = now
+	return true
+}
+
+func (c *cache) invalidate(msg string) {
+	kind, id, _ := strings.Cut(msg, ":")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	switch kind {
+	case "key":
+		if h, ok := c.keyHash[id]; ok {
+			delete(c.keys, h)
+			delete(c.keyHash, id)
+		}
+	case "session":
+		delete(c.sessions, id)
+	case "account":
+		delete(c.accounts, id)
+	case bus.Flush:
+		c.reset()
+	}
+}

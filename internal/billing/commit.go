@@ -1,0 +1,379 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/pricing"
+	"github.com/beaver-gateway/beaver/models"
+)
+
+// Outcome is what happened to an admitted request.
+type Outcome struct {
+	GenerationID     string // the response id; primary key of the usage log
+	RequestID        string
+	Model, Provider  string
+	PromptTokens     int64
+	CompletionTokens int64
+	CachedTokens     int64
+	ReasoningTokens  int64
+	UsageEstimated   bool // Beaver counted tokens itself (no upstream usage)
+	Streamed         bool
+	Cancelled        bool
+	Error            string // "" = success
+	LatencyMS        int64
+}
+
+// Settlement is the committed result of a request.
+type Settlement struct {
+	ChargedMicros      int64
+	ProviderCostMicros int64
+	MarkupMicros       int64
+	UncollectedMicros  int64
+	BalanceAfterMicros int64
+	LedgerEntryID      string
+}
+
+type pending struct {
+	hold    *Hold
+	out     Outcome
+	charge  pricing.Charge // after any uncollected part was removed
+	uncoll  int64
+	orphan  bool // the lease row was lost: charge the balance directly
+	leaseID string
+	res     Settlement
+	err     error
+	done    chan struct{}
+	created time.Time
+	group   *groupResult // set on the first item of each account group
+}
+
+type groupResult struct {
+	account, month             string
+	monthly, n                 int64
+	balance, before, threshold int64
+}
+
+// ErrAlreadyFinished is returned when a hold is finished twice.
+var ErrAlreadyFinished = errors.New("billing: hold already finished")
+
+// Finish settles a request: it charges prompt + completion tokens at the
+// hold's price (zero for requests that failed before any output), writes the
+// usage log and ledger entry, releases the rest of the hold, and returns once
+// all of that is committed. The caller's context may be cancelled (client
+// gone): settlement goes on regardless.
+func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, error) {
+	if h.finished {
+		return nil, ErrAlreadyFinished
+	}
+	h.finished = true
+	ctx = context.WithoutCancel(ctx)
+	charge := pricing.ChargeFor(h.Price, o.PromptTokens, o.CompletionTokens)
+	if o.PromptTokens == 0 && o.CompletionTokens == 0 {
+		charge = pricing.Charge{} // nothing reached the upstream model: no fee either
+	}
+	p := &pending{hold: h, out: o, done: make(chan struct{}), created: time.Now()}
+	l := h.lease
+	l.mu.Lock()
+	p.orphan = h.gen != l.gen
+	if extra := charge.ChargedMicros - h.amount; extra > 0 && !p.orphan {
+		// The upstream used more than we held (the prompt estimate was low):
+		// take the difference from the lease, extending it if needed; what
+		// the account cannot cover is not charged and is recorded.
+		if avail := l.granted - l.held; avail < extra {
+			ok, err := e.extend(ctx, l, extra-avail)
+			if err == nil && !ok {
+				if left, _, rerr := e.remaining(ctx, l.key); rerr == nil && left > 0 {
+					_, _ = e.extend(ctx, l, min(left, extra-avail))
+				}
+			}
+		}
+		take := min(extra, l.granted-l.held)
+		if take < 0 || h.gen != l.gen {
+			take = 0
+		}
+		l.held += take
+		h.amount += take
+		p.uncoll = extra - take
+	}
+	p.orphan = h.gen != l.gen
+	// Captured here because the committer must never take a lease's mutex
+	// inside its transaction (admission holds that mutex while waiting on
+	// the database: that would deadlock).
+	p.leaseID = l.id
+	l.mu.Unlock()
+	if p.uncoll > 0 {
+		charge.ChargedMicros -= p.uncoll
+		charge.MarkupMicros = charge.ChargedMicros - charge.ProviderCostMicros
+		e.log.Warn("request cost more than the account could cover; the difference is not charged",
+			"account", h.AccountID, "generation", o.GenerationID, "uncollected_micros", p.uncoll)
+	}
+	p.charge = charge
+
+	select {
+	case e.queue <- p:
+	case <-e.stop:
+		e.commit([]*pending{p})
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	return &p.res, nil
+}
+
+// Release gives a hold back without a usage log (the request never reached
+// the upstream, e.g. it was refused by a later check).
+func (e *Engine) Release(h *Hold) {
+	if h.finished {
+		return
+	}
+	h.finished = true
+	l := h.lease
+	l.mu.Lock()
+	if h.gen == l.gen {
+		l.held -= h.amount
+	}
+	l.holds--
+	l.used = time.Now()
+	l.mu.Unlock()
+	e.unquota(h.AccountID, h.quotaMonth)
+}
+
+// commitLoop batches whatever is queued into one transaction at a time.
+func (e *Engine) commitLoop() {
+	defer e.done.Done()
+	for {
+		var first *pending
+		select {
+		case first = <-e.queue:
+		case <-e.stop:
+			// drain what is left
+			for {
+				select {
+				case p := <-e.queue:
+					e.commit([]*pending{p})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*pending{first}
+	fill:
+		for len(batch) < e.opts.MaxBatch {
+			select {
+			case p := <-e.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		e.commit(batch)
+	}
+}
+
+// commit writes a batch, retrying transient failures, and finally item by
+// item so that one bad record cannot fail the others.
+func (e *Engine) commit(batch []*pending) {
+	var err error
+	for attempt, wait := 0, 20*time.Millisecond; attempt < 3; attempt, wait = attempt+1, wait*4 {
+		if err = e.commitTx(batch); err == nil {
+			e.afterCommit(batch)
+			return
+		}
+		if len(batch) > 1 {
+			break
+		}
+		time.Sleep(wait)
+	}
+	if len(batch) > 1 {
+		for _, p := range batch {
+			e.commit([]*pending{p})
+		}
+		return
+	}
+	e.log.Error("billing commit failed; request not charged", "generation", batch[0].out.GenerationID, "err", err)
+	if e.opts.OnCommitFailed != nil {
+		e.opts.OnCommitFailed(err)
+	}
+	p := batch[0]
+	p.err = fmt.Errorf("billing: commit: %w", err)
+	e.releaseAfter(p, false)
+	close(p.done)
+}
+
+type group struct {
+	key       leaseKey
+	leaseID   string
+	leaseSum  int64 // charged from the lease
+	directSum int64 // charged straight from the balance (lost lease)
+	items     []*pending
+}
+
+func (e *Engine) commitTx(batch []*pending) error {
+	now := time.Now().UTC()
+	month := monthOf(now)
+	groups := map[leaseKey]*group{}
+	for _, p := range batch {
+		p.group = nil
+		k := p.hold.lease.key
+		g, ok := groups[k]
+		if !ok {
+			g = &group{key: k}
+			groups[k] = g
+		}
+		g.items = append(g.items, p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var logs []models.UsageLog
+		var entries []models.LedgerEntry
+		for _, k := range sortedKeys(groups) {
+			g := groups[k]
+			g.leaseSum, g.directSum = 0, 0
+			g.leaseID = ""
+			for _, p := range g.items {
+				if p.orphan || p.leaseID == "" {
+					g.directSum += p.charge.ChargedMicros
+				} else {
+					g.leaseID = p.leaseID
+					g.leaseSum += p.charge.ChargedMicros
+				}
+			}
+			if g.leaseSum > 0 {
+				r := tx.Exec(`UPDATE balance_leases SET amount_micros = amount_micros - ?, updated_at = ?
+					WHERE id = ? AND amount_micros >= ?`, g.leaseSum, now, g.leaseID, g.leaseSum)
+				if r.Error != nil {
+					return r.Error
+				}
+				if r.RowsAffected == 0 {
+					return fmt.Errorf("lease %s no longer covers %d micros", g.leaseID, g.leaseSum)
+				}
+			}
+			total := g.leaseSum + g.directSum
+			var res []struct {
+				BalanceMicros             int64
+				MonthlyRequests           int64
+				LowBalanceThresholdMicros int64
+			}
+			err := tx.Raw(`UPDATE accounts SET balance_micros = balance_micros - ?, reserved_micros = reserved_micros - ?,
+				monthly_requests = CASE WHEN usage_month = ? THEN monthly_requests + ? ELSE ? END, usage_month = ?, updated_at = ?
+				WHERE id = ? AND balance_micros - reserved_micros >= ?
+				RETURNING balance_micros, monthly_requests, low_balance_threshold_micros`,
+				total, g.leaseSum, month, len(g.items), len(g.items), month, now, k.account, g.directSum).Scan(&res).Error
+			if err != nil {
+				return err
+			}
+			if len(res) != 1 {
+				return fmt.Errorf("account %s cannot cover %d micros charged outside a lease", k.account, g.directSum)
+			}
+			if k.key != "" && (total > 0 || g.leaseSum > 0) {
+				if err := tx.Exec(`UPDATE api_keys SET spent_micros = spent_micros + ?, reserved_micros = reserved_micros - ? WHERE id = ?`,
+					total, g.leaseSum, k.key).Error; err != nil {
+					return err
+				}
+			}
+			running := res[0].BalanceMicros + total
+			for _, p := range g.items {
+				running -= p.charge.ChargedMicros
+				p.res = Settlement{ChargedMicros: p.charge.ChargedMicros, ProviderCostMicros: p.charge.ProviderCostMicros,
+					MarkupMicros: p.charge.MarkupMicros, UncollectedMicros: p.uncoll, BalanceAfterMicros: running}
+				o := p.out
+				var keyID, errText *string
+				if p.hold.KeyID != "" {
+					keyID = &p.hold.KeyID
+				}
+				if o.Error != "" {
+					errText = &o.Error
+				}
+				logs = append(logs, models.UsageLog{ID: o.GenerationID, RequestID: o.RequestID, AccountID: k.account, APIKeyID: keyID,
+					Model: o.Model, Provider: o.Provider, PriceVersion: p.hold.PriceVersion,
+					PromptTokens: o.PromptTokens, CompletionTokens: o.CompletionTokens, CachedTokens: o.CachedTokens,
+					ReasoningTokens: o.ReasoningTokens, UsageEstimated: o.UsageEstimated,
+					ProviderCostMicros: p.charge.ProviderCostMicros, MarkupMicros: p.charge.MarkupMicros,
+					ChargedMicros: p.charge.ChargedMicros, UncollectedMicros: p.uncoll, BalanceAfterMicros: running,
+					Streamed: o.Streamed, Cancelled: o.Cancelled, Error: errText, LatencyMS: o.LatencyMS, CreatedAt: now})
+				if p.charge.ChargedMicros > 0 {
+					id := ids.New("txn")
+					p.res.LedgerEntryID = id
+					entries = append(entries, models.LedgerEntry{ID: id, AccountID: k.account, Type: models.EntryCharge,
+						AmountMicros: -p.charge.ChargedMicros, BalanceAfterMicros: running,
+						Reference: "charge:" + o.GenerationID, Description: o.Model, CreatedAt: now})
+				}
+			}
+			// Applied after the commit (see afterCommit), never for a rolled-back try.
+			g.items[0].group = &groupResult{account: k.account, month: month, monthly: res[0].MonthlyRequests,
+				n: int64(len(g.items)), balance: res[0].BalanceMicros, before: res[0].BalanceMicros + total,
+				threshold: res[0].LowBalanceThresholdMicros}
+		}
+		if err := tx.CreateInBatches(&logs, 200).Error; err != nil {
+			return err
+		}
+		if len(entries) > 0 {
+			if err := tx.CreateInBatches(&entries, 200).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// noteQuota refreshes the in-memory monthly counter from the committed one.
+func (e *Engine) noteQuota(accountID, month string, used, n int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q, ok := e.quotas[accountID]
+	if !ok {
+		return
+	}
+	q.month, q.used = month, used
+	q.pending -= n
+	if q.pending < 0 {
+		q.pending = 0
+	}
+}
+
+func (e *Engine) afterCommit(batch []*pending) {
+	for _, p := range batch {
+		if g := p.group; g != nil {
+			e.noteQuota(g.account, g.month, g.monthly, g.n)
+			if e.opts.OnLowBalance != nil && g.before >= g.threshold && g.balance < g.threshold {
+				go e.opts.OnLowBalance(g.account, g.balance, g.threshold)
+			}
+		}
+	}
+	for _, p := range batch {
+		e.releaseAfter(p, true)
+		close(p.done)
+	}
+}
+
+// releaseAfter updates the in-memory lease once a request is settled (or
+// its commit failed: then nothing was charged and the hold just returns).
+func (e *Engine) releaseAfter(p *pending, committed bool) {
+	h := p.hold
+	l := h.lease
+	l.mu.Lock()
+	if h.gen == l.gen && !p.orphan {
+		if committed {
+			l.granted -= p.charge.ChargedMicros
+		}
+		l.held -= h.amount
+	}
+	l.holds--
+	l.used = time.Now()
+	l.mu.Unlock()
+	if !committed {
+		e.unquota(h.AccountID, h.quotaMonth)
+	}
+}

@@ -1,0 +1,665 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/pricing"
+	"github.com/beaver-gateway/beaver/models"
+)
+
+// The engine makes per-request billing cheap without giving up exactness:
+//
+//   - Admission holds a request's maximum cost in memory against a lease:
+//     part of the account's balance (and of the API key's spend limit) that
+//     this instance reserved in the database with one conditional UPDATE
+//     (balance − reserved ≥ amount). Leases are taken with headroom, so a
+//     busy key touches the database only when its lease runs low.
+//   - Settlement computes the exact charge, and hands it to a committer
+//     goroutine that writes many requests' usage logs, ledger entries and
+//     balance changes in one transaction (group commit). A request's answer
+//     is sent only after its transaction committed, so no charge a client
+//     was shown can be lost, even by a kill right after.
+//   - Unused lease amounts go back to the account when the key goes idle,
+//     and a sweeper returns the leases of instances that died.
+//
+// Invariants, across any number of instances: balance = sum(ledger);
+// reserved = sum(leases) ≤ balance; charges never exceed what was reserved.
+
+// Engine is one instance's billing engine.
+type Engine struct {
+	db       *db.DB
+	instance string
+	log      *slog.Logger
+	opts     EngineOptions
+
+	mu     sync.Mutex
+	leases map[leaseKey]*lease
+	quotas map[string]*quota
+
+	queue  chan *pending
+	stop   chan struct{}
+	done   sync.WaitGroup
+	closed sync.Once
+}
+
+// EngineOptions tune the engine; zero values take the defaults.
+type EngineOptions struct {
+	InstanceID     string        // unique per process; default random
+	LeaseTTL       time.Duration // a dead instance's lease returns after this; default 10m
+	IdleReturn     time.Duration // unused lease amounts return after this idle time; default 2s
+	LeaseHeadroom  int64         // lease this many times a request's hold when extending; default 8
+	MaxBatch       int           // requests per commit transaction; default 512
+	OnLowBalance   func(accountID string, balanceMicros, thresholdMicros int64)
+	OnCommitFailed func(err error)
+}
+
+// NewEngine starts the engine's committer and lease keeper.
+func NewEngine(d *db.DB, log *slog.Logger, o EngineOptions) *Engine {
+	if o.InstanceID == "" {
+		o.InstanceID = ids.New("inst")
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 10 * time.Minute
+	}
+	if o.IdleReturn <= 0 {
+		o.IdleReturn = 2 * time.Second
+	}
+	if o.LeaseHeadroom <= 0 {
+		o.LeaseHeadroom = 8
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	e := &Engine{db: d, instance: o.InstanceID, log: log, opts: o,
+		leases: map[leaseKey]*lease{}, quotas: map[string]*quota{},
+		queue: make(chan *pending, 4096), stop: make(chan struct{})}
+	e.done.Add(2)
+	go e.commitLoop()
+	go e.keeperLoop()
+	return e
+}
+
+// InstanceID names this engine's leases.
+func (e *Engine) InstanceID() string { return e.instance }
+
+// Close commits what is queued, returns every lease and stops.
+func (e *Engine) Close() {
+	e.closed.Do(func() {
+		close(e.stop)
+		e.done.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.mu.Lock()
+		ls := make([]*lease, 0, len(e.leases))
+		for _, l := range e.leases {
+			ls = append(ls, l)
+		}
+		e.mu.Unlock()
+		for _, l := range ls {
+			l.mu.Lock()
+			if l.holds == 0 {
+				if err := e.returnLease(ctx, l); err != nil {
+					e.log.Warn("return lease at shutdown", "account", l.key.account, "err", err)
+				}
+			}
+			l.mu.Unlock()
+		}
+	})
+}
+
+type leaseKey struct{ account, key string }
+
+type lease struct {
+	mu      sync.Mutex
+	key     leaseKey
+	id      string // balance_leases row; "" = none
+	granted int64  // amount of our row
+	held    int64  // sum of open holds
+	holds   int
+	used    time.Time // last admission or settlement
+	renewed time.Time
+	stale   bool // policy or account changed: give back unused amount first
+	gone    bool // removed from the engine; get a new one
+	gen     int  // bumped when the row was lost; older holds settle directly
+}
+
+type quota struct {
+	month   string
+	used    int64 // as of the last commit
+	pending int64 // admitted here, not yet committed
+}
+
+// AdmitRequest describes a request about to be sent upstream.
+type AdmitRequest struct {
+	AccountID    string
+	Key          *models.APIKey // nil for session requests
+	Price        pricing.Price
+	PriceVersion int64
+	PromptTokens int64 // estimate
+	MaxTokens    int64 // requested completion cap; 0 = the model's
+	ModelMax     int64 // the model's max_output_tokens
+	MonthlyLimit int64 // requests per month; 0 = unlimited
+}
+
+// Hold is money set aside for one request.
+type Hold struct {
+	lease        *lease
+	gen          int
+	amount       int64
+	AccountID    string
+	KeyID        string
+	Price        pricing.Price
+	PriceVersion int64
+	MaxTokens    int64 // the completion cap to send upstream (clamped)
+	Clamped      bool  // MaxTokens was lowered to what the balance affords
+	finished     bool
+	quotaMonth   string
+}
+
+// Amount is the held micro-USD.
+func (h *Hold) Amount() int64 { return h.amount }
+
+// minCompletion is how many completion tokens the balance must afford for a
+// request to be admitted at all.
+const minCompletion = 16
+
+func monthOf(t time.Time) string { return t.UTC().Format("2006-01") }
+
+// Admit checks the monthly quota and holds the request's maximum cost. When
+// the balance (or key limit) cannot pay for the whole max_tokens, the cap is
+// lowered to what it affords; below prompt + 16 tokens the answer is 402.
+func (e *Engine) Admit(ctx context.Context, r AdmitRequest) (*Hold, error) {
+	maxTok := r.MaxTokens
+	if maxTok <= 0 || (r.ModelMax > 0 && maxTok > r.ModelMax) {
+		maxTok = r.ModelMax
+	}
+	if maxTok <= 0 {
+		maxTok = 4096
+	}
+	if err := e.admitQuota(ctx, r.AccountID, r.MonthlyLimit); err != nil {
+		return nil, err
+	}
+	month := monthOf(time.Now())
+	h, err := e.hold(ctx, r, maxTok)
+	if err != nil {
+		e.unquota(r.AccountID, month)
+		return nil, err
+	}
+	h.quotaMonth = month
+	return h, nil
+}
+
+func (e *Engine) admitQuota(ctx context.Context, accountID string, limit int64) error {
+	month := monthOf(time.Now())
+	e.mu.Lock()
+	q, ok := e.quotas[accountID]
+	e.mu.Unlock()
+	if !ok {
+		// First request of this account on this instance: one read, then the
+		// counter lives in memory and every commit refreshes it.
+		var a models.Account
+		if err := e.db.WithContext(ctx).Select("usage_month", "monthly_requests").Where("id = ?", accountID).Take(&a).Error; err != nil {
+			return fmt.Errorf("billing: load quota: %w", err)
+		}
+		e.mu.Lock()
+		if q, ok = e.quotas[accountID]; !ok {
+			q = &quota{month: a.UsageMonth, used: a.MonthlyRequests}
+			e.quotas[accountID] = q
+		}
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if q.month != month {
+		q.month, q.used = month, 0
+	}
+	if limit > 0 && q.used+q.pending >= limit {
+		next := time.Date(time.Now().UTC().Year(), time.Now().UTC().Month()+1, 1, 0, 0, 0, 0, time.UTC)
+		return apierr.QuotaExceeded(time.Until(next), "monthly request quota of %d requests is used up; it resets at %s",
+			limit, next.Format(time.RFC3339))
+	}
+	q.pending++
+	return nil
+}
+
+func (e *Engine) unquota(accountID, month string) {
+	e.mu.Lock()
+	if q, ok := e.quotas[accountID]; ok && q.pending > 0 {
+		q.pending--
+	}
+	e.mu.Unlock()
+}
+
+// ResetQuotaCache forgets in-memory monthly counters (after a reset).
+func (e *Engine) ResetQuotaCache() {
+	e.mu.Lock()
+	for id, q := range e.quotas {
+		if q.pending == 0 {
+			delete(e.quotas, id)
+		} else {
+			q.used = 0
+		}
+	}
+	e.mu.Unlock()
+}
+
+func (e *Engine) leaseFor(k leaseKey) *lease {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	l, ok := e.leases[k]
+	if !ok {
+		l = &lease{key: k}
+		e.leases[k] = l
+	}
+	return l
+}
+
+func (e *Engine) hold(ctx context.Context, r AdmitRequest, maxTok int64) (*Hold, error) {
+	keyID := ""
+	if r.Key != nil {
+		keyID = r.Key.ID
+	}
+	p := r.Price
+	want := pricing.Cost(p.Input, p.Output, p.Fee, r.PromptTokens, maxTok)
+	minTok := int64(minCompletion)
+	if maxTok < minTok {
+		minTok = maxTok
+	}
+	need := pricing.Cost(p.Input, p.Output, p.Fee, r.PromptTokens, minTok)
+	for {
+		l := e.leaseFor(leaseKey{r.AccountID, keyID})
+		l.mu.Lock()
+		if l.gone {
+			l.mu.Unlock()
+			continue
+		}
+		h, err := e.holdLocked(ctx, l, r, maxTok, want, need)
+		l.mu.Unlock()
+		return h, err
+	}
+}
+
+func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTok, want, need int64) (*Hold, error) {
+	if l.stale && l.holds == 0 && l.granted > 0 {
+		if err := e.returnLease(ctx, l); err != nil {
+			return nil, err
+		}
+	}
+	l.stale = false
+	if avail := l.granted - l.held; avail < want {
+		// Ask for the shortfall with headroom, then without, then whatever is left.
+		short := want - avail
+		ok, err := e.extend(ctx, l, short*e.opts.LeaseHeadroom+short)
+		if err == nil && !ok {
+			ok, err = e.extend(ctx, l, short)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			// Lease whatever is left; another instance may take some of it
+			// between our read and our update, so read again then.
+			var source string
+			for attempt := 0; !ok; attempt++ {
+				var left int64
+				left, source, err = e.remaining(ctx, l.key)
+				if err != nil {
+					return nil, err
+				}
+				if avail+left < need || attempt == 8 {
+					return nil, refusal(source, need, avail+left)
+				}
+				if ok, err = e.extend(ctx, l, left); err != nil {
+					return nil, err
+				}
+			}
+			budget := l.granted - l.held
+			t := pricing.MaxOutputTokens(r.Price, r.PromptTokens, budget)
+			if t < 0 && t != -1 || t >= 0 && t < 1 {
+				return nil, refusal(source, need, budget)
+			}
+			if t >= 0 && t < maxTok {
+				maxTok = t
+				want = pricing.Cost(r.Price.Input, r.Price.Output, r.Price.Fee, r.PromptTokens, maxTok)
+				h := e.newHold(l, r, want, maxTok)
+				h.Clamped = true
+				return h, nil
+			}
+		}
+	}
+	return e.newHold(l, r, want, maxTok), nil
+}
+
+func (e *Engine) newHold(l *lease, r AdmitRequest, amount, maxTok int64) *Hold {
+	l.held += amount
+	l.holds++
+	l.used = time.Now()
+	keyID := ""
+	if r.Key != nil {
+		keyID = r.Key.ID
+	}
+	return &Hold{lease: l, gen: l.gen, amount: amount, AccountID: r.AccountID, KeyID: keyID, Price: r.Price,
+		PriceVersion: r.PriceVersion, MaxTokens: maxTok}
+}
+
+func refusal(source string, need, have int64) error {
+	if have < 0 {
+		have = 0
+	}
+	if source == "key_limit" {
+		return apierr.KeyLimitExceeded("this API key's spend limit leaves $%s; this request needs at least $%s (prompt + %d completion tokens)",
+			money.Format(have), money.Format(need), minCompletion)
+	}
+	return apierr.InsufficientBalance("insufficient balance: available $%s, this request needs at least $%s (prompt + %d completion tokens); top up to continue",
+		money.Format(have), money.Format(need), minCompletion)
+}
+
+// remaining reads what the account (and key) could still lease, and which
+// of the two binds.
+func (e *Engine) remaining(ctx context.Context, k leaseKey) (int64, string, error) {
+	var a models.Account
+	if err := e.db.WithContext(ctx).Select("balance_micros", "reserved_micros").Where("id = ?", k.account).Take(&a).Error; err != nil {
+		return 0, "", fmt.Errorf("billing: read balance: %w", err)
+	}
+	left, source := a.BalanceMicros-a.ReservedMicros, "balance"
+	if k.key != "" {
+		var key models.APIKey
+		if err := e.db.WithContext(ctx).Where("id = ?", k.key).Take(&key).Error; err != nil {
+			return 0, "", fmt.Errorf("billing: read key: %w", err)
+		}
+		if key.SpendLimitMicros != nil {
+			spent := key.SpentMicros
+			if start := PeriodStart(key.LimitReset, time.Now()); start != nil && (key.PeriodStart == nil || key.PeriodStart.Before(*start)) {
+				spent = 0
+			}
+			if kl := *key.SpendLimitMicros - spent - key.ReservedMicros; kl < left {
+				left, source = kl, "key_limit"
+			}
+		}
+	}
+	if left < 0 {
+		left = 0
+	}
+	return left, source, nil
+}
+
+// PeriodStart is the start of the current spend-limit period (UTC), nil for
+// "none".
+func PeriodStart(reset string, now time.Time) *time.Time {
+	now = now.UTC()
+	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	var t time.Time
+	switch reset {
+	case "daily":
+		t = day
+	case "weekly":
+		t = day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7)) // Monday
+	case "monthly":
+		t = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	default:
+		return nil
+	}
+	return &t
+}
+
+// extend grows the lease by amount with conditional updates; false means the
+// account or key cannot cover it (nothing changed).
+func (e *Engine) extend(ctx context.Context, l *lease, amount int64) (bool, error) {
+	if amount <= 0 {
+		return true, nil
+	}
+	now := time.Now().UTC()
+	var newID string
+	err := e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		r := tx.Exec(`UPDATE accounts SET reserved_micros = reserved_micros + ?
+			WHERE id = ? AND balance_micros - reserved_micros >= ?`, amount, l.key.account, amount)
+		if r.Error != nil {
+			return r.Error
+		}
+		if r.RowsAffected == 0 {
+			return errRefused
+		}
+		if l.key.key != "" {
+			if start := PeriodStart(keyReset(tx, l.key.key), now); start != nil {
+				if err := tx.Exec(`UPDATE api_keys SET spent_micros = 0, period_start = ?
+					WHERE id = ? AND (period_start IS NULL OR period_start < ?)`, *start, l.key.key, *start).Error; err != nil {
+					return err
+				}
+			}
+			r := tx.Exec(`UPDATE api_keys SET reserved_micros = reserved_micros + ?
+				WHERE id = ? AND (spend_limit_micros IS NULL OR spent_micros + reserved_micros + ? <= spend_limit_micros)`,
+				amount, l.key.key, amount)
+			if r.Error != nil {
+				return r.Error
+			}
+			if r.RowsAffected == 0 {
+				return errRefused
+			}
+		}
+		expires := now.Add(e.opts.LeaseTTL)
+		if l.id != "" {
+			r := tx.Exec(`UPDATE balance_leases SET amount_micros = amount_micros + ?, expires_at = ?, updated_at = ? WHERE id = ?`,
+				amount, expires, now, l.id)
+			if r.Error != nil {
+				return r.Error
+			}
+			if r.RowsAffected == 1 {
+				return nil
+			}
+			return errLeaseLost
+		}
+		newID = ids.New("lease")
+		return tx.Create(&models.BalanceLease{ID: newID, InstanceID: e.instance, AccountID: l.key.account,
+			APIKeyID: l.key.key, AmountMicros: amount, ExpiresAt: expires, CreatedAt: now, UpdatedAt: now}).Error
+	})
+	switch {
+	case errors.Is(err, errRefused):
+		return false, nil
+	case errors.Is(err, errLeaseLost):
+		// Our row was swept (this process stalled past the TTL). Its money is
+		// no longer reserved: start a new row; open holds settle directly
+		// against the balance (see commit).
+		e.log.Warn("billing lease was swept while in use; re-leasing", "account", l.key.account)
+		l.id, l.granted, l.held = "", 0, 0
+		l.gen++
+		return e.extend(ctx, l, amount)
+	case err != nil:
+		return false, fmt.Errorf("billing: extend lease: %w", err)
+	}
+	if newID != "" {
+		l.id = newID
+	}
+	l.granted += amount
+	l.renewed = now
+	return true, nil
+}
+
+var (
+	errRefused   = errors.New("refused")
+	errLeaseLost = errors.New("lease lost")
+)
+
+func keyReset(tx *gorm.DB, keyID string) string {
+	var reset string
+	tx.Model(&models.APIKey{}).Select("limit_reset").Where("id = ?", keyID).Scan(&reset)
+	return reset
+}
+
+// returnLease gives the unused part of a lease back (l.mu held, no holds).
+func (e *Engine) returnLease(ctx context.Context, l *lease) error {
+	if l.id == "" {
+		l.granted = 0
+		return nil
+	}
+	err := e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var row models.BalanceLease
+		if err := tx.Where("id = ?", l.id).Take(&row).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return nil // swept already
+			}
+			return err
+		}
+		return releaseRow(tx, &row)
+	})
+	if err != nil {
+		return fmt.Errorf("billing: return lease: %w", err)
+	}
+	l.id, l.granted = "", 0
+	return nil
+}
+
+// releaseRow deletes a lease row and un-reserves its amount.
+func releaseRow(tx *gorm.DB, row *models.BalanceLease) error {
+	r := tx.Where("id = ?", row.ID).Delete(&models.BalanceLease{})
+	if r.Error != nil || r.RowsAffected == 0 {
+		return r.Error
+	}
+	if row.AmountMicros == 0 {
+		return nil
+	}
+	if err := tx.Exec(`UPDATE accounts SET reserved_micros = reserved_micros - ? WHERE id = ?`, row.AmountMicros, row.AccountID).Error; err != nil {
+		return err
+	}
+	if row.APIKeyID != "" {
+		return tx.Exec(`UPDATE api_keys SET reserved_micros = reserved_micros - ? WHERE id = ?`, row.AmountMicros, row.APIKeyID).Error
+	}
+	return nil
+}
+
+// SweepExpired returns the leases of instances that stopped renewing them
+// (crashed or killed). Safe to run anywhere, any number of times.
+func (e *Engine) SweepExpired(ctx context.Context) (int, error) {
+	return SweepExpiredLeases(ctx, e.db)
+}
+
+// SweepExpiredLeases is SweepExpired for callers without an engine (the
+// Temporal activity).
+func SweepExpiredLeases(ctx context.Context, d *db.DB) (int, error) {
+	var rows []models.BalanceLease
+	now := time.Now().UTC()
+	if err := d.WithContext(ctx).Where("expires_at < ?", now).Limit(1000).Find(&rows).Error; err != nil {
+		return 0, fmt.Errorf("billing: find expired leases: %w", err)
+	}
+	n := 0
+	for i := range rows {
+		row := rows[i]
+		err := d.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			// Re-read inside the transaction: the owner may have renewed it.
+			var cur models.BalanceLease
+			if err := tx.Where("id = ? AND expires_at < ?", row.ID, now).Take(&cur).Error; err != nil {
+				if errors.Is(err, gorm.ErrRecordNotFound) {
+					return nil
+				}
+				return err
+			}
+			n++
+			return releaseRow(tx, &cur)
+		})
+		if err != nil {
+			return n, fmt.Errorf("billing: sweep lease %s: %w", row.ID, err)
+		}
+	}
+	return n, nil
+}
+
+// Invalidate marks leases of an account or key stale, so that their unused
+// amount is returned and re-leased under the new limits.
+func (e *Engine) Invalidate(msg string) {
+	kind, id, _ := strings.Cut(msg, ":")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, l := range e.leases {
+		if (kind == "key" && k.key == id) || (kind == "account" && k.account == id) || kind == "flush" {
+			l.mu.Lock()
+			l.stale = true
+			l.mu.Unlock()
+		}
+	}
+	if kind == "account" || kind == "flush" {
+		for acc, q := range e.quotas {
+			if kind == "flush" || acc == id {
+				if q.pending == 0 {
+					delete(e.quotas, acc)
+				}
+			}
+		}
+	}
+}
+
+// keeperLoop renews leases in use and returns idle ones.
+func (e *Engine) keeperLoop() {
+	defer e.done.Done()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		e.keep()
+	}
+}
+
+func (e *Engine) keep() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := time.Now()
+	e.mu.Lock()
+	ls := make([]*lease, 0, len(e.leases))
+	for _, l := range e.leases {
+		ls = append(ls, l)
+	}
+	e.mu.Unlock()
+	for _, l := range ls {
+		l.mu.Lock()
+		switch {
+		case l.holds == 0 && (now.Sub(l.used) > e.opts.IdleReturn || l.stale):
+			if err := e.returnLease(ctx, l); err != nil {
+				e.log.Warn("return idle lease", "account", l.key.account, "err", err)
+			} else {
+				e.mu.Lock()
+				if e.leases[l.key] == l {
+					delete(e.leases, l.key)
+				}
+				e.mu.Unlock()
+				l.gone = true
+			}
+		case l.id != "" && now.Sub(l.renewed) > e.opts.LeaseTTL/4:
+			err := e.db.WithContext(ctx).Exec(`UPDATE balance_leases SET expires_at = ?, updated_at = ? WHERE id = ?`,
+				now.UTC().Add(e.opts.LeaseTTL), now.UTC(), l.id).Error
+			if err == nil {
+				l.renewed = now
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
+// sortedKeys returns map keys in order (deterministic lock order in commits).
+func sortedKeys[V any](m map[leaseKey]V) []leaseKey {
+	out := make([]leaseKey, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].account != out[j].account {
+			return out[i].account < out[j].account
+		}
+		return out[i].key < out[j].key
+	})
+	return out
+}

@@ -1,0 +1,122 @@
+// Package billing moves money: the ledger (top-ups, refunds, adjustments)
+// and the request engine (admission holds, balance leases, group-committed
+// settlement). Every change to accounts.balance_micros goes through here,
+// together with exactly one ledger entry, in one transaction.
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/models"
+)
+
+// Ledger posts balance changes that are not request charges.
+type Ledger struct {
+	DB *db.DB
+	// OnBalanceChange, when set, is called after a committed change (e.g. to
+	// let a low-balance alert workflow know the balance recovered).
+	OnBalanceChange func(accountID string, balanceMicros int64)
+}
+
+// Entry is a balance change to post.
+type Entry struct {
+	AccountID    string
+	Type         string // models.EntryTopUp, EntryRefund, EntryAdjustment
+	AmountMicros int64  // positive credits, negative debits
+	Reference    string // unique: posting twice with it changes nothing
+	Description  string
+}
+
+// Post applies e atomically: the balance moves and exactly one ledger entry
+// records it. Posting an already-used reference returns the original entry
+// with created=false (idempotency), or 409 if it was for something else. A
+// debit never takes the balance below what is reserved for requests in flight.
+func (l *Ledger) Post(ctx context.Context, e Entry) (*models.LedgerEntry, bool, error) {
+	if e.Reference == "" || e.AccountID == "" {
+		return nil, false, errors.New("ledger: entry needs an account and a reference")
+	}
+	if e.AmountMicros == 0 {
+		return nil, false, apierr.Invalid("amount must not be zero")
+	}
+	if e.Type == models.EntryCharge {
+		return nil, false, errors.New("ledger: charges go through the billing engine")
+	}
+	if prev, err := l.byReference(ctx, e.Reference); err == nil {
+		return l.same(prev, e)
+	}
+	var entry models.LedgerEntry
+	err := l.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		bal, err := adjustBalance(tx, e.AccountID, e.AmountMicros)
+		if err != nil {
+			return err
+		}
+		entry = models.LedgerEntry{ID: ids.New("txn"), AccountID: e.AccountID, Type: e.Type,
+			AmountMicros: e.AmountMicros, BalanceAfterMicros: bal, Reference: e.Reference,
+			Description: e.Description, CreatedAt: time.Now().UTC()}
+		return tx.Create(&entry).Error
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		// A concurrent post with the same reference won; answer with its entry.
+		prev, perr := l.byReference(ctx, e.Reference)
+		if perr != nil {
+			return nil, false, fmt.Errorf("ledger: load duplicate: %w", perr)
+		}
+		return l.same(prev, e)
+	}
+	if err != nil {
+		if _, ok := apierr.As(err); ok {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("ledger: post: %w", err)
+	}
+	if l.OnBalanceChange != nil {
+		l.OnBalanceChange(entry.AccountID, entry.BalanceAfterMicros)
+	}
+	return &entry, true, nil
+}
+
+func (l *Ledger) same(prev *models.LedgerEntry, e Entry) (*models.LedgerEntry, bool, error) {
+	if prev.AccountID != e.AccountID || prev.AmountMicros != e.AmountMicros || prev.Type != e.Type {
+		return nil, false, apierr.Conflict("this idempotency key was already used for a different request")
+	}
+	return prev, false, nil
+}
+
+func (l *Ledger) byReference(ctx context.Context, ref string) (*models.LedgerEntry, error) {
+	var prev models.LedgerEntry
+	if err := l.DB.WithContext(ctx).Where("reference = ?", ref).Take(&prev).Error; err != nil {
+		return nil, err
+	}
+	return &prev, nil
+}
+
+// adjustBalance moves an account's balance by delta inside tx and returns
+// the new balance. Debits are conditional: balance − reserved must cover them.
+func adjustBalance(tx *gorm.DB, accountID string, delta int64) (int64, error) {
+	var bal []int64
+	err := tx.Raw(`UPDATE accounts SET balance_micros = balance_micros + ?, updated_at = ?
+		WHERE id = ? AND balance_micros - reserved_micros + ? >= 0 RETURNING balance_micros`,
+		delta, time.Now().UTC(), accountID, delta).Scan(&bal).Error
+	if err != nil {
+		return 0, err
+	}
+	if len(bal) == 1 {
+		return bal[0], nil
+	}
+	var n int64
+	if err := tx.Model(&models.Account{}).Where("id = ?", accountID).Count(&n).Error; err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, apierr.NotFound("account %s not found", accountID)
+	}
+	return 0, apierr.InsufficientBalance("the available balance does not cover a debit of $%s", formatUSD(-delta))
+}

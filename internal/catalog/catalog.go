@@ -1,0 +1,371 @@
+// Package catalog is the model registry: it seeds the embedded catalog,
+// computes price versions with the pricing engine, and serves models with
+// their current marked-up prices from memory. A new price version reaches
+// every replica through the invalidation bus and a periodic version check.
+package catalog
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/bus"
+	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/pricing"
+	"github.com/beaver-gateway/beaver/models"
+)
+
+//go:embed models.json
+var seedJSON []byte
+
+// PricesMsg is published on the bus after a new price version is written.
+const PricesMsg = "prices"
+
+// Entry is a model with the price of the current version.
+type Entry struct {
+	ID              string
+	Provider        string
+	ProviderModel   string
+	Name            string
+	ContextLength   int64
+	MaxOutputTokens int64
+	Capabilities    []string
+	Active          bool
+	Created         time.Time
+	Price           pricing.Price // marked up; Price.Base holds the base prices priced in this version
+	Version         int64
+	Base            pricing.Base // current base prices (may be newer than the version's)
+}
+
+// Catalog serves models and prices.
+type Catalog struct {
+	db  *db.DB
+	bus bus.Bus
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	version int64
+	byID    map[string]*Entry
+	byBare  map[string][]*Entry
+	all     []*Entry
+}
+
+// New returns an empty catalog; call Seed, EnsurePrices and Reload.
+func New(d *db.DB, b bus.Bus, log *slog.Logger) *Catalog {
+	c := &Catalog{db: d, bus: b, log: log, byID: map[string]*Entry{}}
+	b.Subscribe(func(msg string) {
+		if msg == PricesMsg || msg == bus.Flush {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := c.Reload(ctx); err != nil {
+				c.log.Warn("catalog reload after invalidation failed", "err", err)
+			}
+		}
+	})
+	return c
+}
+
+type seedModel struct {
+	ID              string   `json:"id"`
+	Provider        string   `json:"provider"`
+	ProviderModel   string   `json:"provider_model"`
+	Name            string   `json:"name"`
+	Input           int64    `json:"input_micros_per_million"`
+	Output          int64    `json:"output_micros_per_million"`
+	Fee             int64    `json:"request_fee_micros"`
+	ContextLength   int64    `json:"context_length"`
+	Capabilities    []string `json:"capabilities"`
+	Active          bool     `json:"active"`
+	MaxOutputTokens int64    `json:"max_output_tokens"`
+}
+
+// Seed inserts the embedded catalog's models that are not in the database
+// yet. It never touches existing rows, so an admin's price or status change
+// survives every restart.
+func (c *Catalog) Seed(ctx context.Context) error {
+	var seed struct {
+		Models []seedModel `json:"models"`
+	}
+	if err := json.Unmarshal(seedJSON, &seed); err != nil {
+		return fmt.Errorf("catalog: parse seed: %w", err)
+	}
+	now := time.Now().UTC()
+	rows := make([]models.Model, 0, len(seed.Models))
+	for _, m := range seed.Models {
+		if m.MaxOutputTokens <= 0 {
+			m.MaxOutputTokens = 4096
+		}
+		caps, _ := json.Marshal(m.Capabilities)
+		rows = append(rows, models.Model{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
+			ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Capabilities: string(caps), Active: m.Active,
+			BaseInputMicros: m.Input, BaseOutputMicros: m.Output, BaseFeeMicros: m.Fee, CreatedAt: now, UpdatedAt: now})
+	}
+	err := c.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error
+	if err != nil {
+		return fmt.Errorf("catalog: seed: %w", err)
+	}
+	return nil
+}
+
+// EnsurePrices computes the first price version when there is none.
+func (c *Catalog) EnsurePrices(ctx context.Context) error {
+	var n int64
+	if err := c.db.WithContext(ctx).Model(&models.PriceVersion{}).Count(&n).Error; err != nil {
+		return fmt.Errorf("catalog: count versions: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := c.Recalculate(ctx, "initial")
+	return err
+}
+
+// Recalculate computes a new price version from the current base prices and
+// writes it in one transaction; every replica picks it up.
+func (c *Catalog) Recalculate(ctx context.Context, reason string) (int64, error) {
+	var version int64
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		version, err = c.recalculateOnce(ctx, reason)
+		if !errors.Is(err, gorm.ErrDuplicatedKey) {
+			break // a concurrent computation took our version number: compute again
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("catalog: recalculate: %w", err)
+	}
+	if perr := c.bus.Publish(ctx, PricesMsg); perr != nil {
+		c.log.Warn("publish price change", "err", perr)
+	}
+	if err := c.Reload(ctx); err != nil {
+		return version, err
+	}
+	return version, nil
+}
+
+func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, error) {
+	var version int64
+	err := c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []models.Model
+		if err := tx.Order("id").Find(&rows).Error; err != nil {
+			return err
+		}
+		var active []pricing.Base
+		for _, m := range rows {
+			if m.Active {
+				active = append(active, baseOf(m))
+			}
+		}
+		th := pricing.ComputeThresholds(active)
+		var maxV *int64
+		if err := tx.Model(&models.PriceVersion{}).Select("MAX(version)").Scan(&maxV).Error; err != nil {
+			return err
+		}
+		version = 1
+		if maxV != nil {
+			version = *maxV + 1
+		}
+		now := time.Now().UTC()
+		if err := tx.Create(&models.PriceVersion{Version: version, Reason: reason, CreatedAt: now}).Error; err != nil {
+			return err
+		}
+		prices := make([]models.ModelPrice, 0, len(rows))
+		for _, m := range rows {
+			b := baseOf(m)
+			cat := th.Categorize(b.Input + b.Output)
+			pm := pricing.Markups[cat]
+			prices = append(prices, models.ModelPrice{ModelID: m.ID, Version: version,
+				BaseInputMicros: b.Input, BaseOutputMicros: b.Output, BaseFeeMicros: b.Fee,
+				InputMicros: pricing.MarkUp(b.Input, pm), OutputMicros: pricing.MarkUp(b.Output, pm), FeeMicros: pricing.MarkUp(b.Fee, pm),
+				Category: cat, MarkupPermille: pm, CreatedAt: now})
+		}
+		if len(prices) == 0 {
+			return nil
+		}
+		return tx.CreateInBatches(&prices, 100).Error
+	})
+	return version, err
+}
+
+func baseOf(m models.Model) pricing.Base {
+	return pricing.Base{ModelID: m.ID, Input: m.BaseInputMicros, Output: m.BaseOutputMicros, Fee: m.BaseFeeMicros}
+}
+
+// Reload reads models and the newest price version into memory.
+func (c *Catalog) Reload(ctx context.Context) error {
+	var rows []models.Model
+	if err := c.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
+		return fmt.Errorf("catalog: load models: %w", err)
+	}
+	var maxV *int64
+	if err := c.db.WithContext(ctx).Model(&models.PriceVersion{}).Select("MAX(version)").Scan(&maxV).Error; err != nil {
+		return fmt.Errorf("catalog: load version: %w", err)
+	}
+	prices := map[string]models.ModelPrice{}
+	var version int64
+	if maxV != nil {
+		version = *maxV
+		var ps []models.ModelPrice
+		if err := c.db.WithContext(ctx).Where("version = ?", version).Find(&ps).Error; err != nil {
+			return fmt.Errorf("catalog: load prices: %w", err)
+		}
+		for _, p := range ps {
+			prices[p.ModelID] = p
+		}
+	}
+	byID := map[string]*Entry{}
+	byBare := map[string][]*Entry{}
+	all := make([]*Entry, 0, len(rows))
+	for _, m := range rows {
+		e := &Entry{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
+			ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Active: m.Active,
+			Created: m.CreatedAt, Version: version, Base: baseOf(m)}
+		_ = json.Unmarshal([]byte(m.Capabilities), &e.Capabilities)
+		if p, ok := prices[m.ID]; ok {
+			e.Price = pricing.Price{Base: pricing.Base{ModelID: m.ID, Input: p.BaseInputMicros, Output: p.BaseOutputMicros, Fee: p.BaseFeeMicros},
+				Input: p.InputMicros, Output: p.OutputMicros, Fee: p.FeeMicros, Category: p.Category, MarkupPermille: p.MarkupPermille}
+		} else {
+			// Added after the newest version: not priced yet, so not servable.
+			e.Version = 0
+		}
+		byID[m.ID] = e
+		_, bare, _ := strings.Cut(m.ID, "/")
+		byBare[bare] = append(byBare[bare], e)
+		if m.ProviderModel != bare {
+			byBare[m.ProviderModel] = append(byBare[m.ProviderModel], e)
+		}
+		all = append(all, e)
+	}
+	c.mu.Lock()
+	c.version, c.byID, c.byBare, c.all = version, byID, byBare, all
+	c.mu.Unlock()
+	return nil
+}
+
+// Version is the current price version.
+func (c *Catalog) Version() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.version
+}
+
+// Resolve finds an active, priced model by prefixed id ("openai/gpt-4o") or
+// by a bare name when exactly one active model has it.
+func (c *Catalog) Resolve(name string) (*Entry, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if e, ok := c.byID[name]; ok {
+		if !e.Active || e.Version == 0 {
+			return nil, apierr.ModelNotFound(name)
+		}
+		return e, nil
+	}
+	var found []*Entry
+	for _, e := range c.byBare[name] {
+		if e.Active && e.Version != 0 {
+			found = append(found, e)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return nil, apierr.ModelNotFound(name)
+	}
+	names := make([]string, len(found))
+	for i, e := range found {
+		names[i] = e.ID
+	}
+	sort.Strings(names)
+	return nil, apierr.Invalid("model %q is ambiguous; use one of %s", name, strings.Join(names, ", "))
+}
+
+// Get returns any model (active or not) by prefixed id.
+func (c *Catalog) Get(id string) (*Entry, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.byID[id]
+	return e, ok
+}
+
+// List returns models sorted by id; inactive ones only when all is true.
+func (c *Catalog) List(all bool) []*Entry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*Entry, 0, len(c.all))
+	for _, e := range c.all {
+		if all || (e.Active && e.Version != 0) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// BaseUpdate is an admin's change to a model (nil = unchanged).
+type BaseUpdate struct {
+	Input, Output, Fee *int64
+	Active             *bool
+}
+
+// UpdateBase changes a model's base prices or status. Prices take effect at
+// the next price computation; the caller starts one.
+func (c *Catalog) UpdateBase(ctx context.Context, id string, u BaseUpdate) error {
+	set := map[string]any{"updated_at": time.Now().UTC()}
+	if u.Input != nil {
+		set["base_input_micros"] = *u.Input
+	}
+	if u.Output != nil {
+		set["base_output_micros"] = *u.Output
+	}
+	if u.Fee != nil {
+		set["base_fee_micros"] = *u.Fee
+	}
+	if u.Active != nil {
+		set["active"] = *u.Active
+	}
+	r := c.db.WithContext(ctx).Model(&models.Model{}).Where("id = ?", id).Updates(set)
+	if r.Error != nil {
+		return fmt.Errorf("catalog: update %s: %w", id, r.Error)
+	}
+	if r.RowsAffected == 0 {
+		return apierr.NotFound("model %q not found", id)
+	}
+	if err := c.bus.Publish(ctx, PricesMsg); err != nil {
+		c.log.Warn("publish model change", "err", err)
+	}
+	return c.Reload(ctx)
+}
+
+// Watch reloads when another replica wrote a newer version than ours and
+// the bus message was missed; it returns when ctx ends.
+func (c *Catalog) Watch(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			var maxV *int64
+			if err := c.db.WithContext(ctx).Model(&models.PriceVersion{}).Select("MAX(version)").Scan(&maxV).Error; err != nil {
+				continue
+			}
+			if maxV != nil && *maxV != c.Version() {
+				if err := c.Reload(ctx); err != nil {
+					c.log.Warn("catalog reload failed", "err", err)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,234 @@
+// Package chat holds Beaver's canonical chat types: the OpenAI Chat
+// Completions request, response and stream chunk. The HTTP API parses client
+// requests into these types and the provider adapters translate them to and
+// from each provider's own wire format.
+package chat
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/beaver-gateway/beaver/internal/money"
+)
+
+// Object names used by OpenAI for responses and stream chunks.
+const (
+	ObjectCompletion = "chat.completion"
+	ObjectChunk      = "chat.completion.chunk"
+)
+
+// Finish reasons, as OpenAI spells them. FinishError is Beaver's own: it marks
+// the final chunk of a stream that failed midway.
+const (
+	FinishStop          = "stop"
+	FinishLength        = "length"
+	FinishToolCalls     = "tool_calls"
+	FinishContentFilter = "content_filter"
+	FinishError         = "error"
+)
+
+// Message roles accepted in requests ("developer" is OpenAI's newer name for
+// "system").
+const (
+	RoleSystem    = "system"
+	RoleDeveloper = "developer"
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+	RoleTool      = "tool"
+)
+
+// Request is an OpenAI chat completions request.
+type Request struct {
+	Model    string
+	Messages []Message
+	Stream   bool
+	// MaxTokens comes from max_tokens or max_completion_tokens (either is
+	// accepted; if both are sent, max_completion_tokens wins).
+	MaxTokens *int
+	// MaxTokensParam records which of the two fields the caller used
+	// ("max_tokens", "max_completion_tokens", or "" for neither) so that
+	// OpenAI-format adapters can send the same one back.
+	MaxTokensParam string
+	Temperature    *float64
+	TopP           *float64
+	Stop           []string // accepts a JSON string or an array of strings
+	Tools          []Tool
+	ToolChoice     json.RawMessage
+	ResponseFormat json.RawMessage
+	User           string
+	// Extra holds every other top-level field, passed through untouched to
+	// OpenAI-compatible upstreams. stream_options is not kept: adapters set it.
+	Extra map[string]json.RawMessage
+}
+
+// Message is one chat message. Content keeps the caller's form (string,
+// array of parts, or null) so that it marshals back exactly.
+type Message struct {
+	Role       string     `json:"role"`
+	Content    Content    `json:"content"`
+	Name       string     `json:"name,omitempty"`
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+	// ReasoningContent is the model's reasoning (DeepSeek's field, also used
+	// for Anthropic thinking and Gemini thoughts) in responses. Adapters never
+	// send it upstream.
+	ReasoningContent string `json:"reasoning_content,omitempty"`
+}
+
+// Tool is a function the model may call.
+type Tool struct {
+	Type     string      `json:"type"`
+	Function FunctionDef `json:"function"`
+}
+
+// FunctionDef describes a callable function; Parameters is a JSON Schema.
+type FunctionDef struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      *bool           `json:"strict,omitempty"`
+}
+
+// ToolCall is a function call made by the model. In stream deltas Index says
+// which call a fragment belongs to, and ID, Type and Name only come with the
+// first fragment.
+type ToolCall struct {
+	Index    *int         `json:"index,omitempty"`
+	ID       string       `json:"id,omitempty"`
+	Type     string       `json:"type,omitempty"`
+	Function FunctionCall `json:"function"`
+}
+
+// FunctionCall is the function name and its arguments as a JSON string.
+type FunctionCall struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
+}
+
+// Response is a non-streaming chat completion.
+type Response struct {
+	ID                string   `json:"id"`
+	Object            string   `json:"object"`
+	Created           int64    `json:"created"`
+	Model             string   `json:"model"`
+	Choices           []Choice `json:"choices"`
+	Usage             *Usage   `json:"usage,omitempty"`
+	SystemFingerprint string   `json:"system_fingerprint,omitempty"`
+}
+
+// Choice is one completion alternative.
+type Choice struct {
+	Index        int     `json:"index"`
+	Message      Message `json:"message"`
+	FinishReason string  `json:"finish_reason"`
+}
+
+// Chunk is one streamed chat.completion.chunk.
+type Chunk struct {
+	ID      string        `json:"id"`
+	Object  string        `json:"object"`
+	Created int64         `json:"created"`
+	Model   string        `json:"model"`
+	Choices []ChunkChoice `json:"choices"` // never omitted: [] when empty
+	Usage   *Usage        `json:"usage,omitempty"`
+	Error   *ErrorBody    `json:"error,omitempty"`
+}
+
+// MarshalJSON renders nil Choices as [] as OpenAI does for usage chunks.
+func (c Chunk) MarshalJSON() ([]byte, error) {
+	type plain Chunk
+	if c.Choices == nil {
+		c.Choices = []ChunkChoice{}
+	}
+	return json.Marshal(plain(c))
+}
+
+// ChunkChoice is the per-choice part of a chunk; FinishReason is null until
+// the choice ends.
+type ChunkChoice struct {
+	Index        int     `json:"index"`
+	Delta        Delta   `json:"delta"`
+	FinishReason *string `json:"finish_reason"`
+}
+
+// Delta is what a chunk adds to a choice's message.
+type Delta struct {
+	Role             string     `json:"role,omitempty"`
+	Content          *string    `json:"content,omitempty"`
+	ReasoningContent string     `json:"reasoning_content,omitempty"`
+	ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
+}
+
+// Text returns all the text the chunk delivers (content, reasoning, and
+// tool-call names and argument fragments), for counting delivered tokens when
+// the upstream reports no usage.
+func (c *Chunk) Text() string {
+	var n int
+	for i := range c.Choices {
+		d := &c.Choices[i].Delta
+		if d.Content != nil {
+			n += len(*d.Content)
+		}
+		n += len(d.ReasoningContent)
+		for _, tc := range d.ToolCalls {
+			n += len(tc.Function.Name) + len(tc.Function.Arguments)
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	b := make([]byte, 0, n)
+	for i := range c.Choices {
+		d := &c.Choices[i].Delta
+		if d.Content != nil {
+			b = append(b, *d.Content...)
+		}
+		b = append(b, d.ReasoningContent...)
+		for _, tc := range d.ToolCalls {
+			b = append(b, tc.Function.Name...)
+			b = append(b, tc.Function.Arguments...)
+		}
+	}
+	return string(b)
+}
+
+// Usage is the token usage of a request, plus Beaver's cost fields.
+type Usage struct {
+	PromptTokens            int                      `json:"prompt_tokens"`
+	CompletionTokens        int                      `json:"completion_tokens"`
+	TotalTokens             int                      `json:"total_tokens"`
+	PromptTokensDetails     *PromptTokensDetails     `json:"prompt_tokens_details,omitempty"`
+	CompletionTokensDetails *CompletionTokensDetails `json:"completion_tokens_details,omitempty"`
+	Cost                    *money.USD               `json:"cost,omitempty"`
+	CostMicros              *int64                   `json:"cost_micros,omitempty"`
+}
+
+// PromptTokensDetails breaks down prompt tokens; CachedTokens are included in
+// PromptTokens.
+type PromptTokensDetails struct {
+	CachedTokens int `json:"cached_tokens"`
+}
+
+// CompletionTokensDetails breaks down completion tokens; ReasoningTokens are
+// included in CompletionTokens.
+type CompletionTokensDetails struct {
+	ReasoningTokens int `json:"reasoning_tokens"`
+}
+
+// ErrorBody is the OpenAI error object, used in error responses and in the
+// final chunk of a stream that failed midway.
+type ErrorBody struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+}
+
+// InvalidError reports a request that cannot be served as sent; the API
+// answers it with 400 invalid_request.
+type InvalidError struct{ Message string }
+
+func (e *InvalidError) Error() string { return e.Message }
+
+func invalidf(format string, args ...any) *InvalidError {
+	return &InvalidError{Message: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,305 @@
+package chat_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/money"
+)
+
+func TestParseRequestValidation(t *testing.T) {
+	const user = `{"role":"user","content":"hi"}`
+	tests := []struct {
+		name, body, wantErr string
+	}{
+		{"minimal", `{"model":"gpt-4o-mini","messages":[` + user + `]}`, ""},
+		{"model may be empty", `{"messages":[` + user + `]}`, ""},
+		{"not json", `{"messages":`, "invalid JSON body"},
+		{"not an object", `[1,2]`, "must be a JSON object"},
+		{"empty body", ``, "must be a JSON object"},
+		{"missing messages", `{"model":"m"}`, "messages must be a non-empty array"},
+		{"empty messages", `{"messages":[]}`, "messages must be a non-empty array"},
+		{"messages not array", `{"messages":"hi"}`, "messages must be an array"},
+		{"message not object", `{"messages":[1]}`, "messages[0] must be a message object"},
+		{"unknown role", `{"messages":[{"role":"wizard","content":"x"}]}`, `messages[0].role "wizard" is not one of`},
+		{"missing role", `{"messages":[{"content":"x"}]}`, "messages[0].role is required"},
+		{"role wrong type", `{"messages":[{"role":1,"content":"x"}]}`, "messages[0].role has the wrong type"},
+		{"missing content", `{"messages":[{"role":"user"}]}`, "messages[0].content is required"},
+		{"content number", `{"messages":[{"role":"user","content":5}]}`, "content must be a string, an array of content parts, or null"},
+		{"bad part type", `{"messages":[{"role":"user","content":[{"type":"input_audio"}]}]}`, `content part type "input_audio" is not supported`},
+		{"part without type", `{"messages":[{"role":"user","content":[{"text":"x"}]}]}`, "messages[0].content[0].type is required"},
+		{"part text wrong type", `{"messages":[{"role":"user","content":[{"type":"text","text":5}]}]}`, `content part field "text" has the wrong type`},
+		{"image without url", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]}`, "image_url.url is required"},
+		{"image bad scheme", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x"}}]}]}`, "must be an http(s) or data: URL"},
+		{"image bad detail", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/a.png","detail":"ultra"}}]}]}`, "detail must be auto, low or high"},
+		{"image in system", `{"messages":[{"role":"system","content":[{"type":"image_url","image_url":{"url":"https://x/a.png"}}]}]}`, "images are only allowed in user messages"},
+		{"assistant with only tool calls", `{"messages":[` + user + `,{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"ok"}]}`, ""},
+		{"assistant without content", `{"messages":[{"role":"assistant"}]}`, "messages[0].content is required"},
+		{"tool without id", `{"messages":[{"role":"tool","content":"x"}]}`, "tool_call_id is required"},
+		{"tool call without id", `{"messages":[{"role":"assistant","tool_calls":[{"function":{"name":"f"}}]}]}`, "needs an id and a function name"},
+		{"tool calls on user", `{"messages":[{"role":"user","content":"x","tool_calls":[{"id":"a","function":{"name":"f"}}]}]}`, "only assistant messages may have tool_calls"},
+		{"max_tokens zero", `{"max_tokens":0,"messages":[` + user + `]}`, "max_tokens must be at least 1"},
+		{"max_completion_tokens negative", `{"max_completion_tokens":-3,"messages":[` + user + `]}`, "max_completion_tokens must be at least 1"},
+		{"max_tokens fraction", `{"max_tokens":1.5,"messages":[` + user + `]}`, "max_tokens must be an integer"},
+		{"max_tokens string", `{"max_tokens":"10","messages":[` + user + `]}`, "max_tokens must be an integer"},
+		{"temperature high", `{"temperature":2.5,"messages":[` + user + `]}`, "temperature must be between 0 and 2"},
+		{"temperature negative", `{"temperature":-0.1,"messages":[` + user + `]}`, "temperature must be between 0 and 2"},
+		{"temperature edge", `{"temperature":2,"top_p":1,"messages":[` + user + `]}`, ""},
+		{"top_p high", `{"top_p":1.5,"messages":[` + user + `]}`, "top_p must be between 0 and 1"},
+		{"stream not bool", `{"stream":"yes","messages":[` + user + `]}`, "stream must be a boolean"},
+		{"stop number", `{"stop":5,"messages":[` + user + `]}`, "stop must be a string or an array of strings"},
+		{"nulls are absent", `{"temperature":null,"stop":null,"tools":null,"max_tokens":null,"messages":[` + user + `]}`, ""},
+		{"tool bad type", `{"tools":[{"type":"retrieval","function":{"name":"f"}}],"messages":[` + user + `]}`, `tools[0].type must be "function"`},
+		{"tool bad name", `{"tools":[{"type":"function","function":{"name":"a b"}}],"messages":[` + user + `]}`, "tools[0].function.name must be"},
+		{"tool bad params", `{"tools":[{"type":"function","function":{"name":"f","parameters":[1]}}],"messages":[` + user + `]}`, "parameters must be a JSON Schema object"},
+		{"tool_choice bad", `{"tool_choice":"sometimes","tools":[{"type":"function","function":{"name":"f"}}],"messages":[` + user + `]}`, "tool_choice must be"},
+		{"tool_choice without tools", `{"tool_choice":{"type":"function","function":{"name":"f"}},"messages":[` + user + `]}`, "no tools were given"},
+		{"tool_choice named", `{"tool_choice":{"type":"function","function":{"name":"f"}},"tools":[{"type":"function","function":{"name":"f"}}],"messages":[` + user + `]}`, ""},
+		{"response_format bad", `{"response_format":{"type":"xml"},"messages":[` + user + `]}`, "response_format.type must be"},
+		{"response_format schema missing", `{"response_format":{"type":"json_schema"},"messages":[` + user + `]}`, "response_format.json_schema must be an object"},
+		{"response_format ok", `{"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}},"messages":[` + user + `]}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := chat.ParseRequest([]byte(tt.body))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			var ie *chat.InvalidError
+			if !errors.As(err, &ie) {
+				t.Fatalf("error = %v (%T), want *chat.InvalidError", err, err)
+			}
+			if !strings.Contains(ie.Message, tt.wantErr) {
+				t.Fatalf("error = %q, want it to contain %q", ie.Message, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseRequestFields(t *testing.T) {
+	body := `{
+		"model": "gpt-4o",
+		"messages": [{"role": "user", "content": "hi"}],
+		"stream": true,
+		"max_tokens": 10,
+		"max_completion_tokens": 20,
+		"temperature": 0.5,
+		"top_p": 0.9,
+		"stop": "END",
+		"user": "u-1",
+		"tool_choice": "auto",
+		"response_format": {"type": "json_object"},
+		"stream_options": {"include_usage": false},
+		"seed": 42,
+		"logit_bias": {"50256": -100},
+		"parallel_tool_calls": false
+	}`
+	r, err := chat.ParseRequest([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Model != "gpt-4o" || !r.Stream || r.User != "u-1" {
+		t.Errorf("model/stream/user = %q %v %q", r.Model, r.Stream, r.User)
+	}
+	if r.MaxTokens == nil || *r.MaxTokens != 20 || r.MaxTokensParam != "max_completion_tokens" {
+		t.Errorf("max tokens = %v %q, want 20 from max_completion_tokens", r.MaxTokens, r.MaxTokensParam)
+	}
+	if *r.Temperature != 0.5 || *r.TopP != 0.9 {
+		t.Errorf("temperature/top_p = %v %v", *r.Temperature, *r.TopP)
+	}
+	if len(r.Stop) != 1 || r.Stop[0] != "END" {
+		t.Errorf("stop = %v", r.Stop)
+	}
+	if string(r.ToolChoice) != `"auto"` || r.ResponseFormatType() != "json_object" {
+		t.Errorf("tool_choice/response_format = %s %q", r.ToolChoice, r.ResponseFormatType())
+	}
+	if _, ok := r.Extra["stream_options"]; ok {
+		t.Error("stream_options kept in Extra")
+	}
+	for _, k := range []string{"seed", "logit_bias", "parallel_tool_calls"} {
+		if _, ok := r.Extra[k]; !ok {
+			t.Errorf("Extra lacks %q", k)
+		}
+	}
+	if len(r.Extra) != 3 {
+		t.Errorf("Extra = %v", r.Extra)
+	}
+
+	r2, err := chat.ParseRequest([]byte(`{"messages":[{"role":"user","content":"x"}],"max_tokens":7,"stop":["a","b"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *r2.MaxTokens != 7 || r2.MaxTokensParam != "max_tokens" || len(r2.Stop) != 2 {
+		t.Errorf("got %v %q %v", *r2.MaxTokens, r2.MaxTokensParam, r2.Stop)
+	}
+}
+
+// The request marshals back to OpenAI JSON with content in the form it came
+// in and Extra fields merged.
+func TestRequestRoundTrip(t *testing.T) {
+	in := `{"model":"gpt-4o","messages":[` +
+		`{"role":"system","content":"be brief"},` +
+		`{"role":"user","content":[{"type":"text","text":""},{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}}]},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"look","arguments":"{\"x\":1}"}}]},` +
+		`{"role":"tool","content":"a cat","tool_call_id":"call_1"},` +
+		`{"role":"assistant","content":"","name":"bot"}],` +
+		`"max_completion_tokens":100,"temperature":0,"stop":["x"],` +
+		`"tools":[{"type":"function","function":{"name":"look","description":"Look.","parameters":{"type":"object","properties":{}},"strict":true}}],` +
+		`"tool_choice":"auto","response_format":{"type":"json_object"},"user":"u","a_extra":[1],"z_extra":{"k":"v"}}`
+	r, err := chat.ParseRequest([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != in {
+		t.Fatalf("round trip differs:\n in: %s\nout: %s", in, out)
+	}
+}
+
+func TestContentForms(t *testing.T) {
+	tests := []struct {
+		json     string
+		null     bool
+		parts    bool
+		text     string
+		nParts   int
+		marshals string
+	}{
+		{`"hello"`, false, false, "hello", 1, `"hello"`},
+		{`""`, false, false, "", 1, `""`},
+		{`null`, true, false, "", 0, `null`},
+		{`[]`, false, true, "", 0, `[]`},
+		{`[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://x/y.png"}},{"type":"text","text":"b"}]`, false, true, "ab", 3,
+			`[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://x/y.png"}},{"type":"text","text":"b"}]`},
+	}
+	for _, tt := range tests {
+		var c chat.Content
+		if err := json.Unmarshal([]byte(tt.json), &c); err != nil {
+			t.Fatalf("%s: %v", tt.json, err)
+		}
+		if c.IsNull() != tt.null || c.IsParts() != tt.parts || c.Text() != tt.text || len(c.Parts()) != tt.nParts {
+			t.Errorf("%s: null=%v parts=%v text=%q nParts=%d", tt.json, c.IsNull(), c.IsParts(), c.Text(), len(c.Parts()))
+		}
+		b, _ := json.Marshal(c)
+		if string(b) != tt.marshals {
+			t.Errorf("%s marshals to %s", tt.json, b)
+		}
+	}
+	b, _ := json.Marshal(chat.Message{Role: "assistant", Content: chat.TextContent("hi")})
+	if string(b) != `{"role":"assistant","content":"hi"}` {
+		t.Errorf("message = %s", b)
+	}
+}
+
+func TestChunkJSON(t *testing.T) {
+	stop := "stop"
+	c := chat.Chunk{ID: "x", Object: chat.ObjectChunk, Created: 1, Model: "m"}
+	b, _ := json.Marshal(c)
+	if string(b) != `{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}` {
+		t.Errorf("empty chunk = %s", b)
+	}
+	c.Choices = []chat.ChunkChoice{{Delta: chat.Delta{Content: new(string)}}, {Index: 1, FinishReason: &stop}}
+	b, _ = json.Marshal(&c)
+	want := `{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":""},"finish_reason":null},{"index":1,"delta":{},"finish_reason":"stop"}]}`
+	if string(b) != want {
+		t.Errorf("chunk = %s\nwant  %s", b, want)
+	}
+	cost := money.USD(5)
+	micros := int64(5)
+	c = chat.Chunk{ID: "x", Object: chat.ObjectChunk, Model: "m",
+		Usage: &chat.Usage{PromptTokens: 1, CompletionTokens: 2, TotalTokens: 3, Cost: &cost, CostMicros: &micros,
+			PromptTokensDetails: &chat.PromptTokensDetails{CachedTokens: 0}},
+		Error: &chat.ErrorBody{Message: "boom", Type: "upstream_error", Code: "upstream_error"}}
+	b, _ = json.Marshal(c)
+	want = `{"id":"x","object":"chat.completion.chunk","created":0,"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":0},"cost":0.000005,"cost_micros":5},"error":{"message":"boom","type":"upstream_error","code":"upstream_error"}}`
+	if string(b) != want {
+		t.Errorf("usage chunk = %s\nwant         %s", b, want)
+	}
+}
+
+func TestChunkText(t *testing.T) {
+	hello := "Hello"
+	c := chat.Chunk{Choices: []chat.ChunkChoice{{Delta: chat.Delta{
+		Content: &hello, ReasoningContent: " think",
+		ToolCalls: []chat.ToolCall{{Function: chat.FunctionCall{Name: "f", Arguments: `{"a"`}}},
+	}}}}
+	if got := c.Text(); got != `Hello thinkf{"a"` {
+		t.Errorf("Text = %q", got)
+	}
+	if got := (&chat.Chunk{}).Text(); got != "" {
+		t.Errorf("empty Text = %q", got)
+	}
+}
+
+func TestEstimateTokens(t *testing.T) {
+	tests := []struct {
+		text string
+		want int
+	}{
+		{"", 0},
+		{"a", 1},
+		{"abcd", 1},
+		{"abcde", 2},
+		{"Hello, world!", 4},
+		{"你好", 2},
+		{"héllo", 2}, // 4 ASCII bytes → 1, é → 1
+		{"🙂🙂", 2},
+	}
+	for _, tt := range tests {
+		if got := chat.EstimateTokens(tt.text); got != tt.want {
+			t.Errorf("EstimateTokens(%q) = %d, want %d", tt.text, got, tt.want)
+		}
+	}
+}
+
+func TestEstimatePromptTokens(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want int
+	}{
+		// 2 bytes → 1, + 4 per message + 3
+		{"one short message", `{"messages":[{"role":"user","content":"hi"}]}`, 1 + 4 + 3},
+		// "abcdefg" (7) + "xy" (2) = 9 bytes → 3; 2 messages → 8; + 3
+		{"two messages", `{"messages":[{"role":"system","content":"abcdefg"},{"role":"user","content":"xy"}]}`, 3 + 8 + 3},
+		// text "look" 4 bytes → 2; one image 1600
+		{"image", `{"messages":[{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"https://x/a.png"}}]}]}`, 2 + 4 + 3 + 1600},
+		// "q" 1 + tool "f"(1) + "d"(1) + params {"type":"object"} (17) = 20 bytes → 7; + 8 per tool
+		{"tools", `{"messages":[{"role":"user","content":"q"}],"tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object"}}}]}`, 7 + 4 + 3 + 8},
+	}
+	for _, tt := range tests {
+		r, err := chat.ParseRequest([]byte(tt.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := r.EstimatePromptTokens(); got != tt.want {
+			t.Errorf("%s: EstimatePromptTokens = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	// Conservative: never below a 4-bytes-per-token count of the text.
+	long := strings.Repeat("word ", 1000)
+	r, _ := chat.ParseRequest([]byte(`{"messages":[{"role":"user","content":"` + long + `"}]}`))
+	if got := r.EstimatePromptTokens(); got < len(long)/4 {
+		t.Errorf("estimate %d is below %d", got, len(long)/4)
+	}
+}
+
+func TestResponseJSON(t *testing.T) {
+	resp := chat.Response{ID: "r", Object: chat.ObjectCompletion, Created: 2, Model: "m",
+		Choices: []chat.Choice{{Message: chat.Message{Role: "assistant", ToolCalls: []chat.ToolCall{{ID: "c", Type: "function", Function: chat.FunctionCall{Name: "f", Arguments: "{}"}}}}, FinishReason: "tool_calls"}},
+		Usage:   &chat.Usage{PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2}}
+	b, _ := json.Marshal(resp)
+	want := `{"id":"r","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`
+	if string(b) != want {
+		t.Errorf("response = %s\nwant       %s", b, want)
+	}
+}

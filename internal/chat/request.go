@@ -1,0 +1,384 @@
+package chat
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// ParseRequest decodes and validates an OpenAI chat completions request body.
+// Errors are *InvalidError with a message fit for the client. Model may be
+// empty: the path form of the API supplies it.
+func ParseRequest(body []byte) (*Request, error) {
+	var r Request
+	if err := r.UnmarshalJSON(body); err != nil {
+		return nil, err
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Top-level fields Request models itself; every other field goes to Extra.
+// stream_options is dropped: adapters set it themselves.
+var knownFields = map[string]bool{
+	"model": true, "messages": true, "stream": true, "max_tokens": true,
+	"max_completion_tokens": true, "temperature": true, "top_p": true,
+	"stop": true, "tools": true, "tool_choice": true, "response_format": true,
+	"user": true, "stream_options": true,
+}
+
+// UnmarshalJSON decodes a request without validating it (see Validate).
+// Errors are *InvalidError.
+func (r *Request) UnmarshalJSON(body []byte) error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return invalidf("request body must be a JSON object")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return invalidf("invalid JSON body: %v", err)
+	}
+	*r = Request{}
+	for name, raw := range fields {
+		if !knownFields[name] {
+			if r.Extra == nil {
+				r.Extra = make(map[string]json.RawMessage)
+			}
+			r.Extra[name] = raw
+		}
+	}
+
+	var err error
+	field := func(name, want string, dst any) {
+		raw, ok := fields[name]
+		if err != nil || !ok || isNull(raw) {
+			return
+		}
+		if e := json.Unmarshal(raw, dst); e != nil {
+			err = invalidf("%s must be %s", name, want)
+		}
+	}
+	field("model", "a string", &r.Model)
+	field("stream", "a boolean", &r.Stream)
+	var maxTokens, maxCompletion *int
+	field("max_tokens", "an integer", &maxTokens)
+	field("max_completion_tokens", "an integer", &maxCompletion)
+	field("temperature", "a number", &r.Temperature)
+	field("top_p", "a number", &r.TopP)
+	field("user", "a string", &r.User)
+	field("tools", "an array of tools", &r.Tools)
+	if err != nil {
+		return err
+	}
+	switch {
+	case maxCompletion != nil:
+		r.MaxTokens, r.MaxTokensParam = maxCompletion, "max_completion_tokens"
+	case maxTokens != nil:
+		r.MaxTokens, r.MaxTokensParam = maxTokens, "max_tokens"
+	}
+	if raw, ok := fields["stop"]; ok && !isNull(raw) {
+		if r.Stop, err = decodeStop(raw); err != nil {
+			return err
+		}
+	}
+	if raw, ok := fields["tool_choice"]; ok && !isNull(raw) {
+		r.ToolChoice = raw
+	}
+	if raw, ok := fields["response_format"]; ok && !isNull(raw) {
+		r.ResponseFormat = raw
+	}
+	if raw, ok := fields["messages"]; ok && !isNull(raw) {
+		if r.Messages, err = decodeMessages(raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func decodeStop(raw json.RawMessage) ([]string, error) {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if json.Unmarshal(raw, &many) != nil {
+		return nil, invalidf("stop must be a string or an array of strings")
+	}
+	return many, nil
+}
+
+func decodeMessages(raw json.RawMessage) ([]Message, error) {
+	var raws []json.RawMessage
+	if json.Unmarshal(raw, &raws) != nil {
+		return nil, invalidf("messages must be an array of message objects")
+	}
+	msgs := make([]Message, len(raws))
+	for i, m := range raws {
+		if err := json.Unmarshal(m, &msgs[i]); err != nil {
+			var te *json.UnmarshalTypeError
+			var ce *contentPartError
+			switch {
+			case errors.As(err, &ce):
+				return nil, invalidf("messages[%d].content: %s", i, ce.msg)
+			case errors.Is(err, errContentType):
+				return nil, invalidf("messages[%d].%v", i, err)
+			case errors.As(err, &te) && te.Field != "":
+				return nil, invalidf("messages[%d].%s has the wrong type", i, te.Field)
+			default:
+				return nil, invalidf("messages[%d] must be a message object", i)
+			}
+		}
+	}
+	return msgs, nil
+}
+
+// MarshalJSON renders the request in OpenAI's format, with Extra fields merged
+// in (sorted by name) and MaxTokens under the field named by MaxTokensParam
+// (max_tokens when empty).
+func (r Request) MarshalJSON() ([]byte, error) {
+	type wire struct {
+		Model               string          `json:"model"`
+		Messages            []Message       `json:"messages"`
+		Stream              bool            `json:"stream,omitempty"`
+		MaxTokens           *int            `json:"max_tokens,omitempty"`
+		MaxCompletionTokens *int            `json:"max_completion_tokens,omitempty"`
+		Temperature         *float64        `json:"temperature,omitempty"`
+		TopP                *float64        `json:"top_p,omitempty"`
+		Stop                []string        `json:"stop,omitempty"`
+		Tools               []Tool          `json:"tools,omitempty"`
+		ToolChoice          json.RawMessage `json:"tool_choice,omitempty"`
+		ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
+		User                string          `json:"user,omitempty"`
+	}
+	w := wire{
+		Model: r.Model, Messages: r.Messages, Stream: r.Stream,
+		Temperature: r.Temperature, TopP: r.TopP, Stop: r.Stop, Tools: r.Tools,
+		ToolChoice: r.ToolChoice, ResponseFormat: r.ResponseFormat, User: r.User,
+	}
+	if w.Messages == nil {
+		w.Messages = []Message{}
+	}
+	if r.MaxTokensParam == "max_completion_tokens" {
+		w.MaxCompletionTokens = r.MaxTokens
+	} else {
+		w.MaxTokens = r.MaxTokens
+	}
+	b, err := json.Marshal(w)
+	if err != nil || len(r.Extra) == 0 {
+		return b, err
+	}
+	names := make([]string, 0, len(r.Extra))
+	for name := range r.Extra {
+		// A known field in Extra would produce a duplicate key: skip it.
+		if !knownFields[name] || name == "stream_options" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	b = b[:len(b)-1] // drop the closing brace and append the extra fields
+	for _, name := range names {
+		key, _ := json.Marshal(name)
+		val := r.Extra[name]
+		if !json.Valid(val) {
+			return nil, fmt.Errorf("extra field %q is not valid JSON", name)
+		}
+		b = append(b, ',')
+		b = append(b, key...)
+		b = append(b, ':')
+		b = append(b, val...)
+	}
+	return append(b, '}'), nil
+}
+
+var toolNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
+// Validate checks what ParseRequest promises: a non-empty message list with
+// known roles and well-formed content, and sane sampling parameters. Errors
+// are *InvalidError.
+func (r *Request) Validate() error {
+	if len(r.Messages) == 0 {
+		return invalidf("messages must be a non-empty array")
+	}
+	for i := range r.Messages {
+		if err := validateMessage(i, &r.Messages[i]); err != nil {
+			return err
+		}
+	}
+	if r.MaxTokens != nil && *r.MaxTokens < 1 {
+		name := r.MaxTokensParam
+		if name == "" {
+			name = "max_tokens"
+		}
+		return invalidf("%s must be at least 1", name)
+	}
+	if t := r.Temperature; t != nil && (math.IsNaN(*t) || *t < 0 || *t > 2) {
+		return invalidf("temperature must be between 0 and 2")
+	}
+	if p := r.TopP; p != nil && (math.IsNaN(*p) || *p < 0 || *p > 1) {
+		return invalidf("top_p must be between 0 and 1")
+	}
+	for i, t := range r.Tools {
+		if t.Type != "function" {
+			return invalidf("tools[%d].type must be \"function\"", i)
+		}
+		if !toolNameRE.MatchString(t.Function.Name) {
+			return invalidf("tools[%d].function.name must be 1 to 64 letters, digits, underscores or dashes", i)
+		}
+		if len(t.Function.Parameters) > 0 && !isNull(t.Function.Parameters) && !isObject(t.Function.Parameters) {
+			return invalidf("tools[%d].function.parameters must be a JSON Schema object", i)
+		}
+	}
+	if len(r.ToolChoice) > 0 {
+		if err := validateToolChoice(r.ToolChoice, len(r.Tools) > 0); err != nil {
+			return err
+		}
+	}
+	if len(r.ResponseFormat) > 0 {
+		if err := validateResponseFormat(r.ResponseFormat); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isObject(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{' && json.Valid(raw)
+}
+
+func validateMessage(i int, m *Message) error {
+	switch m.Role {
+	case RoleSystem, RoleDeveloper, RoleUser, RoleAssistant, RoleTool:
+	case "":
+		return invalidf("messages[%d].role is required", i)
+	default:
+		return invalidf("messages[%d].role %q is not one of system, developer, user, assistant, tool", i, m.Role)
+	}
+	if m.Content.IsNull() {
+		if m.Role != RoleAssistant || len(m.ToolCalls) == 0 {
+			return invalidf("messages[%d].content is required", i)
+		}
+	}
+	for j, p := range m.Content.Parts() {
+		switch p.Type {
+		case PartText:
+		case PartImageURL:
+			if m.Role != RoleUser {
+				return invalidf("messages[%d].content[%d]: images are only allowed in user messages", i, j)
+			}
+			if p.ImageURL == nil || p.ImageURL.URL == "" {
+				return invalidf("messages[%d].content[%d].image_url.url is required", i, j)
+			}
+			u := p.ImageURL.URL
+			if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "data:") {
+				return invalidf("messages[%d].content[%d].image_url.url must be an http(s) or data: URL", i, j)
+			}
+			switch p.ImageURL.Detail {
+			case "", "auto", "low", "high":
+			default:
+				return invalidf("messages[%d].content[%d].image_url.detail must be auto, low or high", i, j)
+			}
+		case "":
+			return invalidf("messages[%d].content[%d].type is required", i, j)
+		default:
+			return invalidf("messages[%d].content[%d]: content part type %q is not supported (use text or image_url)", i, j, p.Type)
+		}
+	}
+	if len(m.ToolCalls) > 0 && m.Role != RoleAssistant {
+		return invalidf("messages[%d]: only assistant messages may have tool_calls", i)
+	}
+	for j, tc := range m.ToolCalls {
+		if tc.ID == "" || tc.Function.Name == "" {
+			return invalidf("messages[%d].tool_calls[%d] needs an id and a function name", i, j)
+		}
+		if tc.Type != "" && tc.Type != "function" {
+			return invalidf("messages[%d].tool_calls[%d].type must be \"function\"", i, j)
+		}
+	}
+	if m.Role == RoleTool && m.ToolCallID == "" {
+		return invalidf("messages[%d].tool_call_id is required for tool messages", i)
+	}
+	return nil
+}
+
+func validateToolChoice(raw json.RawMessage, haveTools bool) error {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		switch s {
+		case "none", "auto":
+			return nil
+		case "required":
+			if !haveTools {
+				return invalidf("tool_choice \"required\" needs tools")
+			}
+			return nil
+		}
+		return invalidf("tool_choice must be \"none\", \"auto\", \"required\" or a function choice object")
+	}
+	var obj struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if json.Unmarshal(raw, &obj) != nil || obj.Type != "function" || obj.Function.Name == "" {
+		return invalidf("tool_choice must be \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}")
+	}
+	if !haveTools {
+		return invalidf("tool_choice names a function but no tools were given")
+	}
+	return nil
+}
+
+func validateResponseFormat(raw json.RawMessage) error {
+	var rf struct {
+		Type       string          `json:"type"`
+		JSONSchema json.RawMessage `json:"json_schema"`
+	}
+	if json.Unmarshal(raw, &rf) != nil {
+		return invalidf("response_format must be an object")
+	}
+	switch rf.Type {
+	case "text", "json_object":
+		return nil
+	case "json_schema":
+		if !isObject(rf.JSONSchema) {
+			return invalidf("response_format.json_schema must be an object")
+		}
+		return nil
+	}
+	return invalidf("response_format.type must be text, json_object or json_schema")
+}
+
+// ResponseFormatType returns response_format.type ("" when absent).
+func (r *Request) ResponseFormatType() string {
+	var rf struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(r.ResponseFormat, &rf)
+	return rf.Type
+}
+
+// JSONSchema returns response_format.json_schema.schema when the response
+// format is json_schema, else nil.
+func (r *Request) JSONSchema() json.RawMessage {
+	var rf struct {
+		Type       string `json:"type"`
+		JSONSchema struct {
+			Schema json.RawMessage `json:"schema"`
+		} `json:"json_schema"`
+	}
+	if json.Unmarshal(r.ResponseFormat, &rf) != nil || rf.Type != "json_schema" {
+		return nil
+	}
+	return rf.JSONSchema.Schema
+}

@@ -1,0 +1,199 @@
+// Package config reads Beaver's configuration from the environment, in one
+// place, with the defaults that CONTRACT.md names.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Provider is one upstream's connection settings.
+type Provider struct {
+	APIKey  string
+	BaseURL string
+}
+
+// Config is everything a Beaver process needs to start.
+type Config struct {
+	Addr        string
+	DatabaseURL string
+	RedisURL    string
+	DataDir     string
+
+	TemporalAddress   string
+	TemporalAddrSet   bool // TEMPORAL_ADDRESS was given explicitly
+	TemporalNamespace string
+	TaskQueue         string
+
+	Secret string // empty = generated once and kept in DataDir
+
+	AdminEmail    string
+	AdminPassword string // empty = generated (and printed by `beaver dev`)
+
+	MaxBodyBytes         int64
+	CORSOrigins          []string
+	AuthLimit            int64
+	RequireVerifiedEmail bool
+	PublicURL            string // base for links in emails
+
+	Providers map[string]Provider // by provider name: openai, anthropic, google, deepseek, perplexity, xai
+
+	UpstreamConnectTimeout   time.Duration
+	UpstreamFirstByteTimeout time.Duration
+	UpstreamIdleTimeout      time.Duration
+
+	StripeSecretKey     string
+	StripeWebhookSecret string
+	StripeAPIBase       string
+
+	Mailer       string // log, resend, smtp
+	ResendAPIKey string
+	ResendBase   string
+	MailFrom     string
+	SMTPAddr     string
+	SMTPUser     string
+	SMTPPassword string
+
+	// Argon2id cost; tests lower it.
+	ArgonMemoryKiB uint32
+	ArgonTime      uint32
+	ArgonThreads   uint8
+
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	InstanceID      string
+}
+
+// providerEnv maps provider names to their env prefix and default base URL.
+var providerEnv = []struct{ name, prefix, base string }{
+	{"openai", "OPENAI", "https://api.openai.com/v1"},
+	{"deepseek", "DEEPSEEK", "https://api.deepseek.com"},
+	{"perplexity", "PERPLEXITY", "https://api.perplexity.ai"},
+	{"xai", "XAI", "https://api.x.ai/v1"},
+	{"anthropic", "ANTHROPIC", "https://api.anthropic.com"},
+	{"google", "GEMINI", "https://generativelanguage.googleapis.com"},
+}
+
+// FromEnv builds a Config from the process environment.
+func FromEnv() (*Config, error) { return FromLookup(os.LookupEnv) }
+
+// FromLookup builds a Config from any lookup function (tests pass a map).
+func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
+	get := func(k, def string) string {
+		if v, ok := lookup(k); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []string
+	num := func(k string, def int64) int64 {
+		s := get(k, "")
+		if s == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Sprintf("%s must be a non-negative integer", k))
+			return def
+		}
+		return n
+	}
+	dur := func(k string, def time.Duration) time.Duration {
+		s := get(k, "")
+		if s == "" {
+			return def
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("%s must be a positive duration like 30s", k))
+			return def
+		}
+		return d
+	}
+	boolean := func(k string) bool {
+		switch strings.ToLower(get(k, "false")) {
+		case "1", "true", "yes", "on":
+			return true
+		case "0", "false", "no", "off":
+			return false
+		}
+		errs = append(errs, fmt.Sprintf("%s must be true or false", k))
+		return false
+	}
+
+	temporalAddr, temporalSet := lookup("TEMPORAL_ADDRESS")
+	c := &Config{
+		Addr:                     get("BEAVER_ADDR", "127.0.0.1:8080"),
+		DatabaseURL:              get("BEAVER_DATABASE_URL", "sqlite://./data/beaver.db"),
+		RedisURL:                 get("BEAVER_REDIS_URL", ""),
+		DataDir:                  get("BEAVER_DATA_DIR", "./data"),
+		TemporalAddress:          get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalAddrSet:          temporalSet && temporalAddr != "",
+		TemporalNamespace:        get("TEMPORAL_NAMESPACE", "default"),
+		TaskQueue:                get("BEAVER_TASK_QUEUE", "beaver"),
+		Secret:                   get("BEAVER_SECRET", ""),
+		AdminEmail:               get("BEAVER_ADMIN_EMAIL", "admin@localhost"),
+		AdminPassword:            get("BEAVER_ADMIN_PASSWORD", ""),
+		MaxBodyBytes:             num("BEAVER_MAX_BODY_BYTES", 10<<20),
+		AuthLimit:                num("BEAVER_AUTH_LIMIT", 10),
+		RequireVerifiedEmail:     boolean("BEAVER_REQUIRE_VERIFIED_EMAIL"),
+		PublicURL:                strings.TrimRight(get("BEAVER_PUBLIC_URL", ""), "/"),
+		Providers:                map[string]Provider{},
+		UpstreamConnectTimeout:   dur("BEAVER_UPSTREAM_CONNECT_TIMEOUT", 10*time.Second),
+		UpstreamFirstByteTimeout: dur("BEAVER_UPSTREAM_FIRST_BYTE_TIMEOUT", 120*time.Second),
+		UpstreamIdleTimeout:      dur("BEAVER_UPSTREAM_IDLE_TIMEOUT", 60*time.Second),
+		StripeSecretKey:          get("STRIPE_SECRET_KEY", ""),
+		StripeWebhookSecret:      get("STRIPE_WEBHOOK_SECRET", ""),
+		StripeAPIBase:            strings.TrimRight(get("STRIPE_API_BASE", ""), "/"),
+		Mailer:                   get("BEAVER_MAILER", "log"),
+		ResendAPIKey:             get("RESEND_API_KEY", ""),
+		ResendBase:               get("RESEND_BASE_URL", ""),
+		MailFrom:                 get("BEAVER_MAIL_FROM", "Beaver <no-reply@localhost>"),
+		SMTPAddr:                 get("BEAVER_SMTP_ADDR", ""),
+		SMTPUser:                 get("BEAVER_SMTP_USER", ""),
+		SMTPPassword:             get("BEAVER_SMTP_PASSWORD", ""),
+		ArgonMemoryKiB:           uint32(num("BEAVER_ARGON2_MEMORY_KIB", 64*1024)),
+		ArgonTime:                uint32(num("BEAVER_ARGON2_TIME", 2)),
+		ArgonThreads:             uint8(num("BEAVER_ARGON2_THREADS", 2)),
+		AccessTokenTTL:           dur("BEAVER_ACCESS_TOKEN_TTL", 15*time.Minute),
+		RefreshTokenTTL:          dur("BEAVER_REFRESH_TOKEN_TTL", 30*24*time.Hour),
+		InstanceID:               get("BEAVER_INSTANCE_ID", ""),
+	}
+	if s := get("BEAVER_CORS_ORIGINS", ""); s != "" {
+		for _, o := range strings.Split(s, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.CORSOrigins = append(c.CORSOrigins, strings.TrimRight(o, "/"))
+			}
+		}
+	}
+	for _, p := range providerEnv {
+		c.Providers[p.name] = Provider{
+			APIKey:  get(p.prefix+"_API_KEY", ""),
+			BaseURL: strings.TrimRight(get(p.prefix+"_BASE_URL", p.base), "/"),
+		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	}
+	if c.ArgonThreads == 0 || c.ArgonTime == 0 || c.ArgonMemoryKiB < 8 {
+		errs = append(errs, "argon2 parameters must be positive")
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// DefaultBaseURL reports whether the provider's base URL is the public one
+// (then a real API key is needed to call it).
+func (c *Config) DefaultBaseURL(provider string) bool {
+	for _, p := range providerEnv {
+		if p.name == provider {
+			return c.Providers[provider].BaseURL == p.base
+		}
+	}
+	return false
+}

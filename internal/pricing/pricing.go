@@ -1,0 +1,152 @@
+// Package pricing is Beaver's pure pricing engine: percentile categories over
+// the active models' base prices, the category markups, and the charge
+// formula. Integer micro-USD throughout; the only rounding is a ceiling, once
+// per marked-up price and once per charge, always in the house's favour by
+// less than one micro-USD.
+package pricing
+
+import "sort"
+
+// Category names and their markups in per-mille.
+const (
+	UltraBudget  = "ULTRA_BUDGET"
+	Budget       = "BUDGET"
+	MidRange     = "MID_RANGE"
+	Premium      = "PREMIUM"
+	UltraPremium = "ULTRA_PREMIUM"
+)
+
+// Markups maps each category to its markup in per-mille (100 = +10%).
+var Markups = map[string]int64{
+	UltraBudget:  100,
+	Budget:       125,
+	MidRange:     150,
+	Premium:      55,
+	UltraPremium: 35,
+}
+
+// Base is a model's provider list price: micro-USD per 1M tokens, plus a flat
+// per-request fee in micro-USD.
+type Base struct {
+	ModelID string
+	Input   int64
+	Output  int64
+	Fee     int64
+}
+
+// Price is a model's marked-up price in one version.
+type Price struct {
+	Base
+	Input, Output, Fee int64 // marked up; these are charged
+	Category           string
+	MarkupPermille     int64
+}
+
+// Thresholds are the P20, P40, P60 and P80 percentiles of model values.
+type Thresholds struct{ P20, P40, P60, P80 int64 }
+
+// value is input + output base price: the mean times two, so comparisons
+// never divide.
+func value(b Base) int64 { return b.Input + b.Output }
+
+// Percentile is the nearest-rank percentile of an ascending list: the value
+// at rank ceil(k/100 · N), 1-based.
+func Percentile(sorted []int64, k int) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := (k*len(sorted) + 99) / 100
+	if rank < 1 {
+		rank = 1
+	}
+	return sorted[rank-1]
+}
+
+// ComputeThresholds returns the percentiles over the given (active) models.
+func ComputeThresholds(models []Base) Thresholds {
+	vals := make([]int64, len(models))
+	for i, m := range models {
+		vals[i] = value(m)
+	}
+	sort.Slice(vals, func(i, j int) bool { return vals[i] < vals[j] })
+	return Thresholds{Percentile(vals, 20), Percentile(vals, 40), Percentile(vals, 60), Percentile(vals, 80)}
+}
+
+// Categorize places a value among the thresholds.
+func (t Thresholds) Categorize(v int64) string {
+	switch {
+	case v < t.P20:
+		return UltraBudget
+	case v < t.P40:
+		return Budget
+	case v < t.P60:
+		return MidRange
+	case v < t.P80:
+		return Premium
+	}
+	return UltraPremium
+}
+
+// MarkUp returns ceil(base × (1000 + permille) / 1000).
+func MarkUp(base, permille int64) int64 {
+	return ceilDiv(base*(1000+permille), 1000)
+}
+
+// Compute prices every model: categories come from the percentiles of all
+// given models' values, each price is marked up by its category's markup.
+// The result keeps the input order.
+func Compute(models []Base) []Price {
+	t := ComputeThresholds(models)
+	out := make([]Price, len(models))
+	for i, m := range models {
+		cat := t.Categorize(value(m))
+		pm := Markups[cat]
+		out[i] = Price{Base: m, Input: MarkUp(m.Input, pm), Output: MarkUp(m.Output, pm), Fee: MarkUp(m.Fee, pm),
+			Category: cat, MarkupPermille: pm}
+	}
+	return out
+}
+
+// Cost is the charge for a request: ceil((in·inPrice + out·outPrice) / 1e6)
+// + fee. With marked-up prices it is what the user pays; with base prices it
+// is the provider cost.
+func Cost(inPrice, outPrice, fee, inTokens, outTokens int64) int64 {
+	return ceilDiv(inTokens*inPrice+outTokens*outPrice, 1_000_000) + fee
+}
+
+// Charge is a priced request.
+type Charge struct {
+	ChargedMicros      int64
+	ProviderCostMicros int64
+	MarkupMicros       int64
+}
+
+// ChargeFor computes the user charge, the provider cost and the markup for
+// a request's token counts at price p.
+func ChargeFor(p Price, inTokens, outTokens int64) Charge {
+	charged := Cost(p.Input, p.Output, p.Fee, inTokens, outTokens)
+	provider := Cost(p.Base.Input, p.Base.Output, p.Base.Fee, inTokens, outTokens)
+	return Charge{ChargedMicros: charged, ProviderCostMicros: provider, MarkupMicros: charged - provider}
+}
+
+// MaxOutputTokens is the largest number of completion tokens whose cost,
+// with inTokens of prompt, stays within budget; -1 means any number (free
+// output). It returns a negative number below -1 when not even zero output
+// tokens fit.
+func MaxOutputTokens(p Price, inTokens, budget int64) int64 {
+	room := (budget-p.Fee)*1_000_000 - inTokens*p.Input
+	if room < 0 {
+		return -2
+	}
+	if p.Output == 0 {
+		return -1
+	}
+	return room / p.Output
+}
+
+func ceilDiv(a, b int64) int64 {
+	if a <= 0 {
+		return 0
+	}
+	return (a + b - 1) / b
+}

@@ -1,0 +1,208 @@
+package fakeupstream
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/beaver-gateway/beaver/internal/providers/sse"
+)
+
+// anthropicFormat answers like the Anthropic Messages API.
+type anthropicFormat struct{}
+
+type anRequest struct {
+	Model     string          `json:"model"`
+	MaxTokens int             `json:"max_tokens"`
+	Stream    bool            `json:"stream"`
+	System    json.RawMessage `json:"system"`
+	Messages  []struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	} `json:"messages"`
+	Tools []struct {
+		Name string `json:"name"`
+	} `json:"tools"`
+}
+
+// anText returns the text of string content or of a block list (text blocks
+// and tool_result contents).
+func anText(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var blocks []struct {
+		Type    string          `json:"type"`
+		Text    string          `json:"text"`
+		Content json.RawMessage `json:"content"`
+	}
+	_ = json.Unmarshal(raw, &blocks)
+	var texts []string
+	for _, b := range blocks {
+		switch b.Type {
+		case "text":
+			texts = append(texts, b.Text)
+		case "tool_result":
+			texts = append(texts, anText(b.Content))
+		}
+	}
+	return strings.Join(texts, " ")
+}
+
+func (anthropicFormat) parse(body []byte, c *call) error {
+	var r anRequest
+	if err := json.Unmarshal(body, &r); err != nil {
+		return err
+	}
+	if r.MaxTokens < 1 || len(r.Messages) == 0 {
+		return errors.New("max_tokens and messages are required")
+	}
+	c.model, c.stream, c.maxTokens = r.Model, r.Stream, r.MaxTokens
+	var texts []string
+	if len(r.System) > 0 {
+		texts = append(texts, anText(r.System))
+	}
+	for _, m := range r.Messages {
+		t := anText(m.Content)
+		texts = append(texts, t)
+		if m.Role == "user" {
+			c.lastUser = t
+		}
+	}
+	c.promptTokens = countPrompt(texts)
+	if len(r.Tools) > 0 {
+		c.tool = r.Tools[0].Name
+	}
+	return nil
+}
+
+func (anthropicFormat) errorBody(status int, c *call, msg string) []byte {
+	typ, text := "api_error", "Internal server error"
+	switch status {
+	case 400:
+		typ, text = "invalid_request_error", "messages: fake error requested"
+	case 401:
+		typ, text = "authentication_error", "invalid x-api-key"
+	case 403:
+		typ, text = "permission_error", "Your API key does not have permission to use the specified resource."
+	case 404:
+		typ, text = "not_found_error", "model: "+c.model
+	case 413:
+		typ, text = "request_too_large", "Request exceeds the maximum allowed number of bytes."
+	case 429:
+		typ, text = "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit (https://docs.anthropic.com/en/api/rate-limits); see the response headers for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later. You may also contact sales at https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase."
+	case 529:
+		typ, text = "overloaded_error", "Overloaded"
+	default:
+		if status < 500 {
+			typ, text = "invalid_request_error", http.StatusText(status)
+		}
+	}
+	if msg != "" {
+		text = msg
+	}
+	return mustJSON(map[string]any{"type": "error", "error": map[string]string{"type": typ, "message": text}, "request_id": "req_fake"})
+}
+
+func anStop(p *plan) string {
+	switch {
+	case p.tool:
+		return "tool_use"
+	case p.capped:
+		return "max_tokens"
+	}
+	return "end_turn"
+}
+
+func (anthropicFormat) complete(w http.ResponseWriter, c *call, p *plan, id string) {
+	var content []any
+	if p.tool {
+		content = []any{map[string]any{"type": "tool_use", "id": "toolu_fake" + id, "name": c.tool,
+			"input": json.RawMessage(strings.Join(toolArgFragments, ""))}}
+	} else {
+		content = []any{map[string]any{"type": "text", "text": strings.Join(p.words, " ")}}
+	}
+	resp := map[string]any{
+		"id": "msg_fake" + id, "type": "message", "role": "assistant", "model": c.model, "content": content,
+		"stop_reason": anStop(p), "stop_sequence": nil,
+	}
+	if !p.noUsage {
+		resp["usage"] = map[string]int{"input_tokens": c.promptTokens, "cache_creation_input_tokens": 0,
+			"cache_read_input_tokens": 0, "output_tokens": p.completionTokens()}
+	}
+	writeJSON(w, http.StatusOK, mustJSON(resp))
+}
+
+type anStreamer struct {
+	w  *sse.Writer
+	c  *call
+	p  *plan
+	id string
+}
+
+func (anthropicFormat) streamer(w *sse.Writer, c *call, p *plan, id string) streamer {
+	return &anStreamer{w: w, c: c, p: p, id: id}
+}
+
+func (s *anStreamer) event(name string, v any) error { return s.w.Event(name, mustJSON(v)) }
+
+func (s *anStreamer) start() error {
+	msg := map[string]any{
+		"id": "msg_fake" + s.id, "type": "message", "role": "assistant", "content": []any{}, "model": s.c.model,
+		"stop_reason": nil, "stop_sequence": nil,
+	}
+	if !s.p.noUsage {
+		msg["usage"] = map[string]int{"input_tokens": s.c.promptTokens, "cache_creation_input_tokens": 0,
+			"cache_read_input_tokens": 0, "output_tokens": 1}
+	}
+	if err := s.event("message_start", map[string]any{"type": "message_start", "message": msg}); err != nil {
+		return err
+	}
+	if s.p.tool {
+		return nil
+	}
+	if err := s.event("content_block_start", map[string]any{"type": "content_block_start", "index": 0,
+		"content_block": map[string]string{"type": "text", "text": ""}}); err != nil {
+		return err
+	}
+	return s.event("ping", map[string]string{"type": "ping"})
+}
+
+func (s *anStreamer) word(i int, text string) error {
+	return s.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+		"delta": map[string]string{"type": "text_delta", "text": delta(i, text)}})
+}
+
+func (s *anStreamer) toolCall(name string) error {
+	if err := s.event("content_block_start", map[string]any{"type": "content_block_start", "index": 0,
+		"content_block": map[string]any{"type": "tool_use", "id": "toolu_fake" + s.id, "name": name, "input": map[string]any{}}}); err != nil {
+		return err
+	}
+	for _, frag := range append([]string{""}, toolArgFragments...) { // Anthropic opens with an empty fragment
+		if err := s.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+			"delta": map[string]string{"type": "input_json_delta", "partial_json": frag}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *anStreamer) finish() error {
+	if err := s.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}); err != nil {
+		return err
+	}
+	md := map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": anStop(s.p), "stop_sequence": nil}}
+	if !s.p.noUsage {
+		md["usage"] = map[string]int{"output_tokens": s.p.completionTokens()}
+	}
+	if err := s.event("message_delta", md); err != nil {
+		return err
+	}
+	return s.event("message_stop", map[string]string{"type": "message_stop"})
+}
+
+func (s *anStreamer) midError() error {
+	return s.w.Event("error", []byte(`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`))
+}

@@ -1,0 +1,410 @@
+// Package fakeupstream is a local stand-in for the OpenAI, Anthropic and
+// Gemini APIs, speaking their real wire formats, for tests and benchmarks.
+// One Server answers all three on the contract's paths, so it can be the
+// base URL of every provider:
+//
+//	POST /chat/completions, /v1/chat/completions     OpenAI format
+//	POST /v1/messages                                Anthropic Messages
+//	POST /v1beta/models/{model}:generateContent      Gemini
+//	POST /v1beta/models/{model}:streamGenerateContent?alt=sse
+//
+// Answers are deterministic and steered by directives in the text of the
+// last user message:
+//
+//	(none)                 a reply of 8 words: "Hello from fake <format>! ..."
+//	[[words:N]]            a reply of N words
+//	[[tool]]               a call to the request's first tool, arguments
+//	                       {"input":"fake"} (sent in 3 fragments when streamed)
+//	[[error:STATUS]]       that HTTP status with the provider's real error
+//	                       body (429 adds "retry-after: 2"; Anthropic 529 is
+//	                       overloaded_error)
+//	[[cut:K]]              K words, then the connection is dropped (no usage,
+//	                       no end marker)
+//	[[midstream-error:K]]  K words, then the provider's in-stream error
+//	                       event (non-streaming: a 500 error answer)
+//	[[nousage]]            never report usage
+//	[[hang]]               send the headers, then nothing
+//	[[slow:MS]]            wait MS milliseconds before the headers
+//
+// Streams send one word per event (each after Options.ChunkDelay); a
+// non-streaming answer waits ChunkDelay per word before its headers. The
+// request's max tokens (max_tokens / max_completion_tokens, max_tokens,
+// maxOutputTokens) caps the words, and a capped reply finishes with
+// length / max_tokens / MAX_TOKENS.
+//
+// Usage is exact and documented: prompt tokens = the whitespace-separated
+// words of all message text (system prompt included, counted as a message)
+// + 3 per message; completion tokens = the words emitted (3 for a tool
+// call).
+package fakeupstream
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/providers/sse"
+)
+
+// Options tune the fake's timing.
+type Options struct {
+	Latency    time.Duration // before the response headers of every request
+	ChunkDelay time.Duration // before each stream event (per word)
+	// DisableRecording stops Requests from keeping requests, for benchmarks.
+	DisableRecording bool
+}
+
+// Recorded is one request the fake received.
+type Recorded struct {
+	Method string
+	Path   string
+	Query  string
+	Header http.Header
+	Body   []byte
+}
+
+// Server is the fake upstream; it is an http.Handler.
+type Server struct {
+	opts      Options
+	mu        sync.Mutex
+	requests  []Recorded
+	cancelled atomic.Int64
+	seq       atomic.Uint64
+}
+
+// New returns a fake upstream.
+func New(opts Options) *Server { return &Server{opts: opts} }
+
+// Requests returns the requests received so far, oldest first.
+func (s *Server) Requests() []Recorded {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Recorded(nil), s.requests...)
+}
+
+// Cancelled counts the responses whose client went away after the headers
+// were sent and before the response ended (detected through the request's
+// context).
+func (s *Server) Cancelled() int64 { return s.cancelled.Load() }
+
+// Reset forgets recorded requests and the cancellation count.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	s.requests = nil
+	s.mu.Unlock()
+	s.cancelled.Store(0)
+}
+
+// Default reply length and the tool call's argument fragments.
+const (
+	defaultWords  = 8
+	toolCallWords = 3
+)
+
+var toolArgFragments = []string{`{"input":`, `"fa`, `ke"}`}
+
+// call is what the fake needs of a request, whatever its format.
+type call struct {
+	format       string // "openai", "anthropic", "gemini"
+	model        string
+	stream       bool
+	includeUsage bool // OpenAI stream_options.include_usage
+	maxTokens    int  // 0 = no cap
+	promptTokens int
+	lastUser     string
+	tool         string // the first tool's name
+}
+
+// plan is what the fake will answer.
+type plan struct {
+	words     []string
+	capped    bool // the words were cut to max tokens
+	tool      bool
+	errStatus int
+	cut       int // -1 = no cut
+	midErr    int // -1 = no mid-stream error
+	noUsage   bool
+	hang      bool
+	slow      time.Duration
+}
+
+func (p *plan) completionTokens() int {
+	if p.tool {
+		return toolCallWords
+	}
+	return len(p.words)
+}
+
+// format is one wire format's way of answering.
+type format interface {
+	parse(body []byte, c *call) error
+	// errorBody is the provider's error body for status; msg replaces the
+	// provider's usual message when not empty.
+	errorBody(status int, c *call, msg string) []byte
+	complete(w http.ResponseWriter, c *call, p *plan, id string)
+	streamer(w *sse.Writer, c *call, p *plan, id string) streamer
+}
+
+// streamer writes one stream's events.
+type streamer interface {
+	start() error
+	word(i int, text string) error
+	toolCall(name string) error
+	finish() error // finish reason, usage (unless noUsage) and end marker
+	midError() error
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, `{"error":{"message":"method not allowed"}}`, http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		return
+	}
+	if !s.opts.DisableRecording {
+		s.mu.Lock()
+		s.requests = append(s.requests, Recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+		s.mu.Unlock()
+	}
+
+	var f format
+	c := call{}
+	switch p := r.URL.Path; {
+	case p == "/chat/completions" || p == "/v1/chat/completions":
+		f, c.format = openaiFormat{}, "openai"
+	case p == "/v1/messages":
+		f, c.format = anthropicFormat{}, "anthropic"
+	case strings.HasPrefix(p, "/v1beta/models/"):
+		model, method, ok := strings.Cut(strings.TrimPrefix(p, "/v1beta/models/"), ":")
+		if !ok || (method != "generateContent" && method != "streamGenerateContent") {
+			http.NotFound(w, r)
+			return
+		}
+		if method == "streamGenerateContent" && r.URL.Query().Get("alt") != "sse" {
+			writeJSON(w, http.StatusBadRequest, []byte(`{"error":{"code":400,"message":"the fake upstream streams only with alt=sse","status":"INVALID_ARGUMENT"}}`))
+			return
+		}
+		f, c.format, c.model, c.stream = geminiFormat{}, "gemini", model, method == "streamGenerateContent"
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if err := f.parse(body, &c); err != nil {
+		writeJSON(w, http.StatusBadRequest, f.errorBody(http.StatusBadRequest, &c, "invalid request: "+err.Error()))
+		return
+	}
+	p := makePlan(&c)
+
+	ctx := r.Context()
+	if !sleep(ctx, s.opts.Latency+p.slow) {
+		return
+	}
+	if p.errStatus != 0 {
+		if p.errStatus == http.StatusTooManyRequests {
+			w.Header().Set("retry-after", "2")
+		}
+		writeJSON(w, p.errStatus, f.errorBody(p.errStatus, &c, ""))
+		return
+	}
+	id := strconv.FormatUint(s.seq.Add(1), 10)
+	if c.stream {
+		s.stream(w, r, f, &c, &p, id)
+		return
+	}
+	s.complete(w, r, f, &c, &p, id)
+}
+
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, f format, c *call, p *plan, id string) {
+	ctx := r.Context()
+	switch {
+	case p.hang:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		<-ctx.Done()
+		s.cancelled.Add(1)
+		return
+	case p.midErr >= 0:
+		writeJSON(w, http.StatusInternalServerError, f.errorBody(http.StatusInternalServerError, c, ""))
+		return
+	case p.cut >= 0:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, `{"id":"`)
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler) // drop the connection
+	}
+	if !sleep(ctx, s.opts.ChunkDelay*time.Duration(len(p.words))) {
+		return
+	}
+	f.complete(w, c, p, id)
+}
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, f format, c *call, p *plan, id string) {
+	ctx := r.Context()
+	sse.SetHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+	http.NewResponseController(w).Flush()
+	if p.hang {
+		<-ctx.Done()
+		s.cancelled.Add(1)
+		return
+	}
+	st := f.streamer(sse.NewWriter(w), c, p, id)
+	gone := func(err error) bool {
+		if err == nil && ctx.Err() == nil {
+			return false
+		}
+		if ctx.Err() != nil {
+			s.cancelled.Add(1)
+		}
+		return true
+	}
+	if gone(st.start()) {
+		return
+	}
+	if p.tool {
+		if !sleep(ctx, s.opts.ChunkDelay) {
+			s.cancelled.Add(1)
+			return
+		}
+		if gone(st.toolCall(c.tool)) {
+			return
+		}
+	} else {
+		for i, word := range p.words {
+			if i == p.cut {
+				panic(http.ErrAbortHandler)
+			}
+			if i == p.midErr {
+				st.midError()
+				return
+			}
+			if !sleep(ctx, s.opts.ChunkDelay) {
+				s.cancelled.Add(1)
+				return
+			}
+			if gone(st.word(i, word)) {
+				return
+			}
+		}
+	}
+	switch {
+	case p.cut >= 0:
+		panic(http.ErrAbortHandler)
+	case p.midErr >= 0:
+		st.midError()
+		return
+	}
+	gone(st.finish())
+}
+
+// sleep waits d unless ctx ends first; it reports whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+var directiveRE = regexp.MustCompile(`\[\[([a-z-]+)(?::(\d+))?\]\]`)
+
+func makePlan(c *call) plan {
+	p := plan{cut: -1, midErr: -1}
+	n := defaultWords
+	for _, m := range directiveRE.FindAllStringSubmatch(c.lastUser, -1) {
+		arg, _ := strconv.Atoi(m[2])
+		switch m[1] {
+		case "words":
+			n = arg
+		case "error":
+			p.errStatus = arg
+		case "cut":
+			p.cut = arg
+		case "midstream-error":
+			p.midErr = arg
+		case "nousage":
+			p.noUsage = true
+		case "hang":
+			p.hang = true
+		case "slow":
+			p.slow = time.Duration(arg) * time.Millisecond
+		case "tool":
+			p.tool = c.tool != ""
+		}
+	}
+	if c.maxTokens > 0 && n > c.maxTokens {
+		n, p.capped = c.maxTokens, true
+	}
+	p.words = make([]string, n)
+	for i := range p.words {
+		p.words[i] = word(c.format, i)
+	}
+	return p
+}
+
+var lorem = strings.Fields("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua")
+
+// word is the i-th word of every reply: "Hello from fake <format>!" and
+// then lorem ipsum.
+func word(format string, i int) string {
+	switch i {
+	case 0:
+		return "Hello"
+	case 1:
+		return "from"
+	case 2:
+		return "fake"
+	case 3:
+		return format + "!"
+	}
+	return lorem[(i-4)%len(lorem)]
+}
+
+// delta is the i-th word as streamed: words after the first carry their
+// leading space.
+func delta(i int, word string) string {
+	if i == 0 {
+		return word
+	}
+	return " " + word
+}
+
+// countPrompt applies the documented prompt-token rule to message texts.
+func countPrompt(texts []string) int {
+	n := 0
+	for _, t := range texts {
+		n += len(strings.Fields(t)) + 3
+	}
+	return n
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,202 @@
+package fakeupstream_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
+	"github.com/beaver-gateway/beaver/internal/providers/sse"
+)
+
+func start(t *testing.T, opts fakeupstream.Options) (*fakeupstream.Server, string) {
+	t.Helper()
+	fake := fakeupstream.New(opts)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return fake, srv.URL
+}
+
+func post(t *testing.T, url, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer sk-test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	return resp, b
+}
+
+func events(t *testing.T, body []byte) []sse.Event {
+	t.Helper()
+	r := sse.NewReader(strings.NewReader(string(body)))
+	var out []sse.Event
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Data = append([]byte(nil), ev.Data...)
+		out = append(out, ev)
+	}
+}
+
+func TestOpenAIFormat(t *testing.T) {
+	fake, url := start(t, fakeupstream.Options{})
+	for _, path := range []string{"/chat/completions", "/v1/chat/completions"} {
+		resp, body := post(t, url+path, `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"be nice"},{"role":"user","content":[{"type":"text","text":"hi there [[words:3]]"}]}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		var r struct {
+			Object  string `json:"object"`
+			Choices []struct {
+				Message struct {
+					Content string `json:"content"`
+				} `json:"message"`
+				FinishReason string `json:"finish_reason"`
+			} `json:"choices"`
+			Usage struct {
+				PromptTokens, CompletionTokens, TotalTokens int
+			} `json:"usage"`
+		}
+		json.Unmarshal(body, &r)
+		// prompt: "be nice" 2 + 3, "hi there [[words:3]]" 3 + 3
+		if r.Object != "chat.completion" || r.Choices[0].Message.Content != "Hello from fake" || r.Choices[0].FinishReason != "stop" {
+			t.Errorf("%s: %s", path, body)
+		}
+		var u map[string]map[string]int
+		json.Unmarshal(body, &u)
+		if u["usage"]["prompt_tokens"] != 11 || u["usage"]["completion_tokens"] != 3 || u["usage"]["total_tokens"] != 14 {
+			t.Errorf("usage = %v", u["usage"])
+		}
+	}
+	reqs := fake.Requests()
+	if len(reqs) != 2 || reqs[1].Path != "/v1/chat/completions" || reqs[0].Header.Get("Authorization") != "Bearer sk-test" || !strings.Contains(string(reqs[0].Body), "be nice") {
+		t.Errorf("recorded %+v", reqs)
+	}
+	fake.Reset()
+	if len(fake.Requests()) != 0 {
+		t.Error("Reset kept requests")
+	}
+}
+
+func TestOpenAIStreamUsageOnlyWhenAsked(t *testing.T) {
+	_, url := start(t, fakeupstream.Options{})
+	for _, include := range []bool{false, true} {
+		opts := ""
+		if include {
+			opts = `,"stream_options":{"include_usage":true}`
+		}
+		_, body := post(t, url+"/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"[[words:2]]"}]`+opts+`}`)
+		evs := events(t, body)
+		if string(evs[len(evs)-1].Data) != "[DONE]" {
+			t.Fatalf("no [DONE]: %s", body)
+		}
+		hasUsage := strings.Contains(string(evs[len(evs)-2].Data), `"prompt_tokens"`)
+		// role chunk, 2 words, finish chunk, (usage), [DONE]
+		if hasUsage != include || len(evs) != 5+map[bool]int{true: 1}[include] {
+			t.Errorf("include_usage=%v: %d events, usage %v:\n%s", include, len(evs), hasUsage, body)
+		}
+	}
+}
+
+func TestAnthropicFormat(t *testing.T) {
+	_, url := start(t, fakeupstream.Options{})
+	resp, body := post(t, url+"/v1/messages", `{"model":"claude-3-5-haiku-20241022","messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), `"invalid_request_error"`) {
+		t.Errorf("missing max_tokens: %d %s", resp.StatusCode, body)
+	}
+	_, body = post(t, url+"/v1/messages", `{"model":"claude-3-5-haiku-20241022","max_tokens":2,"system":"be nice","stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}`)
+	var names []string
+	for _, ev := range events(t, body) {
+		names = append(names, ev.Name)
+	}
+	want := "message_start content_block_start ping content_block_delta content_block_delta content_block_stop message_delta message_stop"
+	if strings.Join(names, " ") != want {
+		t.Errorf("events %v", names)
+	}
+	if !strings.Contains(string(body), `"stop_reason":"max_tokens"`) || !strings.Contains(string(body), `"input_tokens":9`) {
+		t.Errorf("body:\n%s", body)
+	}
+	resp, body = post(t, url+"/v1/messages", `{"model":"c","max_tokens":5,"messages":[{"role":"user","content":"[[error:529]]"}]}`)
+	if resp.StatusCode != 529 || string(body) != `{"error":{"message":"Overloaded","type":"overloaded_error"},"request_id":"req_fake","type":"error"}` {
+		t.Errorf("529: %s", body)
+	}
+}
+
+func TestGeminiFormat(t *testing.T) {
+	_, url := start(t, fakeupstream.Options{})
+	resp, body := post(t, url+"/v1beta/models/gemini-1.5-flash:streamGenerateContent", `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`)
+	if resp.StatusCode != 400 {
+		t.Errorf("stream without alt=sse: %d", resp.StatusCode)
+	}
+	_, body = post(t, url+"/v1beta/models/gemini-1.5-flash:streamGenerateContent?alt=sse", `{"contents":[{"role":"user","parts":[{"text":"hi [[words:2]]"}]}],"generationConfig":{"maxOutputTokens":1}}`)
+	evs := events(t, body)
+	if len(evs) != 1 || !strings.Contains(string(evs[0].Data), `"finishReason":"MAX_TOKENS"`) || !strings.Contains(string(evs[0].Data), `"candidatesTokenCount":1`) {
+		t.Errorf("events: %s", body)
+	}
+	resp, body = post(t, url+"/v1beta/models/gemini-1.5-flash:generateContent", `{"contents":[{"role":"user","parts":[{"text":"[[error:429]]"}]}]}`)
+	if resp.StatusCode != 429 || resp.Header.Get("retry-after") != "2" || !strings.Contains(string(body), `"retryDelay":"2s"`) || !strings.Contains(string(body), "RESOURCE_EXHAUSTED") {
+		t.Errorf("429: %v %s", resp.Header, body)
+	}
+}
+
+func TestRouting(t *testing.T) {
+	_, url := start(t, fakeupstream.Options{})
+	resp, _ := post(t, url+"/v2/unknown", `{}`)
+	if resp.StatusCode != 404 {
+		t.Errorf("unknown path: %d", resp.StatusCode)
+	}
+	r, err := http.Get(url + "/v1/messages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 405 {
+		t.Errorf("GET: %d", r.StatusCode)
+	}
+}
+
+func TestCutDropsConnection(t *testing.T) {
+	_, url := start(t, fakeupstream.Options{})
+	resp, err := http.Post(url+"/chat/completions", "application/json", strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"[[cut:2]]"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatalf("read the whole body of a cut stream: %s", b)
+	}
+	if strings.Contains(string(b), "[DONE]") || strings.Count(string(b), "data:") != 3 {
+		t.Errorf("partial body:\n%s", b)
+	}
+}
+
+func TestLatencyAndRecordingOff(t *testing.T) {
+	fake, url := start(t, fakeupstream.Options{Latency: 100 * time.Millisecond, DisableRecording: true})
+	t0 := time.Now()
+	post(t, url+"/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	if d := time.Since(t0); d < 100*time.Millisecond {
+		t.Errorf("answered after %v", d)
+	}
+	if len(fake.Requests()) != 0 {
+		t.Error("recorded with recording disabled")
+	}
+}

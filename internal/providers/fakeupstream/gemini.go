@@ -1,0 +1,190 @@
+package fakeupstream
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/beaver-gateway/beaver/internal/providers/sse"
+)
+
+// geminiFormat answers like the Gemini API (v1beta generateContent).
+type geminiFormat struct{}
+
+type geText struct {
+	Text string `json:"text"`
+}
+
+type geRequest struct {
+	Contents []struct {
+		Role  string   `json:"role"`
+		Parts []geText `json:"parts"`
+	} `json:"contents"`
+	SystemInstruction *struct {
+		Parts []geText `json:"parts"`
+	} `json:"systemInstruction"`
+	GenerationConfig *struct {
+		MaxOutputTokens int `json:"maxOutputTokens"`
+	} `json:"generationConfig"`
+	Tools []struct {
+		FunctionDeclarations []struct {
+			Name string `json:"name"`
+		} `json:"functionDeclarations"`
+	} `json:"tools"`
+}
+
+func geJoin(parts []geText) string {
+	texts := make([]string, 0, len(parts))
+	for _, p := range parts {
+		if p.Text != "" {
+			texts = append(texts, p.Text)
+		}
+	}
+	return strings.Join(texts, " ")
+}
+
+func (geminiFormat) parse(body []byte, c *call) error {
+	var r geRequest
+	if err := json.Unmarshal(body, &r); err != nil {
+		return err
+	}
+	if len(r.Contents) == 0 {
+		return errors.New("contents is required")
+	}
+	var texts []string
+	if r.SystemInstruction != nil {
+		texts = append(texts, geJoin(r.SystemInstruction.Parts))
+	}
+	for _, m := range r.Contents {
+		t := geJoin(m.Parts)
+		texts = append(texts, t)
+		if (m.Role == "user" || m.Role == "") && t != "" {
+			c.lastUser = t
+		}
+	}
+	c.promptTokens = countPrompt(texts)
+	if r.GenerationConfig != nil {
+		c.maxTokens = r.GenerationConfig.MaxOutputTokens
+	}
+	if len(r.Tools) > 0 && len(r.Tools[0].FunctionDeclarations) > 0 {
+		c.tool = r.Tools[0].FunctionDeclarations[0].Name
+	}
+	return nil
+}
+
+var geStatus = map[int]string{
+	400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+	429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}
+
+func (geminiFormat) errorBody(status int, c *call, msg string) []byte {
+	text := http.StatusText(status)
+	switch status {
+	case 400:
+		text = "Invalid JSON payload received. fake error requested."
+	case 401:
+		text = "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."
+	case 403:
+		text = "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."
+	case 404:
+		text = "models/" + c.model + " is not found for API version v1beta, or is not supported for generateContent."
+	case 429:
+		text = "Resource has been exhausted (e.g. check quota)."
+	case 500:
+		text = "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"
+	case 503:
+		text = "The model is overloaded. Please try again later."
+	}
+	if msg != "" {
+		text = msg
+	}
+	st := geStatus[status]
+	if st == "" {
+		st = "UNKNOWN"
+	}
+	e := map[string]any{"code": status, "message": text, "status": st}
+	if status == 429 {
+		e["details"] = []any{map[string]string{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}}
+	}
+	return mustJSON(map[string]any{"error": e})
+}
+
+func geFinish(p *plan) string {
+	if p.capped && !p.tool {
+		return "MAX_TOKENS"
+	}
+	return "STOP"
+}
+
+func geUsage(c *call, completion int) map[string]any {
+	return map[string]any{"promptTokenCount": c.promptTokens, "candidatesTokenCount": completion,
+		"totalTokenCount": c.promptTokens + completion}
+}
+
+// geResponse is one GenerateContentResponse.
+func geResponse(c *call, p *plan, id string, parts []any, finish string, completion int) map[string]any {
+	cand := map[string]any{"content": map[string]any{"parts": parts, "role": "model"}, "index": 0}
+	if finish != "" {
+		cand["finishReason"] = finish
+	}
+	r := map[string]any{"candidates": []any{cand}, "modelVersion": c.model, "responseId": "fake" + id}
+	if !p.noUsage {
+		r["usageMetadata"] = geUsage(c, completion)
+	}
+	return r
+}
+
+func geToolPart(name string) map[string]any {
+	return map[string]any{"functionCall": map[string]any{"name": name, "args": json.RawMessage(strings.Join(toolArgFragments, ""))}}
+}
+
+func (geminiFormat) complete(w http.ResponseWriter, c *call, p *plan, id string) {
+	var parts []any
+	if p.tool {
+		parts = []any{geToolPart(c.tool)}
+	} else {
+		parts = []any{map[string]string{"text": strings.Join(p.words, " ")}}
+	}
+	writeJSON(w, http.StatusOK, mustJSON(geResponse(c, p, id, parts, geFinish(p), p.completionTokens())))
+}
+
+type geStreamer struct {
+	w  *sse.Writer
+	c  *call
+	p  *plan
+	id string
+}
+
+func (geminiFormat) streamer(w *sse.Writer, c *call, p *plan, id string) streamer {
+	return &geStreamer{w: w, c: c, p: p, id: id}
+}
+
+func (s *geStreamer) start() error { return nil } // Gemini's first event already carries text
+
+// word sends one word; the last word's event carries the finishReason, as
+// Gemini's last chunk does.
+func (s *geStreamer) word(i int, text string) error {
+	finish := ""
+	if i == len(s.p.words)-1 && s.p.cut < 0 && s.p.midErr < 0 {
+		finish = geFinish(s.p)
+	}
+	return s.w.Data(mustJSON(geResponse(s.c, s.p, s.id, []any{map[string]string{"text": delta(i, text)}}, finish, i+1)))
+}
+
+func (s *geStreamer) toolCall(name string) error {
+	return s.w.Data(mustJSON(geResponse(s.c, s.p, s.id, []any{geToolPart(name)}, "STOP", toolCallWords)))
+}
+
+// finish sends a closing event only for a reply without words (the last
+// word's event finished the others); the stream then just ends.
+func (s *geStreamer) finish() error {
+	if s.p.tool || len(s.p.words) > 0 {
+		return nil
+	}
+	return s.w.Data(mustJSON(geResponse(s.c, s.p, s.id, []any{map[string]string{"text": ""}}, geFinish(s.p), 0)))
+}
+
+func (s *geStreamer) midError() error {
+	return s.w.Data([]byte(`{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}`))
+}

@@ -1,0 +1,103 @@
+package gemini
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/providers/sse"
+	"github.com/beaver-gateway/beaver/internal/providers/upstream"
+)
+
+// translator turns streamGenerateContent events (each a whole
+// GenerateContentResponse) into chunks. Gemini repeats a cumulative
+// usageMetadata on its events and has no end marker: the stream ends with
+// the body, after an event with a finishReason, and the usage chunk is
+// delivered then with the last usage seen.
+type translator struct {
+	id       string
+	model    string
+	created  int64
+	started  bool
+	finished bool
+	calls    int
+	usage    *usageMetadata
+}
+
+func newTranslator(model string) *translator {
+	return &translator{id: upstream.NewID("gen-"), model: model, created: time.Now().Unix()}
+}
+
+func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
+	var r wireResponse
+	if err := json.Unmarshal(ev.Data, &r); err != nil {
+		return nil, false, upstream.BadResponse("stream event", err)
+	}
+	if r.Error != nil {
+		return nil, false, r.Error.toError(0)
+	}
+	if r.UsageMetadata != nil {
+		t.usage = r.UsageMetadata
+	}
+	if r.ModelVersion != "" {
+		t.model = r.ModelVersion
+	}
+
+	var d chat.Delta
+	var finish *string
+	if !t.started {
+		d.Role = chat.RoleAssistant
+		t.started = true
+	}
+	if len(r.Candidates) > 0 {
+		c := r.Candidates[0]
+		var text, thought strings.Builder
+		if c.Content != nil {
+			for _, p := range c.Content.Parts {
+				switch {
+				case p.FunctionCall != nil:
+					tc := p.FunctionCall.toolCall()
+					tc.Index = upstream.Ptr(t.calls)
+					t.calls++
+					d.ToolCalls = append(d.ToolCalls, tc)
+				case p.Thought:
+					thought.WriteString(p.Text)
+				default:
+					text.WriteString(p.Text)
+				}
+			}
+		}
+		if text.Len() > 0 || d.Role != "" {
+			d.Content = upstream.Ptr(text.String())
+		}
+		d.ReasoningContent = thought.String()
+		if c.FinishReason != "" {
+			finish = upstream.Ptr(finishReason(c.FinishReason, t.calls > 0))
+		}
+	} else if r.PromptFeedback != nil && r.PromptFeedback.BlockReason != "" {
+		finish = upstream.Ptr(chat.FinishContentFilter)
+	}
+	if finish != nil {
+		t.finished = true
+	}
+	if d.Role == "" && d.Content == nil && d.ReasoningContent == "" && d.ToolCalls == nil && finish == nil {
+		return nil, false, nil // a usage-only event
+	}
+	c := &chat.Chunk{ID: t.id, Object: chat.ObjectChunk, Created: t.created, Model: t.model,
+		Choices: []chat.ChunkChoice{{Delta: d, FinishReason: finish}}}
+	return []*chat.Chunk{c}, false, nil
+}
+
+// End accepts the end of the body once a finishReason was seen; before that
+// the stream was cut.
+func (t *translator) End() ([]*chat.Chunk, error) {
+	if !t.finished {
+		return nil, upstream.Cut()
+	}
+	if t.usage == nil {
+		return nil, nil
+	}
+	c := &chat.Chunk{ID: t.id, Object: chat.ObjectChunk, Created: t.created, Model: t.model, Usage: t.usage.toChat()}
+	return []*chat.Chunk{c}, nil
+}

@@ -1,0 +1,280 @@
+// Package openai is the adapter for the OpenAI Chat Completions wire format.
+// OpenAI, DeepSeek, Perplexity and xAI are configurations of this one
+// adapter: the request goes out almost as the client sent it (Extra fields
+// included) and the answer comes back in the same shape.
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"maps"
+	"net/http"
+
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/providers/sse"
+	"github.com/beaver-gateway/beaver/internal/providers/upstream"
+)
+
+// Adapter talks to one OpenAI-compatible provider.
+type Adapter struct {
+	client *upstream.Client
+	name   string
+	url    string
+	header http.Header
+}
+
+// New returns the adapter for cfg; it appends "/chat/completions" to the base
+// URL and sends the key as a bearer token.
+func New(cfg upstream.Config) (*Adapter, error) {
+	c, err := upstream.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "beaver-gateway")
+	if cfg.APIKey != "" {
+		h.Set("Authorization", "Bearer "+cfg.APIKey)
+	}
+	return &Adapter{client: c, name: cfg.Name, url: c.Config().BaseURL + "/chat/completions", header: h}, nil
+}
+
+// Complete sends a non-streaming request.
+func (a *Adapter) Complete(ctx context.Context, req *chat.Request) (*chat.Response, error) {
+	body, err := a.encode(req, false)
+	if err != nil {
+		return nil, err
+	}
+	data, err := a.client.Do(ctx, a.request(body, "application/json"))
+	if err != nil {
+		return nil, err
+	}
+	var wr wireResponse
+	if err := json.Unmarshal(data, &wr); err != nil {
+		return nil, upstream.BadResponse("response", err)
+	}
+	if wr.Error != nil { // some compatible providers answer errors with 200
+		return nil, wr.Error.toError(http.StatusBadGateway)
+	}
+	resp := &chat.Response{
+		ID: wr.ID, Object: chat.ObjectCompletion, Created: wr.Created, Model: wr.Model,
+		Choices: wr.Choices, Usage: wr.Usage.toChat(), SystemFingerprint: wr.SystemFingerprint,
+	}
+	if resp.Choices == nil {
+		resp.Choices = []chat.Choice{}
+	}
+	return resp, nil
+}
+
+// Stream starts a streaming request with stream_options.include_usage set, so
+// that the upstream reports usage in its last chunk.
+func (a *Adapter) Stream(ctx context.Context, req *chat.Request) (upstream.Stream, error) {
+	body, err := a.encode(req, true)
+	if err != nil {
+		return nil, err
+	}
+	b, err := a.client.Open(ctx, a.request(body, "text/event-stream"))
+	if err != nil {
+		return nil, err
+	}
+	return upstream.NewEventStream(b, &translator{}), nil
+}
+
+func (a *Adapter) request(body []byte, accept string) upstream.Request {
+	h := a.header.Clone()
+	h.Set("Accept", accept)
+	return upstream.Request{URL: a.url, Header: h, Body: body, ParseError: parseError}
+}
+
+var includeUsage = json.RawMessage(`{"include_usage":true}`)
+
+// encode renders the upstream body: the caller's request with stream set by
+// the method, reasoning_content removed from messages (DeepSeek rejects it on
+// input) and "developer" turned into "system" for providers other than
+// OpenAI. max_tokens keeps the caller's field name; when the caller sent
+// neither (the API set a cap), OpenAI gets max_completion_tokens, which all
+// its chat models accept and its reasoning models require, and the others
+// get max_tokens.
+func (a *Adapter) encode(req *chat.Request, stream bool) ([]byte, error) {
+	r := *req
+	r.Stream = stream
+	if r.MaxTokensParam == "" && r.MaxTokens != nil && a.name == "openai" {
+		r.MaxTokensParam = "max_completion_tokens"
+	}
+	r.Extra = maps.Clone(req.Extra)
+	if stream {
+		if r.Extra == nil {
+			r.Extra = make(map[string]json.RawMessage, 1)
+		}
+		r.Extra["stream_options"] = includeUsage
+	} else {
+		delete(r.Extra, "stream_options")
+	}
+	r.Messages = a.outgoing(req.Messages)
+	return json.Marshal(r)
+}
+
+func (a *Adapter) outgoing(msgs []chat.Message) []chat.Message {
+	out := msgs
+	copied := false
+	for i, m := range msgs {
+		mapRole := m.Role == chat.RoleDeveloper && a.name != "openai"
+		if m.ReasoningContent == "" && !mapRole {
+			continue
+		}
+		if !copied {
+			out = append([]chat.Message(nil), msgs...)
+			copied = true
+		}
+		out[i].ReasoningContent = ""
+		if mapRole {
+			out[i].Role = chat.RoleSystem
+		}
+	}
+	return out
+}
+
+type wireResponse struct {
+	ID                string        `json:"id"`
+	Created           int64         `json:"created"`
+	Model             string        `json:"model"`
+	Choices           []chat.Choice `json:"choices"`
+	Usage             *wireUsage    `json:"usage"`
+	SystemFingerprint string        `json:"system_fingerprint"`
+	Error             *wireError    `json:"error"`
+}
+
+type wireChunk struct {
+	ID      string             `json:"id"`
+	Created int64              `json:"created"`
+	Model   string             `json:"model"`
+	Choices []chat.ChunkChoice `json:"choices"`
+	Usage   *wireUsage         `json:"usage"`
+	Error   *wireError         `json:"error"`
+}
+
+// wireUsage is OpenAI's usage plus DeepSeek's prompt_cache_hit_tokens.
+type wireUsage struct {
+	PromptTokens            int                           `json:"prompt_tokens"`
+	CompletionTokens        int                           `json:"completion_tokens"`
+	TotalTokens             int                           `json:"total_tokens"`
+	PromptTokensDetails     *chat.PromptTokensDetails     `json:"prompt_tokens_details"`
+	CompletionTokensDetails *chat.CompletionTokensDetails `json:"completion_tokens_details"`
+	PromptCacheHitTokens    *int                          `json:"prompt_cache_hit_tokens"`
+}
+
+func (u *wireUsage) toChat() *chat.Usage {
+	if u == nil {
+		return nil
+	}
+	out := &chat.Usage{
+		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens,
+		PromptTokensDetails: u.PromptTokensDetails, CompletionTokensDetails: u.CompletionTokensDetails,
+	}
+	if out.PromptTokensDetails == nil && u.PromptCacheHitTokens != nil {
+		out.PromptTokensDetails = &chat.PromptTokensDetails{CachedTokens: *u.PromptCacheHitTokens}
+	}
+	if out.TotalTokens == 0 {
+		out.TotalTokens = out.PromptTokens + out.CompletionTokens
+	}
+	return out
+}
+
+// wireError is OpenAI's error object; code may be a string, a number or null.
+type wireError struct {
+	Message string          `json:"message"`
+	Type    string          `json:"type"`
+	Code    json.RawMessage `json:"code"`
+}
+
+func (e *wireError) toError(status int) *upstream.Error {
+	if status == 0 {
+		status = upstream.StatusForType(e.Type)
+		if s := upstream.StatusForType(codeString(e.Code)); s != http.StatusInternalServerError {
+			status = s
+		}
+	}
+	return &upstream.Error{Status: status, Message: e.Message}
+}
+
+func codeString(raw json.RawMessage) string {
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	return s
+}
+
+// parseError reads OpenAI's {"error":{"message",...}} body, and the looser
+// shapes some compatible providers use ({"error":"..."}, {"message":"..."}).
+func parseError(status int, header http.Header, body []byte) *upstream.Error {
+	var v struct {
+		Error   json.RawMessage `json:"error"`
+		Message string          `json:"message"`
+		Detail  string          `json:"detail"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return nil
+	}
+	var we wireError
+	var s string
+	msg := ""
+	switch {
+	case json.Unmarshal(v.Error, &we) == nil && we.Message != "":
+		msg = we.Message
+	case json.Unmarshal(v.Error, &s) == nil && s != "":
+		msg = s
+	case v.Message != "":
+		msg = v.Message
+	case v.Detail != "":
+		msg = v.Detail
+	default:
+		return nil
+	}
+	return &upstream.Error{Status: status, Message: msg, RetryAfter: upstream.RetryAfterHeader(header)}
+}
+
+// translator passes OpenAI chunks through. Usage is delivered once, on a
+// chunk of its own with no choices, just before the end: providers that
+// attach usage to content chunks (some do, on every chunk) get it moved.
+type translator struct {
+	usage     *chat.Usage // latest usage seen on a content chunk
+	last      chat.Chunk  // id, created, model of the last chunk
+	usageSent bool
+}
+
+var done = []byte("[DONE]")
+
+func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
+	data := bytes.TrimSpace(ev.Data)
+	if bytes.Equal(data, done) {
+		if t.usage != nil && !t.usageSent {
+			c := t.last
+			c.Choices, c.Usage = nil, t.usage
+			return []*chat.Chunk{&c}, true, nil
+		}
+		return nil, true, nil
+	}
+	var wc wireChunk
+	if err := json.Unmarshal(data, &wc); err != nil {
+		return nil, false, upstream.BadResponse("stream event", err)
+	}
+	if wc.Error != nil {
+		return nil, false, wc.Error.toError(0)
+	}
+	c := &chat.Chunk{ID: wc.ID, Object: chat.ObjectChunk, Created: wc.Created, Model: wc.Model, Choices: wc.Choices}
+	t.last = chat.Chunk{ID: c.ID, Object: c.Object, Created: c.Created, Model: c.Model}
+	u := wc.Usage.toChat()
+	switch {
+	case len(c.Choices) > 0:
+		if u != nil {
+			t.usage = u
+		}
+		return []*chat.Chunk{c}, false, nil
+	case u != nil && !t.usageSent:
+		c.Usage, t.usageSent = u, true
+		return []*chat.Chunk{c}, false, nil
+	}
+	return nil, false, nil // nothing to deliver
+}
+
+func (t *translator) End() ([]*chat.Chunk, error) { return nil, upstream.Cut() }

@@ -1,0 +1,103 @@
+// Package providers is the one small interface in front of the upstream LLM
+// providers. Each wire format has its own adapter package (openai,
+// anthropic, gemini); OpenAI, DeepSeek, Perplexity and xAI are
+// configurations of the openai adapter. The shared HTTP machinery lives in
+// package upstream, whose Error, Stream and Config are re-exported here.
+package providers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/providers/anthropic"
+	"github.com/beaver-gateway/beaver/internal/providers/gemini"
+	"github.com/beaver-gateway/beaver/internal/providers/openai"
+	"github.com/beaver-gateway/beaver/internal/providers/upstream"
+)
+
+// Provider is one upstream provider. Errors are *Error, or *chat.InvalidError
+// when the request cannot be expressed in the provider's format (for example
+// a malformed image data URL).
+type Provider interface {
+	// Complete sends a non-streaming request. req.Model is the provider's own
+	// model name (e.g. "gpt-4o-mini", "claude-3-5-haiku-20241022",
+	// "gemini-1.5-flash"), not the prefixed id.
+	Complete(ctx context.Context, req *chat.Request) (*chat.Response, error)
+	// Stream starts a streaming request; it returns only after the upstream
+	// answered with a 2xx and its headers, so errors before any output are
+	// plain errors. Cancelling ctx aborts the upstream HTTP request at once.
+	Stream(ctx context.Context, req *chat.Request) (Stream, error)
+}
+
+// Stream is a streamed completion.
+//
+// Recv returns io.EOF at the normal end; any other error is a mid-stream
+// failure (*Error). Each chunk is returned as soon as its upstream event
+// arrives. Usage, when the upstream reports it, comes once, on a chunk of its
+// own with no choices after the finish-reason chunk, whatever the format
+// (OpenAI's include_usage chunk; Anthropic's message_start input plus
+// message_delta output; Gemini's last usageMetadata).
+//
+// Close releases the upstream connection and aborts the request if it has
+// not ended; call it in every case.
+type Stream = upstream.Stream
+
+// Error is a failed upstream call; see upstream.Error for its fields and
+// HTTP for how it maps to Beaver's answer.
+type Error = upstream.Error
+
+// Config describes one provider; see upstream.Config.
+type Config = upstream.Config
+
+// Wire formats.
+const (
+	FormatOpenAI    = "openai"
+	FormatAnthropic = "anthropic"
+	FormatGemini    = "gemini"
+)
+
+// New returns the adapter for cfg.Format, with its own tuned HTTP transport.
+func New(cfg Config) (Provider, error) {
+	var (
+		p   Provider
+		err error
+	)
+	switch cfg.Format {
+	case FormatOpenAI:
+		p, err = openai.New(cfg)
+	case FormatAnthropic:
+		p, err = anthropic.New(cfg)
+	case FormatGemini:
+		p, err = gemini.New(cfg)
+	default:
+		return nil, fmt.Errorf("provider %q: unknown format %q (want openai, anthropic or gemini)", cfg.Name, cfg.Format)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider %q: %w", cfg.Name, err)
+	}
+	return p, nil
+}
+
+// DefaultConfigs returns the six providers with the contract's default base
+// URLs, formats and timeouts, keyed by provider name. API keys are left for
+// the caller to fill from the environment.
+func DefaultConfigs() map[string]Config {
+	mk := func(name, format, baseURL string) Config {
+		return Config{
+			Name: name, Format: format, BaseURL: baseURL,
+			ConnectTimeout:   upstream.DefaultConnectTimeout,
+			FirstByteTimeout: upstream.DefaultFirstByteTimeout,
+			IdleTimeout:      upstream.DefaultIdleTimeout,
+			MaxRetries:       upstream.DefaultMaxRetries,
+		}
+	}
+	return map[string]Config{
+		"openai":     mk("openai", FormatOpenAI, "https://api.openai.com/v1"),
+		"deepseek":   mk("deepseek", FormatOpenAI, "https://api.deepseek.com"),
+		"perplexity": mk("perplexity", FormatOpenAI, "https://api.perplexity.ai"),
+		"xai":        mk("xai", FormatOpenAI, "https://api.x.ai/v1"),
+		"anthropic":  mk("anthropic", FormatAnthropic, "https://api.anthropic.com"),
+		"google":     mk("google", FormatGemini, "https://generativelanguage.googleapis.com"),
+	}
+}

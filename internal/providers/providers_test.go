@@ -1,0 +1,789 @@
+package providers_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
+)
+
+// The three wire formats, each with a catalog model, run through the same
+// behaviour suite against the fake upstream.
+var formats = []struct {
+	name, format, model, baseSuffix string
+}{
+	{"openai", providers.FormatOpenAI, "gpt-4o-mini", "/v1"},
+	{"anthropic", providers.FormatAnthropic, "claude-3-5-haiku-20241022", ""},
+	{"google", providers.FormatGemini, "gemini-1.5-flash", ""},
+}
+
+type env struct {
+	p    providers.Provider
+	fake *fakeupstream.Server
+	srv  *httptest.Server
+}
+
+func setup(t *testing.T, format string, opts fakeupstream.Options, mod func(*providers.Config)) env {
+	t.Helper()
+	fake := fakeupstream.New(opts)
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return setupWith(t, format, fake, srv, srv.URL, mod)
+}
+
+func setupWith(t *testing.T, format string, fake *fakeupstream.Server, srv *httptest.Server, base string, mod func(*providers.Config)) env {
+	t.Helper()
+	for _, f := range formats {
+		if f.format != format {
+			continue
+		}
+		cfg := providers.Config{Name: f.name, Format: f.format, BaseURL: base + f.baseSuffix, APIKey: "test-key"}
+		if mod != nil {
+			mod(&cfg)
+		}
+		p, err := providers.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env{p: p, fake: fake, srv: srv}
+	}
+	t.Fatalf("unknown format %q", format)
+	return env{}
+}
+
+func request(model, text string) *chat.Request {
+	return &chat.Request{Model: model, Messages: []chat.Message{{Role: chat.RoleUser, Content: chat.TextContent(text)}}}
+}
+
+// drain reads a stream to its end and returns the chunks and the final error
+// (io.EOF on a normal end).
+func drain(s providers.Stream) ([]*chat.Chunk, error) {
+	var out []*chat.Chunk
+	for {
+		c, err := s.Recv()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+}
+
+type streamSummary struct {
+	content, args, toolName, finish string
+	roleFirst                       bool
+	usage                           *chat.Usage
+	usageLast                       bool
+}
+
+func summarize(chunks []*chat.Chunk) streamSummary {
+	var s streamSummary
+	for i, c := range chunks {
+		if c.Object != chat.ObjectChunk {
+			s.finish = "bad object " + c.Object
+		}
+		if c.Usage != nil {
+			s.usage = c.Usage
+			s.usageLast = i == len(chunks)-1 && len(c.Choices) == 0
+		}
+		for _, ch := range c.Choices {
+			if i == 0 && ch.Delta.Role == chat.RoleAssistant {
+				s.roleFirst = true
+			}
+			if ch.Delta.Content != nil {
+				s.content += *ch.Delta.Content
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				s.args += tc.Function.Arguments
+				s.toolName += tc.Function.Name
+			}
+			if ch.FinishReason != nil {
+				s.finish = *ch.FinishReason
+			}
+		}
+	}
+	return s
+}
+
+func asError(t *testing.T, err error) *providers.Error {
+	t.Helper()
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("error = %v (%T), want *providers.Error", err, err)
+	}
+	return pe
+}
+
+func TestDefaultConfigsBuild(t *testing.T) {
+	cfgs := providers.DefaultConfigs()
+	want := map[string]string{
+		"openai": "https://api.openai.com/v1", "deepseek": "https://api.deepseek.com",
+		"perplexity": "https://api.perplexity.ai", "xai": "https://api.x.ai/v1",
+		"anthropic": "https://api.anthropic.com", "google": "https://generativelanguage.googleapis.com",
+	}
+	if len(cfgs) != len(want) {
+		t.Fatalf("%d configs, want %d", len(cfgs), len(want))
+	}
+	for name, base := range want {
+		cfg, ok := cfgs[name]
+		if !ok {
+			t.Fatalf("no config for %s", name)
+		}
+		if cfg.Name != name || cfg.BaseURL != base {
+			t.Errorf("%s: %+v", name, cfg)
+		}
+		if cfg.FirstByteTimeout != 60*time.Second || cfg.IdleTimeout != 60*time.Second || cfg.ConnectTimeout != 10*time.Second || cfg.MaxRetries != 1 {
+			t.Errorf("%s: timeouts %+v", name, cfg)
+		}
+		if _, err := providers.New(cfg); err != nil {
+			t.Errorf("%s: New: %v", name, err)
+		}
+	}
+	if cfgs["anthropic"].Format != "anthropic" || cfgs["google"].Format != "gemini" || cfgs["xai"].Format != "openai" {
+		t.Error("wrong formats")
+	}
+	if _, err := providers.New(providers.Config{Name: "x", Format: "cohere", BaseURL: "https://x"}); err == nil {
+		t.Error("unknown format accepted")
+	}
+	if _, err := providers.New(providers.Config{Name: "x", Format: "openai", BaseURL: "not a url"}); err == nil {
+		t.Error("bad base URL accepted")
+	}
+}
+
+func TestErrorHTTP(t *testing.T) {
+	tests := []struct {
+		err                    providers.Error
+		status                 int
+		errType, code, message string
+		retryAfter             time.Duration
+	}{
+		{providers.Error{Status: 400, Message: "bad messages"}, 400, "invalid_request_error", "invalid_request", "bad messages", 0},
+		{providers.Error{Status: 404, Message: "no model"}, 400, "invalid_request_error", "invalid_request", "no model", 0},
+		{providers.Error{Status: 413, Message: "too big"}, 400, "invalid_request_error", "invalid_request", "too big", 0},
+		{providers.Error{Status: 422, Message: "unprocessable"}, 400, "invalid_request_error", "invalid_request", "unprocessable", 0},
+		{providers.Error{Status: 401, Message: "Incorrect API key provided: sk-abc"}, 502, "upstream_error", "upstream_error", "upstream rejected the gateway's credentials", 0},
+		{providers.Error{Status: 403, Message: "sk-abc"}, 502, "upstream_error", "upstream_error", "upstream rejected the gateway's credentials", 0},
+		{providers.Error{Status: 429, Message: "slow down", RetryAfter: 3 * time.Second}, 429, "rate_limit_error", "upstream_rate_limited", "", 3 * time.Second},
+		{providers.Error{Status: 429}, 429, "rate_limit_error", "upstream_rate_limited", "", time.Second},
+		{providers.Error{Status: 500, Message: "oops"}, 502, "upstream_error", "upstream_error", "", 0},
+		{providers.Error{Status: 529, Message: "Overloaded"}, 502, "upstream_error", "upstream_error", "", 0},
+		{providers.Error{Message: "connection refused"}, 502, "upstream_error", "upstream_error", "", 0},
+		{providers.Error{Timeout: true}, 504, "upstream_error", "upstream_timeout", "", 0},
+	}
+	for _, tt := range tests {
+		status, errType, code, msg, ra := tt.err.HTTP()
+		if status != tt.status || errType != tt.errType || code != tt.code || ra != tt.retryAfter {
+			t.Errorf("%+v → %d %s %s %v", tt.err, status, errType, code, ra)
+		}
+		if tt.message != "" && msg != tt.message {
+			t.Errorf("%+v → message %q, want %q", tt.err, msg, tt.message)
+		}
+		if msg == "" || strings.Contains(msg, "sk-") {
+			t.Errorf("%+v → message %q", tt.err, msg)
+		}
+	}
+}
+
+func TestCompleteText(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			resp, err := e.p.Complete(context.Background(), request(f.model, "Say hi"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "Hello from fake " + f.format + "! lorem ipsum dolor sit"
+			if len(resp.Choices) != 1 || resp.Choices[0].Message.Content.Text() != want {
+				t.Fatalf("choices = %+v", resp.Choices)
+			}
+			if resp.Object != chat.ObjectCompletion || resp.Choices[0].Message.Role != "assistant" || resp.Choices[0].FinishReason != "stop" {
+				t.Errorf("response = %+v", resp)
+			}
+			// prompt: 2 words + 3 for the message; completion: 8 words
+			if u := resp.Usage; u == nil || u.PromptTokens != 5 || u.CompletionTokens != 8 || u.TotalTokens != 13 {
+				t.Errorf("usage = %+v", resp.Usage)
+			}
+		})
+	}
+}
+
+func TestStreamText(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			s, err := e.p.Stream(context.Background(), request(f.model, "Say hi [[words:5]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			chunks, err := drain(s)
+			if err != io.EOF {
+				t.Fatalf("end = %v, want io.EOF", err)
+			}
+			sum := summarize(chunks)
+			if sum.content != "Hello from fake "+f.format+"! lorem" {
+				t.Errorf("content = %q", sum.content)
+			}
+			if !sum.roleFirst || sum.finish != "stop" {
+				t.Errorf("roleFirst=%v finish=%q", sum.roleFirst, sum.finish)
+			}
+			if !sum.usageLast || sum.usage.PromptTokens != 6 || sum.usage.CompletionTokens != 5 || sum.usage.TotalTokens != 11 {
+				t.Errorf("usage = %+v (last: %v)", sum.usage, sum.usageLast)
+			}
+			if n := len(chunks); n < 5 {
+				t.Errorf("%d chunks, want one per word at least", n)
+			}
+		})
+	}
+}
+
+// Chunks leave as their events arrive: the first one is in long before the
+// upstream finishes.
+func TestStreamIsNotBuffered(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{ChunkDelay: 100 * time.Millisecond}, nil)
+			start := time.Now()
+			s, err := e.p.Stream(context.Background(), request(f.model, "[[words:6]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for {
+				c, err := s.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil && *c.Choices[0].Delta.Content != "" {
+					break
+				}
+			}
+			if d := time.Since(start); d > 400*time.Millisecond {
+				t.Fatalf("first word after %v; the stream is buffered", d)
+			}
+		})
+	}
+}
+
+func TestMaxTokensCap(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			r := request(f.model, "[[words:10]]")
+			three := 3
+			r.MaxTokens = &three
+			resp, err := e.p.Complete(context.Background(), r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Choices[0].FinishReason != "length" || resp.Usage.CompletionTokens != 3 {
+				t.Errorf("finish %q usage %+v", resp.Choices[0].FinishReason, resp.Usage)
+			}
+			r.Stream = true
+			s, err := e.p.Stream(context.Background(), r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			chunks, err := drain(s)
+			sum := summarize(chunks)
+			if err != io.EOF || sum.finish != "length" || sum.content != "Hello from fake" || sum.usage.CompletionTokens != 3 {
+				t.Errorf("err %v summary %+v", err, sum)
+			}
+		})
+	}
+}
+
+func toolRequest(model string) *chat.Request {
+	r := request(model, "What is the weather? [[tool]]")
+	r.Tools = []chat.Tool{{Type: "function", Function: chat.FunctionDef{
+		Name: "get_weather", Description: "Weather of a city",
+		Parameters: []byte(`{"type":"object","properties":{"input":{"type":"string"}},"required":["input"]}`),
+	}}}
+	return r
+}
+
+func TestToolCalls(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			resp, err := e.p.Complete(context.Background(), toolRequest(f.model))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := resp.Choices[0].Message
+			if resp.Choices[0].FinishReason != "tool_calls" || len(msg.ToolCalls) != 1 {
+				t.Fatalf("choice = %+v", resp.Choices[0])
+			}
+			tc := msg.ToolCalls[0]
+			if tc.ID == "" || tc.Type != "function" || tc.Function.Name != "get_weather" || tc.Function.Arguments != `{"input":"fake"}` {
+				t.Errorf("tool call = %+v", tc)
+			}
+			if resp.Usage.CompletionTokens != 3 {
+				t.Errorf("usage = %+v", resp.Usage)
+			}
+
+			s, err := e.p.Stream(context.Background(), toolRequest(f.model))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			chunks, err := drain(s)
+			sum := summarize(chunks)
+			if err != io.EOF || sum.finish != "tool_calls" || sum.toolName != "get_weather" || sum.args != `{"input":"fake"}` {
+				t.Errorf("err %v summary %+v", err, sum)
+			}
+			for _, c := range chunks {
+				for _, ch := range c.Choices {
+					for _, tc := range ch.Delta.ToolCalls {
+						if tc.Index == nil || *tc.Index != 0 {
+							t.Errorf("tool call delta without index 0: %+v", tc)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestUpstreamErrors(t *testing.T) {
+	tests := []struct {
+		status     int
+		httpStatus int
+		code       string
+		retryAfter time.Duration
+		attempts   int
+		formats    string // "" = all
+	}{
+		{400, 400, "invalid_request", 0, 1, ""},
+		{401, 502, "upstream_error", 0, 1, ""},
+		{403, 502, "upstream_error", 0, 1, ""},
+		{404, 400, "invalid_request", 0, 1, ""},
+		{429, 429, "upstream_rate_limited", 2 * time.Second, 1, ""},
+		{500, 502, "upstream_error", 0, 1, ""},
+		{503, 502, "upstream_error", 0, 2, ""}, // retried once
+		{529, 502, "upstream_error", 0, 1, "anthropic"},
+	}
+	for _, f := range formats {
+		for _, tt := range tests {
+			if tt.formats != "" && tt.formats != f.format {
+				continue
+			}
+			for _, stream := range []bool{false, true} {
+				name := f.name + "/" + http.StatusText(tt.status)
+				if stream {
+					name += "/stream"
+				}
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					e := setup(t, f.format, fakeupstream.Options{}, nil)
+					r := request(f.model, "fail please [[error:"+strconv.Itoa(tt.status)+"]]")
+					var err error
+					if stream {
+						var s providers.Stream
+						s, err = e.p.Stream(context.Background(), r)
+						if s != nil {
+							s.Close()
+						}
+					} else {
+						_, err = e.p.Complete(context.Background(), r)
+					}
+					pe := asError(t, err)
+					if pe.Status != tt.status || pe.Message == "" || pe.Timeout {
+						t.Errorf("error = %+v", pe)
+					}
+					status, _, code, msg, ra := pe.HTTP()
+					if status != tt.httpStatus || code != tt.code || ra != tt.retryAfter {
+						t.Errorf("HTTP() = %d %s %q %v", status, code, msg, ra)
+					}
+					if tt.status == 400 && !strings.Contains(msg, "fake error requested") {
+						t.Errorf("400 message %q lost the upstream's", msg)
+					}
+					if strings.Contains(msg, "sk-fake") {
+						t.Errorf("message leaks a key: %q", msg)
+					}
+					if n := len(e.fake.Requests()); n != tt.attempts {
+						t.Errorf("%d upstream attempts, want %d", n, tt.attempts)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestStreamCut(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			s, err := e.p.Stream(context.Background(), request(f.model, "[[words:8]] [[cut:3]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			chunks, err := drain(s)
+			if err == io.EOF {
+				t.Fatal("a cut stream ended with io.EOF")
+			}
+			pe := asError(t, err)
+			if pe.Timeout {
+				t.Errorf("cut reported as timeout: %+v", pe)
+			}
+			sum := summarize(chunks)
+			if sum.content != "Hello from fake" || sum.usage != nil || sum.finish != "" {
+				t.Errorf("summary %+v", sum)
+			}
+			if status, _, code, _, _ := pe.HTTP(); status != 502 || code != "upstream_error" {
+				t.Errorf("HTTP() = %d %s", status, code)
+			}
+			if n := len(e.fake.Requests()); n != 1 {
+				t.Errorf("%d attempts: a stream that already delivered must not be retried", n)
+			}
+		})
+	}
+}
+
+func TestMidStreamError(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			s, err := e.p.Stream(context.Background(), request(f.model, "[[midstream-error:2]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			chunks, err := drain(s)
+			pe := asError(t, err)
+			if pe.Message == "" || pe.Status < 500 {
+				t.Errorf("error = %+v", pe)
+			}
+			if sum := summarize(chunks); sum.content != "Hello from" {
+				t.Errorf("content = %q", sum.content)
+			}
+		})
+	}
+}
+
+func TestNoUsage(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			resp, err := e.p.Complete(context.Background(), request(f.model, "[[nousage]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Usage != nil {
+				t.Errorf("usage = %+v", resp.Usage)
+			}
+			s, err := e.p.Stream(context.Background(), request(f.model, "[[nousage]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			chunks, err := drain(s)
+			sum := summarize(chunks)
+			if err != io.EOF || sum.usage != nil || sum.finish != "stop" || sum.content == "" {
+				t.Errorf("err %v summary %+v", err, sum)
+			}
+		})
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	short := func(c *providers.Config) { c.IdleTimeout = 150 * time.Millisecond }
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, f.format, fakeupstream.Options{}, short)
+			s, err := e.p.Stream(context.Background(), request(f.model, "[[hang]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			start := time.Now()
+			_, err = drain(s)
+			pe := asError(t, err)
+			if !pe.Timeout {
+				t.Fatalf("error = %+v, want a timeout", pe)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("idle timeout took %v", d)
+			}
+			if status, _, code, _, _ := pe.HTTP(); status != 504 || code != "upstream_timeout" {
+				t.Errorf("HTTP() = %d %s", status, code)
+			}
+
+			_, err = e.p.Complete(context.Background(), request(f.model, "[[hang]]"))
+			if pe := asError(t, err); !pe.Timeout {
+				t.Errorf("Complete error = %+v, want a timeout", pe)
+			}
+		})
+	}
+}
+
+func TestFirstByteTimeout(t *testing.T) {
+	short := func(c *providers.Config) { c.FirstByteTimeout = 150 * time.Millisecond }
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, f.format, fakeupstream.Options{}, short)
+			start := time.Now()
+			_, err := e.p.Stream(context.Background(), request(f.model, "[[slow:3000]]"))
+			pe := asError(t, err)
+			if !pe.Timeout || pe.Status != 0 {
+				t.Fatalf("error = %+v, want a timeout", pe)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("first-byte timeout took %v", d)
+			}
+			if n := len(e.fake.Requests()); n != 1 {
+				t.Errorf("%d attempts; timeouts are not retried", n)
+			}
+			_, err = e.p.Complete(context.Background(), request(f.model, "[[slow:3000]]"))
+			if pe := asError(t, err); !pe.Timeout {
+				t.Errorf("Complete error = %+v", pe)
+			}
+		})
+	}
+}
+
+// Cancelling the caller's context aborts the upstream request at once, and
+// the upstream sees the client go away.
+func TestCancelAbortsUpstream(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{ChunkDelay: 20 * time.Millisecond}, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s, err := e.p.Stream(ctx, request(f.model, "[[words:500]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for range 3 {
+				if _, err := s.Recv(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancel()
+			start := time.Now()
+			_, err = drain(s)
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Recv after cancel = %v, want context.Canceled inside", err)
+			}
+			waitFor(t, func() bool { return e.fake.Cancelled() == 1 })
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("upstream saw the cancellation after %v", d)
+			}
+		})
+	}
+}
+
+// Closing a stream early also aborts the upstream request.
+func TestCloseAbortsUpstream(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{ChunkDelay: 20 * time.Millisecond}, nil)
+			s, err := e.p.Stream(context.Background(), request(f.model, "[[words:500]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			waitFor(t, func() bool { return e.fake.Cancelled() == 1 })
+		})
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 2s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// flaky answers the first n requests with a failure, then passes requests to
+// the fake.
+func flaky(fake http.Handler, n int64, fail func(w http.ResponseWriter)) (http.Handler, *atomic.Int64) {
+	var count atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if count.Add(1) <= n {
+			fail(w)
+			return
+		}
+		fake.ServeHTTP(w, r)
+	}), &count
+}
+
+func TestRetriesBeforeOutput(t *testing.T) {
+	fail503 := func(w http.ResponseWriter) {
+		http.Error(w, `{"error":{"message":"busy"}}`, http.StatusServiceUnavailable)
+	}
+	failConn := func(w http.ResponseWriter) { panic(http.ErrAbortHandler) } // connection dropped before any answer
+	fail429 := func(w http.ResponseWriter) {
+		http.Error(w, `{"error":{"message":"slow down"}}`, http.StatusTooManyRequests)
+	}
+	tests := []struct {
+		name       string
+		fail       func(http.ResponseWriter)
+		failures   int64
+		maxRetries int
+		ok         bool
+		attempts   int64
+	}{
+		{"503 then success", fail503, 1, 0, true, 2},
+		{"network error then success", failConn, 1, 0, true, 2},
+		{"503 twice, default one retry", fail503, 2, 0, false, 2},
+		{"503 twice, two retries", fail503, 2, 2, true, 3},
+		{"retries disabled", fail503, 1, -1, false, 1},
+		{"429 is not retried", fail429, 1, 3, false, 1},
+	}
+	for _, f := range formats {
+		for _, tt := range tests {
+			for _, stream := range []bool{false, true} {
+				name := f.name + "/" + tt.name
+				if stream {
+					name += "/stream"
+				}
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					fake := fakeupstream.New(fakeupstream.Options{})
+					h, count := flaky(fake, tt.failures, tt.fail)
+					srv := httptest.NewServer(h)
+					defer srv.Close()
+					e := setupWith(t, f.format, fake, srv, srv.URL, func(c *providers.Config) { c.MaxRetries = tt.maxRetries })
+					var err error
+					if stream {
+						var s providers.Stream
+						if s, err = e.p.Stream(context.Background(), request(f.model, "hi")); err == nil {
+							_, err = drain(s)
+							if err == io.EOF {
+								err = nil
+							}
+							s.Close()
+						}
+					} else {
+						_, err = e.p.Complete(context.Background(), request(f.model, "hi"))
+					}
+					if (err == nil) != tt.ok {
+						t.Errorf("err = %v, want ok=%v", err, tt.ok)
+					}
+					if got := count.Load(); got != tt.attempts {
+						t.Errorf("%d attempts, want %d", got, tt.attempts)
+					}
+				})
+			}
+		}
+	}
+}
+
+// A request the provider's format cannot carry fails before any call.
+func TestInvalidForFormat(t *testing.T) {
+	for _, f := range formats[1:] { // anthropic and gemini translate images
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			r := &chat.Request{Model: f.model, Messages: []chat.Message{{Role: "user", Content: chat.PartsContent(
+				chat.Part{Type: chat.PartImageURL, ImageURL: &chat.ImageURL{URL: "data:image/png,notbase64"}})}}}
+			_, err := e.p.Complete(context.Background(), r)
+			var ie *chat.InvalidError
+			if !errors.As(err, &ie) {
+				t.Fatalf("err = %v, want *chat.InvalidError", err)
+			}
+			if n := len(e.fake.Requests()); n != 0 {
+				t.Errorf("%d upstream calls", n)
+			}
+		})
+	}
+}
+
+// A non-streaming answer whose connection drops midway is an upstream error.
+func TestCompleteCut(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			_, err := e.p.Complete(context.Background(), request(f.model, "[[cut:2]]"))
+			if pe := asError(t, err); pe.Timeout || pe.Status != 0 {
+				t.Errorf("error = %+v", pe)
+			}
+		})
+	}
+}
+
+// Streams read to their end, and complete answers, give their connection
+// back to the pool: a run of requests uses one connection.
+func TestConnectionReuse(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			fake := fakeupstream.New(fakeupstream.Options{})
+			srv := httptest.NewUnstartedServer(fake)
+			var conns atomic.Int64
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.Start()
+			defer srv.Close()
+			e := setupWith(t, f.format, fake, srv, srv.URL, nil)
+			for range 5 {
+				s, err := e.p.Stream(context.Background(), request(f.model, "hi"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := drain(s); err != io.EOF {
+					t.Fatal(err)
+				}
+				s.Close()
+				if _, err := e.p.Complete(context.Background(), request(f.model, "hi")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("%d connections for 10 sequential requests, want 1", n)
+			}
+		})
+	}
+}
+
+// BenchmarkStream measures a whole 8-word streamed request through adapter
+// and fake upstream (both in process).
+func BenchmarkStream(b *testing.B) {
+	for _, f := range formats {
+		b.Run(f.name, func(b *testing.B) {
+			fake := fakeupstream.New(fakeupstream.Options{DisableRecording: true})
+			srv := httptest.NewServer(fake)
+			defer srv.Close()
+			p, err := providers.New(providers.Config{Name: f.name, Format: f.format, BaseURL: srv.URL + f.baseSuffix})
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := request(f.model, "Say hi")
+			b.ReportAllocs()
+			for b.Loop() {
+				s, err := p.Stream(context.Background(), req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := drain(s); err != io.EOF {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
+}

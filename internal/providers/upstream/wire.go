@@ -1,0 +1,64 @@
+package upstream
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// StatusForType guesses the HTTP status an error type stands for, for error
+// events inside a stream (which carry a type but no status). It knows
+// OpenAI's and Anthropic's type names; anything else is a 500.
+func StatusForType(t string) int {
+	switch t {
+	case "invalid_request_error":
+		return http.StatusBadRequest
+	case "authentication_error":
+		return http.StatusUnauthorized
+	case "permission_error":
+		return http.StatusForbidden
+	case "not_found_error":
+		return http.StatusNotFound
+	case "request_too_large":
+		return http.StatusRequestEntityTooLarge
+	case "rate_limit_error", "rate_limit_exceeded", "requests", "tokens":
+		return http.StatusTooManyRequests
+	case "overloaded_error":
+		return 529
+	}
+	return http.StatusInternalServerError
+}
+
+// BadResponse is the *Error of a 2xx answer Beaver cannot understand.
+func BadResponse(what string, err error) *Error {
+	msg := "invalid " + what + " from upstream"
+	if err != nil {
+		msg += ": " + err.Error()
+	}
+	return &Error{Status: http.StatusBadGateway, Message: msg, Err: err}
+}
+
+var idSeq atomic.Uint64
+
+// NewID returns a process-unique id with the given prefix, for responses whose
+// upstream gives none (the API replaces response ids anyway).
+func NewID(prefix string) string {
+	return prefix + strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatUint(idSeq.Add(1), 36)
+}
+
+// Ptr returns a pointer to v.
+func Ptr[T any](v T) *T { return &v }
+
+// ParseDataURL splits an image's "data:<media type>;base64,<data>" URL into
+// its media type and base64 data.
+func ParseDataURL(u string) (mediaType, data string, err error) {
+	meta, data, ok := strings.Cut(strings.TrimPrefix(u, "data:"), ",")
+	mediaType, enc, _ := strings.Cut(meta, ";")
+	if !ok || enc != "base64" || mediaType == "" || data == "" {
+		return "", "", errors.New("image data URLs must look like data:<media type>;base64,<data>")
+	}
+	return mediaType, data, nil
+}

@@ -1,0 +1,229 @@
+// Package models holds the GORM row types, one per table in migrations/.
+// Rows are never bound from request bodies: handlers bind into request
+// structs and copy the fields they allow.
+package models
+
+import "time"
+
+// Roles and plans.
+const (
+	RoleUser  = "user"
+	RoleAdmin = "admin"
+
+	PlanFree       = "free"
+	PlanPro        = "pro"
+	PlanEnterprise = "enterprise"
+)
+
+// Account is a person: one email, one balance, one plan.
+type Account struct {
+	ID                          string `gorm:"primaryKey"`
+	Email                       string
+	EmailLower                  string
+	Name                        string
+	PasswordHash                string
+	Role                        string
+	Plan                        string
+	Active                      bool
+	EmailVerified               bool
+	Flagged                     bool
+	BalanceMicros               int64
+	ReservedMicros              int64
+	LowBalanceThresholdMicros   int64
+	RPMLimitOverride            *int64 `gorm:"column:rpm_limit_override"`
+	MonthlyRequestLimitOverride *int64
+	UsageMonth                  string
+	MonthlyRequests             int64
+	StripeCustomerID            *string
+	CreatedAt                   time.Time
+	UpdatedAt                   time.Time
+}
+
+// APIKey is a credential; only the HMAC of the secret is stored.
+type APIKey struct {
+	ID               string `gorm:"primaryKey"`
+	AccountID        string
+	Name             string
+	Prefix           string
+	KeyHash          string
+	Active           bool
+	ExpiresAt        *time.Time
+	LastUsedAt       *time.Time
+	DeletedAt        *time.Time
+	SpendLimitMicros *int64
+	LimitReset       string
+	RPMLimit         *int64  `gorm:"column:rpm_limit"`
+	AllowedModels    *string // JSON array
+	AllowedIPs       *string `gorm:"column:allowed_ips"` // JSON array
+	SpentMicros      int64
+	ReservedMicros   int64
+	PeriodStart      *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// TableName keeps GORM from guessing "api_keys" differently.
+func (APIKey) TableName() string { return "api_keys" }
+
+// Session spans a login and its refreshes.
+type Session struct {
+	ID           string `gorm:"primaryKey"`
+	AccountID    string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	RevokedAt    *time.Time
+	RevokeReason string
+}
+
+// RefreshToken is one link of a session's refresh chain; single use.
+type RefreshToken struct {
+	ID        string `gorm:"primaryKey"`
+	SessionID string
+	TokenHash string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// Auth token purposes.
+const (
+	PurposeVerifyEmail   = "verify_email"
+	PurposePasswordReset = "password_reset"
+)
+
+// AuthToken is a single-use emailed token (verification, password reset).
+type AuthToken struct {
+	ID        string `gorm:"primaryKey"`
+	AccountID string
+	Purpose   string
+	TokenHash string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// Ledger entry types.
+const (
+	EntryTopUp      = "topup"
+	EntryCharge     = "charge"
+	EntryRefund     = "refund"
+	EntryAdjustment = "adjustment"
+)
+
+// LedgerEntry is one append-only balance change.
+type LedgerEntry struct {
+	ID                 string `gorm:"primaryKey"`
+	AccountID          string
+	Type               string
+	AmountMicros       int64
+	BalanceAfterMicros int64
+	Reference          string
+	Description        string
+	CreatedAt          time.Time
+}
+
+// UsageLog is one admitted inference request and what it cost.
+type UsageLog struct {
+	ID                 string `gorm:"primaryKey"`
+	RequestID          string
+	AccountID          string
+	APIKeyID           *string `gorm:"column:api_key_id"`
+	Model              string
+	Provider           string
+	PriceVersion       int64
+	PromptTokens       int64
+	CompletionTokens   int64
+	CachedTokens       int64
+	ReasoningTokens    int64
+	UsageEstimated     bool
+	ProviderCostMicros int64
+	MarkupMicros       int64
+	ChargedMicros      int64
+	UncollectedMicros  int64
+	BalanceAfterMicros int64
+	Streamed           bool
+	Cancelled          bool
+	Error              *string
+	LatencyMS          int64 `gorm:"column:latency_ms"`
+	CreatedAt          time.Time
+}
+
+// Model is a catalog entry with its provider base prices.
+type Model struct {
+	ID               string `gorm:"primaryKey"`
+	Provider         string
+	ProviderModel    string
+	Name             string
+	ContextLength    int64
+	MaxOutputTokens  int64
+	Capabilities     string // JSON array
+	Active           bool
+	BaseInputMicros  int64
+	BaseOutputMicros int64
+	BaseFeeMicros    int64
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// PriceVersion is one price computation.
+type PriceVersion struct {
+	Version   int64 `gorm:"primaryKey;autoIncrement:false"`
+	Reason    string
+	CreatedAt time.Time
+}
+
+// ModelPrice is a model's marked-up price in one version.
+type ModelPrice struct {
+	ModelID          string `gorm:"primaryKey"`
+	Version          int64  `gorm:"primaryKey;autoIncrement:false"`
+	BaseInputMicros  int64
+	BaseOutputMicros int64
+	BaseFeeMicros    int64
+	InputMicros      int64
+	OutputMicros     int64
+	FeeMicros        int64
+	Category         string
+	MarkupPermille   int64
+	CreatedAt        time.Time
+}
+
+// BalanceLease is an instance's hold on part of an account's balance.
+type BalanceLease struct {
+	ID           string `gorm:"primaryKey"`
+	InstanceID   string
+	AccountID    string
+	APIKeyID     string `gorm:"column:api_key_id"`
+	AmountMicros int64
+	ExpiresAt    time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// PlanLimits returns a plan's requests per minute per key and requests per
+// month per account (0 = unlimited).
+func PlanLimits(plan string) (rpm, monthly int64) {
+	switch plan {
+	case PlanPro:
+		return 600, 200_000
+	case PlanEnterprise:
+		return 5000, 5_000_000
+	default:
+		return 60, 10_000
+	}
+}
+
+// Limits returns the limits in force for the account: the plan's unless an
+// admin overrode them.
+func (a *Account) Limits() (rpm, monthly int64) {
+	rpm, monthly = PlanLimits(a.Plan)
+	if a.RPMLimitOverride != nil {
+		rpm = *a.RPMLimitOverride
+	}
+	if a.MonthlyRequestLimitOverride != nil {
+		monthly = *a.MonthlyRequestLimitOverride
+	}
+	return rpm, monthly
+}
+
+// ValidPlan reports whether p is a known plan.
+func ValidPlan(p string) bool { return p == PlanFree || p == PlanPro || p == PlanEnterprise }
