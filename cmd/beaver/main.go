@@ -135,6 +135,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool) 
 	} else if a.AdminPassword != "" {
 		log.Warn("bootstrap admin created with a generated password", "email", cfg.AdminEmail, "password", a.AdminPassword)
 	}
+	startPprof(log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -250,16 +250,6 @@ func (e *Engine) commitTx(batch []*pending) error {
 					g.leaseSum += p.charge.ChargedMicros
 				}
 			}
-			if g.leaseSum > 0 {
-				r := tx.Exec(`UPDATE balance_leases SET amount_micros = amount_micros - ?, updated_at = ?
-					WHERE id = ? AND amount_micros >= ?`, g.leaseSum, now, g.leaseID, g.leaseSum)
-				if r.Error != nil {
-					return r.Error
-				}
-				if r.RowsAffected == 0 {
-					return fmt.Errorf("lease %s no longer covers %d micros", g.leaseID, g.leaseSum)
-				}
-			}
 			total := g.leaseSum + g.directSum
 			var res []struct {
 				BalanceMicros             int64
@@ -281,6 +271,18 @@ func (e *Engine) commitTx(batch []*pending) error {
 				if err := tx.Exec(`UPDATE api_keys SET spent_micros = spent_micros + ?, reserved_micros = reserved_micros - ? WHERE id = ?`,
 					total, g.leaseSum, k.key).Error; err != nil {
 					return err
+				}
+			}
+			// Rows are locked in the same order as lease extension takes them
+			// (account, key, lease), so the two never deadlock.
+			if g.leaseSum > 0 {
+				r := tx.Exec(`UPDATE balance_leases SET amount_micros = amount_micros - ?, updated_at = ?
+					WHERE id = ? AND amount_micros >= ?`, g.leaseSum, now, g.leaseID, g.leaseSum)
+				if r.Error != nil {
+					return r.Error
+				}
+				if r.RowsAffected == 0 {
+					return fmt.Errorf("lease %s no longer covers %d micros", g.leaseID, g.leaseSum)
 				}
 			}
 			running := res[0].BalanceMicros + total
@@ -367,6 +369,7 @@ func (e *Engine) releaseAfter(p *pending, committed bool) {
 	if h.gen == l.gen && !p.orphan {
 		if committed {
 			l.granted -= p.charge.ChargedMicros
+			l.spentSinceExtend += p.charge.ChargedMicros
 		}
 		l.held -= h.amount
 	}

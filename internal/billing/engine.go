@@ -134,6 +134,8 @@ type lease struct {
 	stale   bool // policy or account changed: give back unused amount first
 	gone    bool // removed from the engine; get a new one
 	gen     int  // bumped when the row was lost; older holds settle directly
+
+	spentSinceExtend int64 // charged since the last extension: sizes the next one
 }
 
 type quota struct {
@@ -301,8 +303,12 @@ func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTo
 	l.stale = false
 	if avail := l.granted - l.held; avail < want {
 		// Ask for the shortfall with headroom, then without, then whatever is left.
+		// Lease ahead by the larger of a multiple of this request and twice
+		// what was spent since the last extension, so a busy key extends
+		// less and less often.
 		short := want - avail
-		ok, err := e.extend(ctx, l, short*e.opts.LeaseHeadroom+short)
+		ahead := max(short*e.opts.LeaseHeadroom, 2*l.spentSinceExtend)
+		ok, err := e.extend(ctx, l, short+ahead)
 		if err == nil && !ok {
 			ok, err = e.extend(ctx, l, short)
 		}
@@ -484,6 +490,7 @@ func (e *Engine) extend(ctx context.Context, l *lease, amount int64) (bool, erro
 	}
 	l.granted += amount
 	l.renewed = now
+	l.spentSinceExtend = 0
 	return true, nil
 }
 
@@ -521,23 +528,31 @@ func (e *Engine) returnLease(ctx context.Context, l *lease) error {
 	return nil
 }
 
-// releaseRow deletes a lease row and un-reserves its amount.
+// releaseRow un-reserves a lease row's amount and deletes it. Rows are
+// locked in the order every billing transaction uses (account, key, lease)
+// so that none of them can deadlock another.
 func releaseRow(tx *gorm.DB, row *models.BalanceLease) error {
-	r := tx.Where("id = ?", row.ID).Delete(&models.BalanceLease{})
-	if r.Error != nil || r.RowsAffected == 0 {
+	if row.AmountMicros > 0 {
+		if err := tx.Exec(`UPDATE accounts SET reserved_micros = reserved_micros - ? WHERE id = ?`, row.AmountMicros, row.AccountID).Error; err != nil {
+			return err
+		}
+		if row.APIKeyID != "" {
+			if err := tx.Exec(`UPDATE api_keys SET reserved_micros = reserved_micros - ? WHERE id = ?`, row.AmountMicros, row.APIKeyID).Error; err != nil {
+				return err
+			}
+		}
+	}
+	r := tx.Where("id = ? AND amount_micros = ?", row.ID, row.AmountMicros).Delete(&models.BalanceLease{})
+	if r.Error != nil {
 		return r.Error
 	}
-	if row.AmountMicros == 0 {
-		return nil
-	}
-	if err := tx.Exec(`UPDATE accounts SET reserved_micros = reserved_micros - ? WHERE id = ?`, row.AmountMicros, row.AccountID).Error; err != nil {
-		return err
-	}
-	if row.APIKeyID != "" {
-		return tx.Exec(`UPDATE api_keys SET reserved_micros = reserved_micros - ? WHERE id = ?`, row.AmountMicros, row.APIKeyID).Error
+	if r.RowsAffected == 0 {
+		return errLeaseChanged // rolls back: someone settled against it meanwhile
 	}
 	return nil
 }
+
+var errLeaseChanged = errors.New("lease changed while being released")
 
 // SweepExpired returns the leases of instances that stopped renewing them
 // (crashed or killed). Safe to run anywhere, any number of times.
@@ -568,6 +583,10 @@ func SweepExpiredLeases(ctx context.Context, d *db.DB) (int, error) {
 			n++
 			return releaseRow(tx, &cur)
 		})
+		if errors.Is(err, errLeaseChanged) {
+			n--
+			continue
+		}
 		if err != nil {
 			return n, fmt.Errorf("billing: sweep lease %s: %w", row.ID, err)
 		}

@@ -56,9 +56,12 @@ func Open(url string) (*DB, error) {
 		}
 		// WAL lets readers run beside the one writer; IMMEDIATE transactions
 		// take the write lock up front so two writers never deadlock on an
-		// upgrade; synchronous=FULL makes every commit durable.
+		// upgrade. synchronous=NORMAL in WAL mode: a commit survives the
+		// process being killed (the OS has the WAL pages); only a power loss
+		// or kernel crash can drop the last commits. Use PostgreSQL where
+		// that matters.
 		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(15000)" +
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate&_time_format=sqlite"
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
 		g, err := gorm.Open(sqliteDialector{sqlite.Dialector{DriverName: "sqlite", DSN: dsn}}, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("db: open sqlite %s: %w", path, err)

@@ -1,0 +1,301 @@
+// Command bench measures Beaver against a direct call to the same fake
+// upstream, in one run on this machine: requests per second at 50
+// connections, added latency (p50, p99) at 1 connection, and Beaver's peak
+// RSS. Beaver runs as a real `beaver api` child process with billing on
+// (every request is admitted, charged, logged and committed).
+//
+//	go run ./bench                       # embedded SQLite
+//	go run ./bench -database postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
+)
+
+func main() {
+	var (
+		dbURL    = flag.String("database", "", "BEAVER_DATABASE_URL for Beaver (default: a fresh SQLite file)")
+		conns    = flag.Int("c", 50, "connections for the throughput run")
+		duration = flag.Duration("d", 10*time.Second, "length of each throughput run")
+		latN     = flag.Int("n", 2000, "sequential requests for the latency run")
+		stream   = flag.Bool("stream", false, "use streaming requests")
+	)
+	flag.Parse()
+	if err := run(*dbURL, *conns, *duration, *latN, *stream); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dbURL string, conns int, duration time.Duration, latN int, stream bool) error {
+	dir, err := os.MkdirTemp("", "beaver-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if os.Getenv("BENCH_KEEP") == "" {
+			os.RemoveAll(dir)
+		}
+	}()
+	fmt.Fprintln(os.Stderr, "bench: work dir", dir)
+
+	fake := fakeupstream.New(fakeupstream.Options{DisableRecording: true})
+	fakeURL, stopFake, err := serve(fake)
+	if err != nil {
+		return err
+	}
+	defer stopFake()
+
+	bin := filepath.Join(dir, "beaver")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/beaver")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build beaver: %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if dbURL == "" {
+		dbURL = "sqlite://" + filepath.Join(dir, "beaver.db")
+	}
+	const adminEmail, adminPassword = "bench-admin@example.com", "bench-admin-password-1"
+	cmd := exec.Command(bin, "api")
+	cmd.Env = append(os.Environ(), "BEAVER_ADDR="+addr, "BEAVER_DATABASE_URL="+dbURL, "BEAVER_DATA_DIR="+dir,
+		"BEAVER_ADMIN_EMAIL="+adminEmail, "BEAVER_ADMIN_PASSWORD="+adminPassword, "BEAVER_AUTH_LIMIT=1000",
+		"OPENAI_BASE_URL="+fakeURL+"/v1", "OPENAI_API_KEY=fake", "TEMPORAL_ADDRESS=127.0.0.1:1")
+	logf, _ := os.Create(filepath.Join(dir, "beaver.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
+	base := "http://" + addr
+	if err := waitUp(base + "/health"); err != nil {
+		return err
+	}
+	key, err := setup(base, adminEmail, adminPassword)
+	if err != nil {
+		return err
+	}
+
+	body, _ := json.Marshal(map[string]any{"model": "openai/gpt-4o-mini", "stream": stream, "max_tokens": 16,
+		"messages": []any{map[string]string{"role": "user", "content": "benchmark me [[words:8]]"}}})
+	directBody, _ := json.Marshal(map[string]any{"model": "gpt-4o-mini", "stream": stream, "max_tokens": 16,
+		"messages": []any{map[string]string{"role": "user", "content": "benchmark me [[words:8]]"}}})
+	direct := target{url: fakeURL + "/v1/chat/completions", body: directBody}
+	beaver := target{url: base + "/v1/chat/completions", body: body, key: key}
+
+	// Warm both paths (connections, caches, first lease).
+	load(direct, 4, time.Second)
+	load(beaver, 4, time.Second)
+
+	fmt.Printf("Beaver benchmark (%s, stream=%v, %s per throughput run, %d connections)\n", dbKind(dbURL), stream, duration, conns)
+	dRPS, dErr := load(direct, conns, duration)
+	bRPS, bErr := load(beaver, conns, duration)
+	fmt.Printf("throughput  direct %8.0f req/s (%d errors)   via Beaver %8.0f req/s (%d errors)   ratio %.2f\n",
+		dRPS, dErr, bRPS, bErr, bRPS/dRPS)
+	dLat := latency(direct, latN)
+	bLat := latency(beaver, latN)
+	p := func(l []time.Duration, q float64) time.Duration { return l[int(q*float64(len(l)-1))] }
+	fmt.Printf("latency     direct p50 %v p99 %v   via Beaver p50 %v p99 %v   added p50 %v p99 %v\n",
+		p(dLat, .50), p(dLat, .99), p(bLat, .50), p(bLat, .99), p(bLat, .50)-p(dLat, .50), p(bLat, .99)-p(dLat, .99))
+	fmt.Printf("peak RSS    Beaver %s\n", peakRSS(cmd.Process.Pid))
+	return checkLedger(base, key)
+}
+
+type target struct {
+	url  string
+	body []byte
+	key  string
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}}
+
+func (t target) do() error {
+	req, _ := http.NewRequest("POST", t.url, bytes.NewReader(t.body))
+	req.Header.Set("Content-Type", "application/json")
+	if t.key != "" {
+		req.Header.Set("Authorization", "Bearer "+t.key)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		return fmt.Errorf("status %d", res.StatusCode)
+	}
+	return nil
+}
+
+// load runs conns workers for d and returns requests per second.
+func load(t target, conns int, d time.Duration) (float64, int64) {
+	var ok, bad atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if err := t.do(); err != nil {
+					bad.Add(1)
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(ok.Load()) / time.Since(start).Seconds(), bad.Load()
+}
+
+// latency sends n requests one after another and returns sorted latencies.
+func latency(t target, n int) []time.Duration {
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		s := time.Now()
+		if err := t.do(); err == nil {
+			out = append(out, time.Since(s))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	if len(out) == 0 {
+		out = append(out, 0)
+	}
+	return out
+}
+
+func serve(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitUp(url string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := http.Get(url); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("beaver did not come up at %s", url)
+}
+
+func call(method, url, token string, in any) (map[string]any, error) {
+	var rd io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	if res.StatusCode >= 300 {
+		return out, fmt.Errorf("%s %s: %d %v", method, url, res.StatusCode, out)
+	}
+	return out, nil
+}
+
+// setup signs in the admin, makes a funded account without limits, and
+// returns an API key of it.
+func setup(base, email, password string) (string, error) {
+	login, err := call("POST", base+"/auth/login", "", map[string]string{"email": email, "password": password})
+	if err != nil {
+		return "", err
+	}
+	tok := login["access_token"].(string)
+	acct, err := call("POST", base+"/admin/accounts", tok, map[string]any{"email": fmt.Sprintf("load-%d@example.com", time.Now().UnixNano()), "password": "load-test-password-1", "plan": "enterprise"})
+	if err != nil {
+		return "", err
+	}
+	id := acct["account"].(map[string]any)["id"].(string)
+	if _, err := call("PATCH", base+"/admin/accounts/"+id, tok, map[string]any{"rpm_limit": 0, "monthly_request_limit": 0}); err != nil {
+		return "", err
+	}
+	if _, err := call("POST", base+"/admin/top-up", tok, map[string]any{"account_id": id, "amount_usd": "100000"}); err != nil {
+		return "", err
+	}
+	k, err := call("POST", base+"/admin/api-keys", tok, map[string]any{"account_id": id, "name": "bench"})
+	if err != nil {
+		return "", err
+	}
+	return k["key"].(string), nil
+}
+
+// checkLedger prints the account's final state: every request was charged.
+func checkLedger(base, key string) error {
+	b, err := call("GET", base+"/account/balance", key, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("after run   balance %v USD, reserved %v micros\n", b["balance_usd"], b["reserved_micros"])
+	return nil
+}
+
+func peakRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+		}
+	}
+	return "unknown"
+}
+
+func dbKind(u string) string {
+	if strings.HasPrefix(u, "sqlite") {
+		return "SQLite"
+	}
+	return "PostgreSQL"
+}
