@@ -36,15 +36,16 @@ func main() {
 		duration = flag.Duration("d", 10*time.Second, "length of each throughput run")
 		latN     = flag.Int("n", 2000, "sequential requests for the latency run")
 		stream   = flag.Bool("stream", false, "use streaming requests")
+		profile  = flag.String("cpuprofile", "", "write a CPU profile of Beaver during its throughput run to this file")
 	)
 	flag.Parse()
-	if err := run(*dbURL, *conns, *duration, *latN, *stream); err != nil {
+	if err := run(*dbURL, *conns, *duration, *latN, *stream, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dbURL string, conns int, duration time.Duration, latN int, stream bool) error {
+func run(dbURL string, conns int, duration time.Duration, latN int, stream bool, profile string) error {
 	dir, err := os.MkdirTemp("", "beaver-bench-")
 	if err != nil {
 		return err
@@ -77,10 +78,11 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool)
 		dbURL = "sqlite://" + filepath.Join(dir, "beaver.db")
 	}
 	const adminEmail, adminPassword = "bench-admin@example.com", "bench-admin-password-1"
+	pprofAddr, _ := freeAddr()
 	cmd := exec.Command(bin, "api")
 	cmd.Env = append(os.Environ(), "BEAVER_ADDR="+addr, "BEAVER_DATABASE_URL="+dbURL, "BEAVER_DATA_DIR="+dir,
 		"BEAVER_ADMIN_EMAIL="+adminEmail, "BEAVER_ADMIN_PASSWORD="+adminPassword, "BEAVER_AUTH_LIMIT=1000",
-		"OPENAI_BASE_URL="+fakeURL+"/v1", "OPENAI_API_KEY=fake", "TEMPORAL_ADDRESS=127.0.0.1:1")
+		"OPENAI_BASE_URL="+fakeURL+"/v1", "OPENAI_API_KEY=fake", "TEMPORAL_ADDRESS=127.0.0.1:1", "BEAVER_PPROF_ADDR="+pprofAddr)
 	logf, _ := os.Create(filepath.Join(dir, "beaver.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -109,7 +111,16 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool)
 
 	fmt.Printf("Beaver benchmark (%s, stream=%v, %s per throughput run, %d connections)\n", dbKind(dbURL), stream, duration, conns)
 	dRPS, dErr := load(direct, conns, duration)
+	profDone := make(chan error, 1)
+	if profile != "" {
+		go func() { profDone <- fetchProfile("http://"+pprofAddr, profile, duration-time.Second) }()
+	} else {
+		profDone <- nil
+	}
 	bRPS, bErr := load(beaver, conns, duration)
+	if err := <-profDone; err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+	}
 	fmt.Printf("throughput  direct %8.0f req/s (%d errors)   via Beaver %8.0f req/s (%d errors)   ratio %.2f\n",
 		dRPS, dErr, bRPS, bErr, bRPS/dRPS)
 	dLat := latency(direct, latN)
@@ -118,6 +129,17 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool)
 	fmt.Printf("latency     direct p50 %v p99 %v   via Beaver p50 %v p99 %v   added p50 %v p99 %v\n",
 		p(dLat, .50), p(dLat, .99), p(bLat, .50), p(bLat, .99), p(bLat, .50)-p(dLat, .50), p(bLat, .99)-p(dLat, .99))
 	fmt.Printf("peak RSS    Beaver %s\n", peakRSS(cmd.Process.Pid))
+	if os.Getenv("BENCH_METRICS") != "" {
+		if res, err := http.Get(base + "/metrics"); err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "beaver_billing") && !strings.Contains(l, "_bucket") {
+					fmt.Println("metric     ", l)
+				}
+			}
+		}
+	}
 	return checkLedger(base, key)
 }
 
@@ -298,4 +320,20 @@ func dbKind(u string) string {
 		return "SQLite"
 	}
 	return "PostgreSQL"
+}
+
+// fetchProfile saves a CPU profile of Beaver taken over d.
+func fetchProfile(base, path string, d time.Duration) error {
+	res, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, res.Body)
+	return err
 }

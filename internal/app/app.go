@@ -119,7 +119,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
 	a.Ledger = &billing.Ledger{DB: d}
-	a.Billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID})
+	a.Billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID, Registerer: a.Registry})
 	a.Bus.Subscribe(a.Billing.Invalidate)
 	a.Limiter, err = ratelimit.New(ratelimit.Options{RedisURL: cfg.RedisURL, Logger: log, Registerer: a.Registry})
 	if err != nil {

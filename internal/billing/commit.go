@@ -185,8 +185,12 @@ func (e *Engine) commitLoop() {
 // item so that one bad record cannot fail the others.
 func (e *Engine) commit(batch []*pending) {
 	var err error
+	e.metrics.batch.Observe(float64(len(batch)))
 	for attempt, wait := 0, 20*time.Millisecond; attempt < 3; attempt, wait = attempt+1, wait*4 {
-		if err = e.commitTx(batch); err == nil {
+		start := time.Now()
+		err = e.commitTx(batch)
+		e.metrics.commit.Observe(time.Since(start).Seconds())
+		if err == nil {
 			e.afterCommit(batch)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
@@ -49,8 +50,9 @@ type Engine struct {
 	leases map[leaseKey]*lease
 	quotas map[string]*quota
 
-	queue  chan *pending
-	stop   chan struct{}
+	metrics engineMetrics
+	queue   chan *pending
+	stop    chan struct{}
 	done   sync.WaitGroup
 	closed sync.Once
 }
@@ -64,6 +66,7 @@ type EngineOptions struct {
 	MaxBatch       int           // requests per commit transaction; default 512
 	OnLowBalance   func(accountID string, balanceMicros, thresholdMicros int64)
 	OnCommitFailed func(err error)
+	Registerer     prometheus.Registerer // optional: billing metrics
 }
 
 // NewEngine starts the engine's committer and lease keeper.
@@ -86,6 +89,7 @@ func NewEngine(d *db.DB, log *slog.Logger, o EngineOptions) *Engine {
 	e := &Engine{db: d, instance: o.InstanceID, log: log, opts: o,
 		leases: map[leaseKey]*lease{}, quotas: map[string]*quota{},
 		queue: make(chan *pending, 4096), stop: make(chan struct{})}
+	e.metrics = newEngineMetrics(o.Registerer)
 	e.done.Add(2)
 	go e.commitLoop()
 	go e.keeperLoop()
@@ -428,6 +432,7 @@ func (e *Engine) extend(ctx context.Context, l *lease, amount int64) (bool, erro
 		return true, nil
 	}
 	now := time.Now().UTC()
+	e.metrics.extends.Inc()
 	var newID string
 	err := e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		r := tx.Exec(`UPDATE accounts SET reserved_micros = reserved_micros + ?
@@ -681,4 +686,32 @@ func sortedKeys[V any](m map[leaseKey]V) []leaseKey {
 		return out[i].key < out[j].key
 	})
 	return out
+}
+
+type engineMetrics struct {
+	batch   prometheus.Histogram
+	commit  prometheus.Histogram
+	extends prometheus.Counter
+}
+
+func newEngineMetrics(r prometheus.Registerer) engineMetrics {
+	m := engineMetrics{
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "beaver_billing_commit_batch_size",
+			Help: "Requests settled per commit transaction.", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "beaver_billing_commit_seconds",
+			Help: "Duration of settlement commit transactions.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14)}),
+		extends: prometheus.NewCounter(prometheus.CounterOpts{Name: "beaver_billing_lease_extensions_total",
+			Help: "Balance lease extensions (database round trips on admission)."}),
+	}
+	if r != nil {
+		for _, c := range []prometheus.Collector{m.batch, m.commit, m.extends} {
+			if err := r.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					panic(err)
+				}
+			}
+		}
+	}
+	return m
 }
