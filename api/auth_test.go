@@ -54,7 +54,7 @@ func TestRegister(t *testing.T) {
 			{"email": "not-an-email", "password": testPassword},
 			{"email": "", "password": testPassword},
 			{"email": "a@example.com", "password": "short"},
-			{"email": "a@example.com", "password": "password123"},    // common
+			{"email": "a@example.com", "password": "password123"},   // common
 			{"email": "a@example.com", "password": "a@example.com"}, // the email
 			{"email": "a@example.com", "password": strings.Repeat("z", 257)},
 			{"email": "a@example.com", "password": strings.Repeat("z", 12)},

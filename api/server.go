@@ -18,6 +18,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
 )
@@ -38,6 +39,8 @@ type Deps struct {
 	Web       http.Handler       // the dashboard; nil = none
 	Mailer    mail.Sender        // nil = log each email (mail.LogSender)
 	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
+	Payments  *payments.Client   // nil = top-up by card disabled (503)
+	TopUps    TopUpStarter       // starts top-up settlements; nil = webhooks answer 503
 }
 
 // Server holds the router and dependencies.

@@ -53,8 +53,8 @@ type Engine struct {
 	metrics engineMetrics
 	queue   chan *pending
 	stop    chan struct{}
-	done   sync.WaitGroup
-	closed sync.Once
+	done    sync.WaitGroup
+	closed  sync.Once
 }
 
 // EngineOptions tune the engine; zero values take the defaults.
