@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -91,7 +90,7 @@ func (s *Server) serveChat(c *gin.Context, req *chat.Request, modelName string) 
 		s.fail(c, err)
 		return
 	}
-	if err := checkKeyPolicy(p, entry.ID, c.ClientIP()); err != nil {
+	if err := checkKeyPolicy(p, entry.ID, clientIP(c)); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -135,37 +134,13 @@ func checkKeyPolicy(p *auth.Principal, model, ip string) error {
 	if p.Key == nil {
 		return nil
 	}
-	if p.Key.AllowedModels != nil {
-		var allowed []string
-		if json.Unmarshal([]byte(*p.Key.AllowedModels), &allowed) == nil && !slices.Contains(allowed, model) {
-			return apierr.Forbidden("this API key may not use model %s", model)
-		}
+	if allowed := auth.DecodeList(p.Key.AllowedModels); allowed != nil && !slices.Contains(allowed, model) {
+		return apierr.Forbidden("this API key may not use model %s", model)
 	}
-	if p.Key.AllowedIPs != nil {
-		var allowed []string
-		_ = json.Unmarshal([]byte(*p.Key.AllowedIPs), &allowed)
-		if !ipAllowed(ip, allowed) {
-			return apierr.Forbidden("this API key may not be used from %s", ip)
-		}
+	if !auth.IPAllowed(auth.DecodeList(p.Key.AllowedIPs), ip) {
+		return apierr.Forbidden("this API key may not be used from %s", ip)
 	}
 	return nil
-}
-
-func ipAllowed(ip string, allowed []string) bool {
-	addr := net.ParseIP(ip)
-	if addr == nil {
-		return false
-	}
-	for _, a := range allowed {
-		if strings.Contains(a, "/") {
-			if _, n, err := net.ParseCIDR(a); err == nil && n.Contains(addr) {
-				return true
-			}
-		} else if other := net.ParseIP(a); other != nil && other.Equal(addr) {
-			return true
-		}
-	}
-	return false
 }
 
 // chatRun is one request in flight.

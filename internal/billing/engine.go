@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/money"
@@ -392,7 +393,7 @@ func (e *Engine) remaining(ctx context.Context, k leaseKey) (int64, string, erro
 		}
 		if key.SpendLimitMicros != nil {
 			spent := key.SpentMicros
-			if start := PeriodStart(key.LimitReset, time.Now()); start != nil && (key.PeriodStart == nil || key.PeriodStart.Before(*start)) {
+			if start := auth.CurrentPeriodStart(key.LimitReset, time.Now()); !start.IsZero() && (key.PeriodStart == nil || key.PeriodStart.Before(start)) {
 				spent = 0
 			}
 			if kl := *key.SpendLimitMicros - spent - key.ReservedMicros; kl < left {
@@ -404,25 +405,6 @@ func (e *Engine) remaining(ctx context.Context, k leaseKey) (int64, string, erro
 		left = 0
 	}
 	return left, source, nil
-}
-
-// PeriodStart is the start of the current spend-limit period (UTC), nil for
-// "none".
-func PeriodStart(reset string, now time.Time) *time.Time {
-	now = now.UTC()
-	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	var t time.Time
-	switch reset {
-	case "daily":
-		t = day
-	case "weekly":
-		t = day.AddDate(0, 0, -((int(day.Weekday()) + 6) % 7)) // Monday
-	case "monthly":
-		t = time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	default:
-		return nil
-	}
-	return &t
 }
 
 // extend grows the lease by amount with conditional updates; false means the
@@ -444,9 +426,9 @@ func (e *Engine) extend(ctx context.Context, l *lease, amount int64) (bool, erro
 			return errRefused
 		}
 		if l.key.key != "" {
-			if start := PeriodStart(keyReset(tx, l.key.key), now); start != nil {
+			if start := auth.CurrentPeriodStart(keyReset(tx, l.key.key), now); !start.IsZero() {
 				if err := tx.Exec(`UPDATE api_keys SET spent_micros = 0, period_start = ?
-					WHERE id = ? AND (period_start IS NULL OR period_start < ?)`, *start, l.key.key, *start).Error; err != nil {
+					WHERE id = ? AND (period_start IS NULL OR period_start < ?)`, start, l.key.key, start).Error; err != nil {
 					return err
 				}
 			}
