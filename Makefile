@@ -4,7 +4,7 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 TEMPORAL_CLI := github.com/temporalio/cli/cmd/temporal@v1.5.1
 
-.PHONY: run build test vet fmt-check go-test temporal-cli web clean bench
+.PHONY: run build test vet fmt-check go-test web-test temporal-cli web clean bench
 
 ## run: build everything missing and start `beaver dev` on the embedded defaults
 run: temporal-cli web build
@@ -25,7 +25,12 @@ web:
 	else echo "Node.js not found: the dashboard is not built (the API works without it)"; fi
 
 ## test: everything (vet, gofmt, unit, HTTP, PostgreSQL, Redis, Temporal, Stripe, browser)
-test: vet fmt-check go-test
+test: web vet fmt-check web-test go-test
+
+## web-test: the dashboard's unit tests (money formatting, SSE reader, refresh logic)
+web-test:
+	@if [ -d web/node_modules ]; then cd web && npm test --silent; \
+	else echo "!!! SKIPPING web unit tests: Node.js dependencies are not installed"; fi
 
 vet:
 	$(GO) vet ./...
