@@ -87,7 +87,10 @@ func NewEngine(d *db.DB, log *slog.Logger, o EngineOptions) *Engine {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
 	}
-	e := &Engine{db: d, instance: o.InstanceID, log: log, opts: o,
+	// The engine runs the same few statements all day: prepare them once
+	// per connection instead of on every commit.
+	prepared := &db.DB{DB: d.Session(&gorm.Session{PrepareStmt: true}), Dialect: d.Dialect}
+	e := &Engine{db: prepared, instance: o.InstanceID, log: log, opts: o,
 		leases: map[leaseKey]*lease{}, quotas: map[string]*quota{},
 		queue: make(chan *pending, 4096), stop: make(chan struct{})}
 	e.metrics = newEngineMetrics(o.Registerer)
