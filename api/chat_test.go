@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +17,11 @@ import (
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
+	"github.com/beaver-gateway/beaver/internal/ratelimit"
 	"github.com/beaver-gateway/beaver/models"
 )
 
@@ -26,9 +29,10 @@ import (
 // provider pointed at one local fake upstream.
 type inference struct {
 	*harness
-	Fake    *fakeupstream.Server
-	Catalog *catalog.Catalog
-	Engine  *billing.Engine
+	Fake      *fakeupstream.Server
+	Catalog   *catalog.Catalog
+	Engine    *billing.Engine
+	providers map[string]providers.Provider
 }
 
 func newInference(t *testing.T, dialect string, fakeOpts fakeupstream.Options, cfgs ...func(*config.Config)) *inference {
@@ -68,7 +72,7 @@ func newInference(t *testing.T, dialect string, fakeOpts fakeupstream.Options, c
 				provs[name] = p
 			}
 			d.Catalog, d.Billing, d.Providers = cat, eng, provs
-			inf.Catalog, inf.Engine = cat, eng
+			inf.Catalog, inf.Engine, inf.providers = cat, eng, provs
 		},
 	})
 	return inf
@@ -563,4 +567,40 @@ func TestConcurrentChatNeverOverspends(t *testing.T) {
 		}
 		inf.waitReservedZero(u.ID)
 	})
+}
+
+// With Redis unreachable, inference keeps being served and limited from
+// memory; with Redis up, the limit is counted there.
+func TestRateLimitStoreDownAndUp(t *testing.T) {
+	redisURL := os.Getenv("BEAVER_TEST_REDIS_URL")
+	if redisURL == "" {
+		redisURL = "redis://127.0.0.1:6379/15"
+	}
+	for name, url := range map[string]string{"dead": "redis://127.0.0.1:1/0", "live": redisURL} {
+		t.Run(name, func(t *testing.T) {
+			inf := newInference(t, "sqlite", fakeupstream.Options{})
+			lim, err := ratelimit.New(ratelimit.Options{RedisURL: url, Logger: inf.Log, Prefix: "beaver:test:" + ids.New("rl")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lim.Close()
+			inf.Server = api.New(api.Deps{Config: inf.Cfg, DB: inf.DB, Auth: inf.Auth, Ledger: inf.Ledger, Log: inf.Log,
+				Mailer: inf.Mail, Limiter: lim, Catalog: inf.Catalog, Billing: inf.Engine, Providers: inf.providers})
+			srv := httptest.NewServer(inf.Server.Handler())
+			defer srv.Close()
+			inf.URL = srv.URL
+			u, key := inf.fundedKey("10", nil)
+			inf.do("PATCH", "/admin/accounts/"+u.ID, inf.Admin.Token, map[string]any{"rpm_limit": 3}).want(200)
+			for i := 0; i < 3; i++ {
+				inf.do("POST", "/v1/chat/completions", key, chatBody("openai/gpt-4o-mini", "hi")).want(200)
+			}
+			inf.do("POST", "/v1/chat/completions", key, chatBody("openai/gpt-4o-mini", "hi")).wantError(429, "rate_limit_exceeded")
+			if name == "dead" && !lim.Degraded() {
+				t.Fatal("limiter should report degraded mode")
+			}
+			if name == "live" && lim.Degraded() {
+				t.Skip("!!! Redis not reachable at " + url + ": the live variant ran in memory")
+			}
+		})
+	}
 }
