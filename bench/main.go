@@ -70,6 +70,16 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool,
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build beaver: %w", err)
 	}
+	proxyBin := filepath.Join(dir, "proxy")
+	if out, err := exec.Command("go", "build", "-o", proxyBin, "./bench/proxy").CombinedOutput(); err != nil {
+		return fmt.Errorf("build proxy: %v\n%s", err, out)
+	}
+	proxyAddr, _ := freeAddr()
+	proxyCmd := exec.Command(proxyBin, "-listen", proxyAddr, "-target", fakeURL)
+	if err := proxyCmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = proxyCmd.Process.Kill(); _, _ = proxyCmd.Process.Wait() }()
 	addr, err := freeAddr()
 	if err != nil {
 		return err
@@ -103,14 +113,20 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool,
 	directBody, _ := json.Marshal(map[string]any{"model": "gpt-4o-mini", "stream": stream, "max_tokens": 16,
 		"messages": []any{map[string]string{"role": "user", "content": "benchmark me [[words:8]]"}}})
 	direct := target{url: fakeURL + "/v1/chat/completions", body: directBody}
+	proxy := target{url: "http://" + proxyAddr + "/v1/chat/completions", body: directBody}
+	if err := waitListen(proxyAddr); err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
 	beaver := target{url: base + "/v1/chat/completions", body: body, key: key}
 
 	// Warm both paths (connections, caches, first lease).
 	load(direct, 4, time.Second)
+	load(proxy, 4, time.Second)
 	load(beaver, 4, time.Second)
 
 	fmt.Printf("Beaver benchmark (%s, stream=%v, %s per throughput run, %d connections)\n", dbKind(dbURL), stream, duration, conns)
 	dRPS, dErr := load(direct, conns, duration)
+	pRPS, pErr := load(proxy, conns, duration)
 	profDone := make(chan error, 1)
 	if profile != "" {
 		go func() { profDone <- fetchProfile("http://"+pprofAddr, profile, duration-time.Second) }()
@@ -121,13 +137,18 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool,
 	if err := <-profDone; err != nil {
 		fmt.Fprintln(os.Stderr, "bench: profile:", err)
 	}
-	fmt.Printf("throughput  direct %8.0f req/s (%d errors)   via Beaver %8.0f req/s (%d errors)   ratio %.2f\n",
-		dRPS, dErr, bRPS, bErr, bRPS/dRPS)
+	fmt.Printf("throughput  direct %7.0f req/s   proxy-only %7.0f req/s (%d errors)   Beaver %7.0f req/s (%d errors)\n",
+		dRPS, pRPS, pErr, bRPS, bErr)
+	fmt.Printf("            Beaver/direct %.2f   Beaver/proxy-only %.2f   (direct errors %d)\n", bRPS/dRPS, bRPS/pRPS, dErr)
 	dLat := latency(direct, latN)
+	pLat := latency(proxy, latN)
 	bLat := latency(beaver, latN)
 	p := func(l []time.Duration, q float64) time.Duration { return l[int(q*float64(len(l)-1))] }
-	fmt.Printf("latency     direct p50 %v p99 %v   via Beaver p50 %v p99 %v   added p50 %v p99 %v\n",
-		p(dLat, .50), p(dLat, .99), p(bLat, .50), p(bLat, .99), p(bLat, .50)-p(dLat, .50), p(bLat, .99)-p(dLat, .99))
+	r := func(d time.Duration) string { return d.Round(time.Microsecond).String() }
+	fmt.Printf("latency     direct p50 %s p99 %s   proxy-only p50 %s p99 %s   Beaver p50 %s p99 %s\n",
+		r(p(dLat, .50)), r(p(dLat, .99)), r(p(pLat, .50)), r(p(pLat, .99)), r(p(bLat, .50)), r(p(bLat, .99)))
+	fmt.Printf("added       proxy-only p50 %s p99 %s   Beaver p50 %s p99 %s\n",
+		r(p(pLat, .50)-p(dLat, .50)), r(p(pLat, .99)-p(dLat, .99)), r(p(bLat, .50)-p(dLat, .50)), r(p(bLat, .99)-p(dLat, .99)))
 	fmt.Printf("peak RSS    Beaver %s\n", peakRSS(cmd.Process.Pid))
 	if os.Getenv("BENCH_METRICS") != "" {
 		if res, err := http.Get(base + "/metrics"); err == nil {
@@ -240,6 +261,16 @@ func waitUp(url string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("beaver did not come up at %s", url)
+}
+
+func waitListen(addr string) error {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+	}
+	return fmt.Errorf("nothing listens on %s", addr)
 }
 
 func call(method, url, token string, in any) (map[string]any, error) {

@@ -3,21 +3,187 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/app"
 	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/temporalx"
+	"github.com/beaver-gateway/beaver/worker"
 )
 
-func temporalUIURL() string { return "http://127.0.0.1:8233" }
+// temporalUI is what `beaver dev` prints for the Temporal UI; startTemporal
+// sets it.
+var temporalUI = "(Temporal is disabled)"
 
-// startTemporal connects the API to Temporal (and for dev, starts the worker
-// and a local dev server). Filled in by the Temporal integration.
+func temporalUIURL() string { return temporalUI }
+
+// startTemporal connects the API to Temporal. For `beaver dev` it also
+// starts a local dev server when none is configured or running, and runs the
+// worker in this process. Temporal being unavailable is never fatal: the API
+// serves, and what needs a workflow answers 503 (Workflows.Available() is
+// false, so auth handlers take their direct path). The returned cleanup
+// stops, in order, the worker, the client and the dev server.
 func startTemporal(ctx context.Context, a *app.App, deps *api.Deps, dev bool) (func(), error) {
-	return func() {}, nil
+	cfg, log := a.Config, a.Log
+	var stops []func()
+	cleanup := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	opts := temporalx.WorkflowsOptions{Auth: a.Auth, DB: a.DB, TaskQueue: worker.TaskQueue(cfg), Log: log,
+		Registerer: a.Registry}
+
+	if !dev {
+		// `beaver api`: keep dialing in the background; serve at once.
+		conn := temporalx.NewConn(cfg, log)
+		cctx, cancel := context.WithCancel(context.Background())
+		go conn.Run(cctx)
+		stops = append(stops, func() { cancel(); conn.Close() })
+		select {
+		case <-conn.Ready():
+		case <-time.After(temporalx.DialTimeout + time.Second):
+			log.Warn("Temporal is not reachable yet; serving without it (workflow features answer 503 until it is)",
+				"address", cfg.TemporalAddress)
+		}
+		opts.Conn = conn
+		wf := temporalx.NewWorkflows(opts)
+		deps.Workflows = wf
+		setLowBalanceHook(a, wf.OnLowBalance)
+		return cleanup, nil
+	}
+
+	disabled := func(why string, err error) (func(), error) {
+		temporalUI = "(disabled: " + why + ")"
+		log.Warn("Temporal is disabled: "+why+". The API serves without it; disabled until then: the schedules "+
+			"(daily repricing, monthly usage reset, lease sweep), admin repricing (503) and low-balance alerts; "+
+			"email verification and password reset use their direct path.", "err", err)
+		return cleanup, nil
+	}
+	srv, err := temporalx.StartDevServer(ctx, cfg, log)
+	switch {
+	case errors.Is(err, temporalx.ErrNoCLI):
+		return disabled("the temporal CLI is not installed; run `make temporal-cli`", err)
+	case err != nil:
+		return disabled("the Temporal dev server did not start", err)
+	case srv != nil:
+		stops = append(stops, srv.Stop)
+		temporalUI = temporalx.DevUIURL
+	case cfg.TemporalAddrSet:
+		temporalUI = "(the UI of the Temporal server at " + cfg.TemporalAddress + ")"
+	default:
+		temporalUI = temporalx.DevUIURL // a dev server someone else started
+	}
+	dctx, cancelDial := context.WithTimeout(ctx, 30*time.Second)
+	c, err := temporalx.DialRetry(dctx, cfg, log)
+	cancelDial()
+	if err != nil {
+		return disabled("Temporal at "+cfg.TemporalAddress+" does not answer", err)
+	}
+	stops = append(stops, c.Close)
+
+	wctx, stopWorker := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := worker.Run(wctx, c, cfg, worker.Deps{DB: a.DB, Catalog: a.Catalog, Auth: a.Auth,
+			Mailer: workerMailer(a), Log: log, Registerer: a.Registry})
+		if err != nil {
+			log.Error("in-process Temporal worker stopped", "err", err)
+		}
+	}()
+	stops = append(stops, func() { stopWorker(); <-done })
+
+	conn := temporalx.ConnFor(c, log)
+	hctx, stopHealth := context.WithCancel(context.Background())
+	go conn.Run(hctx)
+	stops = append(stops, stopHealth)
+	opts.Conn = conn
+	wf := temporalx.NewWorkflows(opts)
+	deps.Workflows = wf
+	setLowBalanceHook(a, wf.OnLowBalance)
+	return cleanup, nil
 }
 
+// runWorker is `beaver worker`: the worker only, until ctx ends. It waits
+// for Temporal as long as it takes. BEAVER_WORKER_ADDR (e.g. :9090) serves
+// /metrics and /health.
 func runWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	return errors.New("worker: not available yet")
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if addr := os.Getenv("BEAVER_WORKER_ADDR"); addr != "" {
+		stop, err := serveWorkerMetrics(a, addr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	c, err := temporalx.DialRetry(ctx, cfg, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before Temporal came up
+		}
+		return err
+	}
+	defer c.Close()
+	return worker.Run(ctx, c, cfg, worker.Deps{DB: a.DB, Catalog: a.Catalog, Auth: a.Auth,
+		Mailer: workerMailer(a), Log: log, Registerer: a.Registry})
+}
+
+func serveWorkerMetrics(a *app.App, addr string) (func(), error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("worker metrics: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	a.Log.Info("worker metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+	return func() { _ = srv.Close() }, nil
+}
+
+// workerMailer is the app's mailer, unless the app still has the default
+// log mailer while BEAVER_MAILER asks for another: then the configured one
+// (the worker is what sends workflow emails).
+func workerMailer(a *app.App) mail.Sender {
+	if _, isLog := a.Mailer.(mail.LogSender); !isLog || a.Config.Mailer == "" || a.Config.Mailer == "log" {
+		return a.Mailer
+	}
+	m, err := mail.New(a.Config, a.Log)
+	if err != nil {
+		a.Log.Error("mailer not usable; emails are only logged", "mailer", a.Config.Mailer, "err", err)
+		return a.Mailer
+	}
+	return m
+}
+
+// setLowBalanceHook routes the billing engine's low-balance hook to
+// Temporal, once app.App offers the setter (see the report: the engine's
+// OnLowBalance is fixed at construction).
+func setLowBalanceHook(a *app.App, hook func(accountID string, balance, threshold int64)) {
+	type hooker interface {
+		SetLowBalanceHook(func(accountID string, balance, threshold int64))
+	}
+	if h, ok := any(a).(hooker); ok {
+		h.SetLowBalanceHook(hook)
+		return
+	}
+	a.Log.Warn("low-balance alerts are not wired: app.App has no SetLowBalanceHook yet")
 }

@@ -1,0 +1,81 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/billing"
+)
+
+// RepriceInput asks for a new price version.
+type RepriceInput struct {
+	Reason string
+}
+
+// RepriceResult is the version written.
+type RepriceResult struct {
+	Version int64
+}
+
+// Reprice computes a new price version from the current base prices (a new
+// version per call: a retry after a lost answer writes one more version,
+// which is harmless since versions only grow and carry the same prices).
+func (a *Activities) Reprice(ctx context.Context, in RepriceInput) (RepriceResult, error) {
+	reason := in.Reason
+	if reason == "" {
+		reason = "workflow"
+	}
+	v, err := a.Catalog.Recalculate(ctx, reason)
+	if err != nil {
+		return RepriceResult{}, err
+	}
+	a.log().InfoContext(ctx, "price version written", "version", v, "reason", reason)
+	return RepriceResult{Version: v}, nil
+}
+
+// ResetMonthlyUsageInput names the month that starts (YYYY-MM, UTC).
+type ResetMonthlyUsageInput struct {
+	Month string
+}
+
+// ResetMonthlyUsageResult counts the accounts whose counter was reset.
+type ResetMonthlyUsageResult struct {
+	Accounts int64
+}
+
+// ResetMonthlyUsage starts Month for every account whose counter belongs to
+// an older month: monthly_requests = 0, usage_month = Month. Billing commits
+// keep their own month (CASE WHEN usage_month = current THEN +n ELSE n), so
+// an account that was already charged in Month is left alone, and running
+// this twice, or late, changes nothing more.
+func (a *Activities) ResetMonthlyUsage(ctx context.Context, in ResetMonthlyUsageInput) (ResetMonthlyUsageResult, error) {
+	if _, err := time.Parse("2006-01", in.Month); err != nil || len(in.Month) != 7 {
+		return ResetMonthlyUsageResult{}, badInput(fmt.Sprintf("month must be YYYY-MM, got %q", in.Month))
+	}
+	r := a.DB.WithContext(ctx).Exec(`UPDATE accounts SET monthly_requests = 0, usage_month = ? WHERE usage_month < ?`,
+		in.Month, in.Month)
+	if r.Error != nil {
+		return ResetMonthlyUsageResult{}, fmt.Errorf("reset monthly usage: %w", r.Error)
+	}
+	a.log().InfoContext(ctx, "monthly usage reset", "month", in.Month, "accounts", r.RowsAffected)
+	return ResetMonthlyUsageResult{Accounts: r.RowsAffected}, nil
+}
+
+// SweepLeasesInput has no fields yet.
+type SweepLeasesInput struct{}
+
+// SweepLeasesResult counts the leases returned.
+type SweepLeasesResult struct {
+	Returned int
+}
+
+// SweepLeases returns the balance leases of instances that stopped renewing
+// them (crashed or killed replicas).
+func (a *Activities) SweepLeases(ctx context.Context, _ SweepLeasesInput) (SweepLeasesResult, error) {
+	n, err := billing.SweepExpiredLeases(ctx, a.DB)
+	if n > 0 {
+		a.log().InfoContext(ctx, "expired balance leases returned", "leases", n)
+	}
+	return SweepLeasesResult{Returned: n}, err
+}

@@ -1,0 +1,120 @@
+package mail
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	htmltemplate "html/template"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/money"
+)
+
+// Every email has a plain-text part and an HTML part, rendered from the
+// templates in templates/: NAME.txt (text/template) and NAME.html
+// (html/template, inside layout.html).
+
+//go:embed templates
+var templateFS embed.FS
+
+type tmpl struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+func mustTemplate(name string) tmpl {
+	return tmpl{
+		text: texttemplate.Must(texttemplate.ParseFS(templateFS, "templates/"+name+".txt")),
+		html: htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")),
+	}
+}
+
+var (
+	verifyTemplate  = mustTemplate("verify")
+	resetTemplate   = mustTemplate("reset")
+	lowBalTemplate  = mustTemplate("low_balance")
+	receiptTemplate = mustTemplate("topup_receipt")
+)
+
+// render fills m.Text and m.HTML from t with data. data must have a Subject
+// field only through m (the layout reads .Subject from the wrapper).
+func (t tmpl) render(m Message, data map[string]any) Message {
+	data["Subject"] = m.Subject
+	data["To"] = m.To
+	var text, html bytes.Buffer
+	if err := t.text.Execute(&text, data); err != nil {
+		// The templates are fixed and tested; this cannot happen at run time.
+		panic(fmt.Sprintf("mail: render text of %q: %v", m.Subject, err))
+	}
+	if err := t.html.ExecuteTemplate(&html, "layout", data); err != nil {
+		panic(fmt.Sprintf("mail: render HTML of %q: %v", m.Subject, err))
+	}
+	m.Text, m.HTML = text.String(), html.String()
+	return m
+}
+
+// VerifyEmail is the message that asks a new user to confirm the address
+// (link valid for 24 hours).
+func VerifyEmail(to, link string) Message { return VerifyEmailValid(to, link, 24*time.Hour) }
+
+// VerifyEmailValid is VerifyEmail for a link valid for ttl.
+func VerifyEmailValid(to, link string, ttl time.Duration) Message {
+	m := Message{To: to, Subject: "Confirm your email address for Beaver"}
+	return verifyTemplate.render(m, map[string]any{"Link": link, "Valid": HumanDuration(ttl)})
+}
+
+// PasswordReset is the message with a link to choose a new password (valid
+// for 1 hour).
+func PasswordReset(to, link string) Message { return PasswordResetValid(to, link, time.Hour) }
+
+// PasswordResetValid is PasswordReset for a link valid for ttl.
+func PasswordResetValid(to, link string, ttl time.Duration) Message {
+	m := Message{To: to, Subject: "Reset your Beaver password"}
+	return resetTemplate.render(m, map[string]any{"Link": link, "Valid": HumanDuration(ttl)})
+}
+
+// LowBalance tells an account that its balance fell below its alert
+// threshold; link points to the top-up page.
+func LowBalance(to string, balanceMicros, thresholdMicros int64, link string) Message {
+	m := Message{To: to, Subject: "Your Beaver balance is low ($" + money.Format(balanceMicros) + ")"}
+	return lowBalTemplate.render(m, map[string]any{"Link": link,
+		"Balance": money.Format(balanceMicros), "Threshold": money.Format(thresholdMicros)})
+}
+
+// Receipt describes a credited top-up.
+type Receipt struct {
+	AmountMicros  int64
+	BalanceMicros int64 // after the top-up
+	Reference     string
+	At            time.Time
+	Link          string // the billing page
+}
+
+// TopUpReceipt confirms a credited top-up.
+func TopUpReceipt(to string, r Receipt) Message {
+	m := Message{To: to, Subject: "Beaver receipt: $" + money.Format(r.AmountMicros) + " added to your balance"}
+	return receiptTemplate.render(m, map[string]any{"Link": r.Link, "Amount": money.Format(r.AmountMicros),
+		"Balance": money.Format(r.BalanceMicros), "Reference": r.Reference,
+		"Date": r.At.UTC().Format("2006-01-02 15:04 UTC")})
+}
+
+// HumanDuration renders a link's validity: "24 hours", "1 hour", "90 minutes".
+func HumanDuration(d time.Duration) string {
+	unit := func(n int64, name string) string {
+		if n == 1 {
+			return "1 " + name
+		}
+		return fmt.Sprintf("%d %ss", n, name)
+	}
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return unit(int64(d/time.Hour), "hour")
+	case d >= time.Minute && d%time.Minute == 0:
+		return unit(int64(d/time.Minute), "minute")
+	case d >= time.Second:
+		return unit(int64(d/time.Second), "second")
+	}
+	return strings.TrimSpace(d.String())
+}

@@ -1,0 +1,163 @@
+package temporalx_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/beaver-gateway/beaver/api"
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/temporalx"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// The API's interface is satisfied without the api package importing us.
+var _ api.Workflows = (*temporalx.Workflows)(nil)
+
+func testConfig(t *testing.T, kv map[string]string) *config.Config {
+	t.Helper()
+	c, err := config.FromLookup(func(k string) (string, bool) { v, ok := kv[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func want503(t *testing.T, what string, err error) {
+	t.Helper()
+	e, ok := apierr.As(err)
+	if !ok || e.Status != 503 {
+		t.Errorf("%s: want apierr 503, got %v", what, err)
+	}
+}
+
+func TestWorkflowsAnswer503WithoutTemporal(t *testing.T) {
+	cfg := testConfig(t, map[string]string{"TEMPORAL_ADDRESS": "127.0.0.1:" + freePort(t)})
+	conn := temporalx.NewConn(cfg, quiet)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go conn.Run(ctx) // keeps failing to dial
+	w := temporalx.NewWorkflows(temporalx.WorkflowsOptions{Conn: conn, Log: quiet})
+	if w.Available() {
+		t.Fatal("Available with nothing listening")
+	}
+	start := time.Now()
+	_, err := w.StartRepricing(ctx, "test")
+	want503(t, "StartRepricing", err)
+	want503(t, "StartEmailVerification", w.StartEmailVerification(ctx, "acct_1"))
+	want503(t, "CompleteEmailVerification", w.CompleteEmailVerification(ctx, "acct_1", "bve_x"))
+	want503(t, "StartPasswordReset", w.StartPasswordReset(ctx, "acct_1"))
+	want503(t, "CompletePasswordReset", w.CompletePasswordReset(ctx, "acct_1", "bpr_x", "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$a2V5"))
+	want503(t, "SignalLowBalance", w.SignalLowBalance(ctx, "acct_1", 0, 1))
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("503s must be immediate, took %s", d)
+	}
+	w.OnLowBalance("acct_1", 0, 1) // logs, never panics or blocks
+}
+
+func TestCompletePasswordResetRefusesAPlainPassword(t *testing.T) {
+	w := temporalx.NewWorkflows(temporalx.WorkflowsOptions{Log: quiet})
+	err := w.CompletePasswordReset(context.Background(), "acct_1", "bpr_x", "correct horse battery")
+	if err == nil {
+		t.Fatal("a plain password must never be sent")
+	}
+	if _, ok := apierr.As(err); ok {
+		t.Errorf("a programming error, not a client error: %v", err)
+	}
+}
+
+func TestDialFailsFast(t *testing.T) {
+	cfg := testConfig(t, map[string]string{"TEMPORAL_ADDRESS": "127.0.0.1:" + freePort(t)})
+	start := time.Now()
+	if _, err := temporalx.Dial(context.Background(), cfg, quiet); err == nil {
+		t.Fatal("dialed nothing")
+	}
+	if d := time.Since(start); d > temporalx.DialTimeout+time.Second {
+		t.Errorf("dial took %s", d)
+	}
+}
+
+func TestStartDevServerLeavesConfiguredOrRunningServersAlone(t *testing.T) {
+	cfg := testConfig(t, map[string]string{"TEMPORAL_ADDRESS": "temporal:7233"})
+	if d, err := temporalx.StartDevServer(context.Background(), cfg, quiet); d != nil || err != nil {
+		t.Errorf("TEMPORAL_ADDRESS set: want nothing started, got %v %v", d, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	cfg = testConfig(t, map[string]string{"BEAVER_DATA_DIR": t.TempDir()})
+	d, err := temporalx.StartDevServerOn(context.Background(), cfg, quiet, temporalx.DevServerOptions{Port: port, UIPort: freePort(t)})
+	if d != nil || err != nil {
+		t.Errorf("port in use: want the running server used, got %v %v", d, err)
+	}
+}
+
+// requireCLI skips (loudly) without the temporal CLI, unless
+// BEAVER_TEST_REQUIRE_TEMPORAL=1.
+func requireCLI(t *testing.T) {
+	t.Helper()
+	if _, err := temporalx.FindCLI(); err != nil {
+		if os.Getenv("BEAVER_TEST_REQUIRE_TEMPORAL") == "1" {
+			t.Fatalf("Temporal CLI required: %v", err)
+		}
+		t.Skipf("!!! SKIPPING: %v", err)
+	}
+}
+
+func TestDevServerChildProcess(t *testing.T) {
+	requireCLI(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, map[string]string{"BEAVER_DATA_DIR": dir})
+	port := freePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := temporalx.StartDevServerOn(ctx, cfg, quiet, temporalx.DevServerOptions{Port: port, UIPort: freePort(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == nil {
+		t.Fatal("no server started")
+	}
+	defer d.Stop()
+	if !temporalx.Listening(d.Address) {
+		t.Fatal("not listening after start")
+	}
+	c, err := temporalx.Dial(ctx, testConfig(t, map[string]string{"TEMPORAL_ADDRESS": d.Address}), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := os.Stat(filepath.Join(dir, "temporal.db")); err != nil {
+		t.Errorf("state not persisted in the data dir: %v", err)
+	}
+	d.Stop()
+	select {
+	case <-d.Exited():
+	case <-time.After(15 * time.Second):
+		t.Fatal("still running after Stop")
+	}
+	if temporalx.Listening(d.Address) {
+		t.Error("port still open after Stop")
+	}
+}

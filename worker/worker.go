@@ -1,0 +1,121 @@
+// Package worker runs Beaver's Temporal worker: it registers every workflow
+// and activity (Register, which tests call too), keeps the schedules in
+// place (EnsureSchedules) and polls the task queue until its context ends.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/beaver-gateway/beaver/activities"
+	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/workflows"
+)
+
+// RegisterWorkflows registers every workflow under its contract name (the
+// function name). The replayer uses it alone.
+func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
+	r.RegisterWorkflow(workflows.RepricingWorkflow)
+	r.RegisterWorkflow(workflows.MonthlyUsageResetWorkflow)
+	r.RegisterWorkflow(workflows.LeaseSweepWorkflow)
+	r.RegisterWorkflow(workflows.LowBalanceAlertWorkflow)
+	r.RegisterWorkflow(workflows.EmailVerificationWorkflow)
+	r.RegisterWorkflow(workflows.PasswordResetWorkflow)
+	r.RegisterWorkflow(workflows.TopUpSettlementWorkflow)
+}
+
+// Register registers every workflow, and every exported method of each
+// activity struct in acts (*activities.Activities, and
+// *activities.PaymentActivities where card top-ups are configured) as an
+// activity named after the method.
+func Register(r sdkworker.Registry, acts ...any) {
+	RegisterWorkflows(r)
+	for _, a := range acts {
+		r.RegisterActivity(a)
+	}
+}
+
+// Deps is what the activities need.
+type Deps struct {
+	DB         *db.DB
+	Catalog    *catalog.Catalog
+	Auth       *auth.Service
+	Mailer     mail.Sender
+	Log        *slog.Logger
+	Registerer prometheus.Registerer // workflow/activity metrics; nil = none
+	// More activity structs to register (e.g. *activities.PaymentActivities
+	// for TopUpSettlementWorkflow).
+	Activities []any
+	// SkipSchedules leaves the schedules alone (tests that create their own).
+	SkipSchedules bool
+}
+
+// TaskQueue is cfg's task queue, or the contract's.
+func TaskQueue(cfg *config.Config) string {
+	if cfg != nil && cfg.TaskQueue != "" {
+		return cfg.TaskQueue
+	}
+	return workflows.TaskQueue
+}
+
+// New builds a worker with everything registered; the caller starts it.
+func New(c client.Client, cfg *config.Config, deps Deps) sdkworker.Worker {
+	return newWorker(c, cfg, deps, nil)
+}
+
+func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(error)) sdkworker.Worker {
+	w := sdkworker.New(c, TaskQueue(cfg), sdkworker.Options{
+		Interceptors:      []interceptor.WorkerInterceptor{NewMetrics(deps.Registerer)},
+		WorkerStopTimeout: 10 * time.Second,
+		OnFatalError:      onFatal,
+	})
+	acts := append([]any{&activities.Activities{DB: deps.DB, Catalog: deps.Catalog, Auth: deps.Auth,
+		Mailer: deps.Mailer, PublicURL: cfg.PublicURL, Log: deps.Log}}, deps.Activities...)
+	Register(w, acts...)
+	return w
+}
+
+// Run makes sure the schedules exist, then runs the worker until ctx ends
+// (or the worker fails).
+func Run(ctx context.Context, c client.Client, cfg *config.Config, deps Deps) error {
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if !deps.SkipSchedules {
+		if err := EnsureSchedules(ctx, c, TaskQueue(cfg), log); err != nil {
+			return err
+		}
+	}
+	fatal := make(chan error, 1)
+	w := newWorker(c, cfg, deps, func(err error) {
+		select {
+		case fatal <- err:
+		default:
+		}
+	})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("temporal worker: %w", err)
+	}
+	log.Info("temporal worker polling", "task_queue", TaskQueue(cfg), "namespace", cfg.TemporalNamespace)
+	select {
+	case <-ctx.Done():
+	case err := <-fatal:
+		w.Stop()
+		return fmt.Errorf("temporal worker: %w", err)
+	}
+	w.Stop()
+	log.Info("temporal worker stopped")
+	return nil
+}

@@ -1,0 +1,58 @@
+package workflows_test
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/beaver-gateway/beaver/activities"
+	"github.com/beaver-gateway/beaver/worker"
+	"github.com/beaver-gateway/beaver/workflows"
+)
+
+// The histories in testdata/ were recorded from real runs on a Temporal dev
+// server (go test ./worker -run TestEndToEnd with BEAVER_RECORD_HISTORIES=1).
+// Replaying them against today's code catches non-deterministic changes to
+// workflows that may still have runs in flight: such a change needs
+// workflow.GetVersion, or a new workflow type.
+
+var replayLog = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no histories in testdata/: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
+			r := sdkworker.NewWorkflowReplayer()
+			worker.RegisterWorkflows(r)
+			if err := r.ReplayWorkflowHistoryFromJSONFile(replayLog, f); err != nil {
+				t.Fatalf("replay %s: %v", f, err)
+			}
+		})
+	}
+}
+
+// TestReplayCatchesAChangedWorkflow shows the replay test has teeth: a
+// RepricingWorkflow that schedules something else does not replay.
+func TestReplayCatchesAChangedWorkflow(t *testing.T) {
+	changed := func(ctx workflow.Context, in workflows.RepricingInput) (workflows.RepricingResult, error) {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+		var acts *activities.Activities
+		err := workflow.ExecuteActivity(ctx, acts.SweepLeases, activities.SweepLeasesInput{}).Get(ctx, nil)
+		return workflows.RepricingResult{}, err
+	}
+	r := sdkworker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: "RepricingWorkflow"})
+	if err := r.ReplayWorkflowHistoryFromJSONFile(replayLog, filepath.Join("testdata", "repricing.json")); err == nil {
+		t.Fatal("a changed workflow replayed without error")
+	}
+}
