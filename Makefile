@@ -3,8 +3,9 @@ GO      ?= go
 GOBIN   := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 TEMPORAL_CLI := github.com/temporalio/cli/cmd/temporal@v1.5.1
+WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 
-.PHONY: run build test vet fmt-check go-test web-test temporal-cli web clean bench
+.PHONY: run build test vet fmt-check go-test web-test workflowcheck temporal-cli web clean bench
 
 ## run: build everything missing and start `beaver dev` on the embedded defaults
 run: temporal-cli web build
@@ -25,7 +26,12 @@ web:
 	else echo "Node.js not found: the dashboard is not built (the API works without it)"; fi
 
 ## test: everything (vet, gofmt, unit, HTTP, PostgreSQL, Redis, Temporal, Stripe, browser)
-test: web vet fmt-check web-test go-test
+test: web vet fmt-check workflowcheck web-test go-test
+
+## workflowcheck: Temporal's static check that workflow code is deterministic
+workflowcheck:
+	@command -v workflowcheck >/dev/null 2>&1 || { cd "$$(mktemp -d)" && GOFLAGS=-mod=mod $(GO) install $(WORKFLOWCHECK); }
+	workflowcheck ./...
 
 ## web-test: the dashboard's unit tests (money formatting, SSE reader, refresh logic)
 web-test:

@@ -40,8 +40,16 @@ func (s *Server) register(c *gin.Context) {
 	c.JSON(http.StatusCreated, gin.H{"account": accountView(a)})
 }
 
-// sendVerification issues a verification token and emails its link.
+// sendVerification starts the EmailVerificationWorkflow (it issues the token
+// and emails the link, and a new request replaces the old one). Without
+// Temporal it issues the token and sends the email directly.
 func (s *Server) sendVerification(ctx context.Context, a *models.Account) error {
+	if s.Workflows.Available() {
+		err := s.Workflows.StartEmailVerification(ctx, a.ID)
+		if !isUnavailable(err) {
+			return err
+		}
+	}
 	token, err := s.auth.IssueToken(ctx, a.ID, models.PurposeVerifyEmail, auth.VerifyEmailTTL)
 	if err != nil {
 		return err
@@ -51,8 +59,15 @@ func (s *Server) sendVerification(ctx context.Context, a *models.Account) error 
 	return s.Mailer.Send(ctx, m)
 }
 
-// sendPasswordReset issues a reset token and emails its link.
+// sendPasswordReset starts the PasswordResetWorkflow, or without Temporal
+// issues a reset token and emails its link directly.
 func (s *Server) sendPasswordReset(ctx context.Context, a *models.Account) error {
+	if s.Workflows.Available() {
+		err := s.Workflows.StartPasswordReset(ctx, a.ID)
+		if !isUnavailable(err) {
+			return err
+		}
+	}
 	token, err := s.auth.IssueToken(ctx, a.ID, models.PurposePasswordReset, auth.PasswordResetTTL)
 	if err != nil {
 		return err
@@ -159,7 +174,28 @@ func (s *Server) verifyEmail(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	a, err := s.auth.VerifyEmail(c.Request.Context(), req.Token)
+	ctx := c.Request.Context()
+	if s.Workflows.Available() {
+		a, err := s.auth.TokenAccount(ctx, models.PurposeVerifyEmail, req.Token)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		err = s.Workflows.CompleteEmailVerification(ctx, a.ID, req.Token)
+		if err == nil {
+			if a, err = s.auth.GetAccount(ctx, a.ID); err != nil {
+				s.fail(c, err)
+				return
+			}
+			c.JSON(http.StatusOK, gin.H{"account": accountView(a)})
+			return
+		}
+		if !isUnavailable(err) {
+			s.fail(c, err)
+			return
+		}
+	}
+	a, err := s.auth.VerifyEmail(ctx, req.Token)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -241,10 +277,39 @@ func (s *Server) resetPassword(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	a, err := s.auth.ResetPassword(c.Request.Context(), req.Token, req.Password)
+	ctx := c.Request.Context()
+	if s.Workflows.Available() {
+		a, err := s.auth.TokenAccount(ctx, models.PurposePasswordReset, req.Token)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if err := auth.CheckPassword(req.Password, a.Email); err != nil {
+			s.fail(c, apierr.Invalid("%s", err.Error())) // the token stays usable
+			return
+		}
+		// Only the argon2id hash enters the workflow's history.
+		err = s.Workflows.CompletePasswordReset(ctx, a.ID, req.Token, s.auth.Hasher.Hash(req.Password))
+		if err == nil {
+			c.JSON(http.StatusOK, gin.H{"account": accountView(a)})
+			return
+		}
+		if !isUnavailable(err) {
+			s.fail(c, err)
+			return
+		}
+	}
+	a, err := s.auth.ResetPassword(ctx, req.Token, req.Password)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"account": accountView(a)})
+}
+
+// isUnavailable reports a 503 from the workflow layer: Temporal went away
+// between the availability check and the call, so take the direct path.
+func isUnavailable(err error) bool {
+	e, ok := apierr.As(err)
+	return ok && e.Status == http.StatusServiceUnavailable
 }

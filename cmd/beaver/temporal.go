@@ -7,17 +7,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/beaver-gateway/beaver/activities"
 	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/app"
 	"github.com/beaver-gateway/beaver/internal/config"
-	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/temporalx"
 	"github.com/beaver-gateway/beaver/worker"
+	"github.com/beaver-gateway/beaver/workflows"
 )
 
 // temporalUI is what `beaver dev` prints for the Temporal UI; startTemporal
@@ -58,7 +58,8 @@ func startTemporal(ctx context.Context, a *app.App, deps *api.Deps, dev bool) (f
 		opts.Conn = conn
 		wf := temporalx.NewWorkflows(opts)
 		deps.Workflows = wf
-		setLowBalanceHook(a, wf.OnLowBalance)
+		deps.TopUps = connTopUps{conn: conn, queue: worker.TaskQueue(cfg)}
+		wireBalanceEvents(a, wf)
 		return cleanup, nil
 	}
 
@@ -95,8 +96,7 @@ func startTemporal(ctx context.Context, a *app.App, deps *api.Deps, dev bool) (f
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := worker.Run(wctx, c, cfg, worker.Deps{DB: a.DB, Catalog: a.Catalog, Auth: a.Auth,
-			Mailer: workerMailer(a), Log: log, Registerer: a.Registry})
+		err := worker.Run(wctx, c, cfg, workerDeps(a))
 		if err != nil {
 			log.Error("in-process Temporal worker stopped", "err", err)
 		}
@@ -110,8 +110,51 @@ func startTemporal(ctx context.Context, a *app.App, deps *api.Deps, dev bool) (f
 	opts.Conn = conn
 	wf := temporalx.NewWorkflows(opts)
 	deps.Workflows = wf
-	setLowBalanceHook(a, wf.OnLowBalance)
+	deps.TopUps = connTopUps{conn: conn, queue: worker.TaskQueue(cfg)}
+	wireBalanceEvents(a, wf)
 	return cleanup, nil
+}
+
+// wireBalanceEvents sends charges that cross an account's low-balance
+// threshold to its alert workflow, and credits (top-ups) too, so that a
+// waiting alert ends as soon as the balance has recovered.
+func wireBalanceEvents(a *app.App, wf *temporalx.Workflows) {
+	a.SetLowBalanceHook(wf.OnLowBalance)
+	a.Ledger.OnBalanceChange = func(accountID string, balance int64) {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var threshold int64
+			if err := a.DB.WithContext(ctx).Table("accounts").Select("low_balance_threshold_micros").
+				Where("id = ?", accountID).Scan(&threshold).Error; err != nil || balance < threshold {
+				return
+			}
+			if err := wf.SignalLowBalance(ctx, accountID, balance, threshold); err != nil {
+				a.Log.Debug("low-balance recovery signal not sent", "account", accountID, "err", err)
+			}
+		}()
+	}
+}
+
+// workerDeps are the worker's activities' dependencies.
+func workerDeps(a *app.App) worker.Deps {
+	return worker.Deps{DB: a.DB, Catalog: a.Catalog, Auth: a.Auth, Mailer: a.Mailer, Log: a.Log, Registerer: a.Registry,
+		Activities: []any{&activities.PaymentActivities{DB: a.DB, Ledger: a.Ledger, Payments: a.Payments, Mailer: a.Mailer,
+			PublicURL: a.Config.PublicURL, Log: a.Log}}}
+}
+
+// connTopUps starts top-up settlements through a connection that may be
+// down: then it fails at once and the webhook answers 503 (Stripe retries).
+type connTopUps struct {
+	conn  *temporalx.Conn
+	queue string
+}
+
+func (t connTopUps) StartTopUpSettlement(ctx context.Context, in workflows.TopUpSettlementInput) error {
+	if !t.conn.Available() {
+		return errors.New("temporal is unavailable")
+	}
+	return workflows.TopUpStarter{Client: t.conn.Client(), TaskQueue: t.queue}.StartTopUpSettlement(ctx, in)
 }
 
 // runWorker is `beaver worker`: the worker only, until ctx ends. It waits
@@ -123,7 +166,7 @@ func runWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		return err
 	}
 	defer a.Close()
-	if addr := os.Getenv("BEAVER_WORKER_ADDR"); addr != "" {
+	if addr := cfg.WorkerAddr; addr != "" {
 		stop, err := serveWorkerMetrics(a, addr)
 		if err != nil {
 			return err
@@ -138,8 +181,7 @@ func runWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		return err
 	}
 	defer c.Close()
-	return worker.Run(ctx, c, cfg, worker.Deps{DB: a.DB, Catalog: a.Catalog, Auth: a.Auth,
-		Mailer: workerMailer(a), Log: log, Registerer: a.Registry})
+	return worker.Run(ctx, c, cfg, workerDeps(a))
 }
 
 func serveWorkerMetrics(a *app.App, addr string) (func(), error) {
@@ -157,33 +199,4 @@ func serveWorkerMetrics(a *app.App, addr string) (func(), error) {
 	go func() { _ = srv.Serve(ln) }()
 	a.Log.Info("worker metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
 	return func() { _ = srv.Close() }, nil
-}
-
-// workerMailer is the app's mailer, unless the app still has the default
-// log mailer while BEAVER_MAILER asks for another: then the configured one
-// (the worker is what sends workflow emails).
-func workerMailer(a *app.App) mail.Sender {
-	if _, isLog := a.Mailer.(mail.LogSender); !isLog || a.Config.Mailer == "" || a.Config.Mailer == "log" {
-		return a.Mailer
-	}
-	m, err := mail.New(a.Config, a.Log)
-	if err != nil {
-		a.Log.Error("mailer not usable; emails are only logged", "mailer", a.Config.Mailer, "err", err)
-		return a.Mailer
-	}
-	return m
-}
-
-// setLowBalanceHook routes the billing engine's low-balance hook to
-// Temporal, once app.App offers the setter (see the report: the engine's
-// OnLowBalance is fixed at construction).
-func setLowBalanceHook(a *app.App, hook func(accountID string, balance, threshold int64)) {
-	type hooker interface {
-		SetLowBalanceHook(func(accountID string, balance, threshold int64))
-	}
-	if h, ok := any(a).(hooker); ok {
-		h.SetLowBalanceHook(hook)
-		return
-	}
-	a.Log.Warn("low-balance alerts are not wired: app.App has no SetLowBalanceHook yet")
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +24,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
 )
@@ -40,7 +42,10 @@ type App struct {
 	Limiter   *ratelimit.Limiter
 	Providers map[string]providers.Provider
 	Mailer    mail.Sender
+	Payments  *payments.Client // nil = card top-ups disabled
 	Registry  *prometheus.Registry
+
+	lowBalance atomic.Pointer[func(accountID string, balance, threshold int64)]
 
 	// AdminCreated and AdminPassword report the bootstrap admin (the
 	// password only when it was generated).
@@ -119,7 +124,12 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
 	}
 	a.Ledger = &billing.Ledger{DB: d}
-	a.Billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID, Registerer: a.Registry})
+	a.Billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID, Registerer: a.Registry,
+		OnLowBalance: func(id string, balance, threshold int64) {
+			if f := a.lowBalance.Load(); f != nil {
+				(*f)(id, balance, threshold)
+			}
+		}})
 	a.Bus.Subscribe(a.Billing.Invalidate)
 	a.Limiter, err = ratelimit.New(ratelimit.Options{RedisURL: cfg.RedisURL, Logger: log, Registerer: a.Registry})
 	if err != nil {
@@ -129,7 +139,18 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	if err != nil {
 		return nil, err
 	}
-	a.Mailer = mail.LogSender{Log: log}
+	if a.Mailer, err = mail.New(cfg, log); err != nil {
+		return nil, fmt.Errorf("mailer: %w", err)
+	}
+	a.Payments, err = payments.New(payments.Config{SecretKey: cfg.StripeSecretKey, WebhookSecret: cfg.StripeWebhookSecret,
+		APIBase: cfg.StripeAPIBase, SuccessURL: cfg.PublicURL + "/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}",
+		CancelURL: cfg.PublicURL + "/billing?checkout=cancel"})
+	if errors.Is(err, payments.ErrDisabled) {
+		a.Payments, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stripe: %w", err)
+	}
 	ok = true
 	return a, nil
 }
@@ -157,7 +178,13 @@ func buildProviders(cfg *config.Config) (map[string]providers.Provider, error) {
 // APIDeps returns the API's dependencies.
 func (a *App) APIDeps() api.Deps {
 	return api.Deps{Config: a.Config, DB: a.DB, Auth: a.Auth, Ledger: a.Ledger, Billing: a.Billing, Catalog: a.Catalog,
-		Providers: a.Providers, Limiter: a.Limiter, Mailer: a.Mailer, Log: a.Log, Registry: a.Registry}
+		Providers: a.Providers, Limiter: a.Limiter, Mailer: a.Mailer, Log: a.Log, Registry: a.Registry, Payments: a.Payments}
+}
+
+// SetLowBalanceHook routes the billing engine's "a charge took this account
+// below its threshold" events (Temporal's low-balance alert workflow).
+func (a *App) SetLowBalanceHook(f func(accountID string, balance, threshold int64)) {
+	a.lowBalance.Store(&f)
 }
 
 // Close stops background work: queued charges are committed and unused

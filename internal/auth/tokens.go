@@ -179,3 +179,13 @@ func (s *Service) AccountByEmail(ctx context.Context, email string) (*models.Acc
 	}
 	return &a, nil
 }
+
+// TokenAccount returns the account a usable token belongs to, without
+// spending it (the workflow path spends it inside its update).
+func (s *Service) TokenAccount(ctx context.Context, purpose, token string) (*models.Account, error) {
+	t, err := s.lookupToken(ctx, s.DB.DB, purpose, token)
+	if err != nil {
+		return nil, err
+	}
+	return s.GetAccount(ctx, t.AccountID)
+}

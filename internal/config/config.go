@@ -27,6 +27,7 @@ type Config struct {
 	TemporalAddrSet   bool // TEMPORAL_ADDRESS was given explicitly
 	TemporalNamespace string
 	TaskQueue         string
+	WorkerAddr        string // `beaver worker` serves /metrics and /health here when set
 
 	Secret string // empty = generated once and kept in DataDir
 
@@ -134,6 +135,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		TemporalAddrSet:          temporalSet && temporalAddr != "",
 		TemporalNamespace:        get("TEMPORAL_NAMESPACE", "default"),
 		TaskQueue:                get("BEAVER_TASK_QUEUE", "beaver"),
+		WorkerAddr:               get("BEAVER_WORKER_ADDR", ""),
 		Secret:                   get("BEAVER_SECRET", ""),
 		AdminEmail:               get("BEAVER_ADMIN_EMAIL", "admin@localhost"),
 		AdminPassword:            get("BEAVER_ADMIN_PASSWORD", ""),
