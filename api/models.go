@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/models"
 )
 
 // modelView is M in the contract; prices are the marked-up ones charged.
@@ -132,29 +132,8 @@ func (s *Server) generation(c *gin.Context) {
 		s.fail(c, apierr.Invalid("id is required"))
 		return
 	}
-	var g struct {
-		ID                 string
-		AccountID          string
-		Model              string
-		Provider           string
-		PromptTokens       int64
-		CompletionTokens   int64
-		CachedTokens       int64
-		ReasoningTokens    int64
-		ProviderCostMicros int64
-		MarkupMicros       int64
-		ChargedMicros      int64
-		UncollectedMicros  int64
-		BalanceAfterMicros int64
-		Streamed           bool
-		Cancelled          bool
-		UsageEstimated     bool
-		Error              *string
-		LatencyMS          int64 `gorm:"column:latency_ms"`
-		PriceVersion       int64
-		CreatedAt          jsonTime
-	}
-	err := s.DB.WithContext(c.Request.Context()).Table("usage_logs").Where("id = ? AND account_id = ?", id, principal(c).Account.ID).
+	var g models.UsageLog
+	err := s.DB.WithContext(c.Request.Context()).Where("id = ? AND account_id = ?", id, principal(c).Account.ID).
 		Take(&g).Error
 	if err != nil {
 		s.fail(c, apierr.NotFound("no generation %q for this account", id))
@@ -167,11 +146,7 @@ func (s *Server) generation(c *gin.Context) {
 		"charged_usd": money.USD(g.ChargedMicros), "uncollected_micros": g.UncollectedMicros,
 		"balance_after_micros": g.BalanceAfterMicros, "streamed": g.Streamed, "cancelled": g.Cancelled,
 		"usage_estimated": g.UsageEstimated, "error": g.Error, "latency_ms": g.LatencyMS, "price_version": g.PriceVersion,
-		"created_at": g.CreatedAt,
+		"created_at": ts(g.CreatedAt),
 	}})
 }
 
-// jsonTime renders a scanned time as RFC 3339 UTC.
-type jsonTime struct{ timeValue }
-
-var _ json.Marshaler = jsonTime{}

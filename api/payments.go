@@ -225,7 +225,7 @@ func (s *Server) cardTopUps(ctx context.Context, accountID string, limit int) ([
 			"amount_micros": r.AmountMicros, "amount_usd": money.USD(r.AmountMicros),
 			"refunded_micros": r.RefundedMicros, "refunded_usd": money.USD(r.RefundedMicros),
 			"transaction_id": r.LedgerEntryID, "receipt_url": r.ReceiptURL, "invoice_url": r.InvoiceURL,
-			"created_at": fmtTimeUTC(r.CreatedAt), "updated_at": fmtTimeUTC(r.UpdatedAt),
+			"created_at": ts(r.CreatedAt), "updated_at": ts(r.UpdatedAt),
 		})
 	}
 	return out, nil

@@ -22,7 +22,7 @@ func (s *Server) uptime(c *gin.Context) {
 		dbStatus = "unavailable"
 	}
 	up := time.Since(s.started)
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "started_at": s.started.UTC().Format(time.RFC3339),
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "started_at": ts(s.started),
 		"uptime_seconds": int64(up.Seconds()), "database": dbStatus, "price_version": s.Catalog.Version()})
 }
 

@@ -110,13 +110,7 @@ func (e *Engine) Close() {
 		e.done.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		e.mu.Lock()
-		ls := make([]*lease, 0, len(e.leases))
-		for _, l := range e.leases {
-			ls = append(ls, l)
-		}
-		e.mu.Unlock()
-		for _, l := range ls {
+		for _, l := range e.snapshot() {
 			l.mu.Lock()
 			if l.holds == 0 {
 				if err := e.returnLease(ctx, l); err != nil {
@@ -623,17 +617,23 @@ func (e *Engine) keeperLoop() {
 	}
 }
 
-func (e *Engine) keep() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	now := time.Now()
+// snapshot lists the current leases without holding the engine lock while
+// they are worked on.
+func (e *Engine) snapshot() []*lease {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	ls := make([]*lease, 0, len(e.leases))
 	for _, l := range e.leases {
 		ls = append(ls, l)
 	}
-	e.mu.Unlock()
-	for _, l := range ls {
+	return ls
+}
+
+func (e *Engine) keep() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := time.Now()
+	for _, l := range e.snapshot() {
 		l.mu.Lock()
 		switch {
 		case l.holds == 0 && (now.Sub(l.used) > e.opts.IdleReturn || l.stale):
