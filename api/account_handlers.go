@@ -288,5 +288,16 @@ func (s *Server) billingHistory(c *gin.Context) {
 	if months == nil {
 		months = []monthlyCharge{}
 	}
-	c.JSON(http.StatusOK, gin.H{"top_ups": topUps, "refunds": refunds, "monthly_charges": months})
+	cards, err := s.cardTopUps(ctx, id, billingListLimit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	cardRefunds, err := s.cardRefunds(ctx, id, billingListLimit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"top_ups": topUps, "refunds": refunds, "monthly_charges": months,
+		"card_top_ups": cards, "card_refunds": cardRefunds})
 }

@@ -195,6 +195,11 @@ func (s *Server) stripeWebhook(c *gin.Context) {
 			return
 		}
 	}
+	if err := s.handleBillingEvent(ctx, ev); err != nil {
+		s.log.Warn("stripe event not handled; Stripe will retry", "event_id", ev.ID, "type", ev.Type, "err", err)
+		s.fail(c, apierr.Unavailable("this Stripe event could not be handled now; Stripe will retry it"))
+		return
+	}
 	rec := stripeEvent{ID: ev.ID, Type: ev.Type, ReceivedAt: time.Now().UTC()}
 	if err := s.DB.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&rec).Error; err != nil {
 		// Handling is idempotent: Stripe's retry is harmless.

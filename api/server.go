@@ -41,6 +41,7 @@ type Deps struct {
 	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
 	Payments  *payments.Client   // nil = top-up by card disabled (503)
 	TopUps    TopUpStarter       // starts top-up settlements; nil = webhooks answer 503
+	Refunds   RefundStarter      // starts refund workflows; nil = POST /admin/refunds answers 503
 }
 
 // Server holds the router and dependencies.
@@ -135,6 +136,9 @@ func (s *Server) routes() *gin.Engine {
 	a.GET("/account/usage", s.usage)
 	a.GET("/account/billing", s.billingHistory)
 	a.POST("/account/top-up/checkout", sessionOnly, s.topUpCheckout)
+	a.GET("/account/auto-recharge", s.getAutoRecharge)
+	a.PUT("/account/auto-recharge", sessionOnly, s.putAutoRecharge)
+	a.POST("/account/auto-recharge/setup", sessionOnly, s.autoRechargeSetup)
 
 	a.POST("/v1/chat/completions", s.chatCompletions)
 	a.POST("/v1/models/*path", s.modelChat)
@@ -147,6 +151,7 @@ func (s *Server) routes() *gin.Engine {
 	ad.PATCH("/accounts/:id", s.adminUpdateAccount)
 	ad.POST("/api-keys", s.adminCreateKey)
 	ad.POST("/top-up", s.adminTopUp)
+	ad.POST("/refunds", s.adminRefund)
 	ad.POST("/pricing/recalculate", s.adminRecalculate)
 	ad.GET("/models", s.adminListModels)
 	ad.PATCH("/models/:provider/*model", s.adminUpdateModel)
@@ -155,7 +160,7 @@ func (s *Server) routes() *gin.Engine {
 
 // noRoute serves the dashboard for browser paths and a JSON 404 otherwise.
 func (s *Server) noRoute(c *gin.Context) {
-	if s.Web != nil && c.Request.Method == http.MethodGet && !isAPIPath(c.Request.URL.Path) {
+	if s.Web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !isAPIPath(c.Request.URL.Path) {
 		s.Web.ServeHTTP(c.Writer, c.Request)
 		return
 	}
