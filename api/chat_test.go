@@ -604,3 +604,36 @@ func TestRateLimitStoreDownAndUp(t *testing.T) {
 		})
 	}
 }
+
+// Bad inference inputs get a 400 in the contract's shape, cost nothing and
+// never reach the upstream.
+func TestChatBadInputs(t *testing.T) {
+	inf := newInference(t, "sqlite", fakeupstream.Options{})
+	u, key := inf.fundedKey("1", nil)
+	before, _ := inf.balance(u.Token)
+	m := []any{msg("hi")}
+	for name, body := range map[string]any{
+		"no messages":       map[string]any{"model": "openai/gpt-4o-mini", "messages": []any{}},
+		"bad role":          map[string]any{"model": "openai/gpt-4o-mini", "messages": []any{map[string]any{"role": "wizard", "content": "x"}}},
+		"max_tokens 0":      map[string]any{"model": "openai/gpt-4o-mini", "messages": m, "max_tokens": 0},
+		"max_tokens < 0":    map[string]any{"model": "openai/gpt-4o-mini", "messages": m, "max_tokens": -5},
+		"temperature 5":     map[string]any{"model": "openai/gpt-4o-mini", "messages": m, "temperature": 5},
+		"stream not a bool": map[string]any{"model": "openai/gpt-4o-mini", "messages": m, "stream": "yes"},
+		"model not string":  map[string]any{"model": 42, "messages": m},
+		"array body":        []any{1, 2},
+		"empty body":        "",
+	} {
+		r := inf.do("POST", "/v1/chat/completions", key, body)
+		if r.Status != 400 {
+			t.Errorf("%s: status %d: %s", name, r.Status, r.Raw)
+			continue
+		}
+		r.wantError(400, "invalid_request")
+	}
+	if n := len(inf.Fake.Requests()); n != 0 {
+		t.Fatalf("%d bad requests reached the upstream", n)
+	}
+	if after, _ := inf.balance(u.Token); after != before {
+		t.Fatalf("bad requests cost %d", before-after)
+	}
+}
