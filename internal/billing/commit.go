@@ -322,15 +322,10 @@ func (e *Engine) commitTx(batch []*pending) error {
 				n: int64(len(g.items)), balance: res[0].BalanceMicros, before: res[0].BalanceMicros + total,
 				threshold: res[0].LowBalanceThresholdMicros}
 		}
-		if err := tx.CreateInBatches(&logs, 200).Error; err != nil {
+		if err := insertUsageLogs(tx, logs); err != nil {
 			return err
 		}
-		if len(entries) > 0 {
-			if err := tx.CreateInBatches(&entries, 200).Error; err != nil {
-				return err
-			}
-		}
-		return nil
+		return insertLedgerEntries(tx, entries)
 	})
 }
 
