@@ -637,3 +637,26 @@ func TestChatBadInputs(t *testing.T) {
 		t.Fatalf("bad requests cost %d", before-after)
 	}
 }
+
+// Without Temporal, an admin's base price change still takes effect: the
+// API computes the new price version itself; a manual recalculation is 503.
+func TestAdminModelPriceChangeWithoutTemporal(t *testing.T) {
+	inf := newInference(t, "sqlite", fakeupstream.Options{})
+	before, _ := inf.Catalog.Get("openai/gpt-4o-mini")
+	r := inf.do("PATCH", "/admin/models/openai/gpt-4o-mini", inf.Admin.Token, map[string]any{"input_per_million_usd": "0.3"}).want(200)
+	if r.num("base.input_per_million_micros") != 300000 {
+		t.Fatalf("base not updated: %s", r.Raw)
+	}
+	after, _ := inf.Catalog.Get("openai/gpt-4o-mini")
+	if after.Version != before.Version+1 || after.Price.Base.Input != 300000 || r.num("pricing.price_version") != after.Version {
+		t.Fatalf("version %d → %d, priced base %d", before.Version, after.Version, after.Price.Base.Input)
+	}
+	inf.do("PATCH", "/admin/models/openai/gpt-4o-mini", inf.Admin.Token, map[string]any{"input_per_million_usd": "-1"}).wantError(400, "invalid_request")
+	inf.do("PATCH", "/admin/models/openai/gpt-4o-mini", inf.Admin.Token, map[string]any{"price": 1}).wantError(400, "invalid_request")
+	inf.do("PATCH", "/admin/models/openai/nope", inf.Admin.Token, map[string]any{"active": true}).wantError(404, "not_found")
+	inf.do("POST", "/admin/pricing/recalculate", inf.Admin.Token, nil).wantError(503, "service_unavailable")
+	l := inf.do("GET", "/admin/models", inf.Admin.Token, nil).want(200)
+	if len(l.list("data")) != 31 {
+		t.Fatalf("admin models: %d", len(l.list("data")))
+	}
+}

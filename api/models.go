@@ -102,8 +102,14 @@ func (s *Server) adminUpdateModel(c *gin.Context) {
 		return
 	}
 	if u.Input != nil || u.Output != nil || u.Fee != nil || u.Active != nil {
-		if _, err := s.recalculate(c, "model "+id+" changed"); err != nil {
-			s.log.Warn("repricing after model change not started", "model", id, "err", err)
+		reason := "model " + id + " changed"
+		if _, err := s.recalculate(c, reason); err != nil {
+			// Without Temporal the API computes the new version itself, so
+			// an admin's change never waits for the next daily run.
+			if _, err := s.Catalog.Recalculate(c.Request.Context(), reason); err != nil {
+				s.fail(c, err)
+				return
+			}
 		}
 	}
 	e, _ := s.Catalog.Get(id)
