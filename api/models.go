@@ -155,4 +155,3 @@ func (s *Server) generation(c *gin.Context) {
 		"created_at": ts(g.CreatedAt),
 	}})
 }
-

@@ -33,6 +33,8 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.EmailVerificationWorkflow)
 	r.RegisterWorkflow(workflows.PasswordResetWorkflow)
 	r.RegisterWorkflow(workflows.TopUpSettlementWorkflow)
+	r.RegisterWorkflow(workflows.RefundWorkflow)
+	r.RegisterWorkflow(workflows.AutoRechargeWorkflow)
 }
 
 // Register registers every workflow, and every exported method of each

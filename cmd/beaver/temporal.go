@@ -59,7 +59,9 @@ func startTemporal(ctx context.Context, a *app.App, deps *api.Deps, dev bool) (f
 		wf := temporalx.NewWorkflows(opts)
 		deps.Workflows = wf
 		deps.TopUps = connTopUps{conn: conn, queue: worker.TaskQueue(cfg)}
-		wireBalanceEvents(a, wf)
+		bs := connBilling{conn: conn, queue: worker.TaskQueue(cfg)}
+		deps.Refunds = bs
+		wireBalanceEvents(a, wf, bs)
 		return cleanup, nil
 	}
 
@@ -111,15 +113,18 @@ func startTemporal(ctx context.Context, a *app.App, deps *api.Deps, dev bool) (f
 	wf := temporalx.NewWorkflows(opts)
 	deps.Workflows = wf
 	deps.TopUps = connTopUps{conn: conn, queue: worker.TaskQueue(cfg)}
-	wireBalanceEvents(a, wf)
+	bs := connBilling{conn: conn, queue: worker.TaskQueue(cfg)}
+	deps.Refunds = bs
+	wireBalanceEvents(a, wf, bs)
 	return cleanup, nil
 }
 
 // wireBalanceEvents sends charges that cross an account's low-balance
 // threshold to its alert workflow, and credits (top-ups) too, so that a
 // waiting alert ends as soon as the balance has recovered.
-func wireBalanceEvents(a *app.App, wf *temporalx.Workflows) {
+func wireBalanceEvents(a *app.App, wf *temporalx.Workflows, bs connBilling) {
 	a.SetLowBalanceHook(wf.OnLowBalance)
+	a.SetChargeHook(newRechargeTrigger(a.DB, bs).onCharge)
 	a.Ledger.OnBalanceChange = func(accountID string, balance int64) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -199,4 +204,35 @@ func serveWorkerMetrics(a *app.App, addr string) (func(), error) {
 	go func() { _ = srv.Serve(ln) }()
 	a.Log.Info("worker metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
 	return func() { _ = srv.Close() }, nil
+}
+
+// connBilling starts refunds and auto-recharges through a connection that
+// may be down: then a refund fails at once (the API answers 503) and an
+// auto-recharge is skipped (the next low-balance crossing tries again).
+type connBilling struct {
+	conn  *temporalx.Conn
+	queue string
+}
+
+func (b connBilling) starter() (workflows.BillingStarter, error) {
+	if !b.conn.Available() {
+		return workflows.BillingStarter{}, errors.New("temporal is unavailable")
+	}
+	return workflows.BillingStarter{Client: b.conn.Client(), TaskQueue: b.queue}, nil
+}
+
+func (b connBilling) StartRefund(ctx context.Context, key string, in workflows.RefundInput) (string, error) {
+	s, err := b.starter()
+	if err != nil {
+		return "", err
+	}
+	return s.StartRefund(ctx, key, in)
+}
+
+func (b connBilling) StartAutoRecharge(ctx context.Context, accountID string) error {
+	s, err := b.starter()
+	if err != nil {
+		return err
+	}
+	return s.StartAutoRecharge(ctx, accountID)
 }

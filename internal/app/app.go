@@ -46,6 +46,7 @@ type App struct {
 	Registry  *prometheus.Registry
 
 	lowBalance atomic.Pointer[func(accountID string, balance, threshold int64)]
+	charged    atomic.Pointer[func(accountID string, before, after int64)]
 
 	// AdminCreated and AdminPassword report the bootstrap admin (the
 	// password only when it was generated).
@@ -129,6 +130,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 			if f := a.lowBalance.Load(); f != nil {
 				(*f)(id, balance, threshold)
 			}
+		},
+		OnCharged: func(id string, before, after int64) {
+			if f := a.charged.Load(); f != nil {
+				(*f)(id, before, after)
+			}
 		}})
 	a.Bus.Subscribe(a.Billing.Invalidate)
 	a.Limiter, err = ratelimit.New(ratelimit.Options{RedisURL: cfg.RedisURL, Logger: log, Registerer: a.Registry})
@@ -185,6 +191,11 @@ func (a *App) APIDeps() api.Deps {
 // below its threshold" events (Temporal's low-balance alert workflow).
 func (a *App) SetLowBalanceHook(f func(accountID string, balance, threshold int64)) {
 	a.lowBalance.Store(&f)
+}
+
+// SetChargeHook receives every committed balance decrease (auto-recharge).
+func (a *App) SetChargeHook(f func(accountID string, before, after int64)) {
+	a.charged.Store(&f)
 }
 
 // Close stops background work: queued charges are committed and unused

@@ -351,6 +351,9 @@ func (e *Engine) afterCommit(batch []*pending) {
 			if e.opts.OnLowBalance != nil && g.before >= g.threshold && g.balance < g.threshold {
 				go e.opts.OnLowBalance(g.account, g.balance, g.threshold)
 			}
+			if e.opts.OnCharged != nil && g.balance < g.before {
+				go e.opts.OnCharged(g.account, g.before, g.balance)
+			}
 		}
 	}
 	for _, p := range batch {

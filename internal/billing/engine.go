@@ -60,12 +60,15 @@ type Engine struct {
 
 // EngineOptions tune the engine; zero values take the defaults.
 type EngineOptions struct {
-	InstanceID     string        // unique per process; default random
-	LeaseTTL       time.Duration // a dead instance's lease returns after this; default 10m
-	IdleReturn     time.Duration // unused lease amounts return after this idle time; default 2s
-	LeaseHeadroom  int64         // lease this many times a request's hold when extending; default 8
-	MaxBatch       int           // requests per commit transaction; default 512
-	OnLowBalance   func(accountID string, balanceMicros, thresholdMicros int64)
+	InstanceID    string        // unique per process; default random
+	LeaseTTL      time.Duration // a dead instance's lease returns after this; default 10m
+	IdleReturn    time.Duration // unused lease amounts return after this idle time; default 2s
+	LeaseHeadroom int64         // lease this many times a request's hold when extending; default 8
+	MaxBatch      int           // requests per commit transaction; default 512
+	OnLowBalance  func(accountID string, balanceMicros, thresholdMicros int64)
+	// OnCharged is called after every commit that lowered an account's
+	// balance (auto-recharge compares against its own threshold). Keep it cheap.
+	OnCharged      func(accountID string, beforeMicros, afterMicros int64)
 	OnCommitFailed func(err error)
 	Registerer     prometheus.Registerer // optional: billing metrics
 }
