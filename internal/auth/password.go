@@ -21,6 +21,19 @@ type Hasher struct {
 	MemoryKiB uint32
 	Time      uint32
 	Threads   uint8
+
+	// slots bounds concurrent hashes: each one holds MemoryKiB of RAM, so a
+	// burst of logins must queue rather than take the process's memory.
+	slots chan struct{}
+}
+
+// acquire takes a hashing slot (none when the hasher has no limit).
+func (h Hasher) acquire() func() {
+	if h.slots == nil {
+		return func() {}
+	}
+	h.slots <- struct{}{}
+	return func() { <-h.slots }
 }
 
 const saltLen, keyLen = 16, 32
@@ -28,6 +41,7 @@ const saltLen, keyLen = 16, 32
 // Hash returns the PHC-style encoding $argon2id$v=19$m=..,t=..,p=..$salt$key.
 func (h Hasher) Hash(password string) string {
 	salt := ids.Random(saltLen)
+	defer h.acquire()()
 	key := argon2.IDKey([]byte(password), salt, h.Time, h.MemoryKiB, h.Threads, keyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, h.MemoryKiB, h.Time, h.Threads,
@@ -51,7 +65,9 @@ func (h Hasher) Verify(password, encoded string) bool {
 	if err1 != nil || err2 != nil || len(want) == 0 {
 		return false
 	}
+	release := h.acquire()
 	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	release()
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,9 @@ type Service struct {
 
 // NewService wires the service and subscribes its caches to the bus.
 func NewService(d *db.DB, h Hasher, k Keyed, b bus.Bus, accessTTL, refreshTTL time.Duration) *Service {
+	if h.slots == nil {
+		h.slots = make(chan struct{}, runtime.NumCPU())
+	}
 	s := &Service{DB: d, Hasher: h, Keyed: k, Bus: b, AccessTTL: accessTTL, RefreshTTL: refreshTTL,
 		Now: func() time.Time { return time.Now().UTC() }, cache: newCache(30 * time.Second)}
 	s.dummy = h.dummyHash()

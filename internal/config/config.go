@@ -157,12 +157,13 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		SMTPAddr:                 get("BEAVER_SMTP_ADDR", ""),
 		SMTPUser:                 get("BEAVER_SMTP_USER", ""),
 		SMTPPassword:             get("BEAVER_SMTP_PASSWORD", ""),
-		ArgonMemoryKiB:           uint32(num("BEAVER_ARGON2_MEMORY_KIB", 64*1024)),
-		ArgonTime:                uint32(num("BEAVER_ARGON2_TIME", 2)),
-		ArgonThreads:             uint8(num("BEAVER_ARGON2_THREADS", 2)),
-		AccessTokenTTL:           dur("BEAVER_ACCESS_TOKEN_TTL", 15*time.Minute),
-		RefreshTokenTTL:          dur("BEAVER_REFRESH_TOKEN_TTL", 30*24*time.Hour),
-		InstanceID:               get("BEAVER_INSTANCE_ID", ""),
+		// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
+		ArgonMemoryKiB:  uint32(num("BEAVER_ARGON2_MEMORY_KIB", 19*1024)),
+		ArgonTime:       uint32(num("BEAVER_ARGON2_TIME", 2)),
+		ArgonThreads:    uint8(num("BEAVER_ARGON2_THREADS", 1)),
+		AccessTokenTTL:  dur("BEAVER_ACCESS_TOKEN_TTL", 15*time.Minute),
+		RefreshTokenTTL: dur("BEAVER_REFRESH_TOKEN_TTL", 30*24*time.Hour),
+		InstanceID:      get("BEAVER_INSTANCE_ID", ""),
 	}
 	if s := get("BEAVER_CORS_ORIGINS", ""); s != "" {
 		for _, o := range strings.Split(s, ",") {
