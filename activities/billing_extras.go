@@ -719,11 +719,8 @@ type SendAutoRechargeFailedResult struct{}
 
 // SendAutoRechargeFailed emails the user that the recharge failed.
 func (p *PaymentActivities) SendAutoRechargeFailed(ctx context.Context, in SendAutoRechargeFailedInput) (SendAutoRechargeFailedResult, error) {
-	var acct models.Account
-	if err := p.DB.WithContext(ctx).Select("id", "email").Where("id = ?", in.AccountID).Take(&acct).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return SendAutoRechargeFailedResult{}, temporal.NewNonRetryableApplicationError("account not found", ErrTypeBadInput, nil)
-		}
+	acct, err := p.account(ctx, in.AccountID)
+	if err != nil {
 		return SendAutoRechargeFailedResult{}, err
 	}
 	if p.Mailer == nil || acct.Email == "" {

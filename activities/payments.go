@@ -240,11 +240,8 @@ type SendTopUpReceiptResult struct{}
 // SendTopUpReceipt emails the receipt; its idempotency key is the session,
 // so a retried send is dropped by the provider.
 func (p *PaymentActivities) SendTopUpReceipt(ctx context.Context, in SendTopUpReceiptInput) (SendTopUpReceiptResult, error) {
-	var acct models.Account
-	if err := p.DB.WithContext(ctx).Select("id", "email").Where("id = ?", in.AccountID).Take(&acct).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return SendTopUpReceiptResult{}, temporal.NewNonRetryableApplicationError("account not found", ErrTypeBadInput, nil)
-		}
+	acct, err := p.account(ctx, in.AccountID)
+	if err != nil {
 		return SendTopUpReceiptResult{}, err
 	}
 	if p.Mailer == nil || acct.Email == "" {
@@ -260,4 +257,17 @@ func (p *PaymentActivities) SendTopUpReceipt(ctx context.Context, in SendTopUpRe
 		return SendTopUpReceiptResult{}, err
 	}
 	return SendTopUpReceiptResult{}, nil
+}
+
+// account loads an account's id and email; a missing account is a
+// non-retryable error (retrying cannot make it appear).
+func (p *PaymentActivities) account(ctx context.Context, id string) (*models.Account, error) {
+	var acct models.Account
+	if err := p.DB.WithContext(ctx).Select("id", "email").Where("id = ?", id).Take(&acct).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, temporal.NewNonRetryableApplicationError("account not found", ErrTypeBadInput, nil)
+		}
+		return nil, err
+	}
+	return &acct, nil
 }

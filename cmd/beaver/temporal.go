@@ -55,13 +55,7 @@ func startTemporal(ctx context.Context, a *app.App, deps *api.Deps, dev bool) (f
 			log.Warn("Temporal is not reachable yet; serving without it (workflow features answer 503 until it is)",
 				"address", cfg.TemporalAddress)
 		}
-		opts.Conn = conn
-		wf := temporalx.NewWorkflows(opts)
-		deps.Workflows = wf
-		deps.TopUps = connTopUps{conn: conn, queue: worker.TaskQueue(cfg)}
-		bs := connBilling{conn: conn, queue: worker.TaskQueue(cfg)}
-		deps.Refunds = bs
-		wireBalanceEvents(a, wf, bs)
+		useTemporal(a, deps, conn, opts)
 		return cleanup, nil
 	}
 
@@ -109,14 +103,21 @@ func startTemporal(ctx context.Context, a *app.App, deps *api.Deps, dev bool) (f
 	hctx, stopHealth := context.WithCancel(context.Background())
 	go conn.Run(hctx)
 	stops = append(stops, stopHealth)
+	useTemporal(a, deps, conn, opts)
+	return cleanup, nil
+}
+
+// useTemporal points the API's workflow features and the billing events at
+// a Temporal connection (which may be down; callers then get 503 at once).
+func useTemporal(a *app.App, deps *api.Deps, conn *temporalx.Conn, opts temporalx.WorkflowsOptions) {
 	opts.Conn = conn
 	wf := temporalx.NewWorkflows(opts)
+	queue := worker.TaskQueue(a.Config)
+	bs := connBilling{conn: conn, queue: queue}
 	deps.Workflows = wf
-	deps.TopUps = connTopUps{conn: conn, queue: worker.TaskQueue(cfg)}
-	bs := connBilling{conn: conn, queue: worker.TaskQueue(cfg)}
+	deps.TopUps = connTopUps{conn: conn, queue: queue}
 	deps.Refunds = bs
 	wireBalanceEvents(a, wf, bs)
-	return cleanup, nil
 }
 
 // wireBalanceEvents sends charges that cross an account's low-balance
