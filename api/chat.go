@@ -163,10 +163,18 @@ func (r *chatRun) outcome() billing.Outcome {
 
 // upstreamFailed settles a request that produced no output (nothing is
 // charged) and answers with the mapped error.
+//
+// A client that went away while the upstream was working is the exception:
+// like a disconnect mid-stream, it pays for the prompt (the admission
+// estimate: the upstream never told us its count) and the zero tokens it got.
 func (r *chatRun) upstreamFailed(err error) {
 	o := r.outcome()
 	o.Error = err.Error()
 	o.Cancelled = r.c.Request.Context().Err() != nil
+	if o.Cancelled {
+		o.Error = "client disconnected"
+		o.PromptTokens, o.UsageEstimated = r.prompt, true
+	}
 	if _, ferr := r.s.Billing.Finish(r.c.Request.Context(), r.hold, o); ferr != nil {
 		r.s.log.Error("settle failed request", "request_id", requestID(r.c), "err", ferr)
 	}
