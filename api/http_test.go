@@ -110,3 +110,26 @@ func TestUnauthorizedVersusForbidden(t *testing.T) {
 		h.do("GET", "/admin/accounts", h.Admin.Token, nil).want(http.StatusOK)
 	})
 }
+
+// BEAVER_CORS_ORIGINS allows listed browser origins, with preflight; other
+// origins (and every origin when it is unset) get no CORS headers.
+func TestCORS(t *testing.T) {
+	h := newHarness(t, "sqlite", harnessOpts{Config: func(c *config.Config) { c.CORSOrigins = []string{"https://app.example"} }})
+	pre := h.do("OPTIONS", "/v1/chat/completions", "", nil, withHeader("Origin", "https://app.example"),
+		withHeader("Access-Control-Request-Method", "POST"), withHeader("Access-Control-Request-Headers", "authorization"))
+	if pre.Status != http.StatusNoContent || pre.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", pre.Status, pre.Header)
+	}
+	r := h.do("GET", "/health", "", nil, withHeader("Origin", "https://app.example")).want(200)
+	if r.Header.Get("Access-Control-Allow-Origin") != "https://app.example" || !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+		t.Fatalf("simple request headers: %v", r.Header)
+	}
+	if r := h.do("GET", "/health", "", nil, withHeader("Origin", "https://evil.example")).want(200); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("a foreign origin was allowed")
+	}
+	off := newHarness(t, "sqlite")
+	if r := off.do("GET", "/health", "", nil, withHeader("Origin", "https://app.example")).want(200); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("CORS headers sent with BEAVER_CORS_ORIGINS unset")
+	}
+}
