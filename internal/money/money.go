@@ -44,6 +44,9 @@ func Format(micros int64) string {
 // at most 6 decimals, or that overflow.
 var ErrInvalidAmount = errors.New("amount must be a decimal number of USD with at most 6 decimals")
 
+// maxWholeUSD keeps every parsed amount, in micros, far inside int64.
+const maxWholeUSD = 9_000_000_000_000
+
 // Parse reads a decimal USD amount ("12", "0.5", "-3.000001") into micros.
 // Exponents, more than 6 decimals, and values beyond ±9e12 USD are refused.
 func Parse(s string) (int64, error) {
@@ -73,6 +76,9 @@ func Parse(s string) (int64, error) {
 	var w, f int64
 	if whole != "" {
 		w, _ = strconv.ParseInt(whole, 10, 64)
+	}
+	if w > maxWholeUSD {
+		return 0, ErrInvalidAmount
 	}
 	if frac != "" {
 		f, _ = strconv.ParseInt(frac+strings.Repeat("0", 6-len(frac)), 10, 64)
