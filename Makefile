@@ -21,9 +21,9 @@ temporal-cli:
 
 ## web: build the dashboard when Node.js is present (the API never needs it)
 web:
-	@if [ -f web/package.json ] && command -v npm >/dev/null 2>&1; then \
+	@if [ -f web/package.json ] && command -v npm >/dev/null 2>&1 && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)'; then \
 		cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build; \
-	else echo "Node.js not found: the dashboard is not built (the API works without it)"; fi
+	else echo "!!! Node.js >= 20.19 not found: the dashboard is not built (the API works without it)"; fi
 
 ## test: everything (vet, gofmt, unit, HTTP, PostgreSQL, Redis, Temporal, Stripe, browser)
 test: web vet fmt-check workflowcheck web-test go-test
