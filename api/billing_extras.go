@@ -105,13 +105,9 @@ func (s *Server) putAutoRecharge(c *gin.Context) {
 	}
 	lo, hi := s.Payments.TopUpBounds()
 	if req.AmountUSD != nil {
-		a := req.AmountUSD.Micros()
-		switch {
-		case a%payments.MicrosPerCent != 0:
-			s.fail(c, apierr.Invalid("amount_usd must be a whole number of cents (at most 2 decimals)"))
-			return
-		case a < lo || a > hi:
-			s.fail(c, apierr.Invalid("amount_usd must be between %s and %s", money.Format(lo), money.Format(hi)))
+		a, err := s.cardAmount(*req.AmountUSD)
+		if err != nil {
+			s.fail(c, err)
 			return
 		}
 		r.AmountMicros = a

@@ -69,14 +69,9 @@ func (s *Server) topUpCheckout(c *gin.Context) {
 		s.fail(c, apierr.Invalid("amount_usd is required"))
 		return
 	}
-	lo, hi := s.Payments.TopUpBounds()
-	amount := req.AmountUSD.Micros()
-	switch {
-	case amount%payments.MicrosPerCent != 0:
-		s.fail(c, apierr.Invalid("amount_usd must be a whole number of cents (at most 2 decimals)"))
-		return
-	case amount < lo || amount > hi:
-		s.fail(c, apierr.Invalid("amount_usd must be between %s and %s", money.Format(lo), money.Format(hi)))
+	amount, err := s.cardAmount(*req.AmountUSD)
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
 	in := payments.TopUpCheckout{AccountID: p.Account.ID, Email: p.Account.Email, AmountMicros: amount}
@@ -234,4 +229,18 @@ func (s *Server) cardTopUps(ctx context.Context, accountID string, limit int) ([
 		})
 	}
 	return out, nil
+}
+
+// cardAmount checks an amount to charge a card: whole cents, within the
+// configured top-up bounds.
+func (s *Server) cardAmount(usd money.USD) (int64, error) {
+	lo, hi := s.Payments.TopUpBounds()
+	a := usd.Micros()
+	switch {
+	case a%payments.MicrosPerCent != 0:
+		return 0, apierr.Invalid("amount_usd must be a whole number of cents (at most 2 decimals)")
+	case a < lo || a > hi:
+		return 0, apierr.Invalid("amount_usd must be between %s and %s", money.Format(lo), money.Format(hi))
+	}
+	return a, nil
 }
