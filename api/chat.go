@@ -25,6 +25,9 @@ import (
 
 // chatCompletions serves POST /v1/chat/completions.
 func (s *Server) chatCompletions(c *gin.Context) {
+	if !s.admitCaller(c) {
+		return
+	}
 	req, err := readChatRequest(c)
 	if err != nil {
 		s.fail(c, err)
@@ -44,6 +47,9 @@ func (s *Server) modelChat(c *gin.Context) {
 	model, ok := strings.CutSuffix(path, "/chat")
 	if !ok || model == "" {
 		notFound(c)
+		return
+	}
+	if !s.admitCaller(c) {
 		return
 	}
 	req, err := readChatRequest(c)
@@ -67,24 +73,39 @@ func readChatRequest(c *gin.Context) (*chat.Request, error) {
 	if err != nil {
 		var ie *chat.InvalidError
 		if errors.As(err, &ie) {
-			return nil, apierr.Invalid("%s", ie.Message)
+			return nil, invalidRequest(ie)
 		}
 		return nil, apierr.Invalid("invalid request: %s", err.Error())
 	}
 	return req, nil
 }
 
+// admitCaller applies the checks that need no body, before the body is read
+// or parsed: a verified email where required, and the per-key rate limit,
+// which every inference request counts, malformed ones included.
+func (s *Server) admitCaller(c *gin.Context) bool {
+	p := principal(c)
+	if s.cfg.RequireVerifiedEmail && !p.Account.EmailVerified {
+		s.fail(c, apierr.EmailNotVerified())
+		return false
+	}
+	return s.rateLimit(c, p)
+}
+
+// invalidRequest is the 400 of a request Beaver or the adapter refused,
+// naming the offending field in error.param when known.
+func invalidRequest(ie *chat.InvalidError) *apierr.Error {
+	e := apierr.Invalid("%s", ie.Message)
+	if ie.Param != "" {
+		return e.With("param", ie.Param)
+	}
+	return e
+}
+
 // serveChat runs one inference request: policy checks, admission (hold),
 // the upstream call, settlement, and the answer with its cost.
 func (s *Server) serveChat(c *gin.Context, req *chat.Request, modelName string) {
 	p := principal(c)
-	if s.cfg.RequireVerifiedEmail && !p.Account.EmailVerified {
-		s.fail(c, apierr.EmailNotVerified())
-		return
-	}
-	if !s.rateLimit(c, p) {
-		return
-	}
 	entry, err := s.Catalog.Resolve(modelName)
 	if err != nil {
 		s.fail(c, err)
@@ -99,15 +120,17 @@ func (s *Server) serveChat(c *gin.Context, req *chat.Request, modelName string) 
 		s.fail(c, apierr.Unavailable("provider %s is not configured on this gateway", entry.Provider))
 		return
 	}
-	prompt := int64(req.EstimatePromptTokens())
+	// Hold for the most tokens the prompt can be; bill the upstream's count,
+	// or the realistic estimate when it never reports one.
+	bound, prompt := int64(req.PromptTokenBound()), int64(req.EstimatePromptTokens())
 	var asked int64
 	if req.MaxTokens != nil {
 		asked = int64(*req.MaxTokens)
 	}
 	_, monthly := p.Account.Limits()
 	hold, err := s.Billing.Admit(c.Request.Context(), billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
-		Price: entry.Price, PriceVersion: entry.Version, PromptTokens: prompt, MaxTokens: asked,
-		ModelMax: entry.MaxOutputTokens, MonthlyLimit: monthly})
+		Price: entry.Price, PriceVersion: entry.Version, PromptTokens: bound, MaxTokens: asked,
+		ModelMax: entry.MaxOutputTokens, MonthlyLimit: monthly, Choices: int64(req.ChoiceCount())})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -150,7 +173,7 @@ type chatRun struct {
 	p       *auth.Principal
 	entry   *catalog.Entry
 	hold    *billing.Hold
-	prompt  int64
+	prompt  int64 // estimated prompt tokens, billed when the upstream reports none
 	start   time.Time
 	genID   string
 	created int64
@@ -165,8 +188,8 @@ func (r *chatRun) outcome() billing.Outcome {
 // charged) and answers with the mapped error.
 //
 // A client that went away while the upstream was working is the exception:
-// like a disconnect mid-stream, it pays for the prompt (the admission
-// estimate: the upstream never told us its count) and the zero tokens it got.
+// like a disconnect mid-stream, it pays for the prompt (Beaver's estimate:
+// the upstream never told us its count) and the zero tokens it got.
 func (r *chatRun) upstreamFailed(err error) {
 	o := r.outcome()
 	o.Error = err.Error()
@@ -191,7 +214,7 @@ func mapUpstream(err error) error {
 	}
 	var ie *chat.InvalidError
 	if errors.As(err, &ie) {
-		return apierr.Invalid("%s", ie.Message)
+		return invalidRequest(ie)
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
@@ -336,7 +359,12 @@ func (r *chatRun) stream(prov providers.Provider, up *chat.Request) {
 	o.Streamed, o.Cancelled = true, cancelled
 	if usage == nil || streamErr != nil || cancelled {
 		// Charge what was delivered: the upstream's own counts when it gave
-		// them, else Beaver's estimate of the delivered text.
+		// them (Anthropic's message_start and Gemini's first chunk already
+		// carry the prompt's count), else Beaver's estimate of the delivered
+		// text.
+		if usage == nil {
+			usage = st.Usage()
+		}
 		counted := chat.EstimateTokens(delivered.String())
 		u := &chat.Usage{PromptTokens: int(r.prompt), CompletionTokens: counted}
 		if usage != nil {

@@ -54,8 +54,7 @@ type pending struct {
 }
 
 type groupResult struct {
-	account, month             string
-	monthly, n                 int64
+	account                    string
 	balance, before, threshold int64
 }
 
@@ -146,7 +145,7 @@ func (e *Engine) Release(h *Hold) {
 	l.holds--
 	l.used = time.Now()
 	l.mu.Unlock()
-	e.unquota(h.AccountID, h.quotaMonth)
+	e.unquota(h)
 }
 
 // commitLoop batches whatever is queued into one transaction at a time.
@@ -255,6 +254,14 @@ func (e *Engine) commitTx(batch []*pending) error {
 				}
 			}
 			total := g.leaseSum + g.directSum
+			// Requests of accounts with a monthly limit were counted at
+			// admission (see quota.go); the others are counted here.
+			uncounted := 0
+			for _, p := range g.items {
+				if !p.hold.quotaCounted {
+					uncounted++
+				}
+			}
 			var res []struct {
 				BalanceMicros             int64
 				MonthlyRequests           int64
@@ -264,7 +271,7 @@ func (e *Engine) commitTx(batch []*pending) error {
 				monthly_requests = CASE WHEN usage_month = ? THEN monthly_requests + ? ELSE ? END, usage_month = ?, updated_at = ?
 				WHERE id = ? AND balance_micros - reserved_micros >= ?
 				RETURNING balance_micros, monthly_requests, low_balance_threshold_micros`,
-				total, g.leaseSum, month, len(g.items), len(g.items), month, now, k.account, g.directSum).Scan(&res).Error
+				total, g.leaseSum, month, uncounted, uncounted, month, now, k.account, g.directSum).Scan(&res).Error
 			if err != nil {
 				return err
 			}
@@ -318,8 +325,7 @@ func (e *Engine) commitTx(batch []*pending) error {
 				}
 			}
 			// Applied after the commit (see afterCommit), never for a rolled-back try.
-			g.items[0].group = &groupResult{account: k.account, month: month, monthly: res[0].MonthlyRequests,
-				n: int64(len(g.items)), balance: res[0].BalanceMicros, before: res[0].BalanceMicros + total,
+			g.items[0].group = &groupResult{account: k.account, balance: res[0].BalanceMicros, before: res[0].BalanceMicros + total,
 				threshold: res[0].LowBalanceThresholdMicros}
 		}
 		if err := insertUsageLogs(tx, logs); err != nil {
@@ -329,25 +335,9 @@ func (e *Engine) commitTx(batch []*pending) error {
 	})
 }
 
-// noteQuota refreshes the in-memory monthly counter from the committed one.
-func (e *Engine) noteQuota(accountID, month string, used, n int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	q, ok := e.quotas[accountID]
-	if !ok {
-		return
-	}
-	q.month, q.used = month, used
-	q.pending -= n
-	if q.pending < 0 {
-		q.pending = 0
-	}
-}
-
 func (e *Engine) afterCommit(batch []*pending) {
 	for _, p := range batch {
 		if g := p.group; g != nil {
-			e.noteQuota(g.account, g.month, g.monthly, g.n)
 			if e.opts.OnLowBalance != nil && g.before >= g.threshold && g.balance < g.threshold {
 				go e.opts.OnLowBalance(g.account, g.balance, g.threshold)
 			}
@@ -379,6 +369,6 @@ func (e *Engine) releaseAfter(p *pending, committed bool) {
 	l.used = time.Now()
 	l.mu.Unlock()
 	if !committed {
-		e.unquota(h.AccountID, h.quotaMonth)
+		e.unquota(h)
 	}
 }

@@ -124,6 +124,7 @@ func (e *Engine) Close() {
 			}
 			l.mu.Unlock()
 		}
+		e.keepQuotas(ctx, time.Now(), true)
 	})
 }
 
@@ -145,12 +146,6 @@ type lease struct {
 	spentSinceExtend int64 // charged since the last extension: sizes the next one
 }
 
-type quota struct {
-	month   string
-	used    int64 // as of the last commit
-	pending int64 // admitted here, not yet committed
-}
-
 // AdmitRequest describes a request about to be sent upstream.
 type AdmitRequest struct {
 	AccountID    string
@@ -161,6 +156,7 @@ type AdmitRequest struct {
 	MaxTokens    int64 // requested completion cap; 0 = the model's
 	ModelMax     int64 // the model's max_output_tokens
 	MonthlyLimit int64 // requests per month; 0 = unlimited
+	Choices      int64 // completions asked for (n); 0 = 1. Multiplies the completion hold.
 }
 
 // Hold is money set aside for one request.
@@ -176,6 +172,7 @@ type Hold struct {
 	Clamped      bool  // MaxTokens was lowered to what the balance affords
 	finished     bool
 	quotaMonth   string
+	quotaCounted bool // counted at admission (limited account), not by the commit
 }
 
 // Amount is the held micro-USD.
@@ -198,71 +195,21 @@ func (e *Engine) Admit(ctx context.Context, r AdmitRequest) (*Hold, error) {
 	if maxTok <= 0 {
 		maxTok = 4096
 	}
-	if err := e.admitQuota(ctx, r.AccountID, r.MonthlyLimit); err != nil {
+	if r.Choices < 1 {
+		r.Choices = 1
+	}
+	now := time.Now()
+	counted, err := e.admitQuota(ctx, r.AccountID, r.MonthlyLimit, now)
+	if err != nil {
 		return nil, err
 	}
-	month := monthOf(time.Now())
 	h, err := e.hold(ctx, r, maxTok)
 	if err != nil {
-		e.unquota(r.AccountID, month)
+		e.unquota(&Hold{AccountID: r.AccountID, quotaMonth: monthOf(now), quotaCounted: counted})
 		return nil, err
 	}
-	h.quotaMonth = month
+	h.quotaMonth, h.quotaCounted = monthOf(now), counted
 	return h, nil
-}
-
-func (e *Engine) admitQuota(ctx context.Context, accountID string, limit int64) error {
-	month := monthOf(time.Now())
-	e.mu.Lock()
-	q, ok := e.quotas[accountID]
-	e.mu.Unlock()
-	if !ok {
-		// First request of this account on this instance: one read, then the
-		// counter lives in memory and every commit refreshes it.
-		var a models.Account
-		if err := e.db.WithContext(ctx).Select("usage_month", "monthly_requests").Where("id = ?", accountID).Take(&a).Error; err != nil {
-			return fmt.Errorf("billing: load quota: %w", err)
-		}
-		e.mu.Lock()
-		if q, ok = e.quotas[accountID]; !ok {
-			q = &quota{month: a.UsageMonth, used: a.MonthlyRequests}
-			e.quotas[accountID] = q
-		}
-		e.mu.Unlock()
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if q.month != month {
-		q.month, q.used = month, 0
-	}
-	if limit > 0 && q.used+q.pending >= limit {
-		next := time.Date(time.Now().UTC().Year(), time.Now().UTC().Month()+1, 1, 0, 0, 0, 0, time.UTC)
-		return apierr.QuotaExceeded(time.Until(next), "monthly request quota of %d requests is used up; it resets at %s",
-			limit, next.Format(time.RFC3339))
-	}
-	q.pending++
-	return nil
-}
-
-func (e *Engine) unquota(accountID, month string) {
-	e.mu.Lock()
-	if q, ok := e.quotas[accountID]; ok && q.pending > 0 {
-		q.pending--
-	}
-	e.mu.Unlock()
-}
-
-// ResetQuotaCache forgets in-memory monthly counters (after a reset).
-func (e *Engine) ResetQuotaCache() {
-	e.mu.Lock()
-	for id, q := range e.quotas {
-		if q.pending == 0 {
-			delete(e.quotas, id)
-		} else {
-			q.used = 0
-		}
-	}
-	e.mu.Unlock()
 }
 
 func (e *Engine) leaseFor(k leaseKey) *lease {
@@ -282,12 +229,12 @@ func (e *Engine) hold(ctx context.Context, r AdmitRequest, maxTok int64) (*Hold,
 		keyID = r.Key.ID
 	}
 	p := r.Price
-	want := pricing.Cost(p.Input, p.Output, p.Fee, r.PromptTokens, maxTok)
+	want := pricing.Cost(p.Input, p.Output, p.Fee, r.PromptTokens, maxTok*r.Choices)
 	minTok := int64(minCompletion)
 	if maxTok < minTok {
 		minTok = maxTok
 	}
-	need := pricing.Cost(p.Input, p.Output, p.Fee, r.PromptTokens, minTok)
+	need := pricing.Cost(p.Input, p.Output, p.Fee, r.PromptTokens, minTok*r.Choices)
 	for {
 		l := e.leaseFor(leaseKey{r.AccountID, keyID})
 		l.mu.Lock()
@@ -299,6 +246,41 @@ func (e *Engine) hold(ctx context.Context, r AdmitRequest, maxTok int64) (*Hold,
 		l.mu.Unlock()
 		return h, err
 	}
+}
+
+// reclaimIdle returns this instance's other leases of the same account that
+// have no request in flight (mine.mu held); it reports whether any money
+// came back. Without it, the idle lease of one key (kept for IdleReturn)
+// would make another key of the account look short of balance. Other leases
+// are only tried (TryLock): a lease that is busy is in use, and waiting for
+// it while holding mine could deadlock with its own admission.
+func (e *Engine) reclaimIdle(ctx context.Context, mine *lease) bool {
+	back := false
+	for _, l := range e.snapshot() {
+		if l == mine || l.key.account != mine.key.account || !l.mu.TryLock() {
+			continue
+		}
+		if !l.gone && l.holds == 0 && l.granted > 0 {
+			if err := e.returnLease(ctx, l); err != nil {
+				e.log.Warn("reclaim idle lease", "account", l.key.account, "err", err)
+			} else {
+				back = true
+				e.forget(l)
+			}
+		}
+		l.mu.Unlock()
+	}
+	return back
+}
+
+// forget removes a returned lease from the engine (l.mu held).
+func (e *Engine) forget(l *lease) {
+	e.mu.Lock()
+	if e.leases[l.key] == l {
+		delete(e.leases, l.key)
+	}
+	e.mu.Unlock()
+	l.gone = true
 }
 
 func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTok, want, need int64) (*Hold, error) {
@@ -317,6 +299,9 @@ func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTo
 		ahead := max(short*e.opts.LeaseHeadroom, 2*l.spentSinceExtend)
 		ok, err := e.extend(ctx, l, short+ahead)
 		if err == nil && !ok {
+			ok, err = e.extend(ctx, l, short)
+		}
+		if err == nil && !ok && e.reclaimIdle(ctx, l) {
 			ok, err = e.extend(ctx, l, short)
 		}
 		if err != nil {
@@ -341,12 +326,15 @@ func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTo
 			}
 			budget := l.granted - l.held
 			t := pricing.MaxOutputTokens(r.Price, r.PromptTokens, budget)
+			if t >= 0 {
+				t /= r.Choices // every choice gets the same cap
+			}
 			if t < 0 && t != -1 || t >= 0 && t < 1 {
 				return nil, refusal(source, need, budget)
 			}
 			if t >= 0 && t < maxTok {
 				maxTok = t
-				want = pricing.Cost(r.Price.Input, r.Price.Output, r.Price.Fee, r.PromptTokens, maxTok)
+				want = pricing.Cost(r.Price.Input, r.Price.Output, r.Price.Fee, r.PromptTokens, maxTok*r.Choices)
 				h := e.newHold(l, r, want, maxTok)
 				h.Clamped = true
 				return h, nil
@@ -599,9 +587,7 @@ func (e *Engine) Invalidate(msg string) {
 	if kind == "account" || kind == "flush" {
 		for acc, q := range e.quotas {
 			if kind == "flush" || acc == id {
-				if q.pending == 0 {
-					delete(e.quotas, acc)
-				}
+				q.stale.Store(true) // the limit may have been lowered
 			}
 		}
 	}
@@ -645,12 +631,7 @@ func (e *Engine) keep() {
 			if err := e.returnLease(ctx, l); err != nil {
 				e.log.Warn("return idle lease", "account", l.key.account, "err", err)
 			} else {
-				e.mu.Lock()
-				if e.leases[l.key] == l {
-					delete(e.leases, l.key)
-				}
-				e.mu.Unlock()
-				l.gone = true
+				e.forget(l)
 			}
 		case l.id != "" && now.Sub(l.renewed) > e.opts.LeaseTTL/4:
 			err := e.db.WithContext(ctx).Exec(`UPDATE balance_leases SET expires_at = ?, updated_at = ? WHERE id = ?`,
@@ -661,6 +642,7 @@ func (e *Engine) keep() {
 		}
 		l.mu.Unlock()
 	}
+	e.keepQuotas(ctx, now, false)
 }
 
 // sortedKeys returns map keys in order (deterministic lock order in commits).

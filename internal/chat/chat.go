@@ -56,8 +56,12 @@ type Request struct {
 	ToolChoice     json.RawMessage
 	ResponseFormat json.RawMessage
 	User           string
-	// Extra holds every other top-level field, passed through untouched to
-	// OpenAI-compatible upstreams. stream_options is not kept: adapters set it.
+	// N is the number of choices (n); 0 when the caller did not send it.
+	// The completion hold is multiplied by it.
+	N int
+	// Extra holds the accepted pass-through fields (see passThrough), sent
+	// untouched to OpenAI-compatible upstreams. stream_options is not kept:
+	// adapters set it.
 	Extra map[string]json.RawMessage
 }
 
@@ -225,10 +229,15 @@ type ErrorBody struct {
 
 // InvalidError reports a request that cannot be served as sent; the API
 // answers it with 400 invalid_request.
-type InvalidError struct{ Message string }
+// Param, when set, names the offending request field.
+type InvalidError struct{ Message, Param string }
 
 func (e *InvalidError) Error() string { return e.Message }
 
 func invalidf(format string, args ...any) *InvalidError {
 	return &InvalidError{Message: fmt.Sprintf(format, args...)}
+}
+
+func invalidField(param, format string, args ...any) *InvalidError {
+	return &InvalidError{Message: fmt.Sprintf(format, args...), Param: param}
 }

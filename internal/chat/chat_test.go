@@ -151,7 +151,7 @@ func TestRequestRoundTrip(t *testing.T) {
 		`{"role":"assistant","content":"","name":"bot"}],` +
 		`"max_completion_tokens":100,"temperature":0,"stop":["x"],` +
 		`"tools":[{"type":"function","function":{"name":"look","description":"Look.","parameters":{"type":"object","properties":{}},"strict":true}}],` +
-		`"tool_choice":"auto","response_format":{"type":"json_object"},"user":"u","a_extra":[1],"z_extra":{"k":"v"}}`
+		`"tool_choice":"auto","response_format":{"type":"json_object"},"user":"u","logit_bias":{"1":-100},"seed":7}`
 	r, err := chat.ParseRequest([]byte(in))
 	if err != nil {
 		t.Fatal(err)
@@ -261,20 +261,69 @@ func TestEstimateTokens(t *testing.T) {
 	}
 }
 
+func TestPromptTokenBound(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want int
+	}{
+		// 2 bytes, + 8 per message + 8
+		{"one short message", `{"messages":[{"role":"user","content":"hi"}]}`, 2 + 8 + 8},
+		// "abcdefg" (7) + "xy" (2) = 9 bytes; 2 messages → 16; + 8
+		{"two messages", `{"messages":[{"role":"system","content":"abcdefg"},{"role":"user","content":"xy"}]}`, 9 + 16 + 8},
+		// text "look" 4 bytes; one image 1600
+		{"image", `{"messages":[{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"https://x/a.png"}}]}]}`, 4 + 8 + 8 + 1600},
+		// "q" 1 + tool "f"(1) + "d"(1) + params {"type":"object"} (17) = 20 bytes; + 512 preamble + 16 per tool
+		{"tools", `{"messages":[{"role":"user","content":"q"}],"tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object"}}}]}`, 20 + 8 + 8 + 512 + 16},
+		// stop strings and response_format count as prompt bytes: "hi" 2 + "END" 3 + {"type":"json_object"} 22
+		{"stop and format", `{"messages":[{"role":"user","content":"hi"}],"stop":"END","response_format":{"type":"json_object"}}`, 2 + 3 + 22 + 8 + 8},
+		// a tool result: its call id counts too ("c1" 2 + "ok" 2; the assistant's call: id 2 + name 1 + args 2)
+		{"tool round trip", `{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"ok"}]}`, 5 + 4 + 16 + 8},
+	}
+	for _, tt := range tests {
+		r, err := chat.ParseRequest([]byte(tt.body))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := r.PromptTokenBound(); got != tt.want {
+			t.Errorf("%s: PromptTokenBound = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// The bound holds for the worst tokenization: one token per byte. The
+// review's prompt, 30,000 × "a ", tokenizes to 30,000 tokens (one per "a ")
+// in real tokenizers; the old bytes/3 estimate said 20,000.
+func TestPromptTokenBoundIsAnUpperBound(t *testing.T) {
+	for _, text := range []string{strings.Repeat("a ", 30000), strings.Repeat("🙂", 5000), strings.Repeat("x", 10000)} {
+		body, _ := json.Marshal(map[string]any{"messages": []any{map[string]any{"role": "user", "content": text}}})
+		r, err := chat.ParseRequest(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.PromptTokenBound(); got < len(text) {
+			t.Errorf("bound %d is below the %d bytes of the prompt", got, len(text))
+		}
+		if est := r.EstimatePromptTokens(); est > r.PromptTokenBound() {
+			t.Errorf("estimate %d exceeds the bound %d", est, r.PromptTokenBound())
+		}
+	}
+}
+
 func TestEstimatePromptTokens(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
 		want int
 	}{
-		// 2 bytes → 1, + 4 per message + 3
+		// "hi" 2 ASCII → 1, + 4 per message + 3
 		{"one short message", `{"messages":[{"role":"user","content":"hi"}]}`, 1 + 4 + 3},
-		// "abcdefg" (7) + "xy" (2) = 9 bytes → 3; 2 messages → 8; + 3
+		// 9 ASCII bytes → 3; 2 messages → 8; + 3
 		{"two messages", `{"messages":[{"role":"system","content":"abcdefg"},{"role":"user","content":"xy"}]}`, 3 + 8 + 3},
-		// text "look" 4 bytes → 2; one image 1600
-		{"image", `{"messages":[{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"https://x/a.png"}}]}]}`, 2 + 4 + 3 + 1600},
-		// "q" 1 + tool "f"(1) + "d"(1) + params {"type":"object"} (17) = 20 bytes → 7; + 8 per tool
-		{"tools", `{"messages":[{"role":"user","content":"q"}],"tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object"}}}]}`, 7 + 4 + 3 + 8},
+		// "look" → 1; one image 765
+		{"image", `{"messages":[{"role":"user","content":[{"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"https://x/a.png"}}]}]}`, 1 + 4 + 3 + 765},
+		// two non-ASCII characters → 2
+		{"emoji", `{"messages":[{"role":"user","content":"🙂🙂"}]}`, 2 + 4 + 3},
 	}
 	for _, tt := range tests {
 		r, err := chat.ParseRequest([]byte(tt.body))
@@ -285,11 +334,54 @@ func TestEstimatePromptTokens(t *testing.T) {
 			t.Errorf("%s: EstimatePromptTokens = %d, want %d", tt.name, got, tt.want)
 		}
 	}
-	// Conservative: never below a 4-bytes-per-token count of the text.
-	long := strings.Repeat("word ", 1000)
-	r, _ := chat.ParseRequest([]byte(`{"messages":[{"role":"user","content":"` + long + `"}]}`))
-	if got := r.EstimatePromptTokens(); got < len(long)/4 {
-		t.Errorf("estimate %d is below %d", got, len(long)/4)
+}
+
+// Every top-level field is either modelled, a known pass-through that
+// cannot cost more than the hold, or refused with 400 naming it.
+func TestRequestFieldPolicy(t *testing.T) {
+	base := `"messages":[{"role":"user","content":"x"}]`
+	accepted := []string{
+		`"seed":1`, `"frequency_penalty":0.5`, `"presence_penalty":0`, `"logit_bias":{"1":-100}`,
+		`"logprobs":true,"top_logprobs":2`, `"parallel_tool_calls":false`, `"reasoning_effort":"low"`,
+		`"metadata":{"a":"b"}`, `"store":false`, `"service_tier":"auto"`, `"modalities":["text"]`,
+		`"n":3`, `"prompt_cache_key":"k"`, `"functions":null`,
+	}
+	for _, f := range accepted {
+		if _, err := chat.ParseRequest([]byte(`{` + base + `,` + f + `}`)); err != nil {
+			t.Errorf("%s refused: %v", f, err)
+		}
+	}
+	refused := map[string]string{
+		`"functions":[{"name":"f"}]`:                    "functions",
+		`"function_call":"auto"`:                        "function_call",
+		`"prediction":{"type":"content","content":"x"}`: "prediction",
+		`"audio":{"voice":"alloy"}`:                     "audio",
+		`"modalities":["text","audio"]`:                 "modalities",
+		`"web_search_options":{}`:                       "web_search_options",
+		`"search_parameters":{"mode":"on"}`:             "search_parameters",
+		`"service_tier":"priority"`:                     "service_tier",
+		`"frobnicate":1`:                                "frobnicate",
+		`"n":0`:                                         "n",
+		`"n":129`:                                       "n",
+	}
+	for f, param := range refused {
+		_, err := chat.ParseRequest([]byte(`{` + base + `,` + f + `}`))
+		var ie *chat.InvalidError
+		if !errors.As(err, &ie) {
+			t.Errorf("%s: err = %v, want InvalidError", f, err)
+			continue
+		}
+		if ie.Param != param || !strings.Contains(ie.Message, param) {
+			t.Errorf("%s: param %q message %q, want the field %q named", f, ie.Param, ie.Message, param)
+		}
+	}
+	r, _ := chat.ParseRequest([]byte(`{` + base + `,"n":3}`))
+	if r.ChoiceCount() != 3 {
+		t.Errorf("ChoiceCount = %d", r.ChoiceCount())
+	}
+	b, _ := json.Marshal(r)
+	if !strings.Contains(string(b), `"n":3`) {
+		t.Errorf("n not forwarded: %s", b)
 	}
 }
 

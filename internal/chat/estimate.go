@@ -2,49 +2,115 @@ package chat
 
 import "unicode/utf8"
 
-// Constants of the prompt estimate. They lean high on purpose: the estimate
-// decides how much money is held before the upstream answers, and the hold is
-// released down to the real charge afterwards.
+// Two prompt counts, for two purposes:
+//
+//   - PromptTokenBound is what admission holds money for: the most tokens
+//     an upstream can report for the prompt, so that a request never costs
+//     more than was held.
+//   - EstimatePromptTokens is what a request is billed for when the
+//     upstream never reported its own count (a client that left before the
+//     answer, a provider without usage): a realistic estimate, like the
+//     completion estimator.
+//
+// The bound rests on this: every tokenizer the catalog's providers use
+// (byte-level BPE for OpenAI, Anthropic, DeepSeek, xAI; SentencePiece with
+// byte fallback for Gemini) spends at least one byte of input per token, so
+// the UTF-8 byte count bounds the tokens of any text. What is not text is
+// bounded by constants: chat-template framing per message and per request,
+// images, and the system prompt a provider adds when tools are present
+// (Anthropic's tool-use preamble is at most 346 tokens).
 const (
-	promptBytesPerToken = 3    // real tokenizers average ~4 bytes of English per token
-	perMessageTokens    = 4    // role and separators, as OpenAI's cookbook counts them
-	perRequestTokens    = 3    // the primed assistant reply
-	perImageTokens      = 1600 // the most any provider bills for one normal image (Anthropic, ~1.15 MP)
-	perToolTokens       = 8    // tool framing around its schema
+	boundPerMessage    = 8    // role and separators (OpenAI counts 4; other templates more)
+	boundPerRequest    = 8    // the primed assistant reply and template start
+	boundPerImage      = 1600 // the most any provider bills for one normal image (Anthropic, ~1.15 MP)
+	boundPerTool       = 16   // tool framing around its schema
+	boundToolPreamble  = 512  // the tool-use system prompt a provider prepends when tools are given
+	estimatePerMessage = 4    // OpenAI's cookbook count
+	estimatePerRequest = 3
+	estimatePerImage   = 765 // OpenAI's high-detail 1024×1024 image
+	estimatePerTool    = 8
 )
 
-// EstimatePromptTokens returns a deliberately conservative estimate of the
-// prompt's tokens, used to hold money before the upstream answers:
-//
-//	ceil(B / 3) + 4 per message + 3 + 1600 per image + 8 per tool
-//
-// where B is the UTF-8 byte count of all message text, names, tool-call
-// names and arguments, tool names, descriptions and parameter schemas, and
-// the response_format and tool_choice values.
-func (r *Request) EstimatePromptTokens() int {
-	var bytes, images int
+// promptText is the text of a request that reaches the model's prompt, and
+// what is not text.
+type promptText struct {
+	bytes, ascii, other int // UTF-8 bytes; ASCII bytes and other characters
+	messages, images    int
+	tools               int
+}
+
+func (p *promptText) add(s string) {
+	p.bytes += len(s)
+	for i := 0; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			p.ascii++
+			i++
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		p.other++
+		i += size
+	}
+}
+
+// scanPrompt collects message text, names, tool-call ids, names and
+// arguments, tool names, descriptions and parameter schemas, and the
+// response_format, tool_choice and stop values.
+func (r *Request) scanPrompt() promptText {
+	var p promptText
+	p.messages, p.tools = len(r.Messages), len(r.Tools)
 	for i := range r.Messages {
 		m := &r.Messages[i]
-		bytes += len(m.Name)
-		for _, p := range m.Content.Parts() {
-			switch p.Type {
-			case PartImageURL:
-				images++
-			default:
-				bytes += len(p.Text)
+		p.add(m.Name)
+		p.add(m.ToolCallID)
+		for _, part := range m.Content.Parts() {
+			if part.Type == PartImageURL {
+				p.images++
+				continue
 			}
+			p.add(part.Text)
 		}
 		for _, tc := range m.ToolCalls {
-			bytes += len(tc.Function.Name) + len(tc.Function.Arguments)
+			p.add(tc.ID)
+			p.add(tc.Function.Name)
+			p.add(tc.Function.Arguments)
 		}
 	}
 	for _, t := range r.Tools {
-		bytes += len(t.Function.Name) + len(t.Function.Description) + len(t.Function.Parameters)
+		p.add(t.Function.Name)
+		p.add(t.Function.Description)
+		p.add(string(t.Function.Parameters))
 	}
-	bytes += len(r.ResponseFormat) + len(r.ToolChoice)
-	return ceilDiv(bytes, promptBytesPerToken) +
-		perMessageTokens*len(r.Messages) + perRequestTokens +
-		perImageTokens*images + perToolTokens*len(r.Tools)
+	for _, s := range r.Stop {
+		p.add(s)
+	}
+	p.add(string(r.ResponseFormat))
+	p.add(string(r.ToolChoice))
+	return p
+}
+
+// PromptTokenBound returns an upper bound of the prompt's tokens:
+//
+//	B + 8 per message + 8 + 1600 per image + (512 + 16 per tool, when tools are given)
+//
+// where B is the UTF-8 byte count of the prompt's text (see scanPrompt).
+func (r *Request) PromptTokenBound() int {
+	p := r.scanPrompt()
+	n := p.bytes + boundPerMessage*p.messages + boundPerRequest + boundPerImage*p.images
+	if p.tools > 0 {
+		n += boundToolPreamble + boundPerTool*p.tools
+	}
+	return n
+}
+
+// EstimatePromptTokens estimates the prompt's tokens with the completion
+// estimator's rule (see EstimateTokens) over the prompt's text:
+//
+//	ceil(ASCII bytes / 4) + non-ASCII characters + 4 per message + 3 + 765 per image + 8 per tool
+func (r *Request) EstimatePromptTokens() int {
+	p := r.scanPrompt()
+	return ceilDiv(p.ascii, 4) + p.other + estimatePerMessage*p.messages + estimatePerRequest +
+		estimatePerImage*p.images + estimatePerTool*p.tools
 }
 
 // EstimateTokens estimates the tokens of delivered completion text when the
@@ -57,18 +123,9 @@ func (r *Request) EstimatePromptTokens() int {
 // character. Call it once on the concatenated text: summing per-chunk
 // estimates rounds up on every chunk.
 func EstimateTokens(text string) int {
-	ascii, other := 0, 0
-	for i := 0; i < len(text); {
-		if text[i] < utf8.RuneSelf {
-			ascii++
-			i++
-			continue
-		}
-		_, size := utf8.DecodeRuneInString(text[i:])
-		other++
-		i += size
-	}
-	return ceilDiv(ascii, 4) + other
+	var p promptText
+	p.add(text)
+	return ceilDiv(p.ascii, 4) + p.other
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

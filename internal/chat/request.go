@@ -25,13 +25,70 @@ func ParseRequest(body []byte) (*Request, error) {
 	return &r, nil
 }
 
-// Top-level fields Request models itself; every other field goes to Extra.
-// stream_options is dropped: adapters set it themselves.
+// Top-level fields Request models itself; the admission bound counts each
+// of them that can cost tokens. stream_options is dropped: adapters set it
+// themselves.
 var knownFields = map[string]bool{
 	"model": true, "messages": true, "stream": true, "max_tokens": true,
 	"max_completion_tokens": true, "temperature": true, "top_p": true,
 	"stop": true, "tools": true, "tool_choice": true, "response_format": true,
-	"user": true, "stream_options": true,
+	"user": true, "stream_options": true, "n": true,
+}
+
+// passThrough lists the other fields Beaver accepts: they are forwarded
+// untouched to OpenAI-format upstreams (and ignored by the others) because
+// none of them can make a request cost more than its admission hold. They
+// steer sampling, logging or caching, or (reasoning_effort, verbosity) how
+// the completion tokens, which max_tokens already bounds, are spent.
+//
+// Everything else is refused with 400 naming the field: a provider may bill
+// for it (audio, predicted outputs, web search, priority tiers) in ways the
+// hold does not cover, and an exact gateway does not forward what it cannot
+// price.
+var passThrough = map[string]bool{
+	"frequency_penalty": true, "presence_penalty": true, "seed": true,
+	"logit_bias": true, "logprobs": true, "top_logprobs": true,
+	"parallel_tool_calls": true, "reasoning_effort": true, "verbosity": true,
+	"metadata": true, "store": true, "prompt_cache_key": true,
+	"safety_identifier": true, "service_tier": true,
+}
+
+// refusedBecause explains the refusal of fields users often send.
+var refusedBecause = map[string]string{
+	"functions":          "use tools instead (the legacy functions API is not supported)",
+	"function_call":      "use tool_choice instead (the legacy functions API is not supported)",
+	"prediction":         "predicted outputs are billed beyond max_tokens and are not supported",
+	"audio":              "audio output is not supported",
+	"modalities":         "only text output is supported",
+	"web_search_options": "web search is billed per search and is not supported",
+	"search_parameters":  "live search is billed per source and is not supported",
+}
+
+// MaxChoices is the largest n accepted (OpenAI's own limit).
+const MaxChoices = 128
+
+func checkPassThrough(name string, raw json.RawMessage) error {
+	if why, ok := refusedBecause[name]; ok {
+		if name == "modalities" && isTextOnly(raw) {
+			return nil
+		}
+		return invalidField(name, "field %s is not supported: %s", name, why)
+	}
+	if !passThrough[name] {
+		return invalidField(name, "unknown field %s: Beaver forwards only fields it can price (see the README's list of accepted fields)", name)
+	}
+	if name == "service_tier" {
+		var tier string
+		if json.Unmarshal(raw, &tier) != nil || (tier != "auto" && tier != "default") {
+			return invalidField(name, "service_tier must be \"auto\" or \"default\" (other tiers are priced differently)")
+		}
+	}
+	return nil
+}
+
+func isTextOnly(raw json.RawMessage) bool {
+	var m []string
+	return json.Unmarshal(raw, &m) == nil && len(m) == 1 && m[0] == "text"
 }
 
 // UnmarshalJSON decodes a request without validating it (see Validate).
@@ -47,12 +104,19 @@ func (r *Request) UnmarshalJSON(body []byte) error {
 	}
 	*r = Request{}
 	for name, raw := range fields {
-		if !knownFields[name] {
-			if r.Extra == nil {
-				r.Extra = make(map[string]json.RawMessage)
-			}
-			r.Extra[name] = raw
+		if knownFields[name] || isNull(raw) {
+			continue
 		}
+		if err := checkPassThrough(name, raw); err != nil {
+			return err
+		}
+		if name == "modalities" {
+			continue // ["text"] is the default: nothing to forward
+		}
+		if r.Extra == nil {
+			r.Extra = make(map[string]json.RawMessage)
+		}
+		r.Extra[name] = raw
 	}
 
 	var err error
@@ -74,8 +138,16 @@ func (r *Request) UnmarshalJSON(body []byte) error {
 	field("top_p", "a number", &r.TopP)
 	field("user", "a string", &r.User)
 	field("tools", "an array of tools", &r.Tools)
+	var n *int
+	field("n", "an integer", &n)
 	if err != nil {
 		return err
+	}
+	if n != nil {
+		if *n < 1 || *n > MaxChoices {
+			return invalidField("n", "n must be between 1 and %d", MaxChoices)
+		}
+		r.N = *n
 	}
 	switch {
 	case maxCompletion != nil:
@@ -158,8 +230,9 @@ func (r Request) MarshalJSON() ([]byte, error) {
 		ToolChoice          json.RawMessage `json:"tool_choice,omitempty"`
 		ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
 		User                string          `json:"user,omitempty"`
+		N                   int             `json:"n,omitempty"`
 	}
-	w := wire{
+	w := wire{N: r.N,
 		Model: r.Model, Messages: r.Messages, Stream: r.Stream,
 		Temperature: r.Temperature, TopP: r.TopP, Stop: r.Stop, Tools: r.Tools,
 		ToolChoice: r.ToolChoice, ResponseFormat: r.ResponseFormat, User: r.User,
@@ -381,4 +454,12 @@ func (r *Request) JSONSchema() json.RawMessage {
 		return nil
 	}
 	return rf.JSONSchema.Schema
+}
+
+// ChoiceCount is how many completions the request asks for (n, default 1).
+func (r *Request) ChoiceCount() int {
+	if r.N < 1 {
+		return 1
+	}
+	return r.N
 }

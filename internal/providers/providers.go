@@ -39,6 +39,14 @@ type Provider interface {
 // (OpenAI's include_usage chunk; Anthropic's message_start input plus
 // message_delta output; Gemini's last usageMetadata).
 //
+// Usage is the usage the upstream has reported so far (nil if none): after a
+// normal end it is the final usage; after a cut or an error it holds
+// whatever counts arrived before (e.g. Anthropic's message_start input
+// tokens, Gemini's promptTokenCount), with CompletionTokens as last
+// reported. OpenAI reports usage only at the end, so its cut streams have
+// none. Each call returns a new value; call it from the goroutine that calls
+// Recv.
+//
 // Close releases the upstream connection and aborts the request if it has
 // not ended; call it in every case.
 type Stream = upstream.Stream

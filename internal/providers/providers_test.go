@@ -2,11 +2,13 @@ package providers_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,8 +16,10 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
+	"github.com/beaver-gateway/beaver/internal/providers/upstream"
 )
 
 // The three wire formats, each with a catalog model, run through the same
@@ -473,6 +477,125 @@ func TestMidStreamError(t *testing.T) {
 	}
 }
 
+// usageWant compares a stream's Usage with the counts expected (nil: none).
+func usageWant(t *testing.T, got, want *chat.Usage) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Usage() = %s, want %s", usageString(got), usageString(want))
+	}
+}
+
+func usageString(u *chat.Usage) string {
+	if u == nil {
+		return "nil"
+	}
+	b, _ := json.Marshal(u)
+	return string(b)
+}
+
+// A cut stream keeps the usage the upstream sent before the cut: Anthropic's
+// message_start (prompt, and 1 output token), Gemini's usageMetadata of the
+// chunks that arrived. OpenAI reports usage only at the end.
+func TestStreamUsageAfterCut(t *testing.T) {
+	// prompt: 2 words + 3 for the message
+	tests := map[string]struct {
+		text, content string
+		usage         *chat.Usage
+	}{
+		"openai":    {"[[words:8]] [[cut:2]]", "Hello from", nil},
+		"anthropic": {"[[words:8]] [[cut:2]]", "Hello from", &chat.Usage{PromptTokens: 5, CompletionTokens: 1, TotalTokens: 6}},
+		"google":    {"[[words:8]] [[cut:1]]", "Hello", &chat.Usage{PromptTokens: 5, CompletionTokens: 1, TotalTokens: 6}},
+	}
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			tt := tests[f.name]
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			s, err := e.p.Stream(context.Background(), request(f.model, tt.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			chunks, err := drain(s)
+			if pe := asError(t, err); pe.Timeout || pe.Status != 0 {
+				t.Errorf("error = %+v, want the cut", pe)
+			}
+			if sum := summarize(chunks); sum.content != tt.content || sum.usage != nil {
+				t.Errorf("summary %+v", sum)
+			}
+			usageWant(t, s.Usage(), tt.usage)
+		})
+	}
+}
+
+// An error event mid-stream leaves the usage reported before it.
+func TestStreamUsageAfterMidStreamError(t *testing.T) {
+	// prompt: 1 word + 3 for the message
+	tests := map[string]struct {
+		status int
+		usage  *chat.Usage
+	}{
+		"openai":    {500, nil},
+		"anthropic": {529, &chat.Usage{PromptTokens: 4, CompletionTokens: 1, TotalTokens: 5}},                           // overloaded_error
+		"google":    {http.StatusServiceUnavailable, &chat.Usage{PromptTokens: 4, CompletionTokens: 2, TotalTokens: 6}}, // UNAVAILABLE
+	}
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			tt := tests[f.name]
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			s, err := e.p.Stream(context.Background(), request(f.model, "[[midstream-error:2]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			chunks, err := drain(s)
+			if pe := asError(t, err); pe.Status != tt.status {
+				t.Errorf("error = %+v, want status %d", pe, tt.status)
+			}
+			if sum := summarize(chunks); sum.content != "Hello from" || sum.usage != nil {
+				t.Errorf("summary %+v", sum)
+			}
+			usageWant(t, s.Usage(), tt.usage)
+		})
+	}
+}
+
+// After a normal end Usage is the usage chunk's usage, in a value of its
+// own: filling in the chunk's cost, as the API does, leaves it alone.
+func TestStreamUsageAtEnd(t *testing.T) {
+	for _, f := range formats {
+		t.Run(f.name, func(t *testing.T) {
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			s, err := e.p.Stream(context.Background(), request(f.model, "Say hi [[words:5]]"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			usageWant(t, s.Usage(), nil) // nothing read yet
+			chunks, err := drain(s)
+			if err != io.EOF {
+				t.Fatalf("end = %v, want io.EOF", err)
+			}
+			sum := summarize(chunks)
+			if !sum.usageLast {
+				t.Fatalf("no usage chunk: %+v", sum)
+			}
+			usageWant(t, s.Usage(), sum.usage)
+			if u := s.Usage(); u.PromptTokens != 6 || u.CompletionTokens != 5 || u.TotalTokens != 11 {
+				t.Errorf("Usage() = %s", usageString(u))
+			}
+			want := usageString(sum.usage)
+			sum.usage.Cost, sum.usage.PromptTokens = upstream.Ptr(money.USD(7)), 0
+			if d := sum.usage.PromptTokensDetails; d != nil {
+				d.CachedTokens = 9
+			}
+			s.Usage().CompletionTokens = 0
+			if got := usageString(s.Usage()); got != want {
+				t.Errorf("Usage() = %s after changing the chunk's usage, want %s", got, want)
+			}
+		})
+	}
+}
+
 func TestNoUsage(t *testing.T) {
 	for _, f := range formats {
 		t.Run(f.name, func(t *testing.T) {
@@ -494,6 +617,7 @@ func TestNoUsage(t *testing.T) {
 			if err != io.EOF || sum.usage != nil || sum.finish != "stop" || sum.content == "" {
 				t.Errorf("err %v summary %+v", err, sum)
 			}
+			usageWant(t, s.Usage(), nil)
 		})
 	}
 }

@@ -569,3 +569,41 @@ data: {"type":"message_stop"}
 		t.Errorf("usage = %+v", u)
 	}
 }
+
+// Usage before the end is mapped as the usage chunk is: cache writes and
+// reads count as prompt tokens, cache reads are also cached tokens.
+func TestStreamUsageSoFar(t *testing.T) {
+	body := `event: message_start
+data: {"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":10,"cache_creation_input_tokens":20,"cache_read_input_tokens":30,"output_tokens":1}}}
+
+event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}
+
+`
+	a := newAdapter(t, &stub{header: map[string]string{"Content-Type": "text/event-stream"}, body: body})
+	s, err := a.Stream(context.Background(), parse(t, `{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Usage() != nil {
+		t.Errorf("usage before any event: %+v", s.Usage())
+	}
+	for {
+		if _, err = s.Recv(); err != nil {
+			break
+		}
+	}
+	var ue *upstream.Error
+	if !errors.As(err, &ue) {
+		t.Fatalf("end = %v, want the cut", err)
+	}
+	u := s.Usage()
+	if u == nil || u.PromptTokens != 60 || u.CompletionTokens != 1 || u.TotalTokens != 61 ||
+		u.PromptTokensDetails == nil || u.PromptTokensDetails.CachedTokens != 30 {
+		t.Errorf("usage = %+v", u)
+	}
+}

@@ -85,6 +85,11 @@ var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 //   - parallel_tool_calls: false becomes disable_parallel_tool_use;
 //   - user becomes metadata.user_id.
 func encodeRequest(req *chat.Request, stream bool) ([]byte, error) {
+	if req.ChoiceCount() > 1 {
+		// One completion per request in this format; n > 1 is refused, not
+		// silently answered with one choice.
+		return nil, &chat.InvalidError{Message: "n > 1 is not supported by this model's provider", Param: "n"}
+	}
 	w := wireRequest{
 		Model: req.Model, MaxTokens: DefaultMaxTokens, StopSequences: req.Stop,
 		Temperature: req.Temperature, TopP: req.TopP, Stream: stream,

@@ -125,10 +125,11 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 		return nil, false, nil
 
 	case "message_stop":
-		if t.usage == nil {
+		u := t.Usage()
+		if u == nil {
 			return nil, true, nil
 		}
-		c := &chat.Chunk{ID: t.id, Object: chat.ObjectChunk, Created: t.created, Model: t.model, Usage: t.usage.toChat()}
+		c := &chat.Chunk{ID: t.id, Object: chat.ObjectChunk, Created: t.created, Model: t.model, Usage: u}
 		return one(c), true, nil
 
 	case "error":
@@ -141,3 +142,14 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 }
 
 func (t *translator) End() ([]*chat.Chunk, error) { return nil, upstream.Cut() }
+
+// Usage is the usage of the events so far, mapped as the usage chunk is:
+// from message_start on, its input and cache tokens are the prompt, and the
+// completion is the latest output_tokens (1 in message_start, the running
+// count in message_delta).
+func (t *translator) Usage() *chat.Usage {
+	if t.usage == nil {
+		return nil
+	}
+	return t.usage.toChat()
+}

@@ -18,8 +18,8 @@
 //	[[error:STATUS]]       that HTTP status with the provider's real error
 //	                       body (429 adds "retry-after: 2"; Anthropic 529 is
 //	                       overloaded_error)
-//	[[cut:K]]              K words, then the connection is dropped (no usage,
-//	                       no end marker)
+//	[[cut:K]]              K words, then the connection is dropped (no final
+//	                       usage, no end marker)
 //	[[midstream-error:K]]  K words, then the provider's in-stream error
 //	                       event (non-streaming: a 500 error answer)
 //	[[nousage]]            never report usage
@@ -35,7 +35,11 @@
 // Usage is exact and documented: prompt tokens = the whitespace-separated
 // words of all message text (system prompt included, counted as a message)
 // + 3 per message; completion tokens = the words emitted (3 for a tool
-// call).
+// call). It is reported when the real APIs report it, so a cut or failed
+// stream has had the early counts: OpenAI only in the include_usage chunk at
+// the end; Anthropic's message_start with input_tokens (and output_tokens
+// 1), then message_delta's output_tokens; Gemini's usageMetadata on every
+// event, promptTokenCount throughout and candidatesTokenCount growing.
 package fakeupstream
 
 import (

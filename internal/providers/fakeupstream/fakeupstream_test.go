@@ -200,3 +200,69 @@ func TestLatencyAndRecordingOff(t *testing.T) {
 		t.Error("recorded with recording disabled")
 	}
 }
+
+// cutBody posts a request whose stream the fake cuts and returns what arrived
+// before the connection dropped.
+func cutBody(t *testing.T, url, body string) []byte {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatalf("read the whole body of a cut stream: %s", b)
+	}
+	return b
+}
+
+// A cut comes after the usage the real APIs send early: Anthropic's
+// message_start input tokens, Gemini's usageMetadata on every event.
+func TestCutAfterEarlyUsage(t *testing.T) {
+	_, url := start(t, fakeupstream.Options{})
+	// prompt: 2 words + 3 for the message
+	body := cutBody(t, url+"/v1/messages", `{"model":"c","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"[[words:8]] [[cut:2]]"}]}`)
+	evs := events(t, body)
+	var names []string
+	for _, ev := range evs {
+		names = append(names, ev.Name)
+	}
+	if strings.Join(names, " ") != "message_start content_block_start ping content_block_delta content_block_delta" {
+		t.Fatalf("anthropic events %v", names)
+	}
+	var ms struct {
+		Message struct {
+			Usage map[string]int `json:"usage"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(evs[0].Data, &ms); err != nil {
+		t.Fatal(err)
+	}
+	if u := ms.Message.Usage; u["input_tokens"] != 5 || u["output_tokens"] != 1 {
+		t.Errorf("message_start usage = %v", u)
+	}
+
+	gemini := url + "/v1beta/models/gemini-1.5-flash:streamGenerateContent?alt=sse"
+	usage := func(evs []sse.Event) [][2]int {
+		var out [][2]int
+		for _, ev := range evs {
+			var r struct {
+				UsageMetadata struct{ PromptTokenCount, CandidatesTokenCount int } `json:"usageMetadata"`
+			}
+			if err := json.Unmarshal(ev.Data, &r); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, [2]int{r.UsageMetadata.PromptTokenCount, r.UsageMetadata.CandidatesTokenCount})
+		}
+		return out
+	}
+	_, body = post(t, gemini, `{"contents":[{"role":"user","parts":[{"text":"[[words:3]] hi"}]}]}`)
+	if got := usage(events(t, body)); len(got) != 3 || got[0] != [2]int{5, 1} || got[1] != [2]int{5, 2} || got[2] != [2]int{5, 3} {
+		t.Errorf("gemini usage per event %v", got)
+	}
+	body = cutBody(t, gemini, `{"contents":[{"role":"user","parts":[{"text":"[[words:3]] [[cut:1]]"}]}]}`)
+	if got := usage(events(t, body)); len(got) != 1 || got[0] != [2]int{5, 1} {
+		t.Errorf("gemini cut: usage per event %v:\n%s", got, body)
+	}
+}

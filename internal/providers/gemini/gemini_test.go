@@ -386,3 +386,38 @@ func TestErrorBodies(t *testing.T) {
 		})
 	}
 }
+
+// Usage before the end is the latest usageMetadata, mapped as the usage
+// chunk is: thoughts are completion (and reasoning) tokens, cached content
+// is part of the prompt.
+func TestStreamUsageSoFar(t *testing.T) {
+	body := docStream[:strings.Index(docStream, "\r\n\r\n")+4] +
+		"data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \" opposite\"}],\"role\": \"model\"}}],\"usageMetadata\": {\"promptTokenCount\": 8,\"candidatesTokenCount\": 2,\"totalTokenCount\": 13,\"cachedContentTokenCount\": 4,\"thoughtsTokenCount\": 3}}\r\n\r\n"
+	a := newAdapter(t, &stub{body: body})
+	st, err := a.Stream(context.Background(), parse(t, `{"model":"gemini-2.0-flash","messages":[{"role":"user","content":"hi"}],"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if u := st.Usage(); u == nil || u.PromptTokens != 8 || u.CompletionTokens != 0 || u.TotalTokens != 8 {
+		t.Errorf("usage after the first chunk = %+v", u)
+	}
+	for {
+		if _, err = st.Recv(); err != nil {
+			break
+		}
+	}
+	var ue *upstream.Error
+	if !errors.As(err, &ue) {
+		t.Fatalf("end = %v, want the cut", err)
+	}
+	u := st.Usage()
+	if u == nil || u.PromptTokens != 8 || u.CompletionTokens != 5 || u.TotalTokens != 13 ||
+		u.PromptTokensDetails == nil || u.PromptTokensDetails.CachedTokens != 4 ||
+		u.CompletionTokensDetails == nil || u.CompletionTokensDetails.ReasoningTokens != 3 {
+		t.Errorf("usage = %+v", u)
+	}
+}

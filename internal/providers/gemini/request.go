@@ -100,6 +100,11 @@ type generationConfig struct {
 // keywords, so "$schema" and "additionalProperties" are removed from tool
 // parameters and response schemas.
 func encodeRequest(req *chat.Request) ([]byte, error) {
+	if req.ChoiceCount() > 1 {
+		// One completion per request in this format; n > 1 is refused, not
+		// silently answered with one choice.
+		return nil, &chat.InvalidError{Message: "n > 1 is not supported by this model's provider", Param: "n"}
+	}
 	var w wireRequest
 	var system []part
 	toolNames := map[string]string{} // tool call id → function name

@@ -95,9 +95,20 @@ func (t *translator) End() ([]*chat.Chunk, error) {
 	if !t.finished {
 		return nil, upstream.Cut()
 	}
-	if t.usage == nil {
+	u := t.Usage()
+	if u == nil {
 		return nil, nil
 	}
-	c := &chat.Chunk{ID: t.id, Object: chat.ObjectChunk, Created: t.created, Model: t.model, Usage: t.usage.toChat()}
+	c := &chat.Chunk{ID: t.id, Object: chat.ObjectChunk, Created: t.created, Model: t.model, Usage: u}
 	return []*chat.Chunk{c}, nil
+}
+
+// Usage is the latest usageMetadata seen, mapped as the usage chunk is.
+// Gemini sends promptTokenCount from the first event on, so a cut stream
+// still has its prompt count.
+func (t *translator) Usage() *chat.Usage {
+	if t.usage == nil {
+		return nil
+	}
+	return t.usage.toChat()
 }

@@ -237,7 +237,7 @@ func parseError(status int, header http.Header, body []byte) *upstream.Error {
 // chunk of its own with no choices, just before the end: providers that
 // attach usage to content chunks (some do, on every chunk) get it moved.
 type translator struct {
-	usage     *chat.Usage // latest usage seen on a content chunk
+	usage     *chat.Usage // latest usage seen; never handed out, only copies
 	last      chat.Chunk  // id, created, model of the last chunk
 	usageSent bool
 }
@@ -249,7 +249,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	if bytes.Equal(data, done) {
 		if t.usage != nil && !t.usageSent {
 			c := t.last
-			c.Choices, c.Usage = nil, t.usage
+			c.Choices, c.Usage = nil, t.Usage()
 			return []*chat.Chunk{&c}, true, nil
 		}
 		return nil, true, nil
@@ -271,6 +271,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 		}
 		return []*chat.Chunk{c}, false, nil
 	case u != nil && !t.usageSent:
+		t.usage = copyUsage(u)
 		c.Usage, t.usageSent = u, true
 		return []*chat.Chunk{c}, false, nil
 	}
@@ -278,3 +279,30 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 }
 
 func (t *translator) End() ([]*chat.Chunk, error) { return nil, upstream.Cut() }
+
+// Usage is the latest usage seen. OpenAI itself reports it only in the
+// include_usage chunk at the end, so a cut stream has none; providers that
+// attach usage to content chunks have their latest counts.
+func (t *translator) Usage() *chat.Usage { return copyUsage(t.usage) }
+
+// copyUsage returns a copy of u sharing no pointers with it, since the API
+// layer fills in the cost of the usage it is given.
+func copyUsage(u *chat.Usage) *chat.Usage {
+	if u == nil {
+		return nil
+	}
+	c := *u
+	if d := u.PromptTokensDetails; d != nil {
+		c.PromptTokensDetails = upstream.Ptr(*d)
+	}
+	if d := u.CompletionTokensDetails; d != nil {
+		c.CompletionTokensDetails = upstream.Ptr(*d)
+	}
+	if v := u.Cost; v != nil {
+		c.Cost = upstream.Ptr(*v)
+	}
+	if v := u.CostMicros; v != nil {
+		c.CostMicros = upstream.Ptr(*v)
+	}
+	return &c
+}

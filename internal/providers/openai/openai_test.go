@@ -472,3 +472,42 @@ func TestErrorBodies(t *testing.T) {
 		})
 	}
 }
+
+// OpenAI reports usage only at the end, so a cut stream has none; a
+// provider that puts usage on its content chunks has the latest.
+func TestStreamUsageSoFar(t *testing.T) {
+	tests := []struct {
+		name, provider, body string
+		prompt               int // -1: no usage
+	}{
+		{"openai", "openai", `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}],"usage":null}
+
+`, -1},
+		{"usage on content chunks", "deepseek", `data: {"id":"d","object":"chat.completion.chunk","created":1,"model":"deepseek-chat","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}],"usage":{"prompt_tokens":13,"completion_tokens":1,"total_tokens":14,"prompt_cache_hit_tokens":8}}
+
+`, 13},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newAdapter(t, tt.provider, &upstreamStub{body: tt.body})
+			s, err := a.Stream(context.Background(), parse(t, `{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			_, err = collect(t, s)
+			var ue *upstream.Error
+			if !errors.As(err, &ue) {
+				t.Fatalf("end = %v, want the cut", err)
+			}
+			u := s.Usage()
+			switch {
+			case tt.prompt < 0 && u != nil:
+				t.Errorf("usage = %+v, want none", u)
+			case tt.prompt >= 0 && (u == nil || u.PromptTokens != tt.prompt || u.CompletionTokens != 1 ||
+				u.PromptTokensDetails == nil || u.PromptTokensDetails.CachedTokens != 8):
+				t.Errorf("usage = %+v", u)
+			}
+		})
+	}
+}

@@ -323,5 +323,12 @@ func (b *Body) Drain() {
 // Stream is a streamed completion (providers.Stream).
 type Stream interface {
 	Recv() (*chat.Chunk, error)
+	// Usage is the usage the upstream has reported so far (nil if none):
+	// after a normal end it is the final usage; after a cut or an error it
+	// holds whatever counts arrived before (e.g. Anthropic's message_start
+	// input tokens, Gemini's promptTokenCount), with CompletionTokens as last
+	// reported. Each call returns a new value; call it from the goroutine
+	// that calls Recv.
+	Usage() *chat.Usage
 	Close() error
 }

@@ -19,6 +19,13 @@ type Translator interface {
 	End() ([]*chat.Chunk, error)
 }
 
+// UsageReporter is a Translator that can tell the usage its events reported
+// so far (see Stream.Usage). Usage returns a value of its own, built from
+// the translator's state, or nil when no counts arrived.
+type UsageReporter interface {
+	Usage() *chat.Usage
+}
+
 // EventStream is a Stream reading server-sent events from a body through a
 // Translator. Each Recv reads only as far as the next chunk, so chunks go out
 // as soon as their event arrives.
@@ -64,6 +71,15 @@ func (s *EventStream) Recv() (*chat.Chunk, error) {
 			}
 		}
 	}
+}
+
+// Usage returns the usage reported by the events read so far, through the
+// Translator's UsageReporter; nil for a Translator without one.
+func (s *EventStream) Usage() *chat.Usage {
+	if r, ok := s.tr.(UsageReporter); ok {
+		return r.Usage()
+	}
+	return nil
 }
 
 // Close aborts the upstream request unless it was read to the end.
