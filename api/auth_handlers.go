@@ -25,7 +25,7 @@ type registerRequest struct {
 // and POST /auth/resend-verification sends another.
 func (s *Server) register(c *gin.Context) {
 	var req registerRequest
-	if err := bindJSON(c, &req, false); err != nil {
+	if err := bindBody(c, &req, false); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -84,7 +84,7 @@ type loginRequest struct {
 
 func (s *Server) login(c *gin.Context) {
 	var req loginRequest
-	if err := bindJSON(c, &req, false); err != nil {
+	if err := bindBody(c, &req, false); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -102,7 +102,7 @@ type refreshRequest struct {
 
 func (s *Server) refresh(c *gin.Context) {
 	var req refreshRequest
-	if err := bindJSON(c, &req, false); err != nil {
+	if err := bindBody(c, &req, false); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -149,7 +149,7 @@ type updateMeRequest struct {
 // other field is 400.
 func (s *Server) updateMe(c *gin.Context) {
 	var req updateMeRequest
-	if err := bindJSON(c, &req, true); err != nil {
+	if err := bindBody(c, &req, true); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -170,7 +170,7 @@ type tokenRequest struct {
 
 func (s *Server) verifyEmail(c *gin.Context) {
 	var req tokenRequest
-	if err := bindJSON(c, &req, false); err != nil {
+	if err := bindBody(c, &req, false); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -240,7 +240,7 @@ var forgotAnswer = gin.H{"status": "accepted",
 // timing tells whether the address has an account.
 func (s *Server) forgotPassword(c *gin.Context) {
 	var req forgotRequest
-	if err := bindJSON(c, &req, false); err != nil {
+	if err := bindBody(c, &req, false); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -273,7 +273,7 @@ type resetRequest struct {
 // session of the account. A weak password is 400 and leaves the token usable.
 func (s *Server) resetPassword(c *gin.Context) {
 	var req resetRequest
-	if err := bindJSON(c, &req, false); err != nil {
+	if err := bindBody(c, &req, false); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
 )
 
 // authWindow is the auth throttle's period: BEAVER_AUTH_LIMIT attempts per
@@ -26,15 +27,16 @@ const authWindow = 15 * time.Minute
 // rate_limit_exceeded with Retry-After, even when the password is right.
 // The IP counter is per route too, so that a user who registers, verifies
 // and signs in from one address spends three separate budgets.
+//
+// It reads the body once and keeps it for the handler (bindBody): the email
+// counted must be the email the handler acts on, so both see the same bytes
+// through the same parser. A refused body (bad JSON, trailing data) is
+// counted first, under its email when one can be read, then answered 400.
 func (s *Server) authThrottle(route string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		email, err := peekEmail(c)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
+		raw, bodyErr := readJSONBody(c)
 		keys := []string{"auth:" + route + ":ip:" + clientIP(c)}
-		if email != "" {
+		if email := emailOf(raw); email != "" {
 			// Hashed: keeps addresses out of Redis and keys short.
 			keys = append(keys, "auth:"+route+":email:"+s.auth.HashToken("auth-throttle", email))
 		}
@@ -42,6 +44,11 @@ func (s *Server) authThrottle(route string) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
+		if bodyErr != nil {
+			s.fail(c, bodyErr)
+			return
+		}
+		c.Set(ctxBody, raw)
 		c.Next()
 	}
 }
@@ -65,31 +72,105 @@ func (s *Server) throttle(ctx context.Context, limit int64, period time.Duration
 	return nil
 }
 
-// peekEmail reads the "email" field of a JSON body without consuming it: the
-// body is put back for the handler. Bodies are already capped by
-// bodyLimitMiddleware.
-func peekEmail(c *gin.Context) (string, error) {
+// emailOf is the throttle key of a body's "email" field, folded like
+// account emails (auth.EmailKey) so that look-alike spellings of one address
+// share its counter; "" when there is none. The field is read with the
+// handlers' own struct tag, so encoding/json picks the same value for both
+// (case-insensitive names, the last of duplicate keys).
+func emailOf(raw json.RawMessage) string {
+	var body struct {
+		Email any `json:"email"`
+	}
+	if raw == nil || json.Unmarshal(raw, &body) != nil {
+		return ""
+	}
+	email, _ := body.Email.(string)
+	return auth.EmailKey(email)
+}
+
+// ---- the request body, read once ----
+
+// ctxBody holds a body that readJSONBody already read and checked.
+const ctxBody = "beaver.body"
+
+// bindBody decodes the request's JSON object into dst: the one authThrottle
+// kept, or else the body itself, read and checked the same way. strict
+// refuses unknown fields (PATCH endpoints: a read-only or misspelt field
+// must not be silently ignored).
+func bindBody(c *gin.Context, dst any, strict bool) error {
+	v, _ := c.Get(ctxBody)
+	raw, ok := v.(json.RawMessage)
+	if !ok {
+		var err error
+		if raw, err = readJSONBody(c); err != nil {
+			return err
+		}
+	}
+	return decodeObject(raw, dst, strict)
+}
+
+// readJSONBody reads the whole body and checks it holds exactly one JSON
+// object and nothing after it but whitespace. A json.Decoder's More would
+// not do: it reports false before a stray "]" or "}", so such bodies would
+// pass. When the first value is an object but something follows it, the
+// object is returned with the error, for the throttle to count its email.
+func readJSONBody(c *gin.Context) (json.RawMessage, error) {
 	if c.Request.Body == nil || c.Request.Body == http.NoBody {
-		return "", nil
+		return nil, errNotObject()
 	}
 	b, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return "", tooLarge(mbe.Limit)
+			return nil, tooLarge(mbe.Limit)
 		}
-		return "", apierr.Invalid("could not read the request body")
+		return nil, apierr.Invalid("could not read the request body")
 	}
-	_ = c.Request.Body.Close()
-	c.Request.Body = io.NopCloser(bytes.NewReader(b))
-	var body struct {
-		Email any `json:"email"`
+	return parseObject(b)
+}
+
+// parseObject is readJSONBody's check of the bytes read.
+func parseObject(b []byte) (json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errNotObject()
+		}
+		return nil, apierr.Invalid("invalid JSON body: %s", err.Error())
 	}
-	if json.Unmarshal(b, &body) != nil {
-		return "", nil // the handler reports the bad JSON; the IP counter still counts
+	if raw[0] != '{' {
+		return nil, errNotObject()
 	}
-	email, _ := body.Email.(string)
-	return strings.ToLower(strings.TrimSpace(email)), nil
+	if rest := bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return raw, apierr.Invalid("request body must hold exactly one JSON object; found %q after it", rest[:min(len(rest), 16)])
+	}
+	return raw, nil
+}
+
+func errNotObject() error { return apierr.Invalid("request body must be a JSON object") }
+
+// decodeObject decodes a checked JSON object into dst, with the error
+// messages bindJSON gives.
+func decodeObject(raw json.RawMessage, dst any, strict bool) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	err := dec.Decode(dst)
+	var ute *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ute):
+		return apierr.Invalid("field %q has the wrong type (want %s)", ute.Field, ute.Type.String())
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return apierr.Invalid("%s is not a field you can set here", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	if ae, ok := apierr.As(err); ok {
+		return ae // a field's own UnmarshalJSON may answer one
+	}
+	return apierr.Invalid("invalid JSON body: %s", err.Error())
 }
 
 // clientIP is the address the request came from: the TCP peer. Forwarded

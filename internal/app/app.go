@@ -102,10 +102,10 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	if d.Dialect == db.Postgres {
-		a.Bus = bus.NewPostgres(bg, d.DB, cfg.DatabaseURL, log)
-	} else {
-		a.Bus = bus.NewLocal()
+	// The bus must reach other processes on either database: `beaver worker`
+	// revokes sessions (password reset) that the API has cached.
+	if a.Bus, err = bus.New(bg, d, cfg.DatabaseURL, log); err != nil {
+		return nil, fmt.Errorf("invalidation bus: %w", err)
 	}
 	a.Catalog = catalog.New(d, a.Bus, log)
 	if err := a.Catalog.Seed(ctx); err != nil {

@@ -56,7 +56,7 @@ func (s *Service) GetAccount(ctx context.Context, id string) (*models.Account, e
 // (case-insensitive) filters by a part of the address.
 func (s *Service) ListAccounts(ctx context.Context, emailContains string, limit int) ([]models.Account, error) {
 	q := s.DB.WithContext(ctx).Order("created_at DESC, id DESC").Limit(limit)
-	if f := strings.ToLower(strings.TrimSpace(emailContains)); f != "" {
+	if f := EmailKey(emailContains); f != "" { // matched against email_lower, so folded the same way
 		esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f)
 		q = q.Where(`email_lower LIKE ? ESCAPE '\'`, "%"+esc+"%")
 	}

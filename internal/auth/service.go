@@ -12,7 +12,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
@@ -73,14 +76,62 @@ func (s *Service) publish(ctx context.Context, msg string) {
 // InvalidateAccount drops cached state about an account everywhere.
 func (s *Service) InvalidateAccount(ctx context.Context, id string) { s.publish(ctx, AccountMsg(id)) }
 
-// NormalizeEmail validates and canonicalizes an email address.
+// NormalizeEmail validates and canonicalizes an email address: email is the
+// form stored and shown (case kept), lower the form compared (email_lower).
+// Inputs are folded with NFKC so that compatibility look-alikes (the Kelvin
+// sign, fullwidth letters, ligatures) become the address they imitate, and
+// any invisible or control character is refused: "x@example.com\u200b"
+// would otherwise be a second account that looks like the first.
 func NormalizeEmail(raw string) (email, lower string, err error) {
-	raw = strings.TrimSpace(raw)
-	a, perr := mail.ParseAddress(raw)
-	if perr != nil || a.Address != raw || len(raw) > 254 || !strings.Contains(raw[strings.LastIndex(raw, "@")+1:], ".") && !strings.HasSuffix(raw, "@localhost") {
+	email = norm.NFKC.String(strings.TrimSpace(raw))
+	if r, ok := firstInvisible(email); ok {
+		return "", "", apierr.Invalid("email must not contain invisible or control characters (found %U)", r)
+	}
+	a, perr := mail.ParseAddress(email)
+	if perr != nil || a.Address != email || len(email) > 254 || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") && !strings.HasSuffix(email, "@localhost") {
 		return "", "", apierr.Invalid("email must be a valid address like name@example.com")
 	}
-	return raw, strings.ToLower(raw), nil
+	return email, foldCase(email), nil
+}
+
+// EmailKey is the form attempts on an address are counted under (the auth
+// throttle). It equals NormalizeEmail's lower form for every valid address,
+// never fails, and drops invisible characters, so that a look-alike variant
+// of an address, valid or not, spends the same budget.
+func EmailKey(raw string) string {
+	s := norm.NFKC.String(strings.TrimSpace(raw))
+	s = strings.Map(func(r rune) rune {
+		if invisible(r) {
+			return -1
+		}
+		return r
+	}, s)
+	return foldCase(s)
+}
+
+// foldCase lower-cases an NFKC string. Lower-casing can leave a string
+// that is not NFKC any more, so it is folded again.
+func foldCase(s string) string { return norm.NFKC.String(strings.ToLower(s)) }
+
+// firstInvisible returns the first character of s that invisible refuses.
+func firstInvisible(s string) (rune, bool) {
+	for _, r := range s {
+		if invisible(r) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// invisible reports characters that have no place in an address because
+// they do not show, or show as blank: controls and format characters (Cc,
+// Cf: zero-width space, joiners, word joiner, BOM, bidi controls), private
+// use and surrogates, every separator (Zs, Zl, Zp; a space inside an address
+// is invalid anyway), the other default-ignorable code points (Hangul
+// fillers, combining grapheme joiner...), variation selectors, and U+FFFD,
+// which stands for bytes that were not UTF-8.
+func invisible(r rune) bool {
+	return r == utf8.RuneError || unicode.In(r, unicode.C, unicode.Z, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 }
 
 // NewAccount is what Register and admins create.
@@ -133,10 +184,16 @@ type LoginResult struct {
 var errBadLogin = func() error { return apierr.Unauthorized("invalid email or password") }
 
 // Login checks a password and starts a session. Unknown emails and wrong
-// passwords get the same error after the same amount of hashing work.
+// passwords get the same error after the same amount of hashing work; an
+// address NormalizeEmail refuses cannot have an account, so it is unknown.
+// It is looked up in the form registration stored, so a look-alike spelling
+// (case, Kelvin sign, fullwidth letters) finds the same account.
 func (s *Service) Login(ctx context.Context, email, password string) (*LoginResult, error) {
 	var a models.Account
-	err := s.DB.WithContext(ctx).Where("email_lower = ?", strings.ToLower(strings.TrimSpace(email))).Take(&a).Error
+	err := gorm.ErrRecordNotFound
+	if _, lower, nerr := NormalizeEmail(email); nerr == nil {
+		err = s.DB.WithContext(ctx).Where("email_lower = ?", lower).Take(&a).Error
+	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		s.Hasher.Verify(password, s.dummy)
 		return nil, errBadLogin()

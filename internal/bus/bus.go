@@ -1,18 +1,23 @@
 // Package bus carries cache invalidations between API replicas. A replica
 // that deletes a key, revokes a session or changes prices publishes a short
-// message; every replica (itself included) drops what it cached. Two
-// implementations: Local (one process) and Postgres (LISTEN/NOTIFY on the
-// database every replica already shares, so no extra infrastructure).
+// message; every replica (itself included) drops what it cached. Three
+// implementations: Local (one process), Postgres (LISTEN/NOTIFY on the
+// database every replica already shares, so no extra infrastructure) and
+// Polled (a table the processes sharing one SQLite file poll). New picks the
+// one for a database.
 package bus
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
+
+	"github.com/beaver-gateway/beaver/internal/db"
 )
 
 // Flush is published (locally) when notifications may have been missed, for
@@ -23,6 +28,20 @@ const Flush = "flush"
 type Bus interface {
 	Publish(ctx context.Context, msg string) error
 	Subscribe(fn func(msg string))
+}
+
+// New returns the bus that reaches every process using d (url is d's
+// database URL, for the Postgres listener): Postgres on PostgreSQL, Polled
+// on SQLite, where `beaver serve` and `beaver worker` may be two processes
+// over one file. Both deliver in the background until ctx ends.
+func New(ctx context.Context, d *db.DB, url string, log *slog.Logger) (Bus, error) {
+	switch d.Dialect {
+	case db.Postgres:
+		return NewPostgres(ctx, d.DB, url, log), nil
+	case db.SQLite:
+		return NewPolled(ctx, d.DB, log)
+	}
+	return nil, fmt.Errorf("bus: unknown database dialect %q", d.Dialect)
 }
 
 // Local is the single-process bus.
@@ -69,8 +88,8 @@ type Postgres struct {
 }
 
 // NewPostgres starts listening in the background until ctx ends.
-func NewPostgres(ctx context.Context, db *gorm.DB, url string, log *slog.Logger) *Postgres {
-	p := &Postgres{db: db, url: url, log: log}
+func NewPostgres(ctx context.Context, gdb *gorm.DB, url string, log *slog.Logger) *Postgres {
+	p := &Postgres{db: gdb, url: url, log: log}
 	go p.listen(ctx)
 	return p
 }
