@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/money"
-	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
 	"github.com/beaver-gateway/beaver/models"
 )
 

@@ -17,6 +17,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
@@ -53,7 +54,7 @@ type Server struct {
 	engine  *gin.Engine
 	metrics *httpMetrics
 	started time.Time
-	latency *latencyTracker
+	gateway *gateway.Gateway
 }
 
 type httpMetrics struct {
@@ -76,7 +77,9 @@ func New(d Deps) *Server {
 	if d.Limiter == nil {
 		d.Limiter, _ = ratelimit.New(ratelimit.Options{Logger: d.Log}) // in-memory: cannot fail
 	}
-	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), latency: newLatencyTracker()}
+	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(),
+		gateway: gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log},
+			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail})}
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
 			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
@@ -97,7 +100,7 @@ func (s *Server) routes() *gin.Engine {
 	r.UseRawPath = true // keep %2F in /v1/models/{model_id}/chat distinct until we decode it
 	r.UnescapePathValues = true
 	r.RemoveExtraSlash = false
-	r.Use(requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware, s.corsMiddleware, s.bodyLimitMiddleware)
+	r.Use(requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware, s.corsMiddleware, s.bodyLimitMiddleware())
 	r.NoRoute(s.noRoute)
 	r.NoMethod(methodNotAllowed)
 

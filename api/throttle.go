@@ -15,6 +15,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/gateway"
 )
 
 // authWindow is the auth throttle's period: BEAVER_AUTH_LIMIT attempts per
@@ -180,15 +181,11 @@ func decodeObject(raw json.RawMessage, dst any, strict bool) error {
 // proxy, configure trusted proxies on the engine and switch to c.ClientIP().
 func clientIP(c *gin.Context) string { return c.RemoteIP() }
 
-// rpmKey is the rate-limit key of an API key's per-minute counter, shared by
-// the inference limiter and GET /api-keys/{id} (requests_this_minute).
-func rpmKey(keyID string) string { return "key:" + keyID }
-
 // requestsThisMinute reads an API key's per-minute counter without counting.
 func (s *Server) requestsThisMinute(ctx context.Context, keyID string) int64 {
 	// The counter does not depend on the limit passed; a huge one keeps
 	// Limit − Remaining exact even past the key's real limit.
-	r := s.Limiter.Peek(ctx, rpmKey(keyID), math.MaxInt32, time.Minute)
+	r := s.Limiter.Peek(ctx, gateway.RPMKey(keyID), math.MaxInt32, time.Minute)
 	if r.Limit == 0 {
 		return 0
 	}

@@ -26,7 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
+	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/db"
-	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
+	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/web"
 )

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -115,8 +114,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool) 
 		return err
 	}
 	defer cleanup()
-	srv := &http.Server{Addr: cfg.Addr, Handler: api.New(deps).Handler(), ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout: 120 * time.Second}
+	srv := api.NewHTTPServer(cfg, api.New(deps).Handler())
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)

@@ -35,6 +35,9 @@ type Config struct {
 	AdminPassword string // empty = generated (and printed by `beaver dev`)
 
 	MaxBodyBytes         int64
+	BodyReadTimeout      time.Duration // a request body must arrive within this of its headers (else 408)
+	MaxBodiesPerIP       int64         // request bodies one client address may be sending at once (0 = no cap)
+	MaxBodiesInFlight    int64         // request bodies being received at once in this process (0 = no cap)
 	CORSOrigins          []string
 	AuthLimit            int64
 	RequireVerifiedEmail bool
@@ -140,6 +143,9 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		AdminEmail:               get("BEAVER_ADMIN_EMAIL", "admin@localhost"),
 		AdminPassword:            get("BEAVER_ADMIN_PASSWORD", ""),
 		MaxBodyBytes:             num("BEAVER_MAX_BODY_BYTES", 10<<20),
+		BodyReadTimeout:          dur("BEAVER_BODY_READ_TIMEOUT", 30*time.Second),
+		MaxBodiesPerIP:           num("BEAVER_MAX_BODIES_PER_IP", 32),
+		MaxBodiesInFlight:        num("BEAVER_MAX_BODIES_IN_FLIGHT", 1024),
 		AuthLimit:                num("BEAVER_AUTH_LIMIT", 10),
 		RequireVerifiedEmail:     boolean("BEAVER_REQUIRE_VERIFIED_EMAIL"),
 		PublicURL:                strings.TrimRight(get("BEAVER_PUBLIC_URL", ""), "/"),

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
+	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/providers"
-	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
 	"github.com/beaver-gateway/beaver/internal/providers/upstream"
 )
 

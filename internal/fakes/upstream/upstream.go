@@ -1,5 +1,6 @@
-// Package fakeupstream is a local stand-in for the OpenAI, Anthropic and
-// Gemini APIs, speaking their real wire formats, for tests and benchmarks.
+// Package upstream (imported as fakeupstream) is a local stand-in for the
+// OpenAI, Anthropic and Gemini APIs, speaking their real wire formats, for
+// tests and benchmarks.
 // One Server answers all three on the contract's paths, so it can be the
 // base URL of every provider:
 //
@@ -40,7 +41,7 @@
 // the end; Anthropic's message_start with input_tokens (and output_tokens
 // 1), then message_delta's output_tokens; Gemini's usageMetadata on every
 // event, promptTokenCount throughout and candidatesTokenCount growing.
-package fakeupstream
+package upstream
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package fakeupstream
+package upstream
 
 import (
 	"encoding/json"

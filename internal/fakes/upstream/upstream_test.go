@@ -1,4 +1,4 @@
-package fakeupstream_test
+package upstream_test
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beaver-gateway/beaver/internal/providers/fakeupstream"
+	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/providers/sse"
 )
 

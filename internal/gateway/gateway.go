@@ -1,0 +1,207 @@
+// Package gateway runs one chat request from start to charge, without
+// HTTP: rate limit → key policy → admit (hold) → provider → settle, with
+// stream accounting and disconnect billing. The HTTP layer parses the
+// request, calls the gateway and renders what it returns; a stream is
+// written through a Sink.
+//
+// Money rules of a request, all here:
+//   - Admission holds the prompt's upper bound plus n × max_tokens at the
+//     current price version, and lowers max_tokens to what the balance
+//     affords (billing.Engine).
+//   - A failure before any output is free; a client that leaves pays for
+//     the prompt; a stream cut or failed midway pays for the prompt and the
+//     tokens delivered, counted by the upstream when it said so, else by
+//     Beaver's documented estimator (chat.EstimateTokens).
+//   - The answer (or the stream's final usage chunk) carries the exact
+//     charge, and is produced only after the charge is committed.
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/internal/ratelimit"
+)
+
+// Gateway serves chat requests.
+type Gateway struct {
+	billing   *billing.Engine
+	catalog   *catalog.Catalog
+	providers map[string]providers.Provider
+	limiter   *ratelimit.Limiter
+	log       *slog.Logger
+	opts      Options
+	latency   *Latency
+}
+
+// Options are the gateway's policy switches.
+type Options struct {
+	// RequireVerifiedEmail refuses inference to accounts whose email is not
+	// verified (BEAVER_REQUIRE_VERIFIED_EMAIL).
+	RequireVerifiedEmail bool
+}
+
+// Deps are what the gateway calls.
+type Deps struct {
+	Billing   *billing.Engine
+	Catalog   *catalog.Catalog
+	Providers map[string]providers.Provider // by provider name
+	Limiter   *ratelimit.Limiter            // nil = no rate limits
+	Log       *slog.Logger
+}
+
+// New returns a gateway.
+func New(d Deps, o Options) *Gateway {
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Gateway{billing: d.Billing, catalog: d.Catalog, providers: d.Providers, limiter: d.Limiter,
+		log: log, opts: o, latency: NewLatency()}
+}
+
+// Latency is the per-provider latency of recent requests.
+func (g *Gateway) Latency() *Latency { return g.latency }
+
+// Call is one parsed chat request.
+type Call struct {
+	Principal *auth.Principal
+	Request   *chat.Request
+	Model     string // the model asked for: the request's, or the path's
+	ClientIP  string
+	RequestID string
+}
+
+// run is a call that was admitted: its hold, and what settles it.
+type run struct {
+	g        *Gateway
+	call     Call
+	entry    *catalog.Entry
+	prov     providers.Provider
+	hold     *billing.Hold
+	up       chat.Request // what goes upstream
+	prompt   int64        // estimated prompt tokens, billed when the upstream reports none
+	start    time.Time
+	genID    string
+	created  int64
+	finished bool
+}
+
+// admit resolves the model, applies the key's policy and holds the
+// request's maximum cost. Errors are *apierr.Error.
+func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
+	p, req := call.Principal, call.Request
+	entry, err := g.catalog.Resolve(call.Model)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeyPolicy(p, entry.ID, call.ClientIP); err != nil {
+		return nil, err
+	}
+	prov, ok := g.providers[entry.Provider]
+	if !ok {
+		return nil, apierr.Unavailable("provider %s is not configured on this gateway", entry.Provider)
+	}
+	// Hold for the most tokens the prompt can be; bill the upstream's count,
+	// or the realistic estimate when it never reports one.
+	bound, prompt := int64(req.PromptTokenBound()), int64(req.EstimatePromptTokens())
+	var asked int64
+	if req.MaxTokens != nil {
+		asked = int64(*req.MaxTokens)
+	}
+	_, monthly := p.Account.Limits()
+	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
+		Price: entry.Price, PriceVersion: entry.Version, PromptTokens: bound, MaxTokens: asked,
+		ModelMax: entry.MaxOutputTokens, MonthlyLimit: monthly, Choices: int64(req.ChoiceCount())})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	r := &run{g: g, call: call, entry: entry, prov: prov, hold: hold, prompt: prompt, start: now,
+		genID: "chatcmpl-" + strings.TrimPrefix(ids.New("g"), "g_"), created: now.Unix()}
+	// Send the cap upstream when the caller set one or when the balance
+	// lowered it; otherwise the model's own default applies (and is held).
+	r.up = *req
+	r.up.Model = entry.ProviderModel
+	if req.MaxTokens != nil || hold.Clamped {
+		mt := int(hold.MaxTokens)
+		r.up.MaxTokens = &mt
+	}
+	return r, nil
+}
+
+// checkKeyPolicy applies an API key's allowed models and IPs.
+func checkKeyPolicy(p *auth.Principal, model, ip string) error {
+	if p.Key == nil {
+		return nil
+	}
+	if allowed := auth.DecodeList(p.Key.AllowedModels); allowed != nil && !slices.Contains(allowed, model) {
+		return apierr.Forbidden("this API key may not use model %s", model)
+	}
+	if !auth.IPAllowed(auth.DecodeList(p.Key.AllowedIPs), ip) {
+		return apierr.Forbidden("this API key may not be used from %s", ip)
+	}
+	return nil
+}
+
+func (r *run) outcome() billing.Outcome {
+	return billing.Outcome{GenerationID: r.genID, RequestID: r.call.RequestID, Model: r.entry.ID, Provider: r.entry.Provider,
+		LatencyMS: time.Since(r.start).Milliseconds()}
+}
+
+// settle commits the request's charge; it goes on when ctx is cancelled.
+func (r *run) settle(ctx context.Context, o billing.Outcome, u *chat.Usage) (*billing.Settlement, error) {
+	if u != nil {
+		o.PromptTokens, o.CompletionTokens = int64(u.PromptTokens), int64(u.CompletionTokens)
+		if u.PromptTokensDetails != nil {
+			o.CachedTokens = int64(u.PromptTokensDetails.CachedTokens)
+		}
+		if u.CompletionTokensDetails != nil {
+			o.ReasoningTokens = int64(u.CompletionTokensDetails.ReasoningTokens)
+		}
+	}
+	r.finished = true
+	return r.g.billing.Finish(ctx, r.hold, o)
+}
+
+// failed settles a request that produced no output (nothing is charged)
+// and returns the error to answer with.
+//
+// A client that went away while the upstream was working is the exception:
+// like a disconnect mid-stream, it pays for the prompt (Beaver's estimate:
+// the upstream never told us its count) and the zero tokens it got.
+func (r *run) failed(ctx context.Context, err error) error {
+	o := r.outcome()
+	o.Error = err.Error()
+	o.Cancelled = ctx.Err() != nil
+	var u *chat.Usage
+	if o.Cancelled {
+		o.Error = "client disconnected"
+		o.UsageEstimated = true
+		u = &chat.Usage{PromptTokens: int(r.prompt)}
+	}
+	if _, ferr := r.settle(ctx, o, u); ferr != nil {
+		r.g.log.Error("settle failed request", "request_id", r.call.RequestID, "err", ferr)
+	}
+	r.g.latency.Observe(r.entry.Provider, time.Since(r.start), true)
+	return UpstreamError(err)
+}
+
+// withCost adds the charge to usage as the contract shows it.
+func withCost(u *chat.Usage, st *billing.Settlement) {
+	cost := money.USD(st.ChargedMicros)
+	micros := st.ChargedMicros
+	u.Cost, u.CostMicros = &cost, &micros
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+}
