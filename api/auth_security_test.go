@@ -198,3 +198,23 @@ func TestLookAlikeEmailRegistration(t *testing.T) {
 		h.mailToken("kelvin@example.com", "/reset-password", 1)
 	})
 }
+
+// Every JSON endpoint reads its body with the same strict parser: trailing
+// data after the object is refused there too, and nothing is created.
+func TestEveryEndpointRefusesTrailingData(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		h := newHarness(t, dialect)
+		u := h.newUser()
+		for _, tail := range []string{"]", "}", " {}"} {
+			h.do("POST", "/api-keys", u.Token, `{"name":"k"}`+tail).wantError(400, "invalid_request")
+			h.do("PATCH", "/users/me", u.Token, `{"name":"n"}`+tail).wantError(400, "invalid_request")
+			h.do("POST", "/admin/top-up", h.Admin.Token, `{"account_id":"`+u.ID+`","amount_usd":"1"}`+tail).wantError(400, "invalid_request")
+		}
+		if n := h.scalar("SELECT COUNT(*) FROM api_keys WHERE account_id = ?", u.ID); n != 0 {
+			t.Fatalf("%d keys created from refused bodies", n)
+		}
+		if n := h.scalar("SELECT COUNT(*) FROM ledger_entries WHERE account_id = ?", u.ID); n != 0 {
+			t.Fatalf("%d ledger entries from refused bodies", n)
+		}
+	})
+}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -354,30 +353,7 @@ func adminOnly(c *gin.Context) {
 // bindJSON decodes a JSON body into dst. strict refuses unknown fields (PATCH
 // endpoints: a read-only or misspelt field must not be silently ignored).
 func bindJSON(c *gin.Context, dst any, strict bool) error {
-	dec := json.NewDecoder(c.Request.Body)
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	if err := dec.Decode(dst); err != nil {
-		var mbe *http.MaxBytesError
-		var ute *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &mbe):
-			return tooLarge(mbe.Limit)
-		case errors.Is(err, io.EOF):
-			return apierr.Invalid("request body must be a JSON object")
-		case errors.As(err, &ute):
-			return apierr.Invalid("field %q has the wrong type (want %s)", ute.Field, ute.Type.String())
-		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return apierr.Invalid("%s is not a field you can set here", strings.TrimPrefix(err.Error(), "json: unknown field "))
-		}
-		if ae, ok := apierr.As(err); ok {
-			return ae
-		}
-		return apierr.Invalid("invalid JSON body: %s", err.Error())
-	}
-	if dec.More() {
-		return apierr.Invalid("request body must hold exactly one JSON object")
-	}
-	return nil
+	// The same strict reader as the auth routes: exactly one JSON object,
+	// nothing after it (a stray "]" or "}" is refused, not ignored).
+	return bindBody(c, dst, strict)
 }
