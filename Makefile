@@ -4,8 +4,12 @@ GOBIN   := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 TEMPORAL_CLI := github.com/temporalio/cli/cmd/temporal@v1.5.1
 WORKFLOWCHECK := go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ERRCHECK := github.com/kisielk/errcheck@v1.30.0
+# The packages where a data race would cost money: run under the race detector too.
+RACE_PKGS := ./internal/billing/ ./internal/gateway/ ./internal/ratelimit/
 
-.PHONY: run build test vet fmt-check go-test web-test workflowcheck temporal-cli web clean bench
+.PHONY: run build test vet fmt-check lint go-test race-test web-test workflowcheck temporal-cli web clean bench
 
 ## run: build everything missing and start `beaver dev` on the embedded defaults
 run: temporal-cli web build
@@ -25,8 +29,8 @@ web:
 		cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build; \
 	else echo "!!! Node.js >= 20.19 not found: the dashboard is not built (the API works without it)"; fi
 
-## test: everything (vet, gofmt, unit, HTTP, PostgreSQL, Redis, Temporal, Stripe, browser)
-test: web vet fmt-check workflowcheck web-test go-test
+## test: everything (vet, gofmt, staticcheck, errcheck, unit, race, HTTP, PostgreSQL, Redis, Temporal, Stripe, browser)
+test: web vet fmt-check lint workflowcheck web-test go-test race-test
 
 ## workflowcheck: Temporal's static check that workflow code is deterministic
 workflowcheck:
@@ -41,12 +45,23 @@ web-test:
 vet:
 	$(GO) vet ./...
 
+## lint: staticcheck, and errcheck outside tests (.errcheck-exclude lists the errors nobody can act on)
+lint:
+	@command -v staticcheck >/dev/null 2>&1 || { cd "$$(mktemp -d)" && GOFLAGS=-mod=mod $(GO) install $(STATICCHECK); }
+	@command -v errcheck >/dev/null 2>&1 || { cd "$$(mktemp -d)" && GOFLAGS=-mod=mod $(GO) install $(ERRCHECK); }
+	staticcheck ./...
+	errcheck -ignoretests -exclude .errcheck-exclude ./...
+
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 go-test:
 	$(GO) test -count=1 -timeout 15m ./...
+
+## race-test: the money paths under the race detector
+race-test:
+	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
 
 bench:
 	$(GO) run ./bench

@@ -437,7 +437,7 @@ func TestInsufficientBalanceAndClamp(t *testing.T) {
 		}
 		// $0.001 on gpt-4o (~$10.35/M output) affords ~90 tokens, not 16384.
 		u, key2 := inf.fundedKey("0.001", nil)
-		r = inf.do("POST", "/v1/chat/completions", key2, chatBody("openai/gpt-4o", "hi [[words:3]]")).want(200)
+		inf.do("POST", "/v1/chat/completions", key2, chatBody("openai/gpt-4o", "hi [[words:3]]")).want(200)
 		reqs := inf.Fake.Requests()
 		var sent map[string]any
 		_ = json.Unmarshal(reqs[len(reqs)-1].Body, &sent)

@@ -52,7 +52,7 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool,
 	}
 	defer func() {
 		if os.Getenv("BENCH_KEEP") == "" {
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 		}
 	}()
 	fmt.Fprintln(os.Stderr, "bench: work dir", dir)

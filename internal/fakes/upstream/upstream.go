@@ -244,7 +244,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, f format, c *c
 	case p.cut >= 0:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, `{"id":"`)
+		_, _ = io.WriteString(w, `{"id":"`)
 		http.NewResponseController(w).Flush()
 		panic(http.ErrAbortHandler) // drop the connection
 	}
@@ -291,7 +291,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, f format, c *cal
 				panic(http.ErrAbortHandler)
 			}
 			if i == p.midErr {
-				st.midError()
+				_ = st.midError() // the stream ends here either way
 				return
 			}
 			if !sleep(ctx, s.opts.ChunkDelay) {
@@ -307,7 +307,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, f format, c *cal
 	case p.cut >= 0:
 		panic(http.ErrAbortHandler)
 	case p.midErr >= 0:
-		st.midError()
+		_ = st.midError()
 		return
 	}
 	gone(st.finish())
@@ -403,7 +403,7 @@ func countPrompt(texts []string) int {
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(body)
+	_, _ = w.Write(body) // a client that left has nothing to be told
 }
 
 func mustJSON(v any) []byte {

@@ -142,11 +142,11 @@ func TestAnthropicFormat(t *testing.T) {
 
 func TestGeminiFormat(t *testing.T) {
 	_, url := start(t, fakeupstream.Options{})
-	resp, body := post(t, url+"/v1beta/models/gemini-1.5-flash:streamGenerateContent", `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`)
+	resp, _ := post(t, url+"/v1beta/models/gemini-1.5-flash:streamGenerateContent", `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`)
 	if resp.StatusCode != 400 {
 		t.Errorf("stream without alt=sse: %d", resp.StatusCode)
 	}
-	_, body = post(t, url+"/v1beta/models/gemini-1.5-flash:streamGenerateContent?alt=sse", `{"contents":[{"role":"user","parts":[{"text":"hi [[words:2]]"}]}],"generationConfig":{"maxOutputTokens":1}}`)
+	_, body := post(t, url+"/v1beta/models/gemini-1.5-flash:streamGenerateContent?alt=sse", `{"contents":[{"role":"user","parts":[{"text":"hi [[words:2]]"}]}],"generationConfig":{"maxOutputTokens":1}}`)
 	evs := events(t, body)
 	if len(evs) != 1 || !strings.Contains(string(evs[0].Data), `"finishReason":"MAX_TOKENS"`) || !strings.Contains(string(evs[0].Data), `"candidatesTokenCount":1`) {
 		t.Errorf("events: %s", body)
