@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -36,15 +35,6 @@ type Activities struct {
 	Mailer    mail.Sender
 	PublicURL string // base of the links in emails, without a trailing slash
 	Log       *slog.Logger
-	// Now is the clock (tests); nil = time.Now in UTC.
-	Now func() time.Time
-}
-
-func (a *Activities) now() time.Time {
-	if a.Now != nil {
-		return a.Now().UTC()
-	}
-	return time.Now().UTC()
 }
 
 func (a *Activities) log() *slog.Logger {
@@ -92,11 +82,15 @@ func badInput(msg string) error {
 	return temporal.NewNonRetryableApplicationError(msg, ErrTypeBadInput, nil)
 }
 
-// send delivers m and turns the sender's verdict into a retry decision:
+// send delivers m, with mailError's retry decision.
+func (a *Activities) send(ctx context.Context, m mail.Message) error {
+	return mailError(a.Mailer.Send(ctx, m))
+}
+
+// mailError turns a mail provider's verdict into a retry decision:
 // permanent refusals are non-retryable, rate limits retry after the
 // provider's Retry-After, anything else follows the retry policy.
-func (a *Activities) send(ctx context.Context, m mail.Message) error {
-	err := a.Mailer.Send(ctx, m)
+func mailError(err error) error {
 	if err == nil {
 		return nil
 	}

@@ -201,7 +201,7 @@ func TestConsumeRefusesExpiredTokens(t *testing.T) {
 	f := newFixture(t, db.SQLite)
 	acct := f.account(t, "eel@example.com")
 	hash := issue(t, f, acct, models.PurposeVerifyEmail, time.Hour)
-	f.acts.Now = func() time.Time { return time.Now().Add(time.Hour + time.Second) }
+	f.auth.Now = func() time.Time { return time.Now().UTC().Add(time.Hour + time.Second) }
 	_, err := run[activities.ConsumeVerificationResult](t, f, f.acts.ConsumeVerification,
 		activities.ConsumeVerificationInput{AccountID: acct.ID, TokenHash: hash})
 	require.True(t, activities.IsInvalidToken(err), "%v", err)

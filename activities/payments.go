@@ -3,77 +3,53 @@ package activities
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
-	"github.com/beaver-gateway/beaver/internal/apierr"
-	"github.com/beaver-gateway/beaver/internal/billing"
-	"github.com/beaver-gateway/beaver/internal/db"
-	"github.com/beaver-gateway/beaver/internal/ids"
-	"github.com/beaver-gateway/beaver/internal/mail"
-	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/models"
 )
 
-// Top-up statuses (top_ups.status).
+// PaymentActivities are the steps of the money workflows (top-up
+// settlement, refund, auto-recharge): each calls one rule of package
+// payments and maps its failures for Temporal (paymentError). Registered by
+// method name: renaming a method renames an activity type in histories.
+type PaymentActivities struct {
+	Payments *payments.Service
+}
+
+// Non-retryable application error types of the payment activities.
 const (
-	TopUpPending = "pending"
-	TopUpPaid    = "paid"
-	TopUpFailed  = "failed"
-	TopUpExpired = "expired"
+	// ErrTypeTopUpMismatch: a payment cannot be credited as it is (another
+	// entry's ledger reference, unknown account...). An operator looks at it.
+	ErrTypeTopUpMismatch = "TopUpMismatch"
+	// ErrTypeRefundTooLarge: more than the top-up minus what was refunded.
+	ErrTypeRefundTooLarge = "RefundTooLarge"
+	// ErrTypeRefundInsufficientBalance: more than the account has unspent.
+	ErrTypeRefundInsufficientBalance = "RefundInsufficientBalance"
 )
 
-// ErrTypeTopUpMismatch: a Checkout Session cannot be credited as it is
-// (another account's ledger reference, unknown account...). Not retried;
-// an operator looks at it.
-const ErrTypeTopUpMismatch = "TopUpMismatch"
-
-// TopUp is a row of top_ups: one card top-up through one Checkout Session.
-type TopUp struct {
-	ID                string `gorm:"primaryKey"`
-	AccountID         string
-	CheckoutSessionID string
-	PaymentIntentID   string
-	AmountMicros      int64
-	Status            string
-	LedgerEntryID     string
-	InvoiceURL        string
-	ReceiptURL        string
-	RefundedMicros    int64
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
-}
-
-// TableName is top_ups.
-func (TopUp) TableName() string { return "top_ups" }
-
-// TopUpLedgerReference is the ledger reference of a Checkout Session's
-// credit: posting it twice credits once.
-func TopUpLedgerReference(sessionID string) string { return "stripe:checkout:" + sessionID }
-
-// PaymentActivities are the side effects of card top-ups. Fields an
-// activity does not use may be nil (tests).
-type PaymentActivities struct {
-	DB        *db.DB
-	Ledger    *billing.Ledger
-	Payments  *payments.Client
-	Mailer    mail.Sender
-	PublicURL string // base of the billing link in receipts
-	Log       *slog.Logger
-}
-
-func (p *PaymentActivities) log() *slog.Logger {
-	if p.Log != nil {
-		return p.Log
+// paymentError maps a failure of the payment rules: what retrying cannot
+// fix is a non-retryable application error of the type the workflows
+// recognize; anything else (the database, Stripe's 5xx) is retried.
+func paymentError(err error) error {
+	nonRetryable := func(typ string) error { return temporal.NewNonRetryableApplicationError(err.Error(), typ, nil) }
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, payments.ErrRefundTooLarge):
+		return nonRetryable(ErrTypeRefundTooLarge)
+	case errors.Is(err, payments.ErrInsufficientBalance):
+		return nonRetryable(ErrTypeRefundInsufficientBalance)
+	case errors.Is(err, payments.ErrMismatch):
+		return nonRetryable(ErrTypeTopUpMismatch)
+	case errors.Is(err, payments.ErrInvalid), errors.Is(err, payments.ErrNotFound), errors.Is(err, payments.ErrDisabled):
+		return nonRetryable(ErrTypeBadInput)
 	}
-	return slog.Default()
+	return mailError(err)
 }
+
+// ---- TopUpSettlementWorkflow ----
 
 // GetCheckoutSessionInput names a Checkout Session.
 type GetCheckoutSessionInput struct {
@@ -85,22 +61,12 @@ type GetCheckoutSessionResult struct {
 	Session payments.CheckoutSession
 }
 
-// GetCheckoutSession reads the session from Stripe (the webhook payload is
-// only a hint; the API is the authority on payment_status and amount).
+// GetCheckoutSession reads the session from Stripe.
 func (p *PaymentActivities) GetCheckoutSession(ctx context.Context, in GetCheckoutSessionInput) (GetCheckoutSessionResult, error) {
-	s, err := p.Payments.GetCheckoutSession(ctx, in.SessionID)
+	s, err := p.Payments.CheckoutSession(ctx, in.SessionID)
 	if err != nil {
-		var ve *payments.ValidationError
-		var ae *payments.APIError
-		switch {
-		case errors.Is(err, payments.ErrDisabled), errors.As(err, &ve):
-			return GetCheckoutSessionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, nil)
-		case errors.As(err, &ae) && !ae.Retryable && ae.HTTPStatus == 404:
-			return GetCheckoutSessionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, nil)
-		}
-		return GetCheckoutSessionResult{}, err
+		return GetCheckoutSessionResult{}, paymentError(err)
 	}
-	// Secrets never travel in a session object; metadata is ours.
 	return GetCheckoutSessionResult{Session: s}, nil
 }
 
@@ -122,36 +88,14 @@ type CreditTopUpResult struct {
 	Created bool
 }
 
-// CreditTopUp credits the account once per session (ledger reference
-// stripe:checkout:<session>) and marks the top_ups row paid. Safe to retry
-// and to run concurrently.
+// CreditTopUp credits the account once per session (payments.CreditTopUp).
 func (p *PaymentActivities) CreditTopUp(ctx context.Context, in CreditTopUpInput) (CreditTopUpResult, error) {
-	if in.SessionID == "" || in.AccountID == "" || in.AmountMicros <= 0 {
-		return CreditTopUpResult{}, temporal.NewNonRetryableApplicationError("credit needs a session, an account and a positive amount", ErrTypeBadInput, nil)
-	}
-	entry, created, err := p.Ledger.Post(ctx, billing.Entry{
-		AccountID:    in.AccountID,
-		Type:         models.EntryTopUp,
-		AmountMicros: in.AmountMicros,
-		Reference:    TopUpLedgerReference(in.SessionID),
-		Description:  fmt.Sprintf("Card top-up of %s USD (Stripe)", money.Format(in.AmountMicros)),
-	})
+	c, err := p.Payments.CreditTopUp(ctx, payments.PaidTopUp{SessionID: in.SessionID, AccountID: in.AccountID,
+		AmountMicros: in.AmountMicros, PaymentIntentID: in.PaymentIntentID, InvoiceURL: in.InvoiceURL, ReceiptURL: in.ReceiptURL})
 	if err != nil {
-		if e, ok := apierr.As(err); ok && (e.Status == 404 || e.Status == 409 || e.Status == 400) {
-			return CreditTopUpResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTopUpMismatch, nil)
-		}
-		return CreditTopUpResult{}, err
+		return CreditTopUpResult{}, paymentError(err)
 	}
-	if err := p.upsertTopUp(ctx, TopUp{AccountID: in.AccountID, CheckoutSessionID: in.SessionID,
-		PaymentIntentID: in.PaymentIntentID, AmountMicros: in.AmountMicros, Status: TopUpPaid,
-		LedgerEntryID: entry.ID, InvoiceURL: in.InvoiceURL, ReceiptURL: in.ReceiptURL}); err != nil {
-		return CreditTopUpResult{}, err
-	}
-	if created {
-		p.log().Info("card top-up credited", "account_id", in.AccountID, "session_id", in.SessionID,
-			"amount_micros", in.AmountMicros, "entry_id", entry.ID)
-	}
-	return CreditTopUpResult{EntryID: entry.ID, BalanceAfterMicros: entry.BalanceAfterMicros, Created: created}, nil
+	return CreditTopUpResult{EntryID: c.EntryID, BalanceAfterMicros: c.BalanceAfterMicros, Created: c.Created}, nil
 }
 
 // MarkTopUpInput moves a session's row to Status (failed or expired).
@@ -168,61 +112,14 @@ type MarkTopUpResult struct {
 	Status string
 }
 
-// MarkTopUp records a session that will not be credited. A paid row is
-// never downgraded.
+// MarkTopUp records a session that will not be credited.
 func (p *PaymentActivities) MarkTopUp(ctx context.Context, in MarkTopUpInput) (MarkTopUpResult, error) {
-	if in.SessionID == "" || in.AccountID == "" || (in.Status != TopUpFailed && in.Status != TopUpExpired) {
-		return MarkTopUpResult{}, temporal.NewNonRetryableApplicationError("mark needs a session, an account and failed|expired", ErrTypeBadInput, nil)
+	st, err := p.Payments.MarkTopUp(ctx, payments.ClosedTopUp{SessionID: in.SessionID, AccountID: in.AccountID,
+		AmountMicros: in.AmountMicros, PaymentIntentID: in.PaymentIntentID, Status: in.Status})
+	if err != nil {
+		return MarkTopUpResult{}, paymentError(err)
 	}
-	if err := p.upsertTopUp(ctx, TopUp{AccountID: in.AccountID, CheckoutSessionID: in.SessionID,
-		PaymentIntentID: in.PaymentIntentID, AmountMicros: in.AmountMicros, Status: in.Status}); err != nil {
-		return MarkTopUpResult{}, err
-	}
-	var row TopUp
-	if err := p.DB.WithContext(ctx).Where("checkout_session_id = ?", in.SessionID).Take(&row).Error; err != nil {
-		return MarkTopUpResult{}, err
-	}
-	return MarkTopUpResult{Status: row.Status}, nil
-}
-
-// upsertTopUp inserts the session's row or updates it. A paid row keeps
-// its status; empty strings never overwrite known values.
-func (p *PaymentActivities) upsertTopUp(ctx context.Context, r TopUp) error {
-	now := time.Now().UTC()
-	r.ID, r.CreatedAt, r.UpdatedAt = ids.New("tu"), now, now
-	return p.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "checkout_session_id"}}, DoNothing: true}).
-			Create(&r).Error; err != nil {
-			return err
-		}
-		set := map[string]any{"updated_at": now}
-		if r.PaymentIntentID != "" {
-			set["payment_intent_id"] = r.PaymentIntentID
-		}
-		if r.AmountMicros > 0 {
-			set["amount_micros"] = r.AmountMicros
-		}
-		if r.LedgerEntryID != "" {
-			set["ledger_entry_id"] = r.LedgerEntryID
-		}
-		if r.InvoiceURL != "" {
-			set["invoice_url"] = r.InvoiceURL
-		}
-		if r.ReceiptURL != "" {
-			set["receipt_url"] = r.ReceiptURL
-		}
-		q := tx.Model(&TopUp{}).Where("checkout_session_id = ?", r.CheckoutSessionID)
-		if r.Status == TopUpPaid {
-			set["status"] = TopUpPaid
-		} else {
-			// Only a pending row moves to failed/expired.
-			if err := tx.Model(&TopUp{}).Where("checkout_session_id = ? AND status = ?", r.CheckoutSessionID, TopUpPending).
-				Update("status", r.Status).Error; err != nil {
-				return err
-			}
-		}
-		return q.Updates(set).Error
-	})
+	return MarkTopUpResult{Status: st}, nil
 }
 
 // SendTopUpReceiptInput is a credited top-up to confirm by email.
@@ -237,37 +134,212 @@ type SendTopUpReceiptInput struct {
 // SendTopUpReceiptResult has no fields yet.
 type SendTopUpReceiptResult struct{}
 
-// SendTopUpReceipt emails the receipt; its idempotency key is the session,
-// so a retried send is dropped by the provider.
+// SendTopUpReceipt emails the receipt (idempotency key: the session).
 func (p *PaymentActivities) SendTopUpReceipt(ctx context.Context, in SendTopUpReceiptInput) (SendTopUpReceiptResult, error) {
-	acct, err := p.account(ctx, in.AccountID)
-	if err != nil {
-		return SendTopUpReceiptResult{}, err
-	}
-	if p.Mailer == nil || acct.Email == "" {
-		return SendTopUpReceiptResult{}, nil
-	}
-	msg := mail.TopUpReceipt(acct.Email, mail.Receipt{AmountMicros: in.AmountMicros, BalanceMicros: in.BalanceAfterMicros,
-		Reference: in.EntryID, At: time.Now().UTC(), Link: p.PublicURL + "/billing"})
-	msg.IdempotencyKey = "topup-receipt:" + in.SessionID
-	if err := p.Mailer.Send(ctx, msg); err != nil {
-		if mail.IsPermanent(err) {
-			return SendTopUpReceiptResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeMailRejected, nil)
-		}
-		return SendTopUpReceiptResult{}, err
-	}
-	return SendTopUpReceiptResult{}, nil
+	err := p.Payments.SendTopUpReceipt(ctx, payments.TopUpReceipt{SessionID: in.SessionID, AccountID: in.AccountID,
+		AmountMicros: in.AmountMicros, BalanceAfterMicros: in.BalanceAfterMicros, EntryID: in.EntryID})
+	return SendTopUpReceiptResult{}, paymentError(err)
 }
 
-// account loads an account's id and email; a missing account is a
-// non-retryable error (retrying cannot make it appear).
-func (p *PaymentActivities) account(ctx context.Context, id string) (*models.Account, error) {
-	var acct models.Account
-	if err := p.DB.WithContext(ctx).Select("id", "email").Where("id = ?", id).Take(&acct).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, temporal.NewNonRetryableApplicationError("account not found", ErrTypeBadInput, nil)
-		}
-		return nil, err
+// ---- RefundWorkflow ----
+
+// PrepareRefundInput asks to refund AmountMicros of a top-up; RequestKey
+// (the workflow id) makes it idempotent.
+type PrepareRefundInput struct {
+	RequestKey   string
+	TopUpID      string
+	AmountMicros int64
+}
+
+// PrepareRefundResult is the debited refund, ready to send to Stripe.
+type PrepareRefundResult struct {
+	RefundID        string
+	AccountID       string
+	PaymentIntentID string
+	AmountMicros    int64
+	LedgerEntryID   string
+}
+
+// PrepareRefund records the refund and debits it (payments.PrepareRefund);
+// too large or not covered by the unspent balance is non-retryable
+// (ErrTypeRefundTooLarge, ErrTypeRefundInsufficientBalance).
+func (p *PaymentActivities) PrepareRefund(ctx context.Context, in PrepareRefundInput) (PrepareRefundResult, error) {
+	r, err := p.Payments.PrepareRefund(ctx, payments.RefundRequest{RequestKey: in.RequestKey, TopUpID: in.TopUpID,
+		AmountMicros: in.AmountMicros})
+	return PrepareRefundResult{RefundID: r.RefundID, AccountID: r.AccountID, PaymentIntentID: r.PaymentIntentID,
+		AmountMicros: r.AmountMicros, LedgerEntryID: r.LedgerEntryID}, paymentError(err)
+}
+
+// StripeRefundInput is a debited refund to make at Stripe.
+type StripeRefundInput struct {
+	RefundID        string
+	PaymentIntentID string
+	AmountMicros    int64
+}
+
+// StripeRefundResult: Refused is true when Stripe will not refund (the
+// caller must credit the debit back); otherwise StripeRefundID is set.
+type StripeRefundResult struct {
+	StripeRefundID string
+	Status         string
+	Refused        bool
+	Reason         string
+}
+
+// StripeRefund refunds at Stripe, once per refund (payments.RefundAtStripe).
+func (p *PaymentActivities) StripeRefund(ctx context.Context, in StripeRefundInput) (StripeRefundResult, error) {
+	r, err := p.Payments.RefundAtStripe(ctx, in.RefundID, in.PaymentIntentID, in.AmountMicros)
+	if err != nil {
+		return StripeRefundResult{}, paymentError(err)
 	}
-	return &acct, nil
+	return StripeRefundResult{StripeRefundID: r.ID, Status: r.Status, Refused: r.Refused, Reason: r.Reason}, nil
+}
+
+// FinishRefundInput closes a refund: succeeded (StripeRefundID set) or, with
+// Failed, credited back with a compensating adjustment.
+type FinishRefundInput struct {
+	RefundID       string
+	StripeRefundID string
+	Failed         bool
+	Reason         string
+}
+
+// FinishRefundResult is the refund's final status.
+type FinishRefundResult struct {
+	Status string
+}
+
+// FinishRefund records the outcome (payments.FinishRefund).
+func (p *PaymentActivities) FinishRefund(ctx context.Context, in FinishRefundInput) (FinishRefundResult, error) {
+	st, err := p.Payments.FinishRefund(ctx, payments.RefundOutcome{RefundID: in.RefundID, StripeRefundID: in.StripeRefundID,
+		Failed: in.Failed, Reason: in.Reason})
+	if err != nil {
+		return FinishRefundResult{}, paymentError(err)
+	}
+	return FinishRefundResult{Status: st}, nil
+}
+
+// ---- AutoRechargeWorkflow ----
+
+// GetAutoRechargeInput names an account.
+type GetAutoRechargeInput struct {
+	AccountID string
+}
+
+// GetAutoRechargeResult is the account's settings and balance now.
+type GetAutoRechargeResult struct {
+	Settings        models.AutoRecharge
+	Found           bool
+	AvailableMicros int64
+	BalanceMicros   int64
+}
+
+// GetAutoRecharge reads the settings and the balance.
+func (p *PaymentActivities) GetAutoRecharge(ctx context.Context, in GetAutoRechargeInput) (GetAutoRechargeResult, error) {
+	st, err := p.Payments.RechargeState(ctx, in.AccountID)
+	return GetAutoRechargeResult{Settings: st.Settings, Found: st.Found, AvailableMicros: st.AvailableMicros,
+		BalanceMicros: st.BalanceMicros}, paymentError(err)
+}
+
+// ChargeAutoRechargeInput is one off-session charge attempt.
+type ChargeAutoRechargeInput struct {
+	AccountID       string
+	CustomerID      string
+	PaymentMethodID string
+	AmountMicros    int64
+	IdempotencyKey  string
+}
+
+// ChargeAutoRechargeResult: Succeeded, or Declined with the card's reason.
+type ChargeAutoRechargeResult struct {
+	Succeeded              bool
+	Pending                bool // processing: not credited now
+	Declined               bool
+	AuthenticationRequired bool
+	PaymentIntentID        string
+	ReceiptURL             string
+	AmountMicros           int64
+	Code                   string
+	Message                string
+}
+
+// ChargeAutoRecharge charges the saved card off-session; the idempotency
+// key (workflow id + run id) makes a retry charge once. A decline is a
+// result (payments.ChargeCard).
+func (p *PaymentActivities) ChargeAutoRecharge(ctx context.Context, in ChargeAutoRechargeInput) (ChargeAutoRechargeResult, error) {
+	r, err := p.Payments.ChargeCard(ctx, payments.RechargeCharge{AccountID: in.AccountID, CustomerID: in.CustomerID,
+		PaymentMethodID: in.PaymentMethodID, AmountMicros: in.AmountMicros, IdempotencyKey: in.IdempotencyKey})
+	return ChargeAutoRechargeResult{Succeeded: r.Succeeded, Pending: r.Pending, Declined: r.Declined,
+		AuthenticationRequired: r.AuthenticationRequired, PaymentIntentID: r.PaymentIntentID, ReceiptURL: r.ReceiptURL,
+		AmountMicros: r.AmountMicros, Code: r.Code, Message: r.Message}, paymentError(err)
+}
+
+// CreditAutoRechargeInput is a succeeded off-session charge.
+type CreditAutoRechargeInput struct {
+	AccountID       string
+	PaymentIntentID string
+	AmountMicros    int64
+	ReceiptURL      string
+}
+
+// CreditAutoRechargeResult is the ledger entry.
+type CreditAutoRechargeResult struct {
+	EntryID            string
+	BalanceAfterMicros int64
+	Created            bool
+}
+
+// CreditAutoRecharge credits once per PaymentIntent (payments.CreditRecharge).
+func (p *PaymentActivities) CreditAutoRecharge(ctx context.Context, in CreditAutoRechargeInput) (CreditAutoRechargeResult, error) {
+	c, err := p.Payments.CreditRecharge(ctx, payments.RechargePaid{AccountID: in.AccountID, PaymentIntentID: in.PaymentIntentID,
+		AmountMicros: in.AmountMicros, ReceiptURL: in.ReceiptURL})
+	if err != nil {
+		return CreditAutoRechargeResult{}, paymentError(err)
+	}
+	return CreditAutoRechargeResult{EntryID: c.EntryID, BalanceAfterMicros: c.BalanceAfterMicros, Created: c.Created}, nil
+}
+
+// RecordAutoRechargeFailureInput is a declined attempt.
+type RecordAutoRechargeFailureInput struct {
+	AccountID              string
+	AttemptKey             string // counted once per key
+	Code                   string
+	Message                string
+	AuthenticationRequired bool
+}
+
+// RecordAutoRechargeFailureResult: Disabled when this failure turned
+// auto-recharge off.
+type RecordAutoRechargeFailureResult struct {
+	ConsecutiveFailures int64
+	Disabled            bool
+	DisabledReason      string
+}
+
+// RecordAutoRechargeFailure counts a decline once per attempt
+// (payments.RecordDecline).
+func (p *PaymentActivities) RecordAutoRechargeFailure(ctx context.Context, in RecordAutoRechargeFailureInput) (RecordAutoRechargeFailureResult, error) {
+	c, err := p.Payments.RecordDecline(ctx, payments.RechargeDeclined{AccountID: in.AccountID, AttemptKey: in.AttemptKey,
+		Code: in.Code, Message: in.Message, AuthenticationRequired: in.AuthenticationRequired})
+	return RecordAutoRechargeFailureResult{ConsecutiveFailures: c.ConsecutiveFailures, Disabled: c.Disabled,
+		DisabledReason: c.DisabledReason}, paymentError(err)
+}
+
+// SendAutoRechargeFailedInput is a decline to tell the user about.
+type SendAutoRechargeFailedInput struct {
+	AccountID      string
+	AttemptKey     string
+	AmountMicros   int64
+	Message        string
+	DisabledReason string // non-empty: auto-recharge was turned off
+}
+
+// SendAutoRechargeFailedResult has no fields yet.
+type SendAutoRechargeFailedResult struct{}
+
+// SendAutoRechargeFailed emails the user that the recharge failed.
+func (p *PaymentActivities) SendAutoRechargeFailed(ctx context.Context, in SendAutoRechargeFailedInput) (SendAutoRechargeFailedResult, error) {
+	err := p.Payments.SendDeclineNotice(ctx, payments.DeclineNotice{AccountID: in.AccountID, AttemptKey: in.AttemptKey,
+		AmountMicros: in.AmountMicros, Message: in.Message, DisabledReason: in.DisabledReason})
+	return SendAutoRechargeFailedResult{}, paymentError(err)
 }

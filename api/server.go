@@ -34,15 +34,13 @@ type Deps struct {
 	Billing   *billing.Engine
 	Catalog   *catalog.Catalog
 	Providers map[string]providers.Provider // by provider name
-	Workflows Workflows                     // nil-safe: see workflows.go
+	Workflows Workflows                     // starts, signals, updates; nil = none (503): see workflows.go
 	Log       *slog.Logger
 	Registry  *prometheus.Registry
 	Web       http.Handler       // the dashboard; nil = none
 	Mailer    mail.Sender        // nil = log each email (mail.LogSender)
 	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
-	Payments  *payments.Client   // nil = top-up by card disabled (503)
-	TopUps    TopUpStarter       // starts top-up settlements; nil = webhooks answer 503
-	Refunds   RefundStarter      // starts refund workflows; nil = POST /admin/refunds answers 503
+	Payments  *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
 }
 
 // Server holds the router and dependencies.

@@ -4,14 +4,15 @@ import (
 	"context"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/workflows"
 )
 
-// Workflows is what the API asks of Temporal. The implementation is
-// temporalx.Workflows (internal/temporalx), wired by cmd/beaver; the API
-// never imports it. When Temporal is not configured or is down, every
-// method answers *apierr.Error 503 at once and changes nothing, and
-// Available reports false, so handlers that have a direct path (email
-// verification, password reset) can take it instead.
+// Workflows is what the API asks of Temporal: the one interface for every
+// start, signal and update the handlers make. The implementation is
+// workflows.Starter, wired by cmd/beaver. When Temporal is not configured
+// or is down, every method answers *apierr.Error 503 at once and changes
+// nothing, and Available reports false, so handlers that have a direct
+// path (email verification, password reset) can take it instead.
 type Workflows interface {
 	// Available reports whether Temporal answers right now.
 	Available() bool
@@ -40,11 +41,14 @@ type Workflows interface {
 	// be "": it is then found from the token.
 	CompletePasswordReset(ctx context.Context, accountID, token, newPasswordHash string) error
 
-	// SignalLowBalance reports an account's balance after a change. Below
-	// the threshold it starts the account's alert (one email per episode)
-	// or signals the running one; at or above it, it only tells a running
-	// alert that the balance recovered.
-	SignalLowBalance(ctx context.Context, accountID string, balance, threshold int64) error
+	// StartTopUpSettlement starts (or nudges, with the event) the durable
+	// settlement of a top-up Checkout Session. A settlement already started
+	// or finished is success; an error means it was not taken (the webhook
+	// answers 503 and Stripe retries).
+	StartTopUpSettlement(ctx context.Context, in workflows.TopUpSettlementInput) error
+	// StartRefund starts a durable refund named by key and returns its
+	// workflow id; the same key returns the same workflow.
+	StartRefund(ctx context.Context, key string, in workflows.RefundInput) (workflowID string, err error)
 }
 
 // noWorkflows is used when the process runs without Temporal.
@@ -76,6 +80,10 @@ func (noWorkflows) CompletePasswordReset(context.Context, string, string, string
 	return unavailable("password reset")
 }
 
-func (noWorkflows) SignalLowBalance(context.Context, string, int64, int64) error {
-	return unavailable("the low-balance alert")
+func (noWorkflows) StartTopUpSettlement(context.Context, workflows.TopUpSettlementInput) error {
+	return unavailable("a top-up settlement")
+}
+
+func (noWorkflows) StartRefund(context.Context, string, workflows.RefundInput) (string, error) {
+	return "", unavailable("a refund")
 }

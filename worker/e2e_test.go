@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,32 +23,43 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
-	"github.com/beaver-gateway/beaver/internal/app"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/db"
+	fakestripe "github.com/beaver-gateway/beaver/internal/fakes/stripe"
 	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/payments"
+	"github.com/beaver-gateway/beaver/internal/payments/stripe"
 	"github.com/beaver-gateway/beaver/internal/temporalx"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
 	"github.com/beaver-gateway/beaver/worker"
 	"github.com/beaver-gateway/beaver/workflows"
 )
 
 // The end-to-end test runs the real worker, with real activities on an
-// SQLite app, against a Temporal dev server started from the temporal CLI.
-// Without the CLI it skips loudly, unless BEAVER_TEST_REQUIRE_TEMPORAL=1.
-// BEAVER_RECORD_HISTORIES=1 also writes the workflows' histories to
-// workflows/testdata (the replay tests' input).
+// SQLite database and a fake Stripe, against a Temporal dev server started
+// from the temporal CLI. Without the CLI it skips loudly, unless
+// BEAVER_TEST_REQUIRE_TEMPORAL=1. BEAVER_RECORD_HISTORIES=1 also writes the
+// workflows' histories to workflows/testdata (the replay tests' input).
 
 type e2e struct {
-	c    client.Client
-	app  *app.App
-	mail *mail.Recorder
-	wf   *temporalx.Workflows
-	cfg  *config.Config
+	c        client.Client
+	db       *db.DB
+	auth     *auth.Service
+	catalog  *catalog.Catalog
+	payments *payments.Service
+	stripe   *fakestripe.Server
+	mail     *mail.Recorder
+	wf       *workflows.Starter
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+const webhookSecret = "whsec_e2e"
 
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
@@ -67,29 +79,40 @@ func startE2E(t *testing.T) *e2e {
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 
-	dir := t.TempDir()
-	env := map[string]string{
-		"BEAVER_DATA_DIR": dir, "BEAVER_DATABASE_URL": "sqlite://" + filepath.Join(dir, "beaver.db"),
-		"BEAVER_ARGON2_MEMORY_KIB": "8", "BEAVER_ARGON2_TIME": "1", "BEAVER_ARGON2_THREADS": "1",
-		"BEAVER_ADMIN_PASSWORD": "admin password 123", "BEAVER_PUBLIC_URL": "https://beaver.test",
-		"TEMPORAL_ADDRESS": srv.FrontendHostPort(),
+	// The graph cmd/beaver wires, with a fake Stripe and a mail recorder.
+	d := testenv.Open(t, db.SQLite)
+	b := bus.NewLocal()
+	cat := catalog.New(d, b, quiet)
+	for _, step := range []func(context.Context) error{cat.Seed, cat.EnsurePrices, cat.Reload} {
+		if err := step(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	cfg, err := config.FromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	svc := auth.NewService(d, auth.Hasher{MemoryKiB: 8, Time: 1, Threads: 1}, auth.NewKeyed(strings.Repeat("k", 40)), b,
+		15*time.Minute, 24*time.Hour)
+	fs := fakestripe.New(webhookSecret)
+	stripeSrv := httptest.NewServer(fs)
+	t.Cleanup(stripeSrv.Close)
+	sc, err := stripe.New(stripe.Config{SecretKey: "sk_test_e2e", WebhookSecret: webhookSecret, APIBase: stripeSrv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.Open(ctx, cfg, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Close)
-
 	rec := &mail.Recorder{}
+	pay := payments.New(payments.Deps{DB: d, Ledger: &billing.Ledger{DB: d}, Stripe: sc, Mailer: rec,
+		PublicURL: publicURL, Log: quiet})
+	cfg, err := config.FromLookup(func(k string) (string, bool) {
+		v, ok := map[string]string{"BEAVER_PUBLIC_URL": publicURL, "TEMPORAL_ADDRESS": srv.FrontendHostPort()}[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- worker.Run(wctx, srv.Client(), cfg, worker.Deps{DB: a.DB, Catalog: a.Catalog, Auth: a.Auth, Mailer: rec,
-			Log: quiet, Registerer: prometheus.NewRegistry()})
+		done <- worker.Run(wctx, srv.Client(), cfg, worker.Deps{DB: d, Catalog: cat, Auth: svc, Mailer: rec,
+			Log: quiet, Registerer: prometheus.NewRegistry(), Payments: pay})
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -97,9 +120,9 @@ func startE2E(t *testing.T) *e2e {
 			t.Errorf("worker: %v", err)
 		}
 	})
-	e := &e2e{c: srv.Client(), app: a, mail: rec, cfg: cfg,
-		wf: temporalx.NewWorkflows(temporalx.WorkflowsOptions{Conn: temporalx.ConnFor(srv.Client(), quiet),
-			Auth: a.Auth, DB: a.DB, TaskQueue: cfg.TaskQueue, Log: quiet})}
+	e := &e2e{c: srv.Client(), db: d, auth: svc, catalog: cat, payments: pay, stripe: fs, mail: rec,
+		wf: workflows.NewStarter(workflows.StarterOptions{Conn: temporalx.ConnFor(srv.Client(), quiet), Auth: svc,
+			TaskQueue: cfg.TaskQueue, Log: quiet})}
 	// Run creates the schedules before it polls.
 	waitFor(t, "schedules", func() bool {
 		_, err := e.c.ScheduleClient().GetHandle(ctx, workflows.ScheduleLeaseSweep).Describe(ctx)
@@ -107,6 +130,8 @@ func startE2E(t *testing.T) *e2e {
 	})
 	return e
 }
+
+const publicURL = "https://beaver.test"
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -136,7 +161,7 @@ func (e *e2e) token(t *testing.T, address, path string, n int) string {
 
 func (e *e2e) account(t *testing.T, email, password string) *models.Account {
 	t.Helper()
-	acct, err := e.app.Auth.CreateAccount(context.Background(), auth.NewAccount{Email: email, Password: password})
+	acct, err := e.auth.CreateAccount(context.Background(), auth.NewAccount{Email: email, Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,13 +227,13 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("repricing", func(t *testing.T) {
-		m := e.app.Catalog.List(false)[0]
-		before, oldPrice := e.app.Catalog.Version(), m.Price.Input
+		m := e.catalog.List(false)[0]
+		before, oldPrice := e.catalog.Version(), m.Price.Input
 		in := m.Base.Input*2 + 1_000_000
-		if err := e.app.Catalog.UpdateBase(ctx, m.ID, catalog.BaseUpdate{Input: &in}); err != nil {
+		if err := e.catalog.UpdateBase(ctx, m.ID, catalog.BaseUpdate{Input: &in}); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := e.app.Catalog.Get(m.ID); got.Price.Input != oldPrice {
+		if got, _ := e.catalog.Get(m.ID); got.Price.Input != oldPrice {
 			t.Fatal("a base change must not change the price before the next computation")
 		}
 		id, err := e.wf.StartRepricing(ctx, "e2e: base price changed")
@@ -220,7 +245,7 @@ func TestEndToEnd(t *testing.T) {
 		if res.Version != before+1 {
 			t.Errorf("version %d, want %d", res.Version, before+1)
 		}
-		got, _ := e.app.Catalog.Get(m.ID)
+		got, _ := e.catalog.Get(m.ID)
 		if got.Version != res.Version || got.Price.Input <= oldPrice || got.Price.Base.Input != in {
 			t.Errorf("after repricing: version %d, input price %d (was %d), base %d", got.Version, got.Price.Input, oldPrice, got.Price.Base.Input)
 		}
@@ -228,7 +253,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("password reset", func(t *testing.T) {
 		acct := e.account(t, "pat@example.com", "old password 123")
-		login, err := e.app.Auth.Login(ctx, "pat@example.com", "old password 123")
+		login, err := e.auth.Login(ctx, "pat@example.com", "old password 123")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,19 +269,19 @@ func TestEndToEnd(t *testing.T) {
 		if first == second {
 			t.Fatal("a new request must mail a new token")
 		}
-		hash := e.app.Auth.Hasher.Hash("new password 456")
+		hash := e.auth.Hasher.Hash("new password 456")
 		wantInvalidToken(t, "replaced token", e.wf.CompletePasswordReset(ctx, acct.ID, first, hash))
 		wantInvalidToken(t, "wrong token", e.wf.CompletePasswordReset(ctx, acct.ID, "bpr_wrong", hash))
 		if err := e.wf.CompletePasswordReset(ctx, acct.ID, second, hash); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.app.Auth.Login(ctx, "pat@example.com", "new password 456"); err != nil {
+		if _, err := e.auth.Login(ctx, "pat@example.com", "new password 456"); err != nil {
 			t.Errorf("new password: %v", err)
 		}
-		if _, err := e.app.Auth.Login(ctx, "pat@example.com", "old password 123"); err == nil {
+		if _, err := e.auth.Login(ctx, "pat@example.com", "old password 123"); err == nil {
 			t.Error("old password still works")
 		}
-		if _, err := e.app.Auth.Authenticate(ctx, login.AccessToken); err == nil {
+		if _, err := e.auth.Authenticate(ctx, login.AccessToken); err == nil {
 			t.Error("a session from before the reset still works")
 		}
 		var res workflows.PasswordResetResult
@@ -264,13 +289,13 @@ func TestEndToEnd(t *testing.T) {
 		if res.Outcome != workflows.OutcomeConsumed {
 			t.Errorf("outcome %q", res.Outcome)
 		}
-		wantInvalidToken(t, "used token", e.wf.CompletePasswordReset(ctx, "", second, e.app.Auth.Hasher.Hash("third password 789")))
+		wantInvalidToken(t, "used token", e.wf.CompletePasswordReset(ctx, "", second, e.auth.Hasher.Hash("third password 789")))
 	})
 
 	t.Run("expired reset token", func(t *testing.T) {
 		acct := e.account(t, "quinn@example.com", "old password 123")
-		short := temporalx.NewWorkflows(temporalx.WorkflowsOptions{Conn: temporalx.ConnFor(e.c, quiet), Auth: e.app.Auth,
-			DB: e.app.DB, Log: quiet, ResetTTL: 2 * time.Second})
+		short := workflows.NewStarter(workflows.StarterOptions{Conn: temporalx.ConnFor(e.c, quiet), Auth: e.auth,
+			Log: quiet, ResetTTL: 2 * time.Second})
 		if err := short.StartPasswordReset(ctx, acct.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -280,8 +305,8 @@ func TestEndToEnd(t *testing.T) {
 		if res.Outcome != workflows.OutcomeExpired {
 			t.Errorf("outcome %q", res.Outcome)
 		}
-		wantInvalidToken(t, "expired token", short.CompletePasswordReset(ctx, acct.ID, tok, e.app.Auth.Hasher.Hash("new password 456")))
-		if _, err := e.app.Auth.Login(ctx, "quinn@example.com", "old password 123"); err != nil {
+		wantInvalidToken(t, "expired token", short.CompletePasswordReset(ctx, acct.ID, tok, e.auth.Hasher.Hash("new password 456")))
+		if _, err := e.auth.Login(ctx, "quinn@example.com", "old password 123"); err != nil {
 			t.Errorf("password changed by an expired token: %v", err)
 		}
 	})
@@ -296,7 +321,7 @@ func TestEndToEnd(t *testing.T) {
 		if err := e.wf.CompleteEmailVerification(ctx, "", tok); err != nil { // account found from the token
 			t.Fatal(err)
 		}
-		got, err := e.app.Auth.GetAccount(ctx, acct.ID)
+		got, err := e.auth.GetAccount(ctx, acct.ID)
 		if err != nil || !got.EmailVerified {
 			t.Fatalf("not verified: %v %+v", err, got)
 		}
@@ -312,7 +337,7 @@ func TestEndToEnd(t *testing.T) {
 		// Issued by the direct path (Temporal was down then): no workflow
 		// owns it, the database decides.
 		acct := e.account(t, "wes@example.com", "wes password 123")
-		tok, err := e.app.Auth.IssueToken(ctx, acct.ID, models.PurposeVerifyEmail, time.Hour)
+		tok, err := e.auth.IssueToken(ctx, acct.ID, models.PurposeVerifyEmail, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,7 +392,7 @@ func TestEndToEnd(t *testing.T) {
 			e.result(t, s.id, s.history, &out)
 		}
 		var n int64
-		if err := e.app.DB.Model(&models.Account{}).Where("usage_month <> ?", "2026-12").Count(&n).Error; err != nil || n != 0 {
+		if err := e.db.Model(&models.Account{}).Where("usage_month <> ?", "2026-12").Count(&n).Error; err != nil || n != 0 {
 			t.Errorf("%d accounts not in 2026-12 (%v)", n, err)
 		}
 		// Once per month: the same workflow id is refused while it is retained.
@@ -378,6 +403,118 @@ func TestEndToEnd(t *testing.T) {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if !errors.As(err, &started) {
 			t.Errorf("duplicate monthly reset started: %v", err)
+		}
+	})
+}
+
+// TestMoneyWorkflowsEndToEnd runs the money workflows through the paths
+// production takes: Stripe's webhooks through payments.HandleWebhook into
+// the starter, the worker's payment activities against a fake Stripe.
+func TestMoneyWorkflowsEndToEnd(t *testing.T) {
+	e := startE2E(t)
+	ctx := context.Background()
+	settle := func(ctx context.Context, sessionID, eventType string) error {
+		return e.wf.StartTopUpSettlement(ctx, workflows.TopUpSettlementInput{SessionID: sessionID, EventType: eventType})
+	}
+	deliver := func(payload []byte, sig string) {
+		t.Helper()
+		if _, err := e.payments.HandleWebhook(ctx, payload, sig, settle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	balance := func(accountID string) int64 {
+		var a models.Account
+		if err := e.db.Where("id = ?", accountID).Take(&a).Error; err != nil {
+			t.Fatal(err)
+		}
+		return a.BalanceMicros
+	}
+	acct := e.account(t, "mona@example.com", "mona password 123")
+	var top models.TopUp
+
+	t.Run("top-up settlement", func(t *testing.T) {
+		co, err := e.payments.CreateTopUpCheckout(ctx, payments.TopUpRequest{Account: acct, AmountMicros: 25_000_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deliver(e.stripe.CompleteCheckout(co.ID, true))
+		var res workflows.TopUpSettlementResult
+		e.result(t, workflows.TopUpWorkflowID(co.ID), "topup_settlement_paid", &res)
+		if res.Status != workflows.SettlementPaid || !res.Credited || balance(acct.ID) != 25_000_000 {
+			t.Fatalf("result %+v, balance %d", res, balance(acct.ID))
+		}
+		if err := e.db.Where("checkout_session_id = ?", co.ID).Take(&top).Error; err != nil || top.Status != models.TopUpPaid {
+			t.Fatalf("top-up %+v: %v", top, err)
+		}
+		waitFor(t, "the receipt", func() bool { return len(e.mail.To(acct.Email)) == 1 })
+		// Stripe sends the event again: credited once.
+		deliver(e.stripe.SignedEvent(stripe.EventCheckoutSessionCompleted, map[string]any{"id": co.ID,
+			"object": "checkout.session", "mode": "payment"}))
+		if b := balance(acct.ID); b != 25_000_000 {
+			t.Fatalf("balance %d after a duplicate event", b)
+		}
+	})
+
+	t.Run("delayed payment", func(t *testing.T) {
+		co, err := e.payments.CreateTopUpCheckout(ctx, payments.TopUpRequest{Account: acct, AmountMicros: 10_000_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deliver(e.stripe.CompleteCheckout(co.ID, false))
+		waitFor(t, "the settlement to wait", func() bool {
+			d, err := e.c.DescribeWorkflow(ctx, workflows.TopUpWorkflowID(co.ID), "")
+			return err == nil && len(d.RawResponse.PendingActivities) == 0 && d.RawResponse.WorkflowExecutionInfo.HistoryLength >= 11
+		})
+		deliver(e.stripe.AsyncPaymentSucceeded(co.ID))
+		var res workflows.TopUpSettlementResult
+		e.result(t, workflows.TopUpWorkflowID(co.ID), "topup_settlement_async_paid", &res)
+		if res.Status != workflows.SettlementPaid || balance(acct.ID) != 35_000_000 {
+			t.Fatalf("result %+v, balance %d", res, balance(acct.ID))
+		}
+	})
+
+	t.Run("refund", func(t *testing.T) {
+		if top.ID == "" {
+			t.Skip("no top-up")
+		}
+		id, err := e.wf.StartRefund(ctx, "e2e", workflows.RefundInput{TopUpID: top.ID, AmountMicros: 5_000_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res workflows.RefundResult
+		e.result(t, id, "refund_succeeded", &res)
+		if res.Status != workflows.RefundSucceeded || balance(acct.ID) != 30_000_000 {
+			t.Fatalf("result %+v, balance %d", res, balance(acct.ID))
+		}
+		if again, err := e.wf.StartRefund(ctx, "e2e", workflows.RefundInput{TopUpID: top.ID, AmountMicros: 5_000_000}); err != nil || again != id {
+			t.Fatalf("same key: %q %v", again, err)
+		}
+	})
+
+	t.Run("auto-recharge", func(t *testing.T) {
+		for _, c := range []struct{ email, card, history, want string }{
+			{"rick@example.com", "pm_card_visa", "auto_recharge_charged", workflows.AutoRechargeCharged},
+			{"dee@example.com", "pm_card_chargeDeclined", "auto_recharge_declined", workflows.AutoRechargeDeclined},
+		} {
+			a := e.account(t, c.email, "recharge password 123")
+			co, err := e.payments.StartCardSetup(ctx, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliver(e.stripe.CompleteSetupCheckout(co.ID, c.card))
+			threshold, amount := int64(5_000_000), int64(20_000_000)
+			if _, err := e.payments.SetAutoRecharge(ctx, a.ID, payments.AutoRechargeChange{Enabled: true,
+				ThresholdMicros: &threshold, AmountMicros: &amount}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.wf.StartAutoRecharge(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+			var res workflows.AutoRechargeResult
+			e.result(t, workflows.AutoRechargeWorkflowID(a.ID), c.history, &res)
+			if res.Status != c.want {
+				t.Fatalf("%s: %+v", c.card, res)
+			}
 		}
 	})
 }

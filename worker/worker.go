@@ -20,6 +20,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/workflows"
 )
 
@@ -38,9 +39,9 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 }
 
 // Register registers every workflow, and every exported method of each
-// activity struct in acts (*activities.Activities, and
-// *activities.PaymentActivities where card top-ups are configured) as an
-// activity named after the method.
+// activity struct in acts (*activities.Activities,
+// *activities.PaymentActivities) as an activity named after the method:
+// the method names are the activity types in histories.
 func Register(r sdkworker.Registry, acts ...any) {
 	RegisterWorkflows(r)
 	for _, a := range acts {
@@ -56,9 +57,9 @@ type Deps struct {
 	Mailer     mail.Sender
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // workflow/activity metrics; nil = none
-	// More activity structs to register (e.g. *activities.PaymentActivities
-	// for TopUpSettlementWorkflow).
-	Activities []any
+	// Payments are the rules of the money workflows (top-up settlement,
+	// refund, auto-recharge); nil leaves their activities unregistered.
+	Payments *payments.Service
 	// SkipSchedules leaves the schedules alone (tests that create their own).
 	SkipSchedules bool
 }
@@ -82,8 +83,11 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 		WorkerStopTimeout: 10 * time.Second,
 		OnFatalError:      onFatal,
 	})
-	acts := append([]any{&activities.Activities{DB: deps.DB, Catalog: deps.Catalog, Auth: deps.Auth,
-		Mailer: deps.Mailer, PublicURL: cfg.PublicURL, Log: deps.Log}}, deps.Activities...)
+	acts := []any{&activities.Activities{DB: deps.DB, Catalog: deps.Catalog, Auth: deps.Auth,
+		Mailer: deps.Mailer, PublicURL: cfg.PublicURL, Log: deps.Log}}
+	if deps.Payments != nil {
+		acts = append(acts, &activities.PaymentActivities{Payments: deps.Payments})
+	}
 	Register(w, acts...)
 	return w
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +19,22 @@ import (
 )
 
 // The histories in testdata/ were recorded from real runs on a Temporal dev
-// server (go test ./worker -run TestEndToEnd with BEAVER_RECORD_HISTORIES=1).
-// Replaying them against today's code catches non-deterministic changes to
-// workflows that may still have runs in flight: such a change needs
-// workflow.GetVersion, or a new workflow type.
+// server (go test ./worker -run TestEndToEnd with BEAVER_RECORD_HISTORIES=1;
+// the money workflows' with fake Stripe, before the payments code moved to
+// internal/payments, so they also prove that move kept the workflows as
+// they were). Replaying them against today's code catches
+// non-deterministic changes to workflows that may still have runs in
+// flight: such a change needs workflow.GetVersion, or a new workflow type.
+
+// moneyHistories must stay: the workflows that move money each have at
+// least one recorded run.
+var moneyHistories = []string{
+	"topup_settlement_paid",       // paid at once: credit, receipt
+	"topup_settlement_async_paid", // a delayed payment: wait, signal, credit
+	"refund_succeeded",            // debit, Stripe refund, finish
+	"auto_recharge_charged",       // charge the saved card, credit
+	"auto_recharge_declined",      // a decline: count it, email the user
+}
 
 var replayLog = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 
@@ -29,6 +42,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no histories in testdata/: %v", err)
+	}
+	for _, name := range moneyHistories {
+		if !slices.Contains(files, filepath.Join("testdata", name+".json")) {
+			t.Errorf("testdata/%s.json is missing", name)
+		}
 	}
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
@@ -53,6 +71,23 @@ func TestReplayCatchesAChangedWorkflow(t *testing.T) {
 	r := sdkworker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: "RepricingWorkflow"})
 	if err := r.ReplayWorkflowHistoryFromJSONFile(replayLog, filepath.Join("testdata", "repricing.json")); err == nil {
+		t.Fatal("a changed workflow replayed without error")
+	}
+}
+
+// TestReplayCatchesAChangedMoneyWorkflow: a RefundWorkflow that asked
+// Stripe before debiting the ledger (the order that would refund money
+// already spent) does not replay.
+func TestReplayCatchesAChangedMoneyWorkflow(t *testing.T) {
+	changed := func(ctx workflow.Context, in workflows.RefundInput) (workflows.RefundResult, error) {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+		var pa *activities.PaymentActivities
+		err := workflow.ExecuteActivity(ctx, pa.StripeRefund, activities.StripeRefundInput{}).Get(ctx, nil)
+		return workflows.RefundResult{}, err
+	}
+	r := sdkworker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: "RefundWorkflow"})
+	if err := r.ReplayWorkflowHistoryFromJSONFile(replayLog, filepath.Join("testdata", "refund_succeeded.json")); err == nil {
 		t.Fatal("a changed workflow replayed without error")
 	}
 }

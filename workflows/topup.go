@@ -1,17 +1,13 @@
 package workflows
 
 import (
-	"context"
-	"errors"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/beaver-gateway/beaver/activities"
-	"github.com/beaver-gateway/beaver/internal/payments"
+	"github.com/beaver-gateway/beaver/internal/payments/stripe"
+	"github.com/beaver-gateway/beaver/models"
 )
 
 // pa is the typed nil pointer through which workflows name the payment
@@ -46,11 +42,11 @@ type TopUpSettlementInput struct {
 
 // Settlement outcomes (TopUpSettlementResult.Status).
 const (
-	SettlementPaid    = activities.TopUpPaid
-	SettlementFailed  = activities.TopUpFailed
-	SettlementExpired = activities.TopUpExpired
+	SettlementPaid    = models.TopUpPaid
+	SettlementFailed  = models.TopUpFailed
+	SettlementExpired = models.TopUpExpired
 	// SettlementPending: still unpaid after MaxWait; nothing was changed.
-	SettlementPending = activities.TopUpPending
+	SettlementPending = models.TopUpPending
 	// SettlementIgnored: not a top-up we can credit (setup mode, another
 	// currency, no account).
 	SettlementIgnored = "ignored"
@@ -95,7 +91,7 @@ func TopUpSettlementWorkflow(ctx workflow.Context, in TopUpSettlementInput) (Top
 		}
 		s := got.Session
 		res := TopUpSettlementResult{AccountID: s.AccountID, AmountMicros: s.AmountTotalMicros}
-		if s.Mode != "payment" || (s.Kind != "" && s.Kind != payments.KindTopUp) || s.AccountID == "" {
+		if s.Mode != "payment" || (s.Kind != "" && s.Kind != stripe.KindTopUp) || s.AccountID == "" {
 			log.Warn("checkout session is not a card top-up; ignored", "session_id", s.ID, "mode", s.Mode, "kind", s.Kind)
 			res.Status = SettlementIgnored
 			return res, nil
@@ -125,7 +121,7 @@ func TopUpSettlementWorkflow(ctx workflow.Context, in TopUpSettlementInput) (Top
 				log.Error("top-up receipt not sent", "session_id", s.ID, "error", err)
 			}
 			return res, nil
-		case event == payments.EventCheckoutSessionAsyncFailed || s.Status == "expired":
+		case event == stripe.EventCheckoutSessionAsyncFailed || s.Status == "expired":
 			status := SettlementFailed
 			if s.Status == "expired" {
 				status = SettlementExpired
@@ -163,37 +159,4 @@ func TopUpSettlementWorkflow(ctx workflow.Context, in TopUpSettlementInput) (Top
 		sel.Select(ctx)
 		cancel()
 	}
-}
-
-// TopUpStarter starts settlements on Temporal (the API's webhook handler
-// calls it).
-type TopUpStarter struct {
-	Client    client.Client
-	TaskQueue string // "" = TaskQueue
-}
-
-// StartTopUpSettlement starts the session's settlement, or signals the
-// running one with the event. A settlement that already finished counts as
-// success (its workflow id is never reused). Any other error means Temporal
-// did not take it: the webhook answers 503 and Stripe retries.
-func (s TopUpStarter) StartTopUpSettlement(ctx context.Context, in TopUpSettlementInput) error {
-	if s.Client == nil {
-		return errors.New("temporal client not configured")
-	}
-	q := s.TaskQueue
-	if q == "" {
-		q = TaskQueue
-	}
-	id := TopUpWorkflowID(in.SessionID)
-	_, err := s.Client.SignalWithStartWorkflow(ctx, id, SignalTopUpEvent, in.EventType, client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                q,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, TopUpSettlementWorkflow, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return nil
-	}
-	return err
 }

@@ -1,20 +1,17 @@
 package workflows_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/mocks"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/beaver-gateway/beaver/activities"
 	"github.com/beaver-gateway/beaver/internal/payments"
+	"github.com/beaver-gateway/beaver/internal/payments/stripe"
+	"github.com/beaver-gateway/beaver/models"
 	"github.com/beaver-gateway/beaver/workflows"
 )
 
@@ -25,7 +22,7 @@ const sid = "cs_test_123"
 func session(paymentStatus string) activities.GetCheckoutSessionResult {
 	return activities.GetCheckoutSessionResult{Session: payments.CheckoutSession{
 		ID: sid, Mode: "payment", Status: "complete", PaymentStatus: paymentStatus, Currency: "usd",
-		AmountTotalMicros: 25_000_000, AccountID: "acct_1", Kind: payments.KindTopUp,
+		AmountTotalMicros: 25_000_000, AccountID: "acct_1", Kind: stripe.KindTopUp,
 		PaymentIntentID: "pi_1", ReceiptURL: "https://pay.stripe.test/receipt", InvoiceURL: "https://invoice.stripe.test/i",
 	}}
 }
@@ -70,7 +67,7 @@ func TestTopUpSettlementPaid(t *testing.T) {
 		Return(session("paid"), nil).Once()
 	expectCredit(env)
 	env.ExecuteWorkflow(workflows.TopUpSettlementWorkflow, workflows.TopUpSettlementInput{
-		SessionID: sid, EventType: payments.EventCheckoutSessionCompleted})
+		SessionID: sid, EventType: stripe.EventCheckoutSessionCompleted})
 	res := result(t, env)
 	if res.Status != workflows.SettlementPaid || res.EntryID != "txn_1" || !res.Credited || res.AmountMicros != 25_000_000 {
 		t.Fatalf("result = %+v", res)
@@ -83,10 +80,10 @@ func TestTopUpSettlementUnpaidThenAsyncSucceeded(t *testing.T) {
 	env.OnActivity(pa.GetCheckoutSession, mock.Anything, mock.Anything).Return(session("paid"), nil).Once()
 	expectCredit(env)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(workflows.SignalTopUpEvent, payments.EventCheckoutSessionAsyncSucceeded)
+		env.SignalWorkflow(workflows.SignalTopUpEvent, stripe.EventCheckoutSessionAsyncSucceeded)
 	}, time.Hour)
 	env.ExecuteWorkflow(workflows.TopUpSettlementWorkflow, workflows.TopUpSettlementInput{
-		SessionID: sid, EventType: payments.EventCheckoutSessionCompleted})
+		SessionID: sid, EventType: stripe.EventCheckoutSessionCompleted})
 	if res := result(t, env); res.Status != workflows.SettlementPaid || !res.Credited {
 		t.Fatalf("result = %+v", res)
 	}
@@ -98,7 +95,7 @@ func TestTopUpSettlementUnpaidPollsUntilPaid(t *testing.T) {
 	env.OnActivity(pa.GetCheckoutSession, mock.Anything, mock.Anything).Return(session("paid"), nil).Once()
 	expectCredit(env)
 	env.ExecuteWorkflow(workflows.TopUpSettlementWorkflow, workflows.TopUpSettlementInput{
-		SessionID: sid, EventType: payments.EventCheckoutSessionCompleted})
+		SessionID: sid, EventType: stripe.EventCheckoutSessionCompleted})
 	if res := result(t, env); res.Status != workflows.SettlementPaid {
 		t.Fatalf("result = %+v", res)
 	}
@@ -110,13 +107,13 @@ func TestTopUpSettlementAsyncFailed(t *testing.T) {
 			env := newEnv(t)
 			env.OnActivity(pa.GetCheckoutSession, mock.Anything, mock.Anything).Return(session("unpaid"), nil)
 			env.OnActivity(pa.MarkTopUp, mock.Anything, activities.MarkTopUpInput{SessionID: sid, AccountID: "acct_1",
-				AmountMicros: 25_000_000, PaymentIntentID: "pi_1", Status: activities.TopUpFailed}).
-				Return(activities.MarkTopUpResult{Status: activities.TopUpFailed}, nil).Once()
-			event := payments.EventCheckoutSessionAsyncFailed
+				AmountMicros: 25_000_000, PaymentIntentID: "pi_1", Status: models.TopUpFailed}).
+				Return(activities.MarkTopUpResult{Status: models.TopUpFailed}, nil).Once()
+			event := stripe.EventCheckoutSessionAsyncFailed
 			if viaSignal {
-				event = payments.EventCheckoutSessionCompleted
+				event = stripe.EventCheckoutSessionCompleted
 				env.RegisterDelayedCallback(func() {
-					env.SignalWorkflow(workflows.SignalTopUpEvent, payments.EventCheckoutSessionAsyncFailed)
+					env.SignalWorkflow(workflows.SignalTopUpEvent, stripe.EventCheckoutSessionAsyncFailed)
 				}, time.Hour)
 			}
 			env.ExecuteWorkflow(workflows.TopUpSettlementWorkflow, workflows.TopUpSettlementInput{SessionID: sid, EventType: event})
@@ -131,7 +128,7 @@ func TestTopUpSettlementStaysPendingAfterMaxWait(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(pa.GetCheckoutSession, mock.Anything, mock.Anything).Return(session("unpaid"), nil)
 	env.ExecuteWorkflow(workflows.TopUpSettlementWorkflow, workflows.TopUpSettlementInput{
-		SessionID: sid, EventType: payments.EventCheckoutSessionCompleted, PollInterval: time.Hour, MaxWait: 3 * time.Hour})
+		SessionID: sid, EventType: stripe.EventCheckoutSessionCompleted, PollInterval: time.Hour, MaxWait: 3 * time.Hour})
 	if res := result(t, env); res.Status != workflows.SettlementPending {
 		t.Fatalf("result = %+v", res)
 	}
@@ -143,7 +140,7 @@ func TestTopUpSettlementIgnoresOtherCurrencies(t *testing.T) {
 	s.Session.Currency, s.Session.AmountTotalMicros = "eur", 0
 	env.OnActivity(pa.GetCheckoutSession, mock.Anything, mock.Anything).Return(s, nil).Once()
 	env.ExecuteWorkflow(workflows.TopUpSettlementWorkflow, workflows.TopUpSettlementInput{
-		SessionID: sid, EventType: payments.EventCheckoutSessionCompleted})
+		SessionID: sid, EventType: stripe.EventCheckoutSessionCompleted})
 	if res := result(t, env); res.Status != workflows.SettlementIgnored {
 		t.Fatalf("result = %+v", res)
 	}
@@ -157,33 +154,8 @@ func TestTopUpSettlementReceiptFailureKeepsCredit(t *testing.T) {
 	env.OnActivity(pa.SendTopUpReceipt, mock.Anything, mock.Anything).
 		Return(activities.SendTopUpReceiptResult{}, errors.New("smtp down"))
 	env.ExecuteWorkflow(workflows.TopUpSettlementWorkflow, workflows.TopUpSettlementInput{
-		SessionID: sid, EventType: payments.EventCheckoutSessionCompleted})
+		SessionID: sid, EventType: stripe.EventCheckoutSessionCompleted})
 	if res := result(t, env); res.Status != workflows.SettlementPaid {
 		t.Fatalf("result = %+v", res)
-	}
-}
-
-func TestTopUpStarterDuplicateStartIsSuccess(t *testing.T) {
-	c := &mocks.Client{}
-	in := workflows.TopUpSettlementInput{SessionID: sid, EventType: payments.EventCheckoutSessionCompleted}
-	c.On("SignalWithStartWorkflow", mock.Anything, "topup:"+sid, workflows.SignalTopUpEvent, in.EventType,
-		mock.MatchedBy(func(o client.StartWorkflowOptions) bool {
-			return o.ID == "topup:"+sid && o.TaskQueue == workflows.TaskQueue &&
-				o.WorkflowIDReusePolicy == enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE &&
-				o.WorkflowIDConflictPolicy == enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
-		}), mock.Anything, in).
-		Return(nil, serviceerror.NewWorkflowExecutionAlreadyStarted("closed", "", "")).Once()
-	c.On("SignalWithStartWorkflow", mock.Anything, mock.Anything, mock.Anything, mock.Anything, mock.Anything, mock.Anything, mock.Anything).
-		Return(nil, serviceerror.NewUnavailable("temporal down")).Once()
-	s := workflows.TopUpStarter{Client: c}
-	if err := s.StartTopUpSettlement(context.Background(), in); err != nil {
-		t.Fatalf("already started: %v, want nil", err)
-	}
-	if err := s.StartTopUpSettlement(context.Background(), in); err == nil {
-		t.Fatal("temporal down: want an error")
-	}
-	c.AssertExpectations(t)
-	if got := workflows.TopUpWorkflowID("cs_x"); got != "topup:cs_x" {
-		t.Fatalf("TopUpWorkflowID = %q", got)
 	}
 }

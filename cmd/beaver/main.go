@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/api"
-	"github.com/beaver-gateway/beaver/internal/app"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
 )
@@ -33,7 +32,7 @@ Configuration comes from the environment; see README.md.`
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := run(os.Args[1:], log); err != nil {
-		if errors.Is(err, app.ErrUsage) {
+		if errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, usage)
 			os.Exit(2)
 		}
@@ -44,7 +43,7 @@ func main() {
 
 func run(args []string, log *slog.Logger) error {
 	if len(args) == 0 {
-		return app.ErrUsage
+		return errUsage
 	}
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -65,12 +64,12 @@ func run(args []string, log *slog.Logger) error {
 		fmt.Println(usage)
 		return nil
 	}
-	return app.ErrUsage
+	return errUsage
 }
 
 func migrate(ctx context.Context, cfg *config.Config, args []string) error {
 	if len(args) == 0 {
-		return app.ErrUsage
+		return errUsage
 	}
 	d, err := db.Open(cfg.DatabaseURL)
 	if err != nil {
@@ -87,7 +86,7 @@ func migrate(ctx context.Context, cfg *config.Config, args []string) error {
 		var v int64
 		if len(args) > 1 {
 			if _, err := fmt.Sscan(args[1], &v); err != nil {
-				return app.ErrUsage
+				return errUsage
 			}
 		}
 		if err := d.MigrateDown(ctx, v); err != nil {
@@ -97,41 +96,41 @@ func migrate(ctx context.Context, cfg *config.Config, args []string) error {
 	case "status":
 		return d.MigrateStatus(ctx, os.Stdout)
 	}
-	return app.ErrUsage
+	return errUsage
 }
 
 // serve runs the API (and, for dev, the Temporal pieces) until ctx ends.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool) error {
-	a, err := app.Open(ctx, cfg, log)
+	p, err := wire(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	deps := a.APIDeps()
-	deps.Web = webHandler()
-	cleanup, err := startTemporal(ctx, a, &deps, dev)
+	defer p.close()
+	cleanup, err := startTemporal(ctx, p, dev)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	deps := p.apiDeps()
+	deps.Web = webHandler()
 	srv := api.NewHTTPServer(cfg, api.New(deps).Handler())
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
 	url := "http://" + ln.Addr().String()
-	log.Info("beaver API listening", "url", url, "database", a.DB.Dialect, "instance", a.Billing.InstanceID())
+	log.Info("beaver API listening", "url", url, "database", p.db.Dialect, "instance", p.billing.InstanceID())
 	if dev {
 		fmt.Printf("\n  Beaver is running.\n    API:          %s\n    Temporal UI:  %s\n    Admin login:  %s\n",
 			url, temporalUIURL(), cfg.AdminEmail)
-		if a.AdminPassword != "" {
-			fmt.Printf("    Password:     %s   (generated now; shown once, set BEAVER_ADMIN_PASSWORD to choose it)\n", a.AdminPassword)
-		} else if !a.AdminCreated {
+		if p.adminPassword != "" {
+			fmt.Printf("    Password:     %s   (generated now; shown once, set BEAVER_ADMIN_PASSWORD to choose it)\n", p.adminPassword)
+		} else if !p.adminCreated {
 			fmt.Printf("    Password:     (unchanged: the admin already existed)\n")
 		}
 		fmt.Println()
-	} else if a.AdminPassword != "" {
-		log.Warn("bootstrap admin created with a generated password", "email", cfg.AdminEmail, "password", a.AdminPassword)
+	} else if p.adminPassword != "" {
+		log.Warn("bootstrap admin created with a generated password", "email", cfg.AdminEmail, "password", p.adminPassword)
 	}
 	startPprof(log)
 	errc := make(chan error, 1)

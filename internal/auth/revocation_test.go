@@ -18,7 +18,7 @@ const crossProcessDeadline = 5 * time.Second
 
 // twoProcesses returns two auth services over one database, each with its
 // own pool, caches and bus, as `beaver serve` and `beaver worker` are.
-// newBus builds each process's bus; nil means the one app.Open builds.
+// newBus builds each process's bus; nil means the one cmd/beaver wires (bus.New).
 func twoProcesses(t *testing.T, dialect string, newBus func(ctx context.Context, d *db.DB, url string) bus.Bus) (first, second *auth.Service) {
 	t.Helper()
 	d1, url := testenv.OpenURL(t, dialect)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/models"
@@ -205,9 +203,7 @@ func (e *Engine) commit(batch []*pending) {
 		return
 	}
 	e.log.Error("billing commit failed; request not charged", "generation", batch[0].out.GenerationID, "err", err)
-	if e.opts.OnCommitFailed != nil {
-		e.opts.OnCommitFailed(err)
-	}
+	e.opts.Events.CommitFailed(err)
 	p := batch[0]
 	p.err = fmt.Errorf("billing: commit: %w", err)
 	e.releaseAfter(p, false)
@@ -238,7 +234,17 @@ func (e *Engine) commitTx(batch []*pending) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	tx, err := e.stmts.begin(ctx)
+	if err != nil {
+		return err
+	}
+	return tx.commit(e.writeBatch(tx, groups, now, month))
+}
+
+// writeBatch writes a batch's groups inside tx: balances, keys, leases,
+// then the usage logs and ledger entries in multi-row INSERTs.
+func (e *Engine) writeBatch(tx *stmtTx, groups map[leaseKey]*group, now time.Time, month string) error {
+	{
 		var logs []models.UsageLog
 		var entries []models.LedgerEntry
 		for _, k := range sortedKeys(groups) {
@@ -262,41 +268,29 @@ func (e *Engine) commitTx(batch []*pending) error {
 					uncounted++
 				}
 			}
-			var res []struct {
-				BalanceMicros             int64
-				MonthlyRequests           int64
-				LowBalanceThresholdMicros int64
-			}
-			err := tx.Raw(`UPDATE accounts SET balance_micros = balance_micros - ?, reserved_micros = reserved_micros - ?,
-				monthly_requests = CASE WHEN usage_month = ? THEN monthly_requests + ? ELSE ? END, usage_month = ?, updated_at = ?
-				WHERE id = ? AND balance_micros - reserved_micros >= ?
-				RETURNING balance_micros, monthly_requests, low_balance_threshold_micros`,
-				total, g.leaseSum, month, uncounted, uncounted, month, now, k.account, g.directSum).Scan(&res).Error
+			balance, threshold, err := chargeAccount(tx, k.account, total, g.leaseSum, g.directSum, uncounted, month, now)
 			if err != nil {
 				return err
 			}
-			if len(res) != 1 {
-				return fmt.Errorf("account %s cannot cover %d micros charged outside a lease", k.account, g.directSum)
-			}
 			if k.key != "" && (total > 0 || g.leaseSum > 0) {
-				if err := tx.Exec(`UPDATE api_keys SET spent_micros = spent_micros + ?, reserved_micros = reserved_micros - ? WHERE id = ?`,
-					total, g.leaseSum, k.key).Error; err != nil {
+				if _, err := tx.exec(`UPDATE api_keys SET spent_micros = spent_micros + ?, reserved_micros = reserved_micros - ? WHERE id = ?`,
+					total, g.leaseSum, k.key); err != nil {
 					return err
 				}
 			}
 			// Rows are locked in the same order as lease extension takes them
 			// (account, key, lease), so the two never deadlock.
 			if g.leaseSum > 0 {
-				r := tx.Exec(`UPDATE balance_leases SET amount_micros = amount_micros - ?, updated_at = ?
+				n, err := tx.exec(`UPDATE balance_leases SET amount_micros = amount_micros - ?, updated_at = ?
 					WHERE id = ? AND amount_micros >= ?`, g.leaseSum, now, g.leaseID, g.leaseSum)
-				if r.Error != nil {
-					return r.Error
+				if err != nil {
+					return err
 				}
-				if r.RowsAffected == 0 {
+				if n == 0 {
 					return fmt.Errorf("lease %s no longer covers %d micros", g.leaseID, g.leaseSum)
 				}
 			}
-			running := res[0].BalanceMicros + total
+			running := balance + total
 			for _, p := range g.items {
 				running -= p.charge.ChargedMicros
 				p.res = Settlement{ChargedMicros: p.charge.ChargedMicros, ProviderCostMicros: p.charge.ProviderCostMicros,
@@ -325,24 +319,50 @@ func (e *Engine) commitTx(batch []*pending) error {
 				}
 			}
 			// Applied after the commit (see afterCommit), never for a rolled-back try.
-			g.items[0].group = &groupResult{account: k.account, balance: res[0].BalanceMicros, before: res[0].BalanceMicros + total,
-				threshold: res[0].LowBalanceThresholdMicros}
+			g.items[0].group = &groupResult{account: k.account, balance: balance, before: balance + total, threshold: threshold}
 		}
 		if err := insertUsageLogs(tx, logs); err != nil {
 			return err
 		}
 		return insertLedgerEntries(tx, entries)
-	})
+	}
+}
+
+// chargeAccount takes a group's total from the account's balance (and its
+// lease's part from reserved), counts uncounted requests in the month, and
+// returns the balance after and the low-balance threshold. The condition
+// guards what was charged outside a lease.
+func chargeAccount(tx *stmtTx, account string, total, leased, direct int64, uncounted int, month string, now time.Time) (balance, threshold int64, err error) {
+	rows, err := tx.query(`UPDATE accounts SET balance_micros = balance_micros - ?, reserved_micros = reserved_micros - ?,
+		monthly_requests = CASE WHEN usage_month = ? THEN monthly_requests + ? ELSE ? END, usage_month = ?, updated_at = ?
+		WHERE id = ? AND balance_micros - reserved_micros >= ?
+		RETURNING balance_micros, low_balance_threshold_micros`,
+		total, leased, month, uncounted, uncounted, month, now, account, direct)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return 0, 0, err
+		}
+		return 0, 0, fmt.Errorf("account %s cannot cover %d micros charged outside a lease", account, direct)
+	}
+	if err := rows.Scan(&balance, &threshold); err != nil {
+		return 0, 0, err
+	}
+	return balance, threshold, rows.Close()
 }
 
 func (e *Engine) afterCommit(batch []*pending) {
+	_, quiet := e.opts.Events.(NoEvents)
 	for _, p := range batch {
-		if g := p.group; g != nil {
-			if e.opts.OnLowBalance != nil && g.before >= g.threshold && g.balance < g.threshold {
-				go e.opts.OnLowBalance(g.account, g.balance, g.threshold)
+		if g := p.group; g != nil && !quiet {
+			if g.before >= g.threshold && g.balance < g.threshold {
+				go e.opts.Events.LowBalance(g.account, g.balance, g.threshold)
 			}
-			if e.opts.OnCharged != nil && g.balance < g.before {
-				go e.opts.OnCharged(g.account, g.before, g.balance)
+			if g.balance < g.before {
+				go e.opts.Events.Charged(g.account, g.before, g.balance)
 			}
 		}
 	}

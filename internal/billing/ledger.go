@@ -15,15 +15,38 @@ import (
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/models"
 )
 
-// Ledger posts balance changes that are not request charges.
+// Ledger posts balance changes that are not request charges: top-ups
+// (admin and card), refunds and adjustments. Every credit and debit of an
+// account outside request settlement goes through Post.
 type Ledger struct {
 	DB *db.DB
-	// OnBalanceChange, when set, is called after a committed change (e.g. to
-	// let a low-balance alert workflow know the balance recovered).
-	OnBalanceChange func(accountID string, balanceMicros int64)
+	// Events hears BalanceChanged after every committed entry (e.g. so that
+	// a low-balance alert learns the balance recovered); nil = none.
+	Events Events
+}
+
+// Ledger errors. Each also carries the API error it answers as (package
+// apierr), so the HTTP layer renders it as it is.
+var (
+	// ErrInvalidEntry: a zero amount.
+	ErrInvalidEntry = errors.New("billing: invalid ledger entry")
+	// ErrAccountNotFound: no such account.
+	ErrAccountNotFound = errors.New("billing: account not found")
+	// ErrInsufficientBalance: a debit larger than the available balance
+	// (balance − reserved).
+	ErrInsufficientBalance = errors.New("billing: the available balance does not cover the debit")
+	// ErrReferenceReused: the reference was posted before for another
+	// account, amount or type.
+	ErrReferenceReused = errors.New("billing: reference already used for a different entry")
+)
+
+// ledgerError joins a sentinel and the API error it answers as.
+func ledgerError(sentinel error, answer *apierr.Error) error {
+	return fmt.Errorf("%w: %w", sentinel, answer)
 }
 
 // Entry is a balance change to post.
@@ -44,7 +67,7 @@ func (l *Ledger) Post(ctx context.Context, e Entry) (*models.LedgerEntry, bool, 
 		return nil, false, errors.New("ledger: entry needs an account and a reference")
 	}
 	if e.AmountMicros == 0 {
-		return nil, false, apierr.Invalid("amount must not be zero")
+		return nil, false, ledgerError(ErrInvalidEntry, apierr.Invalid("amount must not be zero"))
 	}
 	if e.Type == models.EntryCharge {
 		return nil, false, errors.New("ledger: charges go through the billing engine")
@@ -53,11 +76,13 @@ func (l *Ledger) Post(ctx context.Context, e Entry) (*models.LedgerEntry, bool, 
 		return l.same(prev, e)
 	}
 	var entry models.LedgerEntry
+	var threshold int64
 	err := l.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		bal, err := adjustBalance(tx, e.AccountID, e.AmountMicros)
+		bal, th, err := adjustBalance(tx, e.AccountID, e.AmountMicros)
 		if err != nil {
 			return err
 		}
+		threshold = th
 		entry = models.LedgerEntry{ID: ids.New("txn"), AccountID: e.AccountID, Type: e.Type,
 			AmountMicros: e.AmountMicros, BalanceAfterMicros: bal, Reference: e.Reference,
 			Description: e.Description, CreatedAt: time.Now().UTC()}
@@ -77,15 +102,13 @@ func (l *Ledger) Post(ctx context.Context, e Entry) (*models.LedgerEntry, bool, 
 		}
 		return nil, false, fmt.Errorf("ledger: post: %w", err)
 	}
-	if l.OnBalanceChange != nil {
-		l.OnBalanceChange(entry.AccountID, entry.BalanceAfterMicros)
-	}
+	eventsOrNone(l.Events).BalanceChanged(entry.AccountID, entry.BalanceAfterMicros, threshold)
 	return &entry, true, nil
 }
 
 func (l *Ledger) same(prev *models.LedgerEntry, e Entry) (*models.LedgerEntry, bool, error) {
 	if prev.AccountID != e.AccountID || prev.AmountMicros != e.AmountMicros || prev.Type != e.Type {
-		return nil, false, apierr.Conflict("this idempotency key was already used for a different request")
+		return nil, false, ledgerError(ErrReferenceReused, apierr.Conflict("this idempotency key was already used for a different request"))
 	}
 	return prev, false, nil
 }
@@ -99,24 +122,29 @@ func (l *Ledger) byReference(ctx context.Context, ref string) (*models.LedgerEnt
 }
 
 // adjustBalance moves an account's balance by delta inside tx and returns
-// the new balance. Debits are conditional: balance − reserved must cover them.
-func adjustBalance(tx *gorm.DB, accountID string, delta int64) (int64, error) {
-	var bal []int64
-	err := tx.Raw(`UPDATE accounts SET balance_micros = balance_micros + ?, updated_at = ?
-		WHERE id = ? AND balance_micros - reserved_micros + ? >= 0 RETURNING balance_micros`,
-		delta, time.Now().UTC(), accountID, delta).Scan(&bal).Error
-	if err != nil {
-		return 0, err
+// the new balance and the account's low-balance threshold. Debits are
+// conditional: balance − reserved must cover them.
+func adjustBalance(tx *gorm.DB, accountID string, delta int64) (balance, threshold int64, err error) {
+	var rows []struct {
+		BalanceMicros             int64
+		LowBalanceThresholdMicros int64
 	}
-	if len(bal) == 1 {
-		return bal[0], nil
+	err = tx.Raw(`UPDATE accounts SET balance_micros = balance_micros + ?, updated_at = ?
+		WHERE id = ? AND balance_micros - reserved_micros + ? >= 0 RETURNING balance_micros, low_balance_threshold_micros`,
+		delta, time.Now().UTC(), accountID, delta).Scan(&rows).Error
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(rows) == 1 {
+		return rows[0].BalanceMicros, rows[0].LowBalanceThresholdMicros, nil
 	}
 	var n int64
 	if err := tx.Model(&models.Account{}).Where("id = ?", accountID).Count(&n).Error; err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if n == 0 {
-		return 0, apierr.NotFound("account %s not found", accountID)
+		return 0, 0, ledgerError(ErrAccountNotFound, apierr.NotFound("account %s not found", accountID))
 	}
-	return 0, apierr.InsufficientBalance("the available balance does not cover a debit of $%s", formatUSD(-delta))
+	return 0, 0, ledgerError(ErrInsufficientBalance,
+		apierr.InsufficientBalance("the available balance does not cover a debit of $%s", money.Format(-delta)))
 }

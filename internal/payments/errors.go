@@ -2,149 +2,103 @@ package payments
 
 import (
 	"errors"
-	"fmt"
-	"net/http"
 
-	"github.com/stripe/stripe-go/v82"
+	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/payments/stripe"
 )
 
-// ValidationError is bad input caught before calling Stripe (HTTP callers
-// answer 400 invalid_request with Message).
-type ValidationError struct {
-	Field   string // the input at fault, e.g. "amount"
-	Message string // safe to show to the user
+// The failures of the payment rules, for errors.Is. The error's own
+// message (Error()) is safe to show to whoever asked.
+var (
+	// ErrDisabled: card payments are not configured (STRIPE_SECRET_KEY).
+	ErrDisabled = stripe.ErrDisabled
+	// ErrWebhookNotConfigured: STRIPE_WEBHOOK_SECRET is unset.
+	ErrWebhookNotConfigured = stripe.ErrWebhookNotConfigured
+	// ErrBadSignature: a webhook whose signature does not verify (or is
+	// too old); ErrBadEvent: one that is signed but unusable.
+	ErrBadSignature = stripe.ErrBadSignature
+	ErrBadEvent     = errors.New("payments: invalid Stripe event")
+
+	// ErrInvalid: the request can never succeed as it is (an amount that
+	// is not whole cents or out of bounds, a top-up that is not a paid
+	// card payment, no saved card, ...).
+	ErrInvalid = errors.New("payments: invalid request")
+	// ErrNotFound: no such top-up or refund.
+	ErrNotFound = errors.New("payments: not found")
+	// ErrRefundTooLarge: more than the top-up minus what was refunded.
+	ErrRefundTooLarge = errors.New("payments: refund exceeds what is still refundable")
+	// ErrInsufficientBalance: more than the account has unspent.
+	ErrInsufficientBalance = errors.New("payments: not enough unspent balance")
+	// ErrMismatch: a payment that cannot be credited as it is (its ledger
+	// reference belongs to another entry, the account is gone). Retrying
+	// cannot help; an operator looks at it.
+	ErrMismatch = errors.New("payments: payment cannot be credited as it is")
+
+	// ErrIdempotencyReused: Stripe saw the Idempotency-Key with other
+	// parameters.
+	ErrIdempotencyReused = errors.New("payments: idempotency key already used for another request")
+	// ErrProviderRefused: Stripe refused the request (HTTP 400).
+	ErrProviderRefused = errors.New("payments: refused by Stripe")
+	// ErrProviderUnavailable: Stripe did not answer usefully; try later.
+	ErrProviderUnavailable = errors.New("payments: Stripe is not reachable")
+
+	// ErrSettlementNotStarted: a top-up event could not be handed to its
+	// settlement (Temporal down); ErrEventNotHandled: another event could
+	// not be applied now. Stripe retries both.
+	ErrSettlementNotStarted = errors.New("payments: top-up settlement not started")
+	ErrEventNotHandled      = errors.New("payments: webhook event not handled")
+)
+
+// failure is a sentinel with a message for people and, optionally, the
+// error that caused it.
+type failure struct {
+	kind  error
+	msg   string
+	cause error
 }
 
-func (e *ValidationError) Error() string {
-	return fmt.Sprintf("payments: invalid %s: %s", e.Field, e.Message)
+func (f *failure) Error() string { return f.msg }
+
+func (f *failure) Unwrap() []error {
+	if f.cause == nil {
+		return []error{f.kind}
+	}
+	return []error{f.kind, f.cause}
 }
 
-// DeclineError is a card error from Stripe (type card_error): the request
-// was valid but the card was not charged.
-type DeclineError struct {
-	Code        string // e.g. card_declined, authentication_required, expired_card
-	DeclineCode string // issuer's reason, e.g. insufficient_funds, generic_decline
-	Message     string // Stripe's message, safe to show to the card holder
-	// Retryable: charging the same card again later may succeed (soft
-	// decline). False when the customer must act, e.g. authenticate
-	// (authentication_required) or replace the card.
-	Retryable bool
+func fail(kind error, msg string) error { return &failure{kind: kind, msg: msg} }
 
-	PaymentIntentID     string // the failed PaymentIntent, when Stripe reports it
-	PaymentIntentStatus string
-	ChargeID            string
+func failWith(kind error, msg string, cause error) error {
+	return &failure{kind: kind, msg: msg, cause: cause}
 }
 
-func (e *DeclineError) Error() string {
-	msg := fmt.Sprintf("payments: card declined (code=%s", e.Code)
-	if e.DeclineCode != "" {
-		msg += ", decline_code=" + e.DeclineCode
-	}
-	msg += ")"
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	return msg
-}
-
-// APIError is any other error answered by Stripe. It deliberately copies
-// only safe fields: stripe.Error's own Error() serialises embedded objects,
-// which can carry a PaymentIntent client_secret.
-type APIError struct {
-	Op         string // what we were doing, e.g. "create refund"
-	HTTPStatus int
-	Type       string // api_error, invalid_request_error, idempotency_error, ...
-	Code       string // e.g. resource_missing, amount_too_large, charge_already_refunded
-	Param      string
-	Message    string
-	RequestID  string
-	// Retryable: the same request (same idempotency key) may succeed later:
-	// rate limits, lock timeouts, Stripe 5xx.
-	Retryable bool
-}
-
-func (e *APIError) Error() string {
-	msg := fmt.Sprintf("payments: %s: stripe %d %s", e.Op, e.HTTPStatus, e.Type)
-	if e.Code != "" {
-		msg += "/" + e.Code
-	}
-	if e.Param != "" {
-		msg += " (param " + e.Param + ")"
-	}
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	if e.RequestID != "" {
-		msg += " [request " + e.RequestID + "]"
-	}
-	return msg
-}
-
-// softDeclineCodes are issuer decline codes after which charging the same
-// card later may succeed. Everything else (generic_decline, do_not_honor,
-// lost_card, fraudulent, ...) needs the customer to act.
-var softDeclineCodes = map[string]bool{
-	"insufficient_funds":              true,
-	"try_again_later":                 true,
-	"issuer_not_available":            true,
-	"processing_error":                true,
-	"reenter_transaction":             true,
-	"approve_with_id":                 true,
-	"card_velocity_exceeded":          true,
-	"withdrawal_count_limit_exceeded": true,
-}
-
-// declineRetryable decides Retryable conservatively: card networks penalise
-// repeated retries of declines, so only known soft declines qualify.
-func declineRetryable(code, declineCode string) bool {
-	switch code {
-	case "authentication_required", "expired_card", "incorrect_cvc", "incorrect_number",
-		"invalid_cvc", "invalid_expiry_month", "invalid_expiry_year", "invalid_number":
-		return false
-	case "processing_error":
-		return true
-	}
-	if declineCode == "authentication_required" {
-		return false
-	}
-	return softDeclineCodes[declineCode]
-}
-
-// wrapStripeErr turns what stripe-go returned into DeclineError, APIError
-// or a wrapped transport error, always naming the operation.
-func wrapStripeErr(op string, err error) error {
-	if err == nil {
+// stripeError says what a Stripe client error means for a request made on
+// someone's behalf (a Checkout page, a card setup).
+func stripeError(err error) error {
+	var ve *stripe.ValidationError
+	var ae *stripe.APIError
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, stripe.ErrDisabled):
+		return err
+	case errors.As(err, &ve):
+		return failWith(ErrInvalid, ve.Message, err)
+	case errors.As(err, &ae) && ae.Type == "idempotency_error":
+		return failWith(ErrIdempotencyReused, "this Idempotency-Key was already used for a different top-up", err)
+	case errors.As(err, &ae) && ae.HTTPStatus == 400:
+		return failWith(ErrProviderRefused, "the payment provider refused the request: "+ae.Message, err)
 	}
-	var se *stripe.Error
-	if !errors.As(err, &se) {
-		// Transport errors, context cancellation, undecodable bodies.
-		return fmt.Errorf("payments: %s: %w", op, err)
+	return failWith(ErrProviderUnavailable, "the payment provider is not reachable right now; try again shortly", err)
+}
+
+// ledgerError says what a failed ledger post means for a card payment:
+// an entry that can never be posted is ErrMismatch; anything else (the
+// database) stays as it is, to be retried.
+func ledgerError(err error) error {
+	if errors.Is(err, billing.ErrAccountNotFound) || errors.Is(err, billing.ErrReferenceReused) ||
+		errors.Is(err, billing.ErrInvalidEntry) {
+		return failWith(ErrMismatch, err.Error(), err)
 	}
-	if se.Type == stripe.ErrorTypeCard {
-		d := &DeclineError{
-			Code:        string(se.Code),
-			DeclineCode: string(se.DeclineCode),
-			Message:     se.Msg,
-			ChargeID:    se.ChargeID,
-		}
-		if se.PaymentIntent != nil {
-			d.PaymentIntentID = se.PaymentIntent.ID
-			d.PaymentIntentStatus = string(se.PaymentIntent.Status)
-		}
-		d.Retryable = declineRetryable(d.Code, d.DeclineCode)
-		return d
-	}
-	status := se.HTTPStatusCode
-	return &APIError{
-		Op:         op,
-		HTTPStatus: status,
-		Type:       string(se.Type),
-		Code:       string(se.Code),
-		Param:      se.Param,
-		Message:    se.Msg,
-		RequestID:  se.RequestID,
-		Retryable: status >= 500 || status == http.StatusConflict ||
-			status == http.StatusTooManyRequests || se.Code == stripe.ErrorCodeLockTimeout,
-	}
+	return err
 }

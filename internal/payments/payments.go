@@ -1,227 +1,80 @@
-// Package payments is Beaver's Stripe integration: top-up Checkout Sessions,
-// saving a card for auto-recharge, off-session charges, refunds and webhook
-// parsing. It speaks to Stripe through stripe-go v82 and converts every
-// amount at the boundary: our code uses integer micro-USD (int64), Stripe
-// uses integer cents for USD (1 cent = 10,000 micros). No float touches money.
+// Package payments owns Beaver's card payments as rules: top-ups through
+// Stripe Checkout, refunds, auto-recharge of a saved card, disputes, and
+// the webhook events that drive them. Stripe itself is spoken to through
+// the subpackage stripe; the ledger through billing.Ledger. Every amount is
+// integer micro-USD.
 //
-// The package holds no state and starts no workflows; callers decide what a
-// result or an event means for the ledger.
+// Money moves exactly once: each credit and debit carries a ledger
+// reference that is stored data and never changes
+// (stripe:checkout:<session>, stripe:pi:<payment intent>,
+// beaver:refund:<id>, beaver:refund:<id>:reversal,
+// stripe:charge:<charge>:refunded:<cumulative micros>), and every step is
+// safe to retry.
+//
+// Failures are the sentinel errors of errors.go (errors.Is); the HTTP
+// layer and the Temporal activities map them. Durable sequences (a
+// settlement, a refund, a recharge) are workflows in package workflows
+// that call these rules one step at a time through package activities.
 package payments
 
 import (
-	"errors"
-	"fmt"
-	"net/http"
-	"net/url"
-	"strings"
+	"log/slog"
 
-	"github.com/stripe/stripe-go/v82"
+	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/payments/stripe"
 )
 
-// APIVersionFamily is the Stripe API version stripe-go v82 is generated for
-// and sends as Stripe-Version. Webhook endpoints must be created with this
-// version (same "basil" release train) so that event payloads decode with
-// the same shapes as API responses.
-const APIVersionFamily = stripe.APIVersion
-
-// MicrosPerCent converts Stripe's USD minor unit to ours.
-const MicrosPerCent = 10_000
-
-const (
-	// DefaultMinTopUpMicros is the smallest card top-up (5 USD) unless
-	// Config says otherwise. Stripe itself refuses USD charges under 0.50.
-	DefaultMinTopUpMicros int64 = 5_000_000
-	// DefaultMaxTopUpMicros is the largest card top-up (10,000 USD).
-	DefaultMaxTopUpMicros int64 = 10_000_000_000
-
-	// stripeMinChargeMicros is Stripe's minimum USD charge (50 cents).
-	stripeMinChargeMicros int64 = 500_000
-)
-
-// Metadata keys and values we put on Stripe objects. Webhook handlers read
-// them back, so they are part of our contract with ourselves.
-const (
-	MetaAccountID    = "account_id"
-	MetaAmountMicros = "amount_micros"
-	MetaKind         = "kind"
-
-	KindTopUp        = "topup"
-	KindSetup        = "setup"
-	KindAutoRecharge = "auto_recharge"
-)
-
-// TopUpProductName is the single line item of a top-up Checkout Session.
-const TopUpProductName = "Beaver balance top-up"
-
-// ErrDisabled is returned by New when no secret key is configured, and by
-// the methods of a nil *Client. HTTP callers answer 503 "top-up by card
-// disabled".
-var ErrDisabled = errors.New("payments: top-up by card disabled (STRIPE_SECRET_KEY unset)")
-
-// Config configures a Client. SecretKey is required; everything else has a
-// usable default.
-type Config struct {
-	SecretKey     string
-	WebhookSecret string
-	// APIBase is an origin such as "http://127.0.0.1:12111"; "" means
-	// Stripe's real API. The client appends /v1/... itself.
-	APIBase string
-	// SuccessURL and CancelURL are the Checkout return URLs; they may
-	// contain the {CHECKOUT_SESSION_ID} template, which Stripe fills in.
-	SuccessURL, CancelURL string
-	// Top-up bounds in micro-USD; 0 means the defaults (5 and 10,000 USD).
-	MinTopUpMicros, MaxTopUpMicros int64
-	// HTTPClient is optional; stripe-go's default (80 s timeout) otherwise.
-	HTTPClient *http.Client
+// Deps is what the payment rules need.
+type Deps struct {
+	DB     *db.DB
+	Ledger *billing.Ledger
+	// Stripe is the API client; nil = card payments disabled (ErrDisabled;
+	// listing what exists still works).
+	Stripe *stripe.Client
+	Mailer mail.Sender // nil = no receipts or notices
+	// PublicURL is the dashboard's origin, for Checkout return URLs and
+	// the links in emails ("" = Stripe's configured URLs).
+	PublicURL string
+	// AdminEmail is told of disputes ("" = nobody).
+	AdminEmail string
+	Log        *slog.Logger
 }
 
-// String redacts the secrets so a logged Config cannot leak them.
-func (c Config) String() string {
-	return fmt.Sprintf("payments.Config{SecretKey:%s WebhookSecret:%s APIBase:%q SuccessURL:%q CancelURL:%q MinTopUpMicros:%d MaxTopUpMicros:%d}",
-		redact(c.SecretKey), redact(c.WebhookSecret), c.APIBase, c.SuccessURL, c.CancelURL, c.MinTopUpMicros, c.MaxTopUpMicros)
+// Service applies the payment rules.
+type Service struct {
+	d Deps
 }
 
-// GoString makes %#v redact too.
-func (c Config) GoString() string { return c.String() }
-
-func redact(s string) string {
-	if s == "" {
-		return `""`
+// New returns the service.
+func New(d Deps) *Service {
+	if d.Log == nil {
+		d.Log = slog.Default()
 	}
-	return "[redacted]"
+	return &Service{d: d}
 }
 
-// Client talks to Stripe. It is safe for concurrent use. A nil *Client is
-// valid and reports Enabled() == false; its methods return ErrDisabled.
-type Client struct {
-	sc            *stripe.Client
-	webhookSecret string
-	successURL    string
-	cancelURL     string
-	minMicros     int64
-	maxMicros     int64
+// Enabled reports whether card payments are configured (false for nil).
+func (s *Service) Enabled() bool { return s != nil && s.d.Stripe.Enabled() }
+
+// WebhooksEnabled reports whether Stripe webhooks can be verified.
+func (s *Service) WebhooksEnabled() bool { return s != nil && s.d.Stripe.WebhooksEnabled() }
+
+// Ledger references (stored data: never change them).
+
+// TopUpLedgerReference is the credit of a Checkout Session.
+func TopUpLedgerReference(sessionID string) string { return "stripe:checkout:" + sessionID }
+
+// AutoRechargeLedgerReference is the credit of an off-session charge.
+func AutoRechargeLedgerReference(paymentIntentID string) string {
+	return "stripe:pi:" + paymentIntentID
 }
 
-// String keeps secrets out of logs that print the client.
-func (c *Client) String() string { return "payments.Client{[redacted]}" }
+// RefundLedgerReference is the debit of a refund made by Beaver.
+func RefundLedgerReference(refundID string) string { return "beaver:refund:" + refundID }
 
-// GoString makes %#v redact too.
-func (c *Client) GoString() string { return c.String() }
-
-// New builds a Client. It returns ErrDisabled when cfg.SecretKey is empty,
-// and a descriptive error for an unusable APIBase or top-up bounds.
-func New(cfg Config) (*Client, error) {
-	key := strings.TrimSpace(cfg.SecretKey)
-	if key == "" {
-		return nil, ErrDisabled
-	}
-	if strings.ContainsAny(key, " \t\r\n") {
-		return nil, errors.New("payments: STRIPE_SECRET_KEY contains whitespace")
-	}
-	lo, hi := cfg.MinTopUpMicros, cfg.MaxTopUpMicros
-	if lo == 0 {
-		lo = DefaultMinTopUpMicros
-	}
-	if hi == 0 {
-		hi = DefaultMaxTopUpMicros
-	}
-	if lo < stripeMinChargeMicros || hi < lo {
-		return nil, fmt.Errorf("payments: top-up bounds [%d, %d] micros invalid (min must be at least 0.50 USD and not above max)", lo, hi)
-	}
-	if lo%MicrosPerCent != 0 || hi%MicrosPerCent != 0 {
-		return nil, fmt.Errorf("payments: top-up bounds [%d, %d] micros must be whole cents", lo, hi)
-	}
-
-	bc := stripe.BackendConfig{
-		HTTPClient: cfg.HTTPClient,
-		// stripe-go logs error bodies, which can embed a PaymentIntent's
-		// client_secret; we return typed errors instead of logging.
-		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull},
-	}
-	if cfg.APIBase != "" {
-		base, err := normalizeAPIBase(cfg.APIBase)
-		if err != nil {
-			return nil, err
-		}
-		bc.URL = stripe.String(base)
-	}
-	// One config per backend: GetBackendWithConfig fills in defaults on the
-	// struct it is given, so sharing one would leak the API URL into the
-	// others.
-	newBackend := func(t stripe.SupportedBackend) stripe.Backend {
-		c := bc
-		return stripe.GetBackendWithConfig(t, &c)
-	}
-	backends := &stripe.Backends{
-		API:         newBackend(stripe.APIBackend),
-		Connect:     newBackend(stripe.ConnectBackend),
-		Uploads:     newBackend(stripe.UploadsBackend),
-		MeterEvents: newBackend(stripe.MeterEventsBackend),
-	}
-	return &Client{
-		sc:            stripe.NewClient(key, stripe.WithBackends(backends)),
-		webhookSecret: cfg.WebhookSecret,
-		successURL:    cfg.SuccessURL,
-		cancelURL:     cfg.CancelURL,
-		minMicros:     lo,
-		maxMicros:     hi,
-	}, nil
-}
-
-// normalizeAPIBase accepts an origin (scheme://host[:port], optionally with
-// a trailing "/" or "/v1" that stripe-go would strip anyway).
-func normalizeAPIBase(raw string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return "", fmt.Errorf("payments: STRIPE_API_BASE %q: %w", raw, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("payments: STRIPE_API_BASE %q must be an origin like http://127.0.0.1:12111", raw)
-	}
-	switch strings.TrimSuffix(u.Path, "/") {
-	case "", "/v1":
-	default:
-		return "", fmt.Errorf("payments: STRIPE_API_BASE %q must be an origin without a path", raw)
-	}
-	return u.Scheme + "://" + u.Host, nil
-}
-
-// Enabled reports whether card payments are configured.
-func (c *Client) Enabled() bool { return c != nil && c.sc != nil }
-
-// WebhooksEnabled reports whether ParseWebhook can verify events.
-func (c *Client) WebhooksEnabled() bool { return c.Enabled() && c.webhookSecret != "" }
-
-// TopUpBounds returns the configured [min, max] top-up in micro-USD.
-func (c *Client) TopUpBounds() (minMicros, maxMicros int64) {
-	if c == nil {
-		return DefaultMinTopUpMicros, DefaultMaxTopUpMicros
-	}
-	return c.minMicros, c.maxMicros
-}
-
-// CentsToMicros converts a USD amount in cents to micro-USD.
-func CentsToMicros(c int64) int64 { return c * MicrosPerCent }
-
-// ErrNotWholeCents is returned by MicrosToCents for amounts Stripe cannot
-// represent.
-var ErrNotWholeCents = errors.New("payments: amount is not a whole number of cents")
-
-// MicrosToCents converts micro-USD to cents, refusing amounts that are not a
-// whole number of cents (rounding would silently change what is charged).
-func MicrosToCents(m int64) (int64, error) {
-	if m%MicrosPerCent != 0 {
-		return 0, fmt.Errorf("%w: %d micros", ErrNotWholeCents, m)
-	}
-	return m / MicrosPerCent, nil
-}
-
-// usdMicros converts a Stripe amount to micro-USD only when it is in USD.
-// Any other currency yields 0 so nobody credits 100 JPY as 1 USD; callers
-// check Currency.
-func usdMicros(amount int64, currency stripe.Currency) int64 {
-	if currency != stripe.CurrencyUSD {
-		return 0
-	}
-	return CentsToMicros(amount)
+// RefundReversalReference is the credit that undoes a refund Stripe refused.
+func RefundReversalReference(refundID string) string {
+	return "beaver:refund:" + refundID + ":reversal"
 }

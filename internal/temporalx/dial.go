@@ -1,8 +1,9 @@
 // Package temporalx connects Beaver processes to Temporal: dialing with
 // short timeouts (so `beaver api` starts when Temporal is down), a
 // connection that keeps trying in the background and knows whether
-// Temporal answers (Conn), the API's Workflows implementation, and the local
-// dev server that `beaver dev` runs as a child process.
+// Temporal answers (Conn), and the local dev server that `beaver dev` runs
+// as a child process. It knows no workflow: workflows.Starter starts them
+// through a Conn.
 package temporalx
 
 import (

@@ -11,16 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beaver-gateway/beaver/api"
-	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/temporalx"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// The API's interface is satisfied without the api package importing us.
-var _ api.Workflows = (*temporalx.Workflows)(nil)
 
 func testConfig(t *testing.T, kv map[string]string) *config.Config {
 	t.Helper()
@@ -39,49 +34,6 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-}
-
-func want503(t *testing.T, what string, err error) {
-	t.Helper()
-	e, ok := apierr.As(err)
-	if !ok || e.Status != 503 {
-		t.Errorf("%s: want apierr 503, got %v", what, err)
-	}
-}
-
-func TestWorkflowsAnswer503WithoutTemporal(t *testing.T) {
-	cfg := testConfig(t, map[string]string{"TEMPORAL_ADDRESS": "127.0.0.1:" + freePort(t)})
-	conn := temporalx.NewConn(cfg, quiet)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go conn.Run(ctx) // keeps failing to dial
-	w := temporalx.NewWorkflows(temporalx.WorkflowsOptions{Conn: conn, Log: quiet})
-	if w.Available() {
-		t.Fatal("Available with nothing listening")
-	}
-	start := time.Now()
-	_, err := w.StartRepricing(ctx, "test")
-	want503(t, "StartRepricing", err)
-	want503(t, "StartEmailVerification", w.StartEmailVerification(ctx, "acct_1"))
-	want503(t, "CompleteEmailVerification", w.CompleteEmailVerification(ctx, "acct_1", "bve_x"))
-	want503(t, "StartPasswordReset", w.StartPasswordReset(ctx, "acct_1"))
-	want503(t, "CompletePasswordReset", w.CompletePasswordReset(ctx, "acct_1", "bpr_x", "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$a2V5"))
-	want503(t, "SignalLowBalance", w.SignalLowBalance(ctx, "acct_1", 0, 1))
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("503s must be immediate, took %s", d)
-	}
-	w.OnLowBalance("acct_1", 0, 1) // logs, never panics or blocks
-}
-
-func TestCompletePasswordResetRefusesAPlainPassword(t *testing.T) {
-	w := temporalx.NewWorkflows(temporalx.WorkflowsOptions{Log: quiet})
-	err := w.CompletePasswordReset(context.Background(), "acct_1", "bpr_x", "correct horse battery")
-	if err == nil {
-		t.Fatal("a plain password must never be sent")
-	}
-	if _, ok := apierr.As(err); ok {
-		t.Errorf("a programming error, not a client error: %v", err)
-	}
 }
 
 func TestDialFailsFast(t *testing.T) {

@@ -1,4 +1,4 @@
-package payments_test
+package stripe_test
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beaver-gateway/beaver/internal/payments"
+	"github.com/beaver-gateway/beaver/internal/payments/stripe"
 )
 
 // TestAgainstStripeMock sends our real requests to stripe-mock, which
@@ -34,7 +34,7 @@ func TestAgainstStripeMock(t *testing.T) {
 		t.Skip("!!! SKIPPED: " + msg)
 	}
 	base := startStripeMock(t, bin)
-	c, err := payments.New(payments.Config{
+	c, err := stripe.New(stripe.Config{
 		SecretKey: "sk_test_123", WebhookSecret: "whsec_unused", APIBase: base,
 		SuccessURL: successURL, CancelURL: cancelURL,
 	})
@@ -49,48 +49,48 @@ func TestAgainstStripeMock(t *testing.T) {
 	// decides the outcome.
 	accepted := func(what string, err error, allowDecline bool) {
 		t.Helper()
-		var d *payments.DeclineError
+		var d *stripe.DeclineError
 		if err == nil || (allowDecline && errors.As(err, &d)) {
 			return
 		}
 		t.Errorf("%s refused by stripe-mock: %v", what, err)
 	}
 
-	co, err := c.CreateTopUpCheckout(ctx, payments.TopUpCheckout{
+	co, err := c.CreateTopUpCheckout(ctx, stripe.TopUpCheckout{
 		AccountID: "acc_1", Email: "u@example.com", AmountMicros: 25_000_000, IdempotencyKey: "mock-topup-1",
 	})
 	accepted("CreateTopUpCheckout(email)", err, false)
 	if err == nil && co.ID == "" {
 		t.Error("CreateTopUpCheckout: empty session id")
 	}
-	_, err = c.CreateTopUpCheckout(ctx, payments.TopUpCheckout{AccountID: "acc_1", CustomerID: "cus_123", AmountMicros: 10_000_000_000})
+	_, err = c.CreateTopUpCheckout(ctx, stripe.TopUpCheckout{AccountID: "acc_1", CustomerID: "cus_123", AmountMicros: 10_000_000_000})
 	accepted("CreateTopUpCheckout(customer)", err, false)
 
-	setup, err := c.CreateSetupCheckout(ctx, payments.SetupCheckout{AccountID: "acc_1", Email: "u@example.com", IdempotencyKey: "mock-setup-1"})
+	setup, err := c.CreateSetupCheckout(ctx, stripe.SetupCheckout{AccountID: "acc_1", Email: "u@example.com", IdempotencyKey: "mock-setup-1"})
 	accepted("CreateSetupCheckout(new customer)", err, false)
 	if err == nil && setup.CustomerID == "" {
 		t.Error("CreateSetupCheckout: no customer id")
 	}
-	_, err = c.CreateSetupCheckout(ctx, payments.SetupCheckout{AccountID: "acc_1", CustomerID: "cus_123"})
+	_, err = c.CreateSetupCheckout(ctx, stripe.SetupCheckout{AccountID: "acc_1", CustomerID: "cus_123"})
 	accepted("CreateSetupCheckout(existing customer)", err, false)
 
 	_, err = c.GetCheckoutSession(ctx, "cs_test_123")
 	accepted("GetCheckoutSession (expand paths)", err, false)
 
-	_, err = c.ChargeOffSession(ctx, payments.OffSessionCharge{
+	_, err = c.ChargeOffSession(ctx, stripe.OffSessionCharge{
 		AccountID: "acc_1", CustomerID: "cus_123", PaymentMethodID: "pm_card_visa", AmountMicros: 20_000_000, IdempotencyKey: "mock-recharge-1",
 	})
 	accepted("ChargeOffSession", err, true)
 
-	_, err = c.Refund(ctx, payments.RefundInput{PaymentIntentID: "pi_123", AmountMicros: 5_000_000, IdempotencyKey: "mock-refund-1", Reason: "requested_by_customer"})
+	_, err = c.Refund(ctx, stripe.RefundInput{PaymentIntentID: "pi_123", AmountMicros: 5_000_000, IdempotencyKey: "mock-refund-1", Reason: "requested_by_customer"})
 	accepted("Refund(partial)", err, false)
-	_, err = c.Refund(ctx, payments.RefundInput{PaymentIntentID: "pi_123"})
+	_, err = c.Refund(ctx, stripe.RefundInput{PaymentIntentID: "pi_123"})
 	accepted("Refund(full)", err, false)
 
 	// The fixture SetupIntent has not succeeded, so only a Stripe-side
 	// refusal of the request would be a failure here.
 	_, err = c.DefaultPaymentMethod(ctx, "", "seti_123")
-	var apiErr *payments.APIError
+	var apiErr *stripe.APIError
 	if errors.As(err, &apiErr) {
 		t.Errorf("DefaultPaymentMethod refused by stripe-mock: %v", err)
 	}

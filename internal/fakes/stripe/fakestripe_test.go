@@ -1,4 +1,4 @@
-package fakestripe_test
+package stripe_test
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beaver-gateway/beaver/internal/payments/fakestripe"
+	fakestripe "github.com/beaver-gateway/beaver/internal/fakes/stripe"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 )

@@ -1,4 +1,4 @@
-package payments
+package stripe
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stripe/stripe-go/v82"
+	stripego "github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 )
 
@@ -195,20 +195,20 @@ func (e *Event) decodeObject() error {
 	}
 	switch head.Object {
 	case "checkout.session":
-		var s stripe.CheckoutSession
+		var s stripego.CheckoutSession
 		if err := json.Unmarshal(e.Object, &s); err != nil {
 			return err
 		}
 		cs := sessionFromStripe(&s)
 		e.CheckoutSession = &cs
 	case "charge":
-		var ch stripe.Charge
+		var ch stripego.Charge
 		if err := json.Unmarshal(e.Object, &ch); err != nil {
 			return err
 		}
 		e.Charge = chargeFromStripe(&ch)
 	case "dispute":
-		var d stripe.Dispute
+		var d stripego.Dispute
 		if err := json.Unmarshal(e.Object, &d); err != nil {
 			return err
 		}
@@ -227,7 +227,7 @@ func (e *Event) decodeObject() error {
 		}
 		e.Dispute = info
 	case "payment_intent":
-		var pi stripe.PaymentIntent
+		var pi stripego.PaymentIntent
 		if err := json.Unmarshal(e.Object, &pi); err != nil {
 			return err
 		}
@@ -236,7 +236,7 @@ func (e *Event) decodeObject() error {
 	return nil
 }
 
-func chargeFromStripe(ch *stripe.Charge) *ChargeInfo {
+func chargeFromStripe(ch *stripego.Charge) *ChargeInfo {
 	info := &ChargeInfo{
 		ID:                   ch.ID,
 		Status:               string(ch.Status),
@@ -264,7 +264,7 @@ func chargeFromStripe(ch *stripe.Charge) *ChargeInfo {
 	return info
 }
 
-func paymentIntentFromStripe(pi *stripe.PaymentIntent) *PaymentIntentInfo {
+func paymentIntentFromStripe(pi *stripego.PaymentIntent) *PaymentIntentInfo {
 	info := &PaymentIntentInfo{
 		ID:                   pi.ID,
 		Status:               string(pi.Status),

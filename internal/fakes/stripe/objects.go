@@ -1,4 +1,4 @@
-package fakestripe
+package stripe
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package payments
+package stripe
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/beaver-gateway/beaver/internal/money"
-	"github.com/stripe/stripe-go/v82"
+	stripego "github.com/stripe/stripe-go/v82"
 )
 
 // OffSessionCharge charges a saved card without the customer present
@@ -75,14 +75,14 @@ func (c *Client) ChargeOffSession(ctx context.Context, in OffSessionCharge) (Pay
 	}
 	cents, _ := MicrosToCents(in.AmountMicros)
 
-	params := &stripe.PaymentIntentCreateParams{
-		Amount:        stripe.Int64(cents),
-		Currency:      stripe.String(string(stripe.CurrencyUSD)),
-		Customer:      stripe.String(in.CustomerID),
-		PaymentMethod: stripe.String(in.PaymentMethodID),
-		OffSession:    stripe.Bool(true),
-		Confirm:       stripe.Bool(true),
-		Description:   stripe.String(fmt.Sprintf("Beaver auto-recharge of %s USD", money.Format(in.AmountMicros))),
+	params := &stripego.PaymentIntentCreateParams{
+		Amount:        stripego.Int64(cents),
+		Currency:      stripego.String(string(stripego.CurrencyUSD)),
+		Customer:      stripego.String(in.CustomerID),
+		PaymentMethod: stripego.String(in.PaymentMethodID),
+		OffSession:    stripego.Bool(true),
+		Confirm:       stripego.Bool(true),
+		Description:   stripego.String(fmt.Sprintf("Beaver auto-recharge of %s USD", money.Format(in.AmountMicros))),
 		Metadata: map[string]string{
 			MetaAccountID:    in.AccountID,
 			MetaAmountMicros: strconv.FormatInt(in.AmountMicros, 10),
@@ -111,9 +111,9 @@ func (c *Client) ChargeOffSession(ctx context.Context, in OffSessionCharge) (Pay
 		res.ReceiptURL = ch.ReceiptURL
 	}
 	switch pi.Status {
-	case stripe.PaymentIntentStatusSucceeded, stripe.PaymentIntentStatusProcessing:
+	case stripego.PaymentIntentStatusSucceeded, stripego.PaymentIntentStatusProcessing:
 		return res, nil
-	case stripe.PaymentIntentStatusRequiresAction:
+	case stripego.PaymentIntentStatusRequiresAction:
 		// Stripe normally answers off-session authentication with a card
 		// error, but the status is the authority.
 		return res, &DeclineError{Code: "authentication_required", Message: "the card requires authentication",
@@ -152,7 +152,7 @@ func (c *Client) DefaultPaymentMethod(ctx context.Context, customerID, setupInte
 	if customerID != "" && si.Customer != nil && si.Customer.ID != "" && si.Customer.ID != customerID {
 		return "", fmt.Errorf("payments: setup intent %s belongs to customer %s, not %s", si.ID, si.Customer.ID, customerID)
 	}
-	if si.Status != stripe.SetupIntentStatusSucceeded {
+	if si.Status != stripego.SetupIntentStatusSucceeded {
 		return "", fmt.Errorf("payments: setup intent %s is %s, not succeeded", si.ID, si.Status)
 	}
 	if si.PaymentMethod == nil || si.PaymentMethod.ID == "" {
@@ -174,16 +174,16 @@ func (c *Client) Refund(ctx context.Context, in RefundInput) (Refund, error) {
 	if in.AmountMicros < 0 {
 		return Refund{}, &ValidationError{Field: "amount", Message: "refund amount must not be negative"}
 	}
-	params := &stripe.RefundCreateParams{PaymentIntent: stripe.String(in.PaymentIntentID)}
+	params := &stripego.RefundCreateParams{PaymentIntent: stripego.String(in.PaymentIntentID)}
 	if in.AmountMicros > 0 {
 		cents, err := MicrosToCents(in.AmountMicros)
 		if err != nil {
 			return Refund{}, &ValidationError{Field: "amount", Message: "refund amount must be a whole number of cents"}
 		}
-		params.Amount = stripe.Int64(cents)
+		params.Amount = stripego.Int64(cents)
 	}
 	if in.Reason != "" {
-		params.Reason = stripe.String(in.Reason)
+		params.Reason = stripego.String(in.Reason)
 	}
 	if in.IdempotencyKey != "" {
 		params.SetIdempotencyKey(in.IdempotencyKey)
@@ -195,7 +195,7 @@ func (c *Client) Refund(ctx context.Context, in RefundInput) (Refund, error) {
 	return refundFromStripe(r), nil
 }
 
-func refundFromStripe(r *stripe.Refund) Refund {
+func refundFromStripe(r *stripego.Refund) Refund {
 	out := Refund{
 		ID:           r.ID,
 		Status:       string(r.Status),

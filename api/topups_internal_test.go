@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beaver-gateway/beaver/activities"
+	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -21,14 +21,14 @@ func TestTopUpCardListForBilling(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, st := range []string{"paid", "pending"} {
-				row := activities.TopUp{ID: "tu_" + st, AccountID: acct.ID, CheckoutSessionID: "cs_" + st, Status: st,
+				row := models.TopUp{ID: "tu_" + st, AccountID: acct.ID, CheckoutSessionID: "cs_" + st, Status: st,
 					AmountMicros: 5_250_000, ReceiptURL: "https://r/" + st, InvoiceURL: "https://i/" + st,
 					CreatedAt: now.Add(time.Duration(i) * time.Minute), UpdatedAt: now}
 				if err := d.Create(&row).Error; err != nil {
 					t.Fatal(err)
 				}
 			}
-			s := &Server{Deps: Deps{DB: d}}
+			s := &Server{Deps: Deps{DB: d, Payments: payments.New(payments.Deps{DB: d})}}
 			got, err := s.cardTopUps(context.Background(), acct.ID, 50)
 			if err != nil {
 				t.Fatal(err)

@@ -1,9 +1,9 @@
-// Package fakestripe is a stateful in-memory fake of the Stripe endpoints
-// Beaver calls, for tests through httptest:
+// Package stripe (imported as fakestripe) is a stateful in-memory fake of
+// the Stripe endpoints Beaver calls, for tests through httptest:
 //
 //	fs := fakestripe.New("whsec_test")
 //	srv := httptest.NewServer(fs)
-//	client, _ := payments.New(payments.Config{SecretKey: "sk_test_x", WebhookSecret: "whsec_test", APIBase: srv.URL})
+//	client, _ := stripe.New(stripe.Config{SecretKey: "sk_test_x", WebhookSecret: "whsec_test", APIBase: srv.URL})
 //
 // It answers with Stripe's JSON shapes (API version family "basil") and
 // error shapes ({"error": {"type", "code", "message", "param", ...}}),
@@ -19,7 +19,7 @@
 // pm_card_chargeDeclinedExpiredCard → expired_card,
 // pm_card_authenticationRequired (and pm_card_threeDSecureRequired) →
 // authentication_required; any other pm_... succeeds.
-package fakestripe
+package stripe
 
 import (
 	"crypto/rand"

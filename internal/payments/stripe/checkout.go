@@ -1,4 +1,4 @@
-package payments
+package stripe
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/money"
-	"github.com/stripe/stripe-go/v82"
+	stripego "github.com/stripe/stripe-go/v82"
 )
 
 // TopUpCheckout asks for a hosted Checkout page that charges AmountMicros
@@ -128,39 +128,39 @@ func (c *Client) CreateTopUpCheckout(ctx context.Context, in TopUpCheckout) (Che
 		MetaKind:         KindTopUp,
 	}
 	desc := fmt.Sprintf("Beaver balance top-up of %s USD", money.Format(in.AmountMicros))
-	params := &stripe.CheckoutSessionCreateParams{
-		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
-		ClientReferenceID: stripe.String(in.AccountID),
-		LineItems: []*stripe.CheckoutSessionCreateLineItemParams{{
-			Quantity: stripe.Int64(1),
-			PriceData: &stripe.CheckoutSessionCreateLineItemPriceDataParams{
-				Currency:   stripe.String(string(stripe.CurrencyUSD)),
-				UnitAmount: stripe.Int64(cents),
-				ProductData: &stripe.CheckoutSessionCreateLineItemPriceDataProductDataParams{
-					Name: stripe.String(TopUpProductName),
+	params := &stripego.CheckoutSessionCreateParams{
+		Mode:              stripego.String(string(stripego.CheckoutSessionModePayment)),
+		ClientReferenceID: stripego.String(in.AccountID),
+		LineItems: []*stripego.CheckoutSessionCreateLineItemParams{{
+			Quantity: stripego.Int64(1),
+			PriceData: &stripego.CheckoutSessionCreateLineItemPriceDataParams{
+				Currency:   stripego.String(string(stripego.CurrencyUSD)),
+				UnitAmount: stripego.Int64(cents),
+				ProductData: &stripego.CheckoutSessionCreateLineItemPriceDataProductDataParams{
+					Name: stripego.String(TopUpProductName),
 				},
 			},
 		}},
 		Metadata: meta,
-		PaymentIntentData: &stripe.CheckoutSessionCreatePaymentIntentDataParams{
-			Description: stripe.String(desc),
+		PaymentIntentData: &stripego.CheckoutSessionCreatePaymentIntentDataParams{
+			Description: stripego.String(desc),
 			Metadata:    meta,
 		},
-		InvoiceCreation: &stripe.CheckoutSessionCreateInvoiceCreationParams{
-			Enabled: stripe.Bool(true),
-			InvoiceData: &stripe.CheckoutSessionCreateInvoiceCreationInvoiceDataParams{
-				Description: stripe.String(desc),
+		InvoiceCreation: &stripego.CheckoutSessionCreateInvoiceCreationParams{
+			Enabled: stripego.Bool(true),
+			InvoiceData: &stripego.CheckoutSessionCreateInvoiceCreationInvoiceDataParams{
+				Description: stripego.String(desc),
 				Metadata:    meta,
 			},
 		},
 		// Adaptive Pricing would let the customer pay (and amount_total be)
 		// in a local currency; balances are USD, so keep the session in USD.
-		AdaptivePricing: &stripe.CheckoutSessionCreateAdaptivePricingParams{Enabled: stripe.Bool(false)},
+		AdaptivePricing: &stripego.CheckoutSessionCreateAdaptivePricingParams{Enabled: stripego.Bool(false)},
 	}
 	if in.CustomerID != "" {
-		params.Customer = stripe.String(in.CustomerID)
+		params.Customer = stripego.String(in.CustomerID)
 	} else if in.Email != "" {
-		params.CustomerEmail = stripe.String(in.Email)
+		params.CustomerEmail = stripego.String(in.Email)
 	}
 	c.setReturnURLs(params, in.SuccessURL, in.CancelURL)
 	if in.IdempotencyKey != "" {
@@ -187,11 +187,11 @@ func (c *Client) CreateSetupCheckout(ctx context.Context, in SetupCheckout) (Che
 	}
 	customerID := in.CustomerID
 	if customerID == "" {
-		cp := &stripe.CustomerCreateParams{
+		cp := &stripego.CustomerCreateParams{
 			Metadata: map[string]string{MetaAccountID: in.AccountID},
 		}
 		if in.Email != "" {
-			cp.Email = stripe.String(in.Email)
+			cp.Email = stripego.String(in.Email)
 		}
 		if in.IdempotencyKey != "" {
 			// A derived key: a retried setup reuses the same Customer.
@@ -208,17 +208,17 @@ func (c *Client) CreateSetupCheckout(ctx context.Context, in SetupCheckout) (Che
 		MetaAccountID: in.AccountID,
 		MetaKind:      KindSetup,
 	}
-	params := &stripe.CheckoutSessionCreateParams{
-		Mode:              stripe.String(string(stripe.CheckoutSessionModeSetup)),
-		Customer:          stripe.String(customerID),
-		ClientReferenceID: stripe.String(in.AccountID),
+	params := &stripego.CheckoutSessionCreateParams{
+		Mode:              stripego.String(string(stripego.CheckoutSessionModeSetup)),
+		Customer:          stripego.String(customerID),
+		ClientReferenceID: stripego.String(in.AccountID),
 		// Off-session recharge charges cards; other methods would need
 		// their own mandates and async flows.
-		PaymentMethodTypes: stripe.StringSlice([]string{"card"}),
-		Currency:           stripe.String(string(stripe.CurrencyUSD)),
+		PaymentMethodTypes: stripego.StringSlice([]string{"card"}),
+		Currency:           stripego.String(string(stripego.CurrencyUSD)),
 		Metadata:           meta,
-		SetupIntentData: &stripe.CheckoutSessionCreateSetupIntentDataParams{
-			Description: stripe.String("Beaver auto-recharge card"),
+		SetupIntentData: &stripego.CheckoutSessionCreateSetupIntentDataParams{
+			Description: stripego.String("Beaver auto-recharge card"),
 			Metadata:    meta,
 		},
 	}
@@ -233,16 +233,16 @@ func (c *Client) CreateSetupCheckout(ctx context.Context, in SetupCheckout) (Che
 	return checkoutFromStripe(s, customerID), nil
 }
 
-func (c *Client) setReturnURLs(p *stripe.CheckoutSessionCreateParams, success, cancel string) {
+func (c *Client) setReturnURLs(p *stripego.CheckoutSessionCreateParams, success, cancel string) {
 	if u := firstNonEmpty(success, c.successURL); u != "" {
-		p.SuccessURL = stripe.String(u)
+		p.SuccessURL = stripego.String(u)
 	}
 	if u := firstNonEmpty(cancel, c.cancelURL); u != "" {
-		p.CancelURL = stripe.String(u)
+		p.CancelURL = stripego.String(u)
 	}
 }
 
-func checkoutFromStripe(s *stripe.CheckoutSession, customerID string) Checkout {
+func checkoutFromStripe(s *stripego.CheckoutSession, customerID string) Checkout {
 	out := Checkout{ID: s.ID, URL: s.URL, CustomerID: customerID}
 	if s.Customer != nil && s.Customer.ID != "" {
 		out.CustomerID = s.Customer.ID
@@ -263,7 +263,7 @@ func (c *Client) GetCheckoutSession(ctx context.Context, id string) (CheckoutSes
 	if id == "" {
 		return CheckoutSession{}, &ValidationError{Field: "session_id", Message: "checkout session id is required"}
 	}
-	params := &stripe.CheckoutSessionRetrieveParams{}
+	params := &stripego.CheckoutSessionRetrieveParams{}
 	params.AddExpand("invoice")
 	params.AddExpand("setup_intent")
 	params.AddExpand("payment_intent.latest_charge")
@@ -276,7 +276,7 @@ func (c *Client) GetCheckoutSession(ctx context.Context, id string) (CheckoutSes
 
 // sessionFromStripe flattens a session; expanded objects fill the URL
 // fields, bare ids only the ID fields.
-func sessionFromStripe(s *stripe.CheckoutSession) CheckoutSession {
+func sessionFromStripe(s *stripego.CheckoutSession) CheckoutSession {
 	out := CheckoutSession{
 		ID:            s.ID,
 		Mode:          string(s.Mode),
@@ -290,7 +290,7 @@ func sessionFromStripe(s *stripe.CheckoutSession) CheckoutSession {
 		Metadata:      s.Metadata,
 	}
 	out.AmountTotalMicros = usdMicros(s.AmountTotal, s.Currency)
-	if cc := s.CurrencyConversion; cc != nil && cc.SourceCurrency == stripe.CurrencyUSD {
+	if cc := s.CurrencyConversion; cc != nil && cc.SourceCurrency == stripego.CurrencyUSD {
 		// Adaptive Pricing charged a local currency; the USD amount we
 		// priced is the source amount.
 		out.Currency = string(cc.SourceCurrency)

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/beaver-gateway/beaver/api"
+	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/bus"
+	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/payments"
+	"github.com/beaver-gateway/beaver/internal/payments/stripe"
+	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/internal/ratelimit"
+	"github.com/beaver-gateway/beaver/internal/temporalx"
+	"github.com/beaver-gateway/beaver/worker"
+	"github.com/beaver-gateway/beaver/workflows"
+)
+
+// The API's interface for Temporal is satisfied by the one starter.
+var _ api.Workflows = (*workflows.Starter)(nil)
+
+// errUsage reports a bad command line.
+var errUsage = errors.New("usage")
+
+// process is a wired Beaver process: every subcommand that opens the
+// database builds it with wire, the one place that knows how the pieces fit.
+type process struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	db        *db.DB
+	bus       bus.Bus
+	auth      *auth.Service
+	catalog   *catalog.Catalog
+	ledger    *billing.Ledger
+	billing   *billing.Engine
+	limiter   *ratelimit.Limiter
+	providers map[string]providers.Provider
+	mailer    mail.Sender
+	payments  *payments.Service
+	registry  *prometheus.Registry
+	// temporal is the connection to Temporal, not dialed yet (the caller
+	// runs it); workflows starts everything through it, answering 503
+	// while it is down.
+	temporal  *temporalx.Conn
+	workflows *workflows.Starter
+
+	// adminCreated and adminPassword report the bootstrap admin (the
+	// password only when it was generated).
+	adminCreated  bool
+	adminPassword string
+
+	cancel context.CancelFunc
+}
+
+// wire opens the database, migrates it, seeds the catalog and prices,
+// ensures the bootstrap admin, and builds every service.
+func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, error) {
+	secret, err := loadSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d, err := db.Open(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	p := &process{cfg: cfg, log: log, db: d, registry: prometheus.NewRegistry()}
+	ok := false
+	defer func() {
+		if !ok {
+			p.close()
+		}
+	}()
+	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := d.MigrateUp(ctx); err != nil {
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	// The bus must reach other processes on either database: `beaver worker`
+	// revokes sessions (password reset) that the API has cached.
+	if p.bus, err = bus.New(bg, d, cfg.DatabaseURL, log); err != nil {
+		return nil, fmt.Errorf("invalidation bus: %w", err)
+	}
+	p.catalog = catalog.New(d, p.bus, log)
+	if err := p.catalog.Seed(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.catalog.EnsurePrices(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.catalog.Reload(ctx); err != nil {
+		return nil, err
+	}
+	go p.catalog.Watch(bg, 15_000_000_000)
+	p.auth = auth.NewService(d, auth.Hasher{MemoryKiB: cfg.ArgonMemoryKiB, Time: cfg.ArgonTime, Threads: cfg.ArgonThreads},
+		auth.NewKeyed(secret), p.bus, cfg.AccessTokenTTL, cfg.RefreshTokenTTL)
+	p.adminCreated, p.adminPassword, err = auth.EnsureAdmin(ctx, p.auth, cfg.AdminEmail, cfg.AdminPassword)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap admin: %w", err)
+	}
+
+	p.temporal = temporalx.NewConn(cfg, log)
+	p.workflows = workflows.NewStarter(workflows.StarterOptions{Conn: p.temporal, Auth: p.auth,
+		TaskQueue: worker.TaskQueue(cfg), Log: log, Registerer: p.registry})
+	events := balanceEvents{workflows: p.workflows, recharge: payments.NewRechargeTrigger(d), log: log}
+	p.ledger = &billing.Ledger{DB: d, Events: events}
+	p.billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID, Registerer: p.registry,
+		Events: events})
+	p.bus.Subscribe(p.billing.Invalidate)
+
+	p.limiter, err = ratelimit.New(ratelimit.Options{RedisURL: cfg.RedisURL, Logger: log, Registerer: p.registry})
+	if err != nil {
+		return nil, fmt.Errorf("rate limiter: %w", err)
+	}
+	if p.providers, err = buildProviders(cfg); err != nil {
+		return nil, err
+	}
+	if p.mailer, err = mail.New(cfg, log); err != nil {
+		return nil, fmt.Errorf("mailer: %w", err)
+	}
+	sc, err := stripe.New(stripe.Config{SecretKey: cfg.StripeSecretKey, WebhookSecret: cfg.StripeWebhookSecret,
+		APIBase: cfg.StripeAPIBase, SuccessURL: cfg.PublicURL + "/billing?checkout=success&session_id={CHECKOUT_SESSION_ID}",
+		CancelURL: cfg.PublicURL + "/billing?checkout=cancel"})
+	if errors.Is(err, stripe.ErrDisabled) {
+		sc, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stripe: %w", err)
+	}
+	p.payments = payments.New(payments.Deps{DB: d, Ledger: p.ledger, Stripe: sc, Mailer: p.mailer,
+		PublicURL: cfg.PublicURL, AdminEmail: cfg.AdminEmail, Log: log})
+	ok = true
+	return p, nil
+}
+
+// loadSecret returns BEAVER_SECRET, or the secret kept in the data dir,
+// creating it on first start.
+func loadSecret(cfg *config.Config) (string, error) {
+	if cfg.Secret != "" {
+		return cfg.Secret, nil
+	}
+	path := filepath.Join(cfg.DataDir, "secret")
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) >= 32 {
+			return s, nil
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	s := fmt.Sprintf("%x", ids.Random(32))
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func buildProviders(cfg *config.Config) (map[string]providers.Provider, error) {
+	out := map[string]providers.Provider{}
+	for name, pc := range providers.DefaultConfigs() {
+		c, ok := cfg.Providers[name]
+		if !ok {
+			continue
+		}
+		pc.BaseURL, pc.APIKey = c.BaseURL, c.APIKey
+		pc.ConnectTimeout = cfg.UpstreamConnectTimeout
+		pc.FirstByteTimeout = cfg.UpstreamFirstByteTimeout
+		pc.IdleTimeout = cfg.UpstreamIdleTimeout
+		pr, err := providers.New(pc)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = pr
+	}
+	return out, nil
+}
+
+// apiDeps are the API's dependencies.
+func (p *process) apiDeps() api.Deps {
+	return api.Deps{Config: p.cfg, DB: p.db, Auth: p.auth, Ledger: p.ledger, Billing: p.billing, Catalog: p.catalog,
+		Providers: p.providers, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
+		Payments: p.payments, Workflows: p.workflows}
+}
+
+// workerDeps are the worker's activities' dependencies.
+func (p *process) workerDeps() worker.Deps {
+	return worker.Deps{DB: p.db, Catalog: p.catalog, Auth: p.auth, Mailer: p.mailer, Log: p.log, Registerer: p.registry,
+		Payments: p.payments}
+}
+
+// close stops background work: queued charges are committed and unused
+// leases returned first. (Whoever runs the Temporal connection closes it.)
+func (p *process) close() {
+	if p.billing != nil {
+		p.billing.Close()
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	if p.limiter != nil {
+		_ = p.limiter.Close()
+	}
+	if p.db != nil {
+		_ = p.db.Close()
+	}
+}

@@ -1,0 +1,96 @@
+package payments
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/models"
+)
+
+// cardCredit is a card payment to credit: a paid Checkout Session or a
+// succeeded auto-recharge.
+type cardCredit struct {
+	AccountID    string
+	AmountMicros int64
+	Reference    string // the ledger reference: credits once
+	Description  string
+	// The top_ups row that lists it.
+	SessionID       string
+	PaymentIntentID string
+	InvoiceURL      string
+	ReceiptURL      string
+}
+
+// Credited is the ledger entry of a card payment, new or from an earlier
+// attempt.
+type Credited struct {
+	EntryID            string
+	BalanceAfterMicros int64
+	Created            bool // false: an earlier attempt already credited
+}
+
+// credit is the one way a card payment reaches an account: one ledger
+// entry of type topup per reference, and the top_ups row marked paid.
+// Safe to retry and to run concurrently.
+func (s *Service) credit(ctx context.Context, c cardCredit) (Credited, error) {
+	entry, created, err := s.d.Ledger.Post(ctx, billing.Entry{AccountID: c.AccountID, Type: models.EntryTopUp,
+		AmountMicros: c.AmountMicros, Reference: c.Reference, Description: c.Description})
+	if err != nil {
+		return Credited{}, ledgerError(err)
+	}
+	if err := s.upsertTopUp(ctx, models.TopUp{AccountID: c.AccountID, CheckoutSessionID: c.SessionID,
+		PaymentIntentID: c.PaymentIntentID, AmountMicros: c.AmountMicros, Status: models.TopUpPaid,
+		LedgerEntryID: entry.ID, InvoiceURL: c.InvoiceURL, ReceiptURL: c.ReceiptURL}); err != nil {
+		return Credited{}, err
+	}
+	if created {
+		s.d.Log.Info("card payment credited", "account_id", c.AccountID, "reference", c.Reference,
+			"amount_micros", c.AmountMicros, "entry_id", entry.ID)
+	}
+	return Credited{EntryID: entry.ID, BalanceAfterMicros: entry.BalanceAfterMicros, Created: created}, nil
+}
+
+// upsertTopUp inserts the session's row or updates it. A paid row keeps
+// its status; empty strings never overwrite known values.
+func (s *Service) upsertTopUp(ctx context.Context, r models.TopUp) error {
+	now := time.Now().UTC()
+	r.ID, r.CreatedAt, r.UpdatedAt = ids.New("tu"), now, now
+	return s.d.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "checkout_session_id"}}, DoNothing: true}).
+			Create(&r).Error; err != nil {
+			return err
+		}
+		set := map[string]any{"updated_at": now}
+		if r.PaymentIntentID != "" {
+			set["payment_intent_id"] = r.PaymentIntentID
+		}
+		if r.AmountMicros > 0 {
+			set["amount_micros"] = r.AmountMicros
+		}
+		if r.LedgerEntryID != "" {
+			set["ledger_entry_id"] = r.LedgerEntryID
+		}
+		if r.InvoiceURL != "" {
+			set["invoice_url"] = r.InvoiceURL
+		}
+		if r.ReceiptURL != "" {
+			set["receipt_url"] = r.ReceiptURL
+		}
+		q := tx.Model(&models.TopUp{}).Where("checkout_session_id = ?", r.CheckoutSessionID)
+		if r.Status == models.TopUpPaid {
+			set["status"] = models.TopUpPaid
+		} else {
+			// Only a pending row moves to failed/expired.
+			if err := tx.Model(&models.TopUp{}).Where("checkout_session_id = ? AND status = ?", r.CheckoutSessionID, models.TopUpPending).
+				Update("status", r.Status).Error; err != nil {
+				return err
+			}
+		}
+		return q.Updates(set).Error
+	})
+}
