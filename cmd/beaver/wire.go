@@ -119,7 +119,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	events := balanceEvents{workflows: p.workflows, recharge: payments.NewRechargeTrigger(d), log: log}
 	p.ledger = &billing.Ledger{DB: d, Events: events}
 	p.billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID, Registerer: p.registry,
-		Events: events})
+		Events: events, AsyncCommit: !cfg.PGSynchronousCommit})
 	p.bus.Subscribe(p.billing.Invalidate)
 
 	p.limiter, err = ratelimit.New(ratelimit.Options{RedisURL: cfg.RedisURL, Logger: log, Registerer: p.registry})

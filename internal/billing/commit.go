@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/models"
@@ -112,10 +113,20 @@ func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, e
 	}
 	p.charge = charge
 
-	select {
-	case e.queue <- p:
-	case <-e.stop:
-		e.commit([]*pending{p})
+	if e.committing.TryLock() {
+		// No commit is running: commit here, with whatever else is queued,
+		// instead of handing over to the committer goroutine and back (two
+		// wake-ups, most of the settlement time of a lone request).
+		e.commit(e.fill([]*pending{p}))
+		e.committing.Unlock()
+	} else {
+		select {
+		case e.queue <- p:
+		case <-e.stop:
+			e.committing.Lock()
+			e.commit([]*pending{p})
+			e.committing.Unlock()
+		}
 	}
 	select {
 	case <-p.done:
@@ -146,7 +157,8 @@ func (e *Engine) Release(h *Hold) {
 	e.unquota(h)
 }
 
-// commitLoop batches whatever is queued into one transaction at a time.
+// commitLoop commits what queued up while another commit was running, one
+// batch per transaction (group commit).
 func (e *Engine) commitLoop() {
 	defer e.done.Done()
 	for {
@@ -158,24 +170,31 @@ func (e *Engine) commitLoop() {
 			for {
 				select {
 				case p := <-e.queue:
+					e.committing.Lock()
 					e.commit([]*pending{p})
+					e.committing.Unlock()
 				default:
 					return
 				}
 			}
 		}
-		batch := []*pending{first}
-	fill:
-		for len(batch) < e.opts.MaxBatch {
-			select {
-			case p := <-e.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		e.commit(batch)
+		e.committing.Lock()
+		e.commit(e.fill([]*pending{first}))
+		e.committing.Unlock()
 	}
+}
+
+// fill adds what is queued to batch, up to MaxBatch, without waiting.
+func (e *Engine) fill(batch []*pending) []*pending {
+	for len(batch) < e.opts.MaxBatch {
+		select {
+		case p := <-e.queue:
+			batch = append(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commit writes a batch, retrying transient failures, and finally item by
@@ -234,6 +253,9 @@ func (e *Engine) commitTx(batch []*pending) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if e.stmts.dialect == db.Postgres {
+		return e.commitPG(ctx, groups, now, month)
+	}
 	tx, err := e.stmts.begin(ctx)
 	if err != nil {
 		return err
@@ -244,88 +266,101 @@ func (e *Engine) commitTx(batch []*pending) error {
 // writeBatch writes a batch's groups inside tx: balances, keys, leases,
 // then the usage logs and ledger entries in multi-row INSERTs.
 func (e *Engine) writeBatch(tx *stmtTx, groups map[leaseKey]*group, now time.Time, month string) error {
-	{
-		var logs []models.UsageLog
-		var entries []models.LedgerEntry
-		for _, k := range sortedKeys(groups) {
-			g := groups[k]
-			g.leaseSum, g.directSum = 0, 0
-			g.leaseID = ""
-			for _, p := range g.items {
-				if p.orphan || p.leaseID == "" {
-					g.directSum += p.charge.ChargedMicros
-				} else {
-					g.leaseID = p.leaseID
-					g.leaseSum += p.charge.ChargedMicros
-				}
+	var logs []models.UsageLog
+	var entries []models.LedgerEntry
+	for _, k := range sortedKeys(groups) {
+		g := groups[k]
+		total, uncounted := g.sum()
+		balance, threshold, err := chargeAccount(tx, k.account, total, g.leaseSum, g.directSum, uncounted, month, now)
+		if err != nil {
+			return err
+		}
+		if g.chargesKey() {
+			if _, err := tx.exec(`UPDATE api_keys SET spent_micros = spent_micros + ?, reserved_micros = reserved_micros - ? WHERE id = ?`,
+				total, g.leaseSum, k.key); err != nil {
+				return err
 			}
-			total := g.leaseSum + g.directSum
-			// Requests of accounts with a monthly limit were counted at
-			// admission (see quota.go); the others are counted here.
-			uncounted := 0
-			for _, p := range g.items {
-				if !p.hold.quotaCounted {
-					uncounted++
-				}
-			}
-			balance, threshold, err := chargeAccount(tx, k.account, total, g.leaseSum, g.directSum, uncounted, month, now)
+		}
+		// Rows are locked in the same order as lease extension takes them
+		// (account, key, lease), so the two never deadlock.
+		if g.leaseSum > 0 {
+			n, err := tx.exec(`UPDATE balance_leases SET amount_micros = amount_micros - ?, updated_at = ?
+				WHERE id = ? AND amount_micros >= ?`, g.leaseSum, now, g.leaseID, g.leaseSum)
 			if err != nil {
 				return err
 			}
-			if k.key != "" && (total > 0 || g.leaseSum > 0) {
-				if _, err := tx.exec(`UPDATE api_keys SET spent_micros = spent_micros + ?, reserved_micros = reserved_micros - ? WHERE id = ?`,
-					total, g.leaseSum, k.key); err != nil {
-					return err
-				}
+			if n == 0 {
+				return fmt.Errorf("lease %s no longer covers %d micros", g.leaseID, g.leaseSum)
 			}
-			// Rows are locked in the same order as lease extension takes them
-			// (account, key, lease), so the two never deadlock.
-			if g.leaseSum > 0 {
-				n, err := tx.exec(`UPDATE balance_leases SET amount_micros = amount_micros - ?, updated_at = ?
-					WHERE id = ? AND amount_micros >= ?`, g.leaseSum, now, g.leaseID, g.leaseSum)
-				if err != nil {
-					return err
-				}
-				if n == 0 {
-					return fmt.Errorf("lease %s no longer covers %d micros", g.leaseID, g.leaseSum)
-				}
-			}
-			running := balance + total
-			for _, p := range g.items {
-				running -= p.charge.ChargedMicros
-				p.res = Settlement{ChargedMicros: p.charge.ChargedMicros, ProviderCostMicros: p.charge.ProviderCostMicros,
-					MarkupMicros: p.charge.MarkupMicros, UncollectedMicros: p.uncoll, BalanceAfterMicros: running}
-				o := p.out
-				var keyID, errText *string
-				if p.hold.KeyID != "" {
-					keyID = &p.hold.KeyID
-				}
-				if o.Error != "" {
-					errText = &o.Error
-				}
-				logs = append(logs, models.UsageLog{ID: o.GenerationID, RequestID: o.RequestID, AccountID: k.account, APIKeyID: keyID,
-					Model: o.Model, Provider: o.Provider, PriceVersion: p.hold.PriceVersion,
-					PromptTokens: o.PromptTokens, CompletionTokens: o.CompletionTokens, CachedTokens: o.CachedTokens,
-					ReasoningTokens: o.ReasoningTokens, UsageEstimated: o.UsageEstimated,
-					ProviderCostMicros: p.charge.ProviderCostMicros, MarkupMicros: p.charge.MarkupMicros,
-					ChargedMicros: p.charge.ChargedMicros, UncollectedMicros: p.uncoll, BalanceAfterMicros: running,
-					Streamed: o.Streamed, Cancelled: o.Cancelled, Error: errText, LatencyMS: o.LatencyMS, CreatedAt: now})
-				if p.charge.ChargedMicros > 0 {
-					id := ids.New("txn")
-					p.res.LedgerEntryID = id
-					entries = append(entries, models.LedgerEntry{ID: id, AccountID: k.account, Type: models.EntryCharge,
-						AmountMicros: -p.charge.ChargedMicros, BalanceAfterMicros: running,
-						Reference: "charge:" + o.GenerationID, Description: o.Model, CreatedAt: now})
-				}
-			}
-			// Applied after the commit (see afterCommit), never for a rolled-back try.
-			g.items[0].group = &groupResult{account: k.account, balance: balance, before: balance + total, threshold: threshold}
 		}
-		if err := insertUsageLogs(tx, logs); err != nil {
-			return err
-		}
-		return insertLedgerEntries(tx, entries)
+		logs, entries = g.settle(balance, now, logs, entries)
+		// Applied after the commit (see afterCommit), never for a rolled-back try.
+		g.items[0].group = &groupResult{account: k.account, balance: balance, before: balance + total, threshold: threshold}
 	}
+	if err := insertUsageLogs(tx, logs); err != nil {
+		return err
+	}
+	return insertLedgerEntries(tx, entries)
+}
+
+// sum splits the group's charges into what its lease covers and what is
+// charged straight from the balance (items whose lease row was lost), and
+// counts the requests the month's counter still has to count.
+func (g *group) sum() (total int64, uncounted int) {
+	g.leaseSum, g.directSum, g.leaseID = 0, 0, ""
+	for _, p := range g.items {
+		if p.orphan || p.leaseID == "" {
+			g.directSum += p.charge.ChargedMicros
+		} else {
+			g.leaseID = p.leaseID
+			g.leaseSum += p.charge.ChargedMicros
+		}
+		// Requests of accounts with a monthly limit were counted at
+		// admission (see quota.go); the others are counted here.
+		if !p.hold.quotaCounted {
+			uncounted++
+		}
+	}
+	return g.leaseSum + g.directSum, uncounted
+}
+
+// chargesKey reports whether the group changes its API key's row.
+func (g *group) chargesKey() bool {
+	return g.key.key != "" && (g.leaseSum+g.directSum > 0 || g.leaseSum > 0)
+}
+
+// settle fills in each item's settlement and appends its usage log and
+// ledger entry, given the account's balance after the group's charges.
+func (g *group) settle(balance int64, now time.Time, logs []models.UsageLog, entries []models.LedgerEntry) ([]models.UsageLog, []models.LedgerEntry) {
+	running := balance + g.leaseSum + g.directSum
+	for _, p := range g.items {
+		running -= p.charge.ChargedMicros
+		p.res = Settlement{ChargedMicros: p.charge.ChargedMicros, ProviderCostMicros: p.charge.ProviderCostMicros,
+			MarkupMicros: p.charge.MarkupMicros, UncollectedMicros: p.uncoll, BalanceAfterMicros: running}
+		o := p.out
+		var keyID, errText *string
+		if p.hold.KeyID != "" {
+			keyID = &p.hold.KeyID
+		}
+		if o.Error != "" {
+			errText = &o.Error
+		}
+		logs = append(logs, models.UsageLog{ID: o.GenerationID, RequestID: o.RequestID, AccountID: g.key.account, APIKeyID: keyID,
+			Model: o.Model, Provider: o.Provider, PriceVersion: p.hold.PriceVersion,
+			PromptTokens: o.PromptTokens, CompletionTokens: o.CompletionTokens, CachedTokens: o.CachedTokens,
+			ReasoningTokens: o.ReasoningTokens, UsageEstimated: o.UsageEstimated,
+			ProviderCostMicros: p.charge.ProviderCostMicros, MarkupMicros: p.charge.MarkupMicros,
+			ChargedMicros: p.charge.ChargedMicros, UncollectedMicros: p.uncoll, BalanceAfterMicros: running,
+			Streamed: o.Streamed, Cancelled: o.Cancelled, Error: errText, LatencyMS: o.LatencyMS, CreatedAt: now})
+		if p.charge.ChargedMicros > 0 {
+			id := ids.New("txn")
+			p.res.LedgerEntryID = id
+			entries = append(entries, models.LedgerEntry{ID: id, AccountID: g.key.account, Type: models.EntryCharge,
+				AmountMicros: -p.charge.ChargedMicros, BalanceAfterMicros: running,
+				Reference: "charge:" + o.GenerationID, Description: o.Model, CreatedAt: now})
+		}
+	}
+	return logs, entries
 }
 
 // chargeAccount takes a group's total from the account's balance (and its

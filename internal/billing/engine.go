@@ -54,9 +54,12 @@ type Engine struct {
 
 	metrics engineMetrics
 	queue   chan *pending
-	stop    chan struct{}
-	done    sync.WaitGroup
-	closed  sync.Once
+	// committing is held by whoever runs a commit: a settling request that
+	// found no commit running, or the committer goroutine.
+	committing sync.Mutex
+	stop       chan struct{}
+	done       sync.WaitGroup
+	closed     sync.Once
 }
 
 // EngineOptions tune the engine; zero values take the defaults.
@@ -66,6 +69,12 @@ type EngineOptions struct {
 	IdleReturn    time.Duration // unused lease amounts return after this idle time; default 2s
 	LeaseHeadroom int64         // lease this many times a request's hold when extending; default 8
 	MaxBatch      int           // requests per commit transaction; default 512
+	// AsyncCommit runs settlement transactions with synchronous_commit=off
+	// on PostgreSQL: committed when PostgreSQL has them in memory, on disk
+	// within its wal_writer_delay (x3). Survives a kill of Beaver, not a
+	// crash of the database server. No effect on SQLite (whose commits are
+	// always handed to the OS without fsync: synchronous=NORMAL).
+	AsyncCommit bool
 	// Events hears of low balances, charges and failed commits; nil = NoEvents.
 	Events     Events
 	Registerer prometheus.Registerer // optional: billing metrics
@@ -95,7 +104,7 @@ func NewEngine(d *db.DB, log *slog.Logger, o EngineOptions) *Engine {
 	// GORM, with its statement cache on SQLite (outside transactions it
 	// works; pgx caches prepared statements itself).
 	prepared := &db.DB{DB: d.Session(&gorm.Session{PrepareStmt: d.Dialect == db.SQLite}), Dialect: d.Dialect}
-	e := &Engine{db: prepared, stmts: newStatements(d), instance: o.InstanceID, log: log, opts: o,
+	e := &Engine{db: prepared, stmts: newStatements(d, o.AsyncCommit), instance: o.InstanceID, log: log, opts: o,
 		leases: map[leaseKey]*lease{}, quotas: map[string]*quota{},
 		queue: make(chan *pending, 4096), stop: make(chan struct{})}
 	e.metrics = newEngineMetrics(o.Registerer)

@@ -22,7 +22,7 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newAccount(t *testing.T, d *db.DB, balance int64) string {
+func newAccount(t testing.TB, d *db.DB, balance int64) string {
 	t.Helper()
 	now := time.Now().UTC()
 	a := models.Account{ID: ids.New("acct"), Email: ids.New("u") + "@example.com", PasswordHash: "x", Role: "user", Plan: "free",

@@ -28,7 +28,7 @@ func TestInsertRowsAnyBatchSize(t *testing.T) {
 					rows[i] = models.LedgerEntry{ID: fmt.Sprintf("txn_%d_%d", n, i), AccountID: acct.ID, Type: models.EntryCharge,
 						AmountMicros: -1, Reference: fmt.Sprintf("ref_%d_%d", n, i), CreatedAt: now}
 				}
-				st := newStatements(d)
+				st := newStatements(d, false)
 				tx, err := st.begin(context.Background())
 				if err != nil {
 					t.Fatal(err)

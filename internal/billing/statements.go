@@ -28,10 +28,13 @@ type statements struct {
 	mu      sync.RWMutex
 	stmts   map[string]*sql.Stmt // SQLite: prepared on the pool, reused by every transaction
 	texts   map[string]string    // PostgreSQL: ? → $n
+	async   bool                 // PostgreSQL: synchronous_commit=off (EngineOptions.AsyncCommit)
+	conn    *sql.Conn            // PostgreSQL: the settlement connection (commit_pg.go); guarded by Engine.committing
 }
 
-func newStatements(d *db.DB) *statements {
-	return &statements{sql: d.SQL(), dialect: d.Dialect, stmts: map[string]*sql.Stmt{}, texts: map[string]string{}}
+func newStatements(d *db.DB, async bool) *statements {
+	return &statements{sql: d.SQL(), dialect: d.Dialect, stmts: map[string]*sql.Stmt{}, texts: map[string]string{},
+		async: async && d.Dialect == db.Postgres}
 }
 
 // begin starts a commit transaction.
@@ -50,6 +53,10 @@ func (s *statements) close() {
 	for q, st := range s.stmts {
 		_ = st.Close()
 		delete(s.stmts, q)
+	}
+	if s.conn != nil {
+		_ = s.conn.Close()
+		s.conn = nil
 	}
 }
 

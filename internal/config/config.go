@@ -45,6 +45,12 @@ type Config struct {
 
 	Providers map[string]Provider // by provider name: openai, anthropic, google, deepseek, perplexity, xai
 
+	// PGSynchronousCommit off lets PostgreSQL acknowledge settlement
+	// commits before their WAL reaches disk: a charge then survives a kill
+	// of Beaver but not a crash of the database server (its last ~0.6 s of
+	// settlements). Default on.
+	PGSynchronousCommit bool
+
 	UpstreamConnectTimeout   time.Duration
 	UpstreamFirstByteTimeout time.Duration
 	UpstreamIdleTimeout      time.Duration
@@ -150,6 +156,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		RequireVerifiedEmail:     boolean("BEAVER_REQUIRE_VERIFIED_EMAIL"),
 		PublicURL:                strings.TrimRight(get("BEAVER_PUBLIC_URL", ""), "/"),
 		Providers:                map[string]Provider{},
+		PGSynchronousCommit:      get("BEAVER_PG_SYNCHRONOUS_COMMIT", "on") != "off",
 		UpstreamConnectTimeout:   dur("BEAVER_UPSTREAM_CONNECT_TIMEOUT", 10*time.Second),
 		UpstreamFirstByteTimeout: dur("BEAVER_UPSTREAM_FIRST_BYTE_TIMEOUT", 120*time.Second),
 		UpstreamIdleTimeout:      dur("BEAVER_UPSTREAM_IDLE_TIMEOUT", 60*time.Second),
@@ -183,6 +190,9 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 			APIKey:  get(p.prefix+"_API_KEY", ""),
 			BaseURL: strings.TrimRight(get(p.prefix+"_BASE_URL", p.base), "/"),
 		}
+	}
+	if v := get("BEAVER_PG_SYNCHRONOUS_COMMIT", "on"); v != "on" && v != "off" {
+		errs = append(errs, "BEAVER_PG_SYNCHRONOUS_COMMIT must be on or off")
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Addr

@@ -78,19 +78,29 @@ func (c Config) WithDefaults() Config {
 
 // Client sends requests to one provider over its own tuned transport.
 type Client struct {
-	cfg Config
-	hc  *http.Client
+	cfg    Config
+	h1     *h1Transport // nil when a proxy is configured: then hc
+	hc     *http.Client
+	scheme string // of the base URL
+	host   string
+	origin string // scheme://host
 }
 
 // NewClient checks the config, applies defaults and builds the provider's
-// transport: keep-alives with many idle connections per host (a gateway
-// talks to few hosts a lot), HTTP/2 when the server offers it, and the
-// connect timeout on dialing and the TLS handshake.
+// transport: Beaver's own HTTP/1.1 keep-alive pool (transport.go), or, when
+// the environment names a proxy for the provider, net/http's Transport
+// with HTTP/2 when the server offers it. Both apply the connect timeout to
+// dialing and the TLS handshake.
 func NewClient(cfg Config) (*Client, error) {
 	cfg = cfg.WithDefaults()
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("provider %q: base URL %q must be an absolute http(s) URL", cfg.Name, cfg.BaseURL)
+	}
+	c := &Client{cfg: cfg, scheme: u.Scheme, host: u.Host, origin: u.Scheme + "://" + u.Host}
+	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err == nil && proxy == nil {
+		c.h1 = newH1Transport(cfg.ConnectTimeout)
+		return c, nil
 	}
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
@@ -103,7 +113,40 @@ func NewClient(cfg Config) (*Client, error) {
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &Client{cfg: cfg, hc: &http.Client{Transport: t}}, nil
+	c.hc = &http.Client{Transport: t}
+	return c, nil
+}
+
+// CloseIdle closes the client's idle connections.
+func (c *Client) CloseIdle() {
+	if c.h1 != nil {
+		c.h1.closeIdle()
+	} else {
+		c.hc.CloseIdleConnections()
+	}
+}
+
+// send makes one HTTP exchange of req on ctx.
+func (c *Client) send(ctx context.Context, req Request) (*http.Response, error) {
+	if c.h1 != nil {
+		if path, ok := strings.CutPrefix(req.URL, c.origin); ok && (path == "" || path[0] == '/') {
+			if path == "" {
+				path = "/"
+			}
+			return c.h1.roundTrip(h1Request{ctx: ctx, scheme: c.scheme, host: c.host, path: path, header: req.Header, body: req.Body})
+		}
+		u, err := url.Parse(req.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("bad upstream URL %q", req.URL)
+		}
+		return c.h1.roundTrip(h1Request{ctx: ctx, scheme: u.Scheme, host: u.Host, path: u.RequestURI(), header: req.Header, body: req.Body})
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header = req.Header.Clone()
+	return c.hc.Do(hreq)
 }
 
 // Config returns the client's config, defaults applied.
@@ -165,15 +208,8 @@ var (
 // the first-byte timer fires, so the error can say which limit was hit.
 func (c *Client) try(ctx context.Context, req Request) (*Body, *Error) {
 	actx, cancel := context.WithCancelCause(ctx)
-	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
-	if err != nil {
-		cancel(err)
-		return nil, &Error{Message: "building the upstream request: " + err.Error(), Err: err}
-	}
-	hreq.Header = req.Header.Clone()
-
 	timer := time.AfterFunc(c.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
-	resp, err := c.hc.Do(hreq)
+	resp, err := c.send(actx, req)
 	if !timer.Stop() {
 		if err == nil {
 			resp.Body.Close()
