@@ -42,6 +42,35 @@ func (s *Server) listModels(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
 }
 
+// getModel serves GET /v1/models/{id}: one entry of GET /v1/models, no
+// credentials needed. The id is resolved as the chat paths resolve theirs:
+// the prefixed id with a raw slash ("/v1/models/openai/gpt-4o-mini") or %2F
+// (gin unescapes the catch-all), or a bare name when exactly one active model
+// has it; the answer's id is always the prefixed one. Unknown, inactive and
+// not yet priced models answer 404 model_not_found.
+func (s *Server) getModel(c *gin.Context) {
+	id := strings.Trim(c.Param("path"), "/")
+	if id == "" {
+		s.listModels(c) // "/v1/models/": gin used to redirect it to the list
+		return
+	}
+	e, err := s.Catalog.Resolve(id)
+	if err != nil {
+		if strings.HasSuffix(id, "/chat") {
+			// GET on the chat path: not a model id, the route is POST-only.
+			c.Header("Allow", http.MethodPost)
+			methodNotAllowed(c)
+			return
+		}
+		if ae, ok := apierr.As(err); ok {
+			err = ae.With("param", "model")
+		}
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, modelView(e))
+}
+
 func adminModelView(e *catalog.Entry) gin.H {
 	v := modelView(e)
 	b := e.Base

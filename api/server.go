@@ -108,6 +108,7 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/status/latency", s.latencyStatus)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
 	r.GET("/v1/models", s.listModels)
+	r.GET("/v1/models/*path", s.getModel) // {id} with a raw slash or %2F, or a bare name
 	r.POST("/auth/register", s.authThrottle("register"), s.register)
 	r.POST("/auth/login", s.authThrottle("login"), s.login)
 	r.POST("/auth/refresh", s.refresh)
