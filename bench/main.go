@@ -1,51 +1,80 @@
 // Command bench measures Beaver against a direct call to the same fake
-// upstream, in one run on this machine: requests per second at 50
-// connections, added latency (p50, p99) at 1 connection, and Beaver's peak
-// RSS. Beaver runs as a real `beaver api` child process with billing on
-// (every request is admitted, charged, logged and committed).
+// upstream and against a plain Go reverse proxy (bench/proxy), in one run on
+// this machine: requests per second at 50 connections, added latency (p50,
+// p99) at 1 connection, with -stream also the added time to first byte and
+// the gaps between stream chunks, Beaver's idle and peak RSS, and a check
+// that every answer was billed exactly once. Beaver runs as a real
+// `beaver api` child process with billing on (every request is admitted,
+// charged, logged and committed). See bench/README.md.
 //
 //	go run ./bench                       # embedded SQLite
 //	go run ./bench -database postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+//	go run ./bench -stream -env BEAVER_SOME_OPTION=value
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 )
 
+// envFlags is a repeatable -env KEY=VALUE.
+type envFlags []string
+
+func (e *envFlags) String() string { return strings.Join(*e, " ") }
+
+func (e *envFlags) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
+
+type options struct {
+	dbURL    string
+	conns    int
+	duration time.Duration
+	latN     int
+	gapN     int
+	stream   bool
+	profile  string
+	env      envFlags
+}
+
 func main() {
-	var (
-		dbURL    = flag.String("database", "", "BEAVER_DATABASE_URL for Beaver (default: a fresh SQLite file)")
-		conns    = flag.Int("c", 50, "connections for the throughput run")
-		duration = flag.Duration("d", 10*time.Second, "length of each throughput run")
-		latN     = flag.Int("n", 2000, "sequential requests for the latency run")
-		stream   = flag.Bool("stream", false, "use streaming requests")
-		profile  = flag.String("cpuprofile", "", "write a CPU profile of Beaver during its throughput run to this file")
-	)
+	var o options
+	flag.StringVar(&o.dbURL, "database", "", "BEAVER_DATABASE_URL for Beaver (default: a fresh SQLite file)")
+	flag.IntVar(&o.conns, "c", 50, "connections for the throughput run")
+	flag.DurationVar(&o.duration, "d", 10*time.Second, "length of each throughput run")
+	flag.IntVar(&o.latN, "n", 2000, "sequential requests for the latency run")
+	flag.IntVar(&o.gapN, "gapn", 50, "with -stream: sequential requests of spaced chunks for the gap run")
+	flag.BoolVar(&o.stream, "stream", false, "use streaming requests")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of Beaver during its throughput run to this file")
+	flag.Var(&o.env, "env", "KEY=VALUE added to Beaver's environment (repeatable)")
 	flag.Parse()
-	if err := run(*dbURL, *conns, *duration, *latN, *stream, *profile); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dbURL string, conns int, duration time.Duration, latN int, stream bool, profile string) error {
+// The gap run's stream: gapWords words, the fake waits gapDelayMS before each.
+const (
+	gapWords   = 32
+	gapDelayMS = 2
+)
+
+func run(o options) error {
 	dir, err := os.MkdirTemp("", "beaver-bench-")
 	if err != nil {
 		return err
@@ -84,6 +113,7 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool,
 	if err != nil {
 		return err
 	}
+	dbURL := o.dbURL
 	if dbURL == "" {
 		dbURL = "sqlite://" + filepath.Join(dir, "beaver.db")
 	}
@@ -93,6 +123,7 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool,
 	cmd.Env = append(os.Environ(), "BEAVER_ADDR="+addr, "BEAVER_DATABASE_URL="+dbURL, "BEAVER_DATA_DIR="+dir,
 		"BEAVER_ADMIN_EMAIL="+adminEmail, "BEAVER_ADMIN_PASSWORD="+adminPassword, "BEAVER_AUTH_LIMIT=1000",
 		"OPENAI_BASE_URL="+fakeURL+"/v1", "OPENAI_API_KEY=fake", "TEMPORAL_ADDRESS=127.0.0.1:1", "BEAVER_PPROF_ADDR="+pprofAddr)
+	cmd.Env = append(cmd.Env, o.env...) // last wins: -env may override the above
 	logf, _ := os.Create(filepath.Join(dir, "beaver.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -107,49 +138,93 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool,
 	if err != nil {
 		return err
 	}
+	before, _, err := balance(base, key)
+	if err != nil {
+		return err
+	}
+	idleRSS := procMB(cmd.Process.Pid, "VmRSS")
 
-	body, _ := json.Marshal(map[string]any{"model": "openai/gpt-4o-mini", "stream": stream, "max_tokens": 16,
-		"messages": []any{map[string]string{"role": "user", "content": "benchmark me [[words:8]]"}}})
-	directBody, _ := json.Marshal(map[string]any{"model": "gpt-4o-mini", "stream": stream, "max_tokens": 16,
-		"messages": []any{map[string]string{"role": "user", "content": "benchmark me [[words:8]]"}}})
-	direct := target{url: fakeURL + "/v1/chat/completions", body: directBody}
-	proxy := target{url: "http://" + proxyAddr + "/v1/chat/completions", body: directBody}
+	// Beaver is asked for openai/gpt-4o-mini and streams from the fake with
+	// stream_options.include_usage; direct and proxy-only ask the fake the
+	// same (upstream = true).
+	body := func(upstream bool, prompt string, maxTokens int) []byte {
+		m := map[string]any{"model": "openai/gpt-4o-mini", "stream": o.stream, "max_tokens": maxTokens,
+			"messages": []any{map[string]string{"role": "user", "content": prompt}}}
+		if upstream {
+			m["model"] = "gpt-4o-mini"
+			if o.stream {
+				m["stream_options"] = map[string]bool{"include_usage": true}
+			}
+		}
+		b, _ := json.Marshal(m)
+		return b
+	}
+	const prompt = "benchmark me [[words:8]]"
+	rec := &recorder{}
+	direct := target{name: "direct", url: fakeURL + "/v1/chat/completions", body: body(true, prompt, 16), stream: o.stream}
+	proxy := target{name: "proxy-only", url: "http://" + proxyAddr + "/v1/chat/completions", body: direct.body, stream: o.stream}
 	if err := waitListen(proxyAddr); err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
-	beaver := target{url: base + "/v1/chat/completions", body: body, key: key}
+	beaver := target{name: "Beaver", url: base + "/v1/chat/completions", body: body(false, prompt, 16), key: key, stream: o.stream, rec: rec}
 
-	// Warm both paths (connections, caches, first lease).
+	// Warm every path (connections, caches, first lease).
 	load(direct, 4, time.Second)
 	load(proxy, 4, time.Second)
 	load(beaver, 4, time.Second)
 
-	fmt.Printf("Beaver benchmark (%s, stream=%v, %s per throughput run, %d connections)\n", dbKind(dbURL), stream, duration, conns)
-	dRPS, dErr := load(direct, conns, duration)
-	pRPS, pErr := load(proxy, conns, duration)
+	env := ""
+	if len(o.env) > 0 {
+		env = " env=" + strings.Join(o.env, ",")
+	}
+	fmt.Printf("Beaver benchmark (%s, stream=%v%s, %s per throughput run, %d connections)\n", dbKind(dbURL), o.stream, env, o.duration, o.conns)
+	dRPS, dErr := load(direct, o.conns, o.duration)
+	pRPS, pErr := load(proxy, o.conns, o.duration)
 	profDone := make(chan error, 1)
-	if profile != "" {
-		go func() { profDone <- fetchProfile("http://"+pprofAddr, profile, duration-time.Second) }()
+	if o.profile != "" {
+		go func() { profDone <- fetchProfile("http://"+pprofAddr, o.profile, o.duration-time.Second) }()
 	} else {
 		profDone <- nil
 	}
-	bRPS, bErr := load(beaver, conns, duration)
+	bRPS, bErr := load(beaver, o.conns, o.duration)
 	if err := <-profDone; err != nil {
 		fmt.Fprintln(os.Stderr, "bench: profile:", err)
 	}
 	fmt.Printf("throughput  direct %7.0f req/s   proxy-only %7.0f req/s (%d errors)   Beaver %7.0f req/s (%d errors)\n",
 		dRPS, pRPS, pErr, bRPS, bErr)
 	fmt.Printf("            Beaver/direct %.2f   Beaver/proxy-only %.2f   (direct errors %d)\n", bRPS/dRPS, bRPS/pRPS, dErr)
-	dLat := latency(direct, latN)
-	pLat := latency(proxy, latN)
-	bLat := latency(beaver, latN)
-	p := func(l []time.Duration, q float64) time.Duration { return l[int(q*float64(len(l)-1))] }
-	r := func(d time.Duration) string { return d.Round(time.Microsecond).String() }
+
+	dLat, pLat, bLat := sequential(direct, o.latN), sequential(proxy, o.latN), sequential(beaver, o.latN)
 	fmt.Printf("latency     direct p50 %s p99 %s   proxy-only p50 %s p99 %s   Beaver p50 %s p99 %s\n",
-		r(p(dLat, .50)), r(p(dLat, .99)), r(p(pLat, .50)), r(p(pLat, .99)), r(p(bLat, .50)), r(p(bLat, .99)))
-	fmt.Printf("added       proxy-only p50 %s p99 %s   Beaver p50 %s p99 %s\n",
-		r(p(pLat, .50)-p(dLat, .50)), r(p(pLat, .99)-p(dLat, .99)), r(p(bLat, .50)-p(dLat, .50)), r(p(bLat, .99)-p(dLat, .99)))
-	fmt.Printf("peak RSS    Beaver %s\n", peakRSS(cmd.Process.Pid))
+		rd(q(dLat.total, .50)), rd(q(dLat.total, .99)), rd(q(pLat.total, .50)), rd(q(pLat.total, .99)), rd(q(bLat.total, .50)), rd(q(bLat.total, .99)))
+	added := func(l, d []time.Duration, p float64) time.Duration { return q(l, p) - q(d, p) }
+	fmt.Printf("added       proxy-only p50 %s p99 %s   Beaver p50 %s p99 %s   (errors: direct %d proxy-only %d Beaver %d)\n",
+		rd(added(pLat.total, dLat.total, .50)), rd(added(pLat.total, dLat.total, .99)),
+		rd(added(bLat.total, dLat.total, .50)), rd(added(bLat.total, dLat.total, .99)), dLat.errors, pLat.errors, bLat.errors)
+	summaryFirst := ""
+	if o.stream {
+		fmt.Printf("first byte  direct p50 %s p99 %s   proxy-only p50 %s p99 %s   Beaver p50 %s p99 %s\n",
+			rd(q(dLat.first, .50)), rd(q(dLat.first, .99)), rd(q(pLat.first, .50)), rd(q(pLat.first, .99)), rd(q(bLat.first, .50)), rd(q(bLat.first, .99)))
+		fmt.Printf("added first byte  proxy-only p50 %s p99 %s   Beaver p50 %s p99 %s\n",
+			rd(added(pLat.first, dLat.first, .50)), rd(added(pLat.first, dLat.first, .99)),
+			rd(added(bLat.first, dLat.first, .50)), rd(added(bLat.first, dLat.first, .99)))
+		summaryFirst = fmt.Sprintf("first byte added p50 Beaver %s (proxy-only %s), p99 Beaver %s (proxy-only %s), ",
+			ms(added(bLat.first, dLat.first, .50)), ms(added(pLat.first, dLat.first, .50)),
+			ms(added(bLat.first, dLat.first, .99)), ms(added(pLat.first, dLat.first, .99)))
+
+		// Chunks spaced gapDelayMS apart by the fake: a path that buffers
+		// shows gaps near zero and one long one.
+		gp := fmt.Sprintf("benchmark me [[words:%d]] [[chunk-delay:%d]]", gapWords, gapDelayMS)
+		dGap := sequential(direct.with(body(true, gp, 2*gapWords)), o.gapN)
+		bGap := sequential(beaver.with(body(false, gp, 2*gapWords)), o.gapN)
+		gaps := func(s seq) string {
+			return fmt.Sprintf("p50 %s p99 %s max %s (tail p50 %s)", rd(q(s.gaps, .50)), rd(q(s.gaps, .99)), rd(maxOf(s.gaps)), rd(q(s.tail, .50)))
+		}
+		fmt.Printf("chunk gaps  %d words %d ms apart: direct %s   Beaver %s   (errors: direct %d Beaver %d)\n",
+			gapWords, gapDelayMS, gaps(dGap), gaps(bGap), dGap.errors, bGap.errors)
+	}
+	peakRSS := procMB(cmd.Process.Pid, "VmHWM")
+	fmt.Printf("RSS         Beaver idle %.1f MB   peak %.1f MB\n", idleRSS, peakRSS)
 	if os.Getenv("BENCH_METRICS") != "" {
 		if res, err := http.Get(base + "/metrics"); err == nil {
 			b, _ := io.ReadAll(res.Body)
@@ -161,210 +236,27 @@ func run(dbURL string, conns int, duration time.Duration, latN int, stream bool,
 			}
 		}
 	}
-	return checkLedger(base, key)
-}
-
-type target struct {
-	url  string
-	body []byte
-	key  string
-}
-
-var client = &http.Client{Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}}
-
-func (t target) do() error {
-	req, _ := http.NewRequest("POST", t.url, bytes.NewReader(t.body))
-	req.Header.Set("Content-Type", "application/json")
-	if t.key != "" {
-		req.Header.Set("Authorization", "Bearer "+t.key)
-	}
-	res, err := client.Do(req)
-	if err != nil {
+	if err := waitLeases(base, key); err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if res.StatusCode != 200 {
-		return fmt.Errorf("status %d", res.StatusCode)
+	if err := checkLedger(base, key); err != nil {
+		return err
+	}
+	billErr := checkBilledOnce(base, key, before, rec, o.stream)
+	billed := "ok"
+	if billErr != nil {
+		billed = "FAILED"
+	}
+	fmt.Printf("summary %s stream=%v%s: Beaver/proxy-only %.2f, Beaver/direct %.2f, added p50 Beaver %s (proxy-only %s), added p99 Beaver %s (proxy-only %s), %sRSS idle %.0f MB peak %.0f MB, billed exactly once: %s\n",
+		dbKind(dbURL), o.stream, env, bRPS/pRPS, bRPS/dRPS,
+		ms(added(bLat.total, dLat.total, .50)), ms(added(pLat.total, dLat.total, .50)),
+		ms(added(bLat.total, dLat.total, .99)), ms(added(pLat.total, dLat.total, .99)),
+		summaryFirst, idleRSS, peakRSS, billed)
+	if billErr != nil {
+		return billErr
+	}
+	if rec.errors > 0 {
+		return fmt.Errorf("%d requests to Beaver failed during the run (see the errors above and beaver.log; BENCH_KEEP=1 keeps it)", rec.errors)
 	}
 	return nil
-}
-
-// load runs conns workers for d and returns requests per second.
-func load(t target, conns int, d time.Duration) (float64, int64) {
-	var ok, bad atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < conns; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				if err := t.do(); err != nil {
-					bad.Add(1)
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(ok.Load()) / time.Since(start).Seconds(), bad.Load()
-}
-
-// latency sends n requests one after another and returns sorted latencies.
-func latency(t target, n int) []time.Duration {
-	out := make([]time.Duration, 0, n)
-	for i := 0; i < n; i++ {
-		s := time.Now()
-		if err := t.do(); err == nil {
-			out = append(out, time.Since(s))
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	if len(out) == 0 {
-		out = append(out, 0)
-	}
-	return out
-}
-
-func serve(h http.Handler) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: h}
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func waitUp(url string) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if res, err := http.Get(url); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("beaver did not come up at %s", url)
-}
-
-func waitListen(addr string) error {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return nil
-		}
-	}
-	return fmt.Errorf("nothing listens on %s", addr)
-}
-
-func call(method, url, token string, in any) (map[string]any, error) {
-	var rd io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&out)
-	if res.StatusCode >= 300 {
-		return out, fmt.Errorf("%s %s: %d %v", method, url, res.StatusCode, out)
-	}
-	return out, nil
-}
-
-// setup signs in the admin, makes a funded account without limits, and
-// returns an API key of it.
-func setup(base, email, password string) (string, error) {
-	login, err := call("POST", base+"/auth/login", "", map[string]string{"email": email, "password": password})
-	if err != nil {
-		return "", err
-	}
-	tok := login["access_token"].(string)
-	acct, err := call("POST", base+"/admin/accounts", tok, map[string]any{"email": fmt.Sprintf("load-%d@example.com", time.Now().UnixNano()), "password": "load-test-password-1", "plan": "enterprise"})
-	if err != nil {
-		return "", err
-	}
-	id := acct["account"].(map[string]any)["id"].(string)
-	if _, err := call("PATCH", base+"/admin/accounts/"+id, tok, map[string]any{"rpm_limit": 0, "monthly_request_limit": 0}); err != nil {
-		return "", err
-	}
-	if _, err := call("POST", base+"/admin/top-up", tok, map[string]any{"account_id": id, "amount_usd": "100000"}); err != nil {
-		return "", err
-	}
-	k, err := call("POST", base+"/admin/api-keys", tok, map[string]any{"account_id": id, "name": "bench"})
-	if err != nil {
-		return "", err
-	}
-	return k["key"].(string), nil
-}
-
-// checkLedger prints the account's final state: every request was charged.
-func checkLedger(base, key string) error {
-	b, err := call("GET", base+"/account/balance", key, nil)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("after run   balance %v USD, reserved %v micros\n", b["balance_usd"], b["reserved_micros"])
-	return nil
-}
-
-func peakRSS(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
-		}
-	}
-	return "unknown"
-}
-
-func dbKind(u string) string {
-	if strings.HasPrefix(u, "sqlite") {
-		return "SQLite"
-	}
-	return "PostgreSQL"
-}
-
-// fetchProfile saves a CPU profile of Beaver taken over d.
-func fetchProfile(base, path string, d time.Duration) error {
-	res, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())))
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(f, res.Body)
-	return err
 }

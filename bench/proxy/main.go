@@ -5,7 +5,9 @@
 package main
 
 import (
+	"bytes"
 	"flag"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httputil"
@@ -24,5 +26,19 @@ func main() {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute}
 	rp.FlushInterval = -1 // stream as it arrives
-	log.Fatal(http.ListenAndServe(*listen, rp))
+	// Read the request body before proxying, as any gateway that looks at
+	// the request does: net/http closes an unread request body once the
+	// response headers are written, and ReverseProxy would then cut a
+	// streamed answer (golang/go#40747).
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		rp.ServeHTTP(w, r)
+	})
+	log.Fatal(http.ListenAndServe(*listen, h))
 }

@@ -26,6 +26,8 @@
 //	[[nousage]]            never report usage
 //	[[hang]]               send the headers, then nothing
 //	[[slow:MS]]            wait MS milliseconds before the headers
+//	[[chunk-delay:MS]]     this request's ChunkDelay is MS milliseconds
+//	                       (replaces Options.ChunkDelay; 0 = none)
 //
 // Streams send one word per event (each after Options.ChunkDelay); a
 // non-streaming answer waits ChunkDelay per word before its headers. The
@@ -138,6 +140,17 @@ type plan struct {
 	noUsage   bool
 	hang      bool
 	slow      time.Duration
+	// chunkDelay replaces Options.ChunkDelay when set ([[chunk-delay:MS]]).
+	chunkDelay    time.Duration
+	hasChunkDelay bool
+}
+
+// chunkDelay is the wait before each stream event of p (per word).
+func (s *Server) chunkDelay(p *plan) time.Duration {
+	if p.hasChunkDelay {
+		return p.chunkDelay
+	}
+	return s.opts.ChunkDelay
 }
 
 func (p *plan) completionTokens() int {
@@ -248,7 +261,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, f format, c *c
 		http.NewResponseController(w).Flush()
 		panic(http.ErrAbortHandler) // drop the connection
 	}
-	if !sleep(ctx, s.opts.ChunkDelay*time.Duration(len(p.words))) {
+	if !sleep(ctx, s.chunkDelay(p)*time.Duration(len(p.words))) {
 		return
 	}
 	f.complete(w, c, p, id)
@@ -278,7 +291,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, f format, c *cal
 		return
 	}
 	if p.tool {
-		if !sleep(ctx, s.opts.ChunkDelay) {
+		if !sleep(ctx, s.chunkDelay(p)) {
 			s.cancelled.Add(1)
 			return
 		}
@@ -294,7 +307,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, f format, c *cal
 				_ = st.midError() // the stream ends here either way
 				return
 			}
-			if !sleep(ctx, s.opts.ChunkDelay) {
+			if !sleep(ctx, s.chunkDelay(p)) {
 				s.cancelled.Add(1)
 				return
 			}
@@ -350,6 +363,8 @@ func makePlan(c *call) plan {
 			p.hang = true
 		case "slow":
 			p.slow = time.Duration(arg) * time.Millisecond
+		case "chunk-delay":
+			p.chunkDelay, p.hasChunkDelay = time.Duration(arg)*time.Millisecond, true
 		case "tool":
 			p.tool = c.tool != ""
 		}

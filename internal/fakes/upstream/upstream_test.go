@@ -266,3 +266,47 @@ func TestCutAfterEarlyUsage(t *testing.T) {
 		t.Errorf("gemini cut: usage per event %v:\n%s", got, body)
 	}
 }
+
+// [[chunk-delay:MS]] spaces one request's stream events, replacing
+// Options.ChunkDelay: each word arrives on its own, MS after the one before.
+func TestChunkDelayDirective(t *testing.T) {
+	_, url := start(t, fakeupstream.Options{ChunkDelay: time.Second})
+	resp, err := http.Post(url+"/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"[[words:3]] [[chunk-delay:40]]"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := sse.NewReader(resp.Body)
+	var at []time.Time // arrival of each word's event
+	t0 := time.Now()
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(ev.Data), `"content":"`) && !strings.Contains(string(ev.Data), `"content":""`) {
+			at = append(at, time.Now())
+		}
+	}
+	if len(at) != 3 {
+		t.Fatalf("%d word events", len(at))
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < 30*time.Millisecond {
+			t.Errorf("word %d arrived %v after the one before", i, gap)
+		}
+	}
+	if d := time.Since(t0); d < 120*time.Millisecond || d > 900*time.Millisecond {
+		t.Errorf("stream took %v, want 3 × 40ms (not Options.ChunkDelay)", d)
+	}
+
+	t0 = time.Now()
+	post(t, url+"/chat/completions", `{"model":"m","messages":[{"role":"user","content":"[[words:3]] [[chunk-delay:0]]"}]}`)
+	if d := time.Since(t0); d > 900*time.Millisecond {
+		t.Errorf("[[chunk-delay:0]] answered after %v", d)
+	}
+}
