@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -133,6 +134,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool) 
 		log.Warn("bootstrap admin created with a generated password", "email", cfg.AdminEmail, "password", p.adminPassword)
 	}
 	startPprof(log)
+	// Start-up (migrations, the catalog, the bootstrap admin's argon2 hash)
+	// leaves tens of MB of garbage that an idle process would otherwise keep
+	// until the runtime's two-minute GC.
+	debug.FreeOSMemory()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

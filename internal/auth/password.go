@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -30,11 +32,22 @@ type Hasher struct {
 // acquire takes a hashing slot (none when the hasher has no limit).
 func (h Hasher) acquire() func() {
 	if h.slots == nil {
-		return func() {}
+		return afterHash
 	}
 	h.slots <- struct{}{}
-	return func() { <-h.slots }
+	return func() { <-h.slots; afterHash() }
 }
+
+// Each hash allocates MemoryKiB (19 MiB by default), which the Go runtime
+// keeps for minutes after a burst of logins. Once no hash has run for a
+// second, the memory goes back to the operating system.
+var releaseTimer = func() *time.Timer {
+	t := time.AfterFunc(time.Hour, debug.FreeOSMemory)
+	t.Stop() // armed by afterHash
+	return t
+}()
+
+func afterHash() { releaseTimer.Reset(time.Second) }
 
 const saltLen, keyLen = 16, 32
 
