@@ -22,7 +22,7 @@ RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
 COPY . .
 COPY --from=web /src/web/dist/app ./web/dist/app
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -ldflags="-s -w" -o /out/beaver ./cmd/beaver
+    go build -tags nomsgpack -ldflags="-s -w" -o /out/beaver ./cmd/beaver
 
 # ---- runtime: small, non-root, with wget for health checks ----
 FROM alpine:3.22

