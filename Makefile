@@ -9,7 +9,7 @@ ERRCHECK := github.com/kisielk/errcheck@v1.30.0
 # The packages where a data race would cost money: run under the race detector too.
 RACE_PKGS := ./internal/billing/ ./internal/gateway/ ./internal/ratelimit/
 
-.PHONY: run build test vet fmt-check lint go-test race-test web-test workflowcheck temporal-cli web clean bench
+.PHONY: run build test vet fmt-check lint go-test race-test web-test sdk-test sdk-deps workflowcheck temporal-cli web clean bench
 
 ## run: build everything missing and start `beaver dev` on the embedded defaults
 run: temporal-cli web build
@@ -34,7 +34,7 @@ web:
 	else echo "!!! Node.js >= 20.19 not found: the dashboard is not built (the API works without it)"; fi
 
 ## test: everything (vet, gofmt, staticcheck, errcheck, unit, race, HTTP, PostgreSQL, Redis, Temporal, Stripe, browser)
-test: web vet fmt-check lint workflowcheck web-test go-test race-test
+test: web vet fmt-check lint workflowcheck web-test go-test race-test sdk-test
 
 ## workflowcheck: Temporal's static check that workflow code is deterministic
 workflowcheck:
@@ -62,6 +62,21 @@ fmt-check:
 
 go-test:
 	$(GO) test -count=1 -timeout 15m ./...
+
+## sdk-test: the official openai-go and `openai` npm clients against a real `beaver api` (e2e/sdk, its own
+## Go module, so `go test ./...` above does not run it). Needs Node.js >= 18; npm ci runs here, not in the test.
+SDK_NODE_DIR := e2e/sdk/node
+sdk-test: sdk-deps
+	cd e2e/sdk && $(GO) vet . && $(GO) test -count=1 -timeout 5m .
+
+## sdk-deps: check Node.js, and npm ci in e2e/sdk/node when node_modules is missing or older than the lock
+sdk-deps:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || \
+		{ echo "!!! sdk-test needs Node.js >= 18 and npm (not found): install them (.ci/run does)"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' || \
+		{ echo "!!! sdk-test needs Node.js >= 18, found $$(node --version)"; exit 1; }
+	@[ $(SDK_NODE_DIR)/node_modules/.package-lock.json -nt $(SDK_NODE_DIR)/package-lock.json ] || \
+		{ cd $(SDK_NODE_DIR) && npm ci --no-audit --no-fund; }
 
 ## race-test: the money paths under the race detector
 race-test:

@@ -42,10 +42,7 @@ func (s *Server) serveChat(c *gin.Context, pathModel string) {
 	// The limit is counted before the body is parsed: malformed requests count.
 	rl, err := s.gateway.Check(c.Request.Context(), p)
 	if rl.Applied {
-		h := c.Writer.Header()
-		h.Set("X-RateLimit-Limit", strconv.FormatInt(rl.Limit, 10))
-		h.Set("X-RateLimit-Remaining", strconv.FormatInt(rl.Remaining, 10))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(rl.Reset.Unix(), 10))
+		setRateLimitHeaders(c.Writer.Header(), rl)
 	}
 	if err != nil {
 		s.fail(c, err)
@@ -56,13 +53,14 @@ func (s *Server) serveChat(c *gin.Context, pathModel string) {
 		s.fail(c, err)
 		return
 	}
-	call := gateway.Call{Principal: p, Request: req, Model: pathModel, ClientIP: clientIP(c), RequestID: requestID(c)}
+	call := gateway.Call{Principal: p, Request: req, Model: pathModel, ClientIP: clientIP(c), RequestID: requestID(c),
+		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
 	if call.Model == "" {
-		if req.Model == "" {
-			s.fail(c, apierr.Invalid("model is required").With("param", "model"))
+		if req.Model == "" && len(req.Models) == 0 {
+			s.fail(c, apierr.Invalid("model is required").WithParam("model"))
 			return
 		}
-		call.Model = req.Model
+		call.Model = req.Model // "" = the first of models
 	}
 	if req.Stream {
 		sink := &sseSink{w: c.Writer}
@@ -81,6 +79,20 @@ func (s *Server) serveChat(c *gin.Context, pathModel string) {
 	h.Set("X-Beaver-Balance-Micros", strconv.FormatInt(done.Settlement.BalanceAfterMicros, 10))
 	h.Set("X-Beaver-Generation-Id", done.Response.ID)
 	c.JSON(http.StatusOK, done.Response)
+}
+
+// setRateLimitHeaders sets the contract's X-RateLimit-* headers and OpenAI's
+// x-ratelimit-*-requests, whose reset is the time until the window reopens
+// as a duration ("1s", "59s", "1m0s"), the same whole seconds a 429's
+// Retry-After gives.
+func setRateLimitHeaders(h http.Header, rl gateway.RateLimit) {
+	limit, remaining := strconv.FormatInt(rl.Limit, 10), strconv.FormatInt(rl.Remaining, 10)
+	h.Set("X-RateLimit-Limit", limit)
+	h.Set("X-RateLimit-Remaining", remaining)
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(rl.Reset.Unix(), 10))
+	h.Set("X-Ratelimit-Limit-Requests", limit)
+	h.Set("X-Ratelimit-Remaining-Requests", remaining)
+	h.Set("X-Ratelimit-Reset-Requests", rl.ResetIn.String())
 }
 
 func readChatRequest(c *gin.Context) (*chat.Request, error) {
@@ -121,13 +133,19 @@ func (s *sseSink) Open(generationID string) {
 	s.w.Flush()
 }
 
-func (s *sseSink) Send(c *chat.Chunk) bool {
+func (s *sseSink) Send(c *chat.Chunk) bool { return s.data(c) }
+
+// SendError writes OpenAI's in-stream error event.
+func (s *sseSink) SendError(e *chat.ErrorEvent) bool { return s.data(e) }
+
+// data writes v as one data event.
+func (s *sseSink) data(v any) bool {
 	if s.gone {
 		return false
 	}
-	b, err := json.Marshal(c)
+	b, err := json.Marshal(v)
 	if err != nil {
-		return true // cannot happen for chat.Chunk; the chunk is skipped
+		return true // cannot happen for chunks and error events; the event is skipped
 	}
 	s.buf = append(append(append(s.buf[:0], "data: "...), b...), '\n', '\n')
 	if _, err := s.w.Write(s.buf); err != nil {

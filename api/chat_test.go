@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,14 @@ type inference struct {
 
 func newInference(t *testing.T, dialect string, fakeOpts fakeupstream.Options, cfgs ...func(*config.Config)) *inference {
 	t.Helper()
+	return newInferenceWith(t, dialect, fakeOpts, nil, cfgs...)
+}
+
+// newInferenceWith is newInference with each provider's configuration
+// passed through tweak (when not nil) before the provider is built.
+func newInferenceWith(t *testing.T, dialect string, fakeOpts fakeupstream.Options, tweak func(*providers.Config),
+	cfgs ...func(*config.Config)) *inference {
+	t.Helper()
 	inf := &inference{Fake: fakeupstream.New(fakeOpts)}
 	up := httptest.NewServer(inf.Fake)
 	t.Cleanup(up.Close)
@@ -65,6 +74,9 @@ func newInference(t *testing.T, dialect string, fakeOpts fakeupstream.Options, c
 			for name, pc := range providers.DefaultConfigs() {
 				pc.BaseURL = up.URL
 				pc.IdleTimeout = 5 * time.Second
+				if tweak != nil {
+					tweak(&pc)
+				}
 				p, err := providers.New(pc)
 				if err != nil {
 					t.Fatal(err)
@@ -243,7 +255,10 @@ type chunk struct {
 		CompletionTokens int64 `json:"completion_tokens"`
 		CostMicros       int64 `json:"cost_micros"`
 	} `json:"usage"`
-	Error *struct{ Message, Type, Code string } `json:"error"`
+	Error *struct {
+		Message, Type, Code string
+		Param               *string
+	} `json:"error"`
 }
 
 func parseChunks(t *testing.T, data []string) (chunks []chunk, done bool) {
@@ -307,7 +322,9 @@ func TestChatStreaming(t *testing.T) {
 
 func TestUpstreamErrorsBeforeOutputCostNothing(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dialect string) {
-		inf := newInference(t, dialect, fakeupstream.Options{})
+		// A 1s retry budget: the fake's 429 (Retry-After: 2) is answered at
+		// once; 500s are retried (each attempt is free too).
+		inf := newInferenceWith(t, dialect, fakeupstream.Options{}, func(pc *providers.Config) { pc.RetryBudget = time.Second })
 		u, key := inf.fundedKey("10", nil)
 		before, _ := inf.balance(u.Token)
 		cases := []struct {
@@ -349,13 +366,22 @@ func TestMidStreamFailureChargesDelivered(t *testing.T) {
 				before, _ := inf.balance(u.Token)
 				_, data := inf.stream(key, chatBody(model, "go "+directive))
 				chunks, done := parseChunks(t, data)
-				if !done || len(chunks) < 3 {
+				if !done || len(chunks) < 4 {
 					t.Fatalf("%s %s: %v", model, directive, data)
 				}
-				errChunk, usage := chunks[len(chunks)-2], chunks[len(chunks)-1]
+				// OpenAI's error event, then the final chunk (a spec-valid
+				// finish_reason, "length", and the same error object), then
+				// the usage chunk and [DONE].
+				errEvent, errChunk, usage := chunks[len(chunks)-3], chunks[len(chunks)-2], chunks[len(chunks)-1]
 				if errChunk.Error == nil || errChunk.Error.Code == "" || len(errChunk.Choices) != 1 ||
-					errChunk.Choices[0].FinishReason == nil || *errChunk.Choices[0].FinishReason != "error" {
+					errChunk.Choices[0].FinishReason == nil || *errChunk.Choices[0].FinishReason != "length" {
 					t.Fatalf("%s %s: error chunk %s", model, directive, data[len(data)-3])
+				}
+				if errEvent.Error == nil || errEvent.ID != "" || errEvent.Choices != nil || *errEvent.Error != *errChunk.Error {
+					t.Fatalf("%s %s: error event %s", model, directive, data[len(data)-4])
+				}
+				if !strings.Contains(data[len(data)-4], `"param":null`) || !strings.Contains(data[len(data)-3], `"param":null`) {
+					t.Fatalf("%s %s: error without param: %s / %s", model, directive, data[len(data)-4], data[len(data)-3])
 				}
 				if usage.Usage == nil || usage.Usage.CompletionTokens < 3 || usage.Usage.CostMicros <= 0 {
 					t.Fatalf("%s %s: usage chunk %s", model, directive, data[len(data)-2])
@@ -482,7 +508,7 @@ func TestModelRoutesAndNames(t *testing.T) {
 func TestModelsListShape(t *testing.T) {
 	inf := newInference(t, "sqlite", fakeupstream.Options{})
 	r := inf.do("GET", "/v1/models", "", nil).want(200)
-	if r.str("object") != "list" || len(r.list("data")) != 31 {
+	if r.str("object") != "list" || len(r.list("data")) != 34 { // 31 chat models, 3 embedding models
 		t.Fatalf("models: %d", len(r.list("data")))
 	}
 	cats := map[string]int{}
@@ -520,17 +546,31 @@ func TestRateLimitAndQuota(t *testing.T) {
 		if r.Header.Get("X-RateLimit-Limit") != "60" || r.Header.Get("X-RateLimit-Remaining") != "59" || r.Header.Get("X-RateLimit-Reset") == "" {
 			t.Fatalf("rate headers %v", r.Header)
 		}
+		// OpenAI's names and format: reset is a duration until the window reopens.
+		if r.Header.Get("x-ratelimit-limit-requests") != "60" || r.Header.Get("x-ratelimit-remaining-requests") != "59" {
+			t.Fatalf("OpenAI rate headers %v", r.Header)
+		}
+		if reset, err := time.ParseDuration(r.Header.Get("x-ratelimit-reset-requests")); err != nil || reset < 59*time.Second || reset > time.Minute {
+			t.Fatalf("x-ratelimit-reset-requests %q, want a duration in [59s, 1m0s]", r.Header.Get("x-ratelimit-reset-requests"))
+		}
 		inf.do("PATCH", "/admin/accounts/"+u.ID, inf.Admin.Token, map[string]any{"rpm_limit": 2}).want(200)
 		inf.do("POST", "/v1/chat/completions", key, chatBody("openai/gpt-4o-mini", "hi")).want(200)
 		r = inf.do("POST", "/v1/chat/completions", key, chatBody("openai/gpt-4o-mini", "hi")).wantError(429, "rate_limit_exceeded")
-		if r.Header.Get("Retry-After") == "" {
-			t.Fatal("429 without Retry-After")
+		// Retry-After is the true wait until the key's minute window
+		// reopens (≤ 60), and OpenAI's reset header says the same.
+		retry, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		if err != nil || retry < 1 || retry > 60 {
+			t.Fatalf("429 Retry-After %q, want 1..60", r.Header.Get("Retry-After"))
+		}
+		if r.Header.Get("x-ratelimit-limit-requests") != "2" || r.Header.Get("x-ratelimit-remaining-requests") != "0" ||
+			r.Header.Get("x-ratelimit-reset-requests") != (time.Duration(retry)*time.Second).String() {
+			t.Fatalf("OpenAI rate headers on the 429: %v", r.Header)
 		}
 		// Monthly quota: 2 admitted so far this month on this account (the 429 was not admitted).
 		_, key2 := inf.createKey(u, nil)
 		inf.do("PATCH", "/admin/accounts/"+u.ID, inf.Admin.Token, map[string]any{"rpm_limit": 0, "monthly_request_limit": 3}).want(200)
 		r = inf.do("POST", "/v1/chat/completions", key2, chatBody("openai/gpt-4o-mini", "hi")).want(200)
-		if r.Header.Get("X-RateLimit-Limit") != "" {
+		if r.Header.Get("X-RateLimit-Limit") != "" || r.Header.Get("x-ratelimit-limit-requests") != "" {
 			t.Fatal("rate headers sent with no limit in force")
 		}
 		inf.do("POST", "/v1/chat/completions", key2, chatBody("openai/gpt-4o-mini", "hi")).wantError(429, "monthly_quota_exceeded")
@@ -656,7 +696,7 @@ func TestAdminModelPriceChangeWithoutTemporal(t *testing.T) {
 	inf.do("PATCH", "/admin/models/openai/nope", inf.Admin.Token, map[string]any{"active": true}).wantError(404, "not_found")
 	inf.do("POST", "/admin/pricing/recalculate", inf.Admin.Token, nil).wantError(503, "service_unavailable")
 	l := inf.do("GET", "/admin/models", inf.Admin.Token, nil).want(200)
-	if len(l.list("data")) != 31 {
+	if len(l.list("data")) != 34 {
 		t.Fatalf("admin models: %d", len(l.list("data")))
 	}
 }

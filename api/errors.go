@@ -27,11 +27,15 @@ func (s *Server) fail(c *gin.Context, err error) {
 	writeError(c, e)
 }
 
+// writeError renders OpenAI's error object: message, type, param (the
+// offending field, or null: OpenAI's schema requires the key) and code, plus
+// the error's extra fields. Every error Beaver answers goes through here.
 func writeError(c *gin.Context, e *apierr.Error) {
-	body := gin.H{"message": e.Message, "type": e.Type, "code": e.Code}
+	body := gin.H{}
 	for k, v := range e.Extra {
 		body[k] = v
 	}
+	body["message"], body["type"], body["param"], body["code"] = e.Message, e.Type, e.ParamValue(), e.Code
 	if e.RetryAfter > 0 {
 		secs := int64((e.RetryAfter + 999_999_999) / 1_000_000_000)
 		c.Header("Retry-After", strconv.FormatInt(secs, 10))

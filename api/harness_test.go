@@ -307,6 +307,12 @@ func (r *resp) wantError(status int, code string) *resp {
 			r.t.Fatalf("%s: error.%s is not a non-empty string: %s", r.req, f, r.Raw)
 		}
 	}
+	// OpenAI's schema requires param too: null, or the field at fault.
+	if p, ok := e["param"]; !ok {
+		r.t.Fatalf("%s: error.param is missing: %s", r.req, r.Raw)
+	} else if s, isString := p.(string); p != nil && (!isString || s == "") {
+		r.t.Fatalf("%s: error.param is neither null nor a field name: %s", r.req, r.Raw)
+	}
 	if e["code"] != code {
 		r.t.Fatalf("%s: error.code %v, want %s; body: %s", r.req, e["code"], code, r.Raw)
 	}

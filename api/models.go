@@ -7,8 +7,11 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/messages"
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/responses"
 	"github.com/beaver-gateway/beaver/models"
 )
 
@@ -27,6 +30,8 @@ func modelView(e *catalog.Entry) gin.H {
 			"input_per_million_usd": money.USD(p.Input), "output_per_million_usd": money.USD(p.Output),
 			"request_fee_usd": money.USD(p.Fee), "input_per_million_micros": p.Input,
 			"output_per_million_micros": p.Output, "request_fee_micros": p.Fee,
+			"cached_input_per_million_usd": money.USD(p.CachedInput), "cached_input_per_million_micros": p.CachedInput,
+			"reasoning_per_million_usd": money.USD(p.Reasoning), "reasoning_per_million_micros": p.Reasoning,
 			"category": p.Category, "markup_permille": p.MarkupPermille, "price_version": e.Version,
 		},
 	}
@@ -76,7 +81,9 @@ func adminModelView(e *catalog.Entry) gin.H {
 	b := e.Base
 	v["base"] = gin.H{"input_per_million_micros": b.Input, "output_per_million_micros": b.Output,
 		"request_fee_micros": b.Fee, "input_per_million_usd": money.USD(b.Input),
-		"output_per_million_usd": money.USD(b.Output), "request_fee_usd": money.USD(b.Fee)}
+		"output_per_million_usd": money.USD(b.Output), "request_fee_usd": money.USD(b.Fee),
+		"cached_input_per_million_micros": b.CachedInput, "cached_input_per_million_usd": money.USD(b.CachedInput),
+		"reasoning_per_million_micros": b.Reasoning, "reasoning_per_million_usd": money.USD(b.Reasoning)}
 	return v
 }
 
@@ -90,11 +97,31 @@ func (s *Server) adminListModels(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"data": data})
 }
 
+// updateModelRequest is PATCH /admin/models/{provider}/{model}. The
+// cached-input and reasoning prices take null too: the model then has none
+// of its own and follows its input (output) price.
 type updateModelRequest struct {
-	InputPerMillionUSD  *money.USD `json:"input_per_million_usd"`
-	OutputPerMillionUSD *money.USD `json:"output_per_million_usd"`
-	RequestFeeUSD       *money.USD `json:"request_fee_usd"`
-	Active              *bool      `json:"active"`
+	InputPerMillionUSD       *money.USD            `json:"input_per_million_usd"`
+	OutputPerMillionUSD      *money.USD            `json:"output_per_million_usd"`
+	RequestFeeUSD            *money.USD            `json:"request_fee_usd"`
+	CachedInputPerMillionUSD auth.Patch[money.USD] `json:"cached_input_per_million_usd"`
+	ReasoningPerMillionUSD   auth.Patch[money.USD] `json:"reasoning_per_million_usd"`
+	Active                   *bool                 `json:"active"`
+}
+
+// override is a PATCH of a cached-input or reasoning price as the catalog
+// takes it: nil when absent, no Micros when null.
+func override(p auth.Patch[money.USD], name string) (*catalog.Override, error) {
+	switch {
+	case !p.Set:
+		return nil, nil
+	case p.Null:
+		return &catalog.Override{}, nil
+	case p.Value < 0:
+		return nil, apierr.Invalid("%s must not be negative", name).WithParam(name)
+	}
+	m := p.Value.Micros()
+	return &catalog.Override{Micros: &m}, nil
 }
 
 // adminUpdateModel changes base prices or status; a new price computation
@@ -126,11 +153,20 @@ func (s *Server) adminUpdateModel(c *gin.Context) {
 			*f.dst = &m
 		}
 	}
+	var err error
+	if u.CachedInput, err = override(in.CachedInputPerMillionUSD, "cached_input_per_million_usd"); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if u.Reasoning, err = override(in.ReasoningPerMillionUSD, "reasoning_per_million_usd"); err != nil {
+		s.fail(c, err)
+		return
+	}
 	if err := s.Catalog.UpdateBase(c.Request.Context(), id, u); err != nil {
 		s.fail(c, err)
 		return
 	}
-	if u.Input != nil || u.Output != nil || u.Fee != nil || u.Active != nil {
+	if u.Input != nil || u.Output != nil || u.Fee != nil || u.CachedInput != nil || u.Reasoning != nil || u.Active != nil {
 		reason := "model " + id + " changed"
 		if _, err := s.recalculate(c, reason); err != nil {
 			// Without Temporal the API computes the new version itself, so
@@ -161,6 +197,8 @@ func (s *Server) recalculate(c *gin.Context, reason string) (string, error) {
 }
 
 // generation serves GET /v1/generation?id=: the caller's own requests only.
+// A /v1/messages id (msg_<id>) names generation chatcmpl-<id>, and so does
+// a /v1/responses id (resp_<id>).
 func (s *Server) generation(c *gin.Context) {
 	id := c.Query("id")
 	if id == "" {
@@ -168,7 +206,7 @@ func (s *Server) generation(c *gin.Context) {
 		return
 	}
 	var g models.UsageLog
-	err := s.DB.WithContext(c.Request.Context()).Where("id = ? AND account_id = ?", id, principal(c).Account.ID).
+	err := s.DB.WithContext(c.Request.Context()).Where("id = ? AND account_id = ?", responses.GenerationID(messages.GenerationID(id)), principal(c).Account.ID).
 		Take(&g).Error
 	if err != nil {
 		s.fail(c, apierr.NotFound("no generation %q for this account", id))

@@ -76,8 +76,9 @@ func New(d Deps) *Server {
 		d.Limiter, _ = ratelimit.New(ratelimit.Options{Logger: d.Log}) // in-memory: cannot fail
 	}
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(),
-		gateway: gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log},
-			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail})}
+		gateway: gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log,
+			Registerer: d.Registry},
+			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks})}
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
 			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
@@ -106,6 +107,7 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/health", s.health)
 	r.GET("/status/uptime", s.uptime)
 	r.GET("/status/latency", s.latencyStatus)
+	r.GET("/status/providers", s.providersStatus)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
 	r.GET("/v1/models", s.listModels)
 	r.GET("/v1/models/*path", s.getModel) // {id} with a raw slash or %2F, or a bare name
@@ -143,6 +145,9 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/account/auto-recharge/setup", sessionOnly, s.autoRechargeSetup)
 
 	a.POST("/v1/chat/completions", s.chatCompletions)
+	a.POST("/v1/embeddings", s.embeddings)
+	a.POST("/v1/responses", s.createResponse)
+	r.POST("/v1/messages", s.messagesAuth, s.createMessage) // Anthropic-compatible: x-api-key or Bearer, Anthropic's error shape
 	a.POST("/v1/models/*path", s.modelChat)
 	a.GET("/v1/generation", s.generation)
 

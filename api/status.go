@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/gateway"
+	"github.com/beaver-gateway/beaver/internal/providers"
 )
 
 // health is cheap liveness: no dependency is touched.
@@ -29,4 +30,41 @@ func (s *Server) uptime(c *gin.Context) {
 // latencyStatus reports per-provider latency over the recent requests.
 func (s *Server) latencyStatus(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"providers": s.gateway.Latency().Snapshot(), "window": gateway.LatencyWindow})
+}
+
+// providersStatus reports each provider's routing health: per endpoint
+// (base URL and key; the key only by its fingerprint) the circuit breaker
+// state, consecutive failures and key cooldown; and the configured
+// fallback chains.
+func (s *Server) providersStatus(c *gin.Context) {
+	type endpointView struct {
+		providers.EndpointHealth
+		OpenUntil     *string `json:"open_until"`
+		CooldownUntil *string `json:"cooldown_until"`
+	}
+	type providerView struct {
+		State     string         `json:"state"`
+		Retries   int64          `json:"retries"`
+		Endpoints []endpointView `json:"endpoints"`
+	}
+	at := func(t time.Time) *string {
+		if t.IsZero() {
+			return nil
+		}
+		v := ts(t)
+		return &v
+	}
+	out := map[string]providerView{}
+	for _, h := range s.gateway.Health() {
+		v := providerView{State: h.State, Retries: h.Retries, Endpoints: make([]endpointView, len(h.Endpoints))}
+		for i, e := range h.Endpoints {
+			v.Endpoints[i] = endpointView{EndpointHealth: e, OpenUntil: at(e.OpenUntil), CooldownUntil: at(e.CooldownUntil)}
+		}
+		out[h.Provider] = v
+	}
+	fallbacks := s.gateway.Fallbacks()
+	if fallbacks == nil {
+		fallbacks = map[string][]string{}
+	}
+	c.JSON(http.StatusOK, gin.H{"providers": out, "fallbacks": fallbacks})
 }

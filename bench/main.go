@@ -142,6 +142,9 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	// Idle means quiet for a moment: setup's password hashes (19 MiB of
+	// argon2 memory each) go back to the OS a second after the last one.
+	time.Sleep(2 * time.Second)
 	idleRSS := procMB(cmd.Process.Pid, "VmRSS")
 
 	// Beaver is asked for openai/gpt-4o-mini and streams from the fake with

@@ -148,21 +148,25 @@ type UsageLog struct {
 	CreatedAt          time.Time
 }
 
-// Model is a catalog entry with its provider base prices.
+// Model is a catalog entry with its provider base prices. The cached-input
+// and reasoning prices are nil where the model has none of its own: then
+// they are the input and the output price.
 type Model struct {
-	ID               string `gorm:"primaryKey"`
-	Provider         string
-	ProviderModel    string
-	Name             string
-	ContextLength    int64
-	MaxOutputTokens  int64
-	Capabilities     string // JSON array
-	Active           bool
-	BaseInputMicros  int64
-	BaseOutputMicros int64
-	BaseFeeMicros    int64
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	ID                    string `gorm:"primaryKey"`
+	Provider              string
+	ProviderModel         string
+	Name                  string
+	ContextLength         int64
+	MaxOutputTokens       int64
+	Capabilities          string // JSON array
+	Active                bool
+	BaseInputMicros       int64
+	BaseOutputMicros      int64
+	BaseFeeMicros         int64
+	BaseCachedInputMicros *int64
+	BaseReasoningMicros   *int64
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
 }
 
 // PriceVersion is one price computation.
@@ -172,19 +176,25 @@ type PriceVersion struct {
 	CreatedAt time.Time
 }
 
-// ModelPrice is a model's marked-up price in one version.
+// ModelPrice is a model's marked-up price in one version. The cached-input
+// and reasoning prices are nil only in versions computed before they
+// existed: read them as the input and the output price.
 type ModelPrice struct {
-	ModelID          string `gorm:"primaryKey"`
-	Version          int64  `gorm:"primaryKey;autoIncrement:false"`
-	BaseInputMicros  int64
-	BaseOutputMicros int64
-	BaseFeeMicros    int64
-	InputMicros      int64
-	OutputMicros     int64
-	FeeMicros        int64
-	Category         string
-	MarkupPermille   int64
-	CreatedAt        time.Time
+	ModelID               string `gorm:"primaryKey"`
+	Version               int64  `gorm:"primaryKey;autoIncrement:false"`
+	BaseInputMicros       int64
+	BaseOutputMicros      int64
+	BaseFeeMicros         int64
+	BaseCachedInputMicros *int64
+	BaseReasoningMicros   *int64
+	InputMicros           int64
+	OutputMicros          int64
+	FeeMicros             int64
+	CachedInputMicros     *int64
+	ReasoningMicros       *int64
+	Category              string
+	MarkupPermille        int64
+	CreatedAt             time.Time
 }
 
 // BalanceLease is an instance's hold on part of an account's balance.

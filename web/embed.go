@@ -101,7 +101,7 @@ func withHeaders(next http.Handler) http.Handler {
 			h.Set("Content-Type", "application/json")
 			h.Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusNotFound)
-			_, _ = w.Write([]byte(`{"error":{"message":"Unknown API route.","type":"invalid_request_error","code":"not_found"}}` + "\n"))
+			_, _ = w.Write([]byte(`{"error":{"message":"Unknown API route.","type":"invalid_request_error","param":null,"code":"not_found"}}` + "\n"))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -177,9 +177,17 @@ func buildProviders(cfg *config.Config) (map[string]providers.Provider, error) {
 			continue
 		}
 		pc.BaseURL, pc.APIKey = c.BaseURL, c.APIKey
+		if len(c.Endpoints) > 1 {
+			for _, e := range c.Endpoints {
+				pc.Endpoints = append(pc.Endpoints, providers.Endpoint{BaseURL: e.BaseURL, APIKey: e.APIKey, Weight: e.Weight})
+			}
+		}
 		pc.ConnectTimeout = cfg.UpstreamConnectTimeout
 		pc.FirstByteTimeout = cfg.UpstreamFirstByteTimeout
 		pc.IdleTimeout = cfg.UpstreamIdleTimeout
+		pc.MaxRetries, pc.RetryBudget = orOff(cfg.UpstreamRetries), cfg.UpstreamRetryBudget
+		pc.BreakerFailures, pc.BreakerCooldown = orOff(cfg.BreakerFailures), cfg.BreakerCooldown
+		pc.KeyCooldown = cfg.KeyCooldown
 		pr, err := providers.New(pc)
 		if err != nil {
 			return nil, err
@@ -187,6 +195,15 @@ func buildProviders(cfg *config.Config) (map[string]providers.Provider, error) {
 		out[name] = pr
 	}
 	return out, nil
+}
+
+// orOff maps a setting where 0 means "none" to upstream.Config's, where 0
+// means the default and a negative value none.
+func orOff(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // apiDeps are the API's dependencies.

@@ -10,20 +10,45 @@ import (
 	"time"
 )
 
-// Error is a failure the client should see.
+// Error is a failure the client should see. It renders as OpenAI's error
+// object, {"message", "type", "param", "code"}, plus Extra.
 type Error struct {
-	Status     int
-	Type       string
-	Code       string
-	Message    string
+	Status  int
+	Type    string
+	Code    string
+	Message string
+	// Param names the request field at fault; "" renders as "param": null.
+	// OpenAI's schema requires the key on every error, so it is always sent.
+	Param      string
 	RetryAfter time.Duration  // sets Retry-After when > 0
 	Extra      map[string]any // extra fields inside "error" (e.g. limit_source)
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
-// With returns a copy with an extra field inside the error object.
+// ParamValue is error.param as rendered: the field's name, or nil for null.
+func (e *Error) ParamValue() any {
+	if e.Param == "" {
+		return nil
+	}
+	return e.Param
+}
+
+// WithParam returns a copy naming the offending request field in error.param.
+func (e *Error) WithParam(param string) *Error {
+	c := *e
+	c.Param = param
+	return &c
+}
+
+// With returns a copy with an extra field inside the error object. "param"
+// is the first-class Param field (a string sets it; anything else clears it),
+// so it is never rendered twice.
 func (e *Error) With(k string, v any) *Error {
+	if k == "param" {
+		s, _ := v.(string)
+		return e.WithParam(s)
+	}
 	c := *e
 	c.Extra = map[string]any{k: v}
 	for k2, v2 := range e.Extra {

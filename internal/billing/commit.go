@@ -71,7 +71,8 @@ func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, e
 	}
 	h.finished = true
 	ctx = context.WithoutCancel(ctx)
-	charge := pricing.ChargeFor(h.Price, o.PromptTokens, o.CompletionTokens)
+	charge := pricing.ChargeTokens(h.Price, pricing.Tokens{Prompt: o.PromptTokens, Completion: o.CompletionTokens,
+		Cached: o.CachedTokens, Reasoning: o.ReasoningTokens})
 	if o.PromptTokens == 0 && o.CompletionTokens == 0 {
 		charge = pricing.Charge{} // nothing reached the upstream model: no fee either
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -48,6 +49,13 @@ type Entry struct {
 	Base            pricing.Base // current base prices (may be newer than the version's)
 }
 
+// CapEmbeddings is the capability of an embedding model: it serves POST
+// /v1/embeddings and nothing else, and chat models do not serve that.
+const CapEmbeddings = "embeddings"
+
+// Embeddings reports whether e is an embedding model.
+func (e *Entry) Embeddings() bool { return slices.Contains(e.Capabilities, CapEmbeddings) }
+
 // Catalog serves models and prices.
 type Catalog struct {
 	db  *db.DB
@@ -84,6 +92,8 @@ type seedModel struct {
 	Input           int64    `json:"input_micros_per_million"`
 	Output          int64    `json:"output_micros_per_million"`
 	Fee             int64    `json:"request_fee_micros"`
+	CachedInput     *int64   `json:"cached_input_micros_per_million"` // absent = the input price
+	Reasoning       *int64   `json:"reasoning_micros_per_million"`    // absent = the output price
 	ContextLength   int64    `json:"context_length"`
 	Capabilities    []string `json:"capabilities"`
 	Active          bool     `json:"active"`
@@ -91,8 +101,14 @@ type seedModel struct {
 }
 
 // Seed inserts the embedded catalog's models that are not in the database
-// yet. It never touches existing rows, so an admin's price or status change
-// survives every restart.
+// yet. It never changes what an existing row has, so an admin's price or
+// status change survives every restart; it only gives rows seeded before
+// cached-input prices existed the seed's cached-input price (see
+// seedCachedInput).
+//
+// A seed price equal to the plain one (cached-input = input, reasoning =
+// output) is stored as none (NULL): the model has no price of its own and
+// follows its input (output) price.
 func (c *Catalog) Seed(ctx context.Context) error {
 	var seed struct {
 		Models []seedModel `json:"models"`
@@ -109,11 +125,53 @@ func (c *Catalog) Seed(ctx context.Context) error {
 		caps, _ := json.Marshal(m.Capabilities)
 		rows = append(rows, models.Model{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
 			ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Capabilities: string(caps), Active: m.Active,
-			BaseInputMicros: m.Input, BaseOutputMicros: m.Output, BaseFeeMicros: m.Fee, CreatedAt: now, UpdatedAt: now})
+			BaseInputMicros: m.Input, BaseOutputMicros: m.Output, BaseFeeMicros: m.Fee,
+			BaseCachedInputMicros: own(m.CachedInput, m.Input), BaseReasoningMicros: own(m.Reasoning, m.Output),
+			CreatedAt: now, UpdatedAt: now})
 	}
 	err := c.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error
 	if err != nil {
 		return fmt.Errorf("catalog: seed: %w", err)
+	}
+	return c.seedCachedInput(ctx, seed.Models)
+}
+
+// own is a seed's cached-input or reasoning price as stored: nil when there
+// is none or it is the plain price.
+func own(p *int64, plain int64) *int64 {
+	if p == nil || *p == plain {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// seedCachedInput gives the seed's cached-input price to rows that have
+// none while their input price is still the seed's: rows seeded before
+// cached-input prices existed. A row whose input price an admin changed is
+// left alone (its cached tokens keep following its input price), and so is
+// every row that has a cached-input price.
+func (c *Catalog) seedCachedInput(ctx context.Context, seed []seedModel) error {
+	var rows []models.Model
+	if err := c.db.WithContext(ctx).Where("base_cached_input_micros IS NULL").Find(&rows).Error; err != nil {
+		return fmt.Errorf("catalog: seed cached-input prices: %w", err)
+	}
+	bySeed := make(map[string]seedModel, len(seed))
+	for _, m := range seed {
+		bySeed[m.ID] = m
+	}
+	for _, row := range rows {
+		m, ok := bySeed[row.ID]
+		cached := own(m.CachedInput, m.Input)
+		if !ok || cached == nil || row.BaseInputMicros != m.Input {
+			continue
+		}
+		err := c.db.WithContext(ctx).Model(&models.Model{}).
+			Where("id = ? AND base_cached_input_micros IS NULL AND base_input_micros = ?", row.ID, m.Input).
+			Update("base_cached_input_micros", *cached).Error
+		if err != nil {
+			return fmt.Errorf("catalog: seed cached-input price of %s: %w", row.ID, err)
+		}
 	}
 	return nil
 }
@@ -161,9 +219,12 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 		if err := tx.Order("id").Find(&rows).Error; err != nil {
 			return err
 		}
+		// The percentiles are those of the active chat models. Embedding
+		// models are priced by input alone, a few cents per million tokens:
+		// counted in, they would push cheap chat models up a category.
 		var active []pricing.Base
 		for _, m := range rows {
-			if m.Active {
+			if m.Active && !strings.Contains(m.Capabilities, `"`+CapEmbeddings+`"`) {
 				active = append(active, baseOf(m))
 			}
 		}
@@ -185,9 +246,12 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 			b := baseOf(m)
 			cat := th.Categorize(b.Input + b.Output)
 			pm := pricing.Markups[cat]
+			cached, reasoning := pricing.MarkUp(b.CachedInput, pm), pricing.MarkUp(b.Reasoning, pm)
 			prices = append(prices, models.ModelPrice{ModelID: m.ID, Version: version,
 				BaseInputMicros: b.Input, BaseOutputMicros: b.Output, BaseFeeMicros: b.Fee,
+				BaseCachedInputMicros: &b.CachedInput, BaseReasoningMicros: &b.Reasoning,
 				InputMicros: pricing.MarkUp(b.Input, pm), OutputMicros: pricing.MarkUp(b.Output, pm), FeeMicros: pricing.MarkUp(b.Fee, pm),
+				CachedInputMicros: &cached, ReasoningMicros: &reasoning,
 				Category: cat, MarkupPermille: pm, CreatedAt: now})
 		}
 		if len(prices) == 0 {
@@ -198,8 +262,31 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 	return version, err
 }
 
+// baseOf is a model's current base prices, the cached-input and reasoning
+// prices resolved (none = the input and the output price).
 func baseOf(m models.Model) pricing.Base {
-	return pricing.Base{ModelID: m.ID, Input: m.BaseInputMicros, Output: m.BaseOutputMicros, Fee: m.BaseFeeMicros}
+	return pricing.Base{ModelID: m.ID, Input: m.BaseInputMicros, Output: m.BaseOutputMicros, Fee: m.BaseFeeMicros,
+		CachedInput: or(m.BaseCachedInputMicros, m.BaseInputMicros), Reasoning: or(m.BaseReasoningMicros, m.BaseOutputMicros)}
+}
+
+// priceOf is a version's price of a model; versions computed before
+// cached-input and reasoning prices existed charge the input and the
+// output price for those tokens.
+func priceOf(p models.ModelPrice) pricing.Price {
+	return pricing.Price{
+		Base: pricing.Base{ModelID: p.ModelID, Input: p.BaseInputMicros, Output: p.BaseOutputMicros, Fee: p.BaseFeeMicros,
+			CachedInput: or(p.BaseCachedInputMicros, p.BaseInputMicros), Reasoning: or(p.BaseReasoningMicros, p.BaseOutputMicros)},
+		Input: p.InputMicros, Output: p.OutputMicros, Fee: p.FeeMicros,
+		CachedInput: or(p.CachedInputMicros, p.InputMicros), Reasoning: or(p.ReasoningMicros, p.OutputMicros),
+		Category: p.Category, MarkupPermille: p.MarkupPermille,
+	}
+}
+
+func or(p *int64, plain int64) int64 {
+	if p == nil {
+		return plain
+	}
+	return *p
 }
 
 // Reload reads models and the newest price version into memory.
@@ -233,8 +320,7 @@ func (c *Catalog) Reload(ctx context.Context) error {
 			Created: m.CreatedAt, Version: version, Base: baseOf(m)}
 		_ = json.Unmarshal([]byte(m.Capabilities), &e.Capabilities)
 		if p, ok := prices[m.ID]; ok {
-			e.Price = pricing.Price{Base: pricing.Base{ModelID: m.ID, Input: p.BaseInputMicros, Output: p.BaseOutputMicros, Fee: p.BaseFeeMicros},
-				Input: p.InputMicros, Output: p.OutputMicros, Fee: p.FeeMicros, Category: p.Category, MarkupPermille: p.MarkupPermille}
+			e.Price = priceOf(p)
 		} else {
 			// Added after the newest version: not priced yet, so not servable.
 			e.Version = 0
@@ -315,8 +401,15 @@ func (c *Catalog) List(all bool) []*Entry {
 // BaseUpdate is an admin's change to a model (nil = unchanged).
 type BaseUpdate struct {
 	Input, Output, Fee *int64
-	Active             *bool
+	// CachedInput and Reasoning set the cached-input and reasoning prices,
+	// or, with a nil Micros, remove them: the model then follows its input
+	// (output) price.
+	CachedInput, Reasoning *Override
+	Active                 *bool
 }
+
+// Override is a price of its own, or none (nil Micros).
+type Override struct{ Micros *int64 }
 
 // UpdateBase changes a model's base prices or status. Prices take effect at
 // the next price computation; the caller starts one.
@@ -330,6 +423,12 @@ func (c *Catalog) UpdateBase(ctx context.Context, id string, u BaseUpdate) error
 	}
 	if u.Fee != nil {
 		set["base_fee_micros"] = *u.Fee
+	}
+	if u.CachedInput != nil {
+		set["base_cached_input_micros"] = u.CachedInput.Micros
+	}
+	if u.Reasoning != nil {
+		set["base_reasoning_micros"] = u.Reasoning.Micros
 	}
 	if u.Active != nil {
 		set["active"] = *u.Active

@@ -9,6 +9,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
@@ -32,7 +33,7 @@ func TestSeedRepriceResolve(t *testing.T) {
 			}
 			var n int64
 			d.Model(&models.Model{}).Count(&n)
-			if n != 31 || c.Version() != 1 {
+			if n != 34 || c.Version() != 1 {
 				t.Fatalf("%d models, version %d after two seeds", n, c.Version())
 			}
 			in := int64(123)
@@ -65,9 +66,130 @@ func TestSeedRepriceResolve(t *testing.T) {
 			if err := c.UpdateBase(ctx, "openai/gpt-4o", catalog.BaseUpdate{Active: &off}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.Resolve("openai/gpt-4o"); err == nil || len(c.List(false)) != 30 || len(c.List(true)) != 31 {
+			if _, err := c.Resolve("openai/gpt-4o"); err == nil || len(c.List(false)) != 33 || len(c.List(true)) != 34 {
 				t.Fatal("inactive model still served or listed")
 			}
 		})
+	}
+}
+
+func newCatalog(t *testing.T, dialect string) (*catalog.Catalog, *db.DB) {
+	t.Helper()
+	ctx := context.Background()
+	d := testenv.Open(t, dialect)
+	c := catalog.New(d, bus.NewLocal(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := c.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnsurePrices(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c, d
+}
+
+// Cached-input and reasoning prices: the seed's published cached-input
+// prices, the plain price where there is none, marked up like the others;
+// an admin sets them, or removes them (the model then follows its input or
+// output price); a version computed before they existed charges the plain
+// prices.
+func TestCachedAndReasoningPrices(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			ctx := context.Background()
+			c, d := newCatalog(t, dialect)
+			e, _ := c.Get("openai/gpt-4o")
+			if e.Base.CachedInput != 1_250_000 || e.Base.Reasoning != e.Base.Output ||
+				e.Price.CachedInput != pricing.MarkUp(1_250_000, e.Price.MarkupPermille) || e.Price.Reasoning != e.Price.Output {
+				t.Fatalf("gpt-4o: base %+v price %+v", e.Base, e.Price)
+			}
+			if e, _ := c.Get("openai/gpt-4"); e.Base.CachedInput != e.Base.Input || e.Price.CachedInput != e.Price.Input {
+				t.Fatalf("gpt-4 has no cache discount: %+v", e.Price)
+			}
+			var row models.Model
+			d.Where("id = ?", "openai/gpt-4").Take(&row)
+			if row.BaseCachedInputMicros != nil || row.BaseReasoningMicros != nil {
+				t.Fatalf("a seed price equal to the plain one is stored: %v %v", row.BaseCachedInputMicros, row.BaseReasoningMicros)
+			}
+
+			// An admin sets a reasoning price and a cached price, then removes the cached one.
+			cached, reasoning, in := int64(111), int64(20_000_000), int64(3_000_000)
+			if err := c.UpdateBase(ctx, "openai/gpt-4", catalog.BaseUpdate{CachedInput: &catalog.Override{Micros: &cached},
+				Reasoning: &catalog.Override{Micros: &reasoning}}); err != nil {
+				t.Fatal(err)
+			}
+			if e, _ := c.Get("openai/gpt-4"); e.Base.CachedInput != 111 || e.Base.Reasoning != reasoning || e.Price.Base.Reasoning == reasoning {
+				t.Fatalf("after update: base %+v, priced %+v (waits for the next version)", e.Base, e.Price.Base)
+			}
+			if _, err := c.Recalculate(ctx, "test"); err != nil {
+				t.Fatal(err)
+			}
+			e, _ = c.Get("openai/gpt-4")
+			if e.Price.Base.CachedInput != 111 || e.Price.CachedInput != pricing.MarkUp(111, e.Price.MarkupPermille) ||
+				e.Price.Reasoning != pricing.MarkUp(reasoning, e.Price.MarkupPermille) {
+				t.Fatalf("new version: %+v", e.Price)
+			}
+			if err := c.UpdateBase(ctx, "openai/gpt-4", catalog.BaseUpdate{Input: &in, CachedInput: &catalog.Override{}}); err != nil {
+				t.Fatal(err)
+			}
+			if e, _ := c.Get("openai/gpt-4"); e.Base.CachedInput != in || e.Base.Reasoning != reasoning {
+				t.Fatalf("removed cached price does not follow the input price: %+v", e.Base)
+			}
+
+			// A version written before the columns existed (NULL) charges the plain prices.
+			v := c.Version()
+			if err := d.Exec("UPDATE model_prices SET cached_input_micros = NULL, base_cached_input_micros = NULL, reasoning_micros = NULL, base_reasoning_micros = NULL WHERE version = ?", v).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			e, _ = c.Get("openai/gpt-4o")
+			if e.Price.CachedInput != e.Price.Input || e.Price.Reasoning != e.Price.Output || e.Price.Base.CachedInput != e.Price.Base.Input {
+				t.Fatalf("old version: %+v", e.Price)
+			}
+		})
+	}
+}
+
+// Rows seeded before cached-input prices existed get the seed's, unless an
+// admin changed their input price since.
+func TestSeedGivesOldRowsCachedPrices(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			ctx := context.Background()
+			c, d := newCatalog(t, dialect)
+			d.Exec("UPDATE models SET base_cached_input_micros = NULL")
+			d.Exec("UPDATE models SET base_input_micros = 1 WHERE id = 'openai/gpt-4o-mini'")
+			if err := c.Seed(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var gpt4o, mini, gpt4 models.Model
+			d.Where("id = ?", "openai/gpt-4o").Take(&gpt4o)
+			d.Where("id = ?", "openai/gpt-4o-mini").Take(&mini)
+			d.Where("id = ?", "openai/gpt-4").Take(&gpt4)
+			if gpt4o.BaseCachedInputMicros == nil || *gpt4o.BaseCachedInputMicros != 1_250_000 {
+				t.Fatalf("gpt-4o cached %v", gpt4o.BaseCachedInputMicros)
+			}
+			if mini.BaseCachedInputMicros != nil || gpt4.BaseCachedInputMicros != nil {
+				t.Fatalf("changed or undiscounted rows were given a cached price: %v %v", mini.BaseCachedInputMicros, gpt4.BaseCachedInputMicros)
+			}
+		})
+	}
+}
+
+// The seed's embedding models serve embeddings only.
+func TestEmbeddingModels(t *testing.T) {
+	c, _ := newCatalog(t, db.SQLite)
+	if err := c.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"openai/text-embedding-3-small", "openai/text-embedding-3-large", "google/gemini-embedding-001"} {
+		e, err := c.Resolve(id)
+		if err != nil || !e.Embeddings() || e.Base.Output != 0 || e.Base.Input <= 0 {
+			t.Fatalf("%s: %+v %v", id, e, err)
+		}
+	}
+	if e, _ := c.Resolve("openai/gpt-4o-mini"); e.Embeddings() {
+		t.Fatal("a chat model is an embedding model")
 	}
 }

@@ -17,14 +17,16 @@ const (
 	ObjectChunk      = "chat.completion.chunk"
 )
 
-// Finish reasons, as OpenAI spells them. FinishError is Beaver's own: it marks
-// the final chunk of a stream that failed midway.
+// Finish reasons: the values of OpenAI's finish_reason enum that Beaver
+// produces (the spec's fifth, the deprecated function_call, is only passed
+// through from OpenAI-format upstreams).
+// A stream that fails midway ends with FinishLength plus an error object:
+// see gateway's errorChunk.
 const (
 	FinishStop          = "stop"
 	FinishLength        = "length"
 	FinishToolCalls     = "tool_calls"
 	FinishContentFilter = "content_filter"
-	FinishError         = "error"
 )
 
 // Message roles accepted in requests ("developer" is OpenAI's newer name for
@@ -59,6 +61,9 @@ type Request struct {
 	// N is the number of choices (n); 0 when the caller did not send it.
 	// The completion hold is multiplied by it.
 	N int
+	// Models are the models to fall back on, in order (OpenRouter's
+	// models; see routing.go); never sent upstream.
+	Models []string
 	// Extra holds the accepted pass-through fields (see passThrough), sent
 	// untouched to OpenAI-compatible upstreams. stream_options is not kept:
 	// adapters set it.
@@ -77,6 +82,11 @@ type Message struct {
 	// for Anthropic thinking and Gemini thoughts) in responses. Adapters never
 	// send it upstream.
 	ReasoningContent string `json:"reasoning_content,omitempty"`
+	// Refusal is the model's refusal message in a response (OpenAI-format
+	// upstreams only). It is rendered by Choice, always, as OpenAI's schema
+	// requires message.refusal (null when nil); requests neither read nor
+	// forward it.
+	Refusal *string `json:"-"`
 }
 
 // Tool is a function the model may call.
@@ -120,11 +130,56 @@ type Response struct {
 	SystemFingerprint string   `json:"system_fingerprint,omitempty"`
 }
 
-// Choice is one completion alternative.
+// Choice is one completion alternative. It always renders logprobs and
+// message.refusal, null when absent: OpenAI's schema requires both.
 type Choice struct {
-	Index        int     `json:"index"`
-	Message      Message `json:"message"`
-	FinishReason string  `json:"finish_reason"`
+	Index   int
+	Message Message
+	// Logprobs is the upstream's logprobs object, passed through as is
+	// (OpenAI-format upstreams, when the caller asked for logprobs); nil
+	// renders as null.
+	Logprobs     json.RawMessage
+	FinishReason string
+}
+
+// choiceMessage is a response message as OpenAI renders it: Message plus
+// refusal, always present.
+type choiceMessage struct {
+	Message
+	Refusal *string `json:"refusal"`
+}
+
+type choiceWire struct {
+	Index        int             `json:"index"`
+	Message      choiceMessage   `json:"message"`
+	Logprobs     json.RawMessage `json:"logprobs"`
+	FinishReason string          `json:"finish_reason"`
+}
+
+// MarshalJSON renders the choice in OpenAI's shape, with logprobs and
+// message.refusal null unless the upstream gave them.
+func (c Choice) MarshalJSON() ([]byte, error) {
+	w := choiceWire{Index: c.Index, Message: choiceMessage{Message: c.Message, Refusal: c.Message.Refusal},
+		Logprobs: c.Logprobs, FinishReason: c.FinishReason}
+	if len(w.Logprobs) == 0 {
+		w.Logprobs = json.RawMessage("null")
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads an OpenAI choice, keeping message.refusal and a
+// non-null logprobs.
+func (c *Choice) UnmarshalJSON(b []byte) error {
+	var w choiceWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*c = Choice{Index: w.Index, Message: w.Message.Message, FinishReason: w.FinishReason}
+	c.Message.Refusal = w.Message.Refusal
+	if len(w.Logprobs) > 0 && !isNull(w.Logprobs) {
+		c.Logprobs = w.Logprobs
+	}
+	return nil
 }
 
 // Chunk is one streamed chat.completion.chunk.
@@ -148,17 +203,22 @@ func (c Chunk) MarshalJSON() ([]byte, error) {
 }
 
 // ChunkChoice is the per-choice part of a chunk; FinishReason is null until
-// the choice ends.
+// the choice ends. Logprobs is optional in stream chunks (OpenAI's schema
+// requires it only on non-streaming choices): an OpenAI-format upstream's is
+// passed through, else it is left out.
 type ChunkChoice struct {
-	Index        int     `json:"index"`
-	Delta        Delta   `json:"delta"`
-	FinishReason *string `json:"finish_reason"`
+	Index        int             `json:"index"`
+	Delta        Delta           `json:"delta"`
+	Logprobs     json.RawMessage `json:"logprobs,omitempty"`
+	FinishReason *string         `json:"finish_reason"`
 }
 
-// Delta is what a chunk adds to a choice's message.
+// Delta is what a chunk adds to a choice's message. Refusal is passed
+// through from OpenAI-format upstreams (optional in the spec's delta).
 type Delta struct {
 	Role             string     `json:"role,omitempty"`
 	Content          *string    `json:"content,omitempty"`
+	Refusal          *string    `json:"refusal,omitempty"`
 	ReasoningContent string     `json:"reasoning_content,omitempty"`
 	ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
 }
@@ -173,6 +233,9 @@ func (c *Chunk) Text() string {
 		if d.Content != nil {
 			n += len(*d.Content)
 		}
+		if d.Refusal != nil {
+			n += len(*d.Refusal)
+		}
 		n += len(d.ReasoningContent)
 		for _, tc := range d.ToolCalls {
 			n += len(tc.Function.Name) + len(tc.Function.Arguments)
@@ -186,6 +249,9 @@ func (c *Chunk) Text() string {
 		d := &c.Choices[i].Delta
 		if d.Content != nil {
 			b = append(b, *d.Content...)
+		}
+		if d.Refusal != nil {
+			b = append(b, *d.Refusal...)
 		}
 		b = append(b, d.ReasoningContent...)
 		for _, tc := range d.ToolCalls {
@@ -219,12 +285,20 @@ type CompletionTokensDetails struct {
 	ReasoningTokens int `json:"reasoning_tokens"`
 }
 
-// ErrorBody is the OpenAI error object, used in error responses and in the
-// final chunk of a stream that failed midway.
+// ErrorBody is the OpenAI error object of a stream that failed midway: in
+// its error event and in its final chunk. Param is null unless a request
+// field is at fault (the key is required by OpenAI's schema).
 type ErrorBody struct {
-	Message string `json:"message"`
-	Type    string `json:"type"`
-	Code    string `json:"code"`
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// ErrorEvent is OpenAI's in-stream error event, `data: {"error": {...}}`,
+// which the official SDKs raise as an API error.
+type ErrorEvent struct {
+	Error ErrorBody `json:"error"`
 }
 
 // InvalidError reports a request that cannot be served as sent; the API

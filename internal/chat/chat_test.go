@@ -220,9 +220,28 @@ func TestChunkJSON(t *testing.T) {
 			PromptTokensDetails: &chat.PromptTokensDetails{CachedTokens: 0}},
 		Error: &chat.ErrorBody{Message: "boom", Type: "upstream_error", Code: "upstream_error"}}
 	b, _ = json.Marshal(c)
-	want = `{"id":"x","object":"chat.completion.chunk","created":0,"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":0},"cost":0.000005,"cost_micros":5},"error":{"message":"boom","type":"upstream_error","code":"upstream_error"}}`
+	want = `{"id":"x","object":"chat.completion.chunk","created":0,"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":0},"cost":0.000005,"cost_micros":5},"error":{"message":"boom","type":"upstream_error","param":null,"code":"upstream_error"}}`
 	if string(b) != want {
 		t.Errorf("usage chunk = %s\nwant         %s", b, want)
+	}
+	// OpenAI's in-stream error event.
+	param := "model"
+	b, _ = json.Marshal(chat.ErrorEvent{Error: chat.ErrorBody{Message: "m", Type: "t", Param: &param, Code: "c"}})
+	if want := `{"error":{"message":"m","type":"t","param":"model","code":"c"}}`; string(b) != want {
+		t.Errorf("error event = %s\nwant          %s", b, want)
+	}
+	// A chunk passes an upstream's logprobs and refusal through and leaves
+	// them out otherwise (both optional in OpenAI's chunk schema).
+	refusal := "I can't help with that."
+	c = chat.Chunk{ID: "x", Object: chat.ObjectChunk, Model: "m", Choices: []chat.ChunkChoice{
+		{Delta: chat.Delta{Refusal: &refusal}, Logprobs: json.RawMessage(`{"content":null,"refusal":[]}`)}}}
+	b, _ = json.Marshal(c)
+	want = `{"id":"x","object":"chat.completion.chunk","created":0,"model":"m","choices":[{"index":0,"delta":{"refusal":"I can't help with that."},"logprobs":{"content":null,"refusal":[]},"finish_reason":null}]}`
+	if string(b) != want {
+		t.Errorf("refusal chunk = %s\nwant           %s", b, want)
+	}
+	if got := c.Text(); got != refusal {
+		t.Errorf("refusal chunk Text = %q", got)
 	}
 }
 
@@ -390,8 +409,84 @@ func TestResponseJSON(t *testing.T) {
 		Choices: []chat.Choice{{Message: chat.Message{Role: "assistant", ToolCalls: []chat.ToolCall{{ID: "c", Type: "function", Function: chat.FunctionCall{Name: "f", Arguments: "{}"}}}}, FinishReason: "tool_calls"}},
 		Usage:   &chat.Usage{PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2}}
 	b, _ := json.Marshal(resp)
-	want := `{"id":"r","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`
+	// OpenAI's schema requires message.refusal and logprobs on every choice:
+	// null unless the upstream gave them.
+	want := `{"id":"r","object":"chat.completion","created":2,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}],"refusal":null},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`
 	if string(b) != want {
 		t.Errorf("response = %s\nwant       %s", b, want)
+	}
+}
+
+// An OpenAI-format upstream's refusal and logprobs survive the round trip
+// through Choice; absent or null ones render as null.
+func TestChoiceRefusalAndLogprobs(t *testing.T) {
+	in := `{"index":0,"message":{"role":"assistant","content":null,"refusal":"I can't help with that."},"logprobs":{"content":null,"refusal":[{"token":"I","logprob":-0.1,"bytes":[73],"top_logprobs":[]}]},"finish_reason":"stop"}`
+	var c chat.Choice
+	if err := json.Unmarshal([]byte(in), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Message.Refusal == nil || *c.Message.Refusal != "I can't help with that." || c.Message.Role != "assistant" || c.FinishReason != "stop" {
+		t.Fatalf("choice = %+v", c)
+	}
+	b, _ := json.Marshal(c)
+	if string(b) != in {
+		t.Errorf("round trip = %s\nwant         %s", b, in)
+	}
+	for _, plain := range []string{
+		`{"index":1,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}`,
+		`{"index":1,"message":{"role":"assistant","content":"hi","refusal":null},"logprobs":null,"finish_reason":"stop"}`,
+	} {
+		var c chat.Choice
+		if err := json.Unmarshal([]byte(plain), &c); err != nil {
+			t.Fatal(err)
+		}
+		if c.Message.Refusal != nil || c.Logprobs != nil || c.Message.Content.Text() != "hi" {
+			t.Fatalf("%s: %+v", plain, c)
+		}
+		b, _ := json.Marshal(c)
+		if want := `{"index":1,"message":{"role":"assistant","content":"hi","refusal":null},"logprobs":null,"finish_reason":"stop"}`; string(b) != want {
+			t.Errorf("%s renders %s", plain, b)
+		}
+	}
+	// Refusal is a response field: a request's messages neither keep nor forward it.
+	r, err := chat.ParseRequest([]byte(`{"model":"m","messages":[{"role":"user","content":"x"},{"role":"assistant","content":"no","refusal":"no"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(r); strings.Contains(string(b), "refusal") {
+		t.Errorf("request forwards refusal: %s", b)
+	}
+}
+
+// A refused request names the top-level field at fault (the API's
+// error.param); a body that is not a JSON object names none.
+func TestInvalidErrorsNameTheField(t *testing.T) {
+	const m = `"messages":[{"role":"user","content":"x"}]`
+	for body, param := range map[string]string{
+		`{` + m + `,"max_tokens":0}`:                                 "max_tokens",
+		`{` + m + `,"max_completion_tokens":"9"}`:                    "max_completion_tokens",
+		`{` + m + `,"temperature":3}`:                                "temperature",
+		`{` + m + `,"top_p":2}`:                                      "top_p",
+		`{` + m + `,"stream":"yes"}`:                                 "stream",
+		`{` + m + `,"model":1}`:                                      "model",
+		`{` + m + `,"stop":5}`:                                       "stop",
+		`{` + m + `,"tool_choice":"required"}`:                       "tool_choice",
+		`{` + m + `,"response_format":{"type":"yaml"}}`:              "response_format",
+		`{` + m + `,"tools":[{"type":"x","function":{"name":"f"}}]}`: "tools",
+		`{"messages":[]}`:                                            "messages",
+		`{"messages":[{"role":"wizard","content":"x"}]}`:             "messages",
+		`{"messages":[{"role":"tool","content":"x"}]}`:               "messages",
+		`[1]`:          "",
+		`{"messages":`: "",
+	} {
+		_, err := chat.ParseRequest([]byte(body))
+		var ie *chat.InvalidError
+		if !errors.As(err, &ie) {
+			t.Errorf("%s: err = %v, want InvalidError", body, err)
+			continue
+		}
+		if ie.Param != param {
+			t.Errorf("%s: param %q, want %q (%s)", body, ie.Param, param, ie.Message)
+		}
 	}
 }

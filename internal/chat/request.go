@@ -33,6 +33,7 @@ var knownFields = map[string]bool{
 	"max_completion_tokens": true, "temperature": true, "top_p": true,
 	"stop": true, "tools": true, "tool_choice": true, "response_format": true,
 	"user": true, "stream_options": true, "n": true,
+	"models": true, "route": true, // routing (routing.go), never sent upstream
 }
 
 // passThrough lists the other fields Beaver accepts: they are forwarded
@@ -126,7 +127,7 @@ func (r *Request) UnmarshalJSON(body []byte) error {
 			return
 		}
 		if e := json.Unmarshal(raw, dst); e != nil {
-			err = invalidf("%s must be %s", name, want)
+			err = invalidField(name, "%s must be %s", name, want)
 		}
 	}
 	field("model", "a string", &r.Model)
@@ -148,6 +149,9 @@ func (r *Request) UnmarshalJSON(body []byte) error {
 			return invalidField("n", "n must be between 1 and %d", MaxChoices)
 		}
 		r.N = *n
+	}
+	if err := r.decodeRouting(fields); err != nil {
+		return err
 	}
 	switch {
 	case maxCompletion != nil:
@@ -183,7 +187,7 @@ func decodeStop(raw json.RawMessage) ([]string, error) {
 	}
 	var many []string
 	if json.Unmarshal(raw, &many) != nil {
-		return nil, invalidf("stop must be a string or an array of strings")
+		return nil, invalidField("stop", "stop must be a string or an array of strings")
 	}
 	return many, nil
 }
@@ -191,7 +195,7 @@ func decodeStop(raw json.RawMessage) ([]string, error) {
 func decodeMessages(raw json.RawMessage) ([]Message, error) {
 	var raws []json.RawMessage
 	if json.Unmarshal(raw, &raws) != nil {
-		return nil, invalidf("messages must be an array of message objects")
+		return nil, invalidField("messages", "messages must be an array of message objects")
 	}
 	msgs := make([]Message, len(raws))
 	for i, m := range raws {
@@ -200,13 +204,13 @@ func decodeMessages(raw json.RawMessage) ([]Message, error) {
 			var ce *contentPartError
 			switch {
 			case errors.As(err, &ce):
-				return nil, invalidf("messages[%d].content: %s", i, ce.msg)
+				return nil, invalidField("messages", "messages[%d].content: %s", i, ce.msg)
 			case errors.Is(err, errContentType):
-				return nil, invalidf("messages[%d].%v", i, err)
+				return nil, invalidField("messages", "messages[%d].%v", i, err)
 			case errors.As(err, &te) && te.Field != "":
-				return nil, invalidf("messages[%d].%s has the wrong type", i, te.Field)
+				return nil, invalidField("messages", "messages[%d].%s has the wrong type", i, te.Field)
 			default:
-				return nil, invalidf("messages[%d] must be a message object", i)
+				return nil, invalidField("messages", "messages[%d] must be a message object", i)
 			}
 		}
 	}
@@ -279,7 +283,7 @@ var toolNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 // are *InvalidError.
 func (r *Request) Validate() error {
 	if len(r.Messages) == 0 {
-		return invalidf("messages must be a non-empty array")
+		return invalidField("messages", "messages must be a non-empty array")
 	}
 	for i := range r.Messages {
 		if err := validateMessage(i, &r.Messages[i]); err != nil {
@@ -291,23 +295,23 @@ func (r *Request) Validate() error {
 		if name == "" {
 			name = "max_tokens"
 		}
-		return invalidf("%s must be at least 1", name)
+		return invalidField(name, "%s must be at least 1", name)
 	}
 	if t := r.Temperature; t != nil && (math.IsNaN(*t) || *t < 0 || *t > 2) {
-		return invalidf("temperature must be between 0 and 2")
+		return invalidField("temperature", "temperature must be between 0 and 2")
 	}
 	if p := r.TopP; p != nil && (math.IsNaN(*p) || *p < 0 || *p > 1) {
-		return invalidf("top_p must be between 0 and 1")
+		return invalidField("top_p", "top_p must be between 0 and 1")
 	}
 	for i, t := range r.Tools {
 		if t.Type != "function" {
-			return invalidf("tools[%d].type must be \"function\"", i)
+			return invalidField("tools", "tools[%d].type must be \"function\"", i)
 		}
 		if !toolNameRE.MatchString(t.Function.Name) {
-			return invalidf("tools[%d].function.name must be 1 to 64 letters, digits, underscores or dashes", i)
+			return invalidField("tools", "tools[%d].function.name must be 1 to 64 letters, digits, underscores or dashes", i)
 		}
 		if len(t.Function.Parameters) > 0 && !isNull(t.Function.Parameters) && !isObject(t.Function.Parameters) {
-			return invalidf("tools[%d].function.parameters must be a JSON Schema object", i)
+			return invalidField("tools", "tools[%d].function.parameters must be a JSON Schema object", i)
 		}
 	}
 	if len(r.ToolChoice) > 0 {
@@ -332,13 +336,13 @@ func validateMessage(i int, m *Message) error {
 	switch m.Role {
 	case RoleSystem, RoleDeveloper, RoleUser, RoleAssistant, RoleTool:
 	case "":
-		return invalidf("messages[%d].role is required", i)
+		return invalidField("messages", "messages[%d].role is required", i)
 	default:
-		return invalidf("messages[%d].role %q is not one of system, developer, user, assistant, tool", i, m.Role)
+		return invalidField("messages", "messages[%d].role %q is not one of system, developer, user, assistant, tool", i, m.Role)
 	}
 	if m.Content.IsNull() {
 		if m.Role != RoleAssistant || len(m.ToolCalls) == 0 {
-			return invalidf("messages[%d].content is required", i)
+			return invalidField("messages", "messages[%d].content is required", i)
 		}
 	}
 	for j, p := range m.Content.Parts() {
@@ -346,39 +350,39 @@ func validateMessage(i int, m *Message) error {
 		case PartText:
 		case PartImageURL:
 			if m.Role != RoleUser {
-				return invalidf("messages[%d].content[%d]: images are only allowed in user messages", i, j)
+				return invalidField("messages", "messages[%d].content[%d]: images are only allowed in user messages", i, j)
 			}
 			if p.ImageURL == nil || p.ImageURL.URL == "" {
-				return invalidf("messages[%d].content[%d].image_url.url is required", i, j)
+				return invalidField("messages", "messages[%d].content[%d].image_url.url is required", i, j)
 			}
 			u := p.ImageURL.URL
 			if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "data:") {
-				return invalidf("messages[%d].content[%d].image_url.url must be an http(s) or data: URL", i, j)
+				return invalidField("messages", "messages[%d].content[%d].image_url.url must be an http(s) or data: URL", i, j)
 			}
 			switch p.ImageURL.Detail {
 			case "", "auto", "low", "high":
 			default:
-				return invalidf("messages[%d].content[%d].image_url.detail must be auto, low or high", i, j)
+				return invalidField("messages", "messages[%d].content[%d].image_url.detail must be auto, low or high", i, j)
 			}
 		case "":
-			return invalidf("messages[%d].content[%d].type is required", i, j)
+			return invalidField("messages", "messages[%d].content[%d].type is required", i, j)
 		default:
-			return invalidf("messages[%d].content[%d]: content part type %q is not supported (use text or image_url)", i, j, p.Type)
+			return invalidField("messages", "messages[%d].content[%d]: content part type %q is not supported (use text or image_url)", i, j, p.Type)
 		}
 	}
 	if len(m.ToolCalls) > 0 && m.Role != RoleAssistant {
-		return invalidf("messages[%d]: only assistant messages may have tool_calls", i)
+		return invalidField("messages", "messages[%d]: only assistant messages may have tool_calls", i)
 	}
 	for j, tc := range m.ToolCalls {
 		if tc.ID == "" || tc.Function.Name == "" {
-			return invalidf("messages[%d].tool_calls[%d] needs an id and a function name", i, j)
+			return invalidField("messages", "messages[%d].tool_calls[%d] needs an id and a function name", i, j)
 		}
 		if tc.Type != "" && tc.Type != "function" {
-			return invalidf("messages[%d].tool_calls[%d].type must be \"function\"", i, j)
+			return invalidField("messages", "messages[%d].tool_calls[%d].type must be \"function\"", i, j)
 		}
 	}
 	if m.Role == RoleTool && m.ToolCallID == "" {
-		return invalidf("messages[%d].tool_call_id is required for tool messages", i)
+		return invalidField("messages", "messages[%d].tool_call_id is required for tool messages", i)
 	}
 	return nil
 }
@@ -391,11 +395,11 @@ func validateToolChoice(raw json.RawMessage, haveTools bool) error {
 			return nil
 		case "required":
 			if !haveTools {
-				return invalidf("tool_choice \"required\" needs tools")
+				return invalidField("tool_choice", "tool_choice \"required\" needs tools")
 			}
 			return nil
 		}
-		return invalidf("tool_choice must be \"none\", \"auto\", \"required\" or a function choice object")
+		return invalidField("tool_choice", "tool_choice must be \"none\", \"auto\", \"required\" or a function choice object")
 	}
 	var obj struct {
 		Type     string `json:"type"`
@@ -404,10 +408,10 @@ func validateToolChoice(raw json.RawMessage, haveTools bool) error {
 		} `json:"function"`
 	}
 	if json.Unmarshal(raw, &obj) != nil || obj.Type != "function" || obj.Function.Name == "" {
-		return invalidf("tool_choice must be \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}")
+		return invalidField("tool_choice", "tool_choice must be \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":...}}")
 	}
 	if !haveTools {
-		return invalidf("tool_choice names a function but no tools were given")
+		return invalidField("tool_choice", "tool_choice names a function but no tools were given")
 	}
 	return nil
 }
@@ -418,18 +422,18 @@ func validateResponseFormat(raw json.RawMessage) error {
 		JSONSchema json.RawMessage `json:"json_schema"`
 	}
 	if json.Unmarshal(raw, &rf) != nil {
-		return invalidf("response_format must be an object")
+		return invalidField("response_format", "response_format must be an object")
 	}
 	switch rf.Type {
 	case "text", "json_object":
 		return nil
 	case "json_schema":
 		if !isObject(rf.JSONSchema) {
-			return invalidf("response_format.json_schema must be an object")
+			return invalidField("response_format", "response_format.json_schema must be an object")
 		}
 		return nil
 	}
-	return invalidf("response_format.type must be text, json_object or json_schema")
+	return invalidField("response_format", "response_format.type must be text, json_object or json_schema")
 }
 
 // ResponseFormatType returns response_format.type ("" when absent).

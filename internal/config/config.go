@@ -12,8 +12,20 @@ import (
 
 // Provider is one upstream's connection settings.
 type Provider struct {
-	APIKey  string
+	APIKey  string // the first key
+	BaseURL string // the first base URL
+	// Endpoints are every base URL and key the provider is called with,
+	// BaseURL and APIKey first: from comma-separated <PREFIX>_API_KEY and
+	// <PREFIX>_BASE_URL, or the routing file (routing.go).
+	Endpoints []Endpoint
+}
+
+// Endpoint is one base URL and key of a provider; requests are spread over
+// a provider's endpoints by weight.
+type Endpoint struct {
 	BaseURL string
+	APIKey  string
+	Weight  int // ≥ 1
 }
 
 // Config is everything a Beaver process needs to start.
@@ -54,6 +66,18 @@ type Config struct {
 	UpstreamConnectTimeout   time.Duration
 	UpstreamFirstByteTimeout time.Duration
 	UpstreamIdleTimeout      time.Duration
+
+	// Routing and resilience (routing.go). Retries happen before any
+	// output reaches the client, within the budget; 0 retries = none.
+	UpstreamRetries     int           // BEAVER_UPSTREAM_RETRIES, default 2
+	UpstreamRetryBudget time.Duration // BEAVER_UPSTREAM_RETRY_BUDGET, default 10s
+	BreakerFailures     int           // BEAVER_UPSTREAM_BREAKER_FAILURES, default 5; 0 = no breaker
+	BreakerCooldown     time.Duration // BEAVER_UPSTREAM_BREAKER_COOLDOWN, default 30s
+	KeyCooldown         time.Duration // BEAVER_UPSTREAM_KEY_COOLDOWN, default 60s
+	// Fallbacks are the fallback chains by prefixed model id
+	// (BEAVER_FALLBACKS, and the routing file's "fallbacks").
+	Fallbacks   map[string][]string
+	RoutingFile string // BEAVER_ROUTING_FILE
 
 	StripeSecretKey     string
 	StripeWebhookSecret string
@@ -160,6 +184,12 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		UpstreamConnectTimeout:   dur("BEAVER_UPSTREAM_CONNECT_TIMEOUT", 10*time.Second),
 		UpstreamFirstByteTimeout: dur("BEAVER_UPSTREAM_FIRST_BYTE_TIMEOUT", 120*time.Second),
 		UpstreamIdleTimeout:      dur("BEAVER_UPSTREAM_IDLE_TIMEOUT", 60*time.Second),
+		UpstreamRetries:          int(num("BEAVER_UPSTREAM_RETRIES", 2)),
+		UpstreamRetryBudget:      dur("BEAVER_UPSTREAM_RETRY_BUDGET", 10*time.Second),
+		BreakerFailures:          int(num("BEAVER_UPSTREAM_BREAKER_FAILURES", 5)),
+		BreakerCooldown:          dur("BEAVER_UPSTREAM_BREAKER_COOLDOWN", 30*time.Second),
+		KeyCooldown:              dur("BEAVER_UPSTREAM_KEY_COOLDOWN", 60*time.Second),
+		RoutingFile:              get("BEAVER_ROUTING_FILE", ""),
 		StripeSecretKey:          get("STRIPE_SECRET_KEY", ""),
 		StripeWebhookSecret:      get("STRIPE_WEBHOOK_SECRET", ""),
 		StripeAPIBase:            strings.TrimRight(get("STRIPE_API_BASE", ""), "/"),
@@ -186,11 +216,13 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		}
 	}
 	for _, p := range providerEnv {
-		c.Providers[p.name] = Provider{
-			APIKey:  get(p.prefix+"_API_KEY", ""),
-			BaseURL: strings.TrimRight(get(p.prefix+"_BASE_URL", p.base), "/"),
+		pc, err := envProvider(p.prefix, get(p.prefix+"_API_KEY", ""), get(p.prefix+"_BASE_URL", p.base))
+		if err != nil {
+			errs = append(errs, err.Error())
 		}
+		c.Providers[p.name] = pc
 	}
+	errs = append(errs, c.routing(get("BEAVER_FALLBACKS", ""), lookup)...)
 	if v := get("BEAVER_PG_SYNCHRONOUS_COMMIT", "on"); v != "on" && v != "off" {
 		errs = append(errs, "BEAVER_PG_SYNCHRONOUS_COMMIT must be on or off")
 	}

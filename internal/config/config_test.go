@@ -1,6 +1,9 @@
 package config_test
 
 import (
+	"os"
+	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -66,6 +69,141 @@ func TestOverridesAndErrors(t *testing.T) {
 		"BEAVER_PG_SYNCHRONOUS_COMMIT": "false"} {
 		if _, err := config.FromLookup(lookup(map[string]string{k: v})); err == nil {
 			t.Errorf("%s=%s accepted", k, v)
+		}
+	}
+}
+
+// Routing defaults; a single key and base URL per provider work as they
+// always did (one endpoint).
+func TestRoutingDefaults(t *testing.T) {
+	c, err := config.FromLookup(lookup(map[string]string{"OPENAI_API_KEY": "sk-one", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1/"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UpstreamRetries != 2 || c.UpstreamRetryBudget != 10*time.Second || c.BreakerFailures != 5 ||
+		c.BreakerCooldown != 30*time.Second || c.KeyCooldown != time.Minute || c.Fallbacks != nil || c.RoutingFile != "" {
+		t.Errorf("routing defaults: %+v", c)
+	}
+	p := c.Providers["openai"]
+	if p.APIKey != "sk-one" || p.BaseURL != "http://127.0.0.1:9/v1" || len(p.Endpoints) != 1 ||
+		p.Endpoints[0] != (config.Endpoint{BaseURL: "http://127.0.0.1:9/v1", APIKey: "sk-one", Weight: 1}) {
+		t.Errorf("single key: %+v", p)
+	}
+	if g := c.Providers["google"]; g.APIKey != "" || len(g.Endpoints) != 1 || g.Endpoints[0].BaseURL != "https://generativelanguage.googleapis.com" {
+		t.Errorf("no key: %+v", g)
+	}
+	c, err = config.FromLookup(lookup(map[string]string{"BEAVER_UPSTREAM_RETRIES": "0", "BEAVER_UPSTREAM_BREAKER_FAILURES": "0",
+		"BEAVER_UPSTREAM_RETRY_BUDGET": "3s", "BEAVER_UPSTREAM_BREAKER_COOLDOWN": "5s", "BEAVER_UPSTREAM_KEY_COOLDOWN": "2m"}))
+	if err != nil || c.UpstreamRetries != 0 || c.BreakerFailures != 0 || c.UpstreamRetryBudget != 3*time.Second ||
+		c.BreakerCooldown != 5*time.Second || c.KeyCooldown != 2*time.Minute {
+		t.Errorf("overrides: %+v %v", c, err)
+	}
+}
+
+// Comma-separated keys and base URLs are several endpoints: one base URL
+// with several keys, several base URLs with one key, or pairs.
+func TestSeveralKeysAndBaseURLs(t *testing.T) {
+	c, err := config.FromLookup(lookup(map[string]string{
+		"OPENAI_API_KEY":     "sk-a, sk-b,",
+		"ANTHROPIC_API_KEY":  "sk-ant",
+		"ANTHROPIC_BASE_URL": "http://127.0.0.1:1/,http://127.0.0.1:2",
+		"GEMINI_API_KEY":     "g1,g2",
+		"GEMINI_BASE_URL":    "http://127.0.0.1:3,http://127.0.0.1:4",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]config.Endpoint{
+		"openai":    {{BaseURL: "https://api.openai.com/v1", APIKey: "sk-a", Weight: 1}, {BaseURL: "https://api.openai.com/v1", APIKey: "sk-b", Weight: 1}},
+		"anthropic": {{BaseURL: "http://127.0.0.1:1", APIKey: "sk-ant", Weight: 1}, {BaseURL: "http://127.0.0.1:2", APIKey: "sk-ant", Weight: 1}},
+		"google":    {{BaseURL: "http://127.0.0.1:3", APIKey: "g1", Weight: 1}, {BaseURL: "http://127.0.0.1:4", APIKey: "g2", Weight: 1}},
+	}
+	for name, eps := range want {
+		p := c.Providers[name]
+		if !reflect.DeepEqual(p.Endpoints, eps) || p.APIKey != eps[0].APIKey || p.BaseURL != eps[0].BaseURL {
+			t.Errorf("%s: %+v", name, p)
+		}
+	}
+	for k, v := range map[string]map[string]string{
+		"mismatch":  {"OPENAI_API_KEY": "a,b", "OPENAI_BASE_URL": "http://x,http://y,http://z"},
+		"bad URL":   {"XAI_BASE_URL": "http://x,not a url"},
+		"no URL":    {"XAI_BASE_URL": ",,"},
+		"retries":   {"BEAVER_UPSTREAM_RETRIES": "-1"},
+		"budget":    {"BEAVER_UPSTREAM_RETRY_BUDGET": "0s"},
+		"breaker":   {"BEAVER_UPSTREAM_BREAKER_FAILURES": "five"},
+		"cooldown":  {"BEAVER_UPSTREAM_KEY_COOLDOWN": "soon"},
+		"no file":   {"BEAVER_ROUTING_FILE": filepath.Join(t.TempDir(), "missing.json")},
+		"fallbacks": {"BEAVER_FALLBACKS": "openai/gpt-4o-mini"},
+	} {
+		if _, err := config.FromLookup(lookup(v)); err == nil {
+			t.Errorf("%s: %v accepted", k, v)
+		}
+	}
+}
+
+// Fallback chains come from BEAVER_FALLBACKS and the routing file, which
+// can also give a provider's endpoints with weights and keys named by
+// environment variable.
+func TestFallbacksAndRoutingFile(t *testing.T) {
+	c, err := config.FromLookup(lookup(map[string]string{"BEAVER_FALLBACKS": " openai/gpt-4o-mini = anthropic/claude-3-5-haiku-20241022, google/gemini-1.5-flash ; openai/gpt-4o=anthropic/claude-3-5-sonnet-20241022"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.Fallbacks, map[string][]string{
+		"openai/gpt-4o-mini": {"anthropic/claude-3-5-haiku-20241022", "google/gemini-1.5-flash"},
+		"openai/gpt-4o":      {"anthropic/claude-3-5-sonnet-20241022"},
+	}) {
+		t.Errorf("fallbacks %v", c.Fallbacks)
+	}
+	for _, bad := range []string{"gpt-4o=anthropic/claude", "openai/gpt-4o=claude", "openai/gpt-4o=openai/gpt-4o",
+		"openai/gpt-4o=a/1,a/2,a/3,a/4,a/5,a/6", "openai/gpt-4o=a/1,a/1"} {
+		if _, err := config.FromLookup(lookup(map[string]string{"BEAVER_FALLBACKS": bad})); err == nil {
+			t.Errorf("BEAVER_FALLBACKS=%s accepted", bad)
+		}
+	}
+
+	dir := t.TempDir()
+	file := func(body string) string {
+		p := filepath.Join(dir, "routing.json")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	path := file(`{
+		"providers": {"openai": {"endpoints": [
+			{"api_key_env": "KEY_A", "weight": 3},
+			{"base_url": "http://127.0.0.1:5/v1/", "api_key": "sk-inline"}
+		]}},
+		"fallbacks": {"openai/gpt-4o-mini": ["google/gemini-1.5-flash"], "openai/gpt-4o": ["openai/gpt-4o-mini"]}
+	}`)
+	c, err = config.FromLookup(lookup(map[string]string{"BEAVER_ROUTING_FILE": path, "KEY_A": "sk-from-env",
+		"OPENAI_API_KEY": "sk-ignored", "BEAVER_FALLBACKS": "openai/gpt-4o=anthropic/claude-3-5-haiku-20241022"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Providers["openai"]
+	if !reflect.DeepEqual(p.Endpoints, []config.Endpoint{{BaseURL: "https://api.openai.com/v1", APIKey: "sk-from-env", Weight: 3},
+		{BaseURL: "http://127.0.0.1:5/v1", APIKey: "sk-inline", Weight: 1}}) || p.APIKey != "sk-from-env" {
+		t.Errorf("file endpoints: %+v", p)
+	}
+	if !reflect.DeepEqual(c.Fallbacks, map[string][]string{"openai/gpt-4o-mini": {"google/gemini-1.5-flash"},
+		"openai/gpt-4o": {"anthropic/claude-3-5-haiku-20241022"}}) {
+		t.Errorf("file + env fallbacks: %v", c.Fallbacks)
+	}
+	for _, bad := range []string{
+		`{"providers": {"cohere": {"endpoints": [{"api_key": "k"}]}}}`,
+		`{"providers": {"openai": {"endpoints": [{"api_key_env": "UNSET_KEY"}]}}}`,
+		`{"providers": {"openai": {"endpoints": [{"api_key": "k", "api_key_env": "KEY_A"}]}}}`,
+		`{"providers": {"openai": {"endpoints": [{"api_key": "k", "weight": 0}]}}}`,
+		`{"providers": {"openai": {"endpoints": [{"base_url": "ftp://x"}]}}}`,
+		`{"providers": {"openai": {"endpoints": []}}}`,
+		`{"providers": {"openai": {"keys": ["k"]}}}`,
+		`{"fallbacks": {"openai/gpt-4o": "anthropic/claude"}}`,
+		`not json`,
+	} {
+		if _, err := config.FromLookup(lookup(map[string]string{"BEAVER_ROUTING_FILE": file(bad), "KEY_A": "x"})); err == nil {
+			t.Errorf("routing file %s accepted", bad)
 		}
 	}
 }

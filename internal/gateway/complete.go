@@ -16,13 +16,18 @@ type Completion struct {
 }
 
 // Complete runs a non-streaming call. The answer is returned only after its
-// charge is committed. Errors are *apierr.Error (or context.Canceled).
+// charge is committed; its model is the one that answered (see try).
+// Errors are *apierr.Error (or context.Canceled).
 func (g *Gateway) Complete(ctx context.Context, call Call) (*Completion, error) {
 	r, err := g.admit(ctx, call)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := r.prov.Complete(ctx, &r.up)
+	var resp *chat.Response
+	err = r.try(ctx, func(ctx context.Context, up *chat.Request) (err error) {
+		resp, err = r.prov.Complete(ctx, up)
+		return err
+	})
 	if err != nil {
 		return nil, r.failed(ctx, err)
 	}

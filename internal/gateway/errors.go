@@ -33,9 +33,5 @@ func UpstreamError(err error) error {
 // InvalidRequest is the 400 of a request Beaver or an adapter refused,
 // naming the offending field in error.param when known.
 func InvalidRequest(ie *chat.InvalidError) *apierr.Error {
-	e := apierr.Invalid("%s", ie.Message)
-	if ie.Param != "" {
-		return e.With("param", ie.Param)
-	}
-	return e
+	return apierr.Invalid("%s", ie.Message).WithParam(ie.Param)
 }

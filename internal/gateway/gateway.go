@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/billing"
@@ -43,6 +45,7 @@ type Gateway struct {
 	log       *slog.Logger
 	opts      Options
 	latency   *Latency
+	metrics   routeMetrics
 }
 
 // Options are the gateway's policy switches.
@@ -50,6 +53,11 @@ type Options struct {
 	// RequireVerifiedEmail refuses inference to accounts whose email is not
 	// verified (BEAVER_REQUIRE_VERIFIED_EMAIL).
 	RequireVerifiedEmail bool
+	// Fallbacks are the configured fallback chains: by prefixed model id,
+	// the models to try, in order, when it fails before any output
+	// (BEAVER_FALLBACKS, BEAVER_ROUTING_FILE). A request's own models
+	// replace its model's chain.
+	Fallbacks map[string][]string
 }
 
 // Deps are what the gateway calls.
@@ -59,6 +67,9 @@ type Deps struct {
 	Providers map[string]providers.Provider // by provider name
 	Limiter   *ratelimit.Limiter            // nil = no rate limits
 	Log       *slog.Logger
+	// Registerer gets the routing metrics (fallbacks, breaker states,
+	// retries); nil = not exported.
+	Registerer prometheus.Registerer
 }
 
 // New returns a gateway.
@@ -67,8 +78,11 @@ func New(d Deps, o Options) *Gateway {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Gateway{billing: d.Billing, catalog: d.Catalog, providers: d.Providers, limiter: d.Limiter,
+	g := &Gateway{billing: d.Billing, catalog: d.Catalog, providers: d.Providers, limiter: d.Limiter,
 		log: log, opts: o, latency: NewLatency()}
+	g.metrics = newRouteMetrics(g, d.Registerer)
+	g.checkFallbacks()
+	return g
 }
 
 // Latency is the per-provider latency of recent requests.
@@ -78,41 +92,49 @@ func (g *Gateway) Latency() *Latency { return g.latency }
 type Call struct {
 	Principal *auth.Principal
 	Request   *chat.Request
-	Model     string // the model asked for: the request's, or the path's
+	Model     string // the model asked for: the request's, or the path's ("" = the first of Request.Models)
 	ClientIP  string
 	RequestID string
+	// OnAttempts, when set, is told of the upstream attempts once they are
+	// over and before the answer starts (before a stream opens; before
+	// Complete or Stream returns an error), when there was more than one or
+	// the last failed: the HTTP layer's X-Beaver-Attempts header.
+	OnAttempts func(Attempts)
 }
 
 // run is a call that was admitted: its hold, and what settles it.
 type run struct {
 	g        *Gateway
 	call     Call
+	chain    []candidate // the models that may answer, in order (route.go)
 	entry    *catalog.Entry
 	prov     providers.Provider
 	hold     *billing.Hold
 	up       chat.Request // what goes upstream
+	capped   bool         // a max_tokens cap is sent upstream
 	prompt   int64        // estimated prompt tokens, billed when the upstream reports none
 	start    time.Time
 	genID    string
 	created  int64
 	finished bool
+	attempts Attempts
+	route    providers.Route // one retry budget for every model of the chain
 }
 
-// admit resolves the model, applies the key's policy and holds the
-// request's maximum cost. Errors are *apierr.Error.
+// admit resolves the model and its fallbacks, applies the key's policy and
+// holds the request's maximum cost: at the price of the chain's most
+// expensive model in each component, so that the hold covers whichever
+// answers. Errors are *apierr.Error.
 func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	p, req := call.Principal, call.Request
-	entry, err := g.catalog.Resolve(call.Model)
+	chain, err := g.chain(call)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkKeyPolicy(p, entry.ID, call.ClientIP); err != nil {
+	if chain, err = chatModels(call, chain); err != nil { // embedding models serve embeddings only (embed.go)
 		return nil, err
 	}
-	prov, ok := g.providers[entry.Provider]
-	if !ok {
-		return nil, apierr.Unavailable("provider %s is not configured on this gateway", entry.Provider)
-	}
+	price, modelMax := chainPrice(chain)
 	// Hold for the most tokens the prompt can be; bill the upstream's count,
 	// or the realistic estimate when it never reports one.
 	bound, prompt := int64(req.PromptTokenBound()), int64(req.EstimatePromptTokens())
@@ -122,22 +144,20 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	}
 	_, monthly := p.Account.Limits()
 	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
-		Price: entry.Price, PriceVersion: entry.Version, PromptTokens: bound, MaxTokens: asked,
-		ModelMax: entry.MaxOutputTokens, MonthlyLimit: monthly, Choices: int64(req.ChoiceCount())})
+		Price: price, PriceVersion: chain[0].entry.Version, PromptTokens: bound, MaxTokens: asked,
+		ModelMax: modelMax, MonthlyLimit: monthly, Choices: int64(req.ChoiceCount())})
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	r := &run{g: g, call: call, entry: entry, prov: prov, hold: hold, prompt: prompt, start: now,
+	r := &run{g: g, call: call, chain: chain, hold: hold, prompt: prompt, start: now,
 		genID: "chatcmpl-" + strings.TrimPrefix(ids.New("g"), "g_"), created: now.Unix()}
 	// Send the cap upstream when the caller set one or when the balance
 	// lowered it; otherwise the model's own default applies (and is held).
 	r.up = *req
-	r.up.Model = entry.ProviderModel
-	if req.MaxTokens != nil || hold.Clamped {
-		mt := int(hold.MaxTokens)
-		r.up.MaxTokens = &mt
-	}
+	r.up.Models = nil
+	r.capped = req.MaxTokens != nil || hold.Clamped
+	r.use(chain[0])
 	return r, nil
 }
 
@@ -172,6 +192,11 @@ func (r *run) settle(ctx context.Context, o billing.Outcome, u *chat.Usage) (*bi
 		}
 	}
 	r.finished = true
+	// Charged at the price of the model that answered (or was tried last),
+	// in the version it was resolved at; never above the hold's.
+	if err := r.hold.Reprice(r.entry.Price, r.entry.Version); err != nil {
+		r.g.log.Error("reprice hold", "request_id", r.call.RequestID, "model", r.entry.ID, "err", err)
+	}
 	return r.g.billing.Finish(ctx, r.hold, o)
 }
 

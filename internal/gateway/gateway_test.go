@@ -174,6 +174,8 @@ func (s *fakeStream) Close() error { s.closed = true; return nil }
 type recorder struct {
 	opened    string
 	chunks    []*chat.Chunk
+	errors    []*chat.ErrorEvent
+	errorAt   []int // len(chunks) when each error event came
 	done      bool
 	goneAfter int // 0 = stays
 }
@@ -184,6 +186,14 @@ func (r *recorder) Send(c *chat.Chunk) bool {
 		return false
 	}
 	r.chunks = append(r.chunks, c)
+	return true
+}
+func (r *recorder) SendError(e *chat.ErrorEvent) bool {
+	if r.goneAfter > 0 && len(r.chunks) >= r.goneAfter {
+		return false
+	}
+	r.errors = append(r.errors, e)
+	r.errorAt = append(r.errorAt, len(r.chunks))
 	return true
 }
 func (r *recorder) Done() { r.done = true }
@@ -306,8 +316,13 @@ func TestCutStreamBillsUpstreamPromptAndDeliveredText(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(rec.chunks)
-	if n != 5 || rec.chunks[3].Error == nil || *rec.chunks[3].Choices[0].FinishReason != chat.FinishError || !rec.done {
+	if n != 5 || rec.chunks[3].Error == nil || *rec.chunks[3].Choices[0].FinishReason != chat.FinishLength || !rec.done {
 		t.Fatalf("chunks %d, error chunk %+v, done %v", n, rec.chunks[min(3, n-1)], rec.done)
+	}
+	// OpenAI's error event comes just before the final chunk, with the same error.
+	if len(rec.errors) != 1 || rec.errorAt[0] != 3 || rec.errors[0].Error != *rec.chunks[3].Error ||
+		rec.errors[0].Error.Code != "upstream_error" || rec.errors[0].Error.Param != nil {
+		t.Fatalf("error events %+v at %v, final chunk error %+v", rec.errors, rec.errorAt, rec.chunks[3].Error)
 	}
 	u := rec.chunks[4].Usage
 	if u.PromptTokens != 5 || u.CompletionTokens != 3 || before-f.balance() != f.cost(5, 3) {
@@ -363,6 +378,14 @@ func TestCheckCountsTheRateLimit(t *testing.T) {
 	rl, err := f.gw.Check(context.Background(), p)
 	if ae, ok := apierr.As(err); !ok || ae.Code != "rate_limit_exceeded" || ae.RetryAfter <= 0 || !rl.Applied {
 		t.Fatalf("third: %+v %v", rl, err)
+	}
+	// The window opened a moment ago: Retry-After is the whole seconds until
+	// it reopens, at most the minute (never the 61 s that rounding the
+	// window's end up to a whole second used to give), and the same value
+	// the OpenAI-style reset header shows.
+	ae, _ := apierr.As(err)
+	if ae.RetryAfter > time.Minute || ae.RetryAfter < 59*time.Second || ae.RetryAfter%time.Second != 0 || rl.ResetIn != ae.RetryAfter {
+		t.Fatalf("Retry-After %v, ResetIn %v: want the same whole seconds in [59s, 60s]", ae.RetryAfter, rl.ResetIn)
 	}
 }
 

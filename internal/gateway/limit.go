@@ -14,7 +14,8 @@ type RateLimit struct {
 	Applied   bool // false: no limit in force (no X-RateLimit-* headers)
 	Limit     int64
 	Remaining int64
-	Reset     time.Time
+	Reset     time.Time     // the window's end, rounded up to a whole second
+	ResetIn   time.Duration // until the window reopens: whole seconds, ≤ the minute
 }
 
 // RPMKey is the rate-limit key of an API key's per-minute counter.
@@ -45,7 +46,8 @@ func (g *Gateway) Check(ctx context.Context, p *auth.Principal) (RateLimit, erro
 		return RateLimit{}, nil
 	}
 	res := g.limiter.Allow(ctx, key, limit, time.Minute)
-	rl := RateLimit{Applied: true, Limit: res.Limit, Remaining: max(res.Remaining, 0), Reset: res.Reset}
+	rl := RateLimit{Applied: true, Limit: res.Limit, Remaining: max(res.Remaining, 0), Reset: res.Reset,
+		ResetIn: res.ResetIn}
 	if !res.Allowed {
 		return rl, rateLimited(res, limit)
 	}

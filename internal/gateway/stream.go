@@ -8,6 +8,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/providers"
 )
 
 // Sink receives a stream's chunks: the HTTP layer's SSE writer.
@@ -17,6 +18,9 @@ type Sink interface {
 	Open(generationID string)
 	// Send writes one chunk; false means the client is gone.
 	Send(c *chat.Chunk) bool
+	// SendError writes OpenAI's in-stream error event, data: {"error": ...};
+	// false means the client is gone.
+	SendError(e *chat.ErrorEvent) bool
 	// Done ends a stream that was delivered whole (the contract's [DONE]).
 	Done()
 }
@@ -24,14 +28,18 @@ type Sink interface {
 // Stream runs a streaming call: the upstream's chunks go to sink as they
 // arrive, then, once the charge is committed, a usage chunk carrying it.
 // A failure before the stream opens is returned (nothing is charged); a
-// later one ends the stream with an error chunk and is charged for the
-// prompt and what was delivered, as is a client that goes away.
+// later one ends the stream with an error (see failStream) and is charged for
+// the prompt and what was delivered, as is a client that goes away.
 func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 	r, err := g.admit(ctx, call)
 	if err != nil {
 		return err
 	}
-	st, err := r.prov.Stream(ctx, &r.up)
+	var st providers.Stream
+	err = r.try(ctx, func(ctx context.Context, up *chat.Request) (err error) { // fallbacks: before the stream opens only
+		st, err = r.prov.Stream(ctx, up)
+		return err
+	})
 	if err != nil {
 		return r.failed(ctx, err)
 	}
@@ -84,7 +92,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 	g.latency.Observe(r.entry.Provider, time.Since(r.start), streamErr != nil && !cancelled)
 	if err != nil {
 		g.log.Error("settle stream", "request_id", call.RequestID, "err", err)
-		sink.Send(r.errorChunk(apierr.Internal()))
+		r.failStream(sink, apierr.Internal())
 		return nil
 	}
 	if cancelled {
@@ -95,7 +103,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		if ae == nil {
 			ae = apierr.Internal()
 		}
-		if !sink.Send(r.errorChunk(ae)) {
+		if !r.failStream(sink, ae) {
 			return nil
 		}
 	}
@@ -130,10 +138,38 @@ func deliveredUsage(final, soFar *chat.Usage, prompt int64, delivered string, en
 		PromptTokensDetails: reported.PromptTokensDetails, CompletionTokensDetails: reported.CompletionTokensDetails}, false
 }
 
-// errorChunk is the contract's mid-stream failure chunk.
-func (r *run) errorChunk(e *apierr.Error) *chat.Chunk {
-	reason := chat.FinishError
+// failStream ends a stream that failed after it opened: OpenAI's error
+// event, data: {"error": {...}} (the official SDKs raise it as an API error
+// and stop reading), then the contract's final chunk, which carries the same
+// error object. The usage chunk and [DONE] follow when the charge is known.
+// It reports whether the client is still there.
+func (r *run) failStream(sink Sink, e *apierr.Error) bool {
+	body := chat.ErrorBody{Message: e.Message, Type: e.Type, Code: e.Code}
+	if e.Param != "" {
+		body.Param = &e.Param
+	}
+	if !sink.SendError(&chat.ErrorEvent{Error: body}) {
+		return false
+	}
+	return sink.Send(r.errorChunk(body))
+}
+
+// errorChunk is the final chunk of a stream that failed midway: an empty
+// delta, finish_reason "length" and the error object.
+//
+// finish_reason must be one of OpenAI's enum (stop, length, tool_calls,
+// content_filter, function_call): strict decoders reject anything else, as
+// they did Beaver's former "error". "length" is the one that tells the truth
+// to a client that reads only the reason: the answer stopped before the
+// model finished it and is incomplete. "stop" would present a truncated
+// answer (or truncated JSON) as whole, "tool_calls" would invite running a
+// half-streamed call, and "content_filter" would blame moderation. Clients
+// that treat length as "incomplete" (openai-python's parse helpers raise
+// LengthFinishReasonError) thus never take the partial output as final; the
+// error object says what actually happened.
+func (r *run) errorChunk(e chat.ErrorBody) *chat.Chunk {
+	reason := chat.FinishLength
 	return &chat.Chunk{ID: r.genID, Object: chat.ObjectChunk, Created: r.created, Model: r.entry.ID,
 		Choices: []chat.ChunkChoice{{Index: 0, Delta: chat.Delta{}, FinishReason: &reason}},
-		Error:   &chat.ErrorBody{Message: e.Message, Type: e.Type, Code: e.Code}}
+		Error:   &e}
 }

@@ -26,20 +26,27 @@ var Markups = map[string]int64{
 }
 
 // Base is a model's provider list price: micro-USD per 1M tokens, plus a flat
-// per-request fee in micro-USD.
+// per-request fee in micro-USD. CachedInput is the price of a prompt token
+// the provider served from its cache, Reasoning that of a reasoning
+// (thinking) completion token; where a provider publishes none, they are
+// the input and the output price (the catalog fills them so: every price
+// here is explicit).
 type Base struct {
-	ModelID string
-	Input   int64
-	Output  int64
-	Fee     int64
+	ModelID     string
+	Input       int64
+	Output      int64
+	Fee         int64
+	CachedInput int64
+	Reasoning   int64
 }
 
 // Price is a model's marked-up price in one version.
 type Price struct {
 	Base
-	Input, Output, Fee int64 // marked up; these are charged
-	Category           string
-	MarkupPermille     int64
+	Input, Output, Fee     int64 // marked up; these are charged
+	CachedInput, Reasoning int64 // marked up
+	Category               string
+	MarkupPermille         int64
 }
 
 // Thresholds are the P20, P40, P60 and P80 percentiles of model values.
@@ -102,6 +109,7 @@ func Compute(models []Base) []Price {
 		cat := t.Categorize(value(m))
 		pm := Markups[cat]
 		out[i] = Price{Base: m, Input: MarkUp(m.Input, pm), Output: MarkUp(m.Output, pm), Fee: MarkUp(m.Fee, pm),
+			CachedInput: MarkUp(m.CachedInput, pm), Reasoning: MarkUp(m.Reasoning, pm),
 			Category: cat, MarkupPermille: pm}
 	}
 	return out
@@ -122,11 +130,62 @@ type Charge struct {
 }
 
 // ChargeFor computes the user charge, the provider cost and the markup for
-// a request's token counts at price p.
+// a request's prompt and completion tokens at price p, none of them cached
+// or reasoning tokens.
 func ChargeFor(p Price, inTokens, outTokens int64) Charge {
-	charged := Cost(p.Input, p.Output, p.Fee, inTokens, outTokens)
-	provider := Cost(p.Base.Input, p.Base.Output, p.Base.Fee, inTokens, outTokens)
+	return ChargeTokens(p, Tokens{Prompt: inTokens, Completion: outTokens})
+}
+
+// Tokens are a request's counts as the upstream reported them. Cached
+// tokens are part of Prompt, reasoning tokens part of Completion (OpenAI's
+// prompt_tokens_details.cached_tokens and
+// completion_tokens_details.reasoning_tokens).
+type Tokens struct {
+	Prompt, Completion int64
+	Cached, Reasoning  int64
+}
+
+// split returns the prompt tokens at the input price, at the cached-input
+// price, the completion tokens at the output price and at the reasoning
+// price. A detail count larger than its total (a provider's error) is
+// taken as the total; a negative one as zero.
+func (t Tokens) split() (in, cached, out, reasoning int64) {
+	cached = min(max(t.Cached, 0), max(t.Prompt, 0))
+	reasoning = min(max(t.Reasoning, 0), max(t.Completion, 0))
+	return t.Prompt - cached, cached, t.Completion - reasoning, reasoning
+}
+
+// costOf is ceil((in·Input + cached·CachedInput + out·Output +
+// reasoning·Reasoning) / 1e6) + Fee: one ceiling per charge.
+func costOf(b Base, t Tokens) int64 {
+	in, cached, out, reasoning := t.split()
+	return ceilDiv(in*b.Input+cached*b.CachedInput+out*b.Output+reasoning*b.Reasoning, 1_000_000) + b.Fee
+}
+
+// ChargeTokens computes the user charge, the provider cost and the markup
+// for a request's tokens at price p: cached prompt tokens at the
+// cached-input price instead of the input price, reasoning tokens at the
+// reasoning price instead of the output price, each side rounded up once.
+func ChargeTokens(p Price, t Tokens) Charge {
+	charged := costOf(Base{Input: p.Input, Output: p.Output, Fee: p.Fee, CachedInput: p.CachedInput, Reasoning: p.Reasoning}, t)
+	provider := costOf(p.Base, t)
 	return Charge{ChargedMicros: charged, ProviderCostMicros: provider, MarkupMicros: charged - provider}
+}
+
+// UpperBound is the price a request is held at: its input price the larger
+// of the input and cached-input prices, its output price the larger of the
+// output and reasoning prices (base and marked up alike), and its cached
+// and reasoning prices those same maxima. Holding prompt and completion
+// tokens at it covers the charge whichever of a request's tokens turn out
+// cached or reasoning, so the hold stays an upper bound even where a
+// cached or reasoning price is above the plain one.
+func (p Price) UpperBound() Price {
+	p.Input, p.Output = max(p.Input, p.CachedInput), max(p.Output, p.Reasoning)
+	p.CachedInput, p.Reasoning = p.Input, p.Output
+	b := &p.Base
+	b.Input, b.Output = max(b.Input, b.CachedInput), max(b.Output, b.Reasoning)
+	b.CachedInput, b.Reasoning = b.Input, b.Output
+	return p
 }
 
 // MaxOutputTokens is the largest number of completion tokens whose cost,

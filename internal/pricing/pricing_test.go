@@ -100,3 +100,87 @@ func TestMaxOutputTokens(t *testing.T) {
 		t.Fatalf("free output gave %d", got)
 	}
 }
+
+// Cached prompt tokens are charged at the cached-input price instead of the
+// input price, reasoning tokens at the reasoning price instead of the
+// output price; one ceiling per side (user charge, provider cost).
+func TestChargeTokensCachedAndReasoning(t *testing.T) {
+	p := pricing.Price{
+		Base:  pricing.Base{Input: 2_500_000, Output: 10_000_000, CachedInput: 1_250_000, Reasoning: 10_000_000},
+		Input: 2_587_500, Output: 10_350_000, CachedInput: 1_293_750, Reasoning: 10_350_000, Fee: 0,
+	}
+	cases := []struct {
+		name                  string
+		tok                   pricing.Tokens
+		charged, providerCost int64
+	}{
+		// 1000 prompt (400 cached), 500 completion (300 reasoning at the output price):
+		// user: 600·2.5875 + 400·1.29375 + 500·10.35 = 1552.5 + 517.5 + 5175 = 7245
+		// provider: 600·2.5 + 400·1.25 + 500·10 = 1500 + 500 + 5000 = 7000
+		{"cached and reasoning", pricing.Tokens{Prompt: 1000, Completion: 500, Cached: 400, Reasoning: 300}, 7245, 7000},
+		{"no details", pricing.Tokens{Prompt: 1000, Completion: 500}, 7763, 7500},             // 2587.5 + 5175 → 7763
+		{"all cached", pricing.Tokens{Prompt: 1000, Cached: 1000}, 1294, 1250},                // 1293.75 → 1294
+		{"cached above prompt is the prompt", pricing.Tokens{Prompt: 10, Cached: 50}, 13, 13}, // 12.9375 → 13; 12.5 → 13
+		{"negative details are zero", pricing.Tokens{Prompt: 10, Completion: 1, Cached: -5, Reasoning: -1}, 37, 35},
+		{"nothing", pricing.Tokens{}, 0, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ch := pricing.ChargeTokens(p, c.tok)
+			if ch.ChargedMicros != c.charged || ch.ProviderCostMicros != c.providerCost || ch.MarkupMicros != c.charged-c.providerCost {
+				t.Errorf("ChargeTokens(%+v) = %+v, want charged %d, provider %d", c.tok, ch, c.charged, c.providerCost)
+			}
+		})
+	}
+
+	// A separate reasoning price applies to reasoning tokens only.
+	r := pricing.Price{Base: pricing.Base{Input: 1_000_000, Output: 2_000_000, CachedInput: 1_000_000, Reasoning: 8_000_000},
+		Input: 1_000_000, Output: 2_000_000, CachedInput: 1_000_000, Reasoning: 8_000_000, Fee: 7}
+	if ch := pricing.ChargeTokens(r, pricing.Tokens{Prompt: 1, Completion: 10, Reasoning: 4}); ch.ChargedMicros != 1+12+32+7 {
+		t.Errorf("reasoning price: %+v, want %d", ch, 1+12+32+7)
+	}
+	// ChargeFor is ChargeTokens without details.
+	if a, b := pricing.ChargeFor(p, 123, 45), pricing.ChargeTokens(p, pricing.Tokens{Prompt: 123, Completion: 45}); a != b {
+		t.Errorf("ChargeFor %+v != ChargeTokens %+v", a, b)
+	}
+}
+
+// Compute marks the cached-input and reasoning prices up like the others.
+func TestComputeMarksUpCachedAndReasoning(t *testing.T) {
+	got := pricing.Compute([]pricing.Base{
+		{ModelID: "a", Input: 1_000_000, Output: 1_000_000, CachedInput: 250_001, Reasoning: 4_000_000},
+		{ModelID: "b", Input: 9_000_000, Output: 9_000_000, CachedInput: 9_000_000, Reasoning: 9_000_000},
+	})
+	for _, p := range got {
+		if p.CachedInput != pricing.MarkUp(p.Base.CachedInput, p.MarkupPermille) || p.Reasoning != pricing.MarkUp(p.Base.Reasoning, p.MarkupPermille) {
+			t.Errorf("%s: cached %d reasoning %d not marked up by %d‰ from %+v", p.ModelID, p.CachedInput, p.Reasoning, p.MarkupPermille, p.Base)
+		}
+	}
+}
+
+// The hold's price bounds every charge: prompt and completion tokens held at
+// UpperBound cost at least what any split into cached and reasoning tokens
+// is charged, also where a cached or reasoning price is above the plain one.
+func TestUpperBoundCoversEveryCharge(t *testing.T) {
+	prices := []pricing.Price{
+		{Base: pricing.Base{Input: 100, Output: 200, CachedInput: 50, Reasoning: 200}, Input: 110, Output: 220, CachedInput: 55, Reasoning: 220},
+		{Base: pricing.Base{Input: 100, Output: 200, CachedInput: 125, Reasoning: 900}, Input: 110, Output: 220, CachedInput: 138, Reasoning: 990, Fee: 3},
+		{Base: pricing.Base{Input: 3_000_000, Output: 15_000_000, CachedInput: 300_000, Reasoning: 15_000_000},
+			Input: 3_105_000, Output: 15_525_000, CachedInput: 310_500, Reasoning: 15_525_000},
+	}
+	for i, p := range prices {
+		b := p.UpperBound()
+		if b.Input != max(p.Input, p.CachedInput) || b.Output != max(p.Output, p.Reasoning) ||
+			b.Base.Input != max(p.Base.Input, p.Base.CachedInput) || b.Base.Output != max(p.Base.Output, p.Base.Reasoning) ||
+			b.CachedInput != b.Input || b.Reasoning != b.Output || b.Fee != p.Fee {
+			t.Fatalf("price %d: UpperBound %+v of %+v", i, b, p)
+		}
+		for _, tok := range []pricing.Tokens{{Prompt: 1000, Completion: 1000}, {Prompt: 1000, Completion: 1000, Cached: 1000, Reasoning: 1000},
+			{Prompt: 7, Completion: 3, Cached: 2, Reasoning: 1}, {Prompt: 1_000_000, Completion: 1, Cached: 999_999}} {
+			held := pricing.Cost(b.Input, b.Output, b.Fee, tok.Prompt, tok.Completion)
+			if ch := pricing.ChargeTokens(p, tok); ch.ChargedMicros > held {
+				t.Errorf("price %d, %+v: charged %d above the hold %d", i, tok, ch.ChargedMicros, held)
+			}
+		}
+	}
+}

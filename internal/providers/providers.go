@@ -58,6 +58,49 @@ type Error = upstream.Error
 // Config describes one provider; see upstream.Config.
 type Config = upstream.Config
 
+// Endpoint is one base URL and key of a provider; see upstream.Endpoint.
+type Endpoint = upstream.Endpoint
+
+// Health is a provider's endpoints with their circuit breakers and key
+// cooldowns; see upstream.Health.
+type Health = upstream.Health
+
+// EndpointHealth is one endpoint's state; see upstream.EndpointHealth.
+type EndpointHealth = upstream.EndpointHealth
+
+// Circuit breaker states; see upstream.
+const (
+	StateClosed   = upstream.StateClosed
+	StateHalfOpen = upstream.StateHalfOpen
+	StateOpen     = upstream.StateOpen
+)
+
+// Route is one logical request across calls (a fallback chain): one retry
+// budget, and a report of each attempt; see upstream.Route.
+type Route = upstream.Route
+
+// Attempt is one try of a call; see upstream.Attempt.
+type Attempt = upstream.Attempt
+
+// KeyFingerprint is how a key is shown; see upstream.KeyFingerprint.
+func KeyFingerprint(key string) string { return upstream.KeyFingerprint(key) }
+
+// Outcome is an error's attempt outcome in a word, as Attempt.Outcome.
+func Outcome(e *Error) string { return upstream.OutcomeOf(0, e) }
+
+// WithRoute returns ctx carrying r for the calls made with it.
+func WithRoute(ctx context.Context, r *Route) context.Context { return upstream.WithRoute(ctx, r) }
+
+// HealthOf reports a provider's health; false for a Provider that is not
+// one of the adapters (test doubles).
+func HealthOf(p Provider) (Health, bool) {
+	c, ok := p.(interface{ Client() *upstream.Client })
+	if !ok {
+		return Health{}, false
+	}
+	return c.Client().Health(), true
+}
+
 // Wire formats.
 const (
 	FormatOpenAI    = "openai"
@@ -98,6 +141,10 @@ func DefaultConfigs() map[string]Config {
 			FirstByteTimeout: upstream.DefaultFirstByteTimeout,
 			IdleTimeout:      upstream.DefaultIdleTimeout,
 			MaxRetries:       upstream.DefaultMaxRetries,
+			RetryBudget:      upstream.DefaultRetryBudget,
+			BreakerFailures:  upstream.DefaultBreakerFailures,
+			BreakerCooldown:  upstream.DefaultBreakerCooldown,
+			KeyCooldown:      upstream.DefaultKeyCooldown,
 		}
 	}
 	return map[string]Config{

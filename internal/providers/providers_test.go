@@ -146,7 +146,8 @@ func TestDefaultConfigsBuild(t *testing.T) {
 		if cfg.Name != name || cfg.BaseURL != base {
 			t.Errorf("%s: %+v", name, cfg)
 		}
-		if cfg.FirstByteTimeout != 60*time.Second || cfg.IdleTimeout != 60*time.Second || cfg.ConnectTimeout != 10*time.Second || cfg.MaxRetries != 1 {
+		if cfg.FirstByteTimeout != 60*time.Second || cfg.IdleTimeout != 60*time.Second || cfg.ConnectTimeout != 10*time.Second || cfg.MaxRetries != 2 ||
+			cfg.RetryBudget != 10*time.Second || cfg.BreakerFailures != 5 {
 			t.Errorf("%s: timeouts %+v", name, cfg)
 		}
 		if _, err := providers.New(cfg); err != nil {
@@ -369,14 +370,17 @@ func TestUpstreamErrors(t *testing.T) {
 		attempts   int
 		formats    string // "" = all
 	}{
+		// One retry, within a 1s budget: the request's faults and a key
+		// that is the only one are not retried; 5xx are; a 429 whose
+		// Retry-After (2s) would outlast the budget is returned at once.
 		{400, 400, "invalid_request", 0, 1, ""},
 		{401, 502, "upstream_error", 0, 1, ""},
 		{403, 502, "upstream_error", 0, 1, ""},
 		{404, 400, "invalid_request", 0, 1, ""},
 		{429, 429, "upstream_rate_limited", 2 * time.Second, 1, ""},
-		{500, 502, "upstream_error", 0, 1, ""},
-		{503, 502, "upstream_error", 0, 2, ""}, // retried once
-		{529, 502, "upstream_error", 0, 1, "anthropic"},
+		{500, 502, "upstream_error", 0, 2, ""},
+		{503, 502, "upstream_error", 0, 2, ""},
+		{529, 502, "upstream_error", 0, 2, "anthropic"},
 	}
 	for _, f := range formats {
 		for _, tt := range tests {
@@ -390,7 +394,9 @@ func TestUpstreamErrors(t *testing.T) {
 				}
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
-					e := setup(t, f.format, fakeupstream.Options{}, nil)
+					e := setup(t, f.format, fakeupstream.Options{}, func(c *providers.Config) {
+						c.MaxRetries, c.RetryBudget = 1, time.Second
+					})
 					r := request(f.model, "fail please [[error:"+strconv.Itoa(tt.status)+"]]")
 					var err error
 					if stream {
@@ -762,6 +768,9 @@ func TestRetriesBeforeOutput(t *testing.T) {
 	fail429 := func(w http.ResponseWriter) {
 		http.Error(w, `{"error":{"message":"slow down"}}`, http.StatusTooManyRequests)
 	}
+	fail400 := func(w http.ResponseWriter) {
+		http.Error(w, `{"error":{"message":"bad"}}`, http.StatusBadRequest)
+	}
 	tests := []struct {
 		name       string
 		fail       func(http.ResponseWriter)
@@ -772,10 +781,12 @@ func TestRetriesBeforeOutput(t *testing.T) {
 	}{
 		{"503 then success", fail503, 1, 0, true, 2},
 		{"network error then success", failConn, 1, 0, true, 2},
-		{"503 twice, default one retry", fail503, 2, 0, false, 2},
-		{"503 twice, two retries", fail503, 2, 2, true, 3},
+		{"503 twice, default two retries", fail503, 2, 0, true, 3},
+		{"503 three times, default two retries", fail503, 3, 0, false, 3},
+		{"503 three times, three retries", fail503, 3, 3, true, 4},
 		{"retries disabled", fail503, 1, -1, false, 1},
-		{"429 is not retried", fail429, 1, 3, false, 1},
+		{"429 without Retry-After is retried", fail429, 1, 3, true, 2},
+		{"400 is not retried", fail400, 1, 3, false, 1},
 	}
 	for _, f := range formats {
 		for _, tt := range tests {

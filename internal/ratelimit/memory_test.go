@@ -39,12 +39,48 @@ func TestAllowUpToLimitThenDenied(t *testing.T) {
 	if r.Allowed || r.Remaining != 0 || r.Limit != 3 {
 		t.Fatalf("4th hit: %+v", r)
 	}
-	if r.RetryAfter < time.Second || r.RetryAfter%time.Second != 0 || r.RetryAfter > time.Minute+time.Second {
-		t.Fatalf("RetryAfter %v: want whole seconds in [1s, 61s]", r.RetryAfter)
+	if r.RetryAfter < time.Second || r.RetryAfter%time.Second != 0 || r.RetryAfter > time.Minute || r.ResetIn != r.RetryAfter {
+		t.Fatalf("RetryAfter %v, ResetIn %v: want the same whole seconds in [1s, 60s]", r.RetryAfter, r.ResetIn)
 	}
-	// Retry-After points at (or just past) the window end that X-RateLimit-Reset announces.
-	if end := time.Now().Add(r.RetryAfter); end.Before(r.Reset) || end.After(r.Reset.Add(2*time.Second)) {
-		t.Fatalf("now+RetryAfter=%v vs Reset=%v", end, r.Reset)
+	// Retry-After points at the window end that X-RateLimit-Reset announces
+	// (which is rounded up to a whole second), never before the window ends.
+	if end := time.Now().Add(r.RetryAfter); end.Before(r.Reset.Add(-time.Second)) || end.After(r.Reset.Add(time.Second)) ||
+		end.Before(before.Add(time.Minute)) {
+		t.Fatalf("now+RetryAfter=%v vs Reset=%v, window opened after %v", end, r.Reset, before)
+	}
+}
+
+// A window that has just opened reopens in at most a minute: Retry-After
+// and ResetIn never exceed the period, yet never point before the window's
+// real end. (Rounding the store's whole-second window end up made them 61 s
+// whenever the window opened at a fractional second, so SDKs that honour
+// Retry-After waited past the window.)
+func TestRetryAfterWithinTheWindow(t *testing.T) { checkRetryAfterWithinTheWindow(t, newMemory(t)) }
+
+func checkRetryAfterWithinTheWindow(t *testing.T, l *ratelimit.Limiter) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range 5 {
+		key := ns(t) + "fresh:" + string(rune('a'+i))
+		opened := time.Now() // the window opens at the first hit, after this
+		first := l.Allow(ctx, key, 1, time.Minute)
+		if !first.Allowed || first.ResetIn < 59*time.Second || first.ResetIn > time.Minute {
+			t.Fatalf("first hit: %+v, want ResetIn in [59s, 60s]", first)
+		}
+		r := l.Allow(ctx, key, 1, time.Minute)
+		if r.Allowed {
+			t.Fatalf("second hit allowed: %+v", r)
+		}
+		if r.RetryAfter > time.Minute || r.RetryAfter%time.Second != 0 || r.ResetIn != r.RetryAfter {
+			t.Fatalf("RetryAfter %v, ResetIn %v: want the same whole seconds, at most 60s", r.RetryAfter, r.ResetIn)
+		}
+		if end := time.Now().Add(r.RetryAfter); end.Before(opened.Add(time.Minute)) {
+			t.Fatalf("Retry-After %v points at %v, before the window ends (after %v)", r.RetryAfter, end, opened.Add(time.Minute))
+		}
+		if p := l.Peek(ctx, key, 1, time.Minute); p.ResetIn > time.Minute || p.ResetIn < time.Second {
+			t.Fatalf("peek ResetIn %v", p.ResetIn)
+		}
+		time.Sleep(time.Duration(i) * 137 * time.Millisecond) // vary the sub-second phase
 	}
 }
 

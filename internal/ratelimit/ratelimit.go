@@ -28,9 +28,14 @@ type Result struct {
 	Remaining int64
 	// Reset is when the current window ends, rounded up to a whole second
 	// (X-RateLimit-Reset is Reset.Unix()).
-	Reset   time.Time
+	Reset time.Time
+	// ResetIn is how long until the window reopens: whole seconds, rounded
+	// up, at least 1s and never more than the period (rounded up to a whole
+	// second). The stores report the window's end in whole seconds only, so
+	// it may be up to a second late, never early.
+	ResetIn time.Duration
 	Allowed bool
-	// RetryAfter is a whole number of seconds, at least 1s, when !Allowed.
+	// RetryAfter is ResetIn when !Allowed (Retry-After), else 0.
 	RetryAfter time.Duration
 }
 
@@ -179,7 +184,7 @@ func (l *Limiter) do(ctx context.Context, key string, limit int64, period time.D
 			// The memory store does not fail; if it ever did, let the request through.
 			return Result{Allowed: true}
 		}
-		return toResult(c, peek, time.Now())
+		return toResult(c, peek, period, time.Now())
 	}
 
 	if l.tryRedis(time.Now()) {
@@ -190,7 +195,7 @@ func (l *Limiter) do(ctx context.Context, key string, limit int64, period time.D
 		cancel()
 		if err == nil {
 			l.markHealthy()
-			return toResult(c, peek, time.Now())
+			return toResult(c, peek, period, time.Now())
 		}
 		l.markFailed(err)
 	}
@@ -201,7 +206,7 @@ func (l *Limiter) do(ctx context.Context, key string, limit int64, period time.D
 	if err != nil {
 		return Result{Allowed: true}
 	}
-	return toResult(c, peek, time.Now())
+	return toResult(c, peek, period, time.Now())
 }
 
 // call runs one store operation; a panic inside the library or the Redis
@@ -233,20 +238,31 @@ func (l *Limiter) limitersFor(limit int64, period time.Duration) *rateLimiters {
 	return v.(*rateLimiters)
 }
 
-func toResult(c limiter.Context, peek bool, now time.Time) Result {
-	// ulule truncates the window end to Unix seconds; round up so Reset and
-	// RetryAfter never point before the real end of the window.
+func toResult(c limiter.Context, peek bool, period time.Duration, now time.Time) Result {
+	// ulule truncates the window end to Unix seconds: the real end lies in
+	// [c.Reset, c.Reset+1). Round up so Reset and ResetIn never point
+	// before it.
 	reset := time.Unix(c.Reset+1, 0)
 	allowed := !c.Reached
 	if peek {
 		allowed = c.Remaining > 0
 	}
-	r := Result{Limit: c.Limit, Remaining: c.Remaining, Reset: reset, Allowed: allowed}
+	r := Result{Limit: c.Limit, Remaining: c.Remaining, Reset: reset, Allowed: allowed,
+		ResetIn: resetIn(reset, period, now)}
 	if !allowed {
-		secs := (reset.Sub(now) + time.Second - 1) / time.Second
-		r.RetryAfter = max(secs, 1) * time.Second
+		r.RetryAfter = r.ResetIn
 	}
 	return r
+}
+
+// resetIn is the whole seconds from now until the window that ends before
+// reset reopens. The window opened at or before now, so it ends within one
+// period of now: rounding reset up to a whole second can overshoot by up to
+// a second (a minute window opened at 12:00:00.3 says reset 12:01:01, 61s
+// away at 12:00:00.3), and the period caps that.
+func resetIn(reset time.Time, period time.Duration, now time.Time) time.Duration {
+	d := min(reset.Sub(now), period)
+	return max((d+time.Second-1)/time.Second*time.Second, time.Second)
 }
 
 // tryRedis says whether this call should go to Redis. While degraded, only one

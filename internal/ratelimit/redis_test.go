@@ -34,7 +34,7 @@ func TestRedisAllowThenDenied(t *testing.T) {
 		}
 	}
 	r := l.Allow(ctx, key, 3, time.Minute)
-	if r.Allowed || r.Remaining != 0 || r.RetryAfter < time.Second || r.RetryAfter > 61*time.Second {
+	if r.Allowed || r.Remaining != 0 || r.RetryAfter < time.Second || r.RetryAfter > time.Minute || r.ResetIn != r.RetryAfter {
 		t.Fatalf("4th hit: %+v", r)
 	}
 	if p := l.Peek(ctx, key, 3, time.Minute); p.Allowed || p.Remaining != 0 || !p.Reset.Equal(r.Reset) {
@@ -42,6 +42,15 @@ func TestRedisAllowThenDenied(t *testing.T) {
 	}
 	if l.Degraded() {
 		t.Fatal("degraded after serving from Redis")
+	}
+}
+
+// TestRetryAfterWithinTheWindow on the Redis store.
+func TestRedisRetryAfterWithinTheWindow(t *testing.T) {
+	l := newRedis(t, testRedisURL(t), nil)
+	checkRetryAfterWithinTheWindow(t, l)
+	if l.Degraded() {
+		t.Fatal("served from memory, not Redis")
 	}
 }
 

@@ -129,8 +129,8 @@ func (anthropicFormat) complete(w http.ResponseWriter, c *call, p *plan, id stri
 		"stop_reason": anStop(p), "stop_sequence": nil,
 	}
 	if !p.noUsage {
-		resp["usage"] = map[string]int{"input_tokens": c.promptTokens, "cache_creation_input_tokens": 0,
-			"cache_read_input_tokens": 0, "output_tokens": p.completionTokens()}
+		resp["usage"] = map[string]int{"input_tokens": c.promptTokens - p.cached, "cache_creation_input_tokens": 0,
+			"cache_read_input_tokens": p.cached, "output_tokens": p.completionTokens() + p.reasoning}
 	}
 	writeJSON(w, http.StatusOK, mustJSON(resp))
 }
@@ -154,8 +154,8 @@ func (s *anStreamer) start() error {
 		"stop_reason": nil, "stop_sequence": nil,
 	}
 	if !s.p.noUsage {
-		msg["usage"] = map[string]int{"input_tokens": s.c.promptTokens, "cache_creation_input_tokens": 0,
-			"cache_read_input_tokens": 0, "output_tokens": 1}
+		msg["usage"] = map[string]int{"input_tokens": s.c.promptTokens - s.p.cached, "cache_creation_input_tokens": 0,
+			"cache_read_input_tokens": s.p.cached, "output_tokens": 1}
 	}
 	if err := s.event("message_start", map[string]any{"type": "message_start", "message": msg}); err != nil {
 		return err
@@ -195,7 +195,7 @@ func (s *anStreamer) finish() error {
 	}
 	md := map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": anStop(s.p), "stop_sequence": nil}}
 	if !s.p.noUsage {
-		md["usage"] = map[string]int{"output_tokens": s.p.completionTokens()}
+		md["usage"] = map[string]int{"output_tokens": s.p.completionTokens() + s.p.reasoning}
 	}
 	if err := s.event("message_delta", md); err != nil {
 		return err

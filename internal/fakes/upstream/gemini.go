@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/beaver-gateway/beaver/internal/providers/sse"
@@ -105,7 +106,11 @@ func (geminiFormat) errorBody(status int, c *call, msg string) []byte {
 	}
 	e := map[string]any{"code": status, "message": text, "status": st}
 	if status == 429 {
-		e["details"] = []any{map[string]string{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2s"}}
+		delay := "2s"
+		if c.retryAfter > 0 { // [[retry-after:MS]]
+			delay = strconv.FormatFloat(c.retryAfter.Seconds(), 'f', -1, 64) + "s"
+		}
+		e["details"] = []any{map[string]string{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}}
 	}
 	return mustJSON(map[string]any{"error": e})
 }
@@ -117,9 +122,18 @@ func geFinish(p *plan) string {
 	return "STOP"
 }
 
-func geUsage(c *call, completion int) map[string]any {
-	return map[string]any{"promptTokenCount": c.promptTokens, "candidatesTokenCount": completion,
-		"totalTokenCount": c.promptTokens + completion}
+// geUsage is a usageMetadata: promptTokenCount includes the cached tokens,
+// thoughts are counted apart from the candidates.
+func geUsage(c *call, p *plan, completion int) map[string]any {
+	u := map[string]any{"promptTokenCount": c.promptTokens, "candidatesTokenCount": completion,
+		"totalTokenCount": c.promptTokens + completion + p.reasoning}
+	if p.cached > 0 {
+		u["cachedContentTokenCount"] = p.cached
+	}
+	if p.reasoning > 0 {
+		u["thoughtsTokenCount"] = p.reasoning
+	}
+	return u
 }
 
 // geResponse is one GenerateContentResponse.
@@ -130,7 +144,7 @@ func geResponse(c *call, p *plan, id string, parts []any, finish string, complet
 	}
 	r := map[string]any{"candidates": []any{cand}, "modelVersion": c.model, "responseId": "fake" + id}
 	if !p.noUsage {
-		r["usageMetadata"] = geUsage(c, completion)
+		r["usageMetadata"] = geUsage(c, p, completion)
 	}
 	return r
 }

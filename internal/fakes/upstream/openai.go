@@ -119,11 +119,11 @@ type oaToolCall struct {
 }
 
 func oaUsage(c *call, p *plan) map[string]any {
-	completion := p.completionTokens()
+	completion := p.completionTokens() + p.reasoning // completion_tokens includes the reasoning tokens
 	return map[string]any{
 		"prompt_tokens": c.promptTokens, "completion_tokens": completion, "total_tokens": c.promptTokens + completion,
-		"prompt_tokens_details":     map[string]int{"cached_tokens": 0, "audio_tokens": 0},
-		"completion_tokens_details": map[string]int{"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+		"prompt_tokens_details":     map[string]int{"cached_tokens": p.cached, "audio_tokens": 0},
+		"completion_tokens_details": map[string]int{"reasoning_tokens": p.reasoning, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
 	}
 }
 

@@ -8,6 +8,8 @@
 //	POST /v1/messages                                Anthropic Messages
 //	POST /v1beta/models/{model}:generateContent      Gemini
 //	POST /v1beta/models/{model}:streamGenerateContent?alt=sse
+//	POST /embeddings, /v1/embeddings                 OpenAI embeddings (embeddings.go)
+//	POST /v1beta/models/{model}:batchEmbedContents   Gemini embeddings
 //
 // Answers are deterministic and steered by directives in the text of the
 // last user message:
@@ -24,10 +26,29 @@
 //	[[midstream-error:K]]  K words, then the provider's in-stream error
 //	                       event (non-streaming: a 500 error answer)
 //	[[nousage]]            never report usage
+//	[[cached:N]]           N of the prompt tokens (at most all) are reported
+//	                       as read from the prompt cache: OpenAI's
+//	                       prompt_tokens_details.cached_tokens, Anthropic's
+//	                       cache_read_input_tokens (input_tokens is the
+//	                       rest), Gemini's cachedContentTokenCount
+//	[[reasoning:N]]        N reasoning tokens besides the reply: OpenAI's
+//	                       completion_tokens_details.reasoning_tokens (and
+//	                       N more completion_tokens), Anthropic's
+//	                       output_tokens (N more; Anthropic reports no
+//	                       breakdown), Gemini's thoughtsTokenCount
 //	[[hang]]               send the headers, then nothing
 //	[[slow:MS]]            wait MS milliseconds before the headers
 //	[[chunk-delay:MS]]     this request's ChunkDelay is MS milliseconds
 //	                       (replaces Options.ChunkDelay; 0 = none)
+//	[[fail-first:K]]       the first K requests whose last user message is
+//	                       this same text fail with [[error:STATUS]]'s
+//	                       status (503 when none); later ones answer as
+//	                       the other directives say (a provider that fails
+//	                       k attempts, then recovers)
+//	[[retry-after:MS]]     an error answer carries retry-after-ms: MS and
+//	                       Retry-After in whole seconds (rounded up), as
+//	                       OpenAI sends them (a Gemini 429 also a RetryInfo
+//	                       of MS), instead of 429's "2"
 //
 // Streams send one word per event (each after Options.ChunkDelay); a
 // non-streaming answer waits ChunkDelay per word before its headers. The
@@ -82,6 +103,7 @@ type Server struct {
 	opts      Options
 	mu        sync.Mutex
 	requests  []Recorded
+	seen      map[string]int // requests per last user message, for [[fail-first:K]]
 	cancelled atomic.Int64
 	seq       atomic.Uint64
 }
@@ -101,10 +123,11 @@ func (s *Server) Requests() []Recorded {
 // context).
 func (s *Server) Cancelled() int64 { return s.cancelled.Load() }
 
-// Reset forgets recorded requests and the cancellation count.
+// Reset forgets recorded requests, the [[fail-first]] counts and the
+// cancellation count.
 func (s *Server) Reset() {
 	s.mu.Lock()
-	s.requests = nil
+	s.requests, s.seen = nil, nil
 	s.mu.Unlock()
 	s.cancelled.Store(0)
 }
@@ -126,7 +149,8 @@ type call struct {
 	maxTokens    int  // 0 = no cap
 	promptTokens int
 	lastUser     string
-	tool         string // the first tool's name
+	tool         string        // the first tool's name
+	retryAfter   time.Duration // [[retry-after:MS]], for error bodies that carry it (Gemini's RetryInfo)
 }
 
 // plan is what the fake will answer.
@@ -138,8 +162,13 @@ type plan struct {
 	cut       int // -1 = no cut
 	midErr    int // -1 = no mid-stream error
 	noUsage   bool
+	cached    int // [[cached:N]]
+	reasoning int // [[reasoning:N]]
 	hang      bool
 	slow      time.Duration
+	failFirst int // [[fail-first:K]]
+	retryMS   int // [[retry-after:MS]]; 0 = none
+	hasRetry  bool
 	// chunkDelay replaces Options.ChunkDelay when set ([[chunk-delay:MS]]).
 	chunkDelay    time.Duration
 	hasChunkDelay bool
@@ -193,6 +222,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.requests = append(s.requests, Recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
 		s.mu.Unlock()
 	}
+	if s.embeddings(w, r, body) { // embeddings.go
+		return
+	}
 
 	var f format
 	c := call{}
@@ -221,13 +253,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := makePlan(&c)
+	if p.failFirst > 0 {
+		if s.countSeen(c.lastUser) > p.failFirst {
+			p.errStatus = 0
+		} else if p.errStatus == 0 {
+			p.errStatus = http.StatusServiceUnavailable
+		}
+	}
 
 	ctx := r.Context()
 	if !sleep(ctx, s.opts.Latency+p.slow) {
 		return
 	}
 	if p.errStatus != 0 {
-		if p.errStatus == http.StatusTooManyRequests {
+		switch {
+		case p.hasRetry:
+			c.retryAfter = time.Duration(p.retryMS) * time.Millisecond
+			w.Header().Set("retry-after-ms", strconv.Itoa(p.retryMS))
+			w.Header().Set("retry-after", strconv.Itoa((p.retryMS+999)/1000))
+		case p.errStatus == http.StatusTooManyRequests:
 			w.Header().Set("retry-after", "2")
 		}
 		writeJSON(w, p.errStatus, f.errorBody(p.errStatus, &c, ""))
@@ -239,6 +283,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.complete(w, r, f, &c, &p, id)
+}
+
+// countSeen counts a request with this last user message and returns how
+// many there have been.
+func (s *Server) countSeen(text string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[string]int{}
+	}
+	s.seen[text]++
+	return s.seen[text]
 }
 
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, f format, c *call, p *plan, id string) {
@@ -359,16 +415,25 @@ func makePlan(c *call) plan {
 			p.midErr = arg
 		case "nousage":
 			p.noUsage = true
+		case "cached":
+			p.cached = arg
+		case "reasoning":
+			p.reasoning = arg
 		case "hang":
 			p.hang = true
 		case "slow":
 			p.slow = time.Duration(arg) * time.Millisecond
 		case "chunk-delay":
 			p.chunkDelay, p.hasChunkDelay = time.Duration(arg)*time.Millisecond, true
+		case "fail-first":
+			p.failFirst = arg
+		case "retry-after":
+			p.retryMS, p.hasRetry = arg, true
 		case "tool":
 			p.tool = c.tool != ""
 		}
 	}
+	p.cached = min(p.cached, c.promptTokens)
 	if c.maxTokens > 0 && n > c.maxTokens {
 		n, p.capped = c.maxTokens, true
 	}

@@ -310,3 +310,34 @@ func TestChunkDelayDirective(t *testing.T) {
 		t.Errorf("[[chunk-delay:0]] answered after %v", d)
 	}
 }
+
+// [[fail-first:K]] fails the first K requests with the same last user
+// message (503, or [[error:STATUS]]'s status), then answers normally; other
+// texts count on their own. [[retry-after:MS]] sets the error's
+// retry-after-ms and Retry-After (and Gemini's RetryInfo).
+func TestFailFirstAndRetryAfterDirectives(t *testing.T) {
+	fake, url := start(t, fakeupstream.Options{})
+	body := func(text string) string {
+		return `{"model":"m","messages":[{"role":"user","content":"` + text + `"}]}`
+	}
+	for i, want := range []int{503, 503, 200, 200} {
+		if resp, b := post(t, url+"/chat/completions", body("[[fail-first:2]]")); resp.StatusCode != want {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, b)
+		}
+	}
+	if resp, _ := post(t, url+"/v1/messages", `{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"other [[fail-first:1]] [[error:429]] [[retry-after:300]]"}]}`); resp.StatusCode != 429 ||
+		resp.Header.Get("retry-after-ms") != "300" || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("anthropic 429: %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	if resp, b := post(t, url+"/v1/messages", `{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"other [[fail-first:1]] [[error:429]] [[retry-after:300]]"}]}`); resp.StatusCode != 200 {
+		t.Fatalf("anthropic second request: %d %s", resp.StatusCode, b)
+	}
+	resp, b := post(t, url+"/v1beta/models/gemini-1.5-flash:generateContent", `{"contents":[{"role":"user","parts":[{"text":"[[error:429]] [[retry-after:1500]]"}]}]}`)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "2" || !strings.Contains(string(b), `"retryDelay":"1.5s"`) {
+		t.Fatalf("gemini 429: %d %v %s", resp.StatusCode, resp.Header, b)
+	}
+	fake.Reset()
+	if resp, _ := post(t, url+"/chat/completions", body("[[fail-first:2]]")); resp.StatusCode != 503 {
+		t.Fatalf("after Reset: %d", resp.StatusCode)
+	}
+}

@@ -23,7 +23,7 @@ const DefaultMaxTokens = 4096
 // Adapter talks to the Anthropic Messages API.
 type Adapter struct {
 	client *upstream.Client
-	url    string
+	path   string // after the base URL of the endpoint each attempt goes to
 	header http.Header
 }
 
@@ -38,11 +38,13 @@ func New(cfg upstream.Config) (*Adapter, error) {
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "beaver-gateway")
 	h.Set("anthropic-version", APIVersion)
-	if cfg.APIKey != "" {
-		h.Set("x-api-key", cfg.APIKey)
-	}
-	return &Adapter{client: c, url: c.Config().BaseURL + "/v1/messages", header: h}, nil
+	return &Adapter{client: c, path: "/v1/messages", header: h}, nil
 }
+
+// Client is the adapter's upstream client (its endpoints' health).
+func (a *Adapter) Client() *upstream.Client { return a.client }
+
+var apiKey = upstream.KeyScheme{Header: "x-api-key"}
 
 // Complete sends a non-streaming request.
 func (a *Adapter) Complete(ctx context.Context, req *chat.Request) (*chat.Response, error) {
@@ -80,7 +82,7 @@ func (a *Adapter) Stream(ctx context.Context, req *chat.Request) (upstream.Strea
 func (a *Adapter) request(body []byte, accept string) upstream.Request {
 	h := a.header.Clone()
 	h.Set("Accept", accept)
-	return upstream.Request{URL: a.url, Header: h, Body: body, ParseError: parseError}
+	return upstream.Request{Path: a.path, Key: apiKey, Header: h, Body: body, ParseError: parseError}
 }
 
 // wireMessage is a Messages API response (also the message of message_start).

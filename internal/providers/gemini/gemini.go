@@ -19,7 +19,7 @@ import (
 // Adapter talks to the Gemini API.
 type Adapter struct {
 	client *upstream.Client
-	base   string
+	base   string // path after the base URL of the endpoint each attempt goes to
 	header http.Header
 }
 
@@ -34,11 +34,13 @@ func New(cfg upstream.Config) (*Adapter, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "beaver-gateway")
-	if cfg.APIKey != "" {
-		h.Set("x-goog-api-key", cfg.APIKey)
-	}
-	return &Adapter{client: c, base: c.Config().BaseURL + "/v1beta/models/", header: h}, nil
+	return &Adapter{client: c, base: "/v1beta/models/", header: h}, nil
 }
+
+// Client is the adapter's upstream client (its endpoints' health).
+func (a *Adapter) Client() *upstream.Client { return a.client }
+
+var apiKey = upstream.KeyScheme{Header: "x-goog-api-key"}
 
 // Complete sends a non-streaming request.
 func (a *Adapter) Complete(ctx context.Context, req *chat.Request) (*chat.Response, error) {
@@ -77,7 +79,7 @@ func (a *Adapter) Stream(ctx context.Context, req *chat.Request) (upstream.Strea
 func (a *Adapter) request(model, method string, body []byte, accept string) upstream.Request {
 	h := a.header.Clone()
 	h.Set("Accept", accept)
-	return upstream.Request{URL: a.base + url.PathEscape(model) + method, Header: h, Body: body, ParseError: parseError}
+	return upstream.Request{Path: a.base + url.PathEscape(model) + method, Key: apiKey, Header: h, Body: body, ParseError: parseError}
 }
 
 type wireResponse struct {

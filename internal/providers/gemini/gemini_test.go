@@ -277,31 +277,59 @@ func TestStreamText(t *testing.T) {
 	if s.uri != "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse" {
 		t.Errorf("uri = %q", s.uri)
 	}
-	if len(chunks) != 3 {
+	if len(chunks) != 4 {
 		t.Fatalf("%d chunks", len(chunks))
 	}
 	if d := chunks[0].Choices[0].Delta; d.Role != "assistant" || *d.Content != "The" {
 		t.Errorf("first = %+v", d)
 	}
-	if c := chunks[1].Choices[0]; *c.Delta.Content != " opposite of hot is cold." || *c.FinishReason != "stop" {
+	// The last event's text and its finishReason become two chunks, as
+	// OpenAI sends them: the content, then an empty delta with the reason.
+	if c := chunks[1].Choices[0]; *c.Delta.Content != " opposite of hot is cold." || c.FinishReason != nil {
 		t.Errorf("second = %+v", c)
 	}
-	u := chunks[2].Usage
-	if len(chunks[2].Choices) != 0 || u == nil || u.PromptTokens != 8 || u.CompletionTokens != 10 ||
+	wantFinishChunk(t, chunks[2], "stop")
+	u := chunks[3].Usage
+	if len(chunks[3].Choices) != 0 || u == nil || u.PromptTokens != 8 || u.CompletionTokens != 10 ||
 		u.PromptTokensDetails.CachedTokens != 4 || u.CompletionTokensDetails.ReasoningTokens != 3 {
-		t.Errorf("usage chunk = %+v / %+v", chunks[2], u)
+		t.Errorf("usage chunk = %+v / %+v", chunks[3], u)
+	}
+}
+
+// wantFinishChunk checks that c is a finish chunk as OpenAI sends one: one
+// choice, an empty delta, the reason.
+func wantFinishChunk(t *testing.T, c *chat.Chunk, reason string) {
+	t.Helper()
+	if len(c.Choices) != 1 {
+		t.Fatalf("finish chunk has %d choices", len(c.Choices))
+	}
+	ch := c.Choices[0]
+	if ch.FinishReason == nil || *ch.FinishReason != reason {
+		t.Fatalf("finish chunk reason = %v, want %q", ch.FinishReason, reason)
+	}
+	if d := ch.Delta; d.Role != "" || d.Content != nil || d.ReasoningContent != "" || d.ToolCalls != nil {
+		t.Fatalf("finish chunk delta = %+v, want empty", d)
+	}
+	if b, _ := json.Marshal(ch.Delta); string(b) != "{}" {
+		t.Fatalf("finish chunk delta renders %s", b)
 	}
 }
 
 func TestStreamFunctionCall(t *testing.T) {
 	body := "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"get_weather\",\"args\": {\"city\": \"Paris\"}}}, {\"functionCall\": {\"name\": \"get_time\",\"args\": {}}}],\"role\": \"model\"},\"finishReason\": \"STOP\"}],\"usageMetadata\": {\"promptTokenCount\": 20,\"candidatesTokenCount\": 9,\"totalTokenCount\": 29}}\r\n\r\n"
 	chunks, _, err := stream(t, body)
-	if err != io.EOF || len(chunks) != 2 {
+	if err != io.EOF || len(chunks) != 3 {
 		t.Fatalf("%d chunks, end %v", len(chunks), err)
 	}
 	c := chunks[0].Choices[0]
-	if len(c.Delta.ToolCalls) != 2 || *c.FinishReason != "tool_calls" {
+	if len(c.Delta.ToolCalls) != 2 || c.FinishReason != nil {
 		t.Fatalf("choice = %+v", c)
+	}
+	// The calls are closed by a finish chunk of their own (openai-go's
+	// JustFinishedToolCall and the npm client's arguments.done wait for it).
+	wantFinishChunk(t, chunks[1], "tool_calls")
+	if u := chunks[2].Usage; u == nil || len(chunks[2].Choices) != 0 {
+		t.Fatalf("usage chunk = %+v", chunks[2])
 	}
 	for i, tc := range c.Delta.ToolCalls {
 		if tc.Index == nil || *tc.Index != i || tc.ID == "" || tc.Type != "function" {
@@ -419,5 +447,72 @@ func TestStreamUsageSoFar(t *testing.T) {
 		u.PromptTokensDetails == nil || u.PromptTokensDetails.CachedTokens != 4 ||
 		u.CompletionTokensDetails == nil || u.CompletionTokensDetails.ReasoningTokens != 3 {
 		t.Errorf("usage = %+v", u)
+	}
+}
+
+// Whatever event carries Gemini's finishReason, the reason comes on a chunk
+// of its own with an empty delta, after the event's content, and once.
+func TestStreamFinishChunkIsSeparate(t *testing.T) {
+	ev := func(json string) string { return "data: " + json + "\r\n\r\n" }
+	tests := []struct {
+		name    string
+		body    string
+		reason  string
+		content []string // content deltas before the finish chunk, in order
+		calls   int
+	}{
+		{"one event with text and reason", ev(`{"candidates":[{"content":{"role":"model","parts":[{"text":"Hi"}]},"finishReason":"STOP"}]}`),
+			"stop", []string{"Hi"}, 0},
+		{"reason on an empty last event", ev(`{"candidates":[{"content":{"role":"model","parts":[{"text":"Hi"}]}}]}`) +
+			ev(`{"candidates":[{"content":{"role":"model","parts":[{"text":""}]},"finishReason":"STOP"}]}`),
+			"stop", []string{"Hi"}, 0},
+		{"max tokens", ev(`{"candidates":[{"content":{"role":"model","parts":[{"text":"a"}]}}]}`) +
+			ev(`{"candidates":[{"content":{"role":"model","parts":[{"text":" b"}]},"finishReason":"MAX_TOKENS"}]}`),
+			"length", []string{"a", " b"}, 0},
+		{"safety", ev(`{"candidates":[{"content":{"role":"model","parts":[{"text":"x"}]}}]}`) +
+			ev(`{"candidates":[{"finishReason":"SAFETY"}]}`),
+			"content_filter", []string{"x"}, 0},
+		{"blocked prompt", ev(`{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":3,"totalTokenCount":3}}`),
+			"content_filter", nil, 0},
+		{"text then a call", ev(`{"candidates":[{"content":{"role":"model","parts":[{"text":"Let me look."}]}}]}`) +
+			ev(`{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"f","args":{"a":1}}}]},"finishReason":"STOP"}]}`),
+			"tool_calls", []string{"Let me look."}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			chunks, _, err := stream(t, tt.body)
+			if err != io.EOF {
+				t.Fatalf("end = %v", err)
+			}
+			var content []string
+			calls, finishes := 0, 0
+			for i, c := range chunks {
+				if len(c.Choices) == 0 {
+					if i != len(chunks)-1 || c.Usage == nil {
+						t.Fatalf("chunk %d has no choice and is not the final usage chunk: %+v", i, c)
+					}
+					continue
+				}
+				ch := c.Choices[0]
+				if ch.FinishReason != nil {
+					finishes++
+					wantFinishChunk(t, c, tt.reason)
+					continue
+				}
+				if finishes > 0 {
+					t.Fatalf("chunk %d comes after the finish chunk: %+v", i, ch)
+				}
+				if ch.Delta.Content != nil && *ch.Delta.Content != "" {
+					content = append(content, *ch.Delta.Content)
+				}
+				calls += len(ch.Delta.ToolCalls)
+			}
+			if finishes != 1 || calls != tt.calls || strings.Join(content, "|") != strings.Join(tt.content, "|") {
+				t.Fatalf("finish chunks %d, calls %d, content %q; want 1, %d, %q", finishes, calls, content, tt.calls, tt.content)
+			}
+			if d := chunks[0].Choices; len(d) == 0 || d[0].Delta.Role != "assistant" {
+				t.Fatalf("first chunk %+v does not open the assistant message", chunks[0])
+			}
+		})
 	}
 }

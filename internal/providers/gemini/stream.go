@@ -14,7 +14,8 @@ import (
 // GenerateContentResponse) into chunks. Gemini repeats a cumulative
 // usageMetadata on its events and has no end marker: the stream ends with
 // the body, after an event with a finishReason, and the usage chunk is
-// delivered then with the last usage seen.
+// delivered then with the last usage seen. The finishReason becomes a chunk
+// of its own after the event's content, as OpenAI sends it.
 type translator struct {
 	id       string
 	model    string
@@ -78,15 +79,26 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	} else if r.PromptFeedback != nil && r.PromptFeedback.BlockReason != "" {
 		finish = upstream.Ptr(chat.FinishContentFilter)
 	}
+	var out []*chat.Chunk
+	if d.Role != "" || d.Content != nil || d.ReasoningContent != "" || d.ToolCalls != nil {
+		out = append(out, t.chunk(d, nil))
+	}
 	if finish != nil {
+		// Gemini puts finishReason on its last content or function-call
+		// event; OpenAI ends a choice with a chunk of its own, an empty delta
+		// with the reason, and clients key on that (openai-go's
+		// JustFinishedContent/JustFinishedToolCall, the npm client's
+		// tool_calls.function.arguments.done fire only once a later chunk
+		// closes the content or the call).
 		t.finished = true
+		out = append(out, t.chunk(chat.Delta{}, finish))
 	}
-	if d.Role == "" && d.Content == nil && d.ReasoningContent == "" && d.ToolCalls == nil && finish == nil {
-		return nil, false, nil // a usage-only event
-	}
-	c := &chat.Chunk{ID: t.id, Object: chat.ObjectChunk, Created: t.created, Model: t.model,
+	return out, false, nil // nil for a usage-only event
+}
+
+func (t *translator) chunk(d chat.Delta, finish *string) *chat.Chunk {
+	return &chat.Chunk{ID: t.id, Object: chat.ObjectChunk, Created: t.created, Model: t.model,
 		Choices: []chat.ChunkChoice{{Delta: d, FinishReason: finish}}}
-	return []*chat.Chunk{c}, false, nil
 }
 
 // End accepts the end of the body once a finishReason was seen; before that

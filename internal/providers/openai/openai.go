@@ -20,7 +20,7 @@ import (
 type Adapter struct {
 	client *upstream.Client
 	name   string
-	url    string
+	path   string // after the base URL of the endpoint each attempt goes to
 	header http.Header
 }
 
@@ -34,11 +34,11 @@ func New(cfg upstream.Config) (*Adapter, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "beaver-gateway")
-	if cfg.APIKey != "" {
-		h.Set("Authorization", "Bearer "+cfg.APIKey)
-	}
-	return &Adapter{client: c, name: cfg.Name, url: c.Config().BaseURL + "/chat/completions", header: h}, nil
+	return &Adapter{client: c, name: cfg.Name, path: "/chat/completions", header: h}, nil
 }
+
+// Client is the adapter's upstream client (its endpoints' health).
+func (a *Adapter) Client() *upstream.Client { return a.client }
 
 // Complete sends a non-streaming request.
 func (a *Adapter) Complete(ctx context.Context, req *chat.Request) (*chat.Response, error) {
@@ -64,7 +64,29 @@ func (a *Adapter) Complete(ctx context.Context, req *chat.Request) (*chat.Respon
 	if resp.Choices == nil {
 		resp.Choices = []chat.Choice{}
 	}
+	for i := range resp.Choices {
+		c := &resp.Choices[i]
+		c.FinishReason = finishReason(c.FinishReason)
+		if c.Message.Role == "" {
+			c.Message.Role = chat.RoleAssistant
+		}
+	}
 	return resp, nil
+}
+
+// finishReason keeps OpenAI's finish_reason values and maps the others that
+// compatible providers send into that enum, which strict clients enforce:
+// DeepSeek's insufficient_system_resource (and an "error" some gateways
+// send) cut the answer short, so they are length; a missing or unknown
+// reason is stop.
+func finishReason(r string) string {
+	switch r {
+	case chat.FinishStop, chat.FinishLength, chat.FinishToolCalls, chat.FinishContentFilter, "function_call":
+		return r
+	case "insufficient_system_resource", "error":
+		return chat.FinishLength
+	}
+	return chat.FinishStop
 }
 
 // Stream starts a streaming request with stream_options.include_usage set, so
@@ -84,7 +106,7 @@ func (a *Adapter) Stream(ctx context.Context, req *chat.Request) (upstream.Strea
 func (a *Adapter) request(body []byte, accept string) upstream.Request {
 	h := a.header.Clone()
 	h.Set("Accept", accept)
-	return upstream.Request{URL: a.url, Header: h, Body: body, ParseError: parseError}
+	return upstream.Request{Path: a.path, Key: upstream.BearerKey, Header: h, Body: body, ParseError: parseError}
 }
 
 var includeUsage = json.RawMessage(`{"include_usage":true}`)
@@ -260,6 +282,15 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	}
 	if wc.Error != nil {
 		return nil, false, wc.Error.toError(0)
+	}
+	for i := range wc.Choices {
+		switch f := wc.Choices[i].FinishReason; {
+		case f == nil:
+		case *f == "": // some compatible providers send "" for "not yet"
+			wc.Choices[i].FinishReason = nil
+		default:
+			wc.Choices[i].FinishReason = upstream.Ptr(finishReason(*f))
+		}
 	}
 	c := &chat.Chunk{ID: wc.ID, Object: chat.ObjectChunk, Created: wc.Created, Model: wc.Model, Choices: wc.Choices}
 	t.last = chat.Chunk{ID: c.ID, Object: c.Object, Created: c.Created, Model: c.Model}

@@ -511,3 +511,74 @@ func TestStreamUsageSoFar(t *testing.T) {
 		})
 	}
 }
+
+// An OpenAI answer's refusal and logprobs are passed through; answers
+// without them get null for both once rendered (OpenAI's schema requires
+// the keys).
+func TestCompleteRefusalAndLogprobs(t *testing.T) {
+	stub := &upstreamStub{body: `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[
+		{"index":0,"message":{"role":"assistant","content":null,"refusal":"I'm sorry, I can't help with that."},
+		 "logprobs":{"content":null,"refusal":[{"token":"I","logprob":-0.01,"bytes":[73],"top_logprobs":[]}]},"finish_reason":"stop"}],
+		"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}`}
+	a := newAdapter(t, "openai", stub)
+	resp, err := a.Complete(context.Background(), parse(t, `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"logprobs":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(resp.Choices[0])
+	if want := `{"index":0,"message":{"role":"assistant","content":null,"refusal":"I'm sorry, I can't help with that."},"logprobs":{"content":null,"refusal":[{"token":"I","logprob":-0.01,"bytes":[73],"top_logprobs":[]}]},"finish_reason":"stop"}`; string(b) != want {
+		t.Errorf("choice = %s\nwant     %s", b, want)
+	}
+	stub.body = docResponse
+	resp, err = a.Complete(context.Background(), parse(t, `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(resp.Choices[0])
+	if !strings.Contains(string(b), `"refusal":null`) || !strings.Contains(string(b), `"logprobs":null`) {
+		t.Errorf("choice without refusal or logprobs = %s", b)
+	}
+}
+
+// finish_reason values outside OpenAI's enum, which strict clients reject,
+// are mapped into it; a stream's "" (some providers' "not yet") is null.
+func TestFinishReasonsStayInTheEnum(t *testing.T) {
+	for upstreamReason, want := range map[string]string{
+		"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter",
+		"function_call": "function_call", "insufficient_system_resource": "length", "error": "length",
+		"eos": "stop", "": "stop",
+	} {
+		stub := &upstreamStub{body: `{"id":"x","object":"chat.completion","created":1,"model":"deepseek-chat","choices":[{"index":0,"message":{"content":"ok"},"finish_reason":"` + upstreamReason + `"}]}`}
+		a := newAdapter(t, "deepseek", stub)
+		resp, err := a.Complete(context.Background(), parse(t, `{"model":"deepseek-chat","messages":[{"role":"user","content":"hi"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := resp.Choices[0]; c.FinishReason != want || c.Message.Role != "assistant" {
+			t.Errorf("%q: finish_reason %q role %q, want %q assistant", upstreamReason, c.FinishReason, c.Message.Role, want)
+		}
+	}
+	body := `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"deepseek-chat","choices":[{"index":0,"delta":{"role":"assistant","content":"a"},"finish_reason":""}]}
+
+data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"deepseek-chat","choices":[{"index":0,"delta":{},"finish_reason":"insufficient_system_resource"}]}
+
+data: [DONE]
+
+`
+	stub := &upstreamStub{header: map[string]string{"Content-Type": "text/event-stream"}, body: body}
+	s, err := newAdapter(t, "deepseek", stub).Stream(context.Background(), parse(t, `{"model":"deepseek-chat","messages":[{"role":"user","content":"hi"}],"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	chunks, err := collect(t, s)
+	if err != io.EOF || len(chunks) != 2 {
+		t.Fatalf("%d chunks, end %v", len(chunks), err)
+	}
+	if f := chunks[0].Choices[0].FinishReason; f != nil {
+		t.Errorf(`"" finish_reason = %q, want null`, *f)
+	}
+	if f := chunks[1].Choices[0].FinishReason; f == nil || *f != "length" {
+		t.Errorf("insufficient_system_resource = %v, want length", f)
+	}
+}

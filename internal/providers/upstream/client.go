@@ -27,14 +27,32 @@ type Config struct {
 	Format  string // "openai", "anthropic", "gemini"
 	BaseURL string // the adapter appends its own path (see the contract)
 	APIKey  string // may be empty (fake upstreams)
+	// Endpoints are the provider's base URLs and keys when it has several;
+	// empty = one, BaseURL and APIKey. When set, BaseURL and APIKey become
+	// its first entry's.
+	Endpoints []Endpoint
 
 	ConnectTimeout   time.Duration // TCP+TLS connect; default 10s
 	FirstByteTimeout time.Duration // until response headers; default 60s
 	IdleTimeout      time.Duration // max gap between reads of the body; default 60s
 	// MaxRetries is how often a call is repeated, only before anything was
-	// returned to the caller, on network errors and 502/503/504. 0 means the
-	// default (1); a negative value disables retries.
+	// returned to the caller (see Error.Retryable). 0 means the default (2);
+	// a negative value disables retries.
 	MaxRetries int
+	// RetryBudget bounds the retries of a call (of a Route, when the
+	// context carries one): no pause starts that would end after it. 0
+	// means the default (10s).
+	RetryBudget time.Duration
+	// BreakerFailures consecutive failures of an endpoint (network errors,
+	// timeouts, 408, 5xx) open its circuit breaker: it gets no request for
+	// BreakerCooldown, then one probe at a time until one succeeds. 0 means
+	// the default (5); a negative value disables the breaker.
+	BreakerFailures int
+	BreakerCooldown time.Duration // default 30s
+	// KeyCooldown is how long a key rejected with 401/403 is passed over
+	// while the provider has others, and the most a 429 cools a key (for
+	// its Retry-After, 1s when none). Default 60s.
+	KeyCooldown time.Duration
 }
 
 // Defaults of Config.
@@ -42,7 +60,11 @@ const (
 	DefaultConnectTimeout   = 10 * time.Second
 	DefaultFirstByteTimeout = 60 * time.Second
 	DefaultIdleTimeout      = 60 * time.Second
-	DefaultMaxRetries       = 1
+	DefaultMaxRetries       = 2
+	DefaultRetryBudget      = 10 * time.Second
+	DefaultBreakerFailures  = 5
+	DefaultBreakerCooldown  = 30 * time.Second
+	DefaultKeyCooldown      = 60 * time.Second
 )
 
 // retryBackoff is the first pause between attempts; it doubles, with jitter.
@@ -72,34 +94,68 @@ func (c Config) WithDefaults() Config {
 	case c.MaxRetries < 0:
 		c.MaxRetries = 0
 	}
+	if c.RetryBudget <= 0 {
+		c.RetryBudget = DefaultRetryBudget
+	}
+	switch {
+	case c.BreakerFailures == 0:
+		c.BreakerFailures = DefaultBreakerFailures
+	case c.BreakerFailures < 0:
+		c.BreakerFailures = 0
+	}
+	if c.BreakerCooldown <= 0 {
+		c.BreakerCooldown = DefaultBreakerCooldown
+	}
+	if c.KeyCooldown <= 0 {
+		c.KeyCooldown = DefaultKeyCooldown
+	}
+	if len(c.Endpoints) > 0 {
+		c.Endpoints = append([]Endpoint(nil), c.Endpoints...)
+		c.BaseURL, c.APIKey = c.Endpoints[0].BaseURL, c.Endpoints[0].APIKey
+	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
 	return c
 }
 
-// Client sends requests to one provider over its own tuned transport.
+// Client sends requests to one provider over its own tuned transport: it
+// picks an endpoint (base URL and key) per attempt, retries what may be
+// retried within the budget, and keeps each endpoint's circuit breaker and
+// key cooldown.
 type Client struct {
-	cfg    Config
-	h1     *h1Transport // nil when a proxy is configured: then hc
-	hc     *http.Client
-	scheme string // of the base URL
-	host   string
-	origin string // scheme://host
+	cfg     Config
+	eps     []*endpoint
+	policy  breakerPolicy
+	h1      *h1Transport // for endpoints without a proxy
+	hc      *http.Client // for endpoints the environment names a proxy for
+	retries atomic.Int64 // attempts that were retries
 }
 
 // NewClient checks the config, applies defaults and builds the provider's
-// transport: Beaver's own HTTP/1.1 keep-alive pool (transport.go), or, when
-// the environment names a proxy for the provider, net/http's Transport
-// with HTTP/2 when the server offers it. Both apply the connect timeout to
+// transports: Beaver's own HTTP/1.1 keep-alive pool (transport.go), or, for
+// an endpoint the environment names a proxy for, net/http's Transport with
+// HTTP/2 when the server offers it. Both apply the connect timeout to
 // dialing and the TLS handshake.
 func NewClient(cfg Config) (*Client, error) {
 	cfg = cfg.WithDefaults()
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("provider %q: base URL %q must be an absolute http(s) URL", cfg.Name, cfg.BaseURL)
+	list := cfg.Endpoints
+	if len(list) == 0 {
+		list = []Endpoint{{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey}}
 	}
-	c := &Client{cfg: cfg, scheme: u.Scheme, host: u.Host, origin: u.Scheme + "://" + u.Host}
-	if proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err == nil && proxy == nil {
-		c.h1 = newH1Transport(cfg.ConnectTimeout)
+	c := &Client{cfg: cfg, policy: breakerPolicy{failures: cfg.BreakerFailures, openFor: cfg.BreakerCooldown,
+		keyCooldown: cfg.KeyCooldown}}
+	proxied := false
+	for i, ep := range list {
+		e, err := newEndpoint(cfg.Name, i, ep)
+		if err != nil {
+			return nil, err
+		}
+		c.eps = append(c.eps, e)
+		proxied = proxied || e.proxied
+		if !e.proxied && c.h1 == nil {
+			c.h1 = newH1Transport(cfg.ConnectTimeout)
+		}
+	}
+	if !proxied {
 		return c, nil
 	}
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
@@ -121,31 +177,61 @@ func NewClient(cfg Config) (*Client, error) {
 func (c *Client) CloseIdle() {
 	if c.h1 != nil {
 		c.h1.closeIdle()
-	} else {
+	}
+	if c.hc != nil {
 		c.hc.CloseIdleConnections()
 	}
 }
 
-// send makes one HTTP exchange of req on ctx.
-func (c *Client) send(ctx context.Context, req Request) (*http.Response, error) {
-	if c.h1 != nil {
-		if path, ok := strings.CutPrefix(req.URL, c.origin); ok && (path == "" || path[0] == '/') {
+// send makes one HTTP exchange of req with endpoint e on ctx: req.URL, or
+// e's base URL + req.Path, with e's key in the header req.Key names.
+func (c *Client) send(ctx context.Context, e *endpoint, req Request) (*http.Response, error) {
+	target := req.URL
+	switch {
+	case target == "":
+		target = e.BaseURL + req.Path
+	case e.index > 0:
+		// An absolute URL under the first endpoint's base URL goes to this
+		// endpoint's instead.
+		if rest, ok := strings.CutPrefix(target, c.cfg.BaseURL); ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
+			target = e.BaseURL + rest
+		}
+	}
+	header := req.Header
+	key := req.Key
+	if key.Header == "" {
+		key = keySchemeFor(c.cfg.Format)
+	}
+	if key.Header != "" {
+		if header == nil {
+			header = http.Header{}
+		}
+		// Attempts run one after the other: the request's header is set
+		// for each one's endpoint in place.
+		if e.APIKey != "" {
+			header.Set(key.Header, key.Prefix+e.APIKey)
+		} else {
+			header.Del(key.Header)
+		}
+	}
+	if !e.proxied {
+		if path, ok := strings.CutPrefix(target, e.origin); ok && (path == "" || path[0] == '/') {
 			if path == "" {
 				path = "/"
 			}
-			return c.h1.roundTrip(h1Request{ctx: ctx, scheme: c.scheme, host: c.host, path: path, header: req.Header, body: req.Body})
+			return c.h1.roundTrip(h1Request{ctx: ctx, scheme: e.scheme, host: e.host, path: path, header: header, body: req.Body})
 		}
-		u, err := url.Parse(req.URL)
+		u, err := url.Parse(target)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("bad upstream URL %q", req.URL)
+			return nil, fmt.Errorf("bad upstream URL %q", target)
 		}
-		return c.h1.roundTrip(h1Request{ctx: ctx, scheme: u.Scheme, host: u.Host, path: u.RequestURI(), header: req.Header, body: req.Body})
+		return c.h1.roundTrip(h1Request{ctx: ctx, scheme: u.Scheme, host: u.Host, path: u.RequestURI(), header: header, body: req.Body})
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(req.Body))
 	if err != nil {
 		return nil, err
 	}
-	hreq.Header = req.Header.Clone()
+	hreq.Header = header.Clone()
 	return c.hc.Do(hreq)
 }
 
@@ -154,26 +240,112 @@ func (c *Client) Config() Config { return c.cfg }
 
 // Request is one upstream call. The body is kept so that it can be re-sent.
 type Request struct {
-	URL        string
-	Header     http.Header
+	// URL is the absolute URL to call; when empty, Path is appended to the
+	// base URL of the endpoint each attempt goes to.
+	URL    string
+	Path   string
+	Header http.Header
+	// Key says how the endpoint's API key is sent; zero = the way of the
+	// client's Format (keySchemeFor). Nothing is sent for an endpoint
+	// without a key.
+	Key        KeyScheme
 	Body       []byte
 	ParseError ErrorParser // builds the *Error of a non-2xx answer
+}
+
+// KeyScheme is how an adapter sends the key: header Header, value Prefix +
+// key.
+type KeyScheme struct{ Header, Prefix string }
+
+// BearerKey sends the key as Authorization: Bearer <key>.
+var BearerKey = KeyScheme{Header: "Authorization", Prefix: "Bearer "}
+
+// keySchemeFor is how each wire format sends its key: OpenAI's bearer
+// token, Anthropic's x-api-key, Gemini's x-goog-api-key.
+func keySchemeFor(format string) KeyScheme {
+	switch format {
+	case "openai":
+		return BearerKey
+	case "anthropic":
+		return KeyScheme{Header: "x-api-key"}
+	case "gemini":
+		return KeyScheme{Header: "x-goog-api-key"}
+	}
+	return KeyScheme{}
 }
 
 // Open sends the request and returns the body of a 2xx answer. Failures are
 // *Error. Retries happen here and only here: once Open returns a body,
 // nothing is repeated.
+//
+// Each attempt goes to an endpoint picked by weight (see pick): after a
+// 429 or 401/403 the key cools down and another one is preferred; an
+// endpoint whose breaker is open is passed over. A failure that may be
+// retried (Error.Retryable; a 401/403 while an untried key remains) is,
+// up to MaxRetries times, after an exponential pause with jitter (100ms,
+// 200ms, ...) or the failure's Retry-After when it is longer and no other
+// endpoint could take the attempt, unless that pause would end after the
+// retry budget: then the failure is returned at once, for the caller to
+// fall back on another model.
 func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
-	for attempt := 0; ; attempt++ {
-		b, err := c.try(ctx, req)
-		if err == nil {
-			return b, nil
+	start := time.Now()
+	until := start.Add(c.cfg.RetryBudget)
+	rt := routeOf(ctx)
+	if rt != nil {
+		if rt.until.IsZero() {
+			rt.until = until
 		}
-		if attempt >= c.cfg.MaxRetries || !err.Retryable() || ctx.Err() != nil {
+		until = rt.until
+	}
+	tried := make([]bool, len(c.eps))
+	var last *Error
+	for attempt := 0; ; attempt++ {
+		now := time.Now()
+		e := c.pick(now, tried)
+		if e == nil {
+			if last != nil {
+				return nil, last // our own failures opened it: say what they were
+			}
+			err := c.circuitOpen(now)
+			if rt != nil && rt.OnAttempt != nil {
+				rt.OnAttempt(Attempt{Provider: c.cfg.Name, Endpoint: -1, Err: err})
+			}
 			return nil, err
 		}
-		pause := retryBackoff << attempt
+		e.requests.Add(1)
+		b, err := c.try(ctx, e, req)
+		status := 0
+		if err == nil {
+			status = b.Status
+		} else {
+			status = err.Status
+		}
+		e.report(outcomeOf(err), time.Now(), retryAfterOf(err), c.policy)
+		if rt != nil && rt.OnAttempt != nil {
+			rt.OnAttempt(Attempt{Provider: c.cfg.Name, Endpoint: e.index, Key: e.fp, Status: status, Err: err,
+				Duration: time.Since(now)})
+		}
+		if err == nil {
+			b.onFail = func() { e.report(outcomeFailed, time.Now(), 0, c.policy) }
+			return b, nil
+		}
+		last = err
+		tried[e.index] = true
+		if attempt >= c.cfg.MaxRetries || ctx.Err() != nil || !(err.Retryable() || err.KeyRejected() && c.otherKey(tried)) {
+			return nil, err
+		}
+		pause := retryBackoff << min(attempt, 10) // ≤ 102s: beyond any sane budget, and no overflow
 		pause += rand.N(pause / 2)
+		if err.RetryAfter > pause && !c.ready(time.Now(), tried) {
+			pause = err.RetryAfter
+		}
+		if time.Now().Add(pause).After(until) {
+			return nil, err // out of budget: the caller may fall back now
+		}
+		if c.allOpen(time.Now().Add(pause)) {
+			return nil, err // this failure opened the last breaker: nothing to retry on
+		}
+		c.retries.Add(1)
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
@@ -182,6 +354,13 @@ func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
 		case <-t.C:
 		}
 	}
+}
+
+func retryAfterOf(e *Error) time.Duration {
+	if e == nil {
+		return 0
+	}
+	return e.RetryAfter
 }
 
 // Do sends the request and reads the whole 2xx body (non-streaming calls).
@@ -206,10 +385,10 @@ var (
 
 // try makes one attempt. The attempt's context is cancelled with a cause when
 // the first-byte timer fires, so the error can say which limit was hit.
-func (c *Client) try(ctx context.Context, req Request) (*Body, *Error) {
+func (c *Client) try(ctx context.Context, e *endpoint, req Request) (*Body, *Error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	timer := time.AfterFunc(c.cfg.FirstByteTimeout, func() { cancel(errFirstByte) })
-	resp, err := c.send(actx, req)
+	resp, err := c.send(actx, e, req)
 	if !timer.Stop() {
 		if err == nil {
 			resp.Body.Close()
@@ -239,20 +418,20 @@ func (c *Client) try(ctx context.Context, req Request) (*Body, *Error) {
 	if parse == nil {
 		parse = GenericError
 	}
-	e := parse(resp.StatusCode, resp.Header, data)
-	if e == nil {
-		e = GenericError(resp.StatusCode, resp.Header, data)
+	ue := parse(resp.StatusCode, resp.Header, data)
+	if ue == nil {
+		ue = GenericError(resp.StatusCode, resp.Header, data)
 	}
-	if e.Status == 0 {
-		e.Status = resp.StatusCode
+	if ue.Status == 0 {
+		ue.Status = resp.StatusCode
 	}
-	if e.RetryAfter == 0 {
-		e.RetryAfter = RetryAfterHeader(resp.Header)
+	if ue.RetryAfter == 0 {
+		ue.RetryAfter = RetryAfterHeader(resp.Header)
 	}
-	if e.Message == "" && rerr != nil {
-		e.Message = rerr.Error()
+	if ue.Message == "" && rerr != nil {
+		ue.Message = rerr.Error()
 	}
-	return nil, e
+	return nil, ue
 }
 
 // cancelled is the error of a call whose caller went away (or whose own
@@ -285,6 +464,10 @@ type Body struct {
 	idle   time.Duration
 	timer  *time.Timer
 	eof    atomic.Bool // read to the end; Close may run concurrently with Read
+	// onFail tells the endpoint's breaker of the first read failure that is
+	// the upstream's (not the caller leaving, not Close).
+	onFail   func()
+	reported bool
 }
 
 func newBody(resp *http.Response, parent, ctx context.Context, cancel context.CancelCauseFunc, idle time.Duration) *Body {
@@ -308,7 +491,12 @@ func (b *Body) Read(p []byte) (int, error) {
 		b.eof.Store(true)
 		return n, io.EOF
 	}
-	return n, b.wrap(err)
+	e := b.wrap(err)
+	if b.onFail != nil && !b.reported && !e.Cancelled() && !errors.Is(context.Cause(b.ctx), errClosed) {
+		b.reported = true
+		b.onFail()
+	}
+	return n, e
 }
 
 func (b *Body) wrap(err error) *Error {

@@ -19,12 +19,17 @@ type Error struct {
 	Timeout    bool          // no answer, or no stream event, in time
 	RetryAfter time.Duration // from Retry-After / retry-after-ms or Gemini's RetryInfo
 	Err        error         // the underlying cause, when there is one
+	// CircuitOpen: nothing was sent, because the circuit breaker of every
+	// endpoint (base URL and key) of the provider is open.
+	CircuitOpen bool
 }
 
 func (e *Error) Error() string {
 	switch {
 	case e.Timeout:
 		return "upstream timeout: " + e.Message
+	case e.CircuitOpen:
+		return "upstream circuit open: " + e.Message
 	case e.Status == 0:
 		return "upstream request failed: " + e.Message
 	}
@@ -54,12 +59,17 @@ const (
 //   - 429 → 429 upstream_rate_limited with RetryAfter (1s when unknown); the
 //     upstream message names the gateway's organisation, so it is replaced;
 //   - timeouts → 504 upstream_timeout;
+//   - an open circuit breaker → 502 upstream_error with Retry-After (until
+//     the next probe);
 //   - 5xx, other statuses and network errors → 502 upstream_error.
 func (e *Error) HTTP() (status int, errType, code, message string, retryAfter time.Duration) {
 	switch {
 	case e.Timeout:
 		return http.StatusGatewayTimeout, TypeUpstream, CodeUpstreamTimeout,
 			"the upstream provider did not answer in time", 0
+	case e.CircuitOpen:
+		return http.StatusBadGateway, TypeUpstream, CodeUpstreamError,
+			"the upstream provider is failing; Beaver stopped calling it for a moment (circuit breaker open)", e.RetryAfter
 	case e.Status == 400 || e.Status == 404 || e.Status == 413 || e.Status == 422:
 		msg := e.Message
 		if msg == "" {
@@ -91,16 +101,34 @@ func (e *Error) HTTP() (status int, errType, code, message string, retryAfter ti
 }
 
 // Retryable reports whether the call may be repeated before anything reached
-// the caller: network errors other than timeouts and cancellation, and
-// 502/503/504. Never 4xx or 429.
+// the caller: the failure is the provider's moment, not the request's fault.
+// Network errors other than timeouts and cancellation (connection refused,
+// reset before an answer), 408, 409, 429 and every 5xx (529 included) are;
+// other 4xx, timeouts, cancellation and an open circuit are not. (401/403
+// are the key's: see KeyRejected.)
 func (e *Error) Retryable() bool {
-	switch e.Status {
-	case 0:
+	if e.CircuitOpen {
+		return false
+	}
+	switch s := e.Status; {
+	case s == 0:
 		return !e.Timeout && !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	case s == http.StatusRequestTimeout, s == http.StatusConflict, s == http.StatusTooManyRequests, s >= 500:
 		return true
 	}
 	return false
+}
+
+// KeyRejected reports an answer that refuses the key the call was sent with
+// (401, 403): another key may succeed where this one never will.
+func (e *Error) KeyRejected() bool {
+	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+}
+
+// Cancelled reports a call whose caller went away (or whose caller's own
+// deadline passed): it says nothing about the upstream.
+func (e *Error) Cancelled() bool {
+	return errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded)
 }
 
 // RetryAfterHeader reads retry-after-ms (OpenAI, milliseconds) or Retry-After

@@ -51,12 +51,17 @@ func TestRetryable(t *testing.T) {
 		{upstream.Error{Status: 502}, true},
 		{upstream.Error{Status: 503}, true},
 		{upstream.Error{Status: 504}, true},
-		{upstream.Error{Status: 500}, false},
-		{upstream.Error{Status: 529}, false},
-		{upstream.Error{Status: 429}, false},
+		{upstream.Error{Status: 500}, true},
+		{upstream.Error{Status: 529}, true},
+		{upstream.Error{Status: 429}, true},
+		{upstream.Error{Status: 408}, true},
+		{upstream.Error{Status: 409}, true},
 		{upstream.Error{Status: 400}, false},
-		{upstream.Error{Status: 401}, false},
+		{upstream.Error{Status: 401}, false}, // the key's: KeyRejected
+		{upstream.Error{Status: 404}, false},
+		{upstream.Error{Status: 422}, false},
 		{upstream.Error{Timeout: true}, false},
+		{upstream.Error{CircuitOpen: true, Status: 503}, false},
 		{upstream.Error{Err: context.Canceled}, false},
 		{upstream.Error{Err: fmt.Errorf("wrapped: %w", context.DeadlineExceeded)}, false},
 	}
@@ -121,11 +126,19 @@ func TestParseDataURL(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	c := upstream.Config{BaseURL: "https://api.example.com/v1/"}.WithDefaults()
 	if c.BaseURL != "https://api.example.com/v1" || c.ConnectTimeout != 10*time.Second || c.FirstByteTimeout != time.Minute ||
-		c.IdleTimeout != time.Minute || c.MaxRetries != 1 {
+		c.IdleTimeout != time.Minute || c.MaxRetries != 2 || c.RetryBudget != 10*time.Second ||
+		c.BreakerFailures != 5 || c.BreakerCooldown != 30*time.Second || c.KeyCooldown != time.Minute {
 		t.Errorf("defaults: %+v", c)
 	}
-	if c := (upstream.Config{MaxRetries: -1}).WithDefaults(); c.MaxRetries != 0 {
-		t.Errorf("negative retries → %d", c.MaxRetries)
+	if c := (upstream.Config{MaxRetries: -1, BreakerFailures: -1}).WithDefaults(); c.MaxRetries != 0 || c.BreakerFailures != 0 {
+		t.Errorf("negative retries, breaker → %d, %d", c.MaxRetries, c.BreakerFailures)
+	}
+	c = upstream.Config{BaseURL: "https://ignored", Endpoints: []upstream.Endpoint{{BaseURL: "https://a/", APIKey: "k1"}, {BaseURL: "https://b"}}}.WithDefaults()
+	if c.BaseURL != "https://a" || c.APIKey != "k1" {
+		t.Errorf("endpoints: base %q key %q, want the first endpoint's", c.BaseURL, c.APIKey)
+	}
+	if _, err := upstream.NewClient(upstream.Config{Endpoints: []upstream.Endpoint{{BaseURL: "https://a"}, {BaseURL: "b"}}}); err == nil {
+		t.Error("relative endpoint base URL accepted")
 	}
 	if _, err := upstream.NewClient(upstream.Config{BaseURL: "ftp://x"}); err == nil {
 		t.Error("ftp base URL accepted")

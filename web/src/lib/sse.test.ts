@@ -154,6 +154,14 @@ describe('readChatStream', () => {
     expect(evs.map((e) => e.type)).toEqual(['delta', 'error', 'usage', 'done']);
   });
 
+  it('reports a failed stream once: error event, then the final chunk carrying it', async () => {
+    const body = { message: 'boom', type: 'upstream_error', param: null, code: 'upstream_error' };
+    const final = JSON.stringify({ id: 'c1', choices: [{ index: 0, delta: {}, finish_reason: 'length' }], error: body });
+    const s = `data: ${chunk('par')}\n\ndata: ${JSON.stringify({ error: body })}\n\ndata: ${final}\n\ndata: ${usageChunk}\n\ndata: [DONE]\n\n`;
+    const evs = await collect(readChatStream(streamOf([s])));
+    expect(evs.map((e) => e.type)).toEqual(['delta', 'error', 'usage', 'done']);
+  });
+
   it('reports malformed data but continues', async () => {
     const evs = await collect(readChatStream(streamOf([`data: {bad\n\ndata: ${chunk('x')}\n\ndata: [DONE]\n\n`])));
     expect(evs.map((e) => e.type)).toEqual(['error', 'delta', 'done']);

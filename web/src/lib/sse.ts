@@ -188,7 +188,11 @@ export function interpretChatData(data: string): ChatStreamEvent[] {
   for (const c of chunk.choices ?? []) {
     const content = c.delta?.content;
     if (typeof content === 'string' && content !== '') out.push({ type: 'delta', content, id });
-    if (c.finish_reason === 'error' || (chunk.error && !c.finish_reason)) {
+    // A chunk that carries an error ends the stream with it: Beaver's final
+    // chunk after a mid-stream failure has finish_reason "length" (the
+    // spec's value for a cut answer) beside the error; older servers sent
+    // "error".
+    if (c.finish_reason === 'error' || chunk.error) {
       // handled below together with chunk.error
     } else if (c.finish_reason) {
       out.push({ type: 'finish', reason: c.finish_reason, id });
@@ -213,6 +217,9 @@ export function interpretChatData(data: string): ChatStreamEvent[] {
 
 /** Reads a chat-completion SSE body and yields interpreted events, ending after `[DONE]`. */
 export async function* readChatStream(body: ReadableStream<Uint8Array>): AsyncGenerator<ChatStreamEvent> {
+  // A failed stream reports its error twice (OpenAI's error event, then the
+  // final chunk that carries it): yield it once.
+  let failed = false;
   for await (const ev of readSSE(body)) {
     let events: ChatStreamEvent[];
     try {
@@ -222,6 +229,10 @@ export async function* readChatStream(body: ReadableStream<Uint8Array>): AsyncGe
       continue;
     }
     for (const e of events) {
+      if (e.type === 'error') {
+        if (failed) continue;
+        failed = true;
+      }
       yield e;
       if (e.type === 'done') return;
     }

@@ -1,0 +1,172 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/gateway"
+	"github.com/beaver-gateway/beaver/internal/messages"
+)
+
+// The Anthropic-compatible surface, POST /v1/messages: parse (Anthropic →
+// chat) → the same gateway calls as chat → render (chat → Anthropic). It
+// answers in Anthropic's shapes throughout, errors included, and takes
+// Anthropic's SDKs' credentials (x-api-key) as well as Beaver's.
+
+// messagesAuth authenticates like authenticate, from x-api-key (what
+// Anthropic's SDKs send) or Authorization: Bearer, and answers failures in
+// Anthropic's error shape. anthropic-version and anthropic-beta are ignored.
+func (s *Server) messagesAuth(c *gin.Context) {
+	c.Header("Request-Id", requestID(c)) // the header Anthropic's SDKs report as the request id
+	token := strings.TrimSpace(c.GetHeader("X-Api-Key"))
+	if token == "" {
+		if t, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
+			token = strings.TrimSpace(t)
+		}
+	}
+	if token == "" {
+		s.failMessage(c, apierr.Unauthorized("missing credentials: send x-api-key: <Beaver API key> or Authorization: Bearer <API key or access token>"))
+		return
+	}
+	p, err := s.auth.Authenticate(c.Request.Context(), token)
+	if err != nil {
+		s.failMessage(c, err)
+		return
+	}
+	c.Set(ctxPrincipal, p)
+	c.Next()
+}
+
+// createMessage serves POST /v1/messages.
+func (s *Server) createMessage(c *gin.Context) {
+	p := principal(c)
+	rl, err := s.gateway.Check(c.Request.Context(), p)
+	if rl.Applied {
+		setRateLimitHeaders(c.Writer.Header(), rl)
+	}
+	if err != nil {
+		s.failMessage(c, err)
+		return
+	}
+	req, err := readMessagesRequest(c)
+	if err != nil {
+		s.failMessage(c, err)
+		return
+	}
+	call := gateway.Call{Principal: p, Request: req, Model: req.Model, ClientIP: clientIP(c), RequestID: requestID(c),
+		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
+	if req.Stream {
+		if err := s.gateway.Stream(c.Request.Context(), call, &messageSink{w: c.Writer}); err != nil {
+			s.failMessage(c, err)
+		}
+		return
+	}
+	done, err := s.gateway.Complete(c.Request.Context(), call)
+	if err != nil {
+		s.failMessage(c, err)
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("X-Beaver-Cost-Micros", strconv.FormatInt(done.Settlement.ChargedMicros, 10))
+	h.Set("X-Beaver-Balance-Micros", strconv.FormatInt(done.Settlement.BalanceAfterMicros, 10))
+	h.Set("X-Beaver-Generation-Id", done.Response.ID)
+	c.JSON(http.StatusOK, messages.FromResponse(done.Response))
+}
+
+func readMessagesRequest(c *gin.Context) (*chat.Request, error) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(mbe.Limit)
+		}
+		return nil, apierr.Invalid("could not read the request body")
+	}
+	req, err := messages.Parse(body)
+	if err != nil {
+		var ie *chat.InvalidError
+		if errors.As(err, &ie) {
+			return nil, gateway.InvalidRequest(ie)
+		}
+		return nil, apierr.Invalid("invalid request: %s", err.Error())
+	}
+	return req, nil
+}
+
+// failMessage is fail in Anthropic's error shape (messages.ErrorBody), with
+// the same statuses and Retry-After.
+func (s *Server) failMessage(c *gin.Context, err error) {
+	e, ok := apierr.As(err)
+	if !ok {
+		if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
+			c.Abort() // the client left; nobody reads the answer
+			return
+		}
+		s.log.Error("request failed", "request_id", requestID(c), "method", c.Request.Method,
+			"path", c.FullPath(), "err", err)
+		e = apierr.Internal()
+	}
+	if e.RetryAfter > 0 {
+		secs := int64((e.RetryAfter + 999_999_999) / 1_000_000_000)
+		c.Header("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	c.AbortWithStatusJSON(e.Status, messages.ErrorBody(e, requestID(c)))
+}
+
+// messageSink writes a gateway stream as Anthropic's server-sent events
+// (messages.Stream does the translation), flushing each chunk's events.
+type messageSink struct {
+	w    gin.ResponseWriter
+	st   *messages.Stream
+	buf  []byte
+	gone bool
+}
+
+func (s *messageSink) Open(generationID string) {
+	s.st = messages.NewStream(generationID)
+	h := s.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Beaver-Generation-Id", generationID)
+	s.w.WriteHeader(http.StatusOK)
+	s.w.Flush()
+}
+
+func (s *messageSink) Send(c *chat.Chunk) bool { return s.write(s.st.Chunk(c)) }
+
+func (s *messageSink) SendError(e *chat.ErrorEvent) bool { return s.write(s.st.Error(e)) }
+
+func (s *messageSink) Done() { s.write(s.st.Done()) }
+
+// write sends events in one write; false means the client is gone. A chunk
+// that makes no event (the gateway's error chunk) writes nothing.
+func (s *messageSink) write(events []messages.Event) bool {
+	if s.gone {
+		return false
+	}
+	if len(events) == 0 {
+		return true
+	}
+	s.buf = s.buf[:0]
+	for _, e := range events {
+		if b, err := e.AppendSSE(s.buf); err == nil { // cannot fail for these events; one that did would be skipped
+			s.buf = b
+		}
+	}
+	if _, err := s.w.Write(s.buf); err != nil {
+		s.gone = true
+		return false
+	}
+	s.w.Flush()
+	return true
+}

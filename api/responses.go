@@ -1,0 +1,130 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/gateway"
+	"github.com/beaver-gateway/beaver/internal/providers/sse"
+	"github.com/beaver-gateway/beaver/internal/responses"
+)
+
+// createResponse serves POST /v1/responses, OpenAI's Responses API: the
+// request is translated into a chat request and served exactly like
+// /v1/chat/completions (same limits, hold, price and single charge), the
+// answer translated back (internal/responses).
+func (s *Server) createResponse(c *gin.Context) {
+	p := principal(c)
+	// The limit is counted before the body is parsed: malformed requests count.
+	rl, err := s.gateway.Check(c.Request.Context(), p)
+	if rl.Applied {
+		setRateLimitHeaders(c.Writer.Header(), rl)
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	req, err := readResponsesRequest(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Chat.Model == "" {
+		s.fail(c, apierr.Invalid("model is required").WithParam("model"))
+		return
+	}
+	call := gateway.Call{Principal: p, Request: req.Chat, Model: req.Chat.Model, ClientIP: clientIP(c), RequestID: requestID(c),
+		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
+	if req.Chat.Stream {
+		sink := responses.NewStream(req, &sseEvents{w: c.Writer})
+		if err := s.gateway.Stream(c.Request.Context(), call, sink); err != nil {
+			s.fail(c, responsesError(err))
+			return
+		}
+		if c.Request.Context().Err() == nil {
+			sink.Close() // ends a stream the gateway could not finish; the client left otherwise
+		}
+		return
+	}
+	done, err := s.gateway.Complete(c.Request.Context(), call)
+	if err != nil {
+		s.fail(c, responsesError(err))
+		return
+	}
+	resp := responses.FromChat(req, done.Response)
+	h := c.Writer.Header()
+	h.Set("X-Beaver-Cost-Micros", strconv.FormatInt(done.Settlement.ChargedMicros, 10))
+	h.Set("X-Beaver-Balance-Micros", strconv.FormatInt(done.Settlement.BalanceAfterMicros, 10))
+	h.Set("X-Beaver-Generation-Id", resp.ID)
+	c.JSON(http.StatusOK, resp)
+}
+
+func readResponsesRequest(c *gin.Context) (*responses.Request, error) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(mbe.Limit)
+		}
+		return nil, apierr.Invalid("could not read the request body")
+	}
+	req, err := responses.ParseRequest(body)
+	if err != nil {
+		var ie *chat.InvalidError
+		if errors.As(err, &ie) {
+			return nil, gateway.InvalidRequest(ie)
+		}
+		return nil, apierr.Invalid("invalid request: %s", err.Error())
+	}
+	return req, nil
+}
+
+// responsesError names, in error.param, the Responses field a gateway or
+// adapter error blames by its chat name (messages → input, ...).
+func responsesError(err error) error {
+	if e, ok := apierr.As(err); ok && e.Param != "" {
+		if p := responses.Param(e.Param); p != e.Param {
+			return e.WithParam(p)
+		}
+	}
+	return err
+}
+
+// sseEvents writes Responses stream events as named server-sent events
+// (event: <type>, data: <json>), flushing each.
+type sseEvents struct {
+	w    gin.ResponseWriter
+	sse  *sse.Writer
+	gone bool
+}
+
+func (e *sseEvents) Open(responseID string) {
+	h := e.w.Header()
+	sse.SetHeaders(h)
+	h.Set("X-Beaver-Generation-Id", responseID)
+	e.w.WriteHeader(http.StatusOK)
+	e.w.Flush()
+	e.sse = sse.NewWriter(e.w)
+}
+
+func (e *sseEvents) Event(typ string, v any) bool {
+	if e.gone || e.sse == nil {
+		return false
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return true // cannot happen for the events' types; the event is skipped
+	}
+	if err := e.sse.Event(typ, b); err != nil {
+		e.gone = true
+		return false
+	}
+	return true
+}

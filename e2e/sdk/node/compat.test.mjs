@@ -1,0 +1,196 @@
+// The official `openai` npm client against a running `beaver api`.
+// Run by e2e/sdk/sdk_test.go, which starts Beaver with the fake upstream
+// behind every provider and passes the URL and keys in the environment:
+// BEAVER_BASE_URL, BEAVER_KEY (funded), BEAVER_BROKE_KEY (no balance),
+// BEAVER_RPM_KEY (rpm_limit 1, unused until the 429 check), BEAVER_MODELS,
+// BEAVER_EMBEDDING_MODEL.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI, { APIError, AuthenticationError, NotFoundError, RateLimitError } from 'openai';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: this script is run by e2e/sdk/sdk_test.go`);
+  return v;
+};
+const baseURL = env('BEAVER_BASE_URL') + '/v1';
+const models = env('BEAVER_MODELS').split(',');
+const embeddingModel = env('BEAVER_EMBEDDING_MODEL');
+// maxRetries 0: a 429 or 5xx is seen at once, not retried.
+const client = (apiKey) => new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 20_000 });
+const beaver = client(env('BEAVER_KEY'));
+
+const tools = [{
+  type: 'function',
+  function: {
+    name: 'lookup',
+    description: 'Looks a word up.',
+    parameters: { type: 'object', properties: { input: { type: 'string' } }, required: ['input'] },
+  },
+}];
+
+const words = (s) => s.trim().split(/\s+/).filter(Boolean).length;
+
+// usage.cost (USD, plain decimal) and usage.cost_micros, Beaver's additions.
+function assertCost(usage, what) {
+  assert.ok(usage, `${what}: no usage`);
+  assert.ok(Number.isInteger(usage.cost_micros) && usage.cost_micros > 0, `${what}: cost_micros ${JSON.stringify(usage)}`);
+  assert.equal(typeof usage.cost, 'number', `${what}: cost ${JSON.stringify(usage)}`);
+  assert.equal(Math.round(usage.cost * 1e6), usage.cost_micros, `${what}: cost vs cost_micros ${JSON.stringify(usage)}`);
+  assert.ok(usage.prompt_tokens > 0 && usage.completion_tokens > 0, `${what}: tokens ${JSON.stringify(usage)}`);
+  assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+}
+
+test('models.list and models.retrieve', async () => {
+  const ids = [];
+  for await (const m of beaver.models.list()) {
+    ids.push(m.id);
+    assert.equal(m.object, 'model');
+  }
+  for (const id of models) assert.ok(ids.includes(id), `models.list has no ${id}`);
+  // The client sends the id as one path segment: /v1/models/openai%2Fgpt-4o-mini.
+  const sent = [];
+  const recording = new OpenAI({
+    baseURL, apiKey: env('BEAVER_KEY'), maxRetries: 0,
+    fetch: (url, init) => { sent.push(new URL(String(url)).pathname); return fetch(url, init); },
+  });
+  for (const [name, want] of [['openai/gpt-4o-mini', 'openai/gpt-4o-mini'], ['gpt-4o-mini', 'openai/gpt-4o-mini'],
+    ['anthropic/claude-3-5-haiku-20241022', 'anthropic/claude-3-5-haiku-20241022'], ['gemini-1.5-flash', 'google/gemini-1.5-flash']]) {
+    const m = await recording.models.retrieve(name);
+    assert.equal(sent.at(-1), '/v1/models/' + name.replace('/', '%2F'));
+    assert.equal(m.id, want, `models.retrieve(${name})`);
+    assert.equal(m.object, 'model');
+  }
+  await assert.rejects(beaver.models.retrieve('openai/no-such-model'), (e) => {
+    assert.ok(e instanceof NotFoundError, `want NotFoundError, got ${e}`);
+    assert.equal(e.code, 'model_not_found');
+    return true;
+  });
+});
+
+for (const model of models) {
+  test(`chat ${model}`, async () => {
+    const { data, response } = await beaver.chat.completions.create({
+      model, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi [[words:5]]' }],
+    }).withResponse();
+    assert.equal(data.object, 'chat.completion');
+    assert.equal(data.choices.length, 1);
+    assert.equal(words(data.choices[0].message.content), 5, JSON.stringify(data));
+    assert.equal(data.choices[0].finish_reason, 'stop');
+    assertCost(data.usage, 'chat');
+    assert.ok(response.headers.get('x-beaver-cost-micros'), 'X-Beaver-Cost-Micros');
+    assert.ok(response.headers.get('x-beaver-balance-micros'), 'X-Beaver-Balance-Micros');
+  });
+
+  test(`stream with include_usage ${model}`, async () => {
+    const stream = await beaver.chat.completions.create({
+      model, stream: true, stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'hi [[words:6]]' }],
+    });
+    let content = '';
+    let finish = null;
+    let usageChunk = null;
+    for await (const chunk of stream) {
+      assert.equal(chunk.object, 'chat.completion.chunk');
+      for (const c of chunk.choices) {
+        content += c.delta?.content ?? '';
+        finish = c.finish_reason ?? finish;
+      }
+      if (chunk.choices.length === 0 && chunk.usage) usageChunk = chunk;
+    }
+    assert.equal(words(content), 6, content);
+    assert.equal(finish, 'stop');
+    assert.ok(usageChunk, 'no usage chunk (choices: [])');
+    assertCost(usageChunk.usage, 'stream usage chunk');
+  });
+
+  test(`tools round trip ${model}`, async () => {
+    const marker = `node-roundtrip-${model.replace('/', '-')}`;
+    const messages = [{ role: 'user', content: `look it up [[tool]] ${marker}` }];
+    const first = await beaver.chat.completions.create({ model, tools, messages });
+    const choice = first.choices[0];
+    assert.equal(choice.finish_reason, 'tool_calls', JSON.stringify(first));
+    assert.equal(choice.message.tool_calls?.length, 1, JSON.stringify(first));
+    const call = choice.message.tool_calls[0];
+    assert.equal(call.type, 'function');
+    assert.equal(call.function.name, 'lookup');
+    assert.deepEqual(JSON.parse(call.function.arguments), { input: 'fake' });
+    assert.ok(call.id);
+    assertCost(first.usage, 'tool call');
+
+    messages.push(choice.message, { role: 'tool', tool_call_id: call.id, content: `result-${marker} [[words:3]]` });
+    const second = await beaver.chat.completions.create({ model, tools, messages });
+    assert.equal(second.choices.length, 1);
+    const m = second.choices[0].message;
+    assert.ok(m.content || m.tool_calls?.length, JSON.stringify(second));
+    assertCost(second.usage, 'after tool result');
+  });
+
+  test(`stream() helper events ${model}`, async () => {
+    // A tool call: tool_calls.function.arguments.done.
+    const done = [];
+    const toolStream = beaver.chat.completions.stream({
+      model, tools, messages: [{ role: 'user', content: 'look it up [[tool]]' }],
+    });
+    toolStream.on('tool_calls.function.arguments.done', (e) => done.push(e));
+    const withTool = await toolStream.finalChatCompletion();
+    assert.equal(done.length, 1, `tool_calls.function.arguments.done fired ${done.length} times`);
+    assert.equal(done[0].name, 'lookup');
+    assert.equal(done[0].arguments, '{"input":"fake"}');
+    assert.equal(withTool.choices[0].finish_reason, 'tool_calls');
+    assert.equal(withTool.choices[0].message.tool_calls?.[0]?.function?.name, 'lookup');
+
+    // Text: content.done, once, with the whole text.
+    const contents = [];
+    let deltas = '';
+    const textStream = beaver.chat.completions.stream({
+      model, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi [[words:4]]' }],
+    });
+    textStream.on('content.delta', (e) => { deltas += e.delta; });
+    textStream.on('content.done', (e) => contents.push(e.content));
+    const text = await textStream.finalChatCompletion();
+    assert.equal(contents.length, 1, `content.done fired ${contents.length} times`);
+    assert.equal(contents[0], deltas);
+    assert.equal(words(contents[0]), 4, contents[0]);
+    assert.equal(text.choices[0].message.content, contents[0]);
+    assertCost(text.usage, 'stream() usage');
+  });
+}
+
+test('embeddings', async () => {
+  // Without encoding_format the client asks for base64 and decodes it.
+  const def = await beaver.embeddings.create({ model: embeddingModel, input: ['first text', 'second text'] });
+  assert.equal(def.object, 'list');
+  assert.equal(def.data.length, 2);
+  assert.ok(def.data[0].embedding.length > 0, JSON.stringify(def).slice(0, 500));
+  assert.equal(def.data[0].embedding.length, def.data[1].embedding.length);
+  assert.ok(Array.from(def.data[0].embedding).every(Number.isFinite));
+  assert.equal(def.data[1].index, 1);
+  assert.ok(def.usage?.prompt_tokens > 0, JSON.stringify(def.usage));
+
+  const floats = await beaver.embeddings.create({ model: embeddingModel, input: 'first text', encoding_format: 'float' });
+  assert.equal(floats.data.length, 1);
+  assert.ok(Array.isArray(floats.data[0].embedding) && floats.data[0].embedding.every(Number.isFinite));
+  assert.equal(floats.data[0].embedding.length, def.data[0].embedding.length);
+});
+
+test('typed errors', async () => {
+  const chat = { model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
+  const expect = (promise, Class, status, code) => assert.rejects(promise, (e) => {
+    assert.ok(e instanceof Class, `want ${Class.name} ${status}, got ${e?.constructor?.name}: ${e}`);
+    assert.equal(e.status, status, String(e));
+    assert.equal(e.code, code, String(e));
+    assert.ok(e.error?.message && e.error?.type, JSON.stringify(e.error));
+    return true;
+  });
+
+  await expect(client('sk-beaver-not-a-real-key').chat.completions.create(chat), AuthenticationError, 401, 'invalid_api_key');
+  await expect(client(env('BEAVER_BROKE_KEY')).chat.completions.create(chat), APIError, 402, 'insufficient_balance');
+  await expect(beaver.chat.completions.create({ ...chat, model: 'openai/no-such-model' }), NotFoundError, 404, 'model_not_found');
+
+  const limited = client(env('BEAVER_RPM_KEY'));
+  await limited.chat.completions.create(chat);
+  const start = Date.now();
+  await expect(limited.chat.completions.create(chat), RateLimitError, 429, 'rate_limit_exceeded');
+  assert.ok(Date.now() - start < 3000, 'the 429 was retried');
+});

@@ -1,0 +1,506 @@
+// Package sdk checks that the official OpenAI client libraries work against
+// a real `beaver api`: openai-go (here) and the `openai` npm package
+// (node/compat.test.mjs, run by TestSDKCompatibility/openai-node). Beaver is
+// built from this repository and started on SQLite with the fake upstream
+// behind every provider; nothing leaves the machine.
+//
+// This is a module of its own so that the SDK's version is pinned here and
+// not by the gateway. It still imports the main module's
+// internal/fakes/upstream: Go's internal rule is on import paths, and
+// github.com/beaver-gateway/beaver/e2e/sdk is inside
+// github.com/beaver-gateway/beaver/ (go.mod replaces that module with ../..).
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "beaver-sdk-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "beaver")
+	// As the Makefile builds it, from the repository root (the main module).
+	build := exec.Command("go", "build", "-tags", "nomsgpack", "-o", binary, "./cmd/beaver")
+	build.Dir = filepath.Join("..", "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build beaver:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// The models of the three wire formats, all served by the fake upstream.
+var models = []string{"openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-20241022", "google/gemini-1.5-flash"}
+
+const embeddingModel = "openai/text-embedding-3-small"
+
+// beaver is a running `beaver api` with its accounts and keys.
+type beaver struct {
+	base     string // http://127.0.0.1:PORT
+	fake     *fakeupstream.Server
+	key      string // funded enterprise account
+	brokeKey string // an account without balance
+	// rpm_limit 1 each: the second inference request is 429.
+	rpmKeyGo, rpmKeyNode string
+}
+
+const adminEmail, adminPassword = "admin@sdk.test", "sdk-admin-password-1"
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startBeaver(t *testing.T) *beaver {
+	t.Helper()
+	fake := fakeupstream.New(fakeupstream.Options{})
+	up := httptest.NewServer(fake)
+	t.Cleanup(up.Close)
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, "api")
+	cmd.Env = append(os.Environ(), "BEAVER_ADDR="+addr, "BEAVER_DATABASE_URL=sqlite://"+filepath.Join(dir, "beaver.db"),
+		"BEAVER_DATA_DIR="+dir, "BEAVER_ADMIN_EMAIL="+adminEmail, "BEAVER_ADMIN_PASSWORD="+adminPassword,
+		"BEAVER_AUTH_LIMIT=1000", "BEAVER_ARGON2_MEMORY_KIB=1024", "BEAVER_ARGON2_TIME=1", "BEAVER_ARGON2_THREADS=1",
+		"OPENAI_BASE_URL="+up.URL, "ANTHROPIC_BASE_URL="+up.URL, "GEMINI_BASE_URL="+up.URL,
+		"TEMPORAL_ADDRESS=127.0.0.1:1")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		if t.Failed() {
+			t.Logf("beaver output:\n%s", logs.String())
+		}
+	})
+	b := &beaver{base: "http://" + addr, fake: fake}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if res, err := http.Get(b.base + "/health"); err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("beaver did not start:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	admin := b.mustCall(t, "POST", "/auth/login", "", map[string]any{"email": adminEmail, "password": adminPassword}, 200)["access_token"].(string)
+	account := func(email string) string {
+		a := b.mustCall(t, "POST", "/admin/accounts", admin, map[string]any{"email": email, "password": "sdk-test-password-1", "plan": "enterprise"}, 201)
+		return a["account"].(map[string]any)["id"].(string)
+	}
+	key := func(account, name string, policy map[string]any) string {
+		body := map[string]any{"account_id": account, "name": name}
+		for k, v := range policy {
+			body[k] = v
+		}
+		return b.mustCall(t, "POST", "/admin/api-keys", admin, body, 201)["key"].(string)
+	}
+	funded := account("funded@sdk.test")
+	b.mustCall(t, "POST", "/admin/top-up", admin, map[string]any{"account_id": funded, "amount_usd": "100"}, 201)
+	b.key = key(funded, "sdk", nil)
+	b.rpmKeyGo = key(funded, "rpm-go", map[string]any{"rpm_limit": 1})
+	b.rpmKeyNode = key(funded, "rpm-node", map[string]any{"rpm_limit": 1})
+	b.brokeKey = key(account("broke@sdk.test"), "broke", nil)
+	return b
+}
+
+// mustCall is a plain JSON call for the setup; any other status fails.
+func (b *beaver) mustCall(t *testing.T, method, path, token string, body any, want int) map[string]any {
+	t.Helper()
+	raw, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, b.base+path, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	text, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, res.StatusCode, want, text)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(text, &out); err != nil {
+		t.Fatalf("%s %s: %v: %s", method, path, err, text)
+	}
+	return out
+}
+
+func TestSDKCompatibility(t *testing.T) {
+	b := startBeaver(t)
+	// The two SDKs use different keys for their rate-limit checks, so they
+	// can run at once.
+	t.Run("openai-go", func(t *testing.T) {
+		t.Parallel()
+		testGoSDK(t, b)
+	})
+	t.Run("openai-node", func(t *testing.T) {
+		t.Parallel()
+		testNodeSDK(t, b)
+	})
+}
+
+// client is an openai-go client on Beaver; automatic retries are off so a
+// 429 is seen at once.
+func (b *beaver) client(key string) openai.Client {
+	return openai.NewClient(option.WithBaseURL(b.base+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0),
+		option.WithRequestTimeout(20*time.Second))
+}
+
+// checkCost checks usage.cost and usage.cost_micros, Beaver's additions.
+func checkCost(t *testing.T, what string, u openai.CompletionUsage) {
+	t.Helper()
+	costRaw, microsRaw := "", ""
+	if f, ok := u.JSON.ExtraFields["cost"]; ok {
+		costRaw = f.Raw()
+	}
+	if f, ok := u.JSON.ExtraFields["cost_micros"]; ok {
+		microsRaw = f.Raw()
+	}
+	micros, err := strconv.ParseInt(microsRaw, 10, 64)
+	if err != nil || micros <= 0 {
+		t.Errorf("%s: usage.cost_micros = %q, want a positive integer (usage %s)", what, microsRaw, u.RawJSON())
+		return
+	}
+	cost, err := strconv.ParseFloat(costRaw, 64)
+	if err != nil || strings.ContainsAny(costRaw, "eE") || int64(cost*1e6+0.5) != micros {
+		t.Errorf("%s: usage.cost = %q, want the plain decimal of cost_micros %d", what, costRaw, micros)
+	}
+	if u.PromptTokens <= 0 || u.CompletionTokens <= 0 || u.TotalTokens != u.PromptTokens+u.CompletionTokens {
+		t.Errorf("%s: usage tokens %s", what, u.RawJSON())
+	}
+}
+
+func lookupTool() openai.ChatCompletionToolUnionParam {
+	return openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{
+		Name:        "lookup",
+		Description: openai.String("Looks a word up."),
+		Parameters: openai.FunctionParameters{"type": "object",
+			"properties": map[string]any{"input": map[string]any{"type": "string"}}, "required": []string{"input"}},
+	})
+}
+
+// upstreamBody finds the request the fake upstream received whose body
+// contains marker.
+func (b *beaver) upstreamBody(marker string) string {
+	var found string
+	for _, r := range b.fake.Requests() {
+		if bytes.Contains(r.Body, []byte(marker)) {
+			found = string(r.Body) // the last one
+		}
+	}
+	return found
+}
+
+func testGoSDK(t *testing.T, b *beaver) {
+	ctx := context.Background()
+	client := b.client(b.key)
+
+	t.Run("models", func(t *testing.T) {
+		page, err := client.Models.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]bool{}
+		for _, m := range page.Data {
+			ids[m.ID] = true
+			if m.Object != "model" || m.OwnedBy == "" {
+				t.Errorf("model %s: object %q owned_by %q", m.ID, m.Object, m.OwnedBy)
+			}
+		}
+		for _, id := range models {
+			if !ids[id] {
+				t.Errorf("models.list has no %s (%d models)", id, len(page.Data))
+			}
+		}
+		// openai-go escapes the id as one path segment: openai%2Fgpt-4o-mini.
+		for name, want := range map[string]string{"openai/gpt-4o-mini": "openai/gpt-4o-mini", "gpt-4o-mini": "openai/gpt-4o-mini",
+			"anthropic/claude-3-5-haiku-20241022": "anthropic/claude-3-5-haiku-20241022", "gemini-1.5-flash": "google/gemini-1.5-flash"} {
+			var sent string
+			m, err := client.Models.Get(ctx, name, option.WithMiddleware(func(r *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+				sent = r.URL.EscapedPath()
+				return next(r)
+			}))
+			if want := "/v1/models/" + strings.ReplaceAll(name, "/", "%2F"); sent != want {
+				t.Errorf("models.retrieve(%q) sent %s, want %s", name, sent, want)
+			}
+			if err != nil {
+				t.Errorf("models.retrieve(%q): %v", name, err)
+				continue
+			}
+			if m.ID != want || m.Object != "model" {
+				t.Errorf("models.retrieve(%q) = id %q object %q, want %q", name, m.ID, m.Object, want)
+			}
+		}
+		_, err = client.Models.Get(ctx, "openai/no-such-model")
+		wantAPIError(t, "models.retrieve(openai/no-such-model)", err, 404, "model_not_found")
+	})
+
+	for _, model := range models {
+		t.Run("chat/"+model, func(t *testing.T) {
+			var res *http.Response
+			resp, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("Be brief."), openai.UserMessage("hi [[words:5]]")}},
+				option.WithResponseInto(&res))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Choices) != 1 || len(strings.Fields(resp.Choices[0].Message.Content)) != 5 || resp.Choices[0].FinishReason != "stop" {
+				t.Fatalf("answer %s", resp.RawJSON())
+			}
+			if resp.Object != "chat.completion" || resp.ID == "" || resp.Model == "" {
+				t.Errorf("answer %s", resp.RawJSON())
+			}
+			checkCost(t, "chat", resp.Usage)
+			if res.Header.Get("X-Beaver-Cost-Micros") == "" || res.Header.Get("X-Beaver-Balance-Micros") == "" {
+				t.Errorf("headers %v", res.Header)
+			}
+		})
+
+		t.Run("stream/"+model, func(t *testing.T) {
+			stream := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: model,
+				Messages:      []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi [[words:6]]")},
+				StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}})
+			var acc openai.ChatCompletionAccumulator
+			var usage *openai.ChatCompletionChunk
+			finished := ""
+			n := 0
+			for stream.Next() {
+				chunk := stream.Current()
+				n++
+				if !acc.AddChunk(chunk) {
+					t.Fatalf("accumulator refused chunk %d: %s", n, chunk.RawJSON())
+				}
+				if content, ok := acc.JustFinishedContent(); ok {
+					finished = content
+				}
+				if len(chunk.Choices) == 0 && chunk.JSON.Usage.Valid() {
+					c := chunk
+					usage = &c
+				}
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if got := acc.Choices[0].Message.Content; len(strings.Fields(got)) != 6 {
+				t.Errorf("accumulated content %q", got)
+			}
+			if finished == "" || finished != acc.Choices[0].Message.Content {
+				t.Errorf("JustFinishedContent never fired (got %q, content %q)", finished, acc.Choices[0].Message.Content)
+			}
+			if acc.Choices[0].FinishReason != "stop" {
+				t.Errorf("finish_reason %q", acc.Choices[0].FinishReason)
+			}
+			if usage == nil {
+				t.Fatal("no usage chunk (choices: []) with include_usage")
+			}
+			checkCost(t, "stream usage chunk", usage.Usage)
+		})
+
+		t.Run("tools/"+model, func(t *testing.T) {
+			marker := "go-roundtrip-" + strings.ReplaceAll(model, "/", "-")
+			params := openai.ChatCompletionNewParams{Model: model, Tools: []openai.ChatCompletionToolUnionParam{lookupTool()},
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("look it up [[tool]] " + marker)}}
+			resp, err := client.Chat.Completions.New(ctx, params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := resp.Choices[0].Message
+			if resp.Choices[0].FinishReason != "tool_calls" || len(msg.ToolCalls) != 1 {
+				t.Fatalf("no tool call: %s", resp.RawJSON())
+			}
+			call := msg.ToolCalls[0]
+			var args map[string]string
+			if call.ID == "" || call.Type != "function" || call.Function.Name != "lookup" ||
+				json.Unmarshal([]byte(call.Function.Arguments), &args) != nil || args["input"] != "fake" {
+				t.Fatalf("tool call %s", call.RawJSON())
+			}
+			checkCost(t, "tool call", resp.Usage)
+
+			// The answer goes back as it came, then the tool's result.
+			result := "result-" + marker + " [[words:3]]"
+			params.Messages = append(params.Messages, msg.ToParam(), openai.ToolMessage(result, call.ID))
+			resp, err = client.Chat.Completions.New(ctx, params)
+			if err != nil {
+				t.Fatalf("role tool message: %v", err)
+			}
+			if len(resp.Choices) != 1 || (resp.Choices[0].Message.Content == "" && len(resp.Choices[0].Message.ToolCalls) == 0) {
+				t.Fatalf("answer to the tool result: %s", resp.RawJSON())
+			}
+			checkCost(t, "after tool result", resp.Usage)
+			body := b.upstreamBody("result-" + marker)
+			if body == "" {
+				t.Fatal("the tool result never reached the upstream")
+			}
+			// Each provider's own form of "this result answers that call".
+			var want string
+			switch strings.SplitN(model, "/", 2)[0] {
+			case "openai":
+				want = `"tool_call_id":"` + call.ID + `"`
+			case "anthropic":
+				want = `"tool_use_id":"` + call.ID + `"`
+			case "google":
+				want = `"functionResponse"`
+			}
+			if !strings.Contains(strings.ReplaceAll(body, " ", ""), want) {
+				t.Errorf("upstream request has no %s: %s", want, body)
+			}
+		})
+
+		t.Run("stream-tools/"+model, func(t *testing.T) {
+			stream := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: model,
+				Tools:    []openai.ChatCompletionToolUnionParam{lookupTool()},
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("look it up [[tool]]")}})
+			var acc openai.ChatCompletionAccumulator
+			var calls []openai.FinishedChatCompletionToolCall
+			var chunks []string
+			for stream.Next() {
+				chunk := stream.Current()
+				chunks = append(chunks, chunk.RawJSON())
+				if !acc.AddChunk(chunk) {
+					t.Fatalf("accumulator refused chunk: %s", chunk.RawJSON())
+				}
+				if tc, ok := acc.JustFinishedToolCall(); ok {
+					calls = append(calls, tc)
+				}
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if len(calls) != 1 || calls[0].Name != "lookup" || calls[0].Arguments != `{"input":"fake"}` || calls[0].ID == "" {
+				t.Fatalf("JustFinishedToolCall: %+v; chunks:\n%s", calls, strings.Join(chunks, "\n"))
+			}
+			if acc.Choices[0].FinishReason != "tool_calls" || len(acc.Choices[0].Message.ToolCalls) != 1 {
+				t.Errorf("accumulated %s", acc.RawJSON())
+			}
+		})
+	}
+
+	t.Run("embeddings", func(t *testing.T) {
+		resp, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{Model: embeddingModel,
+			Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"first text", "second text"}}})
+		if err != nil {
+			var apiErr *openai.Error
+			if errors.As(err, &apiErr) {
+				t.Fatalf("POST /v1/embeddings (model %s): %d %s", embeddingModel, apiErr.StatusCode, apiErr.RawJSON())
+			}
+			t.Fatalf("POST /v1/embeddings (model %s): %v", embeddingModel, err)
+		}
+		if resp.Object != "list" || len(resp.Data) != 2 || len(resp.Data[0].Embedding) == 0 ||
+			len(resp.Data[0].Embedding) != len(resp.Data[1].Embedding) || resp.Data[1].Index != 1 {
+			t.Fatalf("embeddings answer %s", resp.RawJSON())
+		}
+		if resp.Usage.PromptTokens <= 0 {
+			t.Errorf("embeddings usage %s", resp.Usage.RawJSON())
+		}
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		chat := openai.ChatCompletionNewParams{Model: "openai/gpt-4o-mini",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}
+		bad := b.client("sk-beaver-not-a-real-key")
+		_, err := bad.Chat.Completions.New(ctx, chat)
+		wantAPIError(t, "bad key", err, 401, "invalid_api_key")
+
+		broke := b.client(b.brokeKey)
+		_, err = broke.Chat.Completions.New(ctx, chat)
+		wantAPIError(t, "no balance", err, 402, "insufficient_balance")
+
+		unknown := chat
+		unknown.Model = "openai/no-such-model"
+		_, err = client.Chat.Completions.New(ctx, unknown)
+		wantAPIError(t, "unknown model", err, 404, "model_not_found")
+
+		limited := b.client(b.rpmKeyGo)
+		if _, err := limited.Chat.Completions.New(ctx, chat); err != nil {
+			t.Fatalf("first request of an rpm_limit 1 key: %v", err)
+		}
+		start := time.Now()
+		_, err = limited.Chat.Completions.New(ctx, chat)
+		wantAPIError(t, "second request in the minute", err, 429, "rate_limit_exceeded")
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("the 429 took %v: retried?", d)
+		}
+	})
+}
+
+func wantAPIError(t *testing.T, what string, err error, status int, code string) {
+	t.Helper()
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) {
+		t.Errorf("%s: err = %v, want *openai.Error %d", what, err, status)
+		return
+	}
+	if apiErr.StatusCode != status || apiErr.Code != code || apiErr.Message == "" || apiErr.Type == "" {
+		t.Errorf("%s: %d code %q type %q message %q, want %d %q; body %s", what, apiErr.StatusCode, apiErr.Code,
+			apiErr.Type, apiErr.Message, status, code, apiErr.RawJSON())
+	}
+}
+
+// testNodeSDK runs node/compat.test.mjs (node --test) against Beaver. The
+// dependencies come from `npm ci` (make sdk-test runs it); the test itself
+// never goes to the network.
+func testNodeSDK(t *testing.T, b *beaver) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("Node.js >= 18 is needed for the npm SDK check (install it; .ci/run does)")
+	}
+	dir, _ := filepath.Abs("node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
+		t.Fatal("e2e/sdk/node/node_modules is missing: run `make sdk-test` (it runs npm ci there)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "compat.test.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "BEAVER_BASE_URL="+b.base, "BEAVER_KEY="+b.key, "BEAVER_BROKE_KEY="+b.brokeKey,
+		"BEAVER_RPM_KEY="+b.rpmKeyNode, "BEAVER_EMBEDDING_MODEL="+embeddingModel,
+		"BEAVER_MODELS="+strings.Join(models, ","), "NO_COLOR=1", "FORCE_COLOR=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node --test compat.test.mjs: %v\n%s", err, out)
+	}
+	t.Logf("node --test compat.test.mjs:\n%s", out)
+}

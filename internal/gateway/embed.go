@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/embedding"
+	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/providers"
+)
+
+// Embeddings: one POST /v1/embeddings request, the way Complete runs a chat
+// request (the HTTP layer calls Check first): key policy → admit (hold) →
+// provider → settle, through the same run. Models are of two kinds:
+// embedding models (capability "embeddings") serve embeddings only, chat
+// models everything else; each refuses the other's requests with 400.
+//
+// Money rules, beside the chat ones:
+//   - The hold is the prompt's upper bound (embedding.PromptTokenBound) at
+//     the model's price, and one completion token at its output price
+//     (zero for embedding models): nothing is completed.
+//   - The charge is the upstream's reported prompt tokens; where it
+//     reports none (Gemini), Beaver's estimate (EstimatePromptTokens), and
+//     the usage log is marked usage_estimated.
+//   - An embedding model has no fallbacks: another model's vectors live in
+//     another space.
+
+// EmbedCall is one parsed embeddings request.
+type EmbedCall struct {
+	Principal  *auth.Principal
+	Request    *embedding.Request
+	ClientIP   string
+	RequestID  string
+	OnAttempts func(Attempts) // as Call.OnAttempts
+}
+
+// Embeddings is a charged embeddings answer.
+type Embeddings struct {
+	Response   *embedding.Response // id, model and usage (with cost) set by Beaver
+	Settlement *billing.Settlement
+}
+
+// Embed runs an embeddings call. The answer is returned only after its
+// charge is committed. Errors are *apierr.Error (or context.Canceled).
+func (g *Gateway) Embed(ctx context.Context, call EmbedCall) (*Embeddings, error) {
+	r, emb, err := g.admitEmbedding(ctx, call)
+	if err != nil {
+		return nil, err
+	}
+	up := *call.Request
+	up.Model = r.entry.ProviderModel
+	var resp *embedding.Response
+	err = r.try(ctx, func(ctx context.Context, _ *chat.Request) (err error) { // r.up is the chat request's: unused
+		resp, err = emb.Embed(ctx, &up)
+		return err
+	})
+	if err != nil {
+		return nil, r.failed(ctx, err)
+	}
+	o := r.outcome()
+	u := &chat.Usage{PromptTokens: int(r.prompt)}
+	if resp.Usage != nil {
+		u.PromptTokens = resp.Usage.PromptTokens
+	} else {
+		o.UsageEstimated = true // the upstream reported no usage: Beaver's estimate
+	}
+	st, err := r.settle(ctx, o, u)
+	if err != nil {
+		return nil, err
+	}
+	g.latency.Observe(r.entry.Provider, time.Since(r.start), false)
+	withCost(u, st)
+	resp.ID, resp.Object, resp.Model = r.genID, embedding.ObjectList, r.entry.ID
+	resp.Usage = &embedding.Usage{PromptTokens: u.PromptTokens, TotalTokens: u.TotalTokens, Cost: u.Cost, CostMicros: u.CostMicros}
+	return &Embeddings{Response: resp, Settlement: st}, nil
+}
+
+// admitEmbedding resolves the model as a chat request's (key policy
+// included), checks that it is an embedding model its provider can serve,
+// and holds the request's maximum cost.
+func (g *Gateway) admitEmbedding(ctx context.Context, call EmbedCall) (*run, providers.Embedder, error) {
+	p, req := call.Principal, call.Request
+	c := Call{Principal: p, Request: &chat.Request{}, Model: req.Model, ClientIP: call.ClientIP, RequestID: call.RequestID,
+		OnAttempts: call.OnAttempts}
+	chain, err := g.chain(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	first := chain[0] // no fallbacks (see above)
+	if !first.entry.Embeddings() {
+		return nil, nil, apierr.Invalid("model %s is a chat model; embeddings need an embedding model", first.entry.ID).WithParam("model")
+	}
+	emb, ok := providers.EmbedderOf(first.prov)
+	if !ok {
+		return nil, nil, apierr.Invalid("model %s: provider %s serves no embeddings", first.entry.ID, first.entry.Provider).WithParam("model")
+	}
+	_, monthly := p.Account.Limits()
+	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
+		Price: first.entry.Price.UpperBound(), PriceVersion: first.entry.Version, PromptTokens: int64(req.PromptTokenBound()),
+		MaxTokens: 1, ModelMax: 1, MonthlyLimit: monthly})
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	r := &run{g: g, call: c, chain: chain[:1], entry: first.entry, prov: first.prov, hold: hold,
+		prompt: int64(req.EstimatePromptTokens()), start: now,
+		genID: "embd-" + strings.TrimPrefix(ids.New("g"), "g_"), created: now.Unix()}
+	return r, emb, nil
+}
+
+// chatModels keeps chat requests off embedding models: the model asked for
+// must be a chat model (else 400, param model, or models when it is the
+// first of them), and so must every model the request lists (400, param
+// models); configured fallbacks that are embedding models are left out.
+func chatModels(call Call, chain []candidate) ([]candidate, error) {
+	refuse := func(id, param string) error {
+		return apierr.Invalid("model %s is an embedding model; use POST /v1/embeddings", id).WithParam(param)
+	}
+	if e := chain[0].entry; e.Embeddings() {
+		if call.Model == "" {
+			return nil, refuse(e.ID, "models")
+		}
+		return nil, refuse(e.ID, "model")
+	}
+	out := chain[:1]
+	for _, c := range chain[1:] {
+		switch {
+		case !c.entry.Embeddings():
+			out = append(out, c)
+		case call.Request.Models != nil:
+			return nil, refuse(c.entry.ID, "models")
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,260 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/pricing"
+	"github.com/beaver-gateway/beaver/internal/providers"
+)
+
+// Routing: the models a request may be answered by, and trying them in
+// turn. Within one model, its provider's client retries, picks keys and
+// keeps circuit breakers (package upstream); here, a model that fails
+// before any output in a way another model may mend hands the request to
+// the next one. The request is held once, for the chain's most expensive
+// model, and charged once, at the price of the model that answered.
+
+// candidate is one model of a request's chain. Its catalog entry is the one
+// resolved at admission: its price and version are what it is charged at.
+type candidate struct {
+	entry *catalog.Entry
+	prov  providers.Provider
+}
+
+// chain resolves the models that may answer a call, in order: the model
+// asked for (the path's, the request's model, or else the first of its
+// models), then the request's models, or, when it names none, the
+// configured fallbacks of that model. Every model the request names must
+// exist (else 400 with param models) and be allowed to the key (else 403);
+// configured fallbacks that are unknown, not allowed or whose provider is
+// not configured are left out, as are repeats.
+func (g *Gateway) chain(call Call) ([]candidate, error) {
+	p, req := call.Principal, call.Request
+	primary, listed, first := call.Model, req.Models, 0
+	if primary == "" {
+		if len(listed) == 0 {
+			return nil, apierr.Invalid("model is required").WithParam("model")
+		}
+		primary, listed, first = listed[0], listed[1:], 1
+	}
+	entry, err := g.catalog.Resolve(primary)
+	if err != nil {
+		if first == 1 {
+			return nil, modelsError(0, err)
+		}
+		return nil, err
+	}
+	if err := checkKeyPolicy(p, entry.ID, call.ClientIP); err != nil {
+		return nil, err
+	}
+	prov, ok := g.providers[entry.Provider]
+	if !ok {
+		return nil, apierr.Unavailable("provider %s is not configured on this gateway", entry.Provider)
+	}
+	chain := []candidate{{entry: entry, prov: prov}}
+	add := func(e *catalog.Entry) {
+		for _, c := range chain {
+			if c.entry.ID == e.ID {
+				return
+			}
+		}
+		if prov, ok := g.providers[e.Provider]; ok {
+			chain = append(chain, candidate{entry: e, prov: prov})
+		}
+	}
+	if req.Models != nil {
+		for i, name := range listed {
+			e, err := g.catalog.Resolve(name)
+			if err != nil {
+				return nil, modelsError(i+first, err)
+			}
+			if err := checkKeyPolicy(p, e.ID, call.ClientIP); err != nil {
+				return nil, err
+			}
+			add(e)
+		}
+		return chain, nil
+	}
+	for _, name := range g.opts.Fallbacks[entry.ID] {
+		if e, err := g.catalog.Resolve(name); err == nil && checkKeyPolicy(p, e.ID, call.ClientIP) == nil {
+			add(e)
+		}
+	}
+	return chain, nil
+}
+
+func modelsError(i int, err error) error {
+	msg := err.Error()
+	if ae, ok := apierr.As(err); ok {
+		msg = ae.Message
+	}
+	return apierr.Invalid("models[%d]: %s", i, msg).WithParam("models")
+}
+
+// defaultMaxOutput is the output cap of a model whose catalog entry has
+// none (the contract's 4096).
+const defaultMaxOutput = 4096
+
+// chainPrice is what a chain is admitted at: in each component (input,
+// output, request fee; base and marked up) the largest of its models'
+// prices, and the largest output cap, so that the hold covers the most any
+// of them can charge. A chain of one is its model's price and cap.
+func chainPrice(chain []candidate) (pricing.Price, int64) {
+	// UpperBound: a cached-input or reasoning price above the plain one is held too.
+	p, maxOut := chain[0].entry.Price.UpperBound(), chain[0].entry.MaxOutputTokens
+	if len(chain) == 1 {
+		return p, maxOut
+	}
+	maxOut = 0
+	for _, c := range chain {
+		q := c.entry.Price.UpperBound()
+		p.Input, p.Output, p.Fee = max(p.Input, q.Input), max(p.Output, q.Output), max(p.Fee, q.Fee)
+		p.Base.Input, p.Base.Output, p.Base.Fee = max(p.Base.Input, q.Base.Input), max(p.Base.Output, q.Base.Output),
+			max(p.Base.Fee, q.Base.Fee)
+		out := c.entry.MaxOutputTokens
+		if out <= 0 {
+			out = defaultMaxOutput
+		}
+		maxOut = max(maxOut, out)
+	}
+	// As UpperBound: cached and reasoning tokens held at the chain's top prices.
+	p.CachedInput, p.Reasoning = p.Input, p.Output
+	p.Base.CachedInput, p.Base.Reasoning = p.Base.Input, p.Base.Output
+	return p, maxOut
+}
+
+// use makes c the model the request goes to next: its provider's model
+// name, and the completion cap (when one is sent) within its own limit.
+func (r *run) use(c candidate) {
+	r.entry, r.prov = c.entry, c.prov
+	r.up.Model = c.entry.ProviderModel
+	if r.capped {
+		mt := r.hold.MaxTokens
+		if m := c.entry.MaxOutputTokens; m > 0 && mt > m {
+			mt = m
+		}
+		v := int(mt)
+		r.up.MaxTokens = &v
+	}
+}
+
+// try calls fn with each model of the chain in turn (r.prov, and a copy of
+// r.up of its own), until one answers or fails in a way the next model
+// would not mend (see fallsBack); fn's errors are the provider's. On return
+// r.entry is the model that answered, or the one tried last, and the
+// caller's OnAttempts has been told of the attempts.
+func (r *run) try(ctx context.Context, fn func(ctx context.Context, up *chat.Request) error) error {
+	ctx = providers.WithRoute(ctx, &r.route)
+	var err error
+	for i, c := range r.chain {
+		if i > 0 {
+			r.g.metrics.fallbacks.WithLabelValues(r.entry.ID).Inc()
+			r.use(c)
+		}
+		n, t0 := len(r.attempts), time.Now()
+		model := c.entry.ID
+		r.route.OnAttempt = func(a providers.Attempt) {
+			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: a.Outcome(), OK: a.Err == nil})
+		}
+		up := r.up
+		err = fn(ctx, &up)
+		if err == nil && len(r.attempts) == n { // a provider that reports no attempts
+			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: "200", OK: true})
+		}
+		if err != nil && (len(r.attempts) == n || r.attempts[len(r.attempts)-1].OK) {
+			// Failed without an upstream attempt (the adapter refused the
+			// request), or after the answer's headers (a body cut or
+			// unreadable): the model's failure is this error.
+			if len(r.attempts) > n {
+				r.attempts = r.attempts[:len(r.attempts)-1]
+			}
+			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: outcomeOf(err)})
+		}
+		if err == nil || ctx.Err() != nil || !fallsBack(err) || i == len(r.chain)-1 {
+			break
+		}
+		// Passed on: the failed model's provider counts an error (the
+		// request's own outcome is observed when it settles).
+		r.g.latency.Observe(c.entry.Provider, time.Since(t0), true)
+	}
+	r.route.OnAttempt = nil
+	if f := r.call.OnAttempts; f != nil && (len(r.attempts) > 1 || len(r.attempts) == 1 && !r.attempts[0].OK) {
+		f(r.attempts)
+	}
+	return err
+}
+
+// fallsBack reports whether a failure before any output is passed on to
+// the next model: the provider's trouble (connection failures, timeouts,
+// 408, 409, 429, 5xx, an open circuit) or its credentials' (401/403), not
+// the request's (other 4xx, a request the format cannot express) and not
+// a caller who left.
+func fallsBack(err error) bool {
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Cancelled() {
+		return false
+	}
+	return pe.Retryable() || pe.KeyRejected() || pe.Timeout || pe.CircuitOpen
+}
+
+func outcomeOf(err error) string {
+	var pe *providers.Error
+	var ie *chat.InvalidError
+	switch {
+	case errors.As(err, &pe):
+		return providers.Outcome(pe)
+	case errors.As(err, &ie):
+		return "invalid"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	}
+	return "error"
+}
+
+// Attempt is one upstream attempt of a request: the model it was for and
+// its outcome (the upstream's HTTP status, or "error", "timeout",
+// "circuit_open", "cancelled", "invalid").
+type Attempt struct {
+	Model   string
+	Outcome string
+	OK      bool // the upstream answered with a 2xx
+}
+
+// Attempts are a request's upstream attempts, oldest first.
+type Attempts []Attempt
+
+// String is the X-Beaver-Attempts header:
+// "openai/gpt-4o-mini:429, anthropic/claude-3-5-haiku-20241022:200".
+func (as Attempts) String() string {
+	var b strings.Builder
+	for i, a := range as {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(a.Model)
+		b.WriteByte(':')
+		b.WriteString(a.Outcome)
+	}
+	return b.String()
+}
+
+// checkFallbacks logs configured fallback chains that name models the
+// catalog does not have (they are skipped at request time).
+func (g *Gateway) checkFallbacks() {
+	if g.catalog == nil {
+		return
+	}
+	for model, chain := range g.opts.Fallbacks {
+		for _, name := range append([]string{model}, chain...) {
+			if _, err := g.catalog.Resolve(name); err != nil {
+				g.log.Warn("fallback chain names an unknown or inactive model; it is skipped", "chain", model, "model", name)
+			}
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package upstream
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// Route is one logical request that may make several calls (the models of
+// a fallback chain, each through its provider's client), shared with the
+// clients through the context, like net/http/httptrace: one retry budget
+// for every call, and a report of each attempt. A Route is used by one
+// goroutine at a time (calls made one after the other).
+type Route struct {
+	// OnAttempt, when set, is called after each attempt (and when a call
+	// is refused because every circuit breaker is open), on the calling
+	// goroutine.
+	OnAttempt func(Attempt)
+
+	until time.Time // retries end here; set by the first call (its RetryBudget)
+}
+
+type routeKey struct{}
+
+// WithRoute returns ctx carrying r.
+func WithRoute(ctx context.Context, r *Route) context.Context {
+	return context.WithValue(ctx, routeKey{}, r)
+}
+
+func routeOf(ctx context.Context) *Route {
+	r, _ := ctx.Value(routeKey{}).(*Route)
+	return r
+}
+
+// Attempt is one try of a call.
+type Attempt struct {
+	Provider string
+	Endpoint int    // index of the endpoint (base URL and key) it went to; -1 = none (circuit open)
+	Key      string // that endpoint's KeyFingerprint
+	Status   int    // the upstream's HTTP status; 0 = no answer
+	Err      *Error // nil: the upstream answered with a 2xx
+	Duration time.Duration
+}
+
+// Outcome is the attempt in a word, as X-Beaver-Attempts shows it: the
+// upstream's HTTP status, or "timeout", "circuit_open", "cancelled" or
+// "error" (no answer: connection refused, reset, ...).
+func (a Attempt) Outcome() string {
+	return OutcomeOf(a.Status, a.Err)
+}
+
+// OutcomeOf is Attempt.Outcome for a status and error.
+func OutcomeOf(status int, e *Error) string {
+	switch {
+	case e == nil && status != 0:
+		return strconv.Itoa(status)
+	case e == nil:
+		return "200"
+	case e.CircuitOpen:
+		return "circuit_open"
+	case e.Cancelled():
+		return "cancelled"
+	case e.Timeout:
+		return "timeout"
+	case e.Status != 0:
+		return strconv.Itoa(e.Status)
+	}
+	return "error"
+}

@@ -1,0 +1,430 @@
+package upstream_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/beaver-gateway/beaver/internal/providers/upstream"
+)
+
+// Retries, several endpoints, key cooldowns and circuit breakers, against
+// local servers (and a dead local port). No test waits for more than a few
+// hundred milliseconds of backoff.
+
+// deadURL is a base URL on a local port nothing listens on: connecting
+// fails at once with "connection refused".
+func deadURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+// counting answers ok after the first n requests, which get fail.
+func counting(n int64, fail func(w http.ResponseWriter, r *http.Request)) (http.Handler, *atomic.Int64) {
+	var calls atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= n {
+			fail(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}), &calls
+}
+
+func status(code int, header ...string) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i+1 < len(header); i += 2 {
+			w.Header().Set(header[i], header[i+1])
+		}
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, `{"error":{"message":"failing on purpose"}}`)
+	}
+}
+
+func newClient(t *testing.T, cfg upstream.Config) *upstream.Client {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "test"
+	}
+	c, err := upstream.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// call makes one request through c with a Route, returning the attempts.
+func call(c *upstream.Client, ctx context.Context) ([]upstream.Attempt, error) {
+	var attempts []upstream.Attempt
+	rt := &upstream.Route{OnAttempt: func(a upstream.Attempt) { attempts = append(attempts, a) }}
+	_, err := c.Do(upstream.WithRoute(ctx, rt), upstream.Request{Path: "/x", Key: upstream.BearerKey,
+		Header: http.Header{}, Body: []byte("{}")})
+	return attempts, err
+}
+
+func outcomes(as []upstream.Attempt) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.Outcome())
+	}
+	return strings.Join(s, ",")
+}
+
+// An upstream that fails the first k attempts is retried, with growing
+// pauses, up to MaxRetries; every attempt is reported.
+func TestRetriesFailFirstK(t *testing.T) {
+	for _, tt := range []struct {
+		k, retries int
+		ok         bool
+		want       string
+	}{
+		{1, 2, true, "503,200"},
+		{2, 2, true, "503,503,200"},
+		{3, 2, false, "503,503,503"},
+		{1, -1, false, "503"},
+	} {
+		h, calls := counting(int64(tt.k), status(503))
+		srv := newServer(t, h)
+		c := newClient(t, upstream.Config{BaseURL: srv, MaxRetries: tt.retries})
+		start := time.Now()
+		attempts, err := call(c, context.Background())
+		if (err == nil) != tt.ok || outcomes(attempts) != tt.want {
+			t.Errorf("k=%d retries=%d: err %v, attempts %s, want %s", tt.k, tt.retries, err, outcomes(attempts), tt.want)
+		}
+		if n := int(calls.Load()); n != len(attempts) {
+			t.Errorf("k=%d: %d calls, %d attempts reported", tt.k, n, len(attempts))
+		}
+		// 100ms, then 200ms (each + up to half again of jitter).
+		if pauses := len(attempts) - 1; pauses == 2 && time.Since(start) < 300*time.Millisecond {
+			t.Errorf("k=%d: two retries after %v: no backoff", tt.k, time.Since(start))
+		}
+		if got := c.Health().Retries; got != int64(len(attempts)-1) {
+			t.Errorf("k=%d: Health().Retries = %d", tt.k, got)
+		}
+	}
+}
+
+// A 429's Retry-After is waited out when no other key could take the
+// attempt; one that would end after the retry budget is not: the 429 is
+// returned at once, for the caller to fall back.
+func TestRetryAfter(t *testing.T) {
+	h, calls := counting(1, status(429, "retry-after-ms", "300", "Retry-After", "1"))
+	srv := newServer(t, h)
+	c := newClient(t, upstream.Config{BaseURL: srv})
+	start := time.Now()
+	attempts, err := call(c, context.Background())
+	if err != nil || outcomes(attempts) != "429,200" {
+		t.Fatalf("err %v, attempts %s", err, outcomes(attempts))
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || calls.Load() != 2 {
+		t.Errorf("retried after %v (%d calls), before the 300ms Retry-After", d, calls.Load())
+	}
+
+	h, calls = counting(1, status(429, "Retry-After", "5"))
+	srv = newServer(t, h)
+	c = newClient(t, upstream.Config{BaseURL: srv, RetryBudget: time.Second})
+	start = time.Now()
+	_, err = call(c, context.Background())
+	var ue *upstream.Error
+	if !errors.As(err, &ue) || ue.Status != 429 || ue.RetryAfter != 5*time.Second {
+		t.Fatalf("err = %v", err)
+	}
+	if d, n := time.Since(start), calls.Load(); d > 500*time.Millisecond || n != 1 {
+		t.Errorf("Retry-After beyond the budget: %d calls in %v, want 1 at once", n, d)
+	}
+}
+
+// One retry budget spans every call of a Route: the second call, made once
+// the first spent the budget, is not retried.
+func TestRouteSharesTheBudget(t *testing.T) {
+	fail := status(503, "retry-after-ms", "300")
+	h, _ := counting(1<<30, fail)
+	srv := newServer(t, h)
+	cfg := upstream.Config{BaseURL: srv, MaxRetries: 5, RetryBudget: 450 * time.Millisecond}
+	a, b := newClient(t, cfg), newClient(t, cfg)
+	var n []int
+	rt := &upstream.Route{OnAttempt: func(upstream.Attempt) { n[len(n)-1]++ }}
+	ctx := upstream.WithRoute(context.Background(), rt)
+	for _, c := range []*upstream.Client{a, b} {
+		n = append(n, 0)
+		if _, err := c.Do(ctx, upstream.Request{Path: "/x", Body: []byte("{}")}); err == nil {
+			t.Fatal("a failing upstream answered")
+		}
+	}
+	if n[0] != 2 || n[1] != 1 {
+		t.Errorf("attempts per call %v, want [2 1] (300ms pauses in a 450ms budget)", n)
+	}
+}
+
+// A dead base URL (connection refused) is retried on the provider's other
+// endpoint; after BreakerFailures of them its breaker opens and it is
+// passed over, so every request answers.
+func TestDeadEndpoint(t *testing.T) {
+	dead := deadURL(t)
+	h, _ := counting(0, nil)
+	live := newServer(t, h)
+
+	c := newClient(t, upstream.Config{BaseURL: dead, MaxRetries: 1})
+	attempts, err := call(c, context.Background())
+	var ue *upstream.Error
+	if !errors.As(err, &ue) || ue.Status != 0 || ue.Timeout || outcomes(attempts) != "error,error" {
+		t.Fatalf("dead port alone: err %v, attempts %s", err, outcomes(attempts))
+	}
+	if status, _, code, _, _ := ue.HTTP(); status != 502 || code != "upstream_error" {
+		t.Errorf("dead port maps to %d %s", status, code)
+	}
+
+	c = newClient(t, upstream.Config{Endpoints: []upstream.Endpoint{{BaseURL: dead}, {BaseURL: live}},
+		MaxRetries: 1, BreakerFailures: 2, BreakerCooldown: time.Minute})
+	deadTries := 0
+	for i := range 20 {
+		attempts, err := call(c, context.Background())
+		if err != nil {
+			t.Fatalf("request %d: %v (%s)", i, err, outcomes(attempts))
+		}
+		for _, a := range attempts {
+			if a.Endpoint == 0 {
+				deadTries++
+			}
+		}
+	}
+	hl := c.Health()
+	if deadTries != 2 || hl.Endpoints[0].State != upstream.StateOpen || hl.Endpoints[1].State != upstream.StateClosed ||
+		hl.State != upstream.StateClosed {
+		t.Errorf("dead endpoint tried %d times (want 2, then its breaker is open); health %+v", deadTries, hl)
+	}
+}
+
+// A key answered with 429 or 401 cools down: the attempt is retried at
+// once with the provider's other key (no Retry-After wait), and later
+// requests go to the other key until the cooldown ends.
+func TestKeyCooldown(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		reason string
+	}{{429, upstream.CooldownRateLimited}, {401, upstream.CooldownKeyRejected}} {
+		var bad atomic.Int64
+		srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") == "Bearer key-a" {
+				bad.Add(1)
+				status(tt.status, "Retry-After", "30")(w, r)
+				return
+			}
+			_, _ = io.WriteString(w, `{"ok":true}`)
+		}))
+		c := newClient(t, upstream.Config{Endpoints: []upstream.Endpoint{{BaseURL: srv, APIKey: "key-a"}, {BaseURL: srv, APIKey: "key-b"}}})
+		start := time.Now()
+		for i := range 10 {
+			if attempts, err := call(c, context.Background()); err != nil {
+				t.Fatalf("%d, request %d: %v (%s)", tt.status, i, err, outcomes(attempts))
+			}
+		}
+		if n, d := bad.Load(), time.Since(start); n > 1 || d > 2*time.Second {
+			t.Errorf("%d: the cooling key got %d requests; 10 requests took %v", tt.status, n, d)
+		}
+		if n := bad.Load(); n == 1 {
+			e := c.Health().Endpoints[0]
+			if e.CooldownReason != tt.reason || e.CooldownUntil.IsZero() || e.State != upstream.StateClosed {
+				t.Errorf("%d: key-a health %+v", tt.status, e)
+			}
+		}
+	}
+}
+
+// A 401 with the only key is not retried: the same key would be refused
+// the same way.
+func TestRejectedOnlyKeyNotRetried(t *testing.T) {
+	h, calls := counting(1<<30, status(401))
+	srv := newServer(t, h)
+	c := newClient(t, upstream.Config{BaseURL: srv, APIKey: "k"})
+	if _, err := call(c, context.Background()); err == nil || calls.Load() != 1 {
+		t.Fatalf("err %v, %d calls", err, calls.Load())
+	}
+}
+
+// The breaker opens after BreakerFailures consecutive failures and refuses
+// calls without sending them; after BreakerCooldown one probe goes through
+// (others are still refused); a failed probe opens it again, a good one
+// closes it.
+func TestCircuitBreaker(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	release := make(chan struct{})
+	var calls atomic.Int64
+	var block atomic.Bool
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if block.Load() {
+			<-release
+		}
+		if failing.Load() {
+			status(500)(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	c := newClient(t, upstream.Config{BaseURL: srv, MaxRetries: -1, BreakerFailures: 3, BreakerCooldown: 150 * time.Millisecond})
+	for range 3 {
+		if _, err := call(c, context.Background()); err == nil {
+			t.Fatal("failing upstream answered")
+		}
+	}
+	attempts, err := call(c, context.Background())
+	var ue *upstream.Error
+	if !errors.As(err, &ue) || !ue.CircuitOpen || calls.Load() != 3 || outcomes(attempts) != "circuit_open" || ue.RetryAfter < time.Second {
+		t.Fatalf("open breaker: err %v, %d calls, attempts %s", err, calls.Load(), outcomes(attempts))
+	}
+	if s, _, code, _, ra := ue.HTTP(); s != 502 || code != "upstream_error" || ra <= 0 {
+		t.Errorf("open breaker maps to %d %s Retry-After %v", s, code, ra)
+	}
+	if st := c.Health().State; st != upstream.StateOpen {
+		t.Errorf("state %s, want open", st)
+	}
+
+	time.Sleep(200 * time.Millisecond)
+	if st := c.Health().State; st != upstream.StateHalfOpen {
+		t.Errorf("after the cooldown: state %s, want half_open", st)
+	}
+	// A failed probe opens it again.
+	if _, err := call(c, context.Background()); err == nil || calls.Load() != 4 {
+		t.Fatalf("probe: err %v, %d calls", err, calls.Load())
+	}
+	if _, err := call(c, context.Background()); !errors.As(err, &ue) || !ue.CircuitOpen || calls.Load() != 4 {
+		t.Fatalf("after a failed probe: err %v, %d calls", err, calls.Load())
+	}
+
+	// One probe at a time: while it is in flight, others are refused.
+	time.Sleep(200 * time.Millisecond)
+	failing.Store(false)
+	block.Store(true)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var probeErr error
+	go func() { defer wg.Done(); _, probeErr = call(c, context.Background()) }()
+	for calls.Load() != 5 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := call(c, context.Background()); !errors.As(err, &ue) || !ue.CircuitOpen {
+		t.Errorf("during the probe: err %v", err)
+	}
+	block.Store(false)
+	close(release)
+	wg.Wait()
+	if probeErr != nil {
+		t.Fatalf("probe failed: %v", probeErr)
+	}
+	if _, err := call(c, context.Background()); err != nil {
+		t.Fatalf("after a good probe: %v", err)
+	}
+	if hl := c.Health(); hl.State != upstream.StateClosed || hl.Endpoints[0].ConsecutiveFailures != 0 {
+		t.Errorf("health %+v", hl)
+	}
+}
+
+// Once a body was returned nothing is repeated: a body cut midway is the
+// caller's error (a stream's failure after its first byte), and it counts
+// towards the endpoint's breaker.
+func TestNoRetryAfterTheBody(t *testing.T) {
+	var calls atomic.Int64
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, "data: partial")
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	c := newClient(t, upstream.Config{BaseURL: srv})
+	b, err := c.Open(context.Background(), upstream.Request{Path: "/x", Body: []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(b)
+	b.Close()
+	if err == nil || calls.Load() != 1 {
+		t.Fatalf("cut body: err %v, %d calls", err, calls.Load())
+	}
+	if f := c.Health().Endpoints[0].ConsecutiveFailures; f != 1 {
+		t.Errorf("consecutive failures %d after a cut body", f)
+	}
+}
+
+// Health names keys by fingerprint only, and base URLs without
+// credentials or query.
+func TestHealthHidesKeys(t *testing.T) {
+	c := newClient(t, upstream.Config{Name: "openai", Endpoints: []upstream.Endpoint{
+		{BaseURL: "https://user:pass@api.example.com/v1?token=t", APIKey: "sk-secret-key-123", Weight: 3},
+		{BaseURL: "https://api.example.com/v1"}}})
+	b, err := json.Marshal(c.Health())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	fp := upstream.KeyFingerprint("sk-secret-key-123")
+	for _, leak := range []string{"sk-secret", "pass", "token"} {
+		if strings.Contains(s, leak) {
+			t.Errorf("health shows %q: %s", leak, s)
+		}
+	}
+	if len(fp) != 8 || !strings.Contains(s, `"key":"`+fp+`"`) || !strings.Contains(s, `"key":"none"`) ||
+		!strings.Contains(s, `"base_url":"https://api.example.com/v1"`) || !strings.Contains(s, `"weight":3`) {
+		t.Errorf("health %s", s)
+	}
+}
+
+// Requests are spread over endpoints by weight.
+func TestEndpointWeights(t *testing.T) {
+	var a, b atomic.Int64
+	srvA := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.Add(1) }))
+	srvB := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Add(1) }))
+	c := newClient(t, upstream.Config{Endpoints: []upstream.Endpoint{{BaseURL: srvA, Weight: 3}, {BaseURL: srvB, Weight: 1}}})
+	for range 400 {
+		if _, err := call(c, context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Expected 300/100; the bounds are many standard deviations wide.
+	if a.Load() < 240 || b.Load() < 50 || a.Load()+b.Load() != 400 {
+		t.Errorf("weights 3:1 gave %d:%d", a.Load(), b.Load())
+	}
+}
+
+// A request with an absolute URL under the first endpoint's base URL and no
+// KeyScheme still goes to each attempt's endpoint, with that endpoint's key
+// sent the way of the client's format.
+func TestAbsoluteURLFollowsTheEndpoint(t *testing.T) {
+	var seen sync.Map // "host key" → true
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.Host+" "+r.Header.Get("x-api-key")+" "+r.URL.Path, true)
+		_, _ = io.WriteString(w, `{}`)
+	})
+	a, b := newServer(t, h), newServer(t, h)
+	c := newClient(t, upstream.Config{Format: "anthropic", Endpoints: []upstream.Endpoint{{BaseURL: a + "/base", APIKey: "ka"}, {BaseURL: b, APIKey: "kb"}}})
+	for range 40 {
+		hdr := http.Header{}
+		hdr.Set("x-api-key", "stale")
+		if _, err := c.Do(context.Background(), upstream.Request{URL: c.Config().BaseURL + "/v1/messages", Header: hdr, Body: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{strings.TrimPrefix(a, "http://") + " ka /base/v1/messages", strings.TrimPrefix(b, "http://") + " kb /v1/messages"} {
+		if _, ok := seen.Load(want); !ok {
+			var got []any
+			seen.Range(func(k, _ any) bool { got = append(got, k); return true })
+			t.Errorf("never saw %q; saw %v", want, got)
+		}
+	}
+}
