@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 )
@@ -38,12 +39,7 @@ func (s *Server) modelChat(c *gin.Context) {
 // serveChat runs one inference request; pathModel is the model named by the
 // path ("" = the body's).
 func (s *Server) serveChat(c *gin.Context, pathModel string) {
-	p := principal(c)
-	// The limit is counted before the body is parsed: malformed requests count.
-	rl, err := s.gateway.Check(c.Request.Context(), p)
-	if rl.Applied {
-		setRateLimitHeaders(c.Writer.Header(), rl)
-	}
+	p, err := s.checkLimits(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -95,22 +91,40 @@ func setRateLimitHeaders(h http.Header, rl gateway.RateLimit) {
 	h.Set("X-Ratelimit-Reset-Requests", rl.ResetIn.String())
 }
 
-func readChatRequest(c *gin.Context) (*chat.Request, error) {
+// checkLimits counts an inference request against its key's (or
+// session's) per-minute limit and sets the rate-limit headers. It runs
+// before the body is parsed, so malformed requests count too.
+func (s *Server) checkLimits(c *gin.Context) (*auth.Principal, error) {
+	p := principal(c)
+	rl, err := s.gateway.Check(c.Request.Context(), p)
+	if rl.Applied {
+		setRateLimitHeaders(c.Writer.Header(), rl)
+	}
+	return p, err
+}
+
+func readChatRequest(c *gin.Context) (*chat.Request, error) { return readRequest(c, chat.ParseRequest) }
+
+// readRequest reads an inference body and parses it with parse (chat,
+// Anthropic messages, Responses): 413 when too large, a field's 400 (with
+// its param) for what parse refuses.
+func readRequest[R any](c *gin.Context, parse func([]byte) (R, error)) (R, error) {
+	var zero R
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge(mbe.Limit)
+			return zero, tooLarge(mbe.Limit)
 		}
-		return nil, apierr.Invalid("could not read the request body")
+		return zero, apierr.Invalid("could not read the request body")
 	}
-	req, err := chat.ParseRequest(body)
+	req, err := parse(body)
 	if err != nil {
 		var ie *chat.InvalidError
 		if errors.As(err, &ie) {
-			return nil, gateway.InvalidRequest(ie)
+			return zero, gateway.InvalidRequest(ie)
 		}
-		return nil, apierr.Invalid("invalid request: %s", err.Error())
+		return zero, apierr.Invalid("invalid request: %s", err.Error())
 	}
 	return req, nil
 }

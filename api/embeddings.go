@@ -16,12 +16,7 @@ import (
 // the same limits, headers and error shapes as chat (every money rule is in
 // internal/gateway).
 func (s *Server) embeddings(c *gin.Context) {
-	p := principal(c)
-	// The limit is counted before the body is parsed: malformed requests count.
-	rl, err := s.gateway.Check(c.Request.Context(), p)
-	if rl.Applied {
-		setRateLimitHeaders(c.Writer.Header(), rl)
-	}
+	p, err := s.checkLimits(c)
 	if err != nil {
 		s.fail(c, err)
 		return

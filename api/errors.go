@@ -14,17 +14,36 @@ import (
 // fail renders err in the contract's error shape. Errors that are not
 // *apierr.Error are logged with the request id and become a plain 500.
 func (s *Server) fail(c *gin.Context, err error) {
+	if e := s.apiError(c, err); e != nil {
+		writeError(c, e)
+	}
+}
+
+// apiError is err as the *apierr.Error to answer with: an error that is
+// not one is logged with the request id and answered as a plain 500. It
+// is nil when the client has left (the request is aborted: nobody reads
+// an answer).
+func (s *Server) apiError(c *gin.Context, err error) *apierr.Error {
 	e, ok := apierr.As(err)
 	if !ok {
 		if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
-			c.Abort() // the client left; nobody reads the answer
-			return
+			c.Abort()
+			return nil
 		}
 		s.log.Error("request failed", "request_id", requestID(c), "method", c.Request.Method,
 			"path", c.FullPath(), "err", err)
 		e = apierr.Internal()
 	}
-	writeError(c, e)
+	return e
+}
+
+// setRetryAfter sets Retry-After in whole seconds, rounded up, for an
+// error that has one.
+func setRetryAfter(c *gin.Context, e *apierr.Error) {
+	if e.RetryAfter > 0 {
+		secs := int64((e.RetryAfter + 999_999_999) / 1_000_000_000)
+		c.Header("Retry-After", strconv.FormatInt(secs, 10))
+	}
 }
 
 // writeError renders OpenAI's error object: message, type, param (the
@@ -36,10 +55,7 @@ func writeError(c *gin.Context, e *apierr.Error) {
 		body[k] = v
 	}
 	body["message"], body["type"], body["param"], body["code"] = e.Message, e.Type, e.ParamValue(), e.Code
-	if e.RetryAfter > 0 {
-		secs := int64((e.RetryAfter + 999_999_999) / 1_000_000_000)
-		c.Header("Retry-After", strconv.FormatInt(secs, 10))
-	}
+	setRetryAfter(c, e)
 	c.AbortWithStatusJSON(e.Status, gin.H{"error": body})
 }
 

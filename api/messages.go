@@ -1,9 +1,6 @@
 package api
 
 import (
-	"context"
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -47,16 +44,12 @@ func (s *Server) messagesAuth(c *gin.Context) {
 
 // createMessage serves POST /v1/messages.
 func (s *Server) createMessage(c *gin.Context) {
-	p := principal(c)
-	rl, err := s.gateway.Check(c.Request.Context(), p)
-	if rl.Applied {
-		setRateLimitHeaders(c.Writer.Header(), rl)
-	}
+	p, err := s.checkLimits(c)
 	if err != nil {
 		s.failMessage(c, err)
 		return
 	}
-	req, err := readMessagesRequest(c)
+	req, err := readRequest(c, messages.Parse)
 	if err != nil {
 		s.failMessage(c, err)
 		return
@@ -81,43 +74,14 @@ func (s *Server) createMessage(c *gin.Context) {
 	c.JSON(http.StatusOK, messages.FromResponse(done.Response))
 }
 
-func readMessagesRequest(c *gin.Context) (*chat.Request, error) {
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge(mbe.Limit)
-		}
-		return nil, apierr.Invalid("could not read the request body")
-	}
-	req, err := messages.Parse(body)
-	if err != nil {
-		var ie *chat.InvalidError
-		if errors.As(err, &ie) {
-			return nil, gateway.InvalidRequest(ie)
-		}
-		return nil, apierr.Invalid("invalid request: %s", err.Error())
-	}
-	return req, nil
-}
-
 // failMessage is fail in Anthropic's error shape (messages.ErrorBody), with
 // the same statuses and Retry-After.
 func (s *Server) failMessage(c *gin.Context, err error) {
-	e, ok := apierr.As(err)
-	if !ok {
-		if errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil {
-			c.Abort() // the client left; nobody reads the answer
-			return
-		}
-		s.log.Error("request failed", "request_id", requestID(c), "method", c.Request.Method,
-			"path", c.FullPath(), "err", err)
-		e = apierr.Internal()
+	e := s.apiError(c, err)
+	if e == nil {
+		return
 	}
-	if e.RetryAfter > 0 {
-		secs := int64((e.RetryAfter + 999_999_999) / 1_000_000_000)
-		c.Header("Retry-After", strconv.FormatInt(secs, 10))
-	}
+	setRetryAfter(c, e)
 	c.AbortWithStatusJSON(e.Status, messages.ErrorBody(e, requestID(c)))
 }
 

@@ -2,15 +2,12 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
-	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/providers/sse"
 	"github.com/beaver-gateway/beaver/internal/responses"
@@ -21,17 +18,12 @@ import (
 // /v1/chat/completions (same limits, hold, price and single charge), the
 // answer translated back (internal/responses).
 func (s *Server) createResponse(c *gin.Context) {
-	p := principal(c)
-	// The limit is counted before the body is parsed: malformed requests count.
-	rl, err := s.gateway.Check(c.Request.Context(), p)
-	if rl.Applied {
-		setRateLimitHeaders(c.Writer.Header(), rl)
-	}
+	p, err := s.checkLimits(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	req, err := readResponsesRequest(c)
+	req, err := readRequest(c, responses.ParseRequest)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -64,26 +56,6 @@ func (s *Server) createResponse(c *gin.Context) {
 	h.Set("X-Beaver-Balance-Micros", strconv.FormatInt(done.Settlement.BalanceAfterMicros, 10))
 	h.Set("X-Beaver-Generation-Id", resp.ID)
 	c.JSON(http.StatusOK, resp)
-}
-
-func readResponsesRequest(c *gin.Context) (*responses.Request, error) {
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge(mbe.Limit)
-		}
-		return nil, apierr.Invalid("could not read the request body")
-	}
-	req, err := responses.ParseRequest(body)
-	if err != nil {
-		var ie *chat.InvalidError
-		if errors.As(err, &ie) {
-			return nil, gateway.InvalidRequest(ie)
-		}
-		return nil, apierr.Invalid("invalid request: %s", err.Error())
-	}
-	return req, nil
 }
 
 // responsesError names, in error.param, the Responses field a gateway or
