@@ -39,7 +39,10 @@ export function Playground() {
   const logRef = useRef<HTMLDivElement>(null);
   const inputRef = useRef<HTMLTextAreaElement>(null);
 
-  const list = models.data?.data ?? [];
+  // Chat models only: embedding models answer POST /v1/embeddings, not chat.
+  const list = (models.data?.data ?? []).filter(
+    (m) => !(Array.isArray(m.capabilities) && m.capabilities.includes('embeddings')),
+  );
   useEffect(() => {
     if (!model && list.length) setModel(list.some((m) => m.id === DEFAULT_MODEL) ? DEFAULT_MODEL : list[0].id);
   }, [list.length]);
