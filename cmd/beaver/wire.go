@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -119,7 +120,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	events := balanceEvents{workflows: p.workflows, recharge: payments.NewRechargeTrigger(d), log: log}
 	p.ledger = &billing.Ledger{DB: d, Events: events}
 	p.billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID, Registerer: p.registry,
-		Events: events, AsyncCommit: !cfg.PGSynchronousCommit})
+		Events: events, AsyncCommit: !cfg.PGSynchronousCommit, GatherWait: gatherWait(cfg.CommitGather)})
 	p.bus.Subscribe(p.billing.Invalidate)
 
 	p.limiter, err = ratelimit.New(ratelimit.Options{RedisURL: cfg.RedisURL, Logger: log, Registerer: p.registry})
@@ -234,4 +235,13 @@ func (p *process) close() {
 	if p.db != nil {
 		_ = p.db.Close()
 	}
+}
+
+// gatherWait maps BEAVER_COMMIT_GATHER (0 = never) to the engine's option
+// (0 = its default, negative = never).
+func gatherWait(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

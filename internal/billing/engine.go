@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,8 @@ type Engine struct {
 	// committing is held by whoever runs a commit: a settling request that
 	// found no commit running, or the committer goroutine.
 	committing sync.Mutex
+	open       atomic.Int64 // holds admitted and not yet settled or released
+	lastBatch  atomic.Int64 // rows of the last commit
 	stop       chan struct{}
 	done       sync.WaitGroup
 	closed     sync.Once
@@ -69,6 +72,9 @@ type EngineOptions struct {
 	IdleReturn    time.Duration // unused lease amounts return after this idle time; default 2s
 	LeaseHeadroom int64         // lease this many times a request's hold when extending; default 8
 	MaxBatch      int           // requests per commit transaction; default 512
+	// GatherWait is how long a commit under load waits for more requests
+	// to settle with it (see gather); 0 = the default 1ms, negative = never.
+	GatherWait time.Duration
 	// AsyncCommit runs settlement transactions with synchronous_commit=off
 	// on PostgreSQL: committed when PostgreSQL has them in memory, on disk
 	// within its wal_writer_delay (x3). Survives a kill of Beaver, not a
@@ -96,6 +102,9 @@ func NewEngine(d *db.DB, log *slog.Logger, o EngineOptions) *Engine {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
+	}
+	if o.GatherWait == 0 {
+		o.GatherWait = time.Millisecond
 	}
 	o.Events = eventsOrNone(o.Events)
 	// The engine runs the same few statements all day. The settlement
@@ -219,6 +228,7 @@ func (e *Engine) Admit(ctx context.Context, r AdmitRequest) (*Hold, error) {
 		return nil, err
 	}
 	h.quotaMonth, h.quotaCounted = monthOf(now), counted
+	e.open.Add(1)
 	return h, nil
 }
 

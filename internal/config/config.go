@@ -62,6 +62,9 @@ type Config struct {
 	// of Beaver but not a crash of the database server (its last ~0.6 s of
 	// settlements). Default on.
 	PGSynchronousCommit bool
+	// CommitGather is how long a settlement commit under load waits for
+	// more requests to commit with it; 0 = never.
+	CommitGather time.Duration
 
 	UpstreamConnectTimeout   time.Duration
 	UpstreamFirstByteTimeout time.Duration
@@ -181,6 +184,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		PublicURL:                strings.TrimRight(get("BEAVER_PUBLIC_URL", ""), "/"),
 		Providers:                map[string]Provider{},
 		PGSynchronousCommit:      get("BEAVER_PG_SYNCHRONOUS_COMMIT", "on") != "off",
+		CommitGather:             time.Millisecond,
 		UpstreamConnectTimeout:   dur("BEAVER_UPSTREAM_CONNECT_TIMEOUT", 10*time.Second),
 		UpstreamFirstByteTimeout: dur("BEAVER_UPSTREAM_FIRST_BYTE_TIMEOUT", 120*time.Second),
 		UpstreamIdleTimeout:      dur("BEAVER_UPSTREAM_IDLE_TIMEOUT", 60*time.Second),
@@ -223,6 +227,13 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		c.Providers[p.name] = pc
 	}
 	errs = append(errs, c.routing(get("BEAVER_FALLBACKS", ""), lookup)...)
+	if s := get("BEAVER_COMMIT_GATHER", ""); s != "" {
+		if d, err := time.ParseDuration(s); err != nil || d < 0 || d > time.Second {
+			errs = append(errs, "BEAVER_COMMIT_GATHER must be a duration from 0 to 1s, like 1ms")
+		} else {
+			c.CommitGather = d
+		}
+	}
 	if v := get("BEAVER_PG_SYNCHRONOUS_COMMIT", "on"); v != "on" && v != "off" {
 		errs = append(errs, "BEAVER_PG_SYNCHRONOUS_COMMIT must be on or off")
 	}

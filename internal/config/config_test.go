@@ -40,6 +40,9 @@ func TestDefaults(t *testing.T) {
 	if c.MaxBodyBytes != 10485760 || c.AuthLimit != 10 || c.RequireVerifiedEmail || c.RedisURL != "" || c.TemporalAddrSet {
 		t.Errorf("defaults: %+v", c)
 	}
+	if c.CommitGather != time.Millisecond {
+		t.Errorf("commit gather %s, want 1ms", c.CommitGather)
+	}
 	if !c.PGSynchronousCommit {
 		t.Error("settlement commits must wait for PostgreSQL's disk by default")
 	}
@@ -53,20 +56,20 @@ func TestOverridesAndErrors(t *testing.T) {
 		"BEAVER_CORS_ORIGINS": "https://a.example, https://b.example/", "TEMPORAL_ADDRESS": "t:7233",
 		"BEAVER_UPSTREAM_IDLE_TIMEOUT": "5s", "BEAVER_REQUIRE_VERIFIED_EMAIL": "true",
 		"BEAVER_BODY_READ_TIMEOUT": "2s", "BEAVER_MAX_BODIES_PER_IP": "0", "BEAVER_MAX_BODIES_IN_FLIGHT": "7",
-		"BEAVER_PG_SYNCHRONOUS_COMMIT": "off"}))
+		"BEAVER_PG_SYNCHRONOUS_COMMIT": "off", "BEAVER_COMMIT_GATHER": "0s"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Providers["google"].BaseURL != "http://127.0.0.1:9" || c.Providers["google"].APIKey != "k" || !c.TemporalAddrSet ||
 		len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" || c.UpstreamIdleTimeout != 5*time.Second || !c.RequireVerifiedEmail ||
 		c.BodyReadTimeout != 2*time.Second || c.MaxBodiesPerIP != 0 || c.MaxBodiesInFlight != 7 ||
-		c.PGSynchronousCommit {
+		c.PGSynchronousCommit || c.CommitGather != 0 {
 		t.Fatalf("overrides: %+v", c)
 	}
 	for k, v := range map[string]string{"BEAVER_MAX_BODY_BYTES": "-1", "BEAVER_AUTH_LIMIT": "ten",
 		"BEAVER_REQUIRE_VERIFIED_EMAIL": "maybe", "BEAVER_UPSTREAM_IDLE_TIMEOUT": "soon",
 		"BEAVER_BODY_READ_TIMEOUT": "0s", "BEAVER_MAX_BODIES_PER_IP": "-1", "BEAVER_MAX_BODIES_IN_FLIGHT": "many",
-		"BEAVER_PG_SYNCHRONOUS_COMMIT": "false"} {
+		"BEAVER_PG_SYNCHRONOUS_COMMIT": "false", "BEAVER_COMMIT_GATHER": "5s"} {
 		if _, err := config.FromLookup(lookup(map[string]string{k: v})); err == nil {
 			t.Errorf("%s=%s accepted", k, v)
 		}
