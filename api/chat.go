@@ -12,6 +12,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 )
@@ -70,11 +71,17 @@ func (s *Server) serveChat(c *gin.Context, pathModel string) {
 		s.fail(c, err)
 		return
 	}
-	h := c.Writer.Header()
-	h.Set("X-Beaver-Cost-Micros", strconv.FormatInt(done.Settlement.ChargedMicros, 10))
-	h.Set("X-Beaver-Balance-Micros", strconv.FormatInt(done.Settlement.BalanceAfterMicros, 10))
-	h.Set("X-Beaver-Generation-Id", done.Response.ID)
+	setChargeHeaders(c, done.Settlement, done.Response.ID)
 	c.JSON(http.StatusOK, done.Response)
+}
+
+// setChargeHeaders sets the headers of a non-streamed answer that say what
+// it cost and what the balance is now.
+func setChargeHeaders(c *gin.Context, st *billing.Settlement, generationID string) {
+	h := c.Writer.Header()
+	h.Set("X-Beaver-Cost-Micros", strconv.FormatInt(st.ChargedMicros, 10))
+	h.Set("X-Beaver-Balance-Micros", strconv.FormatInt(st.BalanceAfterMicros, 10))
+	h.Set("X-Beaver-Generation-Id", generationID)
 }
 
 // setRateLimitHeaders sets the contract's X-RateLimit-* headers and OpenAI's

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -41,9 +40,6 @@ func (s *Server) embeddings(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	h := c.Writer.Header()
-	h.Set("X-Beaver-Cost-Micros", strconv.FormatInt(done.Settlement.ChargedMicros, 10))
-	h.Set("X-Beaver-Balance-Micros", strconv.FormatInt(done.Settlement.BalanceAfterMicros, 10))
-	h.Set("X-Beaver-Generation-Id", done.Response.ID)
+	setChargeHeaders(c, done.Settlement, done.Response.ID)
 	c.JSON(http.StatusOK, done.Response)
 }

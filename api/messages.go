@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -67,10 +66,7 @@ func (s *Server) createMessage(c *gin.Context) {
 		s.failMessage(c, err)
 		return
 	}
-	h := c.Writer.Header()
-	h.Set("X-Beaver-Cost-Micros", strconv.FormatInt(done.Settlement.ChargedMicros, 10))
-	h.Set("X-Beaver-Balance-Micros", strconv.FormatInt(done.Settlement.BalanceAfterMicros, 10))
-	h.Set("X-Beaver-Generation-Id", done.Response.ID)
+	setChargeHeaders(c, done.Settlement, done.Response.ID)
 	c.JSON(http.StatusOK, messages.FromResponse(done.Response))
 }
 

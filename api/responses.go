@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -51,10 +50,7 @@ func (s *Server) createResponse(c *gin.Context) {
 		return
 	}
 	resp := responses.FromChat(req, done.Response)
-	h := c.Writer.Header()
-	h.Set("X-Beaver-Cost-Micros", strconv.FormatInt(done.Settlement.ChargedMicros, 10))
-	h.Set("X-Beaver-Balance-Micros", strconv.FormatInt(done.Settlement.BalanceAfterMicros, 10))
-	h.Set("X-Beaver-Generation-Id", resp.ID)
+	setChargeHeaders(c, done.Settlement, resp.ID)
 	c.JSON(http.StatusOK, resp)
 }
 
