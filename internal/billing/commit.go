@@ -70,7 +70,6 @@ func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, e
 		return nil, ErrAlreadyFinished
 	}
 	h.finished = true
-	e.open.Add(-1)
 	ctx = context.WithoutCancel(ctx)
 	charge := pricing.ChargeTokens(h.Price, pricing.Tokens{Prompt: o.PromptTokens, Completion: o.CompletionTokens,
 		Cached: o.CachedTokens, Reasoning: o.ReasoningTokens})
@@ -115,6 +114,7 @@ func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, e
 	}
 	p.charge = charge
 
+	e.open.Add(-1) // from here on it is in a batch or the queue: see gather
 	if e.committing.TryLock() {
 		// No commit is running: commit here, with whatever else is queued,
 		// instead of handing over to the committer goroutine and back (two

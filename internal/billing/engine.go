@@ -58,7 +58,7 @@ type Engine struct {
 	// committing is held by whoever runs a commit: a settling request that
 	// found no commit running, or the committer goroutine.
 	committing sync.Mutex
-	open       atomic.Int64 // holds admitted and not yet settled or released
+	open       atomic.Int64 // holds admitted and not yet handed to a commit, nor released
 	lastBatch  atomic.Int64 // rows of the last commit
 	stop       chan struct{}
 	done       sync.WaitGroup

@@ -2,35 +2,18 @@ package billing_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/testenv"
 )
 
-func commits(t *testing.T, reg *prometheus.Registry) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "beaver_billing_commit_batch_size" {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	return 0
-}
-
-// Under load, a commit waits for the requests that are about to settle
-// and commits them together; a request settling alone never waits (the
-// wait here is an hour: one that waited would never finish).
-func TestCommitsGatherUnderLoadOnly(t *testing.T) {
+// A request settling alone never waits for company (the wait here is an
+// hour: one that waited would never finish). gather_internal_test.go shows
+// that under load the requests about to settle are gathered.
+func TestLoneRequestsNeverWaitToCommit(t *testing.T) {
 	for _, dialect := range testenv.Dialects(t) {
 		t.Run(testenv.Name(dialect), func(t *testing.T) {
 			d := testenv.Open(t, dialect)
@@ -66,27 +49,6 @@ func TestCommitsGatherUnderLoadOnly(t *testing.T) {
 			}
 			lone.Close()
 
-			reg := prometheus.NewRegistry()
-			e := billing.NewEngine(d, quiet, billing.EngineOptions{GatherWait: 200 * time.Millisecond, Registerer: reg})
-			defer e.Close()
-			const n = 40
-			var wg sync.WaitGroup
-			start := make(chan struct{})
-			for range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					if err := settle(e); err != nil {
-						t.Error(err)
-					}
-				}()
-			}
-			close(start)
-			wg.Wait()
-			if c := commits(t, reg); c == 0 || c > n/4 {
-				t.Fatalf("%d requests settled in %d commits", n, c)
-			}
 			check(t, d, acct, false)
 		})
 	}
