@@ -241,37 +241,21 @@ func (p *PaymentActivities) GetAutoRecharge(ctx context.Context, in GetAutoRecha
 		BalanceMicros: st.BalanceMicros}, paymentError(err)
 }
 
-// ChargeAutoRechargeInput is one off-session charge attempt.
-type ChargeAutoRechargeInput struct {
-	AccountID       string
-	CustomerID      string
-	PaymentMethodID string
-	AmountMicros    int64
-	IdempotencyKey  string
-}
-
-// ChargeAutoRechargeResult: Succeeded, or Declined with the card's reason.
-type ChargeAutoRechargeResult struct {
-	Succeeded              bool
-	Pending                bool // processing: not credited now
-	Declined               bool
-	AuthenticationRequired bool
-	PaymentIntentID        string
-	ReceiptURL             string
-	AmountMicros           int64
-	Code                   string
-	Message                string
-}
+// ChargeAutoRechargeInput is one off-session charge attempt, and
+// ChargeAutoRechargeResult its outcome: Succeeded, Pending (processing: not
+// credited now), or Declined with the card's reason. They are the payments
+// types themselves (same fields, so the same history payloads).
+type (
+	ChargeAutoRechargeInput  = payments.RechargeCharge
+	ChargeAutoRechargeResult = payments.RechargeCharged
+)
 
 // ChargeAutoRecharge charges the saved card off-session; the idempotency
 // key (workflow id + run id) makes a retry charge once. A decline is a
 // result (payments.ChargeCard).
 func (p *PaymentActivities) ChargeAutoRecharge(ctx context.Context, in ChargeAutoRechargeInput) (ChargeAutoRechargeResult, error) {
-	r, err := p.Payments.ChargeCard(ctx, payments.RechargeCharge{AccountID: in.AccountID, CustomerID: in.CustomerID,
-		PaymentMethodID: in.PaymentMethodID, AmountMicros: in.AmountMicros, IdempotencyKey: in.IdempotencyKey})
-	return ChargeAutoRechargeResult{Succeeded: r.Succeeded, Pending: r.Pending, Declined: r.Declined,
-		AuthenticationRequired: r.AuthenticationRequired, PaymentIntentID: r.PaymentIntentID, ReceiptURL: r.ReceiptURL,
-		AmountMicros: r.AmountMicros, Code: r.Code, Message: r.Message}, paymentError(err)
+	r, err := p.Payments.ChargeCard(ctx, in)
+	return r, paymentError(err)
 }
 
 // CreditAutoRechargeInput is a succeeded off-session charge.
