@@ -215,6 +215,9 @@ func (c *Client) send(ctx context.Context, e *endpoint, req Request) (*http.Resp
 		}
 	}
 	if !e.proxied {
+		if req.URL == "" && strings.HasPrefix(req.Path, "/") { // the usual call: no URL to take apart
+			return c.h1.roundTrip(h1Request{ctx: ctx, scheme: e.scheme, host: e.host, path: e.prefix + req.Path, header: header, body: req.Body})
+		}
 		if path, ok := strings.CutPrefix(target, e.origin); ok && (path == "" || path[0] == '/') {
 			if path == "" {
 				path = "/"

@@ -71,6 +71,7 @@ type endpoint struct {
 	scheme  string
 	host    string
 	origin  string // scheme://host
+	prefix  string // the base URL's path ("/v1"), before a request's Path
 	proxied bool   // the environment names a proxy for it: net/http's transport
 
 	mu            sync.Mutex
@@ -120,6 +121,7 @@ func newEndpoint(name string, i int, ep Endpoint) (*endpoint, error) {
 	}
 	e := &endpoint{Endpoint: ep, index: i, fp: KeyFingerprint(ep.APIKey), scheme: u.Scheme, host: u.Host,
 		origin: u.Scheme + "://" + u.Host}
+	e.prefix = strings.TrimPrefix(ep.BaseURL, e.origin)
 	proxy, perr := http.ProxyFromEnvironment(&http.Request{URL: u})
 	e.proxied = perr != nil || proxy != nil
 	return e, nil
