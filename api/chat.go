@@ -31,7 +31,7 @@ func (s *Server) modelChat(c *gin.Context) {
 	path := strings.Trim(c.Param("path"), "/")
 	model, ok := strings.CutSuffix(path, "/chat")
 	if !ok || model == "" {
-		notFound(c)
+		routeError(c, apierr.NotFound("no route for %s %s", c.Request.Method, c.Request.URL.Path))
 		return
 	}
 	s.serveChat(c, model)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/messages"
 )
 
 // fail renders err in the contract's error shape. Errors that are not
@@ -59,11 +61,19 @@ func writeError(c *gin.Context, e *apierr.Error) {
 	c.AbortWithStatusJSON(e.Status, gin.H{"error": body})
 }
 
-func notFound(c *gin.Context) {
-	writeError(c, apierr.NotFound("no route for %s %s", c.Request.Method, c.Request.URL.Path))
+func methodNotAllowed(c *gin.Context) {
+	routeError(c, &apierr.Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error",
+		Code: "method_not_allowed", Message: "method " + c.Request.Method + " is not allowed on " + c.Request.URL.Path})
 }
 
-func methodNotAllowed(c *gin.Context) {
-	writeError(c, &apierr.Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error",
-		Code: "method_not_allowed", Message: "method " + c.Request.Method + " is not allowed on " + c.Request.URL.Path})
+// routeError answers a request no route takes, in the envelope of the
+// surface its path is under: Anthropic's under /v1/messages, OpenAI's
+// everywhere else.
+func routeError(c *gin.Context, e *apierr.Error) {
+	if p := c.Request.URL.Path; p == "/v1/messages" || strings.HasPrefix(p, "/v1/messages/") {
+		c.Header("Request-Id", requestID(c))
+		c.AbortWithStatusJSON(e.Status, messages.ErrorBody(e, requestID(c)))
+		return
+	}
+	writeError(c, e)
 }

@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/web"
 )
 
 // Unknown routes are JSON 404s, wrong methods 405s, in the error shape.
@@ -21,6 +23,34 @@ func TestUnknownRouteAndWrongMethod(t *testing.T) {
 		}
 		h.do("PUT", "/api-keys", h.Admin.Token, map[string]any{}).wantError(405, "method_not_allowed")
 	})
+}
+
+// With the dashboard mounted, only browsers get its page for a path no route
+// takes; an API client with a typo gets a 404 in the error shape of the
+// surface it called, whatever the case of the path.
+func TestUnknownRoutesWithTheDashboard(t *testing.T) {
+	h := newHarness(t, "sqlite", harnessOpts{Deps: func(_ *testing.T, _ *harness, d *api.Deps) { d.Web = web.Handler() }})
+	html := withHeader("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+
+	page := h.do("GET", "/no/such/route", "", nil, html).want(200)
+	if ct := page.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Fatalf("browser navigation: Content-Type %q", ct)
+	}
+	h.do("GET", "/", "", nil).want(200) // the root is the app's for anyone
+
+	h.do("GET", "/no/such/route", "", nil).wantError(404, "not_found")
+	h.do("GET", "/no/such/route", "", nil, withHeader("Accept", "application/json")).wantError(404, "not_found")
+	h.do("POST", "/no/such/route", "", map[string]any{}, html).wantError(404, "not_found")
+	for _, p := range []string{"/ADMIN/accounts", "/Admin", "/V1/models", "/account/nothing", "/Status/x"} {
+		h.do("GET", p, "", nil, html).wantError(404, "not_found")
+	}
+
+	// Anthropic's surface answers in Anthropic's envelope.
+	h.do("GET", "/v1/messages/nope", "", nil).wantAnthropicError(404, "not_found_error", "not_found")
+	r := h.do("GET", "/v1/messages", "", nil).wantAnthropicError(405, "invalid_request_error", "method_not_allowed")
+	if r.Header.Get("Request-Id") == "" {
+		t.Fatal("Anthropic-shaped error without Request-Id")
+	}
 }
 
 // Bodies over BEAVER_MAX_BODY_BYTES get 413, with or without Content-Length.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/catalog"
@@ -37,7 +38,7 @@ type Deps struct {
 	Workflows Workflows                     // starts, signals, updates; nil = none (503): see workflows.go
 	Log       *slog.Logger
 	Registry  *prometheus.Registry
-	Web       http.Handler       // the dashboard; nil = none
+	Web       WebApp             // the dashboard; nil = none
 	Mailer    mail.Sender        // nil = log each email (mail.LogSender)
 	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
 	Payments  *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
@@ -165,20 +166,20 @@ func (s *Server) routes() *gin.Engine {
 	return r
 }
 
-// noRoute serves the dashboard for browser paths and a JSON 404 otherwise.
+// WebApp is the dashboard mounted behind the API's routes (web.App).
+type WebApp interface {
+	http.Handler
+	// Serves reports whether a request is the app's: a file of its build, or
+	// a browser navigation outside the API.
+	Serves(r *http.Request) bool
+}
+
+// noRoute serves the dashboard to browsers and its files to anyone; any
+// other unknown route is a 404 in the error shape of the surface it is under.
 func (s *Server) noRoute(c *gin.Context) {
-	if s.Web != nil && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead) && !isAPIPath(c.Request.URL.Path) {
+	if s.Web != nil && s.Web.Serves(c.Request) {
 		s.Web.ServeHTTP(c.Writer, c.Request)
 		return
 	}
-	notFound(c)
-}
-
-func isAPIPath(p string) bool {
-	for _, prefix := range []string{"/v1", "/auth/", "/users/", "/api-keys", "/account/", "/admin/", "/webhooks/", "/status/", "/health", "/metrics"} {
-		if len(p) >= len(prefix) && p[:len(prefix)] == prefix {
-			return true
-		}
-	}
-	return false
+	routeError(c, apierr.NotFound("no route for %s %s", c.Request.Method, c.Request.URL.Path))
 }

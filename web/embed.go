@@ -39,10 +39,34 @@ const ContentSecurityPolicy = "default-src 'self'; connect-src 'self'; img-src '
 var apiPrefixes = []string{"/v1", "/auth", "/users", "/api-keys", "/account", "/admin", "/webhooks", "/health", "/status", "/metrics"}
 
 // IsAPIPath reports whether p belongs to the API rather than to the web app.
+// Case does not matter: "/ADMIN/accounts" is the API's (a 404 there), never
+// the dashboard's shell.
 func IsAPIPath(p string) bool {
 	for _, pre := range apiPrefixes {
-		if p == pre || strings.HasPrefix(p, pre+"/") {
+		if len(p) >= len(pre) && strings.EqualFold(p[:len(pre)], pre) && (len(p) == len(pre) || p[len(pre)] == '/') {
 			return true
+		}
+	}
+	return false
+}
+
+// IsNavigation reports whether r is a browser loading a page: a GET or HEAD
+// outside the API whose Accept names text/html. Only navigations get the
+// app's index.html for a path the build has no file for; an API client with
+// a typo in its path gets a 404 instead of a 200 page.
+func IsNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if IsAPIPath(r.URL.Path) {
+		return false
+	}
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+				return true
+			}
 		}
 	}
 	return false
@@ -58,28 +82,57 @@ func isBuilt(fsys fs.FS) bool {
 	return err == nil && !st.IsDir()
 }
 
-// Handler serves the web app: files from the build, index.html for client
-// routes, long-lived caching for hashed assets, no-cache for index.html, and
-// security headers on every response. Without a build it serves a page that
-// explains how to build the app.
-func Handler() http.Handler {
+// App is the web app as a handler: files from the build, index.html for
+// client routes, long-lived caching for hashed assets, no-cache for
+// index.html, and security headers on every response. Without a build it
+// serves a page that explains how to build the app.
+type App struct {
+	http.Handler
+	spa *spa // nil when the app was not built
+}
+
+// Handler serves the embedded build.
+func Handler() *App {
 	return newHandler(distFS)
 }
 
+// Serves reports whether r is the app's to answer: the root, a file of the
+// build, or a browser navigation (IsNavigation). A server mounting the app as its
+// fallback answers everything else with its own 404.
+func (a *App) Serves(r *http.Request) bool {
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || IsAPIPath(r.URL.Path) {
+		return false
+	}
+	name := fileName(r)
+	if name == "" || IsNavigation(r) {
+		return true
+	}
+	if a.spa == nil {
+		return false
+	}
+	_, ok := a.spa.files[name]
+	return ok
+}
+
 // newHandler builds the handler over an FS laid out like distFS (tests pass fstest.MapFS).
-func newHandler(fsys fs.FS) http.Handler {
+func newHandler(fsys fs.FS) *App {
 	if !isBuilt(fsys) {
-		return withHeaders(notBuilt{})
+		return &App{Handler: withHeaders(notBuilt{})}
 	}
 	sub, err := fs.Sub(fsys, appDir)
 	if err != nil {
-		return withHeaders(notBuilt{})
+		return &App{Handler: withHeaders(notBuilt{})}
 	}
 	h, err := newSPA(sub)
 	if err != nil {
-		return withHeaders(notBuilt{})
+		return &App{Handler: withHeaders(notBuilt{})}
 	}
-	return withHeaders(h)
+	return &App{Handler: withHeaders(h), spa: h}
+}
+
+// fileName is r's path as a key of spa.files ("" for the root).
+func fileName(r *http.Request) string {
+	return strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 }
 
 func withHeaders(next http.Handler) http.Handler {
@@ -149,7 +202,7 @@ func newSPA(fsys fs.FS) (*spa, error) {
 }
 
 func (s *spa) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+	name := fileName(r)
 	if name == "" || name == "index.html" {
 		s.serve(w, r, s.index, "no-cache")
 		return

@@ -184,6 +184,56 @@ func TestMethodsAndAPIPaths(t *testing.T) {
 			t.Errorf("IsAPIPath(%q) = true", p)
 		}
 	}
+	// The API's paths are the API's in any case.
+	for _, p := range []string{"/ADMIN/accounts", "/Admin", "/V1/chat/completions", "/METRICS"} {
+		if !IsAPIPath(p) {
+			t.Errorf("IsAPIPath(%q) = false", p)
+		}
+	}
+}
+
+// Serves tells the API's fallback which unknown paths are the app's: the
+// root, files of the build, and browser navigations outside the API.
+func TestServes(t *testing.T) {
+	req := func(method, p, accept string) *http.Request {
+		r := httptest.NewRequest(method, p, nil)
+		if accept != "" {
+			r.Header.Set("Accept", accept)
+		}
+		return r
+	}
+	const browser = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
+	built, bare := newHandler(builtFS), newHandler(fstest.MapFS{})
+	for _, c := range []struct {
+		app  *App
+		r    *http.Request
+		want bool
+	}{
+		{built, req("GET", "/", ""), true},
+		{bare, req("GET", "/", ""), true},
+		{built, req("GET", "/dashboard", browser), true},
+		{built, req("HEAD", "/dashboard", "TEXT/HTML"), true},
+		{bare, req("GET", "/dashboard", browser), true},
+		{built, req("GET", "/dashboard", ""), false},
+		{built, req("GET", "/dashboard", "application/json"), false},
+		{built, req("GET", "/dashboard", "*/*"), false},
+		{built, req("POST", "/dashboard", browser), false},
+		{built, req("GET", "/index.html", ""), true},
+		{built, req("GET", "/ADMIN/accounts", browser), false},
+		{built, req("GET", "/v1/nope", browser), false},
+	} {
+		if got := c.app.Serves(c.r); got != c.want {
+			t.Errorf("Serves(%s %s, Accept %q) = %v, want %v", c.r.Method, c.r.URL.Path, c.r.Header.Get("Accept"), got, c.want)
+		}
+	}
+	// A file of the build is served to anyone.
+	for name := range builtFS {
+		if p, ok := strings.CutPrefix(name, appDir+"/"); ok && !strings.HasSuffix(p, "/") {
+			if !built.Serves(req("GET", "/"+p, "")) {
+				t.Errorf("build file %s not served", p)
+			}
+		}
+	}
 }
 
 func TestPathTraversalStaysInside(t *testing.T) {

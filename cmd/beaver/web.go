@@ -1,10 +1,6 @@
 package main
 
-import (
-	"net/http"
-
-	"github.com/beaver-gateway/beaver/web"
-)
+import "github.com/beaver-gateway/beaver/web"
 
 // webHandler serves the dashboard (or a page saying how to build it).
-func webHandler() http.Handler { return web.Handler() }
+func webHandler() *web.App { return web.Handler() }
