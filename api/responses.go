@@ -50,7 +50,7 @@ func (s *Server) createResponse(c *gin.Context) {
 		return
 	}
 	resp := responses.FromChat(req, done.Response)
-	setChargeHeaders(c, done.Settlement, resp.ID)
+	setChargeHeaders(c, done.Settlement, responses.GenerationID(resp.ID))
 	c.JSON(http.StatusOK, resp)
 }
 
@@ -76,7 +76,7 @@ type sseEvents struct {
 func (e *sseEvents) Open(responseID string) {
 	h := e.w.Header()
 	sse.SetHeaders(h)
-	h.Set("X-Beaver-Generation-Id", responseID)
+	h.Set("X-Beaver-Generation-Id", responses.GenerationID(responseID)) // the usage log's id, as on every endpoint
 	e.w.WriteHeader(http.StatusOK)
 	e.w.Flush()
 	e.sse = sse.NewWriter(e.w)

@@ -17,6 +17,7 @@ import (
 
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/internal/responses"
 	"github.com/beaver-gateway/beaver/models"
 )
 
@@ -153,9 +154,12 @@ func TestResponsesNonStreamingEveryFormat(t *testing.T) {
 			}
 			after, _ := inf.balance(u.Token)
 			if before-after != cost || r.Header.Get("X-Beaver-Cost-Micros") != fmt.Sprint(cost) ||
-				r.Header.Get("X-Beaver-Balance-Micros") != fmt.Sprint(after) || r.Header.Get("X-Beaver-Generation-Id") != r.str("id") {
+				r.Header.Get("X-Beaver-Balance-Micros") != fmt.Sprint(after) || r.Header.Get("X-Beaver-Generation-Id") != responses.GenerationID(r.str("id")) {
 				t.Fatalf("%s: balance %d → %d, cost %d, headers %v", model, before, after, cost, r.Header)
 			}
+			// The header names the usage log: the charge, and /v1/generation.
+			inf.chargedOnce(u.ID, r.Header.Get("X-Beaver-Generation-Id"), cost, before, after)
+			inf.do("GET", "/v1/generation?id="+r.Header.Get("X-Beaver-Generation-Id"), key, nil).want(200)
 			if !strings.Contains(string(r.Raw), `"cost":`+strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%d.%06d", cost/1e6, cost%1e6), "0"), ".")) {
 				t.Fatalf("%s: usage.cost not exact in %s", model, r.Raw)
 			}
@@ -192,7 +196,7 @@ func TestResponsesStreaming(t *testing.T) {
 			}
 			created := events[0].response()
 			id := created["id"].(string)
-			if created["status"] != "in_progress" || created["model"] != model || created["usage"] != nil || res.Header.Get("X-Beaver-Generation-Id") != id {
+			if created["status"] != "in_progress" || created["model"] != model || created["usage"] != nil || res.Header.Get("X-Beaver-Generation-Id") != responses.GenerationID(id) {
 				t.Fatalf("%s: created %s", model, events[0].Raw)
 			}
 			var text strings.Builder
