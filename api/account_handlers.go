@@ -38,8 +38,9 @@ func (s *Server) balance(c *gin.Context) {
 	})
 }
 
-// transactions lists ledger entries newest first. The cursor is opaque (the
-// last id seen); ids are time-ordered, so "id < cursor" is "older than".
+// transactions lists ledger entries newest first, in the order they
+// committed (seq), so each entry's balance_after is the next one's balance
+// before. The cursor is opaque (the last entry's id).
 func (s *Server) transactions(c *gin.Context) {
 	limit, err := intParam(c, "limit", 50, 1, 200)
 	if err != nil {
@@ -72,10 +73,10 @@ func (s *Server) transactions(c *gin.Context) {
 func ledgerPage(ctx context.Context, d *db.DB, accountID, before string, limit int) ([]models.LedgerEntry, error) {
 	q := d.WithContext(ctx).Where("account_id = ?", accountID)
 	if before != "" {
-		q = q.Where("id < ?", before)
+		q = q.Where("(seq, id) < (SELECT seq, id FROM ledger_entries WHERE id = ? AND account_id = ?)", before, accountID)
 	}
 	var out []models.LedgerEntry
-	if err := q.Order("id DESC").Limit(limit + 1).Find(&out).Error; err != nil {
+	if err := q.Order("seq DESC, id DESC").Limit(limit + 1).Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("list transactions: %w", err)
 	}
 	return out, nil
@@ -254,7 +255,7 @@ func (s *Server) billingHistory(c *gin.Context) {
 	list := func(typ string) ([]gin.H, error) {
 		var es []models.LedgerEntry
 		if err := d.WithContext(ctx).Where("account_id = ? AND type = ?", id, typ).
-			Order("id DESC").Limit(billingListLimit).Find(&es).Error; err != nil {
+			Order("seq DESC, id DESC").Limit(billingListLimit).Find(&es).Error; err != nil {
 			return nil, fmt.Errorf("billing %s: %w", typ, err)
 		}
 		out := make([]gin.H, 0, len(es))

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"testing"
@@ -39,6 +40,55 @@ func TestMoneyRenderedExactly(t *testing.T) {
 		r = h.do("POST", "/admin/top-up", h.Admin.Token, `{"account_id":"`+u.ID+`","amount_usd":1234567.891011}`).want(201)
 		if !bytes.Contains(r.Raw, []byte(`"balance_usd":1234567.891016`)) || r.num("balance_micros") != 1234567891016 {
 			t.Errorf("large top-up: %s", r.Raw)
+		}
+	})
+}
+
+// Transactions list in commit order, not id order: an entry whose id was
+// taken before another replica's entries committed, but which committed
+// after them, comes first, and each entry's balance before is the next
+// one's balance after, across pages.
+func TestTransactionsFollowCommitOrder(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		h := newHarness(t, dialect)
+		u := h.newUser()
+		for i := 1; i <= 3; i++ {
+			h.topUp(u.ID, fmt.Sprintf("0.00000%d", i))
+		}
+		// What a slower replica writes: the smallest id, the next seq.
+		late := models.LedgerEntry{ID: "txn_00000000000000000000000000", AccountID: u.ID, Type: models.EntryTopUp,
+			AmountMicros: 10, BalanceAfterMicros: 16, Reference: "late", CreatedAt: time.Now().UTC(), Seq: 4}
+		if err := h.DB.Create(&late).Error; err != nil {
+			t.Fatal(err)
+		}
+		h.DB.Exec("UPDATE accounts SET balance_micros = 16, ledger_seq = 4 WHERE id = ?", u.ID)
+
+		var got []map[string]any
+		for cursor := ""; ; {
+			q := "/account/transactions?limit=1"
+			if cursor != "" {
+				q += "&cursor=" + url.QueryEscape(cursor)
+			}
+			r := h.do("GET", q, u.Token, nil).want(200)
+			for _, e := range r.list("data") {
+				got = append(got, e.(map[string]any))
+			}
+			if r.get("next_cursor") == nil {
+				break
+			}
+			cursor = r.str("next_cursor")
+			if len(got) > 4 {
+				t.Fatal("pagination does not end")
+			}
+		}
+		if len(got) != 4 || got[0]["id"] != late.ID {
+			t.Fatalf("want the late entry first of 4: %v", got)
+		}
+		for i := 0; i+1 < len(got); i++ {
+			num := func(e map[string]any, f string) int64 { n, _ := e[f].(json.Number).Int64(); return n }
+			if num(got[i], "balance_after_micros")-num(got[i], "amount_micros") != num(got[i+1], "balance_after_micros") {
+				t.Fatalf("balances do not chain at %d: %v", i, got)
+			}
 		}
 	})
 }

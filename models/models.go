@@ -120,6 +120,10 @@ type LedgerEntry struct {
 	Reference          string
 	Description        string
 	CreatedAt          time.Time
+	// Seq is the entry's place in its account's commit order (1, 2, ...):
+	// balances chain in Seq order, which ids, taken before commit, do not
+	// follow across replicas (migrations/00009_ledger_seq.sql).
+	Seq int64
 }
 
 // UsageLog is one admitted inference request and what it cost.

@@ -300,7 +300,7 @@ func (e *Engine) writeBatch(tx *stmtTx, groups map[leaseKey]*group, now time.Tim
 	for _, k := range sortedKeys(groups) {
 		g := groups[k]
 		total, uncounted := g.sum()
-		balance, threshold, err := chargeAccount(tx, k.account, total, g.leaseSum, g.directSum, uncounted, month, now)
+		balance, threshold, seq, err := chargeAccount(tx, k.account, total, g.leaseSum, g.directSum, uncounted, g.entries(), month, now)
 		if err != nil {
 			return err
 		}
@@ -322,7 +322,7 @@ func (e *Engine) writeBatch(tx *stmtTx, groups map[leaseKey]*group, now time.Tim
 				return fmt.Errorf("lease %s no longer covers %d micros", g.leaseID, g.leaseSum)
 			}
 		}
-		logs, entries = g.settle(balance, now, logs, entries)
+		logs, entries = g.settle(balance, seq, now, logs, entries)
 		// Applied after the commit (see afterCommit), never for a rolled-back try.
 		g.items[0].group = &groupResult{account: k.account, balance: balance, before: balance + total, threshold: threshold}
 	}
@@ -353,15 +353,29 @@ func (g *group) sum() (total int64, uncounted int) {
 	return g.leaseSum + g.directSum, uncounted
 }
 
+// entries counts the ledger entries the group writes: one per request that
+// was charged anything.
+func (g *group) entries() int64 {
+	var n int64
+	for _, p := range g.items {
+		if p.charge.ChargedMicros > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // chargesKey reports whether the group changes its API key's row.
 func (g *group) chargesKey() bool {
 	return g.key.key != "" && (g.leaseSum+g.directSum > 0 || g.leaseSum > 0)
 }
 
 // settle fills in each item's settlement and appends its usage log and
-// ledger entry, given the account's balance after the group's charges.
-func (g *group) settle(balance int64, now time.Time, logs []models.UsageLog, entries []models.LedgerEntry) ([]models.UsageLog, []models.LedgerEntry) {
+// ledger entry, given the account's balance and ledger seq after the
+// group's charges.
+func (g *group) settle(balance, seq int64, now time.Time, logs []models.UsageLog, entries []models.LedgerEntry) ([]models.UsageLog, []models.LedgerEntry) {
 	running := balance + g.leaseSum + g.directSum
+	seq -= g.entries()
 	for _, p := range g.items {
 		running -= p.charge.ChargedMicros
 		p.res = Settlement{ChargedMicros: p.charge.ChargedMicros, ProviderCostMicros: p.charge.ProviderCostMicros,
@@ -384,38 +398,41 @@ func (g *group) settle(balance int64, now time.Time, logs []models.UsageLog, ent
 		if p.charge.ChargedMicros > 0 {
 			id := ids.New("txn")
 			p.res.LedgerEntryID = id
+			seq++
 			entries = append(entries, models.LedgerEntry{ID: id, AccountID: g.key.account, Type: models.EntryCharge,
 				AmountMicros: -p.charge.ChargedMicros, BalanceAfterMicros: running,
-				Reference: "charge:" + o.GenerationID, Description: o.Model, CreatedAt: now})
+				Reference: "charge:" + o.GenerationID, Description: o.Model, CreatedAt: now, Seq: seq})
 		}
 	}
 	return logs, entries
 }
 
 // chargeAccount takes a group's total from the account's balance (and its
-// lease's part from reserved), counts uncounted requests in the month, and
-// returns the balance after and the low-balance threshold. The condition
+// lease's part from reserved), counts uncounted requests in the month,
+// takes seq numbers for the group's ledger entries, and returns the balance
+// after, the low-balance threshold and the last seq taken. The condition
 // guards what was charged outside a lease.
-func chargeAccount(tx *stmtTx, account string, total, leased, direct int64, uncounted int, month string, now time.Time) (balance, threshold int64, err error) {
+func chargeAccount(tx *stmtTx, account string, total, leased, direct int64, uncounted int, entries int64, month string, now time.Time) (balance, threshold, seq int64, err error) {
 	rows, err := tx.query(`UPDATE accounts SET balance_micros = balance_micros - ?, reserved_micros = reserved_micros - ?,
-		monthly_requests = CASE WHEN usage_month = ? THEN monthly_requests + ? ELSE ? END, usage_month = ?, updated_at = ?
+		monthly_requests = CASE WHEN usage_month = ? THEN monthly_requests + ? ELSE ? END, usage_month = ?,
+		ledger_seq = ledger_seq + ?, updated_at = ?
 		WHERE id = ? AND balance_micros - reserved_micros >= ?
-		RETURNING balance_micros, low_balance_threshold_micros`,
-		total, leased, month, uncounted, uncounted, month, now, account, direct)
+		RETURNING balance_micros, low_balance_threshold_micros, ledger_seq`,
+		total, leased, month, uncounted, uncounted, month, entries, now, account, direct)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
-		return 0, 0, fmt.Errorf("account %s cannot cover %d micros charged outside a lease", account, direct)
+		return 0, 0, 0, fmt.Errorf("account %s cannot cover %d micros charged outside a lease", account, direct)
 	}
-	if err := rows.Scan(&balance, &threshold); err != nil {
-		return 0, 0, err
+	if err := rows.Scan(&balance, &threshold, &seq); err != nil {
+		return 0, 0, 0, err
 	}
-	return balance, threshold, rows.Close()
+	return balance, threshold, seq, rows.Close()
 }
 
 func (e *Engine) afterCommit(batch []*pending) {

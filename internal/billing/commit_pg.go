@@ -24,13 +24,13 @@ import (
 // balance_leases): each UPDATE waits on a one-time filter that reads the
 // previous CTE to its end, so the two never deadlock.
 const settleSQL = `WITH g AS (
-	SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]) AS g(account_id, total, leased, direct, uncounted)
+	SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $42::int8[]) AS g(account_id, total, leased, direct, uncounted, entries)
 ), a AS (
 	UPDATE accounts SET balance_micros = accounts.balance_micros - g.total, reserved_micros = accounts.reserved_micros - g.leased,
 		monthly_requests = CASE WHEN accounts.usage_month = $6 THEN accounts.monthly_requests + g.uncounted ELSE g.uncounted END,
-		usage_month = $6, updated_at = $7
+		usage_month = $6, ledger_seq = accounts.ledger_seq + g.entries, updated_at = $7
 	FROM g WHERE accounts.id = g.account_id AND accounts.balance_micros - accounts.reserved_micros >= g.direct
-	RETURNING accounts.id, accounts.balance_micros, accounts.low_balance_threshold_micros
+	RETURNING accounts.id, accounts.balance_micros, accounts.low_balance_threshold_micros, accounts.ledger_seq
 ), k AS (
 	UPDATE api_keys SET spent_micros = api_keys.spent_micros + k.total, reserved_micros = api_keys.reserved_micros - k.leased
 	FROM unnest($8::text[], $9::int8[], $10::int8[]) AS k(id, total, leased)
@@ -62,10 +62,10 @@ const settleSQL = `WITH g AS (
 	JOIN a ON a.id = u.account_id
 	RETURNING 1
 ), e AS (
-	INSERT INTO ledger_entries (id, account_id, type, amount_micros, balance_after_micros, reference, description, created_at)
-	SELECT e.id, e.account_id, 'charge', e.amount, a.balance_micros + e.after, e.reference, e.description, $7
-	FROM unnest($34::text[], $35::text[], $36::int8[], $37::int8[], $38::text[], $39::text[])
-		AS e(id, account_id, amount, after, reference, description)
+	INSERT INTO ledger_entries (id, account_id, type, amount_micros, balance_after_micros, reference, description, created_at, seq)
+	SELECT e.id, e.account_id, 'charge', e.amount, a.balance_micros + e.after, e.reference, e.description, $7, a.ledger_seq + e.seq
+	FROM unnest($34::text[], $35::text[], $36::int8[], $37::int8[], $38::text[], $39::text[], $43::int8[])
+		AS e(id, account_id, amount, after, reference, description, seq)
 	JOIN a ON a.id = e.account_id
 	RETURNING 1
 )
@@ -82,7 +82,7 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		// changes a row once, whatever number of its FROM rows match)
 		accounts                 []string
 		aTotal, aLeased, aDirect []int64
-		aUncounted               []int64
+		aUncounted, aEntries     []int64
 		keyIDs                   []string
 		kTotal, kLeased          []int64
 		leaseIDs                 []string
@@ -93,6 +93,7 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		order                    = sortedKeys(groups)
 		totals                   = make([]int64, len(order))
 		after                    = make([]int64, len(order)) // group i's balance after = account's new balance + after[i]
+		seqAfter                 = make([]int64, len(order)) // and its last ledger seq = the account's new seq + seqAfter[i]
 	)
 	for i, k := range order {
 		g := groups[k]
@@ -104,7 +105,9 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 			accountIndex[k.account] = j
 			accounts = append(accounts, k.account)
 			aTotal, aLeased, aDirect, aUncounted = append(aTotal, 0), append(aLeased, 0), append(aDirect, 0), append(aUncounted, 0)
+			aEntries = append(aEntries, 0)
 		}
+		aEntries[j] += g.entries()
 		aTotal[j] += total
 		aLeased[j] += g.leaseSum
 		aDirect[j] += g.directSum
@@ -123,11 +126,12 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		for j := i + 1; j < len(order); j++ {
 			if order[j].account == order[i].account {
 				after[i] += totals[j]
+				seqAfter[i] -= groups[order[j]].entries()
 			}
 		}
 	}
 	for i, k := range order {
-		logs, entries = groups[k].settle(after[i], now, logs, entries)
+		logs, entries = groups[k].settle(after[i], seqAfter[i], now, logs, entries)
 	}
 
 	n := len(logs)
@@ -159,11 +163,11 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		u.estimated, u.streamed, u.cancelled = append(u.estimated, r.UsageEstimated), append(u.streamed, r.Streamed), append(u.cancelled, r.Cancelled)
 	}
 	var eID, eAccount, eRef, eDesc []string
-	var eAmount, eAfter []int64
+	var eAmount, eAfter, eSeq []int64
 	for i := range entries {
 		r := &entries[i]
 		eID, eAccount, eRef, eDesc = append(eID, r.ID), append(eAccount, r.AccountID), append(eRef, r.Reference), append(eDesc, r.Description)
-		eAmount, eAfter = append(eAmount, r.AmountMicros), append(eAfter, r.BalanceAfterMicros)
+		eAmount, eAfter, eSeq = append(eAmount, r.AmountMicros), append(eAfter, r.BalanceAfterMicros), append(eSeq, r.Seq)
 	}
 
 	conn, err := e.stmts.pgConn(ctx)
@@ -179,7 +183,7 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		u.cost, u.markup, u.charged, u.uncollected, u.after,
 		u.streamed, u.cancelled, u.errText, u.latency,
 		eID, eAccount, eAmount, eAfter, eRef, eDesc,
-		len(accounts), len(leaseIDs)).Scan(&out)
+		len(accounts), len(leaseIDs), aEntries, eSeq).Scan(&out)
 	if err != nil {
 		e.stmts.dropPGConn(err)
 		return err

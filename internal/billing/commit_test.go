@@ -152,3 +152,75 @@ func TestRefusedSettlementWritesNothing(t *testing.T) {
 		})
 	}
 }
+
+// Two replicas charging one account while top-ups post: the account's
+// entries, in seq order, are 1, 2, 3, ... and their balances chain (each
+// entry's balance after is the previous one's plus its amount). Entry ids
+// are taken before commit, so across replicas only seq has this property;
+// GET /account/transactions lists by it.
+func TestLedgerSeqFollowsCommitOrderAcrossReplicas(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			d := testenv.Open(t, dialect)
+			acct := newAccount(t, d, 5_000_000)
+			key := newKey(t, d, acct)
+			replicas := []*billing.Engine{billing.NewEngine(d, quiet, billing.EngineOptions{AsyncCommit: dialect == db.Postgres})}
+			if dialect == db.Postgres { // one SQLite file has one writing process
+				replicas = append(replicas, billing.NewEngine(d, quiet, billing.EngineOptions{}))
+			}
+			ledger := &billing.Ledger{DB: d}
+			var wg sync.WaitGroup
+			for i := 0; i < 120; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					if i%10 == 0 {
+						if _, _, err := ledger.Post(context.Background(), billing.Entry{AccountID: acct, Type: models.EntryTopUp,
+							AmountMicros: 1000 + int64(i), Reference: ids.New("ref")}); err != nil {
+							t.Error(err)
+						}
+						return
+					}
+					e := replicas[i%len(replicas)]
+					var k *models.APIKey
+					if i%3 == 0 {
+						k = key
+					}
+					h, err := admit(e, acct, k, 100)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if _, err := e.Finish(context.Background(), h, billing.Outcome{GenerationID: ids.New("gen"), Model: "m", Provider: "p",
+						PromptTokens: 10, CompletionTokens: int64(1 + i%40)}); err != nil {
+						t.Error(err)
+					}
+				}(i)
+			}
+			wg.Wait()
+			for _, e := range replicas {
+				e.Close()
+			}
+			a := check(t, d, acct, true)
+			var entries []models.LedgerEntry
+			if err := d.Where("account_id = ?", acct).Order("seq").Find(&entries).Error; err != nil {
+				t.Fatal(err)
+			}
+			var running int64
+			for i, en := range entries {
+				running += en.AmountMicros
+				if en.Seq != int64(i+1) || en.BalanceAfterMicros != running {
+					t.Fatalf("entry %d (%s, %s %d): seq %d, balance after %d, chain says %d", i, en.ID, en.Type, en.AmountMicros,
+						en.Seq, en.BalanceAfterMicros, running)
+				}
+			}
+			var seq int64
+			if err := d.Raw("SELECT ledger_seq FROM accounts WHERE id = ?", acct).Scan(&seq).Error; err != nil {
+				t.Fatal(err)
+			}
+			if running != a.BalanceMicros || seq != int64(len(entries)) || len(entries) != 121 {
+				t.Fatalf("chain ends at %d, balance %d; %d entries, account seq %d", running, a.BalanceMicros, len(entries), seq)
+			}
+		})
+	}
+}

@@ -10,7 +10,7 @@ import (
 
 // The settlement path writes its rows with plain multi-row INSERTs: GORM's
 // reflection-driven Create was a large share of the CPU a request costs.
-// The column lists mirror migrations/00001_init.sql.
+// The column lists mirror migrations/00001_init.sql (and 00009_ledger_seq.sql).
 
 var usageLogColumns = []string{"id", "request_id", "account_id", "api_key_id", "model", "provider", "price_version",
 	"prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "usage_estimated",
@@ -28,13 +28,13 @@ func insertUsageLogs(tx *stmtTx, rows []models.UsageLog) error {
 }
 
 var ledgerColumns = []string{"id", "account_id", "type", "amount_micros", "balance_after_micros", "reference",
-	"description", "created_at"}
+	"description", "created_at", "seq"}
 
 func insertLedgerEntries(tx *stmtTx, rows []models.LedgerEntry) error {
 	return insertRows(tx, "ledger_entries", ledgerColumns, len(rows), func(i int, args []any) []any {
 		r := &rows[i]
 		return append(args, r.ID, r.AccountID, r.Type, r.AmountMicros, r.BalanceAfterMicros, r.Reference,
-			r.Description, r.CreatedAt)
+			r.Description, r.CreatedAt, r.Seq)
 	})
 }
 

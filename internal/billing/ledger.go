@@ -78,14 +78,14 @@ func (l *Ledger) Post(ctx context.Context, e Entry) (*models.LedgerEntry, bool, 
 	var entry models.LedgerEntry
 	var threshold int64
 	err := l.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		bal, th, err := adjustBalance(tx, e.AccountID, e.AmountMicros)
+		bal, th, seq, err := adjustBalance(tx, e.AccountID, e.AmountMicros)
 		if err != nil {
 			return err
 		}
 		threshold = th
 		entry = models.LedgerEntry{ID: ids.New("txn"), AccountID: e.AccountID, Type: e.Type,
 			AmountMicros: e.AmountMicros, BalanceAfterMicros: bal, Reference: e.Reference,
-			Description: e.Description, CreatedAt: time.Now().UTC()}
+			Description: e.Description, CreatedAt: time.Now().UTC(), Seq: seq}
 		return tx.Create(&entry).Error
 	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
@@ -122,29 +122,31 @@ func (l *Ledger) byReference(ctx context.Context, ref string) (*models.LedgerEnt
 }
 
 // adjustBalance moves an account's balance by delta inside tx and returns
-// the new balance and the account's low-balance threshold. Debits are
-// conditional: balance − reserved must cover them.
-func adjustBalance(tx *gorm.DB, accountID string, delta int64) (balance, threshold int64, err error) {
+// the new balance, the account's low-balance threshold and the seq of the
+// entry that records the move. Debits are conditional: balance − reserved
+// must cover them.
+func adjustBalance(tx *gorm.DB, accountID string, delta int64) (balance, threshold, seq int64, err error) {
 	var rows []struct {
 		BalanceMicros             int64
 		LowBalanceThresholdMicros int64
+		LedgerSeq                 int64
 	}
-	err = tx.Raw(`UPDATE accounts SET balance_micros = balance_micros + ?, updated_at = ?
-		WHERE id = ? AND balance_micros - reserved_micros + ? >= 0 RETURNING balance_micros, low_balance_threshold_micros`,
+	err = tx.Raw(`UPDATE accounts SET balance_micros = balance_micros + ?, ledger_seq = ledger_seq + 1, updated_at = ?
+		WHERE id = ? AND balance_micros - reserved_micros + ? >= 0 RETURNING balance_micros, low_balance_threshold_micros, ledger_seq`,
 		delta, time.Now().UTC(), accountID, delta).Scan(&rows).Error
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if len(rows) == 1 {
-		return rows[0].BalanceMicros, rows[0].LowBalanceThresholdMicros, nil
+		return rows[0].BalanceMicros, rows[0].LowBalanceThresholdMicros, rows[0].LedgerSeq, nil
 	}
 	var n int64
 	if err := tx.Model(&models.Account{}).Where("id = ?", accountID).Count(&n).Error; err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if n == 0 {
-		return 0, 0, ledgerError(ErrAccountNotFound, apierr.NotFound("account %s not found", accountID))
+		return 0, 0, 0, ledgerError(ErrAccountNotFound, apierr.NotFound("account %s not found", accountID))
 	}
-	return 0, 0, ledgerError(ErrInsufficientBalance,
+	return 0, 0, 0, ledgerError(ErrInsufficientBalance,
 		apierr.InsufficientBalance("the available balance does not cover a debit of $%s", money.Format(-delta)))
 }

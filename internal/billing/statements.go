@@ -60,24 +60,27 @@ func (s *statements) close() {
 	}
 }
 
-func (s *statements) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+// cached returns query's prepared statement, or nil before prepare ran.
+func (s *statements) cached(query string) *sql.Stmt {
 	s.mu.RLock()
-	st, ok := s.stmts[query]
-	s.mu.RUnlock()
-	if ok {
-		return st, nil
-	}
+	defer s.mu.RUnlock()
+	return s.stmts[query]
+}
+
+// prepare prepares query on the pool. Never call it inside a commit
+// transaction: preparing takes a second pool connection, and while the
+// transaction holds SQLite's write lock every other connection may be
+// waiting in BEGIN IMMEDIATE for it, so the two would wait on each other
+// until the busy timeout failed them all.
+func (s *statements) prepare(ctx context.Context, query string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st, ok := s.stmts[query]; ok {
-		return st, nil
+	if _, ok := s.stmts[query]; ok {
+		return
 	}
-	st, err := s.sql.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
+	if st, err := s.sql.PrepareContext(ctx, query); err == nil {
+		s.stmts[query] = st
 	}
-	s.stmts[query] = st
-	return st, nil
 }
 
 func (s *statements) postgres(query string) string {
@@ -107,9 +110,20 @@ func (s *statements) postgres(query string) string {
 
 // stmtTx is one commit transaction.
 type stmtTx struct {
-	s   *statements
-	tx  *sql.Tx
-	ctx context.Context
+	s          *statements
+	tx         *sql.Tx
+	ctx        context.Context
+	unprepared []string // SQLite: run unprepared on the transaction's connection; prepared after it ends
+}
+
+// stmt returns the transaction's copy of query's prepared statement, or nil
+// (then the query runs as plain text this once; see prepare).
+func (t *stmtTx) stmt(query string) *sql.Stmt {
+	if st := t.s.cached(query); st != nil {
+		return t.tx.StmtContext(t.ctx, st)
+	}
+	t.unprepared = append(t.unprepared, query)
+	return nil
 }
 
 // exec runs a statement and returns the rows it affected.
@@ -118,11 +132,10 @@ func (t *stmtTx) exec(query string, args ...any) (int64, error) {
 	var err error
 	if t.s.dialect == db.Postgres {
 		r, err = t.tx.ExecContext(t.ctx, t.s.postgres(query), args...)
+	} else if st := t.stmt(query); st != nil {
+		r, err = st.ExecContext(t.ctx, args...)
 	} else {
-		var st *sql.Stmt
-		if st, err = t.s.prepared(t.ctx, query); err == nil {
-			r, err = t.tx.StmtContext(t.ctx, st).ExecContext(t.ctx, args...)
-		}
+		r, err = t.tx.ExecContext(t.ctx, query, args...)
 	}
 	if err != nil {
 		return 0, err
@@ -135,15 +148,20 @@ func (t *stmtTx) query(query string, args ...any) (*sql.Rows, error) {
 	if t.s.dialect == db.Postgres {
 		return t.tx.QueryContext(t.ctx, t.s.postgres(query), args...)
 	}
-	st, err := t.s.prepared(t.ctx, query)
-	if err != nil {
-		return nil, err
+	if st := t.stmt(query); st != nil {
+		return st.QueryContext(t.ctx, args...)
 	}
-	return t.tx.StmtContext(t.ctx, st).QueryContext(t.ctx, args...)
+	return t.tx.QueryContext(t.ctx, query, args...)
 }
 
-// commit ends the transaction; any error rolls it back.
+// commit ends the transaction (any error rolls it back), then prepares the
+// statements it ran as plain text, for the next transactions.
 func (t *stmtTx) commit(err error) error {
+	defer func() {
+		for _, q := range t.unprepared {
+			t.s.prepare(t.ctx, q)
+		}
+	}()
 	if err != nil {
 		if rerr := t.tx.Rollback(); rerr != nil {
 			return fmt.Errorf("%w (rollback: %v)", err, rerr)
