@@ -252,14 +252,16 @@ func TestStreamText(t *testing.T) {
 	}
 }
 
-// Chunks leave as their events arrive: the first one is in long before the
-// upstream finishes.
+// Chunks leave as their events arrive: the first word comes through while
+// the upstream still holds the rest of its answer (a buffering reader would
+// wait for an end that never comes, and fail at the deadline).
 func TestStreamIsNotBuffered(t *testing.T) {
 	for _, f := range formats {
 		t.Run(f.name, func(t *testing.T) {
-			e := setup(t, f.format, fakeupstream.Options{ChunkDelay: 100 * time.Millisecond}, nil)
-			start := time.Now()
-			s, err := e.p.Stream(context.Background(), request(f.model, "[[words:6]]"))
+			e := setup(t, f.format, fakeupstream.Options{}, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s, err := e.p.Stream(ctx, request(f.model, "[[words:6]] [[stall:1]]"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -267,14 +269,11 @@ func TestStreamIsNotBuffered(t *testing.T) {
 			for {
 				c, err := s.Recv()
 				if err != nil {
-					t.Fatal(err)
+					t.Fatalf("before the first word: %v; the stream is buffered", err)
 				}
 				if len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil && *c.Choices[0].Delta.Content != "" {
 					break
 				}
-			}
-			if d := time.Since(start); d > 400*time.Millisecond {
-				t.Fatalf("first word after %v; the stream is buffered", d)
 			}
 		})
 	}
@@ -639,14 +638,11 @@ func TestIdleTimeout(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			start := time.Now()
+			// [[hang]] never ends on its own: only the idle timer can end drain.
 			_, err = drain(s)
 			pe := asError(t, err)
 			if !pe.Timeout {
 				t.Fatalf("error = %+v, want a timeout", pe)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("idle timeout took %v", d)
 			}
 			if status, _, code, _, _ := pe.HTTP(); status != 504 || code != "upstream_timeout" {
 				t.Errorf("HTTP() = %d %s", status, code)
@@ -666,14 +662,12 @@ func TestFirstByteTimeout(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
 			e := setup(t, f.format, fakeupstream.Options{}, short)
-			start := time.Now()
+			// Without the timer the answer would come, after 3 s: a timeout
+			// error is the timer's.
 			_, err := e.p.Stream(context.Background(), request(f.model, "[[slow:3000]]"))
 			pe := asError(t, err)
 			if !pe.Timeout || pe.Status != 0 {
 				t.Fatalf("error = %+v, want a timeout", pe)
-			}
-			if d := time.Since(start); d > time.Second {
-				t.Errorf("first-byte timeout took %v", d)
 			}
 			if n := len(e.fake.Requests()); n != 1 {
 				t.Errorf("%d attempts; timeouts are not retried", n)
@@ -705,15 +699,13 @@ func TestCancelAbortsUpstream(t *testing.T) {
 				}
 			}
 			cancel()
-			start := time.Now()
 			_, err = drain(s)
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("Recv after cancel = %v, want context.Canceled inside", err)
 			}
+			// 500 words at 20 ms would take 10 s: the upstream seeing the
+			// client leave before that is the abort.
 			waitFor(t, func() bool { return e.fake.Cancelled() == 1 })
-			if d := time.Since(start); d > time.Second {
-				t.Errorf("upstream saw the cancellation after %v", d)
-			}
 		})
 	}
 }
@@ -738,10 +730,10 @@ func TestCloseAbortsUpstream(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(8 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 2s")
+			t.Fatal("condition not met within 8s")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

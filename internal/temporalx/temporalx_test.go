@@ -42,7 +42,9 @@ func TestDialFailsFast(t *testing.T) {
 	if _, err := temporalx.Dial(context.Background(), cfg, quiet); err == nil {
 		t.Fatal("dialed nothing")
 	}
-	if d := time.Since(start); d > temporalx.DialTimeout+time.Second {
+	// Only a hang is a failure here: a loaded machine may take longer than
+	// DialTimeout to notice its own timer, never minutes.
+	if d := time.Since(start); d > 10*temporalx.DialTimeout {
 		t.Errorf("dial took %s", d)
 	}
 }

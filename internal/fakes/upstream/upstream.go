@@ -37,6 +37,9 @@
 //	                       output_tokens (N more; Anthropic reports no
 //	                       breakdown), Gemini's thoughtsTokenCount
 //	[[hang]]               send the headers, then nothing
+//	[[stall:K]]            stream K words, then nothing until the client
+//	                       leaves (a test sees chunks arrive before the
+//	                       answer could have ended, without timing them)
 //	[[slow:MS]]            wait MS milliseconds before the headers
 //	[[chunk-delay:MS]]     this request's ChunkDelay is MS milliseconds
 //	                       (replaces Options.ChunkDelay; 0 = none)
@@ -160,6 +163,7 @@ type plan struct {
 	tool      bool
 	errStatus int
 	cut       int // -1 = no cut
+	stall     int // -1 = no stall
 	midErr    int // -1 = no mid-stream error
 	noUsage   bool
 	cached    int // [[cached:N]]
@@ -359,6 +363,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, f format, c *cal
 			if i == p.cut {
 				panic(http.ErrAbortHandler)
 			}
+			if i == p.stall {
+				<-ctx.Done()
+				s.cancelled.Add(1)
+				return
+			}
 			if i == p.midErr {
 				_ = st.midError() // the stream ends here either way
 				return
@@ -400,7 +409,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 var directiveRE = regexp.MustCompile(`\[\[([a-z-]+)(?::(\d+))?\]\]`)
 
 func makePlan(c *call) plan {
-	p := plan{cut: -1, midErr: -1}
+	p := plan{cut: -1, midErr: -1, stall: -1}
 	n := defaultWords
 	for _, m := range directiveRE.FindAllStringSubmatch(c.lastUser, -1) {
 		arg, _ := strconv.Atoi(m[2])
@@ -411,6 +420,8 @@ func makePlan(c *call) plan {
 			p.errStatus = arg
 		case "cut":
 			p.cut = arg
+		case "stall":
+			p.stall = arg
 		case "midstream-error":
 			p.midErr = arg
 		case "nousage":
