@@ -147,11 +147,13 @@ func DefaultConfigs() map[string]Config {
 			KeyCooldown:      upstream.DefaultKeyCooldown,
 		}
 	}
+	xai := mk("xai", FormatOpenAI, "https://api.x.ai/v1")
+	xai.Usage.ReasoningOutsideCompletion = true
 	return map[string]Config{
 		"openai":     mk("openai", FormatOpenAI, "https://api.openai.com/v1"),
 		"deepseek":   mk("deepseek", FormatOpenAI, "https://api.deepseek.com"),
 		"perplexity": mk("perplexity", FormatOpenAI, "https://api.perplexity.ai"),
-		"xai":        mk("xai", FormatOpenAI, "https://api.x.ai/v1"),
+		"xai":        xai,
 		"anthropic":  mk("anthropic", FormatAnthropic, "https://api.anthropic.com"),
 		"google":     mk("google", FormatGemini, "https://generativelanguage.googleapis.com"),
 	}

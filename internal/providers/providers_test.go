@@ -914,3 +914,52 @@ func BenchmarkStream(b *testing.B) {
 		})
 	}
 }
+
+// How each provider's usage relates to OpenAI's convention is part of its
+// configuration, and the adapter hands on OpenAI's convention whatever the
+// provider's: xAI's reasoning tokens, outside its completion_tokens, are
+// added in, on complete and stream alike.
+func TestUsageConventions(t *testing.T) {
+	for name, c := range providers.DefaultConfigs() {
+		if got, want := c.Usage.ReasoningOutsideCompletion, name == "xai"; got != want {
+			t.Errorf("%s: ReasoningOutsideCompletion = %v, want %v", name, got, want)
+		}
+	}
+	xai := func(c *providers.Config) { c.Usage = providers.DefaultConfigs()["xai"].Usage }
+	e := setup(t, providers.FormatOpenAI, fakeupstream.Options{}, xai)
+	r, err := e.p.Complete(context.Background(), request("grok-3-mini", "[[words:1]] [[reasoning:228]]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := r.Usage; u.CompletionTokens != 229 || u.TotalTokens != u.PromptTokens+229 || u.CompletionTokensDetails.ReasoningTokens != 228 {
+		t.Errorf("complete: %+v", u)
+	}
+	s, err := e.p.Stream(context.Background(), request("grok-3-mini", "[[words:1]] [[reasoning:228]]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := drain(s); !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	if u := s.Usage(); u == nil || u.CompletionTokens != 229 || u.CompletionTokensDetails.ReasoningTokens != 228 {
+		t.Errorf("stream: %+v", u)
+	}
+	// A provider in OpenAI's convention is passed through as it is.
+	plain := setup(t, providers.FormatOpenAI, fakeupstream.Options{}, nil)
+	r, err = plain.p.Complete(context.Background(), request("gpt-4o-mini", "[[words:1]] [[reasoning:228]]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Usage.CompletionTokens != 229 {
+		t.Errorf("openai: %+v", r.Usage)
+	}
+	// What xAI sends (the fake, like grok-3-mini): 1 completion token.
+	r, err = plain.p.Complete(context.Background(), request("grok-3-mini", "[[words:1]] [[reasoning:228]]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Usage.CompletionTokens != 1 || r.Usage.TotalTokens != r.Usage.PromptTokens+229 {
+		t.Errorf("xAI's wire: %+v", r.Usage)
+	}
+}

@@ -120,11 +120,22 @@ type oaToolCall struct {
 
 func oaUsage(c *call, p *plan) map[string]any {
 	completion := p.completionTokens() + p.reasoning // completion_tokens includes the reasoning tokens
-	return map[string]any{
+	u := map[string]any{
 		"prompt_tokens": c.promptTokens, "completion_tokens": completion, "total_tokens": c.promptTokens + completion,
 		"prompt_tokens_details":     map[string]int{"cached_tokens": p.cached, "audio_tokens": 0},
 		"completion_tokens_details": map[string]int{"reasoning_tokens": p.reasoning, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
 	}
+	if strings.HasPrefix(c.model, "grok") {
+		// xAI: completion_tokens leaves the reasoning tokens out (billed as
+		// output on top; total_tokens counts them), plus fields of its own.
+		// Recorded from grok-3-mini: prompt 12, completion 1, total 241,
+		// reasoning 228.
+		u["completion_tokens"] = p.completionTokens()
+		u["prompt_tokens_details"] = map[string]int{"text_tokens": c.promptTokens, "audio_tokens": 0, "image_tokens": 0, "cached_tokens": p.cached}
+		u["num_sources_used"] = 0
+		u["cost_in_usd_ticks"] = 1176500
+	}
+	return u
 }
 
 func oaFinish(p *plan) string {

@@ -36,6 +36,8 @@
 //	                       N more completion_tokens), Anthropic's
 //	                       output_tokens (N more; Anthropic reports no
 //	                       breakdown), Gemini's thoughtsTokenCount
+//	                       (xAI models, grok-*: completion_tokens leaves the
+//	                       N out, as xAI does; total_tokens counts them)
 //	[[hang]]               send the headers, then nothing
 //	[[stall:K]]            stream K words, then nothing until the client
 //	                       leaves (a test sees chunks arrive before the

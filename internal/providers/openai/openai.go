@@ -22,6 +22,7 @@ type Adapter struct {
 	name   string
 	path   string // after the base URL of the endpoint each attempt goes to
 	header http.Header
+	usage  upstream.UsageConvention
 }
 
 // New returns the adapter for cfg; it appends "/chat/completions" to the base
@@ -34,7 +35,7 @@ func New(cfg upstream.Config) (*Adapter, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "beaver-gateway")
-	return &Adapter{client: c, name: cfg.Name, path: "/chat/completions", header: h}, nil
+	return &Adapter{client: c, name: cfg.Name, path: "/chat/completions", header: h, usage: cfg.Usage}, nil
 }
 
 // Client is the adapter's upstream client (its endpoints' health).
@@ -59,7 +60,7 @@ func (a *Adapter) Complete(ctx context.Context, req *chat.Request) (*chat.Respon
 	}
 	resp := &chat.Response{
 		ID: wr.ID, Object: chat.ObjectCompletion, Created: wr.Created, Model: wr.Model,
-		Choices: wr.Choices, Usage: wr.Usage.toChat(), SystemFingerprint: wr.SystemFingerprint,
+		Choices: wr.Choices, Usage: wr.Usage.toChat(a.usage), SystemFingerprint: wr.SystemFingerprint,
 	}
 	if resp.Choices == nil {
 		resp.Choices = []chat.Choice{}
@@ -100,7 +101,7 @@ func (a *Adapter) Stream(ctx context.Context, req *chat.Request) (upstream.Strea
 	if err != nil {
 		return nil, err
 	}
-	return upstream.NewEventStream(b, &translator{}), nil
+	return upstream.NewEventStream(b, &translator{conv: a.usage}), nil
 }
 
 func (a *Adapter) request(body []byte, accept string) upstream.Request {
@@ -186,7 +187,8 @@ type wireUsage struct {
 	PromptCacheHitTokens    *int                          `json:"prompt_cache_hit_tokens"`
 }
 
-func (u *wireUsage) toChat() *chat.Usage {
+// toChat returns u in OpenAI's convention, whatever the provider's (conv).
+func (u *wireUsage) toChat(conv upstream.UsageConvention) *chat.Usage {
 	if u == nil {
 		return nil
 	}
@@ -196,6 +198,10 @@ func (u *wireUsage) toChat() *chat.Usage {
 	}
 	if out.PromptTokensDetails == nil && u.PromptCacheHitTokens != nil {
 		out.PromptTokensDetails = &chat.PromptTokensDetails{CachedTokens: *u.PromptCacheHitTokens}
+	}
+	if d := out.CompletionTokensDetails; conv.ReasoningOutsideCompletion && d != nil && d.ReasoningTokens > 0 {
+		out.CompletionTokens += d.ReasoningTokens
+		out.TotalTokens = out.PromptTokens + out.CompletionTokens
 	}
 	if out.TotalTokens == 0 {
 		out.TotalTokens = out.PromptTokens + out.CompletionTokens
@@ -259,7 +265,8 @@ func parseError(status int, header http.Header, body []byte) *upstream.Error {
 // chunk of its own with no choices, just before the end: providers that
 // attach usage to content chunks (some do, on every chunk) get it moved.
 type translator struct {
-	usage     *chat.Usage // latest usage seen; never handed out, only copies
+	conv      upstream.UsageConvention
+	usage     *chat.Usage // latest usage seen, in OpenAI's convention; never handed out, only copies
 	last      chat.Chunk  // id, created, model of the last chunk
 	usageSent bool
 }
@@ -294,7 +301,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	}
 	c := &chat.Chunk{ID: wc.ID, Object: chat.ObjectChunk, Created: wc.Created, Model: wc.Model, Choices: wc.Choices}
 	t.last = chat.Chunk{ID: c.ID, Object: c.Object, Created: c.Created, Model: c.Model}
-	u := wc.Usage.toChat()
+	u := wc.Usage.toChat(t.conv)
 	switch {
 	case len(c.Choices) > 0:
 		if u != nil {

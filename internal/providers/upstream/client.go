@@ -27,6 +27,9 @@ type Config struct {
 	Format  string // "openai", "anthropic", "gemini"
 	BaseURL string // the adapter appends its own path (see the contract)
 	APIKey  string // may be empty (fake upstreams)
+	// Usage is how the provider's usage numbers differ from OpenAI's
+	// convention, which adapters normalize them to.
+	Usage UsageConvention
 	// Endpoints are the provider's base URLs and keys when it has several;
 	// empty = one, BaseURL and APIKey. When set, BaseURL and APIKey become
 	// its first entry's.

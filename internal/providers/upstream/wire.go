@@ -62,3 +62,25 @@ func ParseDataURL(u string) (mediaType, data string, err error) {
 	}
 	return mediaType, data, nil
 }
+
+// UsageConvention records how a provider's usage fields relate to OpenAI's
+// convention (completion_tokens includes reasoning_tokens; prompt_tokens
+// includes cached_tokens), which is what adapters hand on and what Beaver
+// bills. It is a property of each provider's configuration because vendors
+// that speak OpenAI's wire disagree on it:
+//
+//	provider   completion ⊇ reasoning   prompt ⊇ cached
+//	openai     yes                      yes
+//	deepseek   yes                      yes (prompt_cache_hit_tokens)
+//	xai        no: billed on top        yes
+//	perplexity yes (no reasoning)       yes
+//
+// Anthropic and Gemini have wire formats of their own, whose adapters apply
+// their rules (input_tokens excludes cache reads and writes; Gemini's
+// thoughtsTokenCount is outside candidatesTokenCount).
+type UsageConvention struct {
+	// ReasoningOutsideCompletion: completion_tokens excludes
+	// completion_tokens_details.reasoning_tokens, which the provider bills
+	// as output on top (xAI).
+	ReasoningOutsideCompletion bool
+}
