@@ -116,30 +116,57 @@ func anStop(p *plan) string {
 	return "end_turn"
 }
 
+// The blocks of a web search, as Anthropic's server tool sends them: the
+// call, then its result, whose content is an array (recorded from
+// claude-sonnet-4; encrypted_content shortened).
+func anWebSearch(id string) (call, result map[string]any) {
+	call = map[string]any{"type": "server_tool_use", "id": "srvtoolu_fake" + id, "name": "web_search",
+		"input": map[string]any{"query": "fake news today"}}
+	result = map[string]any{"type": "web_search_tool_result", "tool_use_id": "srvtoolu_fake" + id, "content": []any{
+		map[string]any{"type": "web_search_result", "title": "Latest News", "url": "https://example.com/news",
+			"encrypted_content": "EuAdCioICBgCIiRi", "page_age": "September 26, 2024"},
+	}}
+	return call, result
+}
+
+// anUsage is a message's usage; a web search adds server_tool_use.
+func anUsage(c *call, p *plan, output int) map[string]any {
+	u := map[string]any{"input_tokens": c.promptTokens - p.cached, "cache_creation_input_tokens": 0,
+		"cache_read_input_tokens": p.cached, "output_tokens": output}
+	if p.webSearch {
+		u["server_tool_use"] = map[string]int{"web_search_requests": 1, "web_fetch_requests": 0}
+	}
+	return u
+}
+
 func (anthropicFormat) complete(w http.ResponseWriter, c *call, p *plan, id string) {
 	var content []any
+	if p.webSearch {
+		call, result := anWebSearch(id)
+		content = append(content, call, result)
+	}
 	if p.tool {
-		content = []any{map[string]any{"type": "tool_use", "id": "toolu_fake" + id, "name": c.tool,
-			"input": json.RawMessage(strings.Join(toolArgFragments, ""))}}
+		content = append(content, map[string]any{"type": "tool_use", "id": "toolu_fake" + id, "name": c.tool,
+			"input": json.RawMessage(strings.Join(toolArgFragments, ""))})
 	} else {
-		content = []any{map[string]any{"type": "text", "text": strings.Join(p.words, " ")}}
+		content = append(content, map[string]any{"type": "text", "text": strings.Join(p.words, " ")})
 	}
 	resp := map[string]any{
 		"id": "msg_fake" + id, "type": "message", "role": "assistant", "model": c.model, "content": content,
 		"stop_reason": anStop(p), "stop_sequence": nil,
 	}
 	if !p.noUsage {
-		resp["usage"] = map[string]int{"input_tokens": c.promptTokens - p.cached, "cache_creation_input_tokens": 0,
-			"cache_read_input_tokens": p.cached, "output_tokens": p.completionTokens() + p.reasoning}
+		resp["usage"] = anUsage(c, p, p.completionTokens()+p.reasoning)
 	}
 	writeJSON(w, http.StatusOK, mustJSON(resp))
 }
 
 type anStreamer struct {
-	w  *sse.Writer
-	c  *call
-	p  *plan
-	id string
+	w     *sse.Writer
+	c     *call
+	p     *plan
+	id    string
+	index int // of the text or tool_use block (after a web search's two)
 }
 
 func (anthropicFormat) streamer(w *sse.Writer, c *call, p *plan, id string) streamer {
@@ -154,34 +181,66 @@ func (s *anStreamer) start() error {
 		"stop_reason": nil, "stop_sequence": nil,
 	}
 	if !s.p.noUsage {
-		msg["usage"] = map[string]int{"input_tokens": s.c.promptTokens - s.p.cached, "cache_creation_input_tokens": 0,
-			"cache_read_input_tokens": s.p.cached, "output_tokens": 1}
+		u := anUsage(s.c, s.p, 1)
+		delete(u, "server_tool_use")
+		msg["usage"] = u
 	}
 	if err := s.event("message_start", map[string]any{"type": "message_start", "message": msg}); err != nil {
 		return err
 	}
+	if s.p.webSearch {
+		if err := s.webSearch(); err != nil {
+			return err
+		}
+	}
 	if s.p.tool {
 		return nil
 	}
-	if err := s.event("content_block_start", map[string]any{"type": "content_block_start", "index": 0,
+	if err := s.event("content_block_start", map[string]any{"type": "content_block_start", "index": s.index,
 		"content_block": map[string]string{"type": "text", "text": ""}}); err != nil {
 		return err
 	}
 	return s.event("ping", map[string]string{"type": "ping"})
 }
 
+// webSearch streams the server tool's call (its input as JSON deltas) and
+// its result (whole, in content_block_start), as blocks 0 and 1.
+func (s *anStreamer) webSearch() error {
+	call, result := anWebSearch(s.id)
+	input := call["input"]
+	call["input"] = map[string]any{}
+	events := []struct {
+		name string
+		v    any
+	}{
+		{"content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": call}},
+		{"content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+			"delta": map[string]string{"type": "input_json_delta", "partial_json": string(mustJSON(input))}}},
+		{"content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}},
+		{"content_block_start", map[string]any{"type": "content_block_start", "index": 1, "content_block": result}},
+		{"content_block_stop", map[string]any{"type": "content_block_stop", "index": 1}},
+	}
+	for _, e := range events {
+		if err := s.event(e.name, e.v); err != nil {
+			return err
+		}
+	}
+	s.index = 2
+	return nil
+}
+
 func (s *anStreamer) word(i int, text string) error {
-	return s.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+	return s.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": s.index,
 		"delta": map[string]string{"type": "text_delta", "text": delta(i, text)}})
 }
 
 func (s *anStreamer) toolCall(name string) error {
-	if err := s.event("content_block_start", map[string]any{"type": "content_block_start", "index": 0,
+	if err := s.event("content_block_start", map[string]any{"type": "content_block_start", "index": s.index,
 		"content_block": map[string]any{"type": "tool_use", "id": "toolu_fake" + s.id, "name": name, "input": map[string]any{}}}); err != nil {
 		return err
 	}
 	for _, frag := range append([]string{""}, toolArgFragments...) { // Anthropic opens with an empty fragment
-		if err := s.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+		if err := s.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": s.index,
 			"delta": map[string]string{"type": "input_json_delta", "partial_json": frag}}); err != nil {
 			return err
 		}
@@ -190,12 +249,16 @@ func (s *anStreamer) toolCall(name string) error {
 }
 
 func (s *anStreamer) finish() error {
-	if err := s.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}); err != nil {
+	if err := s.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": s.index}); err != nil {
 		return err
 	}
 	md := map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": anStop(s.p), "stop_sequence": nil}}
 	if !s.p.noUsage {
-		md["usage"] = map[string]int{"output_tokens": s.p.completionTokens() + s.p.reasoning}
+		u := map[string]any{"output_tokens": s.p.completionTokens() + s.p.reasoning}
+		if s.p.webSearch {
+			u["server_tool_use"] = map[string]int{"web_search_requests": 1, "web_fetch_requests": 0}
+		}
+		md["usage"] = u
 	}
 	if err := s.event("message_delta", md); err != nil {
 		return err

@@ -38,6 +38,12 @@
 //	                       breakdown), Gemini's thoughtsTokenCount
 //	                       (xAI models, grok-*: completion_tokens leaves the
 //	                       N out, as xAI does; total_tokens counts them)
+//	[[web-search]]         Anthropic: the answer opens with a server tool
+//	                       call (server_tool_use, then a
+//	                       web_search_tool_result whose content is an
+//	                       array of web_search_result blocks) and usage has
+//	                       server_tool_use.web_search_requests: 1, as
+//	                       Anthropic's web search tool answers
 //	[[hang]]               send the headers, then nothing
 //	[[stall:K]]            stream K words, then nothing until the client
 //	                       leaves (a test sees chunks arrive before the
@@ -171,6 +177,7 @@ type plan struct {
 	cached    int // [[cached:N]]
 	reasoning int // [[reasoning:N]]
 	hang      bool
+	webSearch bool
 	slow      time.Duration
 	failFirst int // [[fail-first:K]]
 	retryMS   int // [[retry-after:MS]]; 0 = none
@@ -434,6 +441,8 @@ func makePlan(c *call) plan {
 			p.reasoning = arg
 		case "hang":
 			p.hang = true
+		case "web-search":
+			p.webSearch = true
 		case "slow":
 			p.slow = time.Duration(arg) * time.Millisecond
 		case "chunk-delay":

@@ -38,8 +38,12 @@ type block struct {
 	Name      string          `json:"name,omitempty"`
 	Input     json.RawMessage `json:"input,omitempty"`
 	ToolUseID string          `json:"tool_use_id,omitempty"`
-	Content   string          `json:"content,omitempty"`
-	Thinking  string          `json:"thinking,omitempty"`
+	// Content is a tool result's: a string or an array of blocks, in a
+	// request's tool_result and in the answer's server tool results
+	// (web_search_tool_result carries an array of web_search_result), kept
+	// raw since Beaver only passes it along.
+	Content  json.RawMessage `json:"content,omitempty"`
+	Thinking string          `json:"thinking,omitempty"`
 }
 
 type imageSource struct {
@@ -159,7 +163,7 @@ func encodeRequest(req *chat.Request, stream bool) ([]byte, error) {
 
 func contentBlocks(i int, m *chat.Message) ([]block, error) {
 	if m.Role == chat.RoleTool {
-		return []block{{Type: "tool_result", ToolUseID: m.ToolCallID, Content: m.Content.Text()}}, nil
+		return []block{{Type: "tool_result", ToolUseID: m.ToolCallID, Content: textContent(m.Content.Text())}}, nil
 	}
 	var blocks []block
 	for _, p := range m.Content.Parts() {
@@ -252,4 +256,13 @@ func encodeToolChoice(req *chat.Request) (*toolChoice, error) {
 		}
 	}
 	return tc, nil
+}
+
+// textContent is a block's content given as a string ("" leaves it out).
+func textContent(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	b, _ := json.Marshal(s) // a string always marshals
+	return b
 }

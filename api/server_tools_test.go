@@ -1,0 +1,52 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+
+	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
+)
+
+// An Anthropic answer that opens with a server tool's blocks (a web search:
+// server_tool_use, then a result whose content is an array) decodes, on
+// chat completions complete and streamed, and on /v1/messages: the text
+// arrives and the request is charged once. Such blocks used to fail the
+// decoding (502, or a mid-stream error) while the provider charged.
+func TestAnthropicServerToolBlocks(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		inf := newInference(t, dialect, fakeupstream.Options{})
+		u, key := inf.fundedKey("10", nil)
+		const model = "anthropic/claude-3-5-haiku-20241022"
+		text := "what happened today [[web-search]] [[words:4]]"
+
+		before, _ := inf.balance(u.Token)
+		r := inf.do("POST", "/v1/chat/completions", key, chatBody(model, text)).want(200)
+		if got := r.str("choices.0.message.content"); len(strings.Fields(got)) != 4 {
+			t.Fatalf("complete: content %q: %s", got, r.Raw)
+		}
+		after, _ := inf.balance(u.Token)
+		inf.chargedOnce(u.ID, r.str("id"), r.num("usage.cost_micros"), before, after)
+
+		before = after
+		res, data := inf.stream(key, chatBody(model, text, "stream", true))
+		joined := strings.Join(data, "\n")
+		if !strings.Contains(joined, `"finish_reason":"stop"`) || strings.Contains(joined, `"error"`) {
+			t.Fatalf("stream: %v", data)
+		}
+		after, _ = inf.balance(u.Token)
+		if after >= before {
+			t.Fatalf("stream not charged: %d → %d", before, after)
+		}
+		inf.chargedOnce(u.ID, res.Header.Get("X-Beaver-Generation-Id"), before-after, before, after)
+
+		before = after
+		m := inf.do("POST", "/v1/messages", key, map[string]any{"model": model, "max_tokens": 100,
+			"messages": []any{map[string]any{"role": "user", "content": text}}}).want(200)
+		after, _ = inf.balance(u.Token)
+		if m.str("content.0.type") != "text" || len(strings.Fields(m.str("content.0.text"))) != 4 {
+			t.Fatalf("messages: %s", m.Raw)
+		}
+		inf.chargedOnce(u.ID, m.Header.Get("X-Beaver-Generation-Id"), before-after, before, after)
+		inf.invariant(u.ID)
+	})
+}
