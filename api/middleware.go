@@ -1,23 +1,16 @@
 package api
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
@@ -61,210 +54,6 @@ func (s *Server) recoverMiddleware(c *gin.Context) {
 		}
 	}()
 	c.Next()
-}
-
-// bodyLimitMiddleware reads a request body into memory before anything
-// else sees it, within bounds: at most MaxBodyBytes (else 413), complete
-// within BodyReadTimeout of reaching this middleware (else 408), and only
-// while the client's address (the TCP peer) is sending fewer than
-// MaxBodiesPerIP bodies and the process fewer than MaxBodiesInFlight (else
-// 429 with Retry-After, before a byte of the body is read). A refused or
-// failed body closes the connection.
-//
-// So a client that trickles its body holds a connection for BodyReadTimeout
-// at most, never a handler, and its slot only while bytes are arriving (not
-// while auth or the handler works). The connection's read deadline is
-// cleared before the handler runs: a streamed response may last minutes, and
-// net/http watches the connection for a client disconnect while it does.
-// Requests without a body (GET, Content-Length: 0) pass untouched and are not
-// counted.
-func (s *Server) bodyLimitMiddleware() gin.HandlerFunc {
-	gate := newBodyGate(s.cfg.MaxBodiesPerIP, s.cfg.MaxBodiesInFlight)
-	refusals := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_request_bodies_refused_total",
-		Help: "Request bodies refused or cut off, by reason."}, []string{"reason"})
-	s.Registry.MustRegister(refusals, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "beaver_http_request_bodies_in_flight", Help: "Request bodies being received now."},
-		func() float64 { return float64(gate.inFlight.Load()) }))
-	refused := map[string]prometheus.Counter{}
-	for _, r := range []string{bodyPerIP, bodyInFlight, "timeout", "too_large"} {
-		refused[r] = refusals.WithLabelValues(r)
-	}
-	limit, timeout := s.cfg.MaxBodyBytes, s.cfg.BodyReadTimeout
-	return func(c *gin.Context) {
-		r := c.Request
-		if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
-			c.Next()
-			return
-		}
-		rc := http.NewResponseController(c.Writer)
-		if r.ContentLength > limit {
-			refused["too_large"].Inc()
-			refuseBody(c, rc, tooLarge(limit))
-			return
-		}
-		ip := clientIP(c)
-		if full := gate.acquire(ip); full != "" {
-			refused[full].Inc()
-			refuseBody(c, rc, tooManyBodies(full))
-			return
-		}
-		body, err := func() ([]byte, error) {
-			defer gate.release(ip)
-			return readBody(rc, r.Body, r.ContentLength, limit, timeout)
-		}()
-		if err != nil {
-			e := bodyReadError(err, timeout)
-			switch e.Status {
-			case http.StatusRequestTimeout:
-				refused["timeout"].Inc()
-			case http.StatusRequestEntityTooLarge:
-				refused["too_large"].Inc()
-			}
-			refuseBody(c, rc, e)
-			return
-		}
-		_ = r.Body.Close()
-		if len(body) == 0 {
-			r.Body, r.ContentLength = http.NoBody, 0
-		} else {
-			mb := &memBody{}
-			mb.Reset(body)
-			r.Body, r.ContentLength = mb, int64(len(body))
-		}
-		c.Next()
-	}
-}
-
-// readBody reads body to its end, at most limit bytes, with the
-// connection's read deadline timeout from now; on success the deadline is
-// cleared again. Where the ResponseWriter cannot set deadlines (an
-// in-process recorder) the body is read without one. The buffer starts at
-// the declared length, up to 64 KiB (a declared length costs the client
-// nothing), and grows as bytes arrive.
-func readBody(rc *http.ResponseController, body io.Reader, declared, limit int64, timeout time.Duration) ([]byte, error) {
-	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
-	size := int64(512)
-	if declared > 0 {
-		size = min(declared, 64<<10) + 1 // +1: room to see EOF without growing
-	}
-	buf := make([]byte, 0, size)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := body.Read(buf[len(buf):min(int64(cap(buf)), limit+1)])
-		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > limit {
-			return nil, &http.MaxBytesError{Limit: limit}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if deadline {
-		if err := rc.SetReadDeadline(time.Time{}); err != nil {
-			return nil, err
-		}
-	}
-	return buf, nil
-}
-
-// refuseBody answers e and closes the connection: the rest of the body is
-// not read (the read deadline is set to now, so net/http does not wait for
-// it after the answer either).
-func refuseBody(c *gin.Context, rc *http.ResponseController, e *apierr.Error) {
-	_ = rc.SetReadDeadline(time.Now())
-	c.Header("Connection", "close")
-	writeError(c, e)
-}
-
-// bodyReadError maps an error from reading a request body: too large → 413,
-// the read deadline → 408, anything else (a cut connection, a bad chunk) →
-// 400.
-func bodyReadError(err error, timeout time.Duration) *apierr.Error {
-	var mbe *http.MaxBytesError
-	var ne net.Error
-	switch {
-	case errors.As(err, &mbe):
-		return tooLarge(mbe.Limit)
-	case errors.As(err, &ne) && ne.Timeout():
-		return &apierr.Error{Status: http.StatusRequestTimeout, Type: "invalid_request_error", Code: "request_timeout",
-			Message: fmt.Sprintf("the request body did not arrive within %s", timeout)}
-	}
-	return apierr.Invalid("could not read the request body")
-}
-
-func tooManyBodies(which string) *apierr.Error {
-	if which == bodyPerIP {
-		return apierr.RateLimited(time.Second, "too many request bodies are being sent from your address at once; retry in a second")
-	}
-	return apierr.RateLimited(time.Second, "the server is receiving too many request bodies at once; retry in a second")
-}
-
-// memBody is a request body already read into memory.
-type memBody struct{ bytes.Reader }
-
-func (*memBody) Close() error { return nil }
-
-// Which cap refused a body (also the refusal metric's reason label).
-const (
-	bodyPerIP    = "per_ip"
-	bodyInFlight = "in_flight"
-)
-
-// bodyGate counts the request bodies being received, per client address
-// and in all. A cap of 0 means none.
-type bodyGate struct {
-	perIP, total int64
-	inFlight     atomic.Int64
-	mu           sync.Mutex
-	byIP         map[string]int64
-}
-
-func newBodyGate(perIP, total int64) *bodyGate {
-	return &bodyGate{perIP: perIP, total: total, byIP: map[string]int64{}}
-}
-
-// acquire takes a slot for one body from ip; it returns "" when taken, else
-// which cap is full. Every "" must be followed by one release(ip).
-func (g *bodyGate) acquire(ip string) string {
-	if n := g.inFlight.Add(1); g.total > 0 && n > g.total {
-		g.inFlight.Add(-1)
-		return bodyInFlight
-	}
-	if g.perIP > 0 {
-		g.mu.Lock()
-		n := g.byIP[ip]
-		if n >= g.perIP {
-			g.mu.Unlock()
-			g.inFlight.Add(-1)
-			return bodyPerIP
-		}
-		g.byIP[ip] = n + 1
-		g.mu.Unlock()
-	}
-	return ""
-}
-
-func (g *bodyGate) release(ip string) {
-	if g.perIP > 0 {
-		g.mu.Lock()
-		if n := g.byIP[ip]; n > 1 {
-			g.byIP[ip] = n - 1
-		} else {
-			delete(g.byIP, ip)
-		}
-		g.mu.Unlock()
-	}
-	g.inFlight.Add(-1)
-}
-
-func tooLarge(n int64) *apierr.Error {
-	return &apierr.Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
-		Code: "request_too_large", Message: fmt.Sprintf("request body is larger than %d bytes", n)}
 }
 
 // corsMiddleware allows the configured browser origins, with preflight.

@@ -1,6 +1,8 @@
 // Package api is Beaver's HTTP API: one Gin router, middleware in the order a
-// request meets it (request id → recover → metrics → CORS → body limit →
-// auth → limits → handler), thin handlers that call one domain function.
+// request meets it (request id → recover → metrics → CORS → body guard →
+// auth from the headers → the body, under the budget of who sends it (see
+// bodygate.go) → limits → handler), thin handlers that call one domain
+// function.
 package api
 
 import (
@@ -100,7 +102,9 @@ func (s *Server) routes() *gin.Engine {
 	r.UseRawPath = true // keep %2F in /v1/models/{model_id}/chat distinct until we decode it
 	r.UnescapePathValues = true
 	r.RemoveExtraSlash = false
-	r.Use(requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware, s.corsMiddleware, s.bodyLimitMiddleware())
+	bodies := s.newBodyGates()
+	anonymous, webhook, account := bodies.anonymousBodies(), bodies.webhookBodies(), bodies.accountBodies()
+	r.Use(requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware, s.corsMiddleware, bodies.guard)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(methodNotAllowed)
 
@@ -112,16 +116,16 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
 	r.GET("/v1/models", s.listModels)
 	r.GET("/v1/models/*path", s.getModel) // {id} with a raw slash or %2F, or a bare name
-	r.POST("/auth/register", s.authThrottle("register"), s.register)
-	r.POST("/auth/login", s.authThrottle("login"), s.login)
-	r.POST("/auth/refresh", s.refresh)
-	r.POST("/auth/verify-email", s.authThrottle("verify"), s.verifyEmail)
-	r.POST("/auth/password/forgot", s.authThrottle("forgot"), s.forgotPassword)
-	r.POST("/auth/password/reset", s.authThrottle("reset"), s.resetPassword)
-	r.POST("/webhooks/stripe", s.stripeWebhook)
+	r.POST("/auth/register", anonymous, s.authThrottle("register"), s.register)
+	r.POST("/auth/login", anonymous, s.authThrottle("login"), s.login)
+	r.POST("/auth/refresh", anonymous, s.refresh)
+	r.POST("/auth/verify-email", anonymous, s.authThrottle("verify"), s.verifyEmail)
+	r.POST("/auth/password/forgot", anonymous, s.authThrottle("forgot"), s.forgotPassword)
+	r.POST("/auth/password/reset", anonymous, s.authThrottle("reset"), s.resetPassword)
+	r.POST("/webhooks/stripe", webhook, s.stripeWebhook)
 
-	// API key or session.
-	a := r.Group("", s.authenticate)
+	// API key or session, from the headers before the body is read.
+	a := r.Group("", s.authenticate, account)
 	a.POST("/auth/logout", sessionOnly, s.logout)
 	a.GET("/auth/me", s.me)
 	a.GET("/users/me", s.me)
@@ -148,11 +152,11 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/v1/chat/completions", s.chatCompletions)
 	a.POST("/v1/embeddings", s.embeddings)
 	a.POST("/v1/responses", s.createResponse)
-	r.POST("/v1/messages", s.messagesAuth, s.createMessage) // Anthropic-compatible: x-api-key or Bearer, Anthropic's error shape
+	r.POST("/v1/messages", s.messagesAuth, account, s.createMessage) // Anthropic-compatible: x-api-key or Bearer, Anthropic's error shape
 	a.POST("/v1/models/*path", s.modelChat)
 	a.GET("/v1/generation", s.generation)
 
-	ad := r.Group("/admin", s.authenticate, adminOnly)
+	ad := r.Group("/admin", s.authenticate, adminOnly, account)
 	ad.GET("/accounts", s.adminListAccounts)
 	ad.POST("/accounts", s.adminCreateAccount)
 	ad.GET("/accounts/:id", s.adminGetAccount)

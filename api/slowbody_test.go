@@ -1,9 +1,10 @@
 package api_test
 
 // Slow request bodies: a body must arrive within BEAVER_BODY_READ_TIMEOUT,
-// one address may send only BEAVER_MAX_BODIES_PER_IP bodies at once (and the
-// process BEAVER_MAX_BODIES_IN_FLIGHT), and none of this may cut a response
-// that streams for longer than the body timeout. The router is served by
+// one address may send only BEAVER_MAX_BODIES_PER_IP anonymous bodies at
+// once, and none of this may cut a response that streams for longer than
+// the body timeout. Who pays for a body (pools, accounts, shedding) is
+// tested in bodygate_test.go. The router is served by
 // api.NewHTTPServer on a real TCP listener, as `beaver api` serves it, so
 // the connection deadlines are real.
 
@@ -290,89 +291,74 @@ func TestResponseOutlastsBodyTimeout(t *testing.T) {
 	})
 }
 
-// One address may send only so many bodies at once, and the process only so
-// many in all: the next one is refused with 429 before its body is read,
-// requests without a body are not counted, and slots come back when bodies
-// end (arrived in full, or the client gone).
-func TestConcurrentBodiesAreCapped(t *testing.T) {
+// One address may send only so many anonymous bodies at once: the next one
+// is refused with 429 before its body is read, requests without a body are
+// not counted, another address is not refused, and slots come back when
+// bodies end (arrived in full, or the client gone).
+func TestBodiesPerAddressAreCapped(t *testing.T) {
 	const slots = 2
-	for _, tc := range []struct {
-		name              string
-		perIP, inFlight   int64
-		otherAddrRefused  bool
-		refusalMetricName string
-	}{
-		{"per IP", slots, 0, false, `beaver_http_request_bodies_refused_total{reason="per_ip"}`},
-		{"in flight", 0, slots, true, `beaver_http_request_bodies_refused_total{reason="in_flight"}`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			forEachDB(t, func(t *testing.T, dialect string) {
-				h := newHarness(t, dialect, harnessOpts{Config: func(c *config.Config) {
-					c.BodyReadTimeout = 20 * time.Second // the stalled bodies must outlive the test's steps
-					c.MaxBodiesPerIP, c.MaxBodiesInFlight = tc.perIP, tc.inFlight
-				}})
-				addr := serveLikeBinary(t, h)
-				const body = `{"refresh_token":"not-a-token"}`
-				stall := func(from string) (*rawConn, bool) {
-					rc, ok := dialRaw(t, addr, from)
-					if ok {
-						rc.head("/auth/refresh", "", len(body))
-						if err := rc.send(body[:10]); err != nil {
-							t.Fatal(err)
-						}
-					}
-					return rc, ok
-				}
-				s1, _ := stall("")
-				s2, _ := stall("")
-				eventually(t, 10*time.Second, "two bodies in flight", func() bool { return metric(h, bodiesInFlight) == slots })
-
-				// The third body from the same address is refused at once,
-				// though its body has not arrived (nor ever will).
-				p, _ := stall("")
-				r := p.mustAnswer().wantError(http.StatusTooManyRequests, "rate_limit_exceeded")
-				if r.Header.Get("Retry-After") != "1" {
-					t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
-				}
-				p.closedByServer()
-				if n := metric(h, tc.refusalMetricName); n != 1 {
-					t.Fatalf("%s = %v", tc.refusalMetricName, n)
-				}
-
-				// Requests without a body are not counted.
-				h.do("GET", "/health", "", nil).want(200)
-				if r := h.do("POST", "/auth/refresh", "", ""); r.Status == http.StatusTooManyRequests {
-					t.Fatalf("a POST without a body was refused: %s", r.Raw)
-				}
-
-				// Another address: refused only by the process-wide cap.
-				if o, ok := stall("127.0.0.2"); ok {
-					if tc.otherAddrRefused {
-						o.mustAnswer().wantError(http.StatusTooManyRequests, "rate_limit_exceeded")
-					} else {
-						eventually(t, 10*time.Second, "the other address's body in flight", func() bool { return metric(h, bodiesInFlight) == slots+1 })
-						_ = o.conn.Close()
-					}
-				} else {
-					t.Log("127.0.0.2 is not usable as a source address here; skipping the other-address check")
-				}
-
-				// Slots come back: one body arrives in full (and is answered
-				// as usual), the other client goes away.
-				if err := s1.send(body[10:]); err != nil {
+	const perIPRefused = `beaver_http_request_bodies_refused_total{reason="per_ip"}`
+	forEachDB(t, func(t *testing.T, dialect string) {
+		h := newHarness(t, dialect, harnessOpts{Config: func(c *config.Config) {
+			c.BodyReadTimeout = 20 * time.Second // the stalled bodies must outlive the test's steps
+			c.MaxBodiesPerIP = slots
+		}})
+		addr := serveLikeBinary(t, h)
+		const body = `{"refresh_token":"not-a-token"}`
+		stall := func(from string) (*rawConn, bool) {
+			rc, ok := dialRaw(t, addr, from)
+			if ok {
+				rc.head("/auth/refresh", "", len(body))
+				if err := rc.send(body[:10]); err != nil {
 					t.Fatal(err)
 				}
-				if r := s1.mustAnswer(); r.Status == http.StatusTooManyRequests || r.Status < 400 {
-					t.Fatalf("the completed body: %d %s", r.Status, r.Raw)
-				}
-				_ = s2.conn.Close()
-				eventually(t, 10*time.Second, "no body in flight", func() bool { return metric(h, bodiesInFlight) == 0 })
-				for i := 0; i < slots; i++ {
-					if r := h.do("POST", "/auth/refresh", "", body); r.Status == http.StatusTooManyRequests {
-						t.Fatalf("refused after the slots were freed: %s", r.Raw)
-					}
-				}
-			})
-		})
-	}
+			}
+			return rc, ok
+		}
+		s1, _ := stall("")
+		s2, _ := stall("")
+		eventually(t, 10*time.Second, "two bodies in flight", func() bool { return metric(h, bodiesInFlight) == slots })
+
+		// The third body from the same address is refused at once, though
+		// its body has not arrived (nor ever will).
+		p, _ := stall("")
+		r := p.mustAnswer().wantError(http.StatusTooManyRequests, "rate_limit_exceeded")
+		if r.Header.Get("Retry-After") != "1" {
+			t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+		}
+		p.closedByServer()
+		if n := metric(h, perIPRefused); n != 1 {
+			t.Fatalf("%s = %v", perIPRefused, n)
+		}
+
+		// Requests without a body are not counted.
+		h.do("GET", "/health", "", nil).want(200)
+		if r := h.do("POST", "/auth/refresh", "", ""); r.Status == http.StatusTooManyRequests {
+			t.Fatalf("a POST without a body was refused: %s", r.Raw)
+		}
+
+		// Another address is not refused.
+		if o, ok := stall("127.0.0.2"); ok {
+			eventually(t, 10*time.Second, "the other address's body in flight", func() bool { return metric(h, bodiesInFlight) == slots+1 })
+			_ = o.conn.Close()
+		} else {
+			t.Log("127.0.0.2 is not usable as a source address here; skipping the other-address check")
+		}
+
+		// Slots come back: one body arrives in full (and is answered as
+		// usual), the other client goes away.
+		if err := s1.send(body[10:]); err != nil {
+			t.Fatal(err)
+		}
+		if r := s1.mustAnswer(); r.Status == http.StatusTooManyRequests || r.Status < 400 {
+			t.Fatalf("the completed body: %d %s", r.Status, r.Raw)
+		}
+		_ = s2.conn.Close()
+		eventually(t, 10*time.Second, "no body in flight", func() bool { return metric(h, bodiesInFlight) == 0 })
+		for i := 0; i < slots; i++ {
+			if r := h.do("POST", "/auth/refresh", "", body); r.Status == http.StatusTooManyRequests {
+				t.Fatalf("refused after the slots were freed: %s", r.Raw)
+			}
+		}
+	})
 }

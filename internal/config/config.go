@@ -46,10 +46,19 @@ type Config struct {
 	AdminEmail    string
 	AdminPassword string // empty = generated (and printed by `beaver dev`)
 
-	MaxBodyBytes         int64
-	BodyReadTimeout      time.Duration // a request body must arrive within this of its headers (else 408)
-	MaxBodiesPerIP       int64         // request bodies one client address may be sending at once (0 = no cap)
-	MaxBodiesInFlight    int64         // request bodies being received at once in this process (0 = no cap)
+	MaxBodyBytes    int64
+	BodyReadTimeout time.Duration // a request body must arrive within this of its headers (else 408)
+	// Request bodies being received at once, by who sends them (0 = no
+	// cap). A body is received under its account's budget when the request
+	// carries valid credentials, else under the anonymous (or webhook)
+	// pool. When a pool's total is reached, its body that has waited
+	// longest for a byte is shed to admit the new one.
+	MaxBodiesPerIP      int64 // anonymous (and webhook) bodies from one client address
+	MaxAnonBodies       int64 // anonymous bodies in all: login, register, refresh...
+	MaxWebhookBodies    int64 // webhook bodies in all (their signature is in the body)
+	MaxBodiesPerAccount int64 // bodies of one account, all its keys and sessions together
+	MaxBodiesInFlight   int64 // authenticated bodies in all
+
 	CORSOrigins          []string
 	AuthLimit            int64
 	RequireVerifiedEmail bool
@@ -177,7 +186,10 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		AdminPassword:            get("BEAVER_ADMIN_PASSWORD", ""),
 		MaxBodyBytes:             num("BEAVER_MAX_BODY_BYTES", 10<<20),
 		BodyReadTimeout:          dur("BEAVER_BODY_READ_TIMEOUT", 30*time.Second),
-		MaxBodiesPerIP:           num("BEAVER_MAX_BODIES_PER_IP", 32),
+		MaxBodiesPerIP:           num("BEAVER_MAX_BODIES_PER_IP", 8),
+		MaxAnonBodies:            num("BEAVER_MAX_ANON_BODIES", 128),
+		MaxWebhookBodies:         num("BEAVER_MAX_WEBHOOK_BODIES", 32),
+		MaxBodiesPerAccount:      num("BEAVER_MAX_BODIES_PER_ACCOUNT", 64),
 		MaxBodiesInFlight:        num("BEAVER_MAX_BODIES_IN_FLIGHT", 1024),
 		AuthLimit:                num("BEAVER_AUTH_LIMIT", 10),
 		RequireVerifiedEmail:     boolean("BEAVER_REQUIRE_VERIFIED_EMAIL"),
