@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
+	"github.com/beaver-gateway/beaver/models"
 )
 
 // An Anthropic answer that opens with a server tool's blocks (a web search:
@@ -48,5 +50,49 @@ func TestAnthropicServerToolBlocks(t *testing.T) {
 		}
 		inf.chargedOnce(u.ID, m.Header.Get("X-Beaver-Generation-Id"), before-after, before, after)
 		inf.invariant(u.ID)
+	})
+}
+
+// Perplexity's streams end after the chunk with the finish reason (object
+// chat.completion.done), usage on every chunk and no "data: [DONE]": that is
+// a finished answer, charged by its usage, with one finish and one usage
+// chunk, not a cut with an error after it.
+func TestStreamEndingWithoutDone(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		inf := newInference(t, dialect, fakeupstream.Options{})
+		u, key := inf.fundedKey("10", nil)
+		const model = "perplexity/llama-3.1-sonar-small-128k-online"
+		before, _ := inf.balance(u.Token)
+		res, data := inf.stream(key, chatBody(model, "population of San Francisco [[words:6]]", "stream_options", map[string]any{"include_usage": true}))
+		var finishes, usages int
+		var usage *struct{ completion, cost int64 }
+		for _, d := range data {
+			if d == "[DONE]" {
+				continue
+			}
+			var c chunk
+			if err := json.Unmarshal([]byte(d), &c); err != nil || c.Error != nil {
+				t.Fatalf("chunk %s", d)
+			}
+			for _, ch := range c.Choices {
+				if ch.FinishReason != nil {
+					finishes++
+				}
+			}
+			if c.Usage != nil {
+				usages++
+				usage = &struct{ completion, cost int64 }{c.Usage.CompletionTokens, c.Usage.CostMicros}
+			}
+		}
+		if finishes != 1 || usages != 1 || usage == nil || usage.completion != 6 || data[len(data)-1] != "[DONE]" {
+			t.Fatalf("%d finish chunks, %d usage chunks (%+v):\n%s", finishes, usages, usage, strings.Join(data, "\n"))
+		}
+		after, _ := inf.balance(u.Token)
+		inf.chargedOnce(u.ID, res.Header.Get("X-Beaver-Generation-Id"), usage.cost, before, after)
+		var log models.UsageLog
+		inf.DB.Where("id = ?", res.Header.Get("X-Beaver-Generation-Id")).Take(&log)
+		if log.UsageEstimated || log.Cancelled || log.Error != nil || log.CompletionTokens != 6 {
+			t.Fatalf("usage log %+v", log)
+		}
 	})
 }

@@ -174,7 +174,17 @@ type oaStreamer struct {
 	p       *plan
 	id      string
 	created int64
+	words   int // delivered so far, for Perplexity's running usage
 }
+
+// perplexity reports whether the stream is answered the way Perplexity's
+// (legacy Sonar) API streamed, recorded from sonar: every chunk carries the
+// running usage and the citations, the last one is object
+// "chat.completion.done" with the finish reason, and no "data: [DONE]"
+// follows.
+func (s *oaStreamer) perplexity() bool { return strings.Contains(s.c.model, "sonar") }
+
+var perplexityCitations = []string{"https://en.wikipedia.org/wiki/San_Francisco", "https://example.com/population"}
 
 func (openaiFormat) streamer(w *sse.Writer, c *call, p *plan, id string) streamer {
 	return &oaStreamer{w: w, c: c, p: p, id: "chatcmpl-fake" + id, created: time.Now().Unix()}
@@ -191,6 +201,17 @@ func (s *oaStreamer) chunk(delta map[string]any, finish any) error {
 	if s.c.includeUsage {
 		ch["usage"] = nil
 	}
+	if s.perplexity() {
+		delete(ch, "system_fingerprint")
+		ch["citations"] = perplexityCitations
+		if !s.p.noUsage {
+			ch["usage"] = map[string]int{"prompt_tokens": s.c.promptTokens, "completion_tokens": s.words,
+				"total_tokens": s.c.promptTokens + s.words}
+		}
+		if finish != nil {
+			ch["object"] = "chat.completion.done"
+		}
+	}
 	return s.w.Data(mustJSON(ch))
 }
 
@@ -202,6 +223,7 @@ func (s *oaStreamer) start() error {
 }
 
 func (s *oaStreamer) word(i int, text string) error {
+	s.words++
 	return s.chunk(map[string]any{"content": delta(i, text)}, nil)
 }
 
@@ -224,6 +246,9 @@ func (s *oaStreamer) toolCall(name string) error {
 func (s *oaStreamer) finish() error {
 	if err := s.chunk(map[string]any{}, oaFinish(s.p)); err != nil {
 		return err
+	}
+	if s.perplexity() {
+		return nil // the usage came on every chunk, and no [DONE] follows
 	}
 	if s.c.includeUsage && !s.p.noUsage {
 		u := map[string]any{

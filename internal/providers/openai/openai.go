@@ -269,6 +269,7 @@ type translator struct {
 	usage     *chat.Usage // latest usage seen, in OpenAI's convention; never handed out, only copies
 	last      chat.Chunk  // id, created, model of the last chunk
 	usageSent bool
+	open      map[int]bool // choices seen, by index: true until their finish_reason
 }
 
 var done = []byte("[DONE]")
@@ -276,12 +277,7 @@ var done = []byte("[DONE]")
 func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	data := bytes.TrimSpace(ev.Data)
 	if bytes.Equal(data, done) {
-		if t.usage != nil && !t.usageSent {
-			c := t.last
-			c.Choices, c.Usage = nil, t.Usage()
-			return []*chat.Chunk{&c}, true, nil
-		}
-		return nil, true, nil
+		return t.finalUsage(), true, nil
 	}
 	var wc wireChunk
 	if err := json.Unmarshal(data, &wc); err != nil {
@@ -290,13 +286,19 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	if wc.Error != nil {
 		return nil, false, wc.Error.toError(0)
 	}
+	if t.open == nil {
+		t.open = map[int]bool{}
+	}
 	for i := range wc.Choices {
 		switch f := wc.Choices[i].FinishReason; {
 		case f == nil:
+			t.open[wc.Choices[i].Index] = true
 		case *f == "": // some compatible providers send "" for "not yet"
 			wc.Choices[i].FinishReason = nil
+			t.open[wc.Choices[i].Index] = true
 		default:
 			wc.Choices[i].FinishReason = upstream.Ptr(finishReason(*f))
+			t.open[wc.Choices[i].Index] = false
 		}
 	}
 	c := &chat.Chunk{ID: wc.ID, Object: chat.ObjectChunk, Created: wc.Created, Model: wc.Model, Choices: wc.Choices}
@@ -316,7 +318,32 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	return nil, false, nil // nothing to deliver
 }
 
-func (t *translator) End() ([]*chat.Chunk, error) { return nil, upstream.Cut() }
+// finalUsage is the usage chunk of a stream's end, when its usage came on
+// content chunks and was not delivered on a chunk of its own.
+func (t *translator) finalUsage() []*chat.Chunk {
+	if t.usage == nil || t.usageSent {
+		return nil
+	}
+	c := t.last
+	c.Choices, c.Usage = nil, t.Usage()
+	t.usageSent = true
+	return []*chat.Chunk{&c}
+}
+
+// End takes a body that ends without "data: [DONE]" as complete when every
+// choice finished and usage came (Perplexity's streams end so), and as cut
+// otherwise.
+func (t *translator) End() ([]*chat.Chunk, error) {
+	if t.usage == nil || len(t.open) == 0 {
+		return nil, upstream.Cut()
+	}
+	for _, open := range t.open {
+		if open {
+			return nil, upstream.Cut()
+		}
+	}
+	return t.finalUsage(), nil
+}
 
 // Usage is the latest usage seen. OpenAI itself reports it only in the
 // include_usage chunk at the end, so a cut stream has none; providers that
