@@ -37,7 +37,7 @@ const settleSQL = `WITH g AS (
 	WHERE api_keys.id = k.id AND (SELECT count(*) FROM a) >= 0
 	RETURNING 1
 ), l AS (
-	UPDATE balance_leases SET amount_micros = balance_leases.amount_micros - l.amount, updated_at = $7
+	UPDATE balance_leases SET amount_micros = balance_leases.amount_micros - l.amount, updated_at = $7, expires_at = $42
 	FROM unnest($11::text[], $12::int8[]) AS l(id, amount)
 	WHERE balance_leases.id = l.id AND balance_leases.amount_micros >= l.amount
 		AND (SELECT count(*) FROM a) >= 0 AND (SELECT count(*) FROM k) >= 0
@@ -179,7 +179,7 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		u.cost, u.markup, u.charged, u.uncollected, u.after,
 		u.streamed, u.cancelled, u.errText, u.latency,
 		eID, eAccount, eAmount, eAfter, eRef, eDesc,
-		len(accounts), len(leaseIDs)).Scan(&out)
+		len(accounts), len(leaseIDs), now.Add(e.opts.LeaseTTL)).Scan(&out)
 	if err != nil {
 		e.stmts.dropPGConn(err)
 		return err
