@@ -209,8 +209,13 @@ type BalanceLease struct {
 	APIKeyID     string `gorm:"column:api_key_id"`
 	AmountMicros int64
 	ExpiresAt    time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Version is bumped when the row is parked and when another instance
+	// takes money out of it; IdleSince is set while it is parked (the owner
+	// has nothing in flight and must claim it back before use).
+	Version   int64
+	IdleSince *time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // PlanLimits returns a plan's requests per minute per key and requests per

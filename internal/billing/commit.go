@@ -156,6 +156,9 @@ func (e *Engine) Release(h *Hold) {
 	}
 	l.holds--
 	l.used = time.Now()
+	if l.holds == 0 {
+		e.armPark(l, e.opts.ParkAfter)
+	}
 	l.mu.Unlock()
 	e.unquota(h)
 }
@@ -311,10 +314,11 @@ func (e *Engine) writeBatch(tx *stmtTx, groups map[leaseKey]*group, now time.Tim
 			}
 		}
 		// Rows are locked in the same order as lease extension takes them
-		// (account, key, lease), so the two never deadlock.
+		// (account, key, lease), so the two never deadlock. A lease in use
+		// is renewed here too (the renewal skips rows that are locked).
 		if g.leaseSum > 0 {
-			n, err := tx.exec(`UPDATE balance_leases SET amount_micros = amount_micros - ?, updated_at = ?
-				WHERE id = ? AND amount_micros >= ?`, g.leaseSum, now, g.leaseID, g.leaseSum)
+			n, err := tx.exec(`UPDATE balance_leases SET amount_micros = amount_micros - ?, updated_at = ?, expires_at = ?
+				WHERE id = ? AND amount_micros >= ?`, g.leaseSum, now, now.Add(e.opts.LeaseTTL), g.leaseID, g.leaseSum)
 			if err != nil {
 				return err
 			}
@@ -468,6 +472,9 @@ func (e *Engine) releaseAfter(p *pending, committed bool) {
 	}
 	l.holds--
 	l.used = time.Now()
+	if l.holds == 0 {
+		e.armPark(l, e.opts.ParkAfter)
+	}
 	l.mu.Unlock()
 	if !committed {
 		e.unquota(h)

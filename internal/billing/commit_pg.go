@@ -24,7 +24,7 @@ import (
 // balance_leases): each UPDATE waits on a one-time filter that reads the
 // previous CTE to its end, so the two never deadlock.
 const settleSQL = `WITH g AS (
-	SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $42::int8[]) AS g(account_id, total, leased, direct, uncounted, entries)
+	SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $43::int8[]) AS g(account_id, total, leased, direct, uncounted, entries)
 ), a AS (
 	UPDATE accounts SET balance_micros = accounts.balance_micros - g.total, reserved_micros = accounts.reserved_micros - g.leased,
 		monthly_requests = CASE WHEN accounts.usage_month = $6 THEN accounts.monthly_requests + g.uncounted ELSE g.uncounted END,
@@ -37,7 +37,7 @@ const settleSQL = `WITH g AS (
 	WHERE api_keys.id = k.id AND (SELECT count(*) FROM a) >= 0
 	RETURNING 1
 ), l AS (
-	UPDATE balance_leases SET amount_micros = balance_leases.amount_micros - l.amount, updated_at = $7
+	UPDATE balance_leases SET amount_micros = balance_leases.amount_micros - l.amount, updated_at = $7, expires_at = $42
 	FROM unnest($11::text[], $12::int8[]) AS l(id, amount)
 	WHERE balance_leases.id = l.id AND balance_leases.amount_micros >= l.amount
 		AND (SELECT count(*) FROM a) >= 0 AND (SELECT count(*) FROM k) >= 0
@@ -64,7 +64,7 @@ const settleSQL = `WITH g AS (
 ), e AS (
 	INSERT INTO ledger_entries (id, account_id, type, amount_micros, balance_after_micros, reference, description, created_at, seq)
 	SELECT e.id, e.account_id, 'charge', e.amount, a.balance_micros + e.after, e.reference, e.description, $7, a.ledger_seq + e.seq
-	FROM unnest($34::text[], $35::text[], $36::int8[], $37::int8[], $38::text[], $39::text[], $43::int8[])
+	FROM unnest($34::text[], $35::text[], $36::int8[], $37::int8[], $38::text[], $39::text[], $44::int8[])
 		AS e(id, account_id, amount, after, reference, description, seq)
 	JOIN a ON a.id = e.account_id
 	RETURNING 1
@@ -183,7 +183,7 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		u.cost, u.markup, u.charged, u.uncollected, u.after,
 		u.streamed, u.cancelled, u.errText, u.latency,
 		eID, eAccount, eAmount, eAfter, eRef, eDesc,
-		len(accounts), len(leaseIDs), aEntries, eSeq).Scan(&out)
+		len(accounts), len(leaseIDs), now.Add(e.opts.LeaseTTL), aEntries, eSeq).Scan(&out)
 	if err != nil {
 		e.stmts.dropPGConn(err)
 		return err

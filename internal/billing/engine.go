@@ -35,8 +35,12 @@ import (
 //     balance changes in one transaction (group commit). A request's answer
 //     is sent only after its transaction committed, so no charge a client
 //     was shown can be lost, even by a kill right after.
-//   - Unused lease amounts go back to the account when the key goes idle,
-//     and a sweeper returns the leases of instances that died.
+//   - Unused lease amounts go back to the account when the key goes idle.
+//     Leases are short-lived unless renewed (leases.go): a dead instance's
+//     expire within LeaseTTL and any instance returns them. A lease with
+//     nothing in flight is soon parked, after which other instances may
+//     take money back from it, so a replica's idle lease never makes
+//     another replica refuse a request of the same account.
 //
 // Invariants, across any number of instances: balance = sum(ledger);
 // reserved = sum(leases) ≤ balance; charges never exceed what was reserved.
@@ -44,6 +48,7 @@ import (
 // Engine is one instance's billing engine.
 type Engine struct {
 	db       *db.DB
+	plain    *db.DB      // without GORM's statement cache: for statements whose text varies
 	stmts    *statements // the settlement commit's
 	instance string
 	log      *slog.Logger
@@ -52,6 +57,12 @@ type Engine struct {
 	mu     sync.Mutex
 	leases map[leaseKey]*lease
 	quotas map[string]*quota
+
+	// validUntil (unix ns): admission spends leases from memory only
+	// before it; each successful renewal moves it (see ensureRenewed).
+	validUntil atomic.Int64
+	renewMu    sync.Mutex
+	parkWaits  map[string]chan struct{} // account → admissions waiting for other instances to park (e.mu)
 
 	metrics engineMetrics
 	queue   chan *pending
@@ -67,8 +78,20 @@ type Engine struct {
 
 // EngineOptions tune the engine; zero values take the defaults.
 type EngineOptions struct {
-	InstanceID    string        // unique per process; default random
-	LeaseTTL      time.Duration // a dead instance's lease returns after this; default 10m
+	InstanceID string // unique per process; default random
+	// LeaseTTL: leases expire this long after their last renewal (every
+	// LeaseTTL/5), so a dead instance's reservations return within it;
+	// default 15s.
+	LeaseTTL time.Duration
+	// SweepEvery: how often this instance returns the expired leases of
+	// every instance (dead ones); default LeaseTTL/3.
+	SweepEvery time.Duration
+	// ParkAfter: a lease with nothing in flight for this long is parked,
+	// and other instances may take money back from it; default 100ms.
+	ParkAfter time.Duration
+	// ParkWait: how long an admission that would be refused waits for
+	// other instances' leases of the account to be parked; default 1s.
+	ParkWait      time.Duration
 	IdleReturn    time.Duration // unused lease amounts return after this idle time; default 2s
 	LeaseHeadroom int64         // lease this many times a request's hold when extending; default 8
 	MaxBatch      int           // requests per commit transaction; default 512
@@ -92,7 +115,16 @@ func NewEngine(d *db.DB, log *slog.Logger, o EngineOptions) *Engine {
 		o.InstanceID = ids.New("inst")
 	}
 	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = 10 * time.Minute
+		o.LeaseTTL = 15 * time.Second
+	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = o.LeaseTTL / 3
+	}
+	if o.ParkAfter <= 0 {
+		o.ParkAfter = 100 * time.Millisecond
+	}
+	if o.ParkWait <= 0 {
+		o.ParkWait = time.Second
 	}
 	if o.IdleReturn <= 0 {
 		o.IdleReturn = 2 * time.Second
@@ -113,13 +145,16 @@ func NewEngine(d *db.DB, log *slog.Logger, o EngineOptions) *Engine {
 	// GORM, with its statement cache on SQLite (outside transactions it
 	// works; pgx caches prepared statements itself).
 	prepared := &db.DB{DB: d.Session(&gorm.Session{PrepareStmt: d.Dialect == db.SQLite}), Dialect: d.Dialect}
-	e := &Engine{db: prepared, stmts: newStatements(d, o.AsyncCommit), instance: o.InstanceID, log: log, opts: o,
-		leases: map[leaseKey]*lease{}, quotas: map[string]*quota{},
+	e := &Engine{db: prepared, plain: d, stmts: newStatements(d, o.AsyncCommit), instance: o.InstanceID, log: log, opts: o,
+		leases: map[leaseKey]*lease{}, quotas: map[string]*quota{}, parkWaits: map[string]chan struct{}{},
 		queue: make(chan *pending, 4096), stop: make(chan struct{})}
 	e.metrics = newEngineMetrics(o.Registerer)
-	e.done.Add(2)
+	e.validUntil.Store(time.Now().Add(o.LeaseTTL / 2).UnixNano()) // no lease yet
+	e.done.Add(4)
 	go e.commitLoop()
 	go e.keeperLoop()
+	go e.leaseLoop()
+	go e.sweepLoop()
 	return e
 }
 
@@ -135,6 +170,7 @@ func (e *Engine) Close() {
 		defer cancel()
 		for _, l := range e.snapshot() {
 			l.mu.Lock()
+			l.waitParking()
 			if l.holds == 0 {
 				if err := e.returnLease(ctx, l); err != nil {
 					e.log.Warn("return lease at shutdown", "account", l.key.account, "err", err)
@@ -153,14 +189,19 @@ type lease struct {
 	mu      sync.Mutex
 	key     leaseKey
 	id      string // balance_leases row; "" = none
+	version int64  // of our row, as we last changed or read it
 	granted int64  // amount of our row
 	held    int64  // sum of open holds
 	holds   int
 	used    time.Time // last admission or settlement
-	renewed time.Time
-	stale   bool // policy or account changed: give back unused amount first
-	gone    bool // removed from the engine; get a new one
-	gen     int  // bumped when the row was lost; older holds settle directly
+	stale   bool      // policy or account changed: give back unused amount first
+	gone    bool      // removed from the engine; get a new one
+	gen     int       // bumped when the row was lost; older holds settle directly
+	// parked: the row says idle, so other instances may have taken money
+	// from it; claim it before use. parking: that is being written (see
+	// park); parkDone signals the end. parkArmed: a park check is scheduled.
+	parked, parking, parkArmed bool
+	parkDone                   sync.Cond
 
 	spentSinceExtend int64 // charged since the last extension: sizes the next one
 }
@@ -238,6 +279,7 @@ func (e *Engine) leaseFor(k leaseKey) *lease {
 	l, ok := e.leases[k]
 	if !ok {
 		l = &lease{key: k}
+		l.parkDone.L = &l.mu
 		e.leases[k] = l
 	}
 	return l
@@ -255,15 +297,29 @@ func (e *Engine) hold(ctx context.Context, r AdmitRequest, maxTok int64) (*Hold,
 		minTok = maxTok
 	}
 	need := pricing.Cost(p.Input, p.Output, p.Fee, r.PromptTokens, minTok*r.Choices)
+	canWait, waitUntil := true, time.Time{}
 	for {
+		if err := e.ensureRenewed(ctx); err != nil {
+			return nil, err
+		}
 		l := e.leaseFor(leaseKey{r.AccountID, keyID})
 		l.mu.Lock()
+		l.waitParking() // before any check: it lets go of l.mu meanwhile
 		if l.gone {
 			l.mu.Unlock()
 			continue
 		}
-		h, err := e.holdLocked(ctx, l, r, maxTok, want, need)
+		h, err := e.holdLocked(ctx, l, r, maxTok, want, need, canWait)
 		l.mu.Unlock()
+		if errors.Is(err, errParkPending) {
+			// Outside the lease's lock: other admissions of the key go on.
+			// Once the wait is over, one more try, then the refusal.
+			if waitUntil.IsZero() {
+				waitUntil = time.Now().Add(e.opts.ParkWait)
+			}
+			canWait = e.awaitParked(ctx, l.key.account, waitUntil) && time.Now().Before(waitUntil)
+			continue
+		}
 		return h, err
 	}
 }
@@ -280,6 +336,7 @@ func (e *Engine) reclaimIdle(ctx context.Context, mine *lease) bool {
 		if l == mine || l.key.account != mine.key.account || !l.mu.TryLock() {
 			continue
 		}
+		l.waitParking()
 		if !l.gone && l.holds == 0 && l.granted > 0 {
 			if err := e.returnLease(ctx, l); err != nil {
 				e.log.Warn("reclaim idle lease", "account", l.key.account, "err", err)
@@ -303,13 +360,21 @@ func (e *Engine) forget(l *lease) {
 	l.gone = true
 }
 
-func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTok, want, need int64) (*Hold, error) {
+// holdLocked holds the request against l (l.mu held, not parking). When the request
+// would be refused while other instances hold leases of the account that
+// may soon be parked, it returns errParkPending if canWait.
+func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTok, want, need int64, canWait bool) (*Hold, error) {
 	if l.stale && l.holds == 0 && l.granted > 0 {
 		if err := e.returnLease(ctx, l); err != nil {
 			return nil, err
 		}
 	}
 	l.stale = false
+	if l.parked {
+		if err := e.claim(ctx, l); err != nil {
+			return nil, err
+		}
+	}
 	if avail := l.granted - l.held; avail < want {
 		// Ask for the shortfall with headroom, then without, then whatever is left.
 		// Lease ahead by the larger of a multiple of this request and twice
@@ -324,6 +389,15 @@ func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTo
 		if err == nil && !ok && e.reclaimIdle(ctx, l) {
 			ok, err = e.extend(ctx, l, short)
 		}
+		// Then what leases reserve and nobody can be using: expired ones
+		// (dead instances) and parked ones.
+		var busy int64
+		if err == nil && !ok {
+			var took int64
+			if took, busy, err = e.takeBack(ctx, l.key, l.id, short); err == nil && took > 0 {
+				ok, err = e.extend(ctx, l, short)
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -337,7 +411,11 @@ func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTo
 				if err != nil {
 					return nil, err
 				}
+				avail = l.granted - l.held // a lost row (see extend) starts again at 0
 				if avail+left < need || attempt == 8 {
+					if canWait && avail+left+busy >= need {
+						return nil, errParkPending
+					}
 					return nil, refusal(source, need, avail+left)
 				}
 				if ok, err = e.extend(ctx, l, left); err != nil {
@@ -454,8 +532,10 @@ func (e *Engine) extend(ctx context.Context, l *lease, amount int64) (bool, erro
 		}
 		expires := now.Add(e.opts.LeaseTTL)
 		if l.id != "" {
-			r := tx.Exec(`UPDATE balance_leases SET amount_micros = amount_micros + ?, expires_at = ?, updated_at = ? WHERE id = ?`,
-				amount, expires, now, l.id)
+			// Conditional on the version: a row another instance took from
+			// (which only happens to parked rows, claimed before use) is lost.
+			r := tx.Exec(`UPDATE balance_leases SET amount_micros = amount_micros + ?, expires_at = ?, updated_at = ? WHERE id = ? AND version = ?`,
+				amount, expires, now, l.id, l.version)
 			if r.Error != nil {
 				return r.Error
 			}
@@ -476,119 +556,29 @@ func (e *Engine) extend(ctx context.Context, l *lease, amount int64) (bool, erro
 		// no longer reserved: start a new row; open holds settle directly
 		// against the balance (see commit).
 		e.log.Warn("billing lease was swept while in use; re-leasing", "account", l.key.account)
-		l.id, l.granted, l.held = "", 0, 0
-		l.gen++
+		l.lose()
 		return e.extend(ctx, l, amount)
 	case err != nil:
 		return false, fmt.Errorf("billing: extend lease: %w", err)
 	}
 	if newID != "" {
-		l.id = newID
+		l.id, l.version = newID, 0
 	}
 	l.granted += amount
-	l.renewed = now
 	l.spentSinceExtend = 0
 	return true, nil
 }
 
 var (
-	errRefused   = errors.New("refused")
-	errLeaseLost = errors.New("lease lost")
+	errRefused     = errors.New("refused")
+	errLeaseLost   = errors.New("lease lost")
+	errParkPending = errors.New("other instances' leases may be parked soon")
 )
 
 func keyReset(tx *gorm.DB, keyID string) string {
 	var reset string
 	tx.Model(&models.APIKey{}).Select("limit_reset").Where("id = ?", keyID).Scan(&reset)
 	return reset
-}
-
-// returnLease gives the unused part of a lease back (l.mu held, no holds).
-func (e *Engine) returnLease(ctx context.Context, l *lease) error {
-	if l.id == "" {
-		l.granted = 0
-		return nil
-	}
-	err := e.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var row models.BalanceLease
-		if err := tx.Where("id = ?", l.id).Take(&row).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return nil // swept already
-			}
-			return err
-		}
-		return releaseRow(tx, &row)
-	})
-	if err != nil {
-		return fmt.Errorf("billing: return lease: %w", err)
-	}
-	l.id, l.granted = "", 0
-	return nil
-}
-
-// releaseRow un-reserves a lease row's amount and deletes it. Rows are
-// locked in the order every billing transaction uses (account, key, lease)
-// so that none of them can deadlock another.
-func releaseRow(tx *gorm.DB, row *models.BalanceLease) error {
-	if row.AmountMicros > 0 {
-		if err := tx.Exec(`UPDATE accounts SET reserved_micros = reserved_micros - ? WHERE id = ?`, row.AmountMicros, row.AccountID).Error; err != nil {
-			return err
-		}
-		if row.APIKeyID != "" {
-			if err := tx.Exec(`UPDATE api_keys SET reserved_micros = reserved_micros - ? WHERE id = ?`, row.AmountMicros, row.APIKeyID).Error; err != nil {
-				return err
-			}
-		}
-	}
-	r := tx.Where("id = ? AND amount_micros = ?", row.ID, row.AmountMicros).Delete(&models.BalanceLease{})
-	if r.Error != nil {
-		return r.Error
-	}
-	if r.RowsAffected == 0 {
-		return errLeaseChanged // rolls back: someone settled against it meanwhile
-	}
-	return nil
-}
-
-var errLeaseChanged = errors.New("lease changed while being released")
-
-// SweepExpired returns the leases of instances that stopped renewing them
-// (crashed or killed). Safe to run anywhere, any number of times.
-func (e *Engine) SweepExpired(ctx context.Context) (int, error) {
-	return SweepExpiredLeases(ctx, e.db)
-}
-
-// SweepExpiredLeases is SweepExpired for callers without an engine (the
-// Temporal activity).
-func SweepExpiredLeases(ctx context.Context, d *db.DB) (int, error) {
-	var rows []models.BalanceLease
-	now := time.Now().UTC()
-	if err := d.WithContext(ctx).Where("expires_at < ?", now).Limit(1000).Find(&rows).Error; err != nil {
-		return 0, fmt.Errorf("billing: find expired leases: %w", err)
-	}
-	n := 0
-	for i := range rows {
-		row := rows[i]
-		err := d.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			// Re-read inside the transaction: the owner may have renewed it.
-			var cur models.BalanceLease
-			if err := tx.Where("id = ? AND expires_at < ?", row.ID, now).Take(&cur).Error; err != nil {
-				if errors.Is(err, gorm.ErrRecordNotFound) {
-					return nil
-				}
-				return err
-			}
-			n++
-			return releaseRow(tx, &cur)
-		})
-		if errors.Is(err, errLeaseChanged) {
-			n--
-			continue
-		}
-		if err != nil {
-			return n, fmt.Errorf("billing: sweep lease %s: %w", row.ID, err)
-		}
-	}
-	return n, nil
 }
 
 // Invalidate marks leases of an account or key stale, so that their unused
@@ -613,7 +603,7 @@ func (e *Engine) Invalidate(msg string) {
 	}
 }
 
-// keeperLoop renews leases in use and returns idle ones.
+// keeperLoop returns idle leases and quota slots (leaseLoop renews leases).
 func (e *Engine) keeperLoop() {
 	defer e.done.Done()
 	t := time.NewTicker(500 * time.Millisecond)
@@ -646,6 +636,7 @@ func (e *Engine) keep() {
 	now := time.Now()
 	for _, l := range e.snapshot() {
 		l.mu.Lock()
+		l.waitParking()
 		switch {
 		case l.holds == 0 && (now.Sub(l.used) > e.opts.IdleReturn || l.stale):
 			if err := e.returnLease(ctx, l); err != nil {
@@ -653,12 +644,8 @@ func (e *Engine) keep() {
 			} else {
 				e.forget(l)
 			}
-		case l.id != "" && now.Sub(l.renewed) > e.opts.LeaseTTL/4:
-			err := e.db.WithContext(ctx).Exec(`UPDATE balance_leases SET expires_at = ?, updated_at = ? WHERE id = ?`,
-				now.UTC().Add(e.opts.LeaseTTL), now.UTC(), l.id).Error
-			if err == nil {
-				l.renewed = now
-			}
+		case l.holds == 0 && l.id != "" && !l.parked:
+			e.armPark(l, e.opts.ParkAfter) // e.g. after a refusal that leased and held nothing
 		}
 		l.mu.Unlock()
 	}
