@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -123,6 +124,7 @@ func (c Config) WithDefaults() Config {
 // key cooldown.
 type Client struct {
 	cfg     Config
+	mu      sync.Mutex // the endpoints' round robin credit
 	eps     []*endpoint
 	policy  breakerPolicy
 	h1      *h1Transport // for endpoints without a proxy
@@ -281,7 +283,7 @@ func keySchemeFor(format string) KeyScheme {
 // *Error. Retries happen here and only here: once Open returns a body,
 // nothing is repeated.
 //
-// Each attempt goes to an endpoint picked by weight (see pick): after a
+// Each attempt goes to an endpoint picked in turn by weight (see pick): after a
 // 429 or 401/403 the key cools down and another one is preferred; an
 // endpoint whose breaker is open is passed over. A failure that may be
 // retried (Error.Retryable; a 401/403 while an untried key remains) is,

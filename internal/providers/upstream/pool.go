@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,8 +13,9 @@ import (
 )
 
 // Endpoint is one base URL and API key of a provider. A provider with
-// several is given each request's attempts by weight, skipping keys that
-// cool down and endpoints whose circuit breaker is open.
+// several gives each request's attempts to them in turn, by weight
+// (smooth weighted round robin), skipping keys that cool down and
+// endpoints whose circuit breaker is open.
 type Endpoint struct {
 	BaseURL string
 	APIKey  string // may be empty (fake upstreams)
@@ -73,6 +73,8 @@ type endpoint struct {
 	origin  string // scheme://host
 	prefix  string // the base URL's path ("/v1"), before a request's Path
 	proxied bool   // the environment names a proxy for it: net/http's transport
+
+	current int // smooth weighted round robin credit; guarded by the Client's mu
 
 	mu            sync.Mutex
 	failures      int       // consecutive failures
@@ -239,10 +241,10 @@ func (e *endpoint) health(now time.Time) EndpointHealth {
 	return h
 }
 
-// pick chooses the endpoint of the next attempt, by weight, among those
-// whose breaker lets a request through, preferring keys that are not
-// cooling down, then endpoints this call has not tried yet. It returns nil
-// when every breaker is open.
+// pick chooses the endpoint of the next attempt among those whose breaker
+// lets a request through, preferring keys that are not cooling down, then
+// endpoints this call has not tried yet; within that, by smooth weighted
+// round robin (rotate). It returns nil when every breaker is open.
 func (c *Client) pick(now time.Time, tried []bool) *endpoint {
 	if len(c.eps) == 1 { // the common case: no choice to make
 		if e := c.eps[0]; e.acquire(now) {
@@ -250,12 +252,14 @@ func (c *Client) pick(now time.Time, tried []bool) *endpoint {
 		}
 		return nil
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	skip := make([]bool, len(c.eps)) // refused, or lost a half-open probe race
+	cands := make([]*endpoint, 0, len(c.eps))
 	for tier := range 4 {
 		wantCool, wantTried := tier >= 2, tier%2 == 1
 		for {
-			var cands []*endpoint
-			total := 0
+			cands = cands[:0]
 			for i, e := range c.eps {
 				if skip[i] || tried[i] != wantTried || e.cooling(now) != wantCool {
 					continue
@@ -265,20 +269,11 @@ func (c *Client) pick(now time.Time, tried []bool) *endpoint {
 					continue
 				}
 				cands = append(cands, e)
-				total += e.Weight
 			}
 			if len(cands) == 0 {
 				break
 			}
-			n := rand.N(total)
-			e := cands[len(cands)-1]
-			for _, cand := range cands {
-				if n < cand.Weight {
-					e = cand
-					break
-				}
-				n -= cand.Weight
-			}
+			e := rotate(cands)
 			if e.acquire(now) {
 				return e
 			}
@@ -286,6 +281,27 @@ func (c *Client) pick(now time.Time, tried []bool) *endpoint {
 		}
 	}
 	return nil
+}
+
+// rotate is nginx's smooth weighted round robin: each candidate gains its
+// weight in credit, the one with the most (the first on a tie) is chosen
+// and pays the candidates' total. From the start, while the candidates
+// stay the same, any run of total-weight picks gives every one exactly its
+// weight of them, spread out (weights 3:1 give a a b a, a a b a, ...);
+// after the candidates changed (a key cooled down), it settles again
+// within a round. The caller holds c.mu.
+func rotate(cands []*endpoint) *endpoint {
+	var best *endpoint
+	total := 0
+	for _, e := range cands {
+		e.current += e.Weight
+		total += e.Weight
+		if best == nil || e.current > best.current {
+			best = e
+		}
+	}
+	best.current -= total
+	return best
 }
 
 // circuitOpen is the error of a call refused because every breaker is

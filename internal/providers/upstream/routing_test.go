@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -385,20 +386,26 @@ func TestHealthHidesKeys(t *testing.T) {
 	}
 }
 
-// Requests are spread over endpoints by weight.
+// Requests take the endpoints in turn by weight: over N rounds of the
+// total weight, each gets exactly N times its weight.
 func TestEndpointWeights(t *testing.T) {
 	var a, b atomic.Int64
 	srvA := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.Add(1) }))
 	srvB := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Add(1) }))
 	c := newClient(t, upstream.Config{Endpoints: []upstream.Endpoint{{BaseURL: srvA, Weight: 3}, {BaseURL: srvB, Weight: 1}}})
+	var order []int
 	for range 400 {
-		if _, err := call(c, context.Background()); err != nil {
+		attempts, err := call(c, context.Background())
+		if err != nil {
 			t.Fatal(err)
 		}
+		order = append(order, attempts[0].Endpoint)
 	}
-	// Expected 300/100; the bounds are many standard deviations wide.
-	if a.Load() < 240 || b.Load() < 50 || a.Load()+b.Load() != 400 {
+	if a.Load() != 300 || b.Load() != 100 {
 		t.Errorf("weights 3:1 gave %d:%d", a.Load(), b.Load())
+	}
+	if fmt.Sprint(order[:8]) != "[0 0 1 0 0 0 1 0]" {
+		t.Errorf("weights 3:1 in the order %v", order[:8])
 	}
 }
 
