@@ -24,7 +24,7 @@ import (
 func TestRoutingSettingsInTheBinary(t *testing.T) {
 	t.Setenv("BEAVER_FALLBACKS", "openai/gpt-4o-mini=anthropic/claude-3-5-haiku-20241022")
 	t.Setenv("BEAVER_UPSTREAM_RETRIES", "1")
-	t.Setenv("BEAVER_UPSTREAM_BREAKER_FAILURES", "0") // off: openai fails 12 times in a row here
+	t.Setenv("BEAVER_UPSTREAM_BREAKER_FAILURES", "0") // off (openai fails 12 times in a row here, for one account)
 	t.Setenv("ANTHROPIC_API_KEY", "sk-e2e-key-a,sk-e2e-key-b")
 	_, dbURL := testenv.OpenURL(t, db.SQLite)
 	fake := fakeupstream.New(fakeupstream.Options{})

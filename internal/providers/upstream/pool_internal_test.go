@@ -8,14 +8,13 @@ import (
 
 // Key selection: smooth weighted round robin, on explicit times.
 
-var base = time.Unix(600_000, 0)
-
-// pickSeq makes n picks with nothing tried.
+// pickSeq makes n picks with nothing tried or spent.
 func pickSeq(c *Client, n int) []int {
-	tried := make([]bool, len(c.eps))
+	tried, spent := make([]bool, len(c.eps)), make([]bool, len(c.eps))
 	out := make([]int, n)
 	for i := range out {
-		out[i] = c.pick(base, tried).index
+		e, _ := c.pick(base, tried, spent, false)
+		out[i] = e.index
 	}
 	return out
 }
@@ -75,5 +74,21 @@ func TestRoundRobinSkips(t *testing.T) {
 	c.eps[2].open, c.eps[2].openUntil = true, base.Add(time.Hour)
 	if got := pickSeq(c, 2); !slices.Equal(got, []int{1, 1}) {
 		t.Errorf("1 cooling, the others open: %v (a cooling key beats none)", got)
+	}
+	c.eps[1].open, c.eps[1].openUntil = true, base.Add(time.Hour)
+	tried, spent := make([]bool, 3), make([]bool, 3)
+	if e, _ := c.pick(base, tried, spent, false); e != nil {
+		t.Errorf("every breaker open, with a fallback: picked %d", e.index)
+	}
+	if e, probe := c.pick(base, tried, spent, true); e == nil || probe || e.cooling(base) {
+		t.Errorf("every breaker open, no fallback: %v %v (want one sent anyway, not cooling)", e, probe)
+	}
+	spent[0], spent[2] = true, true
+	if e, _ := c.pick(base, tried, spent, true); e == nil || e.index != 1 {
+		t.Errorf("0 and 2 spent: %v", e)
+	}
+	spent[1] = true
+	if e, _ := c.pick(base, tried, spent, true); e != nil {
+		t.Errorf("every endpoint spent: picked %d", e.index)
 	}
 }
