@@ -1,8 +1,13 @@
 package api_test
 
 import (
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,8 +114,10 @@ func TestEveryAttemptFailsKeepsTheErrorShape(t *testing.T) {
 }
 
 // A provider on a dead port: its connection errors are retried, then the
-// fallback answers; once its breaker opens it is not called at all, and
-// /status/providers and /metrics say so.
+// fallback answers; once its failures, from enough accounts, open its
+// breaker it is not called for requests that have a fallback, and
+// /status/providers and /metrics say so. A request without a fallback is
+// still sent to it, once.
 func TestDeadProviderOpensItsBreaker(t *testing.T) {
 	dead := deadPort(t)
 	inf := newInferenceWith(t, "sqlite", fakeupstream.Options{}, func(pc *providers.Config) {
@@ -118,46 +125,183 @@ func TestDeadProviderOpensItsBreaker(t *testing.T) {
 			pc.BaseURL = dead
 		}
 	})
-	_, key := inf.fundedKey("10", nil)
+	var keys []string
+	for range 3 {
+		_, key := inf.fundedKey("10", nil)
+		keys = append(keys, key)
+	}
 	body := chatBody("openai/gpt-4o-mini", "hello", "models", []string{haikuID})
+	three := "openai/gpt-4o-mini:error, openai/gpt-4o-mini:error, openai/gpt-4o-mini:error, " + haikuID + ":200"
 	for i, want := range []string{
-		"openai/gpt-4o-mini:error, openai/gpt-4o-mini:error, openai/gpt-4o-mini:error, " + haikuID + ":200",
-		"openai/gpt-4o-mini:error, openai/gpt-4o-mini:error, " + haikuID + ":200", // the 5th failure opens it
+		three, three, three, // 9 failed attempts from 3 accounts
+		"openai/gpt-4o-mini:error, " + haikuID + ":200", // the 10th, the default minimum, opens it
 		"openai/gpt-4o-mini:circuit_open, " + haikuID + ":200",
 	} {
-		r := inf.do("POST", "/v1/chat/completions", key, body).want(200)
+		r := inf.do("POST", "/v1/chat/completions", keys[i%3], body).want(200)
 		if r.str("model") != haikuID || r.Header.Get("X-Beaver-Attempts") != want {
 			t.Fatalf("request %d: model %s, attempts %q, want %q", i, r.str("model"), r.Header.Get("X-Beaver-Attempts"), want)
 		}
 	}
 	st := inf.do("GET", "/status/providers", "", nil).want(200)
 	if st.str("providers.openai.state") != "open" || st.str("providers.openai.endpoints.0.state") != "open" ||
-		st.num("providers.openai.endpoints.0.consecutive_failures") != 5 || st.str("providers.openai.endpoints.0.open_until") == "" ||
-		st.str("providers.anthropic.state") != "closed" || st.num("providers.openai.retries") != 3 {
+		st.num("providers.openai.endpoints.0.consecutive_failures") != 10 || st.str("providers.openai.endpoints.0.open_until") == "" ||
+		st.str("providers.openai.endpoints.0.opened_at") == "" || st.num("providers.openai.endpoints.0.failing_accounts") != 3 ||
+		st.str("providers.openai.endpoints.0.last_failures.4.kind") != "connection" ||
+		!strings.Contains(st.str("providers.openai.endpoints.0.reason"), "10 of the last 10 attempts") ||
+		st.str("providers.anthropic.state") != "closed" || st.num("providers.openai.retries") != 6 {
 		t.Fatalf("status %s", st.Raw)
 	}
 	m := inf.do("GET", "/metrics", "", nil).want(200)
 	for _, line := range []string{
 		`beaver_upstream_breaker_state{endpoint="0",key="none",provider="openai"} 2`,
 		`beaver_upstream_breaker_state{endpoint="0",key="none",provider="anthropic"} 0`,
-		`beaver_upstream_consecutive_failures{endpoint="0",key="none",provider="openai"} 5`,
-		`beaver_upstream_retries_total{provider="openai"} 3`,
-		`beaver_gateway_fallbacks_total{model="openai/gpt-4o-mini"} 3`,
+		`beaver_upstream_consecutive_failures{endpoint="0",key="none",provider="openai"} 10`,
+		`beaver_upstream_retries_total{provider="openai"} 6`,
+		`beaver_gateway_fallbacks_total{model="openai/gpt-4o-mini"} 5`,
 	} {
 		if !strings.Contains(string(m.Raw), line) {
 			t.Errorf("/metrics lacks %s", line)
 		}
 	}
-	// Without a fallback, the open breaker answers at once in the
-	// contract's shape: 502 upstream_error, with Retry-After.
-	start := time.Now()
-	r := inf.do("POST", "/v1/chat/completions", key, chatBody("openai/gpt-4o-mini", "hello")).wantError(502, "upstream_error")
-	if r.Header.Get("Retry-After") == "" || time.Since(start) > time.Second || r.Header.Get("X-Beaver-Attempts") != "openai/gpt-4o-mini:circuit_open" {
-		t.Fatalf("open breaker: %v %s", r.Header, r.Raw)
+	// Without a fallback, refusing could only turn a possible answer into
+	// an error: the request is sent, once (nothing is retried on an open
+	// endpoint), and fails in the contract's shape.
+	r := inf.do("POST", "/v1/chat/completions", keys[0], chatBody("openai/gpt-4o-mini", "hello")).wantError(502, "upstream_error")
+	if r.Header.Get("X-Beaver-Attempts") != "openai/gpt-4o-mini:error" {
+		t.Fatalf("open breaker, no fallback: %v %s", r.Header, r.Raw)
 	}
 }
 
-// A provider with several keys spreads requests over them; a key answered
+// testClock is a providers.Config Clock that moves only when told.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock { return &testClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// One account whose requests always make the upstream answer 500 cannot
+// open the provider's breaker for the others: 20 of them, interleaved
+// with another account's requests, which all answer from the provider
+// itself, not a fallback. Each of the 500s is sent once (a quick 500 is
+// not retried), and /status/providers shows them from one account.
+func TestOneAccountCannotOpenTheBreaker(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		clk := newTestClock() // never moves: every 500 is quick
+		inf := newInferenceWith(t, dialect, fakeupstream.Options{}, func(pc *providers.Config) { pc.Clock = clk.Now })
+		_, hostile := inf.fundedKey("10", nil)
+		good, key := inf.fundedKey("10", nil)
+		for i := range 20 {
+			r := inf.do("POST", "/v1/chat/completions", hostile,
+				chatBody("openai/gpt-4o-mini", "break [[error:500]]", "stream", i%2 == 1)).wantError(502, "upstream_error")
+			if got := r.Header.Get("X-Beaver-Attempts"); got != "openai/gpt-4o-mini:500" {
+				t.Fatalf("hostile request %d: attempts %q", i, got)
+			}
+			r = inf.do("POST", "/v1/chat/completions", key, chatBody("openai/gpt-4o-mini", "hi", "models", []string{haikuID})).want(200)
+			if r.str("model") != "openai/gpt-4o-mini" || r.Header.Get("X-Beaver-Attempts") != "" {
+				t.Fatalf("good request %d: model %s, attempts %q", i, r.str("model"), r.Header.Get("X-Beaver-Attempts"))
+			}
+		}
+		st := inf.do("GET", "/status/providers", "", nil).want(200)
+		e := "providers.openai.endpoints.0."
+		if st.str("providers.openai.state") != "closed" || st.num(e+"window_requests") != 40 || st.num(e+"window_failures") != 20 ||
+			st.num(e+"failing_accounts") != 1 || st.num(e+"last_failures.0.status") != 500 || st.get(e+"reason") != nil ||
+			st.num("providers.openai.breaker.min_accounts") != 3 || st.num("providers.openai.retries") != 0 {
+			t.Fatalf("status %s", st.Raw)
+		}
+		inf.invariant(good.ID)
+	})
+}
+
+// A real outage, 503s for every account, opens the breaker; requests with
+// a fallback go to it, those without are still sent; /status/providers
+// says why. After the cooldown a probe that succeeds closes it.
+func TestOutageOpensTheBreakerAndSaysWhy(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		var down atomic.Bool
+		down.Store(true)
+		var fake http.Handler
+		openai := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(503)
+				_, _ = io.WriteString(w, `{"error":{"message":"overloaded","type":"server_error"}}`)
+				return
+			}
+			fake.ServeHTTP(w, r)
+		}))
+		t.Cleanup(openai.Close)
+		clk := newTestClock()
+		inf := newInferenceWith(t, dialect, fakeupstream.Options{}, func(pc *providers.Config) {
+			pc.Clock = clk.Now
+			if pc.Name == "openai" {
+				pc.BaseURL = openai.URL
+			}
+		})
+		fake = inf.Fake
+		var keys []string
+		for range 4 {
+			_, key := inf.fundedKey("10", nil)
+			keys = append(keys, key)
+		}
+		withFallback := chatBody("openai/gpt-4o-mini", "hi", "models", []string{haikuID})
+		three := strings.Repeat("openai/gpt-4o-mini:503, ", 3) + haikuID + ":200"
+		for i, want := range []string{three, three, three, "openai/gpt-4o-mini:503, " + haikuID + ":200",
+			"openai/gpt-4o-mini:circuit_open, " + haikuID + ":200"} {
+			r := inf.do("POST", "/v1/chat/completions", keys[i%4], withFallback).want(200)
+			if got := r.Header.Get("X-Beaver-Attempts"); got != want {
+				t.Fatalf("request %d: attempts %q, want %q", i, got, want)
+			}
+		}
+		st := inf.do("GET", "/status/providers", "", nil).want(200)
+		e := "providers.openai.endpoints.0."
+		reason := st.str(e + "reason")
+		if st.str("providers.openai.state") != "open" || st.str(e+"opened_at") != "2030-01-01T00:00:00Z" ||
+			st.str(e+"open_until") != "2030-01-01T00:00:30Z" || st.num(e+"failing_accounts") != 4 ||
+			st.num(e+"failure_rate") != 1 || st.num(e+"window_requests") != 10 || st.num(e+"last_failures.4.status") != 503 ||
+			!strings.Contains(reason, "10 of the last 10 attempts within 1m0s failed (100%") ||
+			!strings.Contains(reason, "from 4 distinct accounts (opens at 3)") || !strings.Contains(reason, "503") {
+			t.Fatalf("status %s", st.Raw)
+		}
+		// No fallback: sent anyway, once.
+		r := inf.do("POST", "/v1/chat/completions", keys[0], chatBody("openai/gpt-4o-mini", "hi")).wantError(502, "upstream_error")
+		if got := r.Header.Get("X-Beaver-Attempts"); got != "openai/gpt-4o-mini:503" {
+			t.Fatalf("no fallback while open: attempts %q", got)
+		}
+		// Recovered, but open until the cooldown ends; then a probe closes it.
+		down.Store(false)
+		r = inf.do("POST", "/v1/chat/completions", keys[1], withFallback).want(200)
+		if r.str("model") != haikuID {
+			t.Fatalf("before the cooldown: model %s", r.str("model"))
+		}
+		clk.Advance(30 * time.Second)
+		if st := inf.do("GET", "/status/providers", "", nil).want(200); st.str("providers.openai.state") != "half_open" {
+			t.Fatalf("after the cooldown: %s", st.Raw)
+		}
+		r = inf.do("POST", "/v1/chat/completions", keys[2], withFallback).want(200)
+		if r.str("model") != "openai/gpt-4o-mini" || r.Header.Get("X-Beaver-Attempts") != "" {
+			t.Fatalf("probe: model %s, attempts %q", r.str("model"), r.Header.Get("X-Beaver-Attempts"))
+		}
+		st = inf.do("GET", "/status/providers", "", nil).want(200)
+		if st.str("providers.openai.state") != "closed" || st.get(e+"reason") != nil || st.get(e+"opened_at") != nil {
+			t.Fatalf("after the probe: %s", st.Raw)
+		}
+	})
+}
+
+// A provider with several keys takes them in turn; a key answered
 // 401 cools down and its requests are retried at once with another;
 // /status/providers shows keys only by fingerprint.
 func TestSeveralKeysPerProvider(t *testing.T) {
@@ -175,7 +319,7 @@ func TestSeveralKeysPerProvider(t *testing.T) {
 	for _, r := range inf.Fake.Requests() {
 		seen[r.Header.Get("x-api-key")]++
 	}
-	if seen[keys[0]] == 0 || seen[keys[1]] == 0 || seen[keys[0]]+seen[keys[1]] != 20 {
+	if seen[keys[0]] != 10 || seen[keys[1]] != 10 { // round robin: exactly half each
 		t.Fatalf("keys used %v", seen)
 	}
 	st := inf.do("GET", "/status/providers", "", nil).want(200)

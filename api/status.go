@@ -32,20 +32,30 @@ func (s *Server) latencyStatus(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"providers": s.gateway.Latency().Snapshot(), "window": gateway.LatencyWindow})
 }
 
-// providersStatus reports each provider's routing health: per endpoint
-// (base URL and key; the key only by its fingerprint) the circuit breaker
-// state, consecutive failures and key cooldown; and the configured
-// fallback chains.
+// providersStatus reports each provider's routing health: its breakers'
+// policy and per endpoint (base URL and key; the key only by its
+// fingerprint) the circuit breaker state with its window (failure rate,
+// attempts, distinct failing accounts, latest failures) and, when open,
+// why and since when; consecutive failures and key cooldown; and the
+// configured fallback chains.
 func (s *Server) providersStatus(c *gin.Context) {
+	type failureView struct {
+		Kind   string `json:"kind"`
+		Status int    `json:"status,omitempty"`
+		At     string `json:"at"`
+	}
 	type endpointView struct {
 		providers.EndpointHealth
-		OpenUntil     *string `json:"open_until"`
-		CooldownUntil *string `json:"cooldown_until"`
+		OpenedAt      *string       `json:"opened_at"`
+		OpenUntil     *string       `json:"open_until"`
+		CooldownUntil *string       `json:"cooldown_until"`
+		LastFailures  []failureView `json:"last_failures"`
 	}
 	type providerView struct {
-		State     string         `json:"state"`
-		Retries   int64          `json:"retries"`
-		Endpoints []endpointView `json:"endpoints"`
+		State     string                  `json:"state"`
+		Retries   int64                   `json:"retries"`
+		Breaker   providers.BreakerPolicy `json:"breaker"`
+		Endpoints []endpointView          `json:"endpoints"`
 	}
 	at := func(t time.Time) *string {
 		if t.IsZero() {
@@ -56,9 +66,14 @@ func (s *Server) providersStatus(c *gin.Context) {
 	}
 	out := map[string]providerView{}
 	for _, h := range s.gateway.Health() {
-		v := providerView{State: h.State, Retries: h.Retries, Endpoints: make([]endpointView, len(h.Endpoints))}
+		v := providerView{State: h.State, Retries: h.Retries, Breaker: h.Breaker, Endpoints: make([]endpointView, len(h.Endpoints))}
 		for i, e := range h.Endpoints {
-			v.Endpoints[i] = endpointView{EndpointHealth: e, OpenUntil: at(e.OpenUntil), CooldownUntil: at(e.CooldownUntil)}
+			fs := make([]failureView, len(e.LastFailures))
+			for j, f := range e.LastFailures {
+				fs[j] = failureView{Kind: f.Kind, Status: f.Status, At: ts(f.At)}
+			}
+			v.Endpoints[i] = endpointView{EndpointHealth: e, OpenedAt: at(e.OpenedAt), OpenUntil: at(e.OpenUntil),
+				CooldownUntil: at(e.CooldownUntil), LastFailures: fs}
 		}
 		out[h.Provider] = v
 	}

@@ -18,12 +18,13 @@ import (
 // The routing settings reach the real binary: BEAVER_FALLBACKS,
 // BEAVER_UPSTREAM_RETRIES and BEAVER_UPSTREAM_BREAKER_FAILURES steer a
 // request that fails on its first model,
-// several keys in ANTHROPIC_API_KEY are used in turn and shown only by
+// several keys in ANTHROPIC_API_KEY are used in turn (equal weights: each
+// gets exactly half of an even number of attempts) and shown only by
 // fingerprint, and the charge is the answering model's, once.
 func TestRoutingSettingsInTheBinary(t *testing.T) {
 	t.Setenv("BEAVER_FALLBACKS", "openai/gpt-4o-mini=anthropic/claude-3-5-haiku-20241022")
 	t.Setenv("BEAVER_UPSTREAM_RETRIES", "1")
-	t.Setenv("BEAVER_UPSTREAM_BREAKER_FAILURES", "0") // off: openai fails 12 times in a row here
+	t.Setenv("BEAVER_UPSTREAM_BREAKER_FAILURES", "0") // off (openai fails 12 times in a row here, for one account)
 	t.Setenv("ANTHROPIC_API_KEY", "sk-e2e-key-a,sk-e2e-key-b")
 	_, dbURL := testenv.OpenURL(t, db.SQLite)
 	fake := fakeupstream.New(fakeupstream.Options{})
@@ -70,8 +71,8 @@ func TestRoutingSettingsInTheBinary(t *testing.T) {
 			keys[r.Header.Get("x-api-key")]++
 		}
 	}
-	if keys["sk-e2e-key-a"] == 0 || keys["sk-e2e-key-b"] == 0 || len(keys) != 2 {
-		t.Errorf("anthropic keys used: %v", keys)
+	if keys["sk-e2e-key-a"] != 3 || keys["sk-e2e-key-b"] != 3 || len(keys) != 2 {
+		t.Errorf("anthropic keys used: %v, want 3 each (round robin)", keys)
 	}
 	res, err := httpGet(p.base + "/status/providers")
 	if err != nil {

@@ -127,7 +127,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	if err != nil {
 		return nil, fmt.Errorf("rate limiter: %w", err)
 	}
-	if p.providers, err = buildProviders(cfg); err != nil {
+	if p.providers, err = buildProviders(cfg, log); err != nil {
 		return nil, err
 	}
 	if p.mailer, err = mail.New(cfg, log); err != nil {
@@ -170,7 +170,7 @@ func loadSecret(cfg *config.Config) (string, error) {
 	return s, nil
 }
 
-func buildProviders(cfg *config.Config) (map[string]providers.Provider, error) {
+func buildProviders(cfg *config.Config, log *slog.Logger) (map[string]providers.Provider, error) {
 	out := map[string]providers.Provider{}
 	for name, pc := range providers.DefaultConfigs() {
 		c, ok := cfg.Providers[name]
@@ -188,6 +188,9 @@ func buildProviders(cfg *config.Config) (map[string]providers.Provider, error) {
 		pc.IdleTimeout = cfg.UpstreamIdleTimeout
 		pc.MaxRetries, pc.RetryBudget = orOff(cfg.UpstreamRetries), cfg.UpstreamRetryBudget
 		pc.BreakerFailures, pc.BreakerCooldown = orOff(cfg.BreakerFailures), cfg.BreakerCooldown
+		pc.BreakerMinRequests, pc.BreakerMinAccounts = max(cfg.BreakerMinRequests, 1), max(cfg.BreakerMinAccounts, 1)
+		pc.BreakerFailureRate, pc.BreakerWindow = cfg.BreakerFailureRate, cfg.BreakerWindow
+		pc.Quick500, pc.Logger = orOffDuration(cfg.Quick500), log
 		pc.KeyCooldown = cfg.KeyCooldown
 		pr, err := providers.New(pc)
 		if err != nil {
@@ -205,6 +208,14 @@ func orOff(n int) int {
 		return -1
 	}
 	return n
+}
+
+// orOffDuration is orOff for a duration.
+func orOffDuration(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // apiDeps are the API's dependencies.

@@ -83,9 +83,20 @@ type Config struct {
 	// output reaches the client, within the budget; 0 retries = none.
 	UpstreamRetries     int           // BEAVER_UPSTREAM_RETRIES, default 2
 	UpstreamRetryBudget time.Duration // BEAVER_UPSTREAM_RETRY_BUDGET, default 10s
-	BreakerFailures     int           // BEAVER_UPSTREAM_BREAKER_FAILURES, default 5; 0 = no breaker
-	BreakerCooldown     time.Duration // BEAVER_UPSTREAM_BREAKER_COOLDOWN, default 30s
-	KeyCooldown         time.Duration // BEAVER_UPSTREAM_KEY_COOLDOWN, default 60s
+	// An endpoint's breaker opens when, within BreakerWindow, it had
+	// BreakerMinRequests attempts, BreakerFailures failed, that is
+	// BreakerFailureRate of them, from BreakerMinAccounts distinct
+	// accounts (see upstream.Config).
+	BreakerFailures    int           // BEAVER_UPSTREAM_BREAKER_FAILURES, default 5; 0 = no breaker
+	BreakerMinRequests int           // BEAVER_UPSTREAM_BREAKER_MIN_REQUESTS, default 10
+	BreakerFailureRate float64       // BEAVER_UPSTREAM_BREAKER_FAILURE_RATE, default 0.5 ("50%" too)
+	BreakerMinAccounts int           // BEAVER_UPSTREAM_BREAKER_MIN_ACCOUNTS, default 3
+	BreakerWindow      time.Duration // BEAVER_UPSTREAM_BREAKER_WINDOW, default 60s
+	BreakerCooldown    time.Duration // BEAVER_UPSTREAM_BREAKER_COOLDOWN, default 30s
+	KeyCooldown        time.Duration // BEAVER_UPSTREAM_KEY_COOLDOWN, default 60s
+	// Quick500 (BEAVER_UPSTREAM_QUICK_500, default 2s): a 500 that came
+	// sooner is not retried on the same endpoint; 0 = every 5xx is.
+	Quick500 time.Duration
 	// Fallbacks are the fallback chains by prefixed model id
 	// (BEAVER_FALLBACKS, and the routing file's "fallbacks").
 	Fallbacks   map[string][]string
@@ -203,7 +214,12 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		UpstreamRetries:          int(num("BEAVER_UPSTREAM_RETRIES", 2)),
 		UpstreamRetryBudget:      dur("BEAVER_UPSTREAM_RETRY_BUDGET", 10*time.Second),
 		BreakerFailures:          int(num("BEAVER_UPSTREAM_BREAKER_FAILURES", 5)),
+		BreakerMinRequests:       int(num("BEAVER_UPSTREAM_BREAKER_MIN_REQUESTS", 10)),
+		BreakerFailureRate:       0.5,
+		BreakerMinAccounts:       int(num("BEAVER_UPSTREAM_BREAKER_MIN_ACCOUNTS", 3)),
+		BreakerWindow:            dur("BEAVER_UPSTREAM_BREAKER_WINDOW", 60*time.Second),
 		BreakerCooldown:          dur("BEAVER_UPSTREAM_BREAKER_COOLDOWN", 30*time.Second),
+		Quick500:                 2 * time.Second,
 		KeyCooldown:              dur("BEAVER_UPSTREAM_KEY_COOLDOWN", 60*time.Second),
 		RoutingFile:              get("BEAVER_ROUTING_FILE", ""),
 		StripeSecretKey:          get("STRIPE_SECRET_KEY", ""),
@@ -246,6 +262,20 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 			c.CommitGather = d
 		}
 	}
+	if s := get("BEAVER_UPSTREAM_BREAKER_FAILURE_RATE", ""); s != "" {
+		if r, ok := parseRate(s); ok {
+			c.BreakerFailureRate = r
+		} else {
+			errs = append(errs, "BEAVER_UPSTREAM_BREAKER_FAILURE_RATE must be a share above 0 and at most 1, like 0.5 or 50%")
+		}
+	}
+	if s := get("BEAVER_UPSTREAM_QUICK_500", ""); s != "" {
+		if d, err := time.ParseDuration(s); err != nil || d < 0 {
+			errs = append(errs, "BEAVER_UPSTREAM_QUICK_500 must be a duration like 2s, or 0")
+		} else {
+			c.Quick500 = d
+		}
+	}
 	if v := get("BEAVER_PG_SYNCHRONOUS_COMMIT", "on"); v != "on" && v != "off" {
 		errs = append(errs, "BEAVER_PG_SYNCHRONOUS_COMMIT must be on or off")
 	}
@@ -259,6 +289,16 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		return nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
 	}
 	return c, nil
+}
+
+// parseRate reads a share as 0.5 or 50%: above 0, at most 1.
+func parseRate(s string) (float64, bool) {
+	pct := strings.HasSuffix(s, "%")
+	r, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "%")), 64)
+	if pct {
+		r /= 100
+	}
+	return r, err == nil && r > 0 && r <= 1
 }
 
 // DefaultBaseURL reports whether the provider's base URL is the public one

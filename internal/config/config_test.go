@@ -89,7 +89,9 @@ func TestRoutingDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.UpstreamRetries != 2 || c.UpstreamRetryBudget != 10*time.Second || c.BreakerFailures != 5 ||
-		c.BreakerCooldown != 30*time.Second || c.KeyCooldown != time.Minute || c.Fallbacks != nil || c.RoutingFile != "" {
+		c.BreakerMinRequests != 10 || c.BreakerFailureRate != 0.5 || c.BreakerMinAccounts != 3 || c.BreakerWindow != time.Minute ||
+		c.BreakerCooldown != 30*time.Second || c.Quick500 != 2*time.Second ||
+		c.KeyCooldown != time.Minute || c.Fallbacks != nil || c.RoutingFile != "" {
 		t.Errorf("routing defaults: %+v", c)
 	}
 	p := c.Providers["openai"]
@@ -101,10 +103,16 @@ func TestRoutingDefaults(t *testing.T) {
 		t.Errorf("no key: %+v", g)
 	}
 	c, err = config.FromLookup(lookup(map[string]string{"BEAVER_UPSTREAM_RETRIES": "0", "BEAVER_UPSTREAM_BREAKER_FAILURES": "0",
-		"BEAVER_UPSTREAM_RETRY_BUDGET": "3s", "BEAVER_UPSTREAM_BREAKER_COOLDOWN": "5s", "BEAVER_UPSTREAM_KEY_COOLDOWN": "2m"}))
+		"BEAVER_UPSTREAM_RETRY_BUDGET": "3s", "BEAVER_UPSTREAM_BREAKER_COOLDOWN": "5s", "BEAVER_UPSTREAM_KEY_COOLDOWN": "2m",
+		"BEAVER_UPSTREAM_BREAKER_MIN_REQUESTS": "20", "BEAVER_UPSTREAM_BREAKER_FAILURE_RATE": "25%",
+		"BEAVER_UPSTREAM_BREAKER_MIN_ACCOUNTS": "1", "BEAVER_UPSTREAM_BREAKER_WINDOW": "2m", "BEAVER_UPSTREAM_QUICK_500": "0"}))
 	if err != nil || c.UpstreamRetries != 0 || c.BreakerFailures != 0 || c.UpstreamRetryBudget != 3*time.Second ||
-		c.BreakerCooldown != 5*time.Second || c.KeyCooldown != 2*time.Minute {
+		c.BreakerCooldown != 5*time.Second || c.KeyCooldown != 2*time.Minute || c.BreakerMinRequests != 20 ||
+		c.BreakerFailureRate != 0.25 || c.BreakerMinAccounts != 1 || c.BreakerWindow != 2*time.Minute || c.Quick500 != 0 {
 		t.Errorf("overrides: %+v %v", c, err)
+	}
+	if c, err := config.FromLookup(lookup(map[string]string{"BEAVER_UPSTREAM_BREAKER_FAILURE_RATE": "0.75"})); err != nil || c.BreakerFailureRate != 0.75 {
+		t.Errorf("rate 0.75: %v %v", c, err)
 	}
 }
 
@@ -139,6 +147,12 @@ func TestSeveralKeysAndBaseURLs(t *testing.T) {
 		"retries":   {"BEAVER_UPSTREAM_RETRIES": "-1"},
 		"budget":    {"BEAVER_UPSTREAM_RETRY_BUDGET": "0s"},
 		"breaker":   {"BEAVER_UPSTREAM_BREAKER_FAILURES": "five"},
+		"rate 0":    {"BEAVER_UPSTREAM_BREAKER_FAILURE_RATE": "0"},
+		"rate 150%": {"BEAVER_UPSTREAM_BREAKER_FAILURE_RATE": "150%"},
+		"rate word": {"BEAVER_UPSTREAM_BREAKER_FAILURE_RATE": "half"},
+		"accounts":  {"BEAVER_UPSTREAM_BREAKER_MIN_ACCOUNTS": "-2"},
+		"window":    {"BEAVER_UPSTREAM_BREAKER_WINDOW": "0s"},
+		"quick 500": {"BEAVER_UPSTREAM_QUICK_500": "-1s"},
 		"cooldown":  {"BEAVER_UPSTREAM_KEY_COOLDOWN": "soon"},
 		"no file":   {"BEAVER_ROUTING_FILE": filepath.Join(t.TempDir(), "missing.json")},
 		"fallbacks": {"BEAVER_FALLBACKS": "openai/gpt-4o-mini"},

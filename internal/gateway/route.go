@@ -151,12 +151,17 @@ func (r *run) use(c candidate) {
 // caller's OnAttempts has been told of the attempts.
 func (r *run) try(ctx context.Context, fn func(ctx context.Context, up *chat.Request) error) error {
 	ctx = providers.WithRoute(ctx, &r.route)
+	if p := r.call.Principal; p != nil {
+		r.route.Account = p.Account.ID // the breakers count failing accounts, not failures alone
+	}
 	var err error
 	for i, c := range r.chain {
 		if i > 0 {
 			r.g.metrics.fallbacks.WithLabelValues(r.entry.ID).Inc()
 			r.use(c)
 		}
+		// An open breaker refuses a call only when another model can take it.
+		r.route.Fallback = i < len(r.chain)-1
 		n, t0 := len(r.attempts), time.Now()
 		model := c.entry.ID
 		r.route.OnAttempt = func(a providers.Attempt) {

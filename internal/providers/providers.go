@@ -68,6 +68,9 @@ type Health = upstream.Health
 // EndpointHealth is one endpoint's state; see upstream.EndpointHealth.
 type EndpointHealth = upstream.EndpointHealth
 
+// BreakerPolicy is when a provider's breakers open; see upstream.BreakerPolicy.
+type BreakerPolicy = upstream.BreakerPolicy
+
 // Circuit breaker states; see upstream.
 const (
 	StateClosed   = upstream.StateClosed

@@ -369,15 +369,16 @@ func TestUpstreamErrors(t *testing.T) {
 		attempts   int
 		formats    string // "" = all
 	}{
-		// One retry, within a 1s budget: the request's faults and a key
-		// that is the only one are not retried; 5xx are; a 429 whose
-		// Retry-After (2s) would outlast the budget is returned at once.
+		// One retry, within a 1s budget: the request's faults, a key that
+		// is the only one and a quick 500 (likely the request's too) are
+		// not retried; other 5xx are; a 429 whose Retry-After (2s) would
+		// outlast the budget is returned at once.
 		{400, 400, "invalid_request", 0, 1, ""},
 		{401, 502, "upstream_error", 0, 1, ""},
 		{403, 502, "upstream_error", 0, 1, ""},
 		{404, 400, "invalid_request", 0, 1, ""},
 		{429, 429, "upstream_rate_limited", 2 * time.Second, 1, ""},
-		{500, 502, "upstream_error", 0, 2, ""},
+		{500, 502, "upstream_error", 0, 1, ""},
 		{503, 502, "upstream_error", 0, 2, ""},
 		{529, 502, "upstream_error", 0, 2, "anthropic"},
 	}

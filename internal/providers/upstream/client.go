@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,28 +48,58 @@ type Config struct {
 	// context carries one): no pause starts that would end after it. 0
 	// means the default (10s).
 	RetryBudget time.Duration
-	// BreakerFailures consecutive failures of an endpoint (network errors,
-	// timeouts, 408, 5xx) open its circuit breaker: it gets no request for
-	// BreakerCooldown, then one probe at a time until one succeeds. 0 means
-	// the default (5); a negative value disables the breaker.
-	BreakerFailures int
-	BreakerCooldown time.Duration // default 30s
+	// An endpoint's circuit breaker opens on its recent failures (network
+	// errors, timeouts, 408, 5xx, a body cut midway) when, within
+	// BreakerWindow, it had at least BreakerMinRequests attempts, at least
+	// BreakerFailures of them failed, that is at least BreakerFailureRate
+	// of them, and the failures came from at least BreakerMinAccounts
+	// distinct accounts (Route.Account): one account's requests, whatever
+	// they make the upstream answer, never open it. An open endpoint gets
+	// no request that has a fallback model for BreakerCooldown, then one
+	// probe at a time until an answer closes it; a request without a
+	// fallback model is sent all the same. BreakerFailures 0 means the
+	// default (5), a negative value disables the breaker; the other zero
+	// values mean their defaults (10, 0.5, 3, 60s, 30s).
+	BreakerFailures    int
+	BreakerMinRequests int
+	BreakerFailureRate float64
+	BreakerMinAccounts int
+	BreakerWindow      time.Duration
+	BreakerCooldown    time.Duration
+	// Quick500 is how fast a 500 (or a 5xx other than 502, 503, 504, 529)
+	// must come for the call not to be repeated on the endpoint that sent
+	// it: a quick error is most likely the request's own, and would come
+	// again; another endpoint may still be tried. 0 means the default (2s),
+	// a negative value repeats every 5xx.
+	Quick500 time.Duration
 	// KeyCooldown is how long a key rejected with 401/403 is passed over
 	// while the provider has others, and the most a 429 cools a key (for
 	// its Retry-After, 1s when none). Default 60s.
 	KeyCooldown time.Duration
+
+	// Clock is the time the client goes by (retry budget, breakers,
+	// cooldowns, the Quick500 measure); nil = time.Now. Pauses between
+	// attempts are real whatever it says.
+	Clock func() time.Time
+	// Logger gets the breakers' openings and closings; nil = slog.Default().
+	Logger *slog.Logger
 }
 
 // Defaults of Config.
 const (
-	DefaultConnectTimeout   = 10 * time.Second
-	DefaultFirstByteTimeout = 60 * time.Second
-	DefaultIdleTimeout      = 60 * time.Second
-	DefaultMaxRetries       = 2
-	DefaultRetryBudget      = 10 * time.Second
-	DefaultBreakerFailures  = 5
-	DefaultBreakerCooldown  = 30 * time.Second
-	DefaultKeyCooldown      = 60 * time.Second
+	DefaultConnectTimeout     = 10 * time.Second
+	DefaultFirstByteTimeout   = 60 * time.Second
+	DefaultIdleTimeout        = 60 * time.Second
+	DefaultMaxRetries         = 2
+	DefaultRetryBudget        = 10 * time.Second
+	DefaultBreakerFailures    = 5
+	DefaultBreakerMinRequests = 10
+	DefaultBreakerFailureRate = 0.5
+	DefaultBreakerMinAccounts = 3
+	DefaultBreakerWindow      = 60 * time.Second
+	DefaultBreakerCooldown    = 30 * time.Second
+	DefaultQuick500           = 2 * time.Second
+	DefaultKeyCooldown        = 60 * time.Second
 )
 
 // retryBackoff is the first pause between attempts; it doubles, with jitter.
@@ -106,8 +138,29 @@ func (c Config) WithDefaults() Config {
 	case c.BreakerFailures < 0:
 		c.BreakerFailures = 0
 	}
+	if c.BreakerMinRequests <= 0 {
+		c.BreakerMinRequests = DefaultBreakerMinRequests
+	}
+	if c.BreakerFailureRate <= 0 || c.BreakerFailureRate > 1 {
+		c.BreakerFailureRate = DefaultBreakerFailureRate
+	}
+	if c.BreakerMinAccounts <= 0 {
+		c.BreakerMinAccounts = DefaultBreakerMinAccounts
+	}
+	if c.BreakerWindow <= 0 {
+		c.BreakerWindow = DefaultBreakerWindow
+	}
 	if c.BreakerCooldown <= 0 {
 		c.BreakerCooldown = DefaultBreakerCooldown
+	}
+	if c.Quick500 == 0 {
+		c.Quick500 = DefaultQuick500 // negative stays: every 5xx is repeated
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	if c.KeyCooldown <= 0 {
 		c.KeyCooldown = DefaultKeyCooldown
@@ -126,6 +179,8 @@ func (c Config) WithDefaults() Config {
 // key cooldown.
 type Client struct {
 	cfg     Config
+	now     func() time.Time // cfg.Clock
+	mu      sync.Mutex       // the endpoints' round robin credit
 	eps     []*endpoint
 	policy  breakerPolicy
 	h1      *h1Transport // for endpoints without a proxy
@@ -144,11 +199,12 @@ func NewClient(cfg Config) (*Client, error) {
 	if len(list) == 0 {
 		list = []Endpoint{{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey}}
 	}
-	c := &Client{cfg: cfg, policy: breakerPolicy{failures: cfg.BreakerFailures, openFor: cfg.BreakerCooldown,
-		keyCooldown: cfg.KeyCooldown}}
+	c := &Client{cfg: cfg, now: cfg.Clock, policy: breakerPolicy{failures: cfg.BreakerFailures,
+		minRequests: cfg.BreakerMinRequests, rate: cfg.BreakerFailureRate, minAccounts: cfg.BreakerMinAccounts,
+		window: cfg.BreakerWindow, openFor: cfg.BreakerCooldown, keyCooldown: cfg.KeyCooldown}}
 	proxied := false
 	for i, ep := range list {
-		e, err := newEndpoint(cfg.Name, i, ep)
+		e, err := newEndpoint(cfg.Name, i, ep, cfg.BreakerWindow)
 		if err != nil {
 			return nil, err
 		}
@@ -284,30 +340,36 @@ func keySchemeFor(format string) KeyScheme {
 // *Error. Retries happen here and only here: once Open returns a body,
 // nothing is repeated.
 //
-// Each attempt goes to an endpoint picked by weight (see pick): after a
-// 429 or 401/403 the key cools down and another one is preferred; an
-// endpoint whose breaker is open is passed over. A failure that may be
-// retried (Error.Retryable; a 401/403 while an untried key remains) is,
-// up to MaxRetries times, after an exponential pause with jitter (100ms,
-// 200ms, ...) or the failure's Retry-After when it is longer and no other
-// endpoint could take the attempt, unless that pause would end after the
-// retry budget: then the failure is returned at once, for the caller to
-// fall back on another model.
+// Each attempt goes to an endpoint picked in turn by weight (see pick):
+// after a 429 or 401/403 the key cools down and another one is preferred;
+// an endpoint whose breaker is open is passed over, unless the call has no
+// fallback model (Route.Fallback) and no endpoint is left. A failure that
+// may be retried (Error.Retryable; a 401/403 while an untried key remains)
+// is, up to MaxRetries times, after an exponential pause with jitter
+// (100ms, 200ms, ...) or the failure's Retry-After when it is longer and
+// no other endpoint could take the attempt, unless that pause would end
+// after the retry budget: then the failure is returned at once, for the
+// caller to fall back on another model. A 500 that came within Quick500 is
+// not repeated on the endpoint that sent it.
 func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
-	start := time.Now()
+	start := c.now()
 	until := start.Add(c.cfg.RetryBudget)
 	rt := routeOf(ctx)
+	var account string
+	force := true // without a fallback model, an open breaker refuses nothing
 	if rt != nil {
 		if rt.until.IsZero() {
 			rt.until = until
 		}
 		until = rt.until
+		account, force = rt.Account, !rt.Fallback
 	}
 	tried := make([]bool, len(c.eps))
+	spent := make([]bool, len(c.eps)) // answered this content with a quick 500
 	var last *Error
 	for attempt := 0; ; attempt++ {
-		now := time.Now()
-		e := c.pick(now, tried)
+		now := c.now()
+		e, probe := c.pick(now, tried, spent, force)
 		if e == nil {
 			if last != nil {
 				return nil, last // our own failures opened it: say what they were
@@ -320,36 +382,44 @@ func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
 		}
 		e.requests.Add(1)
 		b, err := c.try(ctx, e, req)
+		end := c.now()
 		status := 0
 		if err == nil {
 			status = b.Status
 		} else {
 			status = err.Status
 		}
-		e.report(outcomeOf(err), time.Now(), retryAfterOf(err), c.policy)
+		e.report(resultOf(err, false, account, probe), end, c.policy, c.cfg.Logger, c.cfg.Name)
 		if rt != nil && rt.OnAttempt != nil {
 			rt.OnAttempt(Attempt{Provider: c.cfg.Name, Endpoint: e.index, Key: e.fp, Status: status, Err: err,
-				Duration: time.Since(now)})
+				Duration: end.Sub(now)})
 		}
 		if err == nil {
-			b.onFail = func() { e.report(outcomeFailed, time.Now(), 0, c.policy) }
+			b.onFail = func(err *Error) {
+				e.report(resultOf(err, true, account, false), c.now(), c.policy, c.cfg.Logger, c.cfg.Name)
+			}
 			return b, nil
 		}
 		last = err
 		tried[e.index] = true
+		if err.Status >= 500 && !err.Unavailable() && end.Sub(now) < c.cfg.Quick500 {
+			spent[e.index] = true
+		}
 		if attempt >= c.cfg.MaxRetries || ctx.Err() != nil || !(err.Retryable() || err.KeyRejected() && c.otherKey(tried)) {
 			return nil, err
 		}
 		pause := retryBackoff << min(attempt, 10) // ≤ 102s: beyond any sane budget, and no overflow
 		pause += rand.N(pause / 2)
-		if err.RetryAfter > pause && !c.ready(time.Now(), tried) {
+		if err.RetryAfter > pause && !c.ready(c.now(), tried) {
 			pause = err.RetryAfter
 		}
-		if time.Now().Add(pause).After(until) {
+		if c.now().Add(pause).After(until) {
 			return nil, err // out of budget: the caller may fall back now
 		}
-		if c.allOpen(time.Now().Add(pause)) {
-			return nil, err // this failure opened the last breaker: nothing to retry on
+		if c.allOpen(c.now().Add(pause), spent) {
+			// This failure opened the last breaker, or every endpoint left
+			// answered this content with a quick 500: nothing to retry on.
+			return nil, err
 		}
 		c.retries.Add(1)
 		t := time.NewTimer(pause)
@@ -472,7 +542,7 @@ type Body struct {
 	eof    atomic.Bool // read to the end; Close may run concurrently with Read
 	// onFail tells the endpoint's breaker of the first read failure that is
 	// the upstream's (not the caller leaving, not Close).
-	onFail   func()
+	onFail   func(*Error)
 	reported bool
 }
 
@@ -500,7 +570,7 @@ func (b *Body) Read(p []byte) (int, error) {
 	e := b.wrap(err)
 	if b.onFail != nil && !b.reported && !e.Cancelled() && !errors.Is(context.Cause(b.ctx), errClosed) {
 		b.reported = true
-		b.onFail()
+		b.onFail(e)
 	}
 	return n, e
 }

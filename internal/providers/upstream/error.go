@@ -119,6 +119,17 @@ func (e *Error) Retryable() bool {
 	return false
 }
 
+// Unavailable reports an answer that says the provider, or the way to it,
+// is down or overloaded whatever was asked: 502, 503, 504 and 529
+// (Anthropic's overloaded). A 500 may be the request's doing.
+func (e *Error) Unavailable() bool {
+	switch e.Status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, 529:
+		return true
+	}
+	return false
+}
+
 // KeyRejected reports an answer that refuses the key the call was sent with
 // (401, 403): another key may succeed where this one never will.
 func (e *Error) KeyRejected() bool {

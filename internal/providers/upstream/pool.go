@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math/rand/v2"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,8 +14,9 @@ import (
 )
 
 // Endpoint is one base URL and API key of a provider. A provider with
-// several is given each request's attempts by weight, skipping keys that
-// cool down and endpoints whose circuit breaker is open.
+// several gives each request's attempts to them in turn, by weight
+// (smooth weighted round robin), skipping keys that cool down and
+// endpoints whose circuit breaker is open.
 type Endpoint struct {
 	BaseURL string
 	APIKey  string // may be empty (fake upstreams)
@@ -25,7 +26,7 @@ type Endpoint struct {
 // Circuit breaker states, as /status/providers shows them.
 const (
 	StateClosed   = "closed"    // requests flow
-	StateOpen     = "open"      // failing: requests are refused without a call
+	StateOpen     = "open"      // failing: requests that have a fallback model are refused without a call
 	StateHalfOpen = "half_open" // open, and the next request is sent as a probe
 )
 
@@ -63,6 +64,34 @@ func outcomeOf(e *Error) outcome {
 	return outcomeOK
 }
 
+// result is an attempt as its endpoint records it.
+type result struct {
+	o            outcome
+	fail         Failure // when o is outcomeFailed
+	mayBeRequest bool    // the failure may be the request's doing (failureOf)
+	account      string  // the caller's (Route.Account)
+	probe        bool    // the attempt was the half-open probe
+	retryAfter   time.Duration
+}
+
+// resultOf is err's result; cut: err broke a 2xx body off.
+func resultOf(err *Error, cut bool, account string, probe bool) result {
+	r := result{o: outcomeOf(err), account: account, probe: probe}
+	if err != nil {
+		r.retryAfter = err.RetryAfter
+	}
+	if cut && r.o != outcomeCancelled {
+		r.o = outcomeFailed
+	}
+	if r.o == outcomeFailed {
+		r.fail, r.mayBeRequest = failureOf(err, cut)
+	}
+	return r
+}
+
+// lastFailures is how many of an endpoint's latest failures it keeps.
+const lastFailures = 5
+
 // endpoint is an Endpoint with its transport details and health.
 type endpoint struct {
 	Endpoint
@@ -74,23 +103,23 @@ type endpoint struct {
 	prefix  string // the base URL's path ("/v1"), before a request's Path
 	proxied bool   // the environment names a proxy for it: net/http's transport
 
+	current int // smooth weighted round robin credit; guarded by the Client's mu
+
 	mu            sync.Mutex
-	failures      int       // consecutive failures
+	failures      int    // consecutive failures
+	win           window // recent attempts
+	last          []Failure
 	open          bool      // the breaker is open (or half-open once openUntil passed)
+	openedAt      time.Time // when it last opened
 	openUntil     time.Time // when open: no request before this; then one probe at a time
+	reason        string    // why it opened
+	kept          Failure   // the latest failure while open that kept it open
 	probing       bool      // the half-open probe is in flight
 	cooldownUntil time.Time
 	cooldownWhy   string
 
 	requests atomic.Int64 // attempts sent
 	failed   atomic.Int64 // attempts that failed (any outcome but OK and cancelled)
-}
-
-// breakerPolicy is the part of Config the endpoints apply.
-type breakerPolicy struct {
-	failures    int           // consecutive failures that open the breaker; 0 = never
-	openFor     time.Duration // before a half-open probe
-	keyCooldown time.Duration // after a 401/403, and the most a 429 cools a key
 }
 
 // KeyFingerprint is how a key is shown (status, metrics, logs): the first 8
@@ -110,7 +139,7 @@ func displayURL(u *url.URL) string {
 	return c.String()
 }
 
-func newEndpoint(name string, i int, ep Endpoint) (*endpoint, error) {
+func newEndpoint(name string, i int, ep Endpoint, window time.Duration) (*endpoint, error) {
 	ep.BaseURL = strings.TrimRight(ep.BaseURL, "/")
 	u, err := url.Parse(ep.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -120,7 +149,7 @@ func newEndpoint(name string, i int, ep Endpoint) (*endpoint, error) {
 		ep.Weight = 1
 	}
 	e := &endpoint{Endpoint: ep, index: i, fp: KeyFingerprint(ep.APIKey), scheme: u.Scheme, host: u.Host,
-		origin: u.Scheme + "://" + u.Host}
+		origin: u.Scheme + "://" + u.Host, win: newWindow(window)}
 	e.prefix = strings.TrimPrefix(ep.BaseURL, e.origin)
 	proxy, perr := http.ProxyFromEnvironment(&http.Request{URL: u})
 	e.proxied = perr != nil || proxy != nil
@@ -143,40 +172,60 @@ func (e *endpoint) refuses(now time.Time) bool {
 }
 
 // acquire takes the endpoint for one attempt; a half-open breaker lets one
-// probe through at a time. False: another request took the probe first.
-func (e *endpoint) acquire(now time.Time) bool {
+// probe through at a time (probe: this attempt is it). False: the breaker
+// refuses, or another request took the probe first.
+func (e *endpoint) acquire(now time.Time) (ok, probe bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.open {
-		return true
+		return true, false
 	}
 	if now.Before(e.openUntil) || e.probing {
-		return false
+		return false, false
 	}
 	e.probing = true
-	return true
+	return true, true
 }
 
-// report records an attempt's outcome. It returns true when the breaker
-// opened (or, after a failed probe, stayed open).
-func (e *endpoint) report(o outcome, now time.Time, retryAfter time.Duration, p breakerPolicy) bool {
+// report records an attempt's result. It returns true when the breaker
+// opened (or, after a failure that says the endpoint is down, stayed open
+// for another cooldown).
+func (e *endpoint) report(r result, now time.Time, p breakerPolicy, log *slog.Logger, provider string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.probing = false
-	switch o {
+	if r.probe {
+		e.probing = false
+	}
+	switch r.o {
 	case outcomeCancelled:
 		return false
 	case outcomeFailed:
 		e.failed.Add(1)
 		e.failures++
-		if e.open || p.failures > 0 && e.failures >= p.failures {
-			e.open, e.openUntil = true, now.Add(p.openFor)
+		r.fail.At = now
+		e.win.add(now, true, r.account)
+		if len(e.last) == lastFailures {
+			e.last = append(e.last[:0], e.last[1:]...)
+		}
+		e.last = append(e.last, r.fail)
+		if e.open {
+			if r.mayBeRequest {
+				return false // a 500 may be the request's: it neither closes nor extends
+			}
+			e.openUntil, e.kept = now.Add(p.openFor), r.fail
+			return true
+		}
+		if s := e.win.stats(now); p.trips(s) {
+			e.open, e.openedAt, e.openUntil, e.kept = true, now, now.Add(p.openFor), Failure{}
+			e.reason = p.tripReason(s, e.last)
+			log.Warn("upstream circuit breaker open", "provider", provider, "endpoint", e.index, "key", e.fp,
+				"until", e.openUntil, "reason", e.reason)
 			return true
 		}
 		return false
 	case outcomeLimited:
 		e.failed.Add(1)
-		d := retryAfter
+		d := r.retryAfter
 		if d <= 0 {
 			d = time.Second
 		}
@@ -187,13 +236,22 @@ func (e *endpoint) report(o outcome, now time.Time, retryAfter time.Duration, p 
 	case outcomeOK:
 		e.cooldownUntil, e.cooldownWhy = time.Time{}, ""
 	}
-	// The upstream answered: the endpoint is up.
-	e.failures, e.open = 0, false
+	// The upstream answered: the endpoint is up. Closing forgets the
+	// window, whose failures were the outage's.
+	e.failures = 0
+	if e.open {
+		e.open, e.reason = false, ""
+		e.win.reset()
+		log.Info("upstream circuit breaker closed", "provider", provider, "endpoint", e.index, "key", e.fp,
+			"open_for", now.Sub(e.openedAt))
+	}
+	e.win.add(now, false, "")
 	return false
 }
 
 // EndpointHealth is one endpoint's state (GET /status/providers and the
-// beaver_upstream_* metrics). The key appears only as its fingerprint.
+// beaver_upstream_* metrics). The key appears only as its fingerprint;
+// accounts only as a count.
 type EndpointHealth struct {
 	Index               int       `json:"index"`
 	Key                 string    `json:"key"` // KeyFingerprint
@@ -201,11 +259,22 @@ type EndpointHealth struct {
 	Weight              int       `json:"weight"`
 	State               string    `json:"state"`
 	ConsecutiveFailures int       `json:"consecutive_failures"`
+	OpenedAt            time.Time `json:"-"` // zero when closed
 	OpenUntil           time.Time `json:"-"` // zero when closed
 	CooldownUntil       time.Time `json:"-"` // zero when not cooling down
 	CooldownReason      string    `json:"cooldown_reason,omitempty"`
 	Requests            int64     `json:"requests"`
 	Failures            int64     `json:"failures"`
+	// The breaker's window (BreakerWindow up to now): attempts, counted
+	// failures, their share and the distinct accounts they came from.
+	WindowRequests  int     `json:"window_requests"`
+	WindowFailures  int     `json:"window_failures"`
+	FailureRate     float64 `json:"failure_rate"`
+	FailingAccounts int     `json:"failing_accounts"`
+	// LastFailures are the latest counted failures, oldest first.
+	LastFailures []Failure `json:"last_failures"`
+	// Reason says why an open (or half-open) breaker opened.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Health is a provider's endpoints and its retries.
@@ -215,19 +284,26 @@ type Health struct {
 	// half_open when one is half-open, else open.
 	State     string           `json:"state"`
 	Retries   int64            `json:"retries"`
+	Breaker   BreakerPolicy    `json:"breaker"`
 	Endpoints []EndpointHealth `json:"endpoints"`
 }
 
 func (e *endpoint) health(now time.Time) EndpointHealth {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	s := e.win.stats(now)
 	h := EndpointHealth{Index: e.index, Key: e.fp, Weight: e.Weight, State: StateClosed,
-		ConsecutiveFailures: e.failures, Requests: e.requests.Load(), Failures: e.failed.Load()}
+		ConsecutiveFailures: e.failures, Requests: e.requests.Load(), Failures: e.failed.Load(),
+		WindowRequests: s.requests, WindowFailures: s.failures, FailureRate: s.rate(), FailingAccounts: s.accounts,
+		LastFailures: append([]Failure{}, e.last...)}
 	if u, err := url.Parse(e.BaseURL); err == nil {
 		h.BaseURL = displayURL(u)
 	}
 	if e.open {
-		h.OpenUntil = e.openUntil
+		h.OpenedAt, h.OpenUntil, h.Reason = e.openedAt, e.openUntil, "opened: "+e.reason
+		if e.kept.Kind != "" {
+			h.Reason = fmt.Sprintf("still failing (%s at %s); %s", e.kept, e.kept.At.UTC().Format(time.RFC3339), h.Reason)
+		}
 		h.State = StateOpen
 		if e.probing || !now.Before(e.openUntil) {
 			h.State = StateHalfOpen
@@ -239,75 +315,110 @@ func (e *endpoint) health(now time.Time) EndpointHealth {
 	return h
 }
 
-// pick chooses the endpoint of the next attempt, by weight, among those
-// whose breaker lets a request through, preferring keys that are not
-// cooling down, then endpoints this call has not tried yet. It returns nil
-// when every breaker is open.
-func (c *Client) pick(now time.Time, tried []bool) *endpoint {
+// pick chooses the endpoint of the next attempt among those whose breaker
+// lets a request through and that did not answer this call with a quick
+// 500 (spent), preferring keys that are not cooling down, then endpoints
+// this call has not tried yet; within that, by smooth weighted round robin
+// (rotate). probe: the attempt is a half-open breaker's probe. When every
+// breaker refuses and force is set (the caller has no fallback model), it
+// chooses among the open ones all the same: refusing could only turn a
+// possible answer into a certain error. It returns nil when nothing may
+// take the attempt.
+func (c *Client) pick(now time.Time, tried, spent []bool, force bool) (e *endpoint, probe bool) {
 	if len(c.eps) == 1 { // the common case: no choice to make
-		if e := c.eps[0]; e.acquire(now) {
-			return e
+		e := c.eps[0]
+		if spent[0] {
+			return nil, false
 		}
-		return nil
+		if ok, probe := e.acquire(now); ok {
+			return e, probe
+		}
+		if force {
+			return e, false
+		}
+		return nil, false
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	skip := make([]bool, len(c.eps)) // refused, or lost a half-open probe race
-	for tier := range 4 {
-		wantCool, wantTried := tier >= 2, tier%2 == 1
-		for {
-			var cands []*endpoint
-			total := 0
-			for i, e := range c.eps {
-				if skip[i] || tried[i] != wantTried || e.cooling(now) != wantCool {
-					continue
+	cands := make([]*endpoint, 0, len(c.eps))
+	for pass := range 2 {
+		if pass == 1 && !force {
+			break
+		}
+		for tier := range 4 {
+			wantCool, wantTried := tier >= 2, tier%2 == 1
+			for {
+				cands = cands[:0]
+				for i, e := range c.eps {
+					if spent[i] || tried[i] != wantTried || e.cooling(now) != wantCool {
+						continue
+					}
+					if pass == 0 && (skip[i] || e.refuses(now)) {
+						skip[i] = true
+						continue
+					}
+					cands = append(cands, e)
 				}
-				if e.refuses(now) {
-					skip[i] = true
-					continue
-				}
-				cands = append(cands, e)
-				total += e.Weight
-			}
-			if len(cands) == 0 {
-				break
-			}
-			n := rand.N(total)
-			e := cands[len(cands)-1]
-			for _, cand := range cands {
-				if n < cand.Weight {
-					e = cand
+				if len(cands) == 0 {
 					break
 				}
-				n -= cand.Weight
+				e := rotate(cands)
+				if pass == 1 {
+					return e, false
+				}
+				if ok, probe := e.acquire(now); ok {
+					return e, probe
+				}
+				skip[e.index] = true
 			}
-			if e.acquire(now) {
-				return e
-			}
-			skip[e.index] = true
 		}
 	}
-	return nil
+	return nil, false
+}
+
+// rotate is nginx's smooth weighted round robin: each candidate gains its
+// weight in credit, the one with the most (the first on a tie) is chosen
+// and pays the candidates' total. From the start, while the candidates
+// stay the same, any run of total-weight picks gives every one exactly its
+// weight of them, spread out (weights 3:1 give a a b a, a a b a, ...);
+// after the candidates changed (a key cooled down), it settles again
+// within a round. The caller holds c.mu.
+func rotate(cands []*endpoint) *endpoint {
+	var best *endpoint
+	total := 0
+	for _, e := range cands {
+		e.current += e.Weight
+		total += e.Weight
+		if best == nil || e.current > best.current {
+			best = e
+		}
+	}
+	best.current -= total
+	return best
 }
 
 // circuitOpen is the error of a call refused because every breaker is
 // open; RetryAfter is the time until the first probe may go.
 func (c *Client) circuitOpen(now time.Time) *Error {
 	var next time.Time
+	reason := ""
 	for _, e := range c.eps {
 		e.mu.Lock()
 		if e.open && (next.IsZero() || e.openUntil.Before(next)) {
-			next = e.openUntil
+			next, reason = e.openUntil, e.reason
 		}
 		e.mu.Unlock()
 	}
 	return &Error{CircuitOpen: true, RetryAfter: max(next.Sub(now), time.Second),
-		Message: fmt.Sprintf("%s failed %d times in a row; no request is sent to it until a probe succeeds", c.cfg.Name, c.cfg.BreakerFailures)}
+		Message: fmt.Sprintf("%s: circuit breaker open (%s); requests with a fallback model go to it until a probe succeeds", c.cfg.Name, reason)}
 }
 
-// allOpen reports whether every endpoint's breaker will still refuse
-// requests at t.
-func (c *Client) allOpen(t time.Time) bool {
-	for _, e := range c.eps {
-		if !e.refuses(t) {
+// allOpen reports whether no endpoint but the spent ones could take an
+// attempt at t: every breaker will still refuse.
+func (c *Client) allOpen(t time.Time, spent []bool) bool {
+	for i, e := range c.eps {
+		if !spent[i] && !e.refuses(t) {
 			return false
 		}
 	}
@@ -349,8 +460,9 @@ func (c *Client) otherKey(tried []bool) bool {
 
 // Health reports the client's endpoints.
 func (c *Client) Health() Health {
-	now := time.Now()
-	h := Health{Provider: c.cfg.Name, State: StateOpen, Retries: c.retries.Load(), Endpoints: make([]EndpointHealth, len(c.eps))}
+	now := c.now()
+	h := Health{Provider: c.cfg.Name, State: StateOpen, Retries: c.retries.Load(), Breaker: c.policy.public(),
+		Endpoints: make([]EndpointHealth, len(c.eps))}
 	for i, e := range c.eps {
 		eh := e.health(now)
 		h.Endpoints[i] = eh

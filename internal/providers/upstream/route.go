@@ -16,6 +16,15 @@ type Route struct {
 	// is refused because every circuit breaker is open), on the calling
 	// goroutine.
 	OnAttempt func(Attempt)
+	// Account is whom the request is for (the gateway's account id). A
+	// breaker opens only on failures from several distinct accounts, so
+	// that one account's requests cannot turn a provider off for others.
+	Account string
+	// Fallback: the caller has another model to try if this call fails.
+	// Without one, a call finding every breaker of its provider open is
+	// sent all the same: refusing it could only turn a possible answer
+	// into a certain error.
+	Fallback bool
 
 	until time.Time // retries end here; set by the first call (its RetryBudget)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -60,6 +62,9 @@ func newClient(t *testing.T, cfg upstream.Config) *upstream.Client {
 	if cfg.Name == "" {
 		cfg.Name = "test"
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	c, err := upstream.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +74,13 @@ func newClient(t *testing.T, cfg upstream.Config) *upstream.Client {
 
 // call makes one request through c with a Route, returning the attempts.
 func call(c *upstream.Client, ctx context.Context) ([]upstream.Attempt, error) {
+	return callAs(c, ctx, "", false)
+}
+
+// callAs is call for account, with or without a fallback model.
+func callAs(c *upstream.Client, ctx context.Context, account string, fallback bool) ([]upstream.Attempt, error) {
 	var attempts []upstream.Attempt
-	rt := &upstream.Route{OnAttempt: func(a upstream.Attempt) { attempts = append(attempts, a) }}
+	rt := &upstream.Route{OnAttempt: func(a upstream.Attempt) { attempts = append(attempts, a) }, Account: account, Fallback: fallback}
 	_, err := c.Do(upstream.WithRoute(ctx, rt), upstream.Request{Path: "/x", Key: upstream.BearerKey,
 		Header: http.Header{}, Body: []byte("{}")})
 	return attempts, err
@@ -171,8 +181,8 @@ func TestRouteSharesTheBudget(t *testing.T) {
 }
 
 // A dead base URL (connection refused) is retried on the provider's other
-// endpoint; after BreakerFailures of them its breaker opens and it is
-// passed over, so every request answers.
+// endpoint; once its failures, from enough accounts, open its breaker it
+// is passed over, so every request answers.
 func TestDeadEndpoint(t *testing.T) {
 	dead := deadURL(t)
 	h, _ := counting(0, nil)
@@ -189,10 +199,12 @@ func TestDeadEndpoint(t *testing.T) {
 	}
 
 	c = newClient(t, upstream.Config{Endpoints: []upstream.Endpoint{{BaseURL: dead}, {BaseURL: live}},
-		MaxRetries: 1, BreakerFailures: 2, BreakerCooldown: time.Minute})
+		MaxRetries: 1, BreakerFailures: 2, BreakerMinRequests: 2, BreakerMinAccounts: 2, BreakerCooldown: time.Minute})
 	deadTries := 0
 	for i := range 20 {
-		attempts, err := call(c, context.Background())
+		// Round robin: the dead endpoint gets requests 0 and 2 (each then
+		// retried on the live one), which open its breaker.
+		attempts, err := callAs(c, context.Background(), fmt.Sprint("account-", i), true)
 		if err != nil {
 			t.Fatalf("request %d: %v (%s)", i, err, outcomes(attempts))
 		}
@@ -256,69 +268,85 @@ func TestRejectedOnlyKeyNotRetried(t *testing.T) {
 	}
 }
 
-// The breaker opens after BreakerFailures consecutive failures and refuses
-// calls without sending them; after BreakerCooldown one probe goes through
-// (others are still refused); a failed probe opens it again, a good one
-// closes it.
+// The breaker opens on failures from several accounts and refuses calls
+// that have a fallback model without sending them; after BreakerCooldown
+// one probe goes through (others are still refused); a probe answered 503
+// opens it again, one answered 500 (maybe the request's fault) leaves it
+// half-open, a good one closes it.
 func TestCircuitBreaker(t *testing.T) {
-	var failing atomic.Bool
-	failing.Store(true)
-	release := make(chan struct{})
+	var code atomic.Int64 // the status the server answers; 0 = ok
+	code.Store(503)
 	var calls atomic.Int64
 	var block atomic.Bool
+	arrived, release := make(chan struct{}), make(chan struct{})
 	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		if block.Load() {
+			arrived <- struct{}{}
 			<-release
 		}
-		if failing.Load() {
-			status(500)(w, r)
+		if s := code.Load(); s != 0 {
+			status(int(s))(w, r)
 			return
 		}
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
-	c := newClient(t, upstream.Config{BaseURL: srv, MaxRetries: -1, BreakerFailures: 3, BreakerCooldown: 150 * time.Millisecond})
-	for range 3 {
-		if _, err := call(c, context.Background()); err == nil {
+	clk := newClock()
+	c := newClient(t, upstream.Config{BaseURL: srv, MaxRetries: -1, BreakerFailures: 3, BreakerMinRequests: 3,
+		BreakerMinAccounts: 2, BreakerCooldown: 30 * time.Second, Clock: clk.Now})
+	for _, account := range []string{"a", "a", "b"} {
+		if _, err := callAs(c, context.Background(), account, true); err == nil {
 			t.Fatal("failing upstream answered")
 		}
 	}
-	attempts, err := call(c, context.Background())
+	attempts, err := callAs(c, context.Background(), "c", true)
 	var ue *upstream.Error
-	if !errors.As(err, &ue) || !ue.CircuitOpen || calls.Load() != 3 || outcomes(attempts) != "circuit_open" || ue.RetryAfter < time.Second {
+	if !errors.As(err, &ue) || !ue.CircuitOpen || calls.Load() != 3 || outcomes(attempts) != "circuit_open" || ue.RetryAfter != 30*time.Second {
 		t.Fatalf("open breaker: err %v, %d calls, attempts %s", err, calls.Load(), outcomes(attempts))
 	}
-	if s, _, code, _, ra := ue.HTTP(); s != 502 || code != "upstream_error" || ra <= 0 {
+	if s, _, code, _, ra := ue.HTTP(); s != 502 || code != "upstream_error" || ra != 30*time.Second {
 		t.Errorf("open breaker maps to %d %s Retry-After %v", s, code, ra)
 	}
-	if st := c.Health().State; st != upstream.StateOpen {
-		t.Errorf("state %s, want open", st)
+	hl := c.Health()
+	if e := hl.Endpoints[0]; hl.State != upstream.StateOpen || !e.OpenedAt.Equal(clk.Now()) || e.FailingAccounts != 2 ||
+		!strings.Contains(e.Reason, "3 of the last 3 attempts") || !strings.Contains(e.Reason, "from 2 distinct accounts") {
+		t.Errorf("open: %+v", hl)
 	}
 
-	time.Sleep(200 * time.Millisecond)
+	clk.Advance(30 * time.Second)
 	if st := c.Health().State; st != upstream.StateHalfOpen {
 		t.Errorf("after the cooldown: state %s, want half_open", st)
 	}
-	// A failed probe opens it again.
-	if _, err := call(c, context.Background()); err == nil || calls.Load() != 4 {
+	// A probe answered 500 may have failed for its content: still half-open.
+	code.Store(500)
+	if _, err := callAs(c, context.Background(), "hostile", true); err == nil || calls.Load() != 4 {
+		t.Fatalf("500 probe: err %v, %d calls", err, calls.Load())
+	}
+	if st := c.Health().State; st != upstream.StateHalfOpen {
+		t.Errorf("after a 500 probe: state %s, want half_open", st)
+	}
+	// A probe answered 503 opens it again.
+	code.Store(503)
+	if _, err := callAs(c, context.Background(), "a", true); err == nil || calls.Load() != 5 {
 		t.Fatalf("probe: err %v, %d calls", err, calls.Load())
 	}
-	if _, err := call(c, context.Background()); !errors.As(err, &ue) || !ue.CircuitOpen || calls.Load() != 4 {
+	if _, err := callAs(c, context.Background(), "a", true); !errors.As(err, &ue) || !ue.CircuitOpen || calls.Load() != 5 {
 		t.Fatalf("after a failed probe: err %v, %d calls", err, calls.Load())
+	}
+	if r := c.Health().Endpoints[0].Reason; !strings.HasPrefix(r, "still failing (503 at ") {
+		t.Errorf("reason after a failed probe: %q", r)
 	}
 
 	// One probe at a time: while it is in flight, others are refused.
-	time.Sleep(200 * time.Millisecond)
-	failing.Store(false)
+	clk.Advance(30 * time.Second)
+	code.Store(0)
 	block.Store(true)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var probeErr error
-	go func() { defer wg.Done(); _, probeErr = call(c, context.Background()) }()
-	for calls.Load() != 5 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if _, err := call(c, context.Background()); !errors.As(err, &ue) || !ue.CircuitOpen {
+	go func() { defer wg.Done(); _, probeErr = callAs(c, context.Background(), "a", true) }()
+	<-arrived
+	if _, err := callAs(c, context.Background(), "b", true); !errors.As(err, &ue) || !ue.CircuitOpen {
 		t.Errorf("during the probe: err %v", err)
 	}
 	block.Store(false)
@@ -327,11 +355,213 @@ func TestCircuitBreaker(t *testing.T) {
 	if probeErr != nil {
 		t.Fatalf("probe failed: %v", probeErr)
 	}
-	if _, err := call(c, context.Background()); err != nil {
+	if _, err := callAs(c, context.Background(), "b", true); err != nil {
 		t.Fatalf("after a good probe: %v", err)
 	}
-	if hl := c.Health(); hl.State != upstream.StateClosed || hl.Endpoints[0].ConsecutiveFailures != 0 {
+	if hl := c.Health(); hl.State != upstream.StateClosed || hl.Endpoints[0].ConsecutiveFailures != 0 || hl.Endpoints[0].Reason != "" {
 		t.Errorf("health %+v", hl)
+	}
+}
+
+// A provider's only endpoint, open, still gets the calls that have no
+// fallback model (each once, not retried), and their answer closes it;
+// calls with a fallback are refused meanwhile.
+func TestOpenOnlyEndpointWithoutFallback(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	h, calls := counting(1<<62, func(w http.ResponseWriter, r *http.Request) {})
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			calls.Add(1)
+			status(503)(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	clk := newClock()
+	c := newClient(t, upstream.Config{BaseURL: srv, BreakerFailures: 2, BreakerMinRequests: 2, BreakerMinAccounts: 2, Clock: clk.Now})
+	// Retried twice: then the 1st attempt from a 2nd account opens it,
+	// and nothing is left to retry on.
+	for i, want := range []string{"503,503,503", "503"} {
+		attempts, err := callAs(c, context.Background(), fmt.Sprint("account-", i), false)
+		if err == nil || outcomes(attempts) != want {
+			t.Fatalf("call %d: err %v, attempts %s, want %s", i, err, outcomes(attempts), want)
+		}
+	}
+	if st := c.Health().State; st != upstream.StateOpen {
+		t.Fatalf("state %s", st)
+	}
+	n := calls.Load()
+	if attempts, err := callAs(c, context.Background(), "x", true); err == nil || outcomes(attempts) != "circuit_open" || calls.Load() != n {
+		t.Fatalf("with a fallback: err %v, attempts %s", err, outcomes(attempts))
+	}
+	attempts, err := callAs(c, context.Background(), "x", false)
+	if err == nil || outcomes(attempts) != "503" || calls.Load() != n+1 {
+		t.Fatalf("without a fallback: err %v, attempts %s (want one 503, not refused, not retried)", err, outcomes(attempts))
+	}
+	if st := c.Health().State; st != upstream.StateOpen {
+		t.Fatalf("after a 503: state %s", st)
+	}
+	failing.Store(false)
+	if attempts, err := callAs(c, context.Background(), "x", false); err != nil || outcomes(attempts) != "200" {
+		t.Fatalf("recovered, without a fallback: err %v, attempts %s", err, outcomes(attempts))
+	}
+	if st := c.Health().State; st != upstream.StateClosed {
+		t.Fatalf("after a success: state %s", st)
+	}
+	if _, err := callAs(c, context.Background(), "x", true); err != nil {
+		t.Fatalf("closed, with a fallback: %v", err)
+	}
+}
+
+// One account whose requests always make the upstream answer 500 (or
+// 503) never opens the breaker, however many: another account's requests,
+// interleaved, all get through.
+func TestOneAccountCannotOpenTheBreaker(t *testing.T) {
+	for _, code := range []int{500, 503} {
+		var bad atomic.Int64
+		srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Hostile") != "" {
+				bad.Add(1)
+				status(code)(w, r)
+				return
+			}
+			_, _ = io.WriteString(w, `{"ok":true}`)
+		}))
+		clk := newClock()
+		retries := 0 // the default: a quick 500 is not retried anyway
+		if code == 503 {
+			retries = -1 // retried, they would only take longer
+		}
+		c := newClient(t, upstream.Config{BaseURL: srv, MaxRetries: retries, Clock: clk.Now}) // the default policy
+		for i := range 20 {
+			hdr := http.Header{"X-Hostile": {"1"}}
+			rt := &upstream.Route{Account: "hostile", Fallback: true}
+			if _, err := c.Do(upstream.WithRoute(context.Background(), rt), upstream.Request{Path: "/x", Header: hdr, Body: []byte("{}")}); err == nil {
+				t.Fatalf("%d: hostile request %d answered", code, i)
+			}
+			if attempts, err := callAs(c, context.Background(), "good", true); err != nil {
+				t.Fatalf("%d: good request %d: %v (%s)", code, i, err, outcomes(attempts))
+			}
+		}
+		e := c.Health().Endpoints[0]
+		if e.State != upstream.StateClosed || e.FailingAccounts != 1 || e.WindowRequests != 20+int(bad.Load()) {
+			t.Errorf("%d: %+v", code, e)
+		}
+		if bad.Load() != 20 {
+			t.Errorf("%d: %d hostile attempts, want 20", code, bad.Load())
+		}
+	}
+}
+
+// A real outage, 503s or connection errors from many accounts, opens the
+// breaker with the default policy; once the endpoint answers again, a
+// success closes it.
+func TestOutageOpensAndASuccessCloses(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	ln.Close()
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			status(503)(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	for _, tt := range []struct {
+		name, url, kind string
+	}{{"503", srv, "503"}, {"connection errors", base, "connection"}} {
+		clk := newClock()
+		c := newClient(t, upstream.Config{BaseURL: tt.url, MaxRetries: -1, Clock: clk.Now})
+		for i := range 10 { // the default minimum of attempts
+			clk.Advance(time.Second)
+			if attempts, err := callAs(c, context.Background(), fmt.Sprint("account-", i%4), true); err == nil || outcomes(attempts) == "circuit_open" {
+				t.Fatalf("%s: call %d: err %v, attempts %s", tt.name, i, err, outcomes(attempts))
+			}
+		}
+		hl := c.Health()
+		e := hl.Endpoints[0]
+		if hl.State != upstream.StateOpen || e.FailureRate != 1 || e.WindowRequests != 10 || e.FailingAccounts != 4 ||
+			len(e.LastFailures) != 5 || !strings.Contains(e.Reason, "10 of the last 10 attempts within 1m0s failed (100%") ||
+			!strings.Contains(e.Reason, "from 4 distinct accounts") || !strings.Contains(e.Reason, tt.kind) {
+			t.Fatalf("%s: health %+v", tt.name, hl)
+		}
+		if attempts, _ := callAs(c, context.Background(), "account-9", true); outcomes(attempts) != "circuit_open" {
+			t.Fatalf("%s: open breaker sent %s", tt.name, outcomes(attempts))
+		}
+		if tt.url == base {
+			continue // nothing will listen there again
+		}
+		down.Store(false)
+		if attempts, err := callAs(c, context.Background(), "account-9", false); err != nil {
+			t.Fatalf("%s: recovered: %v (%s)", tt.name, err, outcomes(attempts))
+		}
+		if hl := c.Health(); hl.State != upstream.StateClosed || hl.Endpoints[0].WindowFailures != 0 {
+			t.Fatalf("%s: after a success: %+v", tt.name, hl)
+		}
+		down.Store(true)
+	}
+}
+
+// A 500 that came quickly is not sent again to the endpoint that answered
+// it: the same content would most likely fail the same way. A slow one, a
+// 503, or one from another endpoint is retried; so is any 500 with
+// Quick500 negative. Durations come from the injected clock.
+func TestNoRetryAfterAQuick500(t *testing.T) {
+	clk := newClock()
+	var calls atomic.Int64
+	var took atomic.Int64 // how long the server "takes", on clk
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		clk.Advance(time.Duration(took.Load()))
+		status(500)(w, r)
+	}))
+	for _, tt := range []struct {
+		took     time.Duration
+		quick500 time.Duration
+		want     string
+	}{
+		{0, 0, "500"},
+		{1999 * time.Millisecond, 0, "500"},
+		{2 * time.Second, 0, "500,500,500"},
+		{0, -1, "500,500,500"},
+		{time.Second, 500 * time.Millisecond, "500,500,500"},
+	} {
+		calls.Store(0)
+		took.Store(int64(tt.took))
+		c := newClient(t, upstream.Config{BaseURL: srv, Quick500: tt.quick500, Clock: clk.Now})
+		attempts, err := callAs(c, context.Background(), "a", false)
+		if err == nil || outcomes(attempts) != tt.want || calls.Load() != int64(len(attempts)) {
+			t.Errorf("500 in %v, Quick500 %v: err %v, attempts %s, want %s", tt.took, tt.quick500, err, outcomes(attempts), tt.want)
+		}
+		if tt.want == "500" && c.Health().Retries != 0 {
+			t.Errorf("500 in %v: %d retries counted", tt.took, c.Health().Retries)
+		}
+	}
+
+	// Two endpoints: the quick 500 of one is retried on the other, once.
+	took.Store(0)
+	calls.Store(0)
+	var good atomic.Int64
+	other := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		good.Add(1)
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	c := newClient(t, upstream.Config{Endpoints: []upstream.Endpoint{{BaseURL: srv}, {BaseURL: other}}, Clock: clk.Now})
+	attempts, err := callAs(c, context.Background(), "a", false)
+	if err != nil || outcomes(attempts) != "500,200" || attempts[0].Endpoint != 0 || attempts[1].Endpoint != 1 {
+		t.Fatalf("two endpoints: err %v, attempts %s", err, outcomes(attempts))
+	}
+	// Both answer 500 quickly: each is tried once.
+	c = newClient(t, upstream.Config{Endpoints: []upstream.Endpoint{{BaseURL: srv}, {BaseURL: srv, APIKey: "k2"}}, Clock: clk.Now})
+	calls.Store(0)
+	if attempts, err := callAs(c, context.Background(), "a", false); err == nil || outcomes(attempts) != "500,500" || calls.Load() != 2 {
+		t.Fatalf("two failing endpoints: err %v, attempts %s", err, outcomes(attempts))
 	}
 }
 
@@ -385,20 +615,26 @@ func TestHealthHidesKeys(t *testing.T) {
 	}
 }
 
-// Requests are spread over endpoints by weight.
+// Requests take the endpoints in turn by weight: over N rounds of the
+// total weight, each gets exactly N times its weight.
 func TestEndpointWeights(t *testing.T) {
 	var a, b atomic.Int64
 	srvA := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.Add(1) }))
 	srvB := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Add(1) }))
 	c := newClient(t, upstream.Config{Endpoints: []upstream.Endpoint{{BaseURL: srvA, Weight: 3}, {BaseURL: srvB, Weight: 1}}})
+	var order []int
 	for range 400 {
-		if _, err := call(c, context.Background()); err != nil {
+		attempts, err := call(c, context.Background())
+		if err != nil {
 			t.Fatal(err)
 		}
+		order = append(order, attempts[0].Endpoint)
 	}
-	// Expected 300/100; the bounds are many standard deviations wide.
-	if a.Load() < 240 || b.Load() < 50 || a.Load()+b.Load() != 400 {
+	if a.Load() != 300 || b.Load() != 100 {
 		t.Errorf("weights 3:1 gave %d:%d", a.Load(), b.Load())
+	}
+	if fmt.Sprint(order[:8]) != "[0 0 1 0 0 0 1 0]" {
+		t.Errorf("weights 3:1 in the order %v", order[:8])
 	}
 }
 
