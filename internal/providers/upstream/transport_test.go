@@ -149,10 +149,9 @@ func TestH1AbortAndCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.AfterFunc(20*time.Millisecond, cancel)
-	start := time.Now()
 	_, err = b.Read(buf)
 	var ue *Error
-	if err == nil || !errors.As(err, &ue) || time.Since(start) > 5*time.Second {
+	if err == nil || !errors.As(err, &ue) { // a Read the cancel did not end would never return
 		t.Fatalf("read after cancel: %v", err)
 	}
 	b.Close()

@@ -164,15 +164,13 @@ func TestOpenCancelledBeforeHeaders(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err = c.Open(ctx, upstream.Request{URL: srv + "/x", Header: http.Header{}, Body: []byte("{}")})
 	var ue *upstream.Error
 	if !errors.As(err, &ue) || !errors.Is(err, context.DeadlineExceeded) || !ue.Timeout {
 		t.Fatalf("err = %#v", err)
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("took %v", d)
-	}
+	// The server holds the request until the test ends: only the context's
+	// deadline could have ended the call.
 	if n := calls.Load(); n != 1 {
 		t.Errorf("%d calls", n)
 	}
