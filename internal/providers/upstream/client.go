@@ -432,13 +432,6 @@ func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
 	}
 }
 
-func retryAfterOf(e *Error) time.Duration {
-	if e == nil {
-		return 0
-	}
-	return e.RetryAfter
-}
-
 // Do sends the request and reads the whole 2xx body (non-streaming calls).
 func (c *Client) Do(ctx context.Context, req Request) ([]byte, error) {
 	b, err := c.Open(ctx, req)
