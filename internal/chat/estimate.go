@@ -20,16 +20,20 @@ import "unicode/utf8"
 // images, and the system prompt a provider adds when tools are present
 // (Anthropic's tool-use preamble is at most 346 tokens).
 const (
-	boundPerMessage    = 8    // role and separators (OpenAI counts 4; other templates more)
-	boundPerRequest    = 8    // the primed assistant reply and template start
-	boundPerImage      = 1600 // the most any provider bills for one normal image (Anthropic, ~1.15 MP)
-	boundPerTool       = 16   // tool framing around its schema
-	boundToolPreamble  = 512  // the tool-use system prompt a provider prepends when tools are given
-	estimatePerMessage = 4    // OpenAI's cookbook count
+	boundPerMessage    = 8   // role and separators (OpenAI counts 4; other templates more)
+	boundPerRequest    = 8   // the primed assistant reply and template start
+	boundPerTool       = 16  // tool framing around its schema
+	boundToolPreamble  = 512 // the tool-use system prompt a provider prepends when tools are given
+	estimatePerMessage = 4   // OpenAI's cookbook count
 	estimatePerRequest = 3
 	estimatePerImage   = 765 // OpenAI's high-detail 1024×1024 image
 	estimatePerTool    = 8
 )
+
+// ImageTokenBound is what admission holds for one image: the most any
+// provider bills for one normal image (Anthropic, ~1.15 MP). A count that
+// cannot see an image's size uses it too.
+const ImageTokenBound = 1600
 
 // promptText is the text of a request that reaches the model's prompt, and
 // what is not text.
@@ -96,7 +100,7 @@ func (r *Request) scanPrompt() promptText {
 // where B is the UTF-8 byte count of the prompt's text (see scanPrompt).
 func (r *Request) PromptTokenBound() int {
 	p := r.scanPrompt()
-	n := p.bytes + boundPerMessage*p.messages + boundPerRequest + boundPerImage*p.images
+	n := p.bytes + boundPerMessage*p.messages + boundPerRequest + ImageTokenBound*p.images
 	if p.tools > 0 {
 		n += boundToolPreamble + boundPerTool*p.tools
 	}

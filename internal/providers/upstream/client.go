@@ -53,6 +53,11 @@ type Config struct {
 	// while the provider has others, and the most a 429 cools a key (for
 	// its Retry-After, 1s when none). Default 60s.
 	KeyCooldown time.Duration
+	// Tokenizers names the public tokenizer (a tiktoken encoding, see
+	// package tokens) the provider bills each model's tokens in, by prefix
+	// of its model name: the longest matching prefix wins. A model with
+	// none is counted by the provider's count endpoint, if it has one.
+	Tokenizers map[string]string
 }
 
 // Defaults of Config.
@@ -334,7 +339,7 @@ func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
 		}
 		last = err
 		tried[e.index] = true
-		if attempt >= c.cfg.MaxRetries || ctx.Err() != nil || !(err.Retryable() || err.KeyRejected() && c.otherKey(tried)) {
+		if attempt >= c.cfg.MaxRetries || ctx.Err() != nil || rt.abandoned() || !(err.Retryable() || err.KeyRejected() && c.otherKey(tried)) {
 			return nil, err
 		}
 		pause := retryBackoff << min(attempt, 10) // ≤ 102s: beyond any sane budget, and no overflow
@@ -354,6 +359,9 @@ func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, cancelled(ctx)
+		case <-rt.abandonedC():
+			t.Stop()
+			return nil, err
 		case <-t.C:
 		}
 	}
