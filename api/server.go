@@ -6,6 +6,7 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -81,7 +82,8 @@ func New(d Deps) *Server {
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(),
 		gateway: gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log,
 			Registerer: d.Registry},
-			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks})}
+			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks,
+				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})}
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
 			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
@@ -95,6 +97,11 @@ func New(d Deps) *Server {
 
 // Handler is the http.Handler to serve.
 func (s *Server) Handler() http.Handler { return s.engine }
+
+// Close waits, after the HTTP server shut down, for the requests whose
+// client left to be billed (gateway.Close); when ctx ends first, their
+// upstream calls are cut off and they are billed for the prompt.
+func (s *Server) Close(ctx context.Context) { s.gateway.Close(ctx) }
 
 func (s *Server) routes() *gin.Engine {
 	r := gin.New()

@@ -19,7 +19,8 @@ func TestTokenDetailsCharged(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dialect string) {
 		inf := newInference(t, dialect, fakeupstream.Options{})
 		u, key := inf.fundedKey("10", nil)
-		// prompt: 1003 words + 3, 1000 of them cached; completion: 5 words + 4 reasoning tokens
+		// prompt: 1003 words + 3 (OpenAI's count for its models), 1000 of
+		// them cached; completion: 5 words + 4 reasoning tokens
 		text := strings.Repeat("w ", 1000) + "[[cached:1000]] [[reasoning:4]] [[words:5]]"
 		tests := []struct {
 			model     string
@@ -67,9 +68,17 @@ func TestTokenDetailsCharged(t *testing.T) {
 				e, _ := inf.Catalog.Resolve(tt.model)
 				tok := pricing.Tokens{Prompt: num(usage["prompt_tokens"]), Completion: num(usage["completion_tokens"]), Cached: 1000, Reasoning: tt.reasoning}
 				want := pricing.ChargeTokens(e.Price, tok)
+				reqs := inf.Fake.Requests()
+				prompt, err := inf.Fake.PromptTokens(reqs[len(reqs)-1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(tt.model, "openai/") && prompt != 1006 {
+					t.Fatalf("%s: the fake counts %d prompt tokens", name, prompt)
+				}
 				// With a cache discount the charge is below the plain one.
 				discounted := e.Price.CachedInput < e.Price.Input
-				if tok.Prompt != 1006 || tok.Completion != 9 || num(usage["cost_micros"]) != want.ChargedMicros ||
+				if tok.Prompt != int64(prompt) || tok.Completion != 9 || num(usage["cost_micros"]) != want.ChargedMicros ||
 					discounted && want.ChargedMicros >= pricing.ChargeFor(e.Price, tok.Prompt, tok.Completion).ChargedMicros {
 					t.Fatalf("%s: usage %v, want charge %d", name, usage, want.ChargedMicros)
 				}

@@ -114,7 +114,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool) 
 	defer cleanup()
 	deps := p.apiDeps()
 	deps.Web = webHandler()
-	srv := api.NewHTTPServer(cfg, api.New(deps).Handler())
+	apiServer := api.New(deps)
+	defer func() {
+		// After the HTTP server, before p.close closes the billing engine:
+		// requests whose client left are still being billed.
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		apiServer.Close(cctx)
+	}()
+	srv := api.NewHTTPServer(cfg, apiServer.Handler())
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)

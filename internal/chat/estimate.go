@@ -2,15 +2,11 @@ package chat
 
 import "unicode/utf8"
 
-// Two prompt counts, for two purposes:
-//
-//   - PromptTokenBound is what admission holds money for: the most tokens
-//     an upstream can report for the prompt, so that a request never costs
-//     more than was held.
-//   - EstimatePromptTokens is what a request is billed for when the
-//     upstream never reported its own count (a client that left before the
-//     answer, a provider without usage): a realistic estimate, like the
-//     completion estimator.
+// The prompt bound (PromptTokenBound) is what admission holds money for:
+// the most tokens an upstream can report for the prompt, so that a request never costs more
+// than was held. It is also what a prompt is billed at when the upstream
+// never reported its count and Beaver cannot count it either (see the
+// gateway's count.go): no public tokenizer, no count endpoint.
 //
 // The bound rests on this: every tokenizer the catalog's providers use
 // (byte-level BPE for OpenAI, Anthropic, DeepSeek, xAI; SentencePiece with
@@ -20,16 +16,16 @@ import "unicode/utf8"
 // images, and the system prompt a provider adds when tools are present
 // (Anthropic's tool-use preamble is at most 346 tokens).
 const (
-	boundPerMessage    = 8    // role and separators (OpenAI counts 4; other templates more)
-	boundPerRequest    = 8    // the primed assistant reply and template start
-	boundPerImage      = 1600 // the most any provider bills for one normal image (Anthropic, ~1.15 MP)
-	boundPerTool       = 16   // tool framing around its schema
-	boundToolPreamble  = 512  // the tool-use system prompt a provider prepends when tools are given
-	estimatePerMessage = 4    // OpenAI's cookbook count
-	estimatePerRequest = 3
-	estimatePerImage   = 765 // OpenAI's high-detail 1024×1024 image
-	estimatePerTool    = 8
+	boundPerMessage   = 8   // role and separators (OpenAI counts 4; other templates more)
+	boundPerRequest   = 8   // the primed assistant reply and template start
+	boundPerTool      = 16  // tool framing around its schema
+	boundToolPreamble = 512 // the tool-use system prompt a provider prepends when tools are given
 )
+
+// ImageTokenBound is what admission holds for one image: the most any
+// provider bills for one normal image (Anthropic, ~1.15 MP). A count that
+// cannot see an image's size uses it too.
+const ImageTokenBound = 1600
 
 // promptText is the text of a request that reaches the model's prompt, and
 // what is not text.
@@ -96,21 +92,11 @@ func (r *Request) scanPrompt() promptText {
 // where B is the UTF-8 byte count of the prompt's text (see scanPrompt).
 func (r *Request) PromptTokenBound() int {
 	p := r.scanPrompt()
-	n := p.bytes + boundPerMessage*p.messages + boundPerRequest + boundPerImage*p.images
+	n := p.bytes + boundPerMessage*p.messages + boundPerRequest + ImageTokenBound*p.images
 	if p.tools > 0 {
 		n += boundToolPreamble + boundPerTool*p.tools
 	}
 	return n
-}
-
-// EstimatePromptTokens estimates the prompt's tokens with the completion
-// estimator's rule (see EstimateTokens) over the prompt's text:
-//
-//	ceil(ASCII bytes / 4) + non-ASCII characters + 4 per message + 3 + 765 per image + 8 per tool
-func (r *Request) EstimatePromptTokens() int {
-	p := r.scanPrompt()
-	return ceilDiv(p.ascii, 4) + p.other + estimatePerMessage*p.messages + estimatePerRequest +
-		estimatePerImage*p.images + estimatePerTool*p.tools
 }
 
 // EstimateTokens estimates the tokens of delivered completion text when the

@@ -60,7 +60,7 @@ func (g *Gateway) Embed(ctx context.Context, call EmbedCall) (*Embeddings, error
 		return err
 	})
 	if err != nil {
-		return nil, r.failed(ctx, err)
+		return nil, r.failed(ctx, err, ctx.Err() != nil)
 	}
 	o := r.outcome()
 	u := &chat.Usage{PromptTokens: int(r.prompt)}

@@ -8,10 +8,14 @@
 //   - Admission holds the prompt's upper bound plus n × max_tokens at the
 //     current price version, and lowers max_tokens to what the balance
 //     affords (billing.Engine).
-//   - A failure before any output is free; a client that leaves pays for
-//     the prompt; a stream cut or failed midway pays for the prompt and the
-//     tokens delivered, counted by the upstream when it said so, else by
-//     Beaver's documented estimator (chat.EstimateTokens).
+//   - A failure before any output is free. A stream cut or failed midway,
+//     or left by its client, pays for the prompt and the tokens received,
+//     counted by the upstream when it said so, else by Beaver (count.go):
+//     the prompt with the model's public tokenizer or its provider's count
+//     endpoint, else at the admission bound; the text with the tokenizer,
+//     else the estimator (chat.EstimateTokens).
+//   - A non-streamed request whose client leaves is seen through: its
+//     answer is read in the background and billed by its usage (complete.go).
 //   - The answer (or the stream's final usage chunk) carries the exact
 //     charge, and is produced only after the charge is committed.
 package gateway
@@ -21,6 +25,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +51,12 @@ type Gateway struct {
 	opts      Options
 	latency   *Latency
 	metrics   routeMetrics
+
+	// Requests whose client left, still billed in the background
+	// (complete.go); stop cancels their upstream calls at shutdown.
+	background sync.WaitGroup
+	stop       context.Context
+	stopAll    context.CancelFunc
 }
 
 // Options are the gateway's policy switches.
@@ -58,6 +69,10 @@ type Options struct {
 	// (BEAVER_FALLBACKS, BEAVER_ROUTING_FILE). A request's own models
 	// replace its model's chain.
 	Fallbacks map[string][]string
+	// AbandonTimeout bounds how long the upstream answer of a non-streamed
+	// request whose client left is still awaited, from when it left (the
+	// upstream timeout, BEAVER_UPSTREAM_FIRST_BYTE_TIMEOUT); 0 = 60s.
+	AbandonTimeout time.Duration
 }
 
 // Deps are what the gateway calls.
@@ -78,8 +93,12 @@ func New(d Deps, o Options) *Gateway {
 	if log == nil {
 		log = slog.Default()
 	}
+	if o.AbandonTimeout <= 0 {
+		o.AbandonTimeout = 60 * time.Second
+	}
 	g := &Gateway{billing: d.Billing, catalog: d.Catalog, providers: d.Providers, limiter: d.Limiter,
 		log: log, opts: o, latency: NewLatency()}
+	g.stop, g.stopAll = context.WithCancel(context.Background())
 	g.metrics = newRouteMetrics(g, d.Registerer)
 	g.checkFallbacks()
 	return g
@@ -104,21 +123,32 @@ type Call struct {
 
 // run is a call that was admitted: its hold, and what settles it.
 type run struct {
-	g        *Gateway
-	call     Call
-	chain    []candidate // the models that may answer, in order (route.go)
-	entry    *catalog.Entry
-	prov     providers.Provider
-	hold     *billing.Hold
-	up       chat.Request // what goes upstream
-	capped   bool         // a max_tokens cap is sent upstream
-	prompt   int64        // estimated prompt tokens, billed when the upstream reports none
-	start    time.Time
-	genID    string
-	created  int64
-	finished bool
-	attempts Attempts
-	route    providers.Route // one retry budget for every model of the chain
+	g      *Gateway
+	call   Call
+	chain  []candidate // the models that may answer, in order (route.go)
+	entry  *catalog.Entry
+	prov   providers.Provider
+	hold   *billing.Hold
+	up     chat.Request // what goes upstream
+	capped bool         // a max_tokens cap is sent upstream
+	// prompt is billed for the prompt when neither the upstream nor Beaver
+	// counted it: the bound held at admission (chat), the estimate
+	// (embeddings). countable: the provider may count it (chat, count.go).
+	prompt    int64
+	countable bool
+	start     time.Time
+	genID     string
+	created   int64
+	finished  bool
+	attempts  Attempts
+	route     providers.Route // one retry budget for every model of the chain
+
+	// A non-streamed request's client may leave while try runs on another
+	// goroutine (complete.go): from then on no attempt or fallback starts
+	// and the caller's OnAttempts is not called (its HTTP context is gone).
+	mu   sync.Mutex
+	left chan struct{} // closed when the client left; nil = cannot happen
+	gone bool          // left is closed (mu)
 }
 
 // admit resolves the model and its fallbacks, applies the key's policy and
@@ -135,9 +165,9 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 		return nil, err
 	}
 	price, modelMax := chainPrice(chain)
-	// Hold for the most tokens the prompt can be; bill the upstream's count,
-	// or the realistic estimate when it never reports one.
-	bound, prompt := int64(req.PromptTokenBound()), int64(req.EstimatePromptTokens())
+	// Hold for the most tokens the prompt can be; bill the upstream's count
+	// (or Beaver's, count.go, when it never reports one).
+	bound := int64(req.PromptTokenBound())
 	var asked int64
 	if req.MaxTokens != nil {
 		asked = int64(*req.MaxTokens)
@@ -150,7 +180,7 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 		return nil, err
 	}
 	now := time.Now()
-	r := &run{g: g, call: call, chain: chain, hold: hold, prompt: prompt, start: now,
+	r := &run{g: g, call: call, chain: chain, hold: hold, prompt: bound, countable: true, start: now,
 		genID: "chatcmpl-" + strings.TrimPrefix(ids.New("g"), "g_"), created: now.Unix()}
 	// Send the cap upstream when the caller set one or when the balance
 	// lowered it; otherwise the model's own default applies (and is held).
@@ -203,18 +233,19 @@ func (r *run) settle(ctx context.Context, o billing.Outcome, u *chat.Usage) (*bi
 // failed settles a request that produced no output (nothing is charged)
 // and returns the error to answer with.
 //
-// A client that went away while the upstream was working is the exception:
-// like a disconnect mid-stream, it pays for the prompt (Beaver's estimate:
-// the upstream never told us its count) and the zero tokens it got.
-func (r *run) failed(ctx context.Context, err error) error {
+// A request cut off while the upstream was working (cut: its client left,
+// or Beaver stopped waiting) is the exception: like a disconnect
+// mid-stream, it pays for the prompt, which the upstream never reported
+// (Beaver counts it, see countPrompt), and the zero tokens it got.
+func (r *run) failed(ctx context.Context, err error, cut bool) error {
 	o := r.outcome()
 	o.Error = err.Error()
-	o.Cancelled = ctx.Err() != nil
+	o.Cancelled = cut || r.abandoned()
 	var u *chat.Usage
-	if o.Cancelled {
+	if cut {
 		o.Error = "client disconnected"
 		o.UsageEstimated = true
-		u = &chat.Usage{PromptTokens: int(r.prompt)}
+		u = &chat.Usage{PromptTokens: int(r.countPrompt(ctx))}
 	}
 	if _, ferr := r.settle(ctx, o, u); ferr != nil {
 		r.g.log.Error("settle failed request", "request_id", r.call.RequestID, "err", ferr)

@@ -150,6 +150,7 @@ func (r *run) use(c candidate) {
 // r.entry is the model that answered, or the one tried last, and the
 // caller's OnAttempts has been told of the attempts.
 func (r *run) try(ctx context.Context, fn func(ctx context.Context, up *chat.Request) error) error {
+	r.route.Abandoned = r.left // nil for a stream: its client's leaving cancels ctx
 	ctx = providers.WithRoute(ctx, &r.route)
 	if p := r.call.Principal; p != nil {
 		r.route.Account = p.Account.ID // the breakers count failing accounts, not failures alone
@@ -181,7 +182,7 @@ func (r *run) try(ctx context.Context, fn func(ctx context.Context, up *chat.Req
 			}
 			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: outcomeOf(err)})
 		}
-		if err == nil || ctx.Err() != nil || !fallsBack(err) || i == len(r.chain)-1 {
+		if err == nil || ctx.Err() != nil || r.abandoned() || !fallsBack(err) || i == len(r.chain)-1 {
 			break
 		}
 		// Passed on: the failed model's provider counts an error (the
@@ -190,7 +191,12 @@ func (r *run) try(ctx context.Context, fn func(ctx context.Context, up *chat.Req
 	}
 	r.route.OnAttempt = nil
 	if f := r.call.OnAttempts; f != nil && (len(r.attempts) > 1 || len(r.attempts) == 1 && !r.attempts[0].OK) {
-		f(r.attempts)
+		// Under r.mu: a client that left (Complete) has no HTTP context to tell.
+		r.mu.Lock()
+		if !r.gone {
+			f(r.attempts)
+		}
+		r.mu.Unlock()
 	}
 	return err
 }

@@ -29,7 +29,8 @@ type Sink interface {
 // arrive, then, once the charge is committed, a usage chunk carrying it.
 // A failure before the stream opens is returned (nothing is charged); a
 // later one ends the stream with an error (see failStream) and is charged for
-// the prompt and what was delivered, as is a client that goes away.
+// the prompt and what was received, as is a client that goes away (which
+// cancels the upstream request at once).
 func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 	r, err := g.admit(ctx, call)
 	if err != nil {
@@ -41,14 +42,14 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		return err
 	})
 	if err != nil {
-		return r.failed(ctx, err)
+		return r.failed(ctx, err, ctx.Err() != nil)
 	}
 	defer st.Close()
 	sink.Open(r.genID)
 
 	var (
 		usage     *chat.Usage
-		delivered strings.Builder
+		received  strings.Builder // what the upstream generated, delivered or not
 		streamErr error
 		gone      bool
 	)
@@ -67,21 +68,21 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		if len(ch.Choices) == 0 {
 			continue // usage-only chunk: ours comes at the end
 		}
+		received.WriteString(ch.Text()) // the upstream bills it even if the client is gone
 		ch.ID, ch.Model, ch.Object, ch.Usage = r.genID, r.entry.ID, chat.ObjectChunk, nil
 		if ch.Created == 0 {
 			ch.Created = r.created
 		}
 		if !sink.Send(ch) {
-			gone = true // what it failed to take is not billed
+			gone = true
 			break
 		}
-		delivered.WriteString(ch.Text())
 	}
 	cancelled := ctx.Err() != nil || gone
 	o := r.outcome()
 	o.Streamed, o.Cancelled = true, cancelled
 	if usage == nil || streamErr != nil || cancelled {
-		usage, o.UsageEstimated = deliveredUsage(usage, st.Usage(), r.prompt, delivered.String(), streamErr == nil && !cancelled)
+		usage, o.UsageEstimated = r.cutUsage(ctx, usage, st.Usage(), received.String(), streamErr == nil && !cancelled)
 	}
 	if streamErr != nil && !cancelled {
 		o.Error = streamErr.Error()
@@ -113,29 +114,6 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		sink.Done()
 	}
 	return nil
-}
-
-// deliveredUsage is what a stream that did not end normally is charged
-// for: the upstream's own counts when it gave them (the final usage chunk,
-// or what it reported before the end: Anthropic's message_start, Gemini's
-// first usageMetadata), with completion tokens no fewer than Beaver counts
-// in the delivered text; else Beaver's estimate of prompt and delivered
-// text (estimated = true). A stream that ended normally without usage is
-// estimated the same way.
-func deliveredUsage(final, soFar *chat.Usage, prompt int64, delivered string, ended bool) (u *chat.Usage, estimated bool) {
-	counted := chat.EstimateTokens(delivered)
-	reported := final
-	if reported == nil {
-		reported = soFar
-	}
-	if reported == nil {
-		return &chat.Usage{PromptTokens: int(prompt), CompletionTokens: counted}, true
-	}
-	if ended && final != nil {
-		return final, false
-	}
-	return &chat.Usage{PromptTokens: reported.PromptTokens, CompletionTokens: max(reported.CompletionTokens, counted),
-		PromptTokensDetails: reported.PromptTokensDetails, CompletionTokensDetails: reported.CompletionTokensDetails}, false
 }
 
 // failStream ends a stream that failed after it opened: OpenAI's error

@@ -14,6 +14,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/providers/gemini"
 	"github.com/beaver-gateway/beaver/internal/providers/openai"
 	"github.com/beaver-gateway/beaver/internal/providers/upstream"
+	"github.com/beaver-gateway/beaver/internal/tokens"
 )
 
 // Provider is one upstream provider. Errors are *Error, or *chat.InvalidError
@@ -29,6 +30,26 @@ type Provider interface {
 	// plain errors. Cancelling ctx aborts the upstream HTTP request at once.
 	Stream(ctx context.Context, req *chat.Request) (Stream, error)
 }
+
+// Counter is a Provider that counts tokens as its upstream bills them,
+// without generating anything: Beaver's count of what a request cost when
+// the upstream never said (a stream cut before its usage, a client that
+// left before the answer).
+type Counter interface {
+	// CountPrompt returns req's prompt tokens (req.Model is the provider's
+	// model name): with the model's public tokenizer (Config.Tokenizers),
+	// or through the provider's count endpoint (Anthropic's
+	// /v1/messages/count_tokens, Gemini's countTokens). ErrNoCount when the
+	// model has neither; other errors are *Error.
+	CountPrompt(ctx context.Context, req *chat.Request) (int, error)
+	// CountText returns the tokens of completion text in the model's public
+	// tokenizer; false when it has none.
+	CountText(model, text string) (int, bool)
+}
+
+// ErrNoCount is CountPrompt's error for a model whose tokens Beaver cannot
+// count: no public tokenizer, no count endpoint.
+var ErrNoCount = upstream.ErrNoCount
 
 // Stream is a streamed completion.
 //
@@ -133,6 +154,16 @@ func New(cfg Config) (Provider, error) {
 	return p, nil
 }
 
+// OpenAITokenizers are the encodings of OpenAI's chat models: o200k_base
+// from gpt-4o on (gpt-4.1, gpt-4.5, gpt-5, the o-series), cl100k_base
+// before (gpt-4, gpt-4-turbo, gpt-3.5-turbo).
+var OpenAITokenizers = map[string]string{
+	"gpt-4o": tokens.O200kBase, "chatgpt-4o": tokens.O200kBase, "gpt-4.1": tokens.O200kBase,
+	"gpt-4.5": tokens.O200kBase, "gpt-5": tokens.O200kBase,
+	"o1": tokens.O200kBase, "o3": tokens.O200kBase, "o4": tokens.O200kBase,
+	"gpt-4": tokens.Cl100kBase, "gpt-3.5": tokens.Cl100kBase,
+}
+
 // DefaultConfigs returns the six providers with the contract's default base
 // URLs, formats and timeouts, keyed by provider name. API keys are left for
 // the caller to fill from the environment.
@@ -152,8 +183,10 @@ func DefaultConfigs() map[string]Config {
 	}
 	xai := mk("xai", FormatOpenAI, "https://api.x.ai/v1")
 	xai.Usage.ReasoningOutsideCompletion = true
+	openai := mk("openai", FormatOpenAI, "https://api.openai.com/v1")
+	openai.Tokenizers = OpenAITokenizers
 	return map[string]Config{
-		"openai":     mk("openai", FormatOpenAI, "https://api.openai.com/v1"),
+		"openai":     openai,
 		"deepseek":   mk("deepseek", FormatOpenAI, "https://api.deepseek.com"),
 		"perplexity": mk("perplexity", FormatOpenAI, "https://api.perplexity.ai"),
 		"xai":        xai,

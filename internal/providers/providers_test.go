@@ -20,6 +20,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/providers/upstream"
+	"github.com/beaver-gateway/beaver/internal/tokens"
 )
 
 // The three wire formats, each with a catalog model, run through the same
@@ -68,6 +69,21 @@ func setupWith(t *testing.T, format string, fake *fakeupstream.Server, srv *http
 
 func request(model, text string) *chat.Request {
 	return &chat.Request{Model: model, Messages: []chat.Message{{Role: chat.RoleUser, Content: chat.TextContent(text)}}}
+}
+
+// wantPrompt is the prompt the fake reports for request(f.model, text): an
+// OpenAI model's counted as OpenAI does (o200k_base: 3 per message + its
+// role + its text, 3 for the reply), the others' by words + 3.
+func wantPrompt(t *testing.T, format, text string) int {
+	t.Helper()
+	if format != providers.FormatOpenAI {
+		return len(strings.Fields(text)) + 3
+	}
+	n, err := tokens.Count(tokens.O200kBase, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 3 + 1 + n + 3
 }
 
 // drain reads a stream to its end and returns the chunks and the final error
@@ -214,8 +230,10 @@ func TestCompleteText(t *testing.T) {
 			if resp.Object != chat.ObjectCompletion || resp.Choices[0].Message.Role != "assistant" || resp.Choices[0].FinishReason != "stop" {
 				t.Errorf("response = %+v", resp)
 			}
-			// prompt: 2 words + 3 for the message; completion: 8 words
-			if u := resp.Usage; u == nil || u.PromptTokens != 5 || u.CompletionTokens != 8 || u.TotalTokens != 13 {
+			// prompt: 2 words + 3 for the message (OpenAI's count for its
+			// model); completion: 8 words
+			p := wantPrompt(t, f.format, "Say hi")
+			if u := resp.Usage; u == nil || u.PromptTokens != p || u.CompletionTokens != 8 || u.TotalTokens != p+8 {
 				t.Errorf("usage = %+v", resp.Usage)
 			}
 		})
@@ -242,7 +260,8 @@ func TestStreamText(t *testing.T) {
 			if !sum.roleFirst || sum.finish != "stop" {
 				t.Errorf("roleFirst=%v finish=%q", sum.roleFirst, sum.finish)
 			}
-			if !sum.usageLast || sum.usage.PromptTokens != 6 || sum.usage.CompletionTokens != 5 || sum.usage.TotalTokens != 11 {
+			p := wantPrompt(t, f.format, "Say hi [[words:5]]")
+			if !sum.usageLast || sum.usage.PromptTokens != p || sum.usage.CompletionTokens != 5 || sum.usage.TotalTokens != p+5 {
 				t.Errorf("usage = %+v (last: %v)", sum.usage, sum.usageLast)
 			}
 			if n := len(chunks); n < 5 {
@@ -586,7 +605,8 @@ func TestStreamUsageAtEnd(t *testing.T) {
 				t.Fatalf("no usage chunk: %+v", sum)
 			}
 			usageWant(t, s.Usage(), sum.usage)
-			if u := s.Usage(); u.PromptTokens != 6 || u.CompletionTokens != 5 || u.TotalTokens != 11 {
+			p := wantPrompt(t, f.format, "Say hi [[words:5]]")
+			if u := s.Usage(); u.PromptTokens != p || u.CompletionTokens != 5 || u.TotalTokens != p+5 {
 				t.Errorf("Usage() = %s", usageString(u))
 			}
 			want := usageString(sum.usage)

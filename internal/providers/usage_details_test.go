@@ -17,10 +17,12 @@ import (
 // thoughtsTokenCount (apart from candidatesTokenCount: added to the
 // completion).
 func TestUsageDetails(t *testing.T) {
-	// prompt: 3 words + 3 for the message; reply: 8 words + 5 reasoning tokens
+	// prompt: 3 words + 3 for the message (OpenAI's count for its model);
+	// reply: 8 words + 5 reasoning tokens
 	text := "hi [[cached:2]] [[reasoning:5]]"
+	oa := wantPrompt(t, "openai", text)
 	want := map[string]chat.Usage{
-		"openai": {PromptTokens: 6, CompletionTokens: 13, TotalTokens: 19,
+		"openai": {PromptTokens: oa, CompletionTokens: 13, TotalTokens: oa + 13,
 			PromptTokensDetails: &chat.PromptTokensDetails{CachedTokens: 2}, CompletionTokensDetails: &chat.CompletionTokensDetails{ReasoningTokens: 5}},
 		"anthropic": {PromptTokens: 6, CompletionTokens: 13, TotalTokens: 19,
 			PromptTokensDetails: &chat.PromptTokensDetails{CachedTokens: 2}},

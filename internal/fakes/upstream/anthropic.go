@@ -60,6 +60,16 @@ func (anthropicFormat) parse(body []byte, c *call) error {
 		return errors.New("max_tokens and messages are required")
 	}
 	c.model, c.stream, c.maxTokens = r.Model, r.Stream, r.MaxTokens
+	c.promptTokens, c.lastUser = r.prompt()
+	if len(r.Tools) > 0 {
+		c.tool = r.Tools[0].Name
+	}
+	return nil
+}
+
+// prompt returns the request's prompt tokens (the system prompt counts as
+// a message) and the text of its last user message.
+func (r *anRequest) prompt() (tokens int, lastUser string) {
 	var texts []string
 	if len(r.System) > 0 {
 		texts = append(texts, anText(r.System))
@@ -68,14 +78,40 @@ func (anthropicFormat) parse(body []byte, c *call) error {
 		t := anText(m.Content)
 		texts = append(texts, t)
 		if m.Role == "user" {
-			c.lastUser = t
+			lastUser = t
 		}
 	}
-	c.promptTokens = countPrompt(texts)
-	if len(r.Tools) > 0 {
-		c.tool = r.Tools[0].Name
+	return countPrompt(texts), lastUser
+}
+
+// countFields are the fields POST /v1/messages/count_tokens accepts; the
+// API refuses any other ("max_tokens: Extra inputs are not permitted").
+var countFields = map[string]bool{"model": true, "messages": true, "system": true, "tools": true,
+	"tool_choice": true, "thinking": true}
+
+// countTokens answers POST /v1/messages/count_tokens as Anthropic does:
+// {"input_tokens": N}, N being the prompt tokens /v1/messages would report
+// for the same request (input_tokens with the cache reads). Counting
+// generates nothing: the directives are not read.
+func (f anthropicFormat) countTokens(w http.ResponseWriter, body []byte) {
+	var fields map[string]json.RawMessage
+	var r anRequest
+	if err := json.Unmarshal(body, &fields); err != nil || json.Unmarshal(body, &r) != nil {
+		writeJSON(w, http.StatusBadRequest, f.errorBody(http.StatusBadRequest, &call{}, "invalid request: the body is not a JSON object"))
+		return
 	}
-	return nil
+	for name := range fields {
+		if !countFields[name] {
+			writeJSON(w, http.StatusBadRequest, f.errorBody(http.StatusBadRequest, &call{}, name+": Extra inputs are not permitted"))
+			return
+		}
+	}
+	if r.Model == "" || len(r.Messages) == 0 {
+		writeJSON(w, http.StatusBadRequest, f.errorBody(http.StatusBadRequest, &call{}, "model and messages are required"))
+		return
+	}
+	n, _ := r.prompt()
+	writeJSON(w, http.StatusOK, mustJSON(map[string]int{"input_tokens": n}))
 }
 
 func (anthropicFormat) errorBody(status int, c *call, msg string) []byte {

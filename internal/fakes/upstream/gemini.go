@@ -53,6 +53,19 @@ func (geminiFormat) parse(body []byte, c *call) error {
 	if len(r.Contents) == 0 {
 		return errors.New("contents is required")
 	}
+	c.promptTokens, c.lastUser = r.prompt()
+	if r.GenerationConfig != nil {
+		c.maxTokens = r.GenerationConfig.MaxOutputTokens
+	}
+	if len(r.Tools) > 0 && len(r.Tools[0].FunctionDeclarations) > 0 {
+		c.tool = r.Tools[0].FunctionDeclarations[0].Name
+	}
+	return nil
+}
+
+// prompt returns the request's prompt tokens (the system instruction
+// counts as a message) and the text of its last user turn.
+func (r *geRequest) prompt() (tokens int, lastUser string) {
 	var texts []string
 	if r.SystemInstruction != nil {
 		texts = append(texts, geJoin(r.SystemInstruction.Parts))
@@ -61,17 +74,56 @@ func (geminiFormat) parse(body []byte, c *call) error {
 		t := geJoin(m.Parts)
 		texts = append(texts, t)
 		if (m.Role == "user" || m.Role == "") && t != "" {
-			c.lastUser = t
+			lastUser = t
 		}
 	}
-	c.promptTokens = countPrompt(texts)
-	if r.GenerationConfig != nil {
-		c.maxTokens = r.GenerationConfig.MaxOutputTokens
+	return countPrompt(texts), lastUser
+}
+
+// countTokens answers POST /v1beta/models/{model}:countTokens as Gemini
+// does: {"totalTokens": N, "promptTokensDetails": [...]}. The body has
+// contents (counted alone) or a generateContentRequest (its model,
+// "models/{model}", is required; its system instruction counts too, so N
+// is the promptTokenCount generateContent would report), never both.
+// Counting generates nothing: the directives are not read.
+func (f geminiFormat) countTokens(w http.ResponseWriter, model string, body []byte) {
+	var v struct {
+		Contents               json.RawMessage `json:"contents"`
+		GenerateContentRequest *struct {
+			Model string `json:"model"`
+			geRequest
+		} `json:"generateContentRequest"`
 	}
-	if len(r.Tools) > 0 && len(r.Tools[0].FunctionDeclarations) > 0 {
-		c.tool = r.Tools[0].FunctionDeclarations[0].Name
+	bad := func(msg string) {
+		writeJSON(w, http.StatusBadRequest, f.errorBody(http.StatusBadRequest, &call{model: model}, msg))
 	}
-	return nil
+	if err := json.Unmarshal(body, &v); err != nil {
+		bad("Invalid JSON payload received. " + err.Error())
+		return
+	}
+	var r geRequest
+	switch g := v.GenerateContentRequest; {
+	case g != nil && len(v.Contents) > 0:
+		bad("contents and generateContentRequest are mutually exclusive")
+		return
+	case g != nil:
+		if g.Model == "" {
+			bad("* CountTokensRequest.generate_content_request.model: model is required")
+			return
+		}
+		r = g.geRequest
+	default:
+		if err := json.Unmarshal(v.Contents, &r.Contents); err != nil && len(v.Contents) > 0 {
+			bad("Invalid JSON payload received. " + err.Error())
+			return
+		}
+	}
+	n, _ := r.prompt()
+	if len(r.Contents) == 0 {
+		n = 0
+	}
+	writeJSON(w, http.StatusOK, mustJSON(map[string]any{"totalTokens": n,
+		"promptTokensDetails": []any{map[string]any{"modality": "TEXT", "tokenCount": n}}}))
 }
 
 var geStatus = map[int]string{

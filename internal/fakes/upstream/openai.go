@@ -14,8 +14,11 @@ import (
 type openaiFormat struct{}
 
 type oaMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       string          `json:"name"`
+	ToolCallID string          `json:"tool_call_id"`
+	ToolCalls  []oaToolCall    `json:"tool_calls"`
 }
 
 type oaRequest struct {
@@ -29,7 +32,9 @@ type oaRequest struct {
 	} `json:"stream_options"`
 	Tools []struct {
 		Function struct {
-			Name string `json:"name"`
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Parameters  json.RawMessage `json:"parameters"`
 		} `json:"function"`
 	} `json:"tools"`
 }
@@ -75,7 +80,11 @@ func (openaiFormat) parse(body []byte, c *call) error {
 			c.lastUser = texts[i]
 		}
 	}
-	c.promptTokens = countPrompt(texts)
+	if enc := oaEncoding(r.Model); enc != "" {
+		c.promptTokens = oaPromptTokens(enc, &r)
+	} else {
+		c.promptTokens = countPrompt(texts)
+	}
 	if len(r.Tools) > 0 {
 		c.tool = r.Tools[0].Function.Name
 	}

@@ -8,6 +8,8 @@
 //	POST /v1/messages                                Anthropic Messages
 //	POST /v1beta/models/{model}:generateContent      Gemini
 //	POST /v1beta/models/{model}:streamGenerateContent?alt=sse
+//	POST /v1/messages/count_tokens                   Anthropic's token count
+//	POST /v1beta/models/{model}:countTokens          Gemini's token count
 //	POST /embeddings, /v1/embeddings                 OpenAI embeddings (embeddings.go)
 //	POST /v1beta/models/{model}:batchEmbedContents   Gemini embeddings
 //
@@ -62,15 +64,21 @@
 //	                       of MS), instead of 429's "2"
 //
 // Streams send one word per event (each after Options.ChunkDelay); a
-// non-streaming answer waits ChunkDelay per word before its headers. The
+// non-streaming answer waits ChunkDelay per word before its headers
+// (Options.Produce paces both instead, for tests that gate with channels). The
 // request's max tokens (max_tokens / max_completion_tokens, max_tokens,
 // maxOutputTokens) caps the words, and a capped reply finishes with
 // length / max_tokens / MAX_TOKENS.
 //
 // Usage is exact and documented: prompt tokens = the whitespace-separated
 // words of all message text (system prompt included, counted as a message)
-// + 3 per message; completion tokens = the words emitted (3 for a tool
-// call). It is reported when the real APIs report it, so a cut or failed
+// + 3 per message, except for OpenAI's own models (gpt-4o…, gpt-4…,
+// gpt-3.5…, gpt-5…, the o-series), whose prompt is counted as OpenAI counts
+// it: their tiktoken encoding over the cookbook's chat template
+// (tokenize.go); completion tokens = the words emitted (3 for a tool call).
+// The count endpoints answer the prompt tokens generating would report
+// (Server.PromptTokens gives the same for a recorded request); they read no
+// directives. Usage is reported when the real APIs report it, so a cut or failed
 // stream has had the early counts: OpenAI only in the include_usage chunk at
 // the end; Anthropic's message_start with input_tokens (and output_tokens
 // 1), then message_delta's output_tokens; Gemini's usageMetadata on every
@@ -80,6 +88,7 @@ package upstream
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -98,6 +107,12 @@ type Options struct {
 	ChunkDelay time.Duration // before each stream event (per word)
 	// DisableRecording stops Requests from keeping requests, for benchmarks.
 	DisableRecording bool
+	// Produce, when set, is called before each word of a reply is produced,
+	// streamed or not, in place of the chunk delay, with the request's
+	// context and the word's index: a test paces the fake with channels
+	// instead of sleeps. It returns false when ctx ended first (the
+	// client went away); the fake then stops.
+	Produce func(ctx context.Context, word int) bool
 }
 
 // Recorded is one request the fake received.
@@ -133,6 +148,28 @@ func (s *Server) Requests() []Recorded {
 // were sent and before the response ended (detected through the request's
 // context).
 func (s *Server) Cancelled() int64 { return s.cancelled.Load() }
+
+// PromptTokens is the prompt the fake counts for a recorded chat request,
+// the count its usage reports: what a test compares a bill with when the
+// answer carried none (a cut stream).
+func (s *Server) PromptTokens(r Recorded) (int, error) {
+	var f format
+	switch p := r.Path; {
+	case p == "/chat/completions" || p == "/v1/chat/completions":
+		f = openaiFormat{}
+	case p == "/v1/messages":
+		f = anthropicFormat{}
+	case strings.HasPrefix(p, "/v1beta/models/"):
+		f = geminiFormat{}
+	default:
+		return 0, fmt.Errorf("fake upstream: %s is not a chat request", p)
+	}
+	var c call
+	if err := f.parse(r.Body, &c); err != nil {
+		return 0, fmt.Errorf("fake upstream: parse %s: %w", r.Path, err)
+	}
+	return c.promptTokens, nil
+}
 
 // Reset forgets recorded requests, the [[fail-first]] counts and the
 // cancellation count.
@@ -246,8 +283,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f, c.format = openaiFormat{}, "openai"
 	case p == "/v1/messages":
 		f, c.format = anthropicFormat{}, "anthropic"
+	case p == "/v1/messages/count_tokens":
+		anthropicFormat{}.countTokens(w, body)
+		return
 	case strings.HasPrefix(p, "/v1beta/models/"):
 		model, method, ok := strings.Cut(strings.TrimPrefix(p, "/v1beta/models/"), ":")
+		if ok && method == "countTokens" {
+			geminiFormat{}.countTokens(w, model, body)
+			return
+		}
 		if !ok || (method != "generateContent" && method != "streamGenerateContent") {
 			http.NotFound(w, r)
 			return
@@ -330,7 +374,14 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, f format, c *c
 		http.NewResponseController(w).Flush()
 		panic(http.ErrAbortHandler) // drop the connection
 	}
-	if !sleep(ctx, s.chunkDelay(p)*time.Duration(len(p.words))) {
+	if s.opts.Produce != nil {
+		for i := range p.words {
+			if !s.opts.Produce(ctx, i) {
+				s.cancelled.Add(1)
+				return
+			}
+		}
+	} else if !sleep(ctx, s.chunkDelay(p)*time.Duration(len(p.words))) {
 		return
 	}
 	f.complete(w, c, p, id)
@@ -381,7 +432,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, f format, c *cal
 				_ = st.midError() // the stream ends here either way
 				return
 			}
-			if !sleep(ctx, s.chunkDelay(p)) {
+			if !s.produce(ctx, p, i) {
 				s.cancelled.Add(1)
 				return
 			}
@@ -398,6 +449,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, f format, c *cal
 		return
 	}
 	gone(st.finish())
+}
+
+// produce waits before the i-th streamed word: Options.Produce, or the
+// chunk delay. It reports whether the stream goes on.
+func (s *Server) produce(ctx context.Context, p *plan, i int) bool {
+	if s.opts.Produce != nil {
+		return s.opts.Produce(ctx, i)
+	}
+	return sleep(ctx, s.chunkDelay(p))
 }
 
 // sleep waits d unless ctx ends first; it reports whether the wait completed.

@@ -77,13 +77,15 @@ func TestOpenAIFormat(t *testing.T) {
 			} `json:"usage"`
 		}
 		json.Unmarshal(body, &r)
-		// prompt: "be nice" 2 + 3, "hi there [[words:3]]" 3 + 3
+		// prompt, as OpenAI counts it for gpt-4o-mini (o200k_base): 3 per
+		// message + role + text ("system" 1, "be nice" 2; "user" 1, "hi
+		// there [[words:3]]" 7), 3 for the reply
 		if r.Object != "chat.completion" || r.Choices[0].Message.Content != "Hello from fake" || r.Choices[0].FinishReason != "stop" {
 			t.Errorf("%s: %s", path, body)
 		}
 		var u map[string]map[string]int
 		json.Unmarshal(body, &u)
-		if u["usage"]["prompt_tokens"] != 11 || u["usage"]["completion_tokens"] != 3 || u["usage"]["total_tokens"] != 14 {
+		if u["usage"]["prompt_tokens"] != 20 || u["usage"]["completion_tokens"] != 3 || u["usage"]["total_tokens"] != 23 {
 			t.Errorf("usage = %v", u["usage"])
 		}
 	}

@@ -89,6 +89,15 @@ var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 //   - parallel_tool_calls: false becomes disable_parallel_tool_use;
 //   - user becomes metadata.user_id.
 func encodeRequest(req *chat.Request, stream bool) ([]byte, error) {
+	w, err := buildRequest(req, stream)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(w)
+}
+
+// buildRequest is encodeRequest before the JSON encoding.
+func buildRequest(req *chat.Request, stream bool) (*wireRequest, error) {
 	if req.ChoiceCount() > 1 {
 		// One completion per request in this format; n > 1 is refused, not
 		// silently answered with one choice.
@@ -158,7 +167,7 @@ func encodeRequest(req *chat.Request, stream bool) ([]byte, error) {
 		return nil, err
 	}
 	w.ToolChoice = tc
-	return json.Marshal(w)
+	return &w, nil
 }
 
 func contentBlocks(i int, m *chat.Message) ([]block, error) {

@@ -100,6 +100,15 @@ type generationConfig struct {
 // keywords, so "$schema" and "additionalProperties" are removed from tool
 // parameters and response schemas.
 func encodeRequest(req *chat.Request) ([]byte, error) {
+	w, err := buildRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(w)
+}
+
+// buildRequest is encodeRequest before the JSON encoding.
+func buildRequest(req *chat.Request) (*wireRequest, error) {
 	if req.ChoiceCount() > 1 {
 		// One completion per request in this format; n > 1 is refused, not
 		// silently answered with one choice.
@@ -183,7 +192,7 @@ func encodeRequest(req *chat.Request) ([]byte, error) {
 		}
 		w.ToolConfig = tc
 	}
-	return json.Marshal(w)
+	return &w, nil
 }
 
 func messageParts(i int, m *chat.Message) ([]part, error) {

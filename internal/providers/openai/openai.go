@@ -18,11 +18,12 @@ import (
 
 // Adapter talks to one OpenAI-compatible provider.
 type Adapter struct {
-	client *upstream.Client
-	name   string
-	path   string // after the base URL of the endpoint each attempt goes to
-	header http.Header
-	usage  upstream.UsageConvention
+	client     *upstream.Client
+	name       string
+	path       string // after the base URL of the endpoint each attempt goes to
+	header     http.Header
+	usage      upstream.UsageConvention
+	tokenizers map[string]string // Config.Tokenizers
 }
 
 // New returns the adapter for cfg; it appends "/chat/completions" to the base
@@ -35,7 +36,7 @@ func New(cfg upstream.Config) (*Adapter, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "beaver-gateway")
-	return &Adapter{client: c, name: cfg.Name, path: "/chat/completions", header: h, usage: cfg.Usage}, nil
+	return &Adapter{client: c, name: cfg.Name, path: "/chat/completions", header: h, usage: cfg.Usage, tokenizers: cfg.Tokenizers}, nil
 }
 
 // Client is the adapter's upstream client (its endpoints' health).

@@ -83,6 +83,12 @@ type Config struct {
 	Clock func() time.Time
 	// Logger gets the breakers' openings and closings; nil = slog.Default().
 	Logger *slog.Logger
+
+	// Tokenizers names the public tokenizer (a tiktoken encoding, see
+	// package tokens) the provider bills each model's tokens in, by prefix
+	// of its model name: the longest matching prefix wins. A model with
+	// none is counted by the provider's count endpoint, if it has one.
+	Tokenizers map[string]string
 }
 
 // Defaults of Config.
@@ -405,7 +411,7 @@ func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
 		if err.Status >= 500 && !err.Unavailable() && end.Sub(now) < c.cfg.Quick500 {
 			spent[e.index] = true
 		}
-		if attempt >= c.cfg.MaxRetries || ctx.Err() != nil || !(err.Retryable() || err.KeyRejected() && c.otherKey(tried)) {
+		if attempt >= c.cfg.MaxRetries || ctx.Err() != nil || rt.abandoned() || !(err.Retryable() || err.KeyRejected() && c.otherKey(tried)) {
 			return nil, err
 		}
 		pause := retryBackoff << min(attempt, 10) // ≤ 102s: beyond any sane budget, and no overflow
@@ -427,6 +433,9 @@ func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, cancelled(ctx)
+		case <-rt.abandonedC():
+			t.Stop()
+			return nil, err
 		case <-t.C:
 		}
 	}

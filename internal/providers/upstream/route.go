@@ -25,6 +25,10 @@ type Route struct {
 	// sent all the same: refusing it could only turn a possible answer
 	// into a certain error.
 	Fallback bool
+	// Abandoned, when closed, means the caller went away while its call
+	// goes on (a non-streamed answer that is still billed): the attempt in
+	// flight is seen through, and no retry starts for nobody.
+	Abandoned <-chan struct{}
 
 	until time.Time // retries end here; set by the first call (its RetryBudget)
 }
@@ -39,6 +43,27 @@ func WithRoute(ctx context.Context, r *Route) context.Context {
 func routeOf(ctx context.Context) *Route {
 	r, _ := ctx.Value(routeKey{}).(*Route)
 	return r
+}
+
+// abandoned reports whether r's caller went away (see Route.Abandoned).
+func (r *Route) abandoned() bool {
+	if r == nil || r.Abandoned == nil {
+		return false
+	}
+	select {
+	case <-r.Abandoned:
+		return true
+	default:
+		return false
+	}
+}
+
+// abandonedC is r's Abandoned channel; nil (never ready) when none.
+func (r *Route) abandonedC() <-chan struct{} {
+	if r == nil {
+		return nil
+	}
+	return r.Abandoned
 }
 
 // Attempt is one try of a call.

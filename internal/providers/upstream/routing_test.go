@@ -662,3 +662,32 @@ func TestAbsoluteURLFollowsTheEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// A call whose caller went away while it goes on (Route.Abandoned: a
+// non-streamed answer still billed) sees its attempt through and starts no
+// retry for nobody, whether it left while the attempt ran or as it ended.
+func TestAbandonedRouteIsNotRetried(t *testing.T) {
+	for _, when := range []string{"before the failure", "as it is reported"} {
+		abandoned := make(chan struct{})
+		h, calls := counting(5, func(w http.ResponseWriter, r *http.Request) {
+			if when == "before the failure" {
+				close(abandoned)
+			}
+			status(503)(w, r)
+		})
+		c := newClient(t, upstream.Config{BaseURL: newServer(t, h), MaxRetries: 3})
+		var attempts []upstream.Attempt
+		rt := &upstream.Route{Abandoned: abandoned, OnAttempt: func(a upstream.Attempt) {
+			attempts = append(attempts, a)
+			if when == "as it is reported" {
+				close(abandoned)
+			}
+		}}
+		_, err := c.Do(upstream.WithRoute(context.Background(), rt), upstream.Request{Path: "/x", Key: upstream.BearerKey,
+			Header: http.Header{}, Body: []byte("{}")})
+		var ue *upstream.Error
+		if !errors.As(err, &ue) || ue.Status != 503 || calls.Load() != 1 || outcomes(attempts) != "503" {
+			t.Errorf("%s: err %v, %d calls, attempts %s", when, err, calls.Load(), outcomes(attempts))
+		}
+	}
+}
