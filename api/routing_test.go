@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/config"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 )
 
 // Fallbacks, retries, several keys and circuit breakers through the HTTP
@@ -172,26 +172,6 @@ func TestDeadProviderOpensItsBreaker(t *testing.T) {
 	}
 }
 
-// testClock is a providers.Config Clock that moves only when told.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock { return &testClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // One account whose requests always make the upstream answer 500 cannot
 // open the provider's breaker for the others: 20 of them, interleaved
 // with another account's requests, which all answer from the provider
@@ -199,7 +179,7 @@ func (c *testClock) Advance(d time.Duration) {
 // not retried), and /status/providers shows them from one account.
 func TestOneAccountCannotOpenTheBreaker(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dialect string) {
-		clk := newTestClock() // never moves: every 500 is quick
+		clk := testenv.NewClock() // never moves: every 500 is quick
 		inf := newInferenceWith(t, dialect, fakeupstream.Options{}, func(pc *providers.Config) { pc.Clock = clk.Now })
 		_, hostile := inf.fundedKey("10", nil)
 		good, key := inf.fundedKey("10", nil)
@@ -243,7 +223,7 @@ func TestOutageOpensTheBreakerAndSaysWhy(t *testing.T) {
 			fake.ServeHTTP(w, r)
 		}))
 		t.Cleanup(openai.Close)
-		clk := newTestClock()
+		clk := testenv.NewClock()
 		inf := newInferenceWith(t, dialect, fakeupstream.Options{}, func(pc *providers.Config) {
 			pc.Clock = clk.Now
 			if pc.Name == "openai" {

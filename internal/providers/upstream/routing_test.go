@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/providers/upstream"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 )
 
 // Retries, several endpoints, key cooldowns and circuit breakers, against
@@ -289,7 +290,7 @@ func TestCircuitBreaker(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
-	clk := newClock()
+	clk := testenv.NewClock()
 	c := newClient(t, upstream.Config{BaseURL: srv, MaxRetries: -1, BreakerFailures: 3, BreakerMinRequests: 3,
 		BreakerMinAccounts: 2, BreakerCooldown: 30 * time.Second, Clock: clk.Now})
 	for _, account := range []string{"a", "a", "b"} {
@@ -376,7 +377,7 @@ func TestOpenOnlyEndpointWithoutFallback(t *testing.T) {
 		}
 		h.ServeHTTP(w, r)
 	}))
-	clk := newClock()
+	clk := testenv.NewClock()
 	c := newClient(t, upstream.Config{BaseURL: srv, BreakerFailures: 2, BreakerMinRequests: 2, BreakerMinAccounts: 2, Clock: clk.Now})
 	// Retried twice: then the 1st attempt from a 2nd account opens it,
 	// and nothing is left to retry on.
@@ -426,7 +427,7 @@ func TestOneAccountCannotOpenTheBreaker(t *testing.T) {
 			}
 			_, _ = io.WriteString(w, `{"ok":true}`)
 		}))
-		clk := newClock()
+		clk := testenv.NewClock()
 		retries := 0 // the default: a quick 500 is not retried anyway
 		if code == 503 {
 			retries = -1 // retried, they would only take longer
@@ -474,7 +475,7 @@ func TestOutageOpensAndASuccessCloses(t *testing.T) {
 	for _, tt := range []struct {
 		name, url, kind string
 	}{{"503", srv, "503"}, {"connection errors", base, "connection"}} {
-		clk := newClock()
+		clk := testenv.NewClock()
 		c := newClient(t, upstream.Config{BaseURL: tt.url, MaxRetries: -1, Clock: clk.Now})
 		for i := range 10 { // the default minimum of attempts
 			clk.Advance(time.Second)
@@ -511,7 +512,7 @@ func TestOutageOpensAndASuccessCloses(t *testing.T) {
 // 503, or one from another endpoint is retried; so is any 500 with
 // Quick500 negative. Durations come from the injected clock.
 func TestNoRetryAfterAQuick500(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock()
 	var calls atomic.Int64
 	var took atomic.Int64 // how long the server "takes", on clk
 	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
