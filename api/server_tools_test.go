@@ -96,3 +96,39 @@ func TestStreamEndingWithoutDone(t *testing.T) {
 		}
 	})
 }
+
+// What a provider answers beside the completion reaches the client as
+// top-level fields: Perplexity's citations, Gemini's grounding metadata
+// (grounding_metadata), on the completion and once on the stream.
+func TestProviderExtrasPassedOn(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		inf := newInference(t, dialect, fakeupstream.Options{})
+		_, key := inf.fundedKey("10", nil)
+		for _, tt := range []struct{ model, text, field, want string }{
+			{"perplexity/llama-3.1-sonar-small-128k-online", "population of San Francisco", "citations", "https://en.wikipedia.org/wiki/San_Francisco"},
+			{"google/gemini-1.5-flash", "news today [[grounding]]", "grounding_metadata", "https://example.com/news"},
+		} {
+			r := inf.do("POST", "/v1/chat/completions", key, chatBody(tt.model, tt.text)).want(200)
+			if _, ok := r.JSON[tt.field]; !ok || !strings.Contains(string(r.Raw), tt.want) {
+				t.Fatalf("%s: no %s in %s", tt.model, tt.field, r.Raw)
+			}
+			_, data := inf.stream(key, chatBody(tt.model, tt.text+" [[words:4]]"))
+			carrying := 0
+			for _, d := range data {
+				if strings.Contains(d, `"`+tt.field+`":`) {
+					carrying++
+				}
+			}
+			if carrying != 1 || !strings.Contains(strings.Join(data, "\n"), tt.want) {
+				t.Fatalf("%s: %d chunks carry %s:\n%s", tt.model, carrying, tt.field, strings.Join(data, "\n"))
+			}
+		}
+		// Models whose provider sends none have none.
+		r := inf.do("POST", "/v1/chat/completions", key, chatBody("openai/gpt-4o-mini", "hi")).want(200)
+		for _, f := range []string{"citations", "search_results", "grounding_metadata"} {
+			if _, ok := r.JSON[f]; ok {
+				t.Fatalf("openai answer has %s: %s", f, r.Raw)
+			}
+		}
+	})
+}

@@ -128,6 +128,19 @@ type Response struct {
 	Choices           []Choice `json:"choices"`
 	Usage             *Usage   `json:"usage,omitempty"`
 	SystemFingerprint string   `json:"system_fingerprint,omitempty"`
+	Extras
+}
+
+// Extras are what a provider answers beside the completion, passed on to
+// the client as top-level fields of the completion (and of the stream chunk
+// where they first come or change), as OpenRouter does: Perplexity's
+// citations and search_results as Perplexity names them, Gemini's
+// groundingMetadata as grounding_metadata. Each is the provider's JSON,
+// untouched.
+type Extras struct {
+	Citations         json.RawMessage `json:"citations,omitempty"`
+	SearchResults     json.RawMessage `json:"search_results,omitempty"`
+	GroundingMetadata json.RawMessage `json:"grounding_metadata,omitempty"`
 }
 
 // Choice is one completion alternative. It always renders logprobs and
@@ -191,6 +204,7 @@ type Chunk struct {
 	Choices []ChunkChoice `json:"choices"` // never omitted: [] when empty
 	Usage   *Usage        `json:"usage,omitempty"`
 	Error   *ErrorBody    `json:"error,omitempty"`
+	Extras
 }
 
 // MarshalJSON renders nil Choices as [] as OpenAI does for usage chunks.

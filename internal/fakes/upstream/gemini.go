@@ -193,12 +193,25 @@ func geResponse(c *call, p *plan, id string, parts []any, finish string, complet
 	cand := map[string]any{"content": map[string]any{"parts": parts, "role": "model"}, "index": 0}
 	if finish != "" {
 		cand["finishReason"] = finish
+		if p.grounding {
+			cand["groundingMetadata"] = geGrounding
+		}
 	}
 	r := map[string]any{"candidates": []any{cand}, "modelVersion": c.model, "responseId": "fake" + id}
 	if !p.noUsage {
 		r["usageMetadata"] = geUsage(c, p, completion)
 	}
 	return r
+}
+
+// geGrounding is a candidate's groundingMetadata with Google Search
+// grounding on, in the shape of Gemini's documentation.
+var geGrounding = map[string]any{
+	"webSearchQueries": []string{"fake news today"},
+	"searchEntryPoint": map[string]string{"renderedContent": "<div>fake</div>"},
+	"groundingChunks":  []any{map[string]any{"web": map[string]string{"uri": "https://example.com/news", "title": "example.com"}}},
+	"groundingSupports": []any{map[string]any{"segment": map[string]any{"startIndex": 0, "endIndex": 5, "text": "Hello"},
+		"groundingChunkIndices": []int{0}}},
 }
 
 func geToolPart(name string) map[string]any {

@@ -174,6 +174,10 @@ func (openaiFormat) complete(w http.ResponseWriter, c *call, p *plan, id string)
 	if !p.noUsage {
 		resp["usage"] = oaUsage(c, p)
 	}
+	if strings.Contains(c.model, "sonar") { // Perplexity: the sources the answer cites
+		delete(resp, "system_fingerprint")
+		resp["citations"] = perplexityCitations
+	}
 	writeJSON(w, http.StatusOK, mustJSON(resp))
 }
 

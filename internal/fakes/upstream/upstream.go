@@ -46,6 +46,9 @@
 //	                       array of web_search_result blocks) and usage has
 //	                       server_tool_use.web_search_requests: 1, as
 //	                       Anthropic's web search tool answers
+//	[[grounding]]          Gemini: the last candidate carries
+//	                       groundingMetadata (search queries, sources,
+//	                       supports), as Google Search grounding answers
 //	[[hang]]               send the headers, then nothing
 //	[[stall:K]]            stream K words, then nothing until the client
 //	                       leaves (a test sees chunks arrive before the
@@ -215,6 +218,7 @@ type plan struct {
 	reasoning int // [[reasoning:N]]
 	hang      bool
 	webSearch bool
+	grounding bool
 	slow      time.Duration
 	failFirst int // [[fail-first:K]]
 	retryMS   int // [[retry-after:MS]]; 0 = none
@@ -503,6 +507,8 @@ func makePlan(c *call) plan {
 			p.hang = true
 		case "web-search":
 			p.webSearch = true
+		case "grounding":
+			p.grounding = true
 		case "slow":
 			p.slow = time.Duration(arg) * time.Millisecond
 		case "chunk-delay":

@@ -97,6 +97,9 @@ type candidate struct {
 	Content      *content `json:"content"`
 	FinishReason string   `json:"finishReason"`
 	Index        int      `json:"index"`
+	// GroundingMetadata (search grounding's queries, sources and supports)
+	// is passed on untouched as grounding_metadata.
+	GroundingMetadata json.RawMessage `json:"groundingMetadata"`
 }
 
 type usageMetadata struct {
@@ -145,6 +148,7 @@ func finishReason(reason string, toolCalls bool) string {
 func (r *wireResponse) toResponse(model string) *chat.Response {
 	msg := chat.Message{Role: chat.RoleAssistant}
 	finish := chat.FinishStop
+	var grounding json.RawMessage
 	if len(r.Candidates) > 0 {
 		c := r.Candidates[0]
 		var text, thought strings.Builder
@@ -165,6 +169,7 @@ func (r *wireResponse) toResponse(model string) *chat.Response {
 		}
 		msg.ReasoningContent = thought.String()
 		finish = finishReason(c.FinishReason, len(msg.ToolCalls) > 0)
+		grounding = c.GroundingMetadata
 	} else {
 		msg.Content = chat.TextContent("")
 		if r.PromptFeedback != nil && r.PromptFeedback.BlockReason != "" {
@@ -174,6 +179,7 @@ func (r *wireResponse) toResponse(model string) *chat.Response {
 	resp := &chat.Response{
 		ID: r.ResponseID, Object: chat.ObjectCompletion, Created: time.Now().Unix(), Model: r.ModelVersion,
 		Choices: []chat.Choice{{Index: 0, Message: msg, FinishReason: finish}},
+		Extras:  chat.Extras{GroundingMetadata: nullIsNone(grounding)},
 	}
 	if resp.ID == "" {
 		resp.ID = upstream.NewID("gen-")
@@ -268,4 +274,12 @@ func parseError(status int, header http.Header, body []byte) *upstream.Error {
 		e.RetryAfter = upstream.RetryAfterHeader(header)
 	}
 	return e
+}
+
+// nullIsNone is raw unless it is absent or null.
+func nullIsNone(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	return raw
 }

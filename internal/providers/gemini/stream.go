@@ -83,6 +83,13 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	if d.Role != "" || d.Content != nil || d.ReasoningContent != "" || d.ToolCalls != nil {
 		out = append(out, t.chunk(d, nil))
 	}
+	var grounding json.RawMessage
+	if len(r.Candidates) > 0 {
+		grounding = nullIsNone(r.Candidates[0].GroundingMetadata)
+	}
+	if grounding != nil && len(out) == 0 && finish == nil {
+		out = append(out, t.chunk(chat.Delta{}, nil))
+	}
 	if finish != nil {
 		// Gemini puts finishReason on its last content or function-call
 		// event; OpenAI ends a choice with a chunk of its own, an empty delta
@@ -92,6 +99,9 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 		// closes the content or the call).
 		t.finished = true
 		out = append(out, t.chunk(chat.Delta{}, finish))
+	}
+	if grounding != nil {
+		out[0].GroundingMetadata = grounding
 	}
 	return out, false, nil // nil for a usage-only event
 }

@@ -61,7 +61,7 @@ func (a *Adapter) Complete(ctx context.Context, req *chat.Request) (*chat.Respon
 	}
 	resp := &chat.Response{
 		ID: wr.ID, Object: chat.ObjectCompletion, Created: wr.Created, Model: wr.Model,
-		Choices: wr.Choices, Usage: wr.Usage.toChat(a.usage), SystemFingerprint: wr.SystemFingerprint,
+		Choices: wr.Choices, Usage: wr.Usage.toChat(a.usage), SystemFingerprint: wr.SystemFingerprint, Extras: wr.wireExtras.toChat(),
 	}
 	if resp.Choices == nil {
 		resp.Choices = []chat.Choice{}
@@ -167,6 +167,25 @@ type wireResponse struct {
 	Usage             *wireUsage    `json:"usage"`
 	SystemFingerprint string        `json:"system_fingerprint"`
 	Error             *wireError    `json:"error"`
+	wireExtras
+}
+
+// wireExtras are Perplexity's additions to OpenAI's objects.
+type wireExtras struct {
+	Citations     json.RawMessage `json:"citations"`
+	SearchResults json.RawMessage `json:"search_results"`
+}
+
+func (w wireExtras) toChat() chat.Extras {
+	return chat.Extras{Citations: present(w.Citations), SearchResults: present(w.SearchResults)}
+}
+
+// present is raw unless it is absent or null.
+func present(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	return raw
 }
 
 type wireChunk struct {
@@ -176,6 +195,7 @@ type wireChunk struct {
 	Choices []chat.ChunkChoice `json:"choices"`
 	Usage   *wireUsage         `json:"usage"`
 	Error   *wireError         `json:"error"`
+	wireExtras
 }
 
 // wireUsage is OpenAI's usage plus DeepSeek's prompt_cache_hit_tokens.
@@ -271,6 +291,7 @@ type translator struct {
 	last      chat.Chunk  // id, created, model of the last chunk
 	usageSent bool
 	open      map[int]bool // choices seen, by index: true until their finish_reason
+	extras    chat.Extras  // as last passed on: Perplexity repeats them on every chunk
 }
 
 var done = []byte("[DONE]")
@@ -310,13 +331,28 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 		if u != nil {
 			t.usage = u
 		}
+		c.Extras = t.changed(wc.wireExtras.toChat())
 		return []*chat.Chunk{c}, false, nil
 	case u != nil && !t.usageSent:
 		t.usage = copyUsage(u)
 		c.Usage, t.usageSent = u, true
+		c.Extras = t.changed(wc.wireExtras.toChat())
 		return []*chat.Chunk{c}, false, nil
 	}
 	return nil, false, nil // nothing to deliver
+}
+
+// changed returns the extras of x that differ from what was passed on
+// already, and remembers them.
+func (t *translator) changed(x chat.Extras) chat.Extras {
+	var out chat.Extras
+	if x.Citations != nil && !bytes.Equal(x.Citations, t.extras.Citations) {
+		out.Citations, t.extras.Citations = x.Citations, x.Citations
+	}
+	if x.SearchResults != nil && !bytes.Equal(x.SearchResults, t.extras.SearchResults) {
+		out.SearchResults, t.extras.SearchResults = x.SearchResults, x.SearchResults
+	}
+	return out
 }
 
 // finalUsage is the usage chunk of a stream's end, when its usage came on
