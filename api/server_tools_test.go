@@ -132,3 +132,40 @@ func TestProviderExtrasPassedOn(t *testing.T) {
 		}
 	})
 }
+
+// A tool round trip on a thinking model: DeepSeek's thinking mode answers
+// 400 to a tool loop whose assistant turn lost its reasoning_content, so
+// Beaver hands the reasoning to the client and sends it back upstream.
+func TestReasoningToolRoundTrip(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		inf := newInference(t, dialect, fakeupstream.Options{})
+		_, key := inf.fundedKey("10", nil)
+		const model = "deepseek/deepseek-reasoner"
+		tools := []any{map[string]any{"type": "function", "function": map[string]any{"name": "get_weather",
+			"description": "The weather in a city", "parameters": map[string]any{"type": "object",
+				"properties": map[string]any{"city": map[string]any{"type": "string"}}}}}}
+		first := inf.do("POST", "/v1/chat/completions", key, chatBody(model, "weather in Paris? [[tool]] [[reasoning:12]]", "tools", tools)).want(200)
+		msg, _ := first.get("choices.0.message").(map[string]any)
+		if msg["reasoning_content"] == nil || first.str("choices.0.finish_reason") != "tool_calls" {
+			t.Fatalf("turn 1: %s", first.Raw)
+		}
+		callID := first.str("choices.0.message.tool_calls.0.id")
+		history := []any{
+			map[string]any{"role": "user", "content": "weather in Paris? [[tool]] [[reasoning:12]]"},
+			msg, // as received: content, tool_calls and reasoning_content
+			map[string]any{"role": "tool", "tool_call_id": callID, "content": `{"temp_c": 21}`},
+		}
+		inf.do("POST", "/v1/chat/completions", key, map[string]any{"model": model, "messages": history, "tools": tools}).want(200)
+		reqs := inf.Fake.Requests()
+		if !strings.Contains(string(reqs[len(reqs)-1].Body), `"reasoning_content":"think`) {
+			t.Fatalf("the reasoning was not sent back: %s", reqs[len(reqs)-1].Body)
+		}
+		// Other providers never get it (OpenAI refuses unknown fields).
+		history[1].(map[string]any)["content"] = "calling"
+		inf.do("POST", "/v1/chat/completions", key, map[string]any{"model": "openai/gpt-4o-mini", "messages": history, "tools": tools}).want(200)
+		reqs = inf.Fake.Requests()
+		if strings.Contains(string(reqs[len(reqs)-1].Body), "reasoning_content") {
+			t.Fatalf("reasoning sent to OpenAI: %s", reqs[len(reqs)-1].Body)
+		}
+	})
+}

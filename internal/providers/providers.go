@@ -185,9 +185,11 @@ func DefaultConfigs() map[string]Config {
 	xai.Usage.ReasoningOutsideCompletion = true
 	openai := mk("openai", FormatOpenAI, "https://api.openai.com/v1")
 	openai.Tokenizers = OpenAITokenizers
+	deepseek := mk("deepseek", FormatOpenAI, "https://api.deepseek.com")
+	deepseek.SendReasoningBack = true
 	return map[string]Config{
 		"openai":     openai,
-		"deepseek":   mk("deepseek", FormatOpenAI, "https://api.deepseek.com"),
+		"deepseek":   deepseek,
 		"perplexity": mk("perplexity", FormatOpenAI, "https://api.perplexity.ai"),
 		"xai":        xai,
 		"anthropic":  mk("anthropic", FormatAnthropic, "https://api.anthropic.com"),

@@ -19,6 +19,14 @@ type oaMessage struct {
 	Name       string          `json:"name"`
 	ToolCallID string          `json:"tool_call_id"`
 	ToolCalls  []oaToolCall    `json:"tool_calls"`
+	// ReasoningContent is DeepSeek's: the thinking of an assistant turn.
+	ReasoningContent *string `json:"reasoning_content"`
+}
+
+// deepseekThinking reports whether model answers in DeepSeek's thinking
+// mode, whose tool loops need each assistant turn's reasoning_content back.
+func deepseekThinking(model string) bool {
+	return model == "deepseek-reasoner" || strings.HasPrefix(model, "deepseek-v4")
 }
 
 type oaRequest struct {
@@ -88,7 +96,22 @@ func (openaiFormat) parse(body []byte, c *call) error {
 	if len(r.Tools) > 0 {
 		c.tool = r.Tools[0].Function.Name
 	}
+	if deepseekThinking(r.Model) {
+		// DeepSeek's thinking mode refuses a tool loop whose assistant
+		// turns lost their reasoning_content (400).
+		for i, m := range r.Messages {
+			if m.Role == "assistant" && len(m.ToolCalls) > 0 && (m.ReasoningContent == nil || *m.ReasoningContent == "") {
+				return fmt.Errorf("Missing `reasoning_content` field in the assistant message at message index %d", i)
+			}
+		}
+	}
 	return nil
+}
+
+// oaReasoningText is the reasoning_content a DeepSeek thinking model
+// answers with for [[reasoning:N]]: N words of thought.
+func oaReasoningText(p *plan) string {
+	return strings.TrimSpace(strings.Repeat("think ", p.reasoning))
 }
 
 func (openaiFormat) errorBody(status int, c *call, msg string) []byte {
@@ -166,6 +189,9 @@ func (openaiFormat) complete(w http.ResponseWriter, c *call, p *plan, id string)
 	} else {
 		msg["content"] = strings.Join(p.words, " ")
 	}
+	if deepseekThinking(c.model) && p.reasoning > 0 {
+		msg["reasoning_content"] = oaReasoningText(p)
+	}
 	resp := map[string]any{
 		"id": "chatcmpl-fake" + id, "object": "chat.completion", "created": time.Now().Unix(), "model": c.model,
 		"choices":            []any{map[string]any{"index": 0, "message": msg, "logprobs": nil, "finish_reason": oaFinish(p)}},
@@ -229,6 +255,12 @@ func (s *oaStreamer) chunk(delta map[string]any, finish any) error {
 }
 
 func (s *oaStreamer) start() error {
+	if deepseekThinking(s.c.model) && s.p.reasoning > 0 {
+		// DeepSeek streams its thinking first, as reasoning_content deltas.
+		if err := s.chunk(map[string]any{"role": "assistant", "content": nil, "reasoning_content": oaReasoningText(s.p)}, nil); err != nil {
+			return err
+		}
+	}
 	if s.p.tool {
 		return nil // the tool call's first chunk carries the role
 	}

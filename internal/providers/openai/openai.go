@@ -23,6 +23,7 @@ type Adapter struct {
 	path       string // after the base URL of the endpoint each attempt goes to
 	header     http.Header
 	usage      upstream.UsageConvention
+	reasoning  bool              // Config.SendReasoningBack
 	tokenizers map[string]string // Config.Tokenizers
 }
 
@@ -36,7 +37,7 @@ func New(cfg upstream.Config) (*Adapter, error) {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "beaver-gateway")
-	return &Adapter{client: c, name: cfg.Name, path: "/chat/completions", header: h, usage: cfg.Usage, tokenizers: cfg.Tokenizers}, nil
+	return &Adapter{client: c, name: cfg.Name, path: "/chat/completions", header: h, usage: cfg.Usage, reasoning: cfg.SendReasoningBack, tokenizers: cfg.Tokenizers}, nil
 }
 
 // Client is the adapter's upstream client (its endpoints' health).
@@ -144,14 +145,17 @@ func (a *Adapter) outgoing(msgs []chat.Message) []chat.Message {
 	copied := false
 	for i, m := range msgs {
 		mapRole := m.Role == chat.RoleDeveloper && a.name != "openai"
-		if m.ReasoningContent == "" && !mapRole {
+		strip := m.ReasoningContent != "" && !a.reasoning
+		if !strip && !mapRole {
 			continue
 		}
 		if !copied {
 			out = append([]chat.Message(nil), msgs...)
 			copied = true
 		}
-		out[i].ReasoningContent = ""
+		if strip {
+			out[i].ReasoningContent = ""
+		}
 		if mapRole {
 			out[i].Role = chat.RoleSystem
 		}

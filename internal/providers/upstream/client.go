@@ -32,6 +32,10 @@ type Config struct {
 	// Usage is how the provider's usage numbers differ from OpenAI's
 	// convention, which adapters normalize them to.
 	Usage UsageConvention
+	// SendReasoningBack: the provider wants each assistant message's
+	// reasoning_content back in later requests (DeepSeek's thinking mode
+	// answers 400 to a tool loop without it); other providers never get it.
+	SendReasoningBack bool
 	// Endpoints are the provider's base URLs and keys when it has several;
 	// empty = one, BaseURL and APIKey. When set, BaseURL and APIKey become
 	// its first entry's.
