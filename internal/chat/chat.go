@@ -111,6 +111,39 @@ type ToolCall struct {
 	ID       string       `json:"id,omitempty"`
 	Type     string       `json:"type,omitempty"`
 	Function FunctionCall `json:"function"`
+	// ExtraContent carries what a provider needs back with the call on the
+	// next turn, where Google's OpenAI-compatible API puts it: Gemini 3's
+	// {"google": {"thought_signature": "..."}}. Clients send the call back
+	// as they received it.
+	ExtraContent json.RawMessage `json:"extra_content,omitempty"`
+}
+
+// googleExtra is ExtraContent's shape for Gemini.
+type googleExtra struct {
+	Google struct {
+		ThoughtSignature string `json:"thought_signature,omitempty"`
+	} `json:"google"`
+}
+
+// GoogleExtraContent is the ExtraContent of a Gemini call with signature
+// sig (nil for none).
+func GoogleExtraContent(sig string) json.RawMessage {
+	if sig == "" {
+		return nil
+	}
+	var g googleExtra
+	g.Google.ThoughtSignature = sig
+	b, _ := json.Marshal(g) // a struct of strings always marshals
+	return b
+}
+
+// ThoughtSignature is the Gemini thought signature in c's ExtraContent, or "".
+func (c *ToolCall) ThoughtSignature() string {
+	var g googleExtra
+	if len(c.ExtraContent) == 0 || json.Unmarshal(c.ExtraContent, &g) != nil {
+		return ""
+	}
+	return g.Google.ThoughtSignature
 }
 
 // FunctionCall is the function name and its arguments as a JSON string.

@@ -984,3 +984,67 @@ func TestUsageConventions(t *testing.T) {
 		t.Errorf("xAI's wire: %+v", r.Usage)
 	}
 }
+
+// Gemini 3's function calls carry a thoughtSignature that must come back
+// with them (400 otherwise). The adapter hands it to the client in
+// tool_calls[].extra_content.google.thought_signature, complete and
+// streamed, and puts it back on the call it sends on the next turn.
+func TestGeminiThoughtSignatureRoundTrip(t *testing.T) {
+	e := setup(t, providers.FormatGemini, fakeupstream.Options{}, nil)
+	tools := []chat.Tool{{Type: "function", Function: chat.FunctionDef{Name: "get_weather", Parameters: json.RawMessage(`{"type":"object"}`)}}}
+	ask := func(model string) *chat.Request {
+		r := request(model, "weather? [[tool]]")
+		r.Tools = tools
+		return r
+	}
+	const model = "gemini-3-pro-preview"
+	r, err := e.p.Complete(context.Background(), ask(model))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := r.Choices[0].Message.ToolCalls
+	if len(calls) != 1 || calls[0].ThoughtSignature() == "" {
+		t.Fatalf("complete: tool calls %+v", calls)
+	}
+	s, err := e.p.Stream(context.Background(), ask(model))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := drain(s)
+	s.Close()
+	if !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	var streamed string
+	for _, c := range chunks {
+		for _, ch := range c.Choices {
+			for _, tc := range ch.Delta.ToolCalls {
+				streamed += tc.ThoughtSignature()
+			}
+		}
+	}
+	if streamed != calls[0].ThoughtSignature() {
+		t.Fatalf("stream: signature %q, complete gave %q", streamed, calls[0].ThoughtSignature())
+	}
+
+	next := func(tc chat.ToolCall) *chat.Request {
+		r := ask(model)
+		r.Messages = append(r.Messages,
+			chat.Message{Role: chat.RoleAssistant, ToolCalls: []chat.ToolCall{tc}},
+			chat.Message{Role: chat.RoleTool, ToolCallID: tc.ID, Content: chat.TextContent(`{"temp_c":21}`)})
+		return r
+	}
+	if _, err := e.p.Complete(context.Background(), next(calls[0])); err != nil {
+		t.Fatalf("the next turn with the signature: %v", err)
+	}
+	bare := calls[0]
+	bare.ExtraContent = nil
+	if _, err := e.p.Complete(context.Background(), next(bare)); err == nil || !strings.Contains(err.Error(), "thought_signature") {
+		t.Fatalf("the fake must refuse a call without its signature, as Gemini 3 does: %v", err)
+	}
+	// Client JSON keeps extra_content from one turn to the next.
+	var tc chat.ToolCall
+	if err := json.Unmarshal([]byte(`{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"},"extra_content":{"google":{"thought_signature":"sig"}}}`), &tc); err != nil || tc.ThoughtSignature() != "sig" {
+		t.Fatalf("decoded %+v, %v", tc, err)
+	}
+}

@@ -3,6 +3,7 @@ package upstream
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,8 +15,17 @@ import (
 type geminiFormat struct{}
 
 type geText struct {
-	Text string `json:"text"`
+	Text             string          `json:"text"`
+	FunctionCall     json.RawMessage `json:"functionCall"`
+	ThoughtSignature string          `json:"thoughtSignature"`
 }
+
+// geThinking reports whether model is a Gemini 3 model, whose function
+// calls carry a thoughtSignature that must come back with them.
+func geThinking(model string) bool { return strings.HasPrefix(model, "gemini-3") }
+
+// geSignature stands for the opaque signature Gemini 3 puts on a call.
+const geSignature = "EpwICpkIAXLI2nxlU6gsWZaZHRYkX1orzuM8vSUFwaAt1JRx"
 
 type geRequest struct {
 	Contents []struct {
@@ -60,7 +70,26 @@ func (geminiFormat) parse(body []byte, c *call) error {
 	if len(r.Tools) > 0 && len(r.Tools[0].FunctionDeclarations) > 0 {
 		c.tool = r.Tools[0].FunctionDeclarations[0].Name
 	}
+	if geThinking(c.model) {
+		// Gemini 3 refuses a history whose function calls lost their
+		// signatures (its real message).
+		for _, m := range r.Contents {
+			for j, p := range m.Parts {
+				if m.Role == "model" && len(p.FunctionCall) > 0 && p.ThoughtSignature == "" {
+					return providerMessage(fmt.Sprintf("Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:%s` , position %d. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.", geCallName(p.FunctionCall), j))
+				}
+			}
+		}
+	}
 	return nil
+}
+
+func geCallName(raw json.RawMessage) string {
+	var fc struct {
+		Name string `json:"name"`
+	}
+	_ = json.Unmarshal(raw, &fc)
+	return fc.Name
 }
 
 // prompt returns the request's prompt tokens (the system instruction
@@ -214,14 +243,18 @@ var geGrounding = map[string]any{
 		"groundingChunkIndices": []int{0}}},
 }
 
-func geToolPart(name string) map[string]any {
-	return map[string]any{"functionCall": map[string]any{"name": name, "args": json.RawMessage(strings.Join(toolArgFragments, ""))}}
+func geToolPart(c *call, name string) map[string]any {
+	part := map[string]any{"functionCall": map[string]any{"name": name, "args": json.RawMessage(strings.Join(toolArgFragments, ""))}}
+	if geThinking(c.model) {
+		part["thoughtSignature"] = geSignature
+	}
+	return part
 }
 
 func (geminiFormat) complete(w http.ResponseWriter, c *call, p *plan, id string) {
 	var parts []any
 	if p.tool {
-		parts = []any{geToolPart(c.tool)}
+		parts = []any{geToolPart(c, c.tool)}
 	} else {
 		parts = []any{map[string]string{"text": strings.Join(p.words, " ")}}
 	}
@@ -252,7 +285,7 @@ func (s *geStreamer) word(i int, text string) error {
 }
 
 func (s *geStreamer) toolCall(name string) error {
-	return s.w.Data(mustJSON(geResponse(s.c, s.p, s.id, []any{geToolPart(name)}, "STOP", toolCallWords)))
+	return s.w.Data(mustJSON(geResponse(s.c, s.p, s.id, []any{geToolPart(s.c, name)}, "STOP", toolCallWords)))
 }
 
 // finish sends a closing event only for a reply without words (the last

@@ -101,7 +101,7 @@ func (openaiFormat) parse(body []byte, c *call) error {
 		// turns lost their reasoning_content (400).
 		for i, m := range r.Messages {
 			if m.Role == "assistant" && len(m.ToolCalls) > 0 && (m.ReasoningContent == nil || *m.ReasoningContent == "") {
-				return fmt.Errorf("Missing `reasoning_content` field in the assistant message at message index %d", i)
+				return providerMessage(fmt.Sprintf("Missing `reasoning_content` field in the assistant message at message index %d", i))
 			}
 		}
 	}

@@ -581,3 +581,9 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// providerMessage is a refusal in a provider's own words, which do not
+// follow Go's style for error strings.
+type providerMessage string
+
+func (m providerMessage) Error() string { return string(m) }

@@ -156,7 +156,9 @@ func (r *wireResponse) toResponse(model string) *chat.Response {
 			for _, p := range c.Content.Parts {
 				switch {
 				case p.FunctionCall != nil:
-					msg.ToolCalls = append(msg.ToolCalls, p.FunctionCall.toolCall())
+					tc := p.FunctionCall.toolCall()
+					tc.ExtraContent = chat.GoogleExtraContent(p.ThoughtSignature)
+					msg.ToolCalls = append(msg.ToolCalls, tc)
 				case p.Thought:
 					thought.WriteString(p.Text)
 				default:

@@ -31,6 +31,10 @@ type part struct {
 	FileData         *fileData         `json:"fileData,omitempty"`
 	FunctionCall     *functionCall     `json:"functionCall,omitempty"`
 	FunctionResponse *functionResponse `json:"functionResponse,omitempty"`
+	// ThoughtSignature comes with a Gemini 3 function call and must go back
+	// with it on the next turn (400 otherwise): clients carry it in
+	// tool_calls[].extra_content.google.thought_signature.
+	ThoughtSignature string `json:"thoughtSignature,omitempty"`
 }
 
 type blob struct {
@@ -132,7 +136,8 @@ func buildRequest(req *chat.Request) (*wireRequest, error) {
 			parts, err = messageParts(i, &m)
 			for _, tc := range m.ToolCalls {
 				toolNames[tc.ID] = tc.Function.Name
-				parts = append(parts, part{FunctionCall: &functionCall{Name: tc.Function.Name, Args: argsObject(tc.Function.Arguments)}})
+				parts = append(parts, part{FunctionCall: &functionCall{Name: tc.Function.Name, Args: argsObject(tc.Function.Arguments)},
+					ThoughtSignature: tc.ThoughtSignature()})
 			}
 		case chat.RoleTool:
 			role = "user"

@@ -59,6 +59,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 				switch {
 				case p.FunctionCall != nil:
 					tc := p.FunctionCall.toolCall()
+					tc.ExtraContent = chat.GoogleExtraContent(p.ThoughtSignature)
 					tc.Index = upstream.Ptr(t.calls)
 					t.calls++
 					d.ToolCalls = append(d.ToolCalls, tc)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/providers/sse"
@@ -146,7 +147,8 @@ func (a *Adapter) outgoing(msgs []chat.Message) []chat.Message {
 	for i, m := range msgs {
 		mapRole := m.Role == chat.RoleDeveloper && a.name != "openai"
 		strip := m.ReasoningContent != "" && !a.reasoning
-		if !strip && !mapRole {
+		extras := slices.ContainsFunc(m.ToolCalls, func(tc chat.ToolCall) bool { return tc.ExtraContent != nil })
+		if !strip && !mapRole && !extras {
 			continue
 		}
 		if !copied {
@@ -155,6 +157,12 @@ func (a *Adapter) outgoing(msgs []chat.Message) []chat.Message {
 		}
 		if strip {
 			out[i].ReasoningContent = ""
+		}
+		if extras { // another provider's (Gemini's signatures): not this one's business
+			out[i].ToolCalls = slices.Clone(m.ToolCalls)
+			for j := range out[i].ToolCalls {
+				out[i].ToolCalls[j].ExtraContent = nil
+			}
 		}
 		if mapRole {
 			out[i].Role = chat.RoleSystem
