@@ -16,8 +16,10 @@ import (
 
 	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/internal/db"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/pricing"
@@ -46,10 +48,19 @@ func newInference(t *testing.T, dialect string, fakeOpts fakeupstream.Options, c
 func newInferenceWith(t *testing.T, dialect string, fakeOpts fakeupstream.Options, tweak func(*providers.Config),
 	cfgs ...func(*config.Config)) *inference {
 	t.Helper()
+	return newInferenceOn(t, dialect, nil, fakeOpts, tweak, cfgs...)
+}
+
+// newInferenceOn is newInferenceWith on the invalidation bus newBus builds
+// (nil: the harness's default).
+func newInferenceOn(t *testing.T, dialect string, newBus func(t *testing.T, d *db.DB, url string) bus.Bus,
+	fakeOpts fakeupstream.Options, tweak func(*providers.Config), cfgs ...func(*config.Config)) *inference {
+	t.Helper()
 	inf := &inference{Fake: fakeupstream.New(fakeOpts)}
 	up := httptest.NewServer(inf.Fake)
 	t.Cleanup(up.Close)
 	inf.harness = newHarness(t, dialect, harnessOpts{
+		Bus: newBus,
 		Config: func(c *config.Config) {
 			for _, f := range cfgs {
 				f(c)
@@ -69,7 +80,7 @@ func newInferenceWith(t *testing.T, dialect string, fakeOpts fakeupstream.Option
 			}
 			eng := billing.NewEngine(h.DB, h.Log, billing.EngineOptions{IdleReturn: 100 * time.Millisecond})
 			t.Cleanup(eng.Close)
-			h.Bus.Subscribe(eng.Invalidate)
+			h.Auth.OnChange(eng.Invalidate)
 			provs := map[string]providers.Provider{}
 			for name, pc := range providers.DefaultConfigs() {
 				pc.BaseURL = up.URL

@@ -153,6 +153,12 @@ func (h *harness) wire() {
 	t, cfg := h.t, h.Cfg
 	h.Auth = auth.NewService(h.DB, auth.Hasher{MemoryKiB: cfg.ArgonMemoryKiB, Time: cfg.ArgonTime, Threads: cfg.ArgonThreads},
 		auth.NewKeyed(cfg.Secret), h.Bus, cfg.AccessTokenTTL, cfg.RefreshTokenTTL)
+	h.Auth.Log = h.Log
+	stop, err := h.Auth.Start(context.Background())
+	if err != nil {
+		t.Fatalf("auth: %v", err)
+	}
+	t.Cleanup(stop) // before the database closes
 	h.Ledger = &billing.Ledger{DB: h.DB}
 	lim, err := ratelimit.New(ratelimit.Options{Logger: h.Log})
 	if err != nil {

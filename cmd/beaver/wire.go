@@ -64,7 +64,8 @@ type process struct {
 	adminCreated  bool
 	adminPassword string
 
-	cancel context.CancelFunc
+	cancel   context.CancelFunc
+	stopAuth func() // leaves the replicas that revocations wait for
 }
 
 // wire opens the database, migrates it, seeds the catalog and prices,
@@ -109,6 +110,12 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	go p.catalog.Watch(bg, 15_000_000_000)
 	p.auth = auth.NewService(d, auth.Hasher{MemoryKiB: cfg.ArgonMemoryKiB, Time: cfg.ArgonTime, Threads: cfg.ArgonThreads},
 		auth.NewKeyed(secret), p.bus, cfg.AccessTokenTTL, cfg.RefreshTokenTTL)
+	p.auth.Log = log
+	// Every process joins, the worker too: a change waits until each one
+	// that may serve from its caches has applied it.
+	if p.stopAuth, err = p.auth.Start(ctx); err != nil {
+		return nil, err
+	}
 	p.adminCreated, p.adminPassword, err = auth.EnsureAdmin(ctx, p.auth, cfg.AdminEmail, cfg.AdminPassword)
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap admin: %w", err)
@@ -121,7 +128,9 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	p.ledger = &billing.Ledger{DB: d, Events: events}
 	p.billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID, Registerer: p.registry,
 		Events: events, AsyncCommit: !cfg.PGSynchronousCommit, GatherWait: gatherWait(cfg.CommitGather)})
-	p.bus.Subscribe(p.billing.Invalidate)
+	// Through auth, not the bus: leases and quotas must be stale before a
+	// key's or account's change is acknowledged.
+	p.auth.OnChange(p.billing.Invalidate)
 
 	p.limiter, err = ratelimit.New(ratelimit.Options{RedisURL: cfg.RedisURL, Logger: log, Registerer: p.registry})
 	if err != nil {
@@ -236,6 +245,9 @@ func (p *process) workerDeps() worker.Deps {
 func (p *process) close() {
 	if p.billing != nil {
 		p.billing.Close()
+	}
+	if p.stopAuth != nil {
+		p.stopAuth()
 	}
 	if p.cancel != nil {
 		p.cancel()

@@ -107,9 +107,11 @@ type AccountUpdate struct {
 }
 
 // AdminUpdateAccount applies an admin's changes to an account. Every replica
-// drops what it cached about the account at once, so disabling it makes its
-// keys and sessions answer 403 account_disabled immediately. An admin cannot
-// demote or disable themselves (that could leave nobody able to undo it).
+// has dropped what it cached about the account when it returns, so once the
+// change is answered a demoted admin is refused admin routes and a disabled
+// account's keys and sessions answer 403 account_disabled, on every
+// replica. An admin cannot demote or disable themselves (that could leave
+// nobody able to undo it).
 func (s *Service) AdminUpdateAccount(ctx context.Context, actorID, accountID string, u AccountUpdate) (*models.Account, error) {
 	set := map[string]any{}
 	if u.Plan.Set {
@@ -159,14 +161,19 @@ func (s *Service) AdminUpdateAccount(ctx context.Context, actorID, accountID str
 func (s *Service) updateAccount(ctx context.Context, accountID string, set map[string]any) (*models.Account, error) {
 	if len(set) > 0 {
 		set["updated_at"] = s.Now()
-		r := s.DB.WithContext(ctx).Model(&models.Account{}).Where("id = ?", accountID).Updates(set)
-		if r.Error != nil {
-			return nil, fmt.Errorf("update account: %w", r.Error)
+		err := s.change(ctx, func(tx *gorm.DB) ([]string, error) {
+			r := tx.Model(&models.Account{}).Where("id = ?", accountID).Updates(set)
+			if r.Error != nil {
+				return nil, r.Error
+			}
+			if r.RowsAffected == 0 {
+				return nil, apierr.NotFound("account %q not found", accountID)
+			}
+			return []string{AccountMsg(accountID)}, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("update account: %w", err)
 		}
-		if r.RowsAffected == 0 {
-			return nil, apierr.NotFound("account %q not found", accountID)
-		}
-		s.InvalidateAccount(ctx, accountID)
 	}
 	return s.GetAccount(ctx, accountID)
 }

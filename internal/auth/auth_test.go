@@ -13,11 +13,22 @@ import (
 	"github.com/beaver-gateway/beaver/models"
 )
 
-func newService(t *testing.T, dialect string) *auth.Service {
+func newService(t testing.TB, dialect string) *auth.Service {
 	t.Helper()
 	d := testenv.Open(t, dialect)
 	return auth.NewService(d, auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1}, auth.NewKeyed("secret"), bus.NewLocal(),
 		15*time.Minute, 24*time.Hour)
+}
+
+// startService joins svc to the replicas of its database (so it serves from
+// its caches) until the test ends.
+func startService(t testing.TB, svc *auth.Service) {
+	t.Helper()
+	stop, err := svc.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
 }
 
 func forEachDB(t *testing.T, body func(t *testing.T, svc *auth.Service)) {

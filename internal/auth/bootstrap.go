@@ -51,7 +51,9 @@ func EnsureAdmin(ctx context.Context, svc *Service, email, password string) (cre
 			Updates(map[string]any{"role": models.RoleAdmin, "updated_at": svc.Now()}).Error; err != nil {
 			return false, "", fmt.Errorf("bootstrap admin: promote: %w", err)
 		}
-		svc.InvalidateAccount(ctx, a.ID)
+		if err := svc.InvalidateAccount(ctx, a.ID); err != nil {
+			return false, "", fmt.Errorf("bootstrap admin: %w", err)
+		}
 	}
 	return false, "", nil
 }

@@ -119,7 +119,7 @@ func (s *Service) GetKey(ctx context.Context, accountID, id string) (*models.API
 func keyNotFound(id string) error { return apierr.NotFound("API key %q not found", id) }
 
 // UpdateKey changes a key's name, active flag or policies. Every replica
-// drops the cached key at once.
+// has dropped the cached key when it returns.
 func (s *Service) UpdateKey(ctx context.Context, accountID, id string, u KeyUpdate) (*models.APIKey, error) {
 	k, err := s.GetKey(ctx, accountID, id)
 	if err != nil {
@@ -135,49 +135,44 @@ func (s *Service) UpdateKey(ctx context.Context, accountID, id string, u KeyUpda
 	}
 	set["updated_at"] = now
 	k.UpdatedAt = now
-	r := s.DB.WithContext(ctx).Model(&models.APIKey{}).
-		Where("id = ? AND account_id = ? AND deleted_at IS NULL", id, accountID).Updates(set)
-	if r.Error != nil {
-		return nil, fmt.Errorf("update key: %w", r.Error)
+	if err := s.updateKeyRow(ctx, accountID, id, set); err != nil {
+		return nil, fmt.Errorf("update key: %w", err)
 	}
-	if r.RowsAffected == 0 {
-		return nil, keyNotFound(id)
-	}
-	s.publish(ctx, KeyMsg(id))
 	return k, nil
 }
 
-// DeleteKey soft-deletes a key; it is refused at once on every replica.
+// updateKeyRow writes set to a live key of the account as a change every
+// replica applies before it returns; keyNotFound when there is no such key.
+func (s *Service) updateKeyRow(ctx context.Context, accountID, id string, set map[string]any) error {
+	return s.change(ctx, func(tx *gorm.DB) ([]string, error) {
+		r := tx.Model(&models.APIKey{}).Where("id = ? AND account_id = ? AND deleted_at IS NULL", id, accountID).Updates(set)
+		if r.Error != nil {
+			return nil, r.Error
+		}
+		if r.RowsAffected == 0 {
+			return nil, keyNotFound(id)
+		}
+		return []string{KeyMsg(id)}, nil
+	})
+}
+
+// DeleteKey soft-deletes a key; every replica refuses it when this returns.
 func (s *Service) DeleteKey(ctx context.Context, accountID, id string) error {
 	now := s.Now()
-	r := s.DB.WithContext(ctx).Model(&models.APIKey{}).
-		Where("id = ? AND account_id = ? AND deleted_at IS NULL", id, accountID).
-		Updates(map[string]any{"deleted_at": now, "active": false, "updated_at": now})
-	if r.Error != nil {
-		return fmt.Errorf("delete key: %w", r.Error)
+	if err := s.updateKeyRow(ctx, accountID, id, map[string]any{"deleted_at": now, "active": false, "updated_at": now}); err != nil {
+		return fmt.Errorf("delete key: %w", err)
 	}
-	if r.RowsAffected == 0 {
-		return keyNotFound(id)
-	}
-	s.publish(ctx, KeyMsg(id))
 	return nil
 }
 
 // RotateKey gives a key a new secret, keeping its id, policies and usage.
-// The old secret is refused at once on every replica.
+// Every replica refuses the old secret when this returns.
 func (s *Service) RotateKey(ctx context.Context, accountID, id string) (*models.APIKey, string, error) {
 	secret := NewAPIKey()
 	hash, prefix, now := s.HashKey(secret), DisplayPrefix(secret), s.Now()
-	r := s.DB.WithContext(ctx).Model(&models.APIKey{}).
-		Where("id = ? AND account_id = ? AND deleted_at IS NULL", id, accountID).
-		Updates(map[string]any{"key_hash": hash, "prefix": prefix, "updated_at": now})
-	if r.Error != nil {
-		return nil, "", fmt.Errorf("rotate key: %w", r.Error)
+	if err := s.updateKeyRow(ctx, accountID, id, map[string]any{"key_hash": hash, "prefix": prefix, "updated_at": now}); err != nil {
+		return nil, "", fmt.Errorf("rotate key: %w", err)
 	}
-	if r.RowsAffected == 0 {
-		return nil, "", keyNotFound(id)
-	}
-	s.publish(ctx, KeyMsg(id))
 	k, err := s.GetKey(ctx, accountID, id)
 	if err != nil {
 		return nil, "", err

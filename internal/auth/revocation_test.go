@@ -10,16 +10,14 @@ import (
 	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/testenv"
+	"github.com/beaver-gateway/beaver/models"
 )
 
-// crossProcessDeadline bounds how long another process may keep honouring a
-// revoked credential: generous next to bus.PollInterval and LISTEN/NOTIFY.
-const crossProcessDeadline = 5 * time.Second
-
 // twoProcesses returns two auth services over one database, each with its
-// own pool, caches and bus, as `beaver serve` and `beaver worker` are.
-// newBus builds each process's bus; nil means the one cmd/beaver wires (bus.New).
-func twoProcesses(t *testing.T, dialect string, newBus func(ctx context.Context, d *db.DB, url string) bus.Bus) (first, second *auth.Service) {
+// own pool, caches and bus, as `beaver serve` and `beaver worker` are, both
+// started. newBus builds each process's bus; nil means the one cmd/beaver
+// wires (bus.New).
+func twoProcesses(t testing.TB, dialect string, newBus func(ctx context.Context, d *db.DB, url string) bus.Bus) (first, second *auth.Service) {
 	t.Helper()
 	d1, url := testenv.OpenURL(t, dialect)
 	d2, err := db.Open(url)
@@ -40,33 +38,19 @@ func twoProcesses(t *testing.T, dialect string, newBus func(ctx context.Context,
 	}
 	service := func(d *db.DB) *auth.Service {
 		b := newBus(ctx, d, url)
-		return auth.NewService(d, auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1}, auth.NewKeyed("secret"), b,
+		s := auth.NewService(d, auth.Hasher{MemoryKiB: 1024, Time: 1, Threads: 1}, auth.NewKeyed("secret"), b,
 			15*time.Minute, 24*time.Hour)
+		s.Log = slog.New(slog.NewTextHandler(t.Output(), nil))
+		startService(t, s)
+		return s
 	}
 	return service(d1), service(d2)
 }
 
-func eventuallyRefused(t *testing.T, svc *auth.Service, token, what, code string) {
-	t.Helper()
-	ctx := context.Background()
-	end := time.Now().Add(crossProcessDeadline)
-	for {
-		_, err := svc.Authenticate(ctx, token)
-		if err != nil {
-			wantCode(t, err, code)
-			return
-		}
-		if time.Now().After(end) {
-			t.Fatalf("%s still accepted by the other process after %s", what, crossProcessDeadline)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // A password reset in one process (the worker's activity revokes every
-// session) ends the sessions another process (the API) has cached, well
-// before the cache TTL; so does deleting a key. On SQLite the processes
-// share a file and a polled table, on PostgreSQL LISTEN/NOTIFY.
+// session) ends the sessions another process (the API) has cached before
+// it returns; so does deleting a key. On SQLite the processes share a file
+// and a polled table, on PostgreSQL LISTEN/NOTIFY.
 func TestRevocationReachesOtherProcess(t *testing.T) {
 	for _, dialect := range testenv.Dialects(t) {
 		t.Run(testenv.Name(dialect), func(t *testing.T) {
@@ -91,35 +75,54 @@ func TestRevocationReachesOtherProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = worker.Authenticate(ctx, login.AccessToken)
-			wantCode(t, err, "unauthorized") // the publisher at once
-			eventuallyRefused(t, api, login.AccessToken, "access token of a reset account", "unauthorized")
+			wantCode(t, err, "unauthorized")
+			_, err = api.Authenticate(ctx, login.AccessToken)
+			wantCode(t, err, "unauthorized")
 
 			if err := worker.DeleteKey(ctx, acct.ID, key.ID); err != nil {
 				t.Fatal(err)
 			}
-			eventuallyRefused(t, api, secret, "deleted key", "invalid_api_key")
+			_, err = api.Authenticate(ctx, secret)
+			wantCode(t, err, "invalid_api_key")
 		})
 	}
 }
 
-// Sanity check of the test above: with a bus of its own per process (the
-// SQLite wiring before bus.Polled), the other process keeps serving the
-// revoked session from its cache, so the test proves the bus, not a miss.
-func TestRevocationWithoutSharedBusServesFromCache(t *testing.T) {
-	ctx := context.Background()
-	worker, api := twoProcesses(t, db.SQLite, func(context.Context, *db.DB, string) bus.Bus { return bus.NewLocal() })
-	acct := mustAccount(t, worker, "stale@example.com")
-	login, err := worker.Login(ctx, "stale@example.com", "a-good-passphrase")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := api.Authenticate(ctx, login.AccessToken); err != nil {
-		t.Fatal(err)
-	}
-	if err := worker.RevokeAllSessions(ctx, acct.ID, "password reset"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := api.Authenticate(ctx, login.AccessToken); err != nil {
-		t.Fatalf("isolated process refused at once (%v): the cache is not what the test above exercises", err)
+// The bus only makes acknowledgements fast: with a bus of its own per
+// process (nothing announced between them), a change still returns only
+// after the other process has applied it, which its heartbeat does. The
+// write behind the services' back shows that the other process does serve
+// from its cache, so the refusal is the change reaching it, not a miss.
+func TestRevocationWithoutSharedBus(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			ctx := context.Background()
+			worker, api := twoProcesses(t, dialect, func(context.Context, *db.DB, string) bus.Bus { return bus.NewLocal() })
+			acct := mustAccount(t, worker, "stale@example.com")
+			login, err := worker.Login(ctx, "stale@example.com", "a-good-passphrase")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := api.Authenticate(ctx, login.AccessToken); err != nil {
+				t.Fatal(err)
+			}
+			if err := api.DB.Model(&models.Session{}).Where("account_id = ?", acct.ID).
+				Update("revoked_at", time.Now()).Error; err != nil {
+				t.Fatal(err)
+			}
+			if _, err := api.Authenticate(ctx, login.AccessToken); err != nil {
+				t.Fatalf("the session is not served from the cache (%v): nothing here proves the change reached it", err)
+			}
+			if err := api.DB.Model(&models.Session{}).Where("account_id = ?", acct.ID).
+				Update("revoked_at", nil).Error; err != nil {
+				t.Fatal(err)
+			}
+
+			if err := worker.RevokeAllSessions(ctx, acct.ID, "password reset"); err != nil {
+				t.Fatal(err)
+			}
+			_, err = api.Authenticate(ctx, login.AccessToken)
+			wantCode(t, err, "unauthorized")
+		})
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -44,20 +46,35 @@ type Service struct {
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
 	Now        func() time.Time
+	Log        *slog.Logger
+	// Lease and Heartbeat pace the replicas' agreement on revocations
+	// (coherence.go); set them before Start. Lease must be the same in
+	// every process: a waiter relies on the others' leases ending by its own.
+	Lease, Heartbeat time.Duration
 
 	dummy string
 	cache *cache
+
+	instance string        // this replica's row in auth_replicas
+	kick     chan struct{} // asks the sync loop for a sync now
+	applied  atomic.Int64  // the last epoch applied, in order
+	syncMu   sync.Mutex    // one sync at a time; guards joined
+	joined   bool          // this replica has (as far as it knows) a row
+	hooksMu  sync.Mutex
+	hooks    []func(string)
 }
 
-// NewService wires the service and subscribes its caches to the bus.
+// NewService wires the service and listens on the bus for announced
+// changes. Its caches are used only after Start.
 func NewService(d *db.DB, h Hasher, k Keyed, b bus.Bus, accessTTL, refreshTTL time.Duration) *Service {
 	if h.slots == nil {
 		h.slots = make(chan struct{}, runtime.NumCPU())
 	}
 	s := &Service{DB: d, Hasher: h, Keyed: k, Bus: b, AccessTTL: accessTTL, RefreshTTL: refreshTTL,
-		Now: func() time.Time { return time.Now().UTC() }, cache: newCache(30 * time.Second)}
+		Now: func() time.Time { return time.Now().UTC() }, cache: newCache(30 * time.Second),
+		Lease: DefaultLease, Heartbeat: DefaultHeartbeat, instance: ids.New("replica"), kick: make(chan struct{}, 1)}
 	s.dummy = h.dummyHash()
-	b.Subscribe(s.cache.invalidate)
+	b.Subscribe(s.wake)
 	return s
 }
 
@@ -66,15 +83,16 @@ func KeyMsg(id string) string     { return "key:" + id }
 func SessionMsg(id string) string { return "session:" + id }
 func AccountMsg(id string) string { return "account:" + id }
 
-func (s *Service) publish(ctx context.Context, msg string) {
-	if err := s.Bus.Publish(ctx, msg); err != nil {
-		// the local cache is already invalidated; other replicas fall back to the TTL
-		s.cache.invalidate(msg)
+// InvalidateAccount drops cached state about an account on every replica
+// before it returns, after a change committed elsewhere (one that commits
+// through change is seen by no replica without it).
+func (s *Service) InvalidateAccount(ctx context.Context, id string) error {
+	err := s.change(ctx, func(*gorm.DB) ([]string, error) { return []string{AccountMsg(id)}, nil })
+	if err != nil {
+		return fmt.Errorf("invalidate account %s: %w", id, err)
 	}
+	return nil
 }
-
-// InvalidateAccount drops cached state about an account everywhere.
-func (s *Service) InvalidateAccount(ctx context.Context, id string) { s.publish(ctx, AccountMsg(id)) }
 
 // NormalizeEmail validates and canonicalizes an email address: email is the
 // form stored and shown (case kept), lower the form compared (email_lower).
@@ -288,28 +306,47 @@ func (s *Service) Refresh(ctx context.Context, token string) (*LoginResult, erro
 	return res, nil
 }
 
-// RevokeSession ends a session: its access and refresh tokens stop at once.
+// RevokeSession ends a session: its access and refresh tokens stop on every
+// replica before it returns.
 func (s *Service) RevokeSession(ctx context.Context, id, reason string) error {
-	err := s.DB.WithContext(ctx).Model(&models.Session{}).Where("id = ? AND revoked_at IS NULL", id).
-		Updates(map[string]any{"revoked_at": s.Now(), "revoke_reason": reason}).Error
+	err := s.change(ctx, func(tx *gorm.DB) ([]string, error) {
+		r := tx.Model(&models.Session{}).Where("id = ? AND revoked_at IS NULL", id).
+			Updates(map[string]any{"revoked_at": s.Now(), "revoke_reason": reason})
+		if r.Error != nil || r.RowsAffected == 0 { // already revoked: change waits until that holds everywhere
+			return nil, r.Error
+		}
+		return []string{SessionMsg(id)}, nil
+	})
 	if err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
-	s.publish(ctx, SessionMsg(id))
 	return nil
 }
 
-// RevokeAllSessions ends every session of an account (password reset).
+// RevokeAllSessions ends every session of an account (password reset), as
+// one change.
 func (s *Service) RevokeAllSessions(ctx context.Context, accountID, reason string) error {
-	var idsList []string
-	if err := s.DB.WithContext(ctx).Model(&models.Session{}).Where("account_id = ? AND revoked_at IS NULL", accountID).
-		Pluck("id", &idsList).Error; err != nil {
-		return fmt.Errorf("list sessions: %w", err)
-	}
-	for _, id := range idsList {
-		if err := s.RevokeSession(ctx, id, reason); err != nil {
-			return err
+	err := s.change(ctx, func(tx *gorm.DB) ([]string, error) {
+		var list []string
+		if err := tx.Model(&models.Session{}).Where("account_id = ? AND revoked_at IS NULL", accountID).
+			Pluck("id", &list).Error; err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
 		}
+		if len(list) == 0 {
+			return nil, nil
+		}
+		if err := tx.Model(&models.Session{}).Where("id IN ? AND revoked_at IS NULL", list).
+			Updates(map[string]any{"revoked_at": s.Now(), "revoke_reason": reason}).Error; err != nil {
+			return nil, err
+		}
+		targets := make([]string, len(list))
+		for i, id := range list {
+			targets[i] = SessionMsg(id)
+		}
+		return targets, nil
+	})
+	if err != nil {
+		return fmt.Errorf("revoke sessions of %s: %w", accountID, err)
 	}
 	return nil
 }
@@ -363,9 +400,11 @@ func (s *Service) parseAccess(token string) (*accessClaims, bool) {
 
 // ---- authentication ----
 
-// Authenticate resolves a bearer token (API key or access token). It serves
-// from memory; the bus invalidates entries when keys, sessions or accounts
-// change, and entries expire after a short TTL as a safety net.
+// Authenticate resolves a bearer token (API key or access token). While the
+// replica holds its lease it serves from memory (a change to a key, session
+// or account drops the entries on every replica before it is answered, see
+// coherence.go), otherwise from the database; entries also expire after a
+// short TTL as a safety net.
 func (s *Service) Authenticate(ctx context.Context, token string) (*Principal, error) {
 	if LooksLikeAPIKey(token) {
 		return s.authKey(ctx, token)
@@ -469,13 +508,22 @@ type cache struct {
 	accounts map[string]entry[models.Account]
 	touched  map[string]time.Time
 	gen      uint64 // bumped by every invalidation
+
+	mono         func() time.Duration // monotonic clock; tests replace it
+	trustedUntil atomic.Int64         // entries are used and kept only before this mono time
 }
 
 func newCache(ttl time.Duration) *cache {
-	c := &cache{ttl: ttl}
+	base := time.Now()
+	c := &cache{ttl: ttl, mono: func() time.Duration { return time.Since(base) }}
 	c.reset()
 	return c
 }
+
+// trusted reports whether the replica's lease lets it serve from memory.
+func (c *cache) trusted() bool { return c.mono() < time.Duration(c.trustedUntil.Load()) }
+
+func (c *cache) trustUntil(t time.Duration) { c.trustedUntil.Store(int64(t)) }
 
 func (c *cache) reset() {
 	c.keys = map[string]entry[models.APIKey]{}
@@ -488,11 +536,14 @@ func (c *cache) reset() {
 }
 
 func lookup[T any](c *cache, m map[string]entry[T], id string, load func() (*T, error), remember func(*T)) (*T, error) {
-	c.mu.RLock()
-	e, ok := m[id]
-	c.mu.RUnlock()
-	if ok && time.Since(e.at) < c.ttl {
-		return e.v, e.err
+	trusted := c.trusted()
+	if trusted {
+		c.mu.RLock()
+		e, ok := m[id]
+		c.mu.RUnlock()
+		if ok && time.Since(e.at) < c.ttl {
+			return e.v, e.err
+		}
 	}
 	c.mu.RLock()
 	gen := c.gen
@@ -502,9 +553,11 @@ func lookup[T any](c *cache, m map[string]entry[T], id string, load func() (*T, 
 		return nil, err // don't cache transient failures
 	}
 	c.mu.Lock()
-	// An invalidation during the load may concern what we just read: then
-	// use the value for this request but don't keep it.
-	if c.gen == gen {
+	// An invalidation during the load may concern what we just read, and
+	// without a lease from before the load until now a change may have been
+	// answered without this replica: then use the value for this request
+	// but don't keep it.
+	if trusted && c.gen == gen && c.trusted() {
 		m[id] = entry[T]{v: v, err: err, at: time.Now()}
 		if err == nil && remember != nil {
 			remember(v)

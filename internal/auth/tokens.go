@@ -230,7 +230,9 @@ func (s *Service) ConsumeVerification(ctx context.Context, accountID, hash strin
 	if err != nil {
 		return "", err
 	}
-	s.InvalidateAccount(ctx, id)
+	if err := s.InvalidateAccount(ctx, id); err != nil {
+		return "", err
+	}
 	return id, nil
 }
 
@@ -250,7 +252,9 @@ func (s *Service) ConsumePasswordReset(ctx context.Context, accountID, hash, pas
 	if err := s.RevokeAllSessions(ctx, id, "password reset"); err != nil {
 		return "", err
 	}
-	s.InvalidateAccount(ctx, id)
+	if err := s.InvalidateAccount(ctx, id); err != nil {
+		return "", err
+	}
 	return id, nil
 }
 

@@ -585,13 +585,11 @@ func keyReset(tx *gorm.DB, keyID string) string {
 // amount is returned and re-leased under the new limits.
 func (e *Engine) Invalidate(msg string) {
 	kind, id, _ := strings.Cut(msg, ":")
+	var stale []*lease
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for k, l := range e.leases {
 		if (kind == "key" && k.key == id) || (kind == "account" && k.account == id) || kind == "flush" {
-			l.mu.Lock()
-			l.stale = true
-			l.mu.Unlock()
+			stale = append(stale, l)
 		}
 	}
 	if kind == "account" || kind == "flush" {
@@ -600,6 +598,14 @@ func (e *Engine) Invalidate(msg string) {
 				q.stale.Store(true) // the limit may have been lowered
 			}
 		}
+	}
+	e.mu.Unlock()
+	// Outside e.mu: the keeper holds a lease's mu while it takes e.mu to
+	// forget the lease. A lease forgotten meanwhile is marked for nothing.
+	for _, l := range stale {
+		l.mu.Lock()
+		l.stale = true
+		l.mu.Unlock()
 	}
 }
 

@@ -1,6 +1,9 @@
 // Package bus carries cache invalidations between API replicas. A replica
-// that deletes a key, revokes a session or changes prices publishes a short
-// message; every replica (itself included) drops what it cached. Three
+// that changes prices publishes a short message and every replica (itself
+// included) drops what it cached; auth announces each committed change
+// ("auth:<epoch>") so that replicas apply it at once rather than at their
+// next heartbeat (internal/auth/coherence.go; its guarantee does not rest
+// on delivery). Three
 // implementations: Local (one process), Postgres (LISTEN/NOTIFY on the
 // database every replica already shares, so no extra infrastructure) and
 // Polled (a table the processes sharing one SQLite file poll). New picks the

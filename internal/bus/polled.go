@@ -12,8 +12,9 @@ import (
 )
 
 const (
-	// PollInterval is how often a Polled bus reads new messages: the longest
-	// another process keeps honouring a revoked session or deleted key. The
+	// PollInterval is how often a Polled bus reads new messages: how late
+	// another process hears of a change (a revocation's answer waits that
+	// long for the other process to apply it, see internal/auth). The
 	// read is a primary-key range scan that almost always returns nothing
 	// and, in WAL mode, neither waits for nor blocks the writer, so five a
 	// second per process cost next to nothing.

@@ -152,7 +152,11 @@ func (d *DB) provider() (*goose.Provider, error) {
 	if d.Dialect == SQLite {
 		dialect = goose.DialectSQLite3
 	}
-	return goose.NewProvider(dialect, sqlDB, migrations.FS)
+	// Out of order: numbers are handed to branches before they merge, so a
+	// database may be at a later one (00009) when an earlier one arrives
+	// (00008, which only adds tables). Such migrations must not depend on
+	// each other.
+	return goose.NewProvider(dialect, sqlDB, migrations.FS, goose.WithAllowOutofOrder(true))
 }
 
 // MigrateUp applies every pending migration.
