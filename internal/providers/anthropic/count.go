@@ -39,16 +39,7 @@ func (a *Adapter) CountPrompt(ctx context.Context, req *chat.Request) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	var v struct {
-		InputTokens *int `json:"input_tokens"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		return 0, upstream.BadResponse("count_tokens response", err)
-	}
-	if v.InputTokens == nil || *v.InputTokens < 0 {
-		return 0, upstream.BadResponse("count_tokens response", fmt.Errorf("no input_tokens in %.200s", data))
-	}
-	return *v.InputTokens, nil
+	return upstream.TokenCount(data, "input_tokens", "count_tokens response")
 }
 
 // CountText: Claude's tokenizer is not public.

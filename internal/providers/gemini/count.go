@@ -37,16 +37,7 @@ func (a *Adapter) CountPrompt(ctx context.Context, req *chat.Request) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	var v struct {
-		TotalTokens *int `json:"totalTokens"`
-	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		return 0, upstream.BadResponse("countTokens response", err)
-	}
-	if v.TotalTokens == nil || *v.TotalTokens < 0 {
-		return 0, upstream.BadResponse("countTokens response", fmt.Errorf("no totalTokens in %.200s", data))
-	}
-	return *v.TotalTokens, nil
+	return upstream.TokenCount(data, "totalTokens", "countTokens response")
 }
 
 // CountText: Gemini's tokenizer is not public.

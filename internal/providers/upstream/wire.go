@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -83,4 +85,19 @@ type UsageConvention struct {
 	// completion_tokens_details.reasoning_tokens, which the provider bills
 	// as output on top (xAI).
 	ReasoningOutsideCompletion bool
+}
+
+// TokenCount reads a count endpoint's answer, a JSON object whose field
+// holds the count (Anthropic's input_tokens, Gemini's totalTokens); what
+// names the answer in errors.
+func TokenCount(data []byte, field, what string) (int, error) {
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(data, &v); err != nil {
+		return 0, BadResponse(what, err)
+	}
+	var n *int
+	if raw, ok := v[field]; !ok || json.Unmarshal(raw, &n) != nil || n == nil || *n < 0 {
+		return 0, BadResponse(what, fmt.Errorf("no %s in %.200s", field, data))
+	}
+	return *n, nil
 }
