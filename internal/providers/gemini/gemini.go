@@ -181,7 +181,7 @@ func (r *wireResponse) toResponse(model string) *chat.Response {
 	resp := &chat.Response{
 		ID: r.ResponseID, Object: chat.ObjectCompletion, Created: time.Now().Unix(), Model: r.ModelVersion,
 		Choices: []chat.Choice{{Index: 0, Message: msg, FinishReason: finish}},
-		Extras:  chat.Extras{GroundingMetadata: nullIsNone(grounding)},
+		Extras:  chat.Extras{GroundingMetadata: upstream.Present(grounding)},
 	}
 	if resp.ID == "" {
 		resp.ID = upstream.NewID("gen-")
@@ -276,12 +276,4 @@ func parseError(status int, header http.Header, body []byte) *upstream.Error {
 		e.RetryAfter = upstream.RetryAfterHeader(header)
 	}
 	return e
-}
-
-// nullIsNone is raw unless it is absent or null.
-func nullIsNone(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	return raw
 }

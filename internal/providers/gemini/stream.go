@@ -86,7 +86,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	}
 	var grounding json.RawMessage
 	if len(r.Candidates) > 0 {
-		grounding = nullIsNone(r.Candidates[0].GroundingMetadata)
+		grounding = upstream.Present(r.Candidates[0].GroundingMetadata)
 	}
 	if grounding != nil && len(out) == 0 && finish == nil {
 		out = append(out, t.chunk(chat.Delta{}, nil))

@@ -189,15 +189,7 @@ type wireExtras struct {
 }
 
 func (w wireExtras) toChat() chat.Extras {
-	return chat.Extras{Citations: present(w.Citations), SearchResults: present(w.SearchResults)}
-}
-
-// present is raw unless it is absent or null.
-func present(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	return raw
+	return chat.Extras{Citations: upstream.Present(w.Citations), SearchResults: upstream.Present(w.SearchResults)}
 }
 
 type wireChunk struct {

@@ -101,3 +101,12 @@ func TokenCount(data []byte, field, what string) (int, error) {
 	}
 	return *n, nil
 }
+
+// Present is raw, or nil when it is absent or JSON null: a provider's
+// optional object to pass on only when there is one.
+func Present(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	return raw
+}
