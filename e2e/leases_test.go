@@ -59,6 +59,21 @@ func checkBooks(t *testing.T, d *db.DB, account string) models.Account {
 	return a
 }
 
+// leaseSetup gives a test a fresh database (its URL and a handle closed at
+// the end), a fake upstream and a data directory for beaver processes.
+func leaseSetup(t *testing.T, dialect string) (d *db.DB, dbURL, fakeURL, dataDir string) {
+	t.Helper()
+	_, dbURL = testenv.OpenURL(t, dialect)
+	d, err := db.Open(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{DisableRecording: true}))
+	t.Cleanup(fake.Close)
+	return d, dbURL, fake.URL, t.TempDir()
+}
+
 // Issue 26: `beaver api` killed mid-request, no Temporal worker running.
 // The dead instance's lease held the whole balance ($0.005), and another
 // instance answered 402 for 16 minutes. Its lease now expires within
@@ -66,16 +81,8 @@ func checkBooks(t *testing.T, d *db.DB, account string) models.Account {
 func TestKilledInstanceReservationReturnsWithoutWorker(t *testing.T) {
 	for _, dialect := range testenv.Dialects(t) {
 		t.Run(testenv.Name(dialect), func(t *testing.T) {
-			_, dbURL := testenv.OpenURL(t, dialect)
-			d, err := db.Open(dbURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{DisableRecording: true}))
-			defer fake.Close()
-			dataDir := t.TempDir()
-			p1 := start(t, dbURL, dataDir, fake.URL)
+			d, dbURL, fakeURL, dataDir := leaseSetup(t, dialect)
+			p1 := start(t, dbURL, dataDir, fakeURL)
 			account, keys := fundedAccount(t, p1, "killed@e2e.test", "0.005", "k")
 
 			go chat(p1, keys[0], "hi [[slow:60000]]") // in flight until the kill
@@ -99,7 +106,7 @@ func TestKilledInstanceReservationReturnsWithoutWorker(t *testing.T) {
 			_, _ = p1.cmd.Process.Wait()
 			killed := time.Now()
 
-			p2 := start(t, dbURL, dataDir, fake.URL)
+			p2 := start(t, dbURL, dataDir, fakeURL)
 			// Bounded well under a minute: LeaseTTL (15 s) plus start-up.
 			deadline = killed.Add(40 * time.Second)
 			for {
@@ -129,17 +136,9 @@ func TestKilledInstanceReservationReturnsWithoutWorker(t *testing.T) {
 func TestReplicasAdmitWhatAnotherReplicaHoldsIdle(t *testing.T) {
 	for _, dialect := range testenv.Dialects(t) {
 		t.Run(testenv.Name(dialect), func(t *testing.T) {
-			_, dbURL := testenv.OpenURL(t, dialect)
-			d, err := db.Open(dbURL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{DisableRecording: true}))
-			defer fake.Close()
-			dataDir := t.TempDir() // shared: both replicas need the same BEAVER_SECRET
-			r1 := start(t, dbURL, dataDir, fake.URL)
-			r2 := start(t, dbURL, dataDir, fake.URL)
+			d, dbURL, fakeURL, dataDir := leaseSetup(t, dialect) // dataDir shared: both replicas need the same BEAVER_SECRET
+			r1 := start(t, dbURL, dataDir, fakeURL)
+			r2 := start(t, dbURL, dataDir, fakeURL)
 			account, keys := fundedAccount(t, r1, "replicas@e2e.test", "0.005", "a", "b")
 
 			for round := range 3 {
