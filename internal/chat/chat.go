@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/pricing"
 )
 
 // Object names used by OpenAI for responses and stream chunks.
@@ -316,14 +317,25 @@ type Usage struct {
 	TotalTokens             int                      `json:"total_tokens"`
 	PromptTokensDetails     *PromptTokensDetails     `json:"prompt_tokens_details,omitempty"`
 	CompletionTokensDetails *CompletionTokensDetails `json:"completion_tokens_details,omitempty"`
-	Cost                    *money.USD               `json:"cost,omitempty"`
-	CostMicros              *int64                   `json:"cost_micros,omitempty"`
+	// ServerToolUse counts the tool calls the provider ran itself and bills
+	// per call, by tool: "web_search", "web_fetch", "fetch_url",
+	// "google_search" (Anthropic's server_tool_use, Perplexity's tool
+	// calls, Gemini's grounding queries).
+	ServerToolUse map[string]int `json:"server_tool_use,omitempty"`
+	Cost          *money.USD     `json:"cost,omitempty"`
+	CostMicros    *int64         `json:"cost_micros,omitempty"`
+	// CostDetails breaks Cost down by priced dimension (final usage only).
+	CostDetails *pricing.Details `json:"cost_details,omitempty"`
 }
 
-// PromptTokensDetails breaks down prompt tokens; CachedTokens are included in
-// PromptTokens.
+// PromptTokensDetails breaks down prompt tokens. CachedTokens (cache
+// reads) and CacheWriteTokens are included in PromptTokens;
+// CacheWrite1hTokens is the part of CacheWriteTokens written for one hour
+// (Anthropic's ephemeral_1h_input_tokens), priced apart.
 type PromptTokensDetails struct {
-	CachedTokens int `json:"cached_tokens"`
+	CachedTokens       int `json:"cached_tokens"`
+	CacheWriteTokens   int `json:"cache_write_tokens,omitempty"`
+	CacheWrite1hTokens int `json:"cache_write_1h_tokens,omitempty"`
 }
 
 // CompletionTokensDetails breaks down completion tokens; ReasoningTokens are

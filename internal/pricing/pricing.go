@@ -209,3 +209,27 @@ func ceilDiv(a, b int64) int64 {
 	}
 	return (a + b - 1) / b
 }
+
+// Details is a charge broken down by priced dimension, as GET
+// /v1/generation and a stream's usage chunk show it: the lines' CostMicros
+// plus RoundingMicros are the charge. Token lines are floored; the one
+// ceiling of the charge is RoundingMicros.
+type Details struct {
+	// Tier names the price set the request was charged at: "standard",
+	// "long_context" (its prompt was above the model's threshold) or
+	// "time_of_day" (admitted in one of the model's time windows).
+	Tier           string `json:"tier"`
+	Lines          []Line `json:"lines"`
+	RoundingMicros int64  `json:"rounding_micros"`
+}
+
+// Line is one priced dimension of a charge.
+type Line struct {
+	// Dimension is input, cached_input, cache_write, cache_write_1h,
+	// output, reasoning, request, or a tool's name for per-call fees.
+	Dimension   string `json:"dimension"`
+	Quantity    int64  `json:"quantity"`
+	Unit        string `json:"unit"`         // "token", "request" or "call"
+	PriceMicros int64  `json:"price_micros"` // per 1M tokens, per request or per call
+	CostMicros  int64  `json:"cost_micros"`
+}
