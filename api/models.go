@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/messages"
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/internal/responses"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -22,19 +24,51 @@ func modelView(e *catalog.Entry) gin.H {
 		caps = []string{}
 	}
 	p := e.Price
+	pricing := pricesView(p.Rates(), p.Long, p.Hours)
+	pricing["category"], pricing["markup_permille"], pricing["price_version"] = p.Category, p.MarkupPermille, e.Version
 	return gin.H{
 		"id": e.ID, "object": "model", "created": e.Created.Unix(), "owned_by": e.Provider, "provider": e.Provider,
 		"name": e.Name, "context_length": e.ContextLength, "max_output_tokens": e.MaxOutputTokens,
-		"capabilities": caps, "active": e.Active,
-		"pricing": gin.H{
-			"input_per_million_usd": money.USD(p.Input), "output_per_million_usd": money.USD(p.Output),
-			"request_fee_usd": money.USD(p.Fee), "input_per_million_micros": p.Input,
-			"output_per_million_micros": p.Output, "request_fee_micros": p.Fee,
-			"cached_input_per_million_usd": money.USD(p.CachedInput), "cached_input_per_million_micros": p.CachedInput,
-			"reasoning_per_million_usd": money.USD(p.Reasoning), "reasoning_per_million_micros": p.Reasoning,
-			"category": p.Category, "markup_permille": p.MarkupPermille, "price_version": e.Version,
-		},
+		"capabilities": caps, "active": e.Active, "pricing": pricing,
 	}
+}
+
+// pricesView shows every priced dimension with its _micros and _usd twins:
+// per 1M tokens, per request, per call of each tool; and the long-context
+// tier and time-of-day windows, each a complete set of prices.
+func pricesView(r pricing.Rates, long *pricing.Tier, hours []pricing.Window) gin.H {
+	v := ratesView(r)
+	if long != nil {
+		t := ratesView(long.Rates)
+		t["above_prompt_tokens"] = long.Above
+		v["long_context"] = t
+	}
+	if len(hours) > 0 {
+		windows := make([]gin.H, 0, len(hours))
+		for _, w := range hours {
+			h := ratesView(w.Rates)
+			h["days"], h["from"], h["to"] = catalog.WindowOf(w)
+			windows = append(windows, h)
+		}
+		v["time_of_day"] = windows
+	}
+	return v
+}
+
+func ratesView(r pricing.Rates) gin.H {
+	v := gin.H{}
+	for _, d := range []struct {
+		name string
+		m    int64
+	}{{"input_per_million", r.Input}, {"output_per_million", r.Output}, {"cached_input_per_million", r.CachedInput},
+		{"cache_write_per_million", r.CacheWrite}, {"cache_write_1h_per_million", r.CacheWrite1h},
+		{"reasoning_per_million", r.Reasoning}, {"request_fee", r.Fee}} {
+		v[d.name+"_micros"], v[d.name+"_usd"] = d.m, money.USD(d.m)
+	}
+	for tool, fee := range r.Tools {
+		v[tool+"_per_call_micros"], v[tool+"_per_call_usd"] = fee, money.USD(fee)
+	}
+	return v
 }
 
 // listModels serves GET /v1/models: active models, no credentials needed.
@@ -79,11 +113,7 @@ func (s *Server) getModel(c *gin.Context) {
 func adminModelView(e *catalog.Entry) gin.H {
 	v := modelView(e)
 	b := e.Base
-	v["base"] = gin.H{"input_per_million_micros": b.Input, "output_per_million_micros": b.Output,
-		"request_fee_micros": b.Fee, "input_per_million_usd": money.USD(b.Input),
-		"output_per_million_usd": money.USD(b.Output), "request_fee_usd": money.USD(b.Fee),
-		"cached_input_per_million_micros": b.CachedInput, "cached_input_per_million_usd": money.USD(b.CachedInput),
-		"reasoning_per_million_micros": b.Reasoning, "reasoning_per_million_usd": money.USD(b.Reasoning)}
+	v["base"] = pricesView(b.Rates(), b.Long, b.Hours)
 	return v
 }
 
@@ -106,7 +136,16 @@ type updateModelRequest struct {
 	RequestFeeUSD            *money.USD            `json:"request_fee_usd"`
 	CachedInputPerMillionUSD auth.Patch[money.USD] `json:"cached_input_per_million_usd"`
 	ReasoningPerMillionUSD   auth.Patch[money.USD] `json:"reasoning_per_million_usd"`
-	Active                   *bool                 `json:"active"`
+	// Cache-write prices take null too: the model then writes its cache at
+	// its input price (for an hour: at its cache-write price).
+	CacheWritePerMillionUSD   auth.Patch[money.USD] `json:"cache_write_per_million_usd"`
+	CacheWrite1hPerMillionUSD auth.Patch[money.USD] `json:"cache_write_1h_per_million_usd"`
+	// The further dimensions in the catalog's own format (integer
+	// micro-USD); each replaces what the model had, null removes it.
+	ToolFeesMicros auth.Patch[map[string]int64]      `json:"tool_fees_micros"`
+	LongContext    auth.Patch[catalog.ExtraTier]     `json:"long_context"`
+	TimeOfDay      auth.Patch[[]catalog.ExtraWindow] `json:"time_of_day"`
+	Active         *bool                             `json:"active"`
 }
 
 // override is a PATCH of a cached-input or reasoning price as the catalog
@@ -122,6 +161,19 @@ func override(p auth.Patch[money.USD], name string) (*catalog.Override, error) {
 	}
 	m := p.Value.Micros()
 	return &catalog.Override{Micros: &m}, nil
+}
+
+// patched is a PATCH of a further price dimension as the catalog takes it:
+// nil when absent, a nil value when null.
+func patched[T any](p auth.Patch[T]) **T {
+	if !p.Set {
+		return nil
+	}
+	var v *T
+	if !p.Null {
+		v = &p.Value
+	}
+	return &v
 }
 
 // adminUpdateModel changes base prices or status; a new price computation
@@ -162,11 +214,20 @@ func (s *Server) adminUpdateModel(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if u.CacheWrite, err = override(in.CacheWritePerMillionUSD, "cache_write_per_million_usd"); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if u.CacheWrite1h, err = override(in.CacheWrite1hPerMillionUSD, "cache_write_1h_per_million_usd"); err != nil {
+		s.fail(c, err)
+		return
+	}
+	u.Tools, u.LongContext, u.TimeOfDay = patched(in.ToolFeesMicros), patched(in.LongContext), patched(in.TimeOfDay)
 	if err := s.Catalog.UpdateBase(c.Request.Context(), id, u); err != nil {
 		s.fail(c, err)
 		return
 	}
-	if u.Input != nil || u.Output != nil || u.Fee != nil || u.CachedInput != nil || u.Reasoning != nil || u.Active != nil {
+	if u.Prices() || u.Active != nil {
 		reason := "model " + id + " changed"
 		if _, err := s.recalculate(c, reason); err != nil {
 			// Without Temporal the API computes the new version itself, so
@@ -219,6 +280,16 @@ func (s *Server) generation(c *gin.Context) {
 		"charged_usd": money.USD(g.ChargedMicros), "uncollected_micros": g.UncollectedMicros,
 		"balance_after_micros": g.BalanceAfterMicros, "streamed": g.Streamed, "cancelled": g.Cancelled,
 		"usage_estimated": g.UsageEstimated, "error": g.Error, "latency_ms": g.LatencyMS, "price_version": g.PriceVersion,
-		"created_at": ts(g.CreatedAt),
+		"cache_write_tokens": g.CacheWriteTokens, "cache_write_1h_tokens": g.CacheWrite1hTokens,
+		"cost_details": costDetails(g.CostDetails), "created_at": ts(g.CreatedAt),
 	}})
+}
+
+// costDetails is a usage log's stored breakdown (pricing.Details), or null
+// for requests charged nothing or settled before breakdowns were kept.
+func costDetails(stored *string) any {
+	if stored == nil {
+		return nil
+	}
+	return json.RawMessage(*stored)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/pricing"
@@ -67,7 +68,7 @@ func TestTokenDetailsCharged(t *testing.T) {
 				}
 				e, _ := inf.Catalog.Resolve(tt.model)
 				tok := pricing.Tokens{Prompt: num(usage["prompt_tokens"]), Completion: num(usage["completion_tokens"]), Cached: 1000, Reasoning: tt.reasoning}
-				want := pricing.ChargeTokens(e.Price, tok)
+				want := pricing.ChargeTokens(e.Price, tok, time.Time{})
 				reqs := inf.Fake.Requests()
 				prompt, err := inf.Fake.PromptTokens(reqs[len(reqs)-1])
 				if err != nil {
@@ -124,7 +125,7 @@ func TestReasoningPriceBoundsTheHold(t *testing.T) {
 	if mt <= 0 || int64(mt)*e.Price.Reasoning > 10_000*1_000_000 {
 		t.Fatalf("max_completion_tokens %v not clamped by the reasoning price %d", sent["max_completion_tokens"], e.Price.Reasoning)
 	}
-	want := pricing.ChargeTokens(e.Price, pricing.Tokens{Prompt: r.num("usage.prompt_tokens"), Completion: 42, Reasoning: 40})
+	want := pricing.ChargeTokens(e.Price, pricing.Tokens{Prompt: r.num("usage.prompt_tokens"), Completion: 42, Reasoning: 40}, time.Time{})
 	var log models.UsageLog
 	inf.DB.Where("id = ?", r.str("id")).Take(&log)
 	if r.num("usage.cost_micros") != want.ChargedMicros || log.UncollectedMicros != 0 || log.ReasoningTokens != 40 {

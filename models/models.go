@@ -139,6 +139,8 @@ type UsageLog struct {
 	CompletionTokens   int64
 	CachedTokens       int64
 	ReasoningTokens    int64
+	CacheWriteTokens   int64
+	CacheWrite1hTokens int64 `gorm:"column:cache_write_1h_tokens"`
 	UsageEstimated     bool
 	ProviderCostMicros int64
 	MarkupMicros       int64
@@ -148,7 +150,8 @@ type UsageLog struct {
 	Streamed           bool
 	Cancelled          bool
 	Error              *string
-	LatencyMS          int64 `gorm:"column:latency_ms"`
+	LatencyMS          int64   `gorm:"column:latency_ms"`
+	CostDetails        *string // pricing.Details as JSON
 	CreatedAt          time.Time
 }
 
@@ -169,6 +172,7 @@ type Model struct {
 	BaseFeeMicros         int64
 	BaseCachedInputMicros *int64
 	BaseReasoningMicros   *int64
+	BaseExtraPrices       *string // catalog.Extra as JSON: the price dimensions beyond these
 	CreatedAt             time.Time
 	UpdatedAt             time.Time
 }
@@ -196,6 +200,8 @@ type ModelPrice struct {
 	FeeMicros             int64
 	CachedInputMicros     *int64
 	ReasoningMicros       *int64
+	BaseExtraPrices       *string // catalog.Extra as JSON, base and marked up
+	ExtraPrices           *string
 	Category              string
 	MarkupPermille        int64
 	CreatedAt             time.Time

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -21,11 +22,16 @@ type Outcome struct {
 	CompletionTokens int64
 	CachedTokens     int64
 	ReasoningTokens  int64
-	UsageEstimated   bool // Beaver counted tokens itself (no upstream usage)
-	Streamed         bool
-	Cancelled        bool
-	Error            string // "" = success
-	LatencyMS        int64
+	// CacheWriteTokens (of which CacheWrite1hTokens for an hour) are part
+	// of PromptTokens; ToolCalls counts provider-run tool calls by tool.
+	CacheWriteTokens   int64
+	CacheWrite1hTokens int64
+	ToolCalls          map[string]int64
+	UsageEstimated     bool // Beaver counted tokens itself (no upstream usage)
+	Streamed           bool
+	Cancelled          bool
+	Error              string // "" = success
+	LatencyMS          int64
 }
 
 // Settlement is the committed result of a request.
@@ -36,6 +42,7 @@ type Settlement struct {
 	UncollectedMicros  int64
 	BalanceAfterMicros int64
 	LedgerEntryID      string
+	Details            *pricing.Details // the charge by dimension; nil when nothing was charged
 }
 
 type pending struct {
@@ -72,7 +79,8 @@ func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, e
 	h.finished = true
 	ctx = context.WithoutCancel(ctx)
 	charge := pricing.ChargeTokens(h.Price, pricing.Tokens{Prompt: o.PromptTokens, Completion: o.CompletionTokens,
-		Cached: o.CachedTokens, Reasoning: o.ReasoningTokens})
+		Cached: o.CachedTokens, Reasoning: o.ReasoningTokens, CacheWrite: o.CacheWriteTokens,
+		CacheWrite1h: o.CacheWrite1hTokens, Tools: o.ToolCalls}, h.AdmittedAt)
 	if o.PromptTokens == 0 && o.CompletionTokens == 0 {
 		charge = pricing.Charge{} // nothing reached the upstream model: no fee either
 	}
@@ -109,6 +117,10 @@ func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, e
 	if p.uncoll > 0 {
 		charge.ChargedMicros -= p.uncoll
 		charge.MarkupMicros = charge.ChargedMicros - charge.ProviderCostMicros
+		if charge.Details != nil { // the lines still sum to what is charged
+			charge.Details.Lines = append(charge.Details.Lines, pricing.Line{Dimension: "uncollected", Quantity: 1,
+				Unit: "request", PriceMicros: -p.uncoll, CostMicros: -p.uncoll})
+		}
 		e.log.Warn("request cost more than the account could cover; the difference is not charged",
 			"account", h.AccountID, "generation", o.GenerationID, "uncollected_micros", p.uncoll)
 	}
@@ -383,7 +395,8 @@ func (g *group) settle(balance, seq int64, now time.Time, logs []models.UsageLog
 	for _, p := range g.items {
 		running -= p.charge.ChargedMicros
 		p.res = Settlement{ChargedMicros: p.charge.ChargedMicros, ProviderCostMicros: p.charge.ProviderCostMicros,
-			MarkupMicros: p.charge.MarkupMicros, UncollectedMicros: p.uncoll, BalanceAfterMicros: running}
+			MarkupMicros: p.charge.MarkupMicros, UncollectedMicros: p.uncoll, BalanceAfterMicros: running,
+			Details: p.charge.Details}
 		o := p.out
 		var keyID, errText *string
 		if p.hold.KeyID != "" {
@@ -395,7 +408,8 @@ func (g *group) settle(balance, seq int64, now time.Time, logs []models.UsageLog
 		logs = append(logs, models.UsageLog{ID: o.GenerationID, RequestID: o.RequestID, AccountID: g.key.account, APIKeyID: keyID,
 			Model: o.Model, Provider: o.Provider, PriceVersion: p.hold.PriceVersion,
 			PromptTokens: o.PromptTokens, CompletionTokens: o.CompletionTokens, CachedTokens: o.CachedTokens,
-			ReasoningTokens: o.ReasoningTokens, UsageEstimated: o.UsageEstimated,
+			ReasoningTokens: o.ReasoningTokens, CacheWriteTokens: o.CacheWriteTokens, CacheWrite1hTokens: o.CacheWrite1hTokens,
+			UsageEstimated: o.UsageEstimated, CostDetails: detailsJSON(p.charge.Details),
 			ProviderCostMicros: p.charge.ProviderCostMicros, MarkupMicros: p.charge.MarkupMicros,
 			ChargedMicros: p.charge.ChargedMicros, UncollectedMicros: p.uncoll, BalanceAfterMicros: running,
 			Streamed: o.Streamed, Cancelled: o.Cancelled, Error: errText, LatencyMS: o.LatencyMS, CreatedAt: now})
@@ -479,4 +493,18 @@ func (e *Engine) releaseAfter(p *pending, committed bool) {
 	if !committed {
 		e.unquota(h)
 	}
+}
+
+// detailsJSON is a charge's breakdown as stored in its usage log; nil when
+// nothing was charged.
+func detailsJSON(d *pricing.Details) *string {
+	if d == nil {
+		return nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil // a struct of strings and integers always marshals
+	}
+	s := string(b)
+	return &s
 }

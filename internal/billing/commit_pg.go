@@ -46,19 +46,21 @@ const settleSQL = `WITH g AS (
 	INSERT INTO usage_logs (id, request_id, account_id, api_key_id, model, provider, price_version,
 		prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, usage_estimated,
 		provider_cost_micros, markup_micros, charged_micros, uncollected_micros, balance_after_micros,
-		streamed, cancelled, error, latency_ms, created_at)
+		streamed, cancelled, error, latency_ms, created_at,
+		cache_write_tokens, cache_write_1h_tokens, cost_details)
 	SELECT u.id, u.request_id, u.account_id, NULLIF(u.api_key_id, ''), u.model, u.provider, u.price_version,
 		u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens, u.usage_estimated,
 		u.provider_cost, u.markup, u.charged, u.uncollected, a.balance_micros + u.after,
-		u.streamed, u.cancelled, NULLIF(u.error, ''), u.latency_ms, $7
+		u.streamed, u.cancelled, NULLIF(u.error, ''), u.latency_ms, $7,
+		u.cache_write, u.cache_write_1h, NULLIF(u.cost_details, '')
 	FROM unnest($13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::int8[],
 		$20::int8[], $21::int8[], $22::int8[], $23::int8[], $24::bool[],
 		$25::int8[], $26::int8[], $27::int8[], $28::int8[], $29::int8[],
-		$30::bool[], $31::bool[], $32::text[], $33::int8[])
+		$30::bool[], $31::bool[], $32::text[], $33::int8[], $45::int8[], $46::int8[], $47::text[])
 		AS u(id, request_id, account_id, api_key_id, model, provider, price_version,
 		prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, usage_estimated,
 		provider_cost, markup, charged, uncollected, after,
-		streamed, cancelled, error, latency_ms)
+		streamed, cancelled, error, latency_ms, cache_write, cache_write_1h, cost_details)
 	JOIN a ON a.id = u.account_id
 	RETURNING 1
 ), e AS (
@@ -137,6 +139,8 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 	n := len(logs)
 	u := struct {
 		id, requestID, account, key, model, provider, errText []string
+		costDetails                                           []string
+		cacheWrite, cacheWrite1h                              []int64
 		priceVersion, prompt, completion, cached, reasoning   []int64
 		cost, markup, charged, uncollected, after, latency    []int64
 		estimated, streamed, cancelled                        []bool
@@ -161,6 +165,11 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		u.cost, u.markup, u.charged = append(u.cost, r.ProviderCostMicros), append(u.markup, r.MarkupMicros), append(u.charged, r.ChargedMicros)
 		u.uncollected, u.after, u.latency = append(u.uncollected, r.UncollectedMicros), append(u.after, r.BalanceAfterMicros), append(u.latency, r.LatencyMS)
 		u.estimated, u.streamed, u.cancelled = append(u.estimated, r.UsageEstimated), append(u.streamed, r.Streamed), append(u.cancelled, r.Cancelled)
+		details := ""
+		if r.CostDetails != nil {
+			details = *r.CostDetails
+		}
+		u.cacheWrite, u.cacheWrite1h, u.costDetails = append(u.cacheWrite, r.CacheWriteTokens), append(u.cacheWrite1h, r.CacheWrite1hTokens), append(u.costDetails, details)
 	}
 	var eID, eAccount, eRef, eDesc []string
 	var eAmount, eAfter, eSeq []int64
@@ -183,7 +192,8 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		u.cost, u.markup, u.charged, u.uncollected, u.after,
 		u.streamed, u.cancelled, u.errText, u.latency,
 		eID, eAccount, eAmount, eAfter, eRef, eDesc,
-		len(accounts), len(leaseIDs), now.Add(e.opts.LeaseTTL), aEntries, eSeq).Scan(&out)
+		len(accounts), len(leaseIDs), now.Add(e.opts.LeaseTTL), aEntries, eSeq,
+		u.cacheWrite, u.cacheWrite1h, u.costDetails).Scan(&out)
 	if err != nil {
 		e.stmts.dropPGConn(err)
 		return err

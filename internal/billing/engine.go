@@ -217,6 +217,9 @@ type AdmitRequest struct {
 	ModelMax     int64 // the model's max_output_tokens
 	MonthlyLimit int64 // requests per month; 0 = unlimited
 	Choices      int64 // completions asked for (n); 0 = 1. Multiplies the completion hold.
+	// At is the admission time, which selects time-of-day prices; zero =
+	// now.
+	At time.Time
 }
 
 // Hold is money set aside for one request.
@@ -228,8 +231,9 @@ type Hold struct {
 	KeyID        string
 	Price        pricing.Price
 	PriceVersion int64
-	MaxTokens    int64 // the completion cap to send upstream (clamped)
-	Clamped      bool  // MaxTokens was lowered to what the balance affords
+	AdmittedAt   time.Time // selects the time-of-day prices it is charged at
+	MaxTokens    int64     // the completion cap to send upstream (clamped)
+	Clamped      bool      // MaxTokens was lowered to what the balance affords
 	finished     bool
 	quotaMonth   string
 	quotaCounted bool // counted at admission (limited account), not by the commit
@@ -450,8 +454,12 @@ func (e *Engine) newHold(l *lease, r AdmitRequest, amount, maxTok int64) *Hold {
 	if r.Key != nil {
 		keyID = r.Key.ID
 	}
+	at := r.At
+	if at.IsZero() {
+		at = time.Now()
+	}
 	return &Hold{lease: l, gen: l.gen, amount: amount, AccountID: r.AccountID, KeyID: keyID, Price: r.Price,
-		PriceVersion: r.PriceVersion, MaxTokens: maxTok}
+		PriceVersion: r.PriceVersion, AdmittedAt: at, MaxTokens: maxTok}
 }
 
 func refusal(source string, need, have int64) error {

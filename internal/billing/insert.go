@@ -10,12 +10,13 @@ import (
 
 // The settlement path writes its rows with plain multi-row INSERTs: GORM's
 // reflection-driven Create was a large share of the CPU a request costs.
-// The column lists mirror migrations/00001_init.sql (and 00009_ledger_seq.sql).
+// The column lists mirror migrations/00001_init.sql (and 00009_ledger_seq.sql, 00010_price_dimensions.sql).
 
 var usageLogColumns = []string{"id", "request_id", "account_id", "api_key_id", "model", "provider", "price_version",
 	"prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "usage_estimated",
 	"provider_cost_micros", "markup_micros", "charged_micros", "uncollected_micros", "balance_after_micros",
-	"streamed", "cancelled", "error", "latency_ms", "created_at"}
+	"streamed", "cancelled", "error", "latency_ms", "created_at",
+	"cache_write_tokens", "cache_write_1h_tokens", "cost_details"}
 
 func insertUsageLogs(tx *stmtTx, rows []models.UsageLog) error {
 	return insertRows(tx, "usage_logs", usageLogColumns, len(rows), func(i int, args []any) []any {
@@ -23,7 +24,8 @@ func insertUsageLogs(tx *stmtTx, rows []models.UsageLog) error {
 		return append(args, r.ID, r.RequestID, r.AccountID, r.APIKeyID, r.Model, r.Provider, r.PriceVersion,
 			r.PromptTokens, r.CompletionTokens, r.CachedTokens, r.ReasoningTokens, r.UsageEstimated,
 			r.ProviderCostMicros, r.MarkupMicros, r.ChargedMicros, r.UncollectedMicros, r.BalanceAfterMicros,
-			r.Streamed, r.Cancelled, r.Error, r.LatencyMS, r.CreatedAt)
+			r.Streamed, r.Cancelled, r.Error, r.LatencyMS, r.CreatedAt,
+			r.CacheWriteTokens, r.CacheWrite1hTokens, r.CostDetails)
 	})
 }
 

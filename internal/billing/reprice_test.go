@@ -3,6 +3,7 @@ package billing_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/beaver-gateway/beaver/internal/billing"
@@ -42,7 +43,7 @@ func TestReprice(t *testing.T) {
 			t.Errorf("price %+v above the hold accepted", above)
 		}
 	}
-	if h.Price != held || h.PriceVersion != 7 {
+	if !reflect.DeepEqual(h.Price, held) || h.PriceVersion != 7 {
 		t.Fatalf("a refused reprice changed the hold: %+v v%d", h.Price, h.PriceVersion)
 	}
 	answered := pricing.Price{Base: pricing.Base{ModelID: "cheap", Input: 100_000, Output: 400_000},

@@ -98,6 +98,7 @@ type seedModel struct {
 	Capabilities    []string `json:"capabilities"`
 	Active          bool     `json:"active"`
 	MaxOutputTokens int64    `json:"max_output_tokens"`
+	Extra                    // cache writes, tool fees, tiers (extra.go)
 }
 
 // Seed inserts the embedded catalog's models that are not in the database
@@ -123,11 +124,16 @@ func (c *Catalog) Seed(ctx context.Context) error {
 			m.MaxOutputTokens = 4096
 		}
 		caps, _ := json.Marshal(m.Capabilities)
+		if err := m.Extra.Validate(); err != nil {
+			return fmt.Errorf("catalog: seed model %s: %w", m.ID, err)
+		}
+		b := pricing.Base{Input: m.Input, Output: m.Output, Fee: m.Fee}
+		apply(&b, &m.Extra)
 		rows = append(rows, models.Model{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
 			ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Capabilities: string(caps), Active: m.Active,
 			BaseInputMicros: m.Input, BaseOutputMicros: m.Output, BaseFeeMicros: m.Fee,
 			BaseCachedInputMicros: own(m.CachedInput, m.Input), BaseReasoningMicros: own(m.Reasoning, m.Output),
-			CreatedAt: now, UpdatedAt: now})
+			BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours), CreatedAt: now, UpdatedAt: now})
 	}
 	err := c.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error
 	if err != nil {
@@ -244,15 +250,16 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 		prices := make([]models.ModelPrice, 0, len(rows))
 		for _, m := range rows {
 			b := baseOf(m)
-			cat := th.Categorize(b.Input + b.Output)
-			pm := pricing.Markups[cat]
-			cached, reasoning := pricing.MarkUp(b.CachedInput, pm), pricing.MarkUp(b.Reasoning, pm)
+			p := pricing.MarkUpAs(b, th.Categorize(b.Input+b.Output))
+			cached, reasoning := p.CachedInput, p.Reasoning
 			prices = append(prices, models.ModelPrice{ModelID: m.ID, Version: version,
 				BaseInputMicros: b.Input, BaseOutputMicros: b.Output, BaseFeeMicros: b.Fee,
 				BaseCachedInputMicros: &b.CachedInput, BaseReasoningMicros: &b.Reasoning,
-				InputMicros: pricing.MarkUp(b.Input, pm), OutputMicros: pricing.MarkUp(b.Output, pm), FeeMicros: pricing.MarkUp(b.Fee, pm),
+				BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours),
+				InputMicros:     p.Input, OutputMicros: p.Output, FeeMicros: p.Fee,
 				CachedInputMicros: &cached, ReasoningMicros: &reasoning,
-				Category: cat, MarkupPermille: pm, CreatedAt: now})
+				ExtraPrices: extraOf(p.Rates(), p.Long, p.Hours),
+				Category:    p.Category, MarkupPermille: p.MarkupPermille, CreatedAt: now})
 		}
 		if len(prices) == 0 {
 			return nil
@@ -262,24 +269,33 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 	return version, err
 }
 
-// baseOf is a model's current base prices, the cached-input and reasoning
-// prices resolved (none = the input and the output price).
+// baseOf is a model's current base prices, every dimension resolved (none
+// = the input and the output price; see apply for the others).
 func baseOf(m models.Model) pricing.Base {
-	return pricing.Base{ModelID: m.ID, Input: m.BaseInputMicros, Output: m.BaseOutputMicros, Fee: m.BaseFeeMicros,
+	b := pricing.Base{ModelID: m.ID, Input: m.BaseInputMicros, Output: m.BaseOutputMicros, Fee: m.BaseFeeMicros,
 		CachedInput: or(m.BaseCachedInputMicros, m.BaseInputMicros), Reasoning: or(m.BaseReasoningMicros, m.BaseOutputMicros)}
+	x, _ := parseExtra(m.BaseExtraPrices) // validated when written
+	apply(&b, x)
+	return b
 }
 
 // priceOf is a version's price of a model; versions computed before
 // cached-input and reasoning prices existed charge the input and the
-// output price for those tokens.
+// output price for those tokens, versions computed before cache writes,
+// tool fees and tiers existed charge none of them.
 func priceOf(p models.ModelPrice) pricing.Price {
-	return pricing.Price{
-		Base: pricing.Base{ModelID: p.ModelID, Input: p.BaseInputMicros, Output: p.BaseOutputMicros, Fee: p.BaseFeeMicros,
-			CachedInput: or(p.BaseCachedInputMicros, p.BaseInputMicros), Reasoning: or(p.BaseReasoningMicros, p.BaseOutputMicros)},
-		Input: p.InputMicros, Output: p.OutputMicros, Fee: p.FeeMicros,
-		CachedInput: or(p.CachedInputMicros, p.InputMicros), Reasoning: or(p.ReasoningMicros, p.OutputMicros),
-		Category: p.Category, MarkupPermille: p.MarkupPermille,
-	}
+	base := pricing.Base{ModelID: p.ModelID, Input: p.BaseInputMicros, Output: p.BaseOutputMicros, Fee: p.BaseFeeMicros,
+		CachedInput: or(p.BaseCachedInputMicros, p.BaseInputMicros), Reasoning: or(p.BaseReasoningMicros, p.BaseOutputMicros)}
+	x, _ := parseExtra(p.BaseExtraPrices)
+	apply(&base, x)
+	marked := pricing.Base{Input: p.InputMicros, Output: p.OutputMicros, Fee: p.FeeMicros,
+		CachedInput: or(p.CachedInputMicros, p.InputMicros), Reasoning: or(p.ReasoningMicros, p.OutputMicros)}
+	x, _ = parseExtra(p.ExtraPrices)
+	apply(&marked, x)
+	return pricing.Price{Base: base, Input: marked.Input, Output: marked.Output, Fee: marked.Fee,
+		CachedInput: marked.CachedInput, Reasoning: marked.Reasoning, CacheWrite: marked.CacheWrite,
+		CacheWrite1h: marked.CacheWrite1h, Tools: marked.Tools, Long: marked.Long, Hours: marked.Hours,
+		Category: p.Category, MarkupPermille: p.MarkupPermille}
 }
 
 func or(p *int64, plain int64) int64 {
@@ -405,7 +421,62 @@ type BaseUpdate struct {
 	// or, with a nil Micros, remove them: the model then follows its input
 	// (output) price.
 	CachedInput, Reasoning *Override
-	Active                 *bool
+	// CacheWrite and CacheWrite1h likewise: none = the input price (for an
+	// hour: the cache-write price).
+	CacheWrite, CacheWrite1h *Override
+	// Tools, LongContext and TimeOfDay replace what the model had when
+	// non-nil; a nil value removes it.
+	Tools       **map[string]int64
+	LongContext **ExtraTier
+	TimeOfDay   **[]ExtraWindow
+	Active      *bool
+}
+
+// Prices reports whether u changes a price (and needs a new version).
+func (u BaseUpdate) Prices() bool {
+	return u.Input != nil || u.Output != nil || u.Fee != nil || u.CachedInput != nil || u.Reasoning != nil ||
+		u.CacheWrite != nil || u.CacheWrite1h != nil || u.Tools != nil || u.LongContext != nil || u.TimeOfDay != nil
+}
+
+// extra applies u's further dimensions to a model's stored document.
+func (u BaseUpdate) extra(stored *string) (*string, bool, error) {
+	if u.CacheWrite == nil && u.CacheWrite1h == nil && u.Tools == nil && u.LongContext == nil && u.TimeOfDay == nil {
+		return nil, false, nil
+	}
+	x, err := parseExtra(stored)
+	if err != nil || x == nil {
+		x = &Extra{} // an unreadable document is replaced, never kept half
+	}
+	if u.CacheWrite != nil {
+		x.CacheWrite = u.CacheWrite.Micros
+	}
+	if u.CacheWrite1h != nil {
+		x.CacheWrite1h = u.CacheWrite1h.Micros
+	}
+	if u.Tools != nil {
+		x.Tools = nil
+		if *u.Tools != nil {
+			x.Tools = **u.Tools
+		}
+	}
+	if u.LongContext != nil {
+		x.LongContext = *u.LongContext
+	}
+	if u.TimeOfDay != nil {
+		x.TimeOfDay = nil
+		if *u.TimeOfDay != nil {
+			x.TimeOfDay = **u.TimeOfDay
+		}
+	}
+	if err := x.Validate(); err != nil {
+		return nil, true, apierr.Invalid("%s", err.Error())
+	}
+	b, _ := json.Marshal(x)
+	s := string(b)
+	if s == "{}" {
+		return nil, true, nil
+	}
+	return &s, true, nil
 }
 
 // Override is a price of its own, or none (nil Micros).
@@ -432,6 +503,18 @@ func (c *Catalog) UpdateBase(ctx context.Context, id string, u BaseUpdate) error
 	}
 	if u.Active != nil {
 		set["active"] = *u.Active
+	}
+	var row models.Model
+	if err := c.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return apierr.NotFound("model %q not found", id)
+		}
+		return fmt.Errorf("catalog: read %s: %w", id, err)
+	}
+	if doc, changed, err := u.extra(row.BaseExtraPrices); err != nil {
+		return err
+	} else if changed {
+		set["base_extra_prices"] = doc
 	}
 	r := c.db.WithContext(ctx).Model(&models.Model{}).Where("id = ?", id).Updates(set)
 	if r.Error != nil {

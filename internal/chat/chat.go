@@ -310,6 +310,11 @@ func (c *Chunk) Text() string {
 	return string(b)
 }
 
+// MaxServerToolCalls is the most provider-run, per-call-billed tool calls
+// of each kind Beaver holds money for in one request; adapters cap a
+// request to it where the wire allows.
+const MaxServerToolCalls = 10
+
 // Usage is the token usage of a request, plus Beaver's cost fields.
 type Usage struct {
 	PromptTokens            int                      `json:"prompt_tokens"`

@@ -100,9 +100,10 @@ func (g *Gateway) admitEmbedding(ctx context.Context, call EmbedCall) (*run, pro
 		return nil, nil, apierr.Invalid("model %s: provider %s serves no embeddings", first.entry.ID, first.entry.Provider).WithParam("model")
 	}
 	_, monthly := p.Account.Limits()
+	bound, admitted := int64(req.PromptTokenBound()), time.Now()
 	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
-		Price: first.entry.Price.UpperBound(), PriceVersion: first.entry.Version, PromptTokens: int64(req.PromptTokenBound()),
-		MaxTokens: 1, ModelMax: 1, MonthlyLimit: monthly})
+		Price: first.entry.Price.UpperBound(admitted, bound, 0), PriceVersion: first.entry.Version, PromptTokens: bound,
+		MaxTokens: 1, ModelMax: 1, MonthlyLimit: monthly, At: admitted})
 	if err != nil {
 		return nil, nil, err
 	}

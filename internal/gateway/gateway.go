@@ -164,10 +164,11 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	if chain, err = chatModels(call, chain); err != nil { // embedding models serve embeddings only (embed.go)
 		return nil, err
 	}
-	price, modelMax := chainPrice(chain)
 	// Hold for the most tokens the prompt can be; bill the upstream's count
 	// (or Beaver's, count.go, when it never reports one).
 	bound := int64(req.PromptTokenBound())
+	admitted := time.Now()
+	price, modelMax := chainPrice(chain, admitted, bound)
 	var asked int64
 	if req.MaxTokens != nil {
 		asked = int64(*req.MaxTokens)
@@ -175,7 +176,7 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	_, monthly := p.Account.Limits()
 	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
 		Price: price, PriceVersion: chain[0].entry.Version, PromptTokens: bound, MaxTokens: asked,
-		ModelMax: modelMax, MonthlyLimit: monthly, Choices: int64(req.ChoiceCount())})
+		ModelMax: modelMax, MonthlyLimit: monthly, Choices: int64(req.ChoiceCount()), At: admitted})
 	if err != nil {
 		return nil, err
 	}
@@ -214,8 +215,14 @@ func (r *run) outcome() billing.Outcome {
 func (r *run) settle(ctx context.Context, o billing.Outcome, u *chat.Usage) (*billing.Settlement, error) {
 	if u != nil {
 		o.PromptTokens, o.CompletionTokens = int64(u.PromptTokens), int64(u.CompletionTokens)
-		if u.PromptTokensDetails != nil {
-			o.CachedTokens = int64(u.PromptTokensDetails.CachedTokens)
+		if d := u.PromptTokensDetails; d != nil {
+			o.CachedTokens, o.CacheWriteTokens, o.CacheWrite1hTokens = int64(d.CachedTokens), int64(d.CacheWriteTokens), int64(d.CacheWrite1hTokens)
+		}
+		for tool, n := range u.ServerToolUse {
+			if o.ToolCalls == nil {
+				o.ToolCalls = make(map[string]int64, len(u.ServerToolUse))
+			}
+			o.ToolCalls[tool] = int64(n)
 		}
 		if u.CompletionTokensDetails != nil {
 			o.ReasoningTokens = int64(u.CompletionTokensDetails.ReasoningTokens)
@@ -258,6 +265,6 @@ func (r *run) failed(ctx context.Context, err error, cut bool) error {
 func withCost(u *chat.Usage, st *billing.Settlement) {
 	cost := money.USD(st.ChargedMicros)
 	micros := st.ChargedMicros
-	u.Cost, u.CostMicros = &cost, &micros
+	u.Cost, u.CostMicros, u.CostDetails = &cost, &micros, st.Details
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
 }

@@ -101,31 +101,27 @@ func modelsError(i int, err error) error {
 // none (the contract's 4096).
 const defaultMaxOutput = 4096
 
-// chainPrice is what a chain is admitted at: in each component (input,
-// output, request fee; base and marked up) the largest of its models'
-// prices, and the largest output cap, so that the hold covers the most any
-// of them can charge. A chain of one is its model's price and cap.
-func chainPrice(chain []candidate) (pricing.Price, int64) {
-	// UpperBound: a cached-input or reasoning price above the plain one is held too.
-	p, maxOut := chain[0].entry.Price.UpperBound(), chain[0].entry.MaxOutputTokens
+// chainPrice is what a chain is admitted at, for a request admitted at at
+// whose prompt is at most prompt tokens: in each component (input, output,
+// request fee; base and marked up) the largest of its models' upper-bound
+// prices (pricing.Price.UpperBound: every dimension and tier, and
+// chat.MaxServerToolCalls provider-run calls of each priced tool), and the
+// largest output cap, so that the hold covers the most any of them can
+// charge. A chain of one is its model's bound and cap.
+func chainPrice(chain []candidate, at time.Time, prompt int64) (pricing.Price, int64) {
+	p, maxOut := chain[0].entry.Price.UpperBound(at, prompt, chat.MaxServerToolCalls), chain[0].entry.MaxOutputTokens
 	if len(chain) == 1 {
 		return p, maxOut
 	}
 	maxOut = 0
 	for _, c := range chain {
-		q := c.entry.Price.UpperBound()
-		p.Input, p.Output, p.Fee = max(p.Input, q.Input), max(p.Output, q.Output), max(p.Fee, q.Fee)
-		p.Base.Input, p.Base.Output, p.Base.Fee = max(p.Base.Input, q.Base.Input), max(p.Base.Output, q.Base.Output),
-			max(p.Base.Fee, q.Base.Fee)
+		p = pricing.Max(p, c.entry.Price.UpperBound(at, prompt, chat.MaxServerToolCalls))
 		out := c.entry.MaxOutputTokens
 		if out <= 0 {
 			out = defaultMaxOutput
 		}
 		maxOut = max(maxOut, out)
 	}
-	// As UpperBound: cached and reasoning tokens held at the chain's top prices.
-	p.CachedInput, p.Reasoning = p.Input, p.Output
-	p.Base.CachedInput, p.Base.Reasoning = p.Base.Input, p.Base.Output
 	return p, maxOut
 }
 

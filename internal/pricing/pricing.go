@@ -5,7 +5,10 @@
 // less than one micro-USD.
 package pricing
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
 
 // Category names and their markups in per-mille.
 const (
@@ -25,28 +28,121 @@ var Markups = map[string]int64{
 	UltraPremium: 35,
 }
 
-// Base is a model's provider list price: micro-USD per 1M tokens, plus a flat
-// per-request fee in micro-USD. CachedInput is the price of a prompt token
-// the provider served from its cache, Reasoning that of a reasoning
-// (thinking) completion token; where a provider publishes none, they are
-// the input and the output price (the catalog fills them so: every price
-// here is explicit).
+// Base is a model's provider list price: micro-USD per 1M tokens of each
+// token dimension, a flat per-request fee and per-call tool fees in
+// micro-USD. CachedInput is the price of a prompt token the provider served
+// from its cache, CacheWrite (CacheWrite1h) that of one it wrote to its
+// cache for the default lifetime (for one hour), Reasoning that of a
+// reasoning (thinking) completion token. Where a provider publishes none,
+// they are the input (cache writes: CacheWrite for one hour) and the output
+// price: the catalog fills them so, and every price here is explicit.
+//
+// Long and Hours are price sets that replace every price above for some
+// requests: Long when the prompt is above its threshold, Hours by the time
+// the request was admitted. Tools are per-call fees by tool name.
 type Base struct {
-	ModelID     string
-	Input       int64
-	Output      int64
-	Fee         int64
-	CachedInput int64
-	Reasoning   int64
+	ModelID                  string
+	Input                    int64
+	Output                   int64
+	Fee                      int64
+	CachedInput              int64
+	Reasoning                int64
+	CacheWrite, CacheWrite1h int64
+	Tools                    map[string]int64
+	Long                     *Tier
+	Hours                    []Window
 }
 
-// Price is a model's marked-up price in one version.
+// Price is a model's marked-up price in one version: every field beside
+// Base is Base's, marked up.
 type Price struct {
 	Base
-	Input, Output, Fee     int64 // marked up; these are charged
-	CachedInput, Reasoning int64 // marked up
-	Category               string
-	MarkupPermille         int64
+	Input, Output, Fee       int64 // marked up; these are charged
+	CachedInput, Reasoning   int64 // marked up
+	CacheWrite, CacheWrite1h int64
+	Tools                    map[string]int64
+	Long                     *Tier
+	Hours                    []Window
+	Category                 string
+	MarkupPermille           int64
+}
+
+// Rates are one set of prices of every dimension (see Base).
+type Rates struct {
+	Input, CachedInput, CacheWrite, CacheWrite1h int64
+	Output, Reasoning, Fee                       int64
+	Tools                                        map[string]int64
+}
+
+// Tier is a long-context price set: it prices the whole request when the
+// prompt (cache reads and writes included) is above Above tokens.
+type Tier struct {
+	Above int64
+	Rates Rates
+}
+
+// Window is a time-of-day price set: it prices the requests admitted on
+// one of Days (UTC), from minute From of the day to minute To (exclusive;
+// To ≤ From wraps past midnight).
+type Window struct {
+	Days     [7]bool // by time.Weekday
+	From, To int     // minutes since 00:00 UTC, 0..1440
+	Rates    Rates
+}
+
+// Contains reports whether t falls in w.
+func (w Window) Contains(t time.Time) bool {
+	t = t.UTC()
+	m := t.Hour()*60 + t.Minute()
+	if w.From < w.To {
+		return w.Days[t.Weekday()] && m >= w.From && m < w.To
+	}
+	// Wrapping past midnight: the evening part is on the listed day, the
+	// morning part on the day after it.
+	if m >= w.From {
+		return w.Days[t.Weekday()]
+	}
+	return m < w.To && w.Days[(t.Weekday()+6)%7]
+}
+
+// Rates returns b's standard price set.
+func (b Base) Rates() Rates { return b.flat() }
+
+// Rates returns p's standard marked-up price set.
+func (p Price) Rates() Rates { return p.marked() }
+
+// flat returns b's standard price set.
+func (b Base) flat() Rates {
+	return Rates{Input: b.Input, CachedInput: b.CachedInput, CacheWrite: b.CacheWrite, CacheWrite1h: b.CacheWrite1h,
+		Output: b.Output, Reasoning: b.Reasoning, Fee: b.Fee, Tools: b.Tools}
+}
+
+// marked returns p's standard marked-up price set.
+func (p Price) marked() Rates {
+	return Rates{Input: p.Input, CachedInput: p.CachedInput, CacheWrite: p.CacheWrite, CacheWrite1h: p.CacheWrite1h,
+		Output: p.Output, Reasoning: p.Reasoning, Fee: p.Fee, Tools: p.Tools}
+}
+
+// Tier names of Details.Tier.
+const (
+	TierStandard  = "standard"
+	TierLong      = "long_context"
+	TierTimeOfDay = "time_of_day"
+)
+
+// pick returns the price set of a request admitted at t whose prompt had
+// prompt tokens: the long-context tier above its threshold, else the first
+// time window containing t, else the standard prices.
+func pick(flat Rates, long *Tier, hours []Window, at time.Time, prompt int64) (Rates, string) {
+	if long != nil && prompt > long.Above {
+		return long.Rates, TierLong
+	}
+	for _, w := range hours {
+		if w.Contains(at) {
+			return w.Rates, TierTimeOfDay
+		}
+	}
+	return flat, TierStandard
 }
 
 // Thresholds are the P20, P40, P60 and P80 percentiles of model values.
@@ -100,17 +196,45 @@ func MarkUp(base, permille int64) int64 {
 }
 
 // Compute prices every model: categories come from the percentiles of all
-// given models' values, each price is marked up by its category's markup.
-// The result keeps the input order.
+// given models' values, each price of every dimension is marked up by its
+// category's markup. The result keeps the input order.
 func Compute(models []Base) []Price {
 	t := ComputeThresholds(models)
 	out := make([]Price, len(models))
 	for i, m := range models {
-		cat := t.Categorize(value(m))
-		pm := Markups[cat]
-		out[i] = Price{Base: m, Input: MarkUp(m.Input, pm), Output: MarkUp(m.Output, pm), Fee: MarkUp(m.Fee, pm),
-			CachedInput: MarkUp(m.CachedInput, pm), Reasoning: MarkUp(m.Reasoning, pm),
-			Category: cat, MarkupPermille: pm}
+		out[i] = MarkUpAs(m, t.Categorize(value(m)))
+	}
+	return out
+}
+
+// MarkUpAs prices m in category cat: every price of every dimension, tier
+// and window marked up by the category's markup.
+func MarkUpAs(m Base, cat string) Price {
+	pm := Markups[cat]
+	r := m.flat().markUp(pm)
+	p := Price{Base: m, Input: r.Input, Output: r.Output, Fee: r.Fee, CachedInput: r.CachedInput,
+		Reasoning: r.Reasoning, CacheWrite: r.CacheWrite, CacheWrite1h: r.CacheWrite1h, Tools: r.Tools,
+		Category: cat, MarkupPermille: pm}
+	if m.Long != nil {
+		p.Long = &Tier{Above: m.Long.Above, Rates: m.Long.Rates.markUp(pm)}
+	}
+	for _, w := range m.Hours {
+		w.Rates = w.Rates.markUp(pm)
+		p.Hours = append(p.Hours, w)
+	}
+	return p
+}
+
+// markUp returns r with every price marked up by permille.
+func (r Rates) markUp(permille int64) Rates {
+	out := Rates{Input: MarkUp(r.Input, permille), CachedInput: MarkUp(r.CachedInput, permille),
+		CacheWrite: MarkUp(r.CacheWrite, permille), CacheWrite1h: MarkUp(r.CacheWrite1h, permille),
+		Output: MarkUp(r.Output, permille), Reasoning: MarkUp(r.Reasoning, permille), Fee: MarkUp(r.Fee, permille)}
+	if r.Tools != nil {
+		out.Tools = make(map[string]int64, len(r.Tools))
+		for k, v := range r.Tools {
+			out.Tools[k] = MarkUp(v, permille)
+		}
 	}
 	return out
 }
@@ -122,70 +246,167 @@ func Cost(inPrice, outPrice, fee, inTokens, outTokens int64) int64 {
 	return ceilDiv(inTokens*inPrice+outTokens*outPrice, 1_000_000) + fee
 }
 
-// Charge is a priced request.
+// Charge is a priced request. Details breaks ChargedMicros down by
+// dimension (nil when nothing was charged).
 type Charge struct {
 	ChargedMicros      int64
 	ProviderCostMicros int64
 	MarkupMicros       int64
+	Details            *Details
 }
 
 // ChargeFor computes the user charge, the provider cost and the markup for
 // a request's prompt and completion tokens at price p, none of them cached
-// or reasoning tokens.
+// or reasoning tokens, at p's standard prices.
 func ChargeFor(p Price, inTokens, outTokens int64) Charge {
-	return ChargeTokens(p, Tokens{Prompt: inTokens, Completion: outTokens})
+	return ChargeTokens(p, Tokens{Prompt: inTokens, Completion: outTokens}, time.Time{})
 }
 
-// Tokens are a request's counts as the upstream reported them. Cached
-// tokens are part of Prompt, reasoning tokens part of Completion (OpenAI's
-// prompt_tokens_details.cached_tokens and
-// completion_tokens_details.reasoning_tokens).
+// Tokens are a request's counts as the upstream reported them, in OpenAI's
+// convention: cache reads (Cached) and cache writes (CacheWrite, of which
+// CacheWrite1h were written for an hour) are part of Prompt, reasoning
+// tokens part of Completion. Tools counts provider-run tool calls by tool.
 type Tokens struct {
-	Prompt, Completion int64
-	Cached, Reasoning  int64
+	Prompt, Completion       int64
+	Cached, Reasoning        int64
+	CacheWrite, CacheWrite1h int64
+	Tools                    map[string]int64
 }
 
-// split returns the prompt tokens at the input price, at the cached-input
-// price, the completion tokens at the output price and at the reasoning
-// price. A detail count larger than its total (a provider's error) is
-// taken as the total; a negative one as zero.
-func (t Tokens) split() (in, cached, out, reasoning int64) {
-	cached = min(max(t.Cached, 0), max(t.Prompt, 0))
+// split returns the prompt tokens at the input price, the cache reads, the
+// cache writes for the default lifetime and for an hour, the completion
+// tokens at the output price and the reasoning tokens. A detail count
+// larger than what is left of its total (a provider's error) is taken as
+// what is left; a negative one as zero.
+func (t Tokens) split() (in, cached, write, write1h, out, reasoning int64) {
+	prompt := max(t.Prompt, 0)
+	cached = min(max(t.Cached, 0), prompt)
+	write = min(max(t.CacheWrite, 0), prompt-cached)
+	write1h = min(max(t.CacheWrite1h, 0), write)
 	reasoning = min(max(t.Reasoning, 0), max(t.Completion, 0))
-	return t.Prompt - cached, cached, t.Completion - reasoning, reasoning
+	return prompt - cached - write, cached, write - write1h, write1h, max(t.Completion, 0) - reasoning, reasoning
 }
 
-// costOf is ceil((in·Input + cached·CachedInput + out·Output +
-// reasoning·Reasoning) / 1e6) + Fee: one ceiling per charge.
-func costOf(b Base, t Tokens) int64 {
-	in, cached, out, reasoning := t.split()
-	return ceilDiv(in*b.Input+cached*b.CachedInput+out*b.Output+reasoning*b.Reasoning, 1_000_000) + b.Fee
+// costOf is ceil(Σ tokens_d·price_d / 1e6) + Fee + Σ calls_t·fee_t, the
+// one ceiling per charge, with its breakdown: token lines floored, the
+// ceiling's remainder in RoundingMicros.
+func costOf(r Rates, t Tokens) (int64, *Details) {
+	in, cached, write, write1h, out, reasoning := t.split()
+	d := &Details{}
+	var sum, floors int64
+	for _, l := range [...]struct {
+		dim         string
+		n, perMilln int64
+	}{{"input", in, r.Input}, {"cached_input", cached, r.CachedInput}, {"cache_write", write, r.CacheWrite},
+		{"cache_write_1h", write1h, r.CacheWrite1h}, {"output", out, r.Output}, {"reasoning", reasoning, r.Reasoning}} {
+		if l.n == 0 {
+			continue
+		}
+		sum += l.n * l.perMilln
+		c := l.n * l.perMilln / 1_000_000
+		floors += c
+		d.Lines = append(d.Lines, Line{Dimension: l.dim, Quantity: l.n, Unit: "token", PriceMicros: l.perMilln, CostMicros: c})
+	}
+	total := ceilDiv(sum, 1_000_000)
+	d.RoundingMicros = total - floors
+	if r.Fee != 0 {
+		total += r.Fee
+		d.Lines = append(d.Lines, Line{Dimension: "request", Quantity: 1, Unit: "request", PriceMicros: r.Fee, CostMicros: r.Fee})
+	}
+	names := make([]string, 0, len(t.Tools))
+	for name, n := range t.Tools {
+		if n > 0 {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n, fee := t.Tools[name], r.Tools[name]
+		total += n * fee
+		d.Lines = append(d.Lines, Line{Dimension: name, Quantity: n, Unit: "call", PriceMicros: fee, CostMicros: n * fee})
+	}
+	return total, d
 }
 
 // ChargeTokens computes the user charge, the provider cost and the markup
-// for a request's tokens at price p: cached prompt tokens at the
-// cached-input price instead of the input price, reasoning tokens at the
-// reasoning price instead of the output price, each side rounded up once.
-func ChargeTokens(p Price, t Tokens) Charge {
-	charged := costOf(Base{Input: p.Input, Output: p.Output, Fee: p.Fee, CachedInput: p.CachedInput, Reasoning: p.Reasoning}, t)
-	provider := costOf(p.Base, t)
-	return Charge{ChargedMicros: charged, ProviderCostMicros: provider, MarkupMicros: charged - provider}
+// for a request's tokens at price p, for a request admitted at at: each
+// dimension at its own price, from the price set the prompt size and the
+// admission time select (see Base), each side rounded up once.
+func ChargeTokens(p Price, t Tokens, at time.Time) Charge {
+	rates, tier := pick(p.marked(), p.Long, p.Hours, at, t.Prompt)
+	baseRates, _ := pick(p.Base.flat(), p.Base.Long, p.Base.Hours, at, t.Prompt)
+	charged, d := costOf(rates, t)
+	provider, _ := costOf(baseRates, t)
+	d.Tier = tier
+	return Charge{ChargedMicros: charged, ProviderCostMicros: provider, MarkupMicros: charged - provider, Details: d}
 }
 
-// UpperBound is the price a request is held at: its input price the larger
-// of the input and cached-input prices, its output price the larger of the
-// output and reasoning prices (base and marked up alike), and its cached
-// and reasoning prices those same maxima. Holding prompt and completion
-// tokens at it covers the charge whichever of a request's tokens turn out
-// cached or reasoning, so the hold stays an upper bound even where a
-// cached or reasoning price is above the plain one.
-func (p Price) UpperBound() Price {
-	p.Input, p.Output = max(p.Input, p.CachedInput), max(p.Output, p.Reasoning)
-	p.CachedInput, p.Reasoning = p.Input, p.Output
-	b := &p.Base
-	b.Input, b.Output = max(b.Input, b.CachedInput), max(b.Output, b.Reasoning)
-	b.CachedInput, b.Reasoning = b.Input, b.Output
-	return p
+// UpperBound is the price a request is held at, for a request admitted at
+// at whose prompt is at most prompt tokens and which may run up to
+// toolCalls provider-run calls of each priced tool. Its standard prices
+// are the most any token can cost: the input price the largest of the
+// input, cache-read and cache-write prices, the output price the larger of
+// output and reasoning, in the price set the admission time selects and in
+// the long-context tier too when the prompt may be above its threshold.
+// The tool fees are folded into the request fee. Holding prompt and
+// completion tokens at it covers the charge whichever of a request's
+// tokens turn out cached, written or reasoning, so the hold stays an upper
+// bound under every dimension and tier.
+func (p Price) UpperBound(at time.Time, prompt, toolCalls int64) Price {
+	marked, _ := pick(p.marked(), nil, p.Hours, at, 0)
+	base, _ := pick(p.Base.flat(), nil, p.Base.Hours, at, 0)
+	if p.Long != nil && prompt > p.Long.Above {
+		marked = marked.max(p.Long.Rates)
+	}
+	if p.Base.Long != nil && prompt > p.Base.Long.Above {
+		base = base.max(p.Base.Long.Rates)
+	}
+	out := Price{Category: p.Category, MarkupPermille: p.MarkupPermille}
+	out.Base = bound(base, toolCalls)
+	out.Base.ModelID = p.ModelID
+	b := bound(marked, toolCalls)
+	out.Input, out.Output, out.Fee = b.Input, b.Output, b.Fee
+	out.CachedInput, out.CacheWrite, out.CacheWrite1h, out.Reasoning = b.Input, b.Input, b.Input, b.Output
+	return out
+}
+
+// bound is the one-price-per-side Base that covers every dimension of r.
+func bound(r Rates, toolCalls int64) Base {
+	in := max(r.Input, r.CachedInput, r.CacheWrite, r.CacheWrite1h)
+	out := max(r.Output, r.Reasoning)
+	fee := r.Fee
+	for _, f := range r.Tools {
+		fee += toolCalls * f
+	}
+	return Base{Input: in, Output: out, Fee: fee, CachedInput: in, CacheWrite: in, CacheWrite1h: in, Reasoning: out}
+}
+
+// max returns, in each dimension, the larger of r's and o's price.
+func (r Rates) max(o Rates) Rates {
+	out := Rates{Input: max(r.Input, o.Input), CachedInput: max(r.CachedInput, o.CachedInput),
+		CacheWrite: max(r.CacheWrite, o.CacheWrite), CacheWrite1h: max(r.CacheWrite1h, o.CacheWrite1h),
+		Output: max(r.Output, o.Output), Reasoning: max(r.Reasoning, o.Reasoning), Fee: max(r.Fee, o.Fee)}
+	if len(r.Tools)+len(o.Tools) > 0 {
+		out.Tools = map[string]int64{}
+		for _, m := range []map[string]int64{r.Tools, o.Tools} {
+			for k, v := range m {
+				out.Tools[k] = max(out.Tools[k], v)
+			}
+		}
+	}
+	return out
+}
+
+// Max returns the upper bound of two upper bounds (see UpperBound): in
+// each standard price, base and marked up, the larger of the two. A hold
+// at it covers whichever model of a fallback chain answers.
+func Max(a, b Price) Price {
+	a.Input, a.Output, a.Fee = max(a.Input, b.Input), max(a.Output, b.Output), max(a.Fee, b.Fee)
+	a.CachedInput, a.CacheWrite, a.CacheWrite1h, a.Reasoning = a.Input, a.Input, a.Input, a.Output
+	x := &a.Base
+	x.Input, x.Output, x.Fee = max(x.Input, b.Base.Input), max(x.Output, b.Base.Output), max(x.Fee, b.Base.Fee)
+	x.CachedInput, x.CacheWrite, x.CacheWrite1h, x.Reasoning = x.Input, x.Input, x.Input, x.Output
+	return a
 }
 
 // MaxOutputTokens is the largest number of completion tokens whose cost,

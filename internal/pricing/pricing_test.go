@@ -1,7 +1,9 @@
 package pricing_test
 
 import (
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/beaver-gateway/beaver/internal/pricing"
 )
@@ -126,7 +128,7 @@ func TestChargeTokensCachedAndReasoning(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ch := pricing.ChargeTokens(p, c.tok)
+			ch := pricing.ChargeTokens(p, c.tok, time.Time{})
 			if ch.ChargedMicros != c.charged || ch.ProviderCostMicros != c.providerCost || ch.MarkupMicros != c.charged-c.providerCost {
 				t.Errorf("ChargeTokens(%+v) = %+v, want charged %d, provider %d", c.tok, ch, c.charged, c.providerCost)
 			}
@@ -136,11 +138,11 @@ func TestChargeTokensCachedAndReasoning(t *testing.T) {
 	// A separate reasoning price applies to reasoning tokens only.
 	r := pricing.Price{Base: pricing.Base{Input: 1_000_000, Output: 2_000_000, CachedInput: 1_000_000, Reasoning: 8_000_000},
 		Input: 1_000_000, Output: 2_000_000, CachedInput: 1_000_000, Reasoning: 8_000_000, Fee: 7}
-	if ch := pricing.ChargeTokens(r, pricing.Tokens{Prompt: 1, Completion: 10, Reasoning: 4}); ch.ChargedMicros != 1+12+32+7 {
+	if ch := pricing.ChargeTokens(r, pricing.Tokens{Prompt: 1, Completion: 10, Reasoning: 4}, time.Time{}); ch.ChargedMicros != 1+12+32+7 {
 		t.Errorf("reasoning price: %+v, want %d", ch, 1+12+32+7)
 	}
 	// ChargeFor is ChargeTokens without details.
-	if a, b := pricing.ChargeFor(p, 123, 45), pricing.ChargeTokens(p, pricing.Tokens{Prompt: 123, Completion: 45}); a != b {
+	if a, b := pricing.ChargeFor(p, 123, 45), pricing.ChargeTokens(p, pricing.Tokens{Prompt: 123, Completion: 45}, time.Time{}); !reflect.DeepEqual(a, b) {
 		t.Errorf("ChargeFor %+v != ChargeTokens %+v", a, b)
 	}
 }
@@ -169,7 +171,7 @@ func TestUpperBoundCoversEveryCharge(t *testing.T) {
 			Input: 3_105_000, Output: 15_525_000, CachedInput: 310_500, Reasoning: 15_525_000},
 	}
 	for i, p := range prices {
-		b := p.UpperBound()
+		b := p.UpperBound(time.Time{}, 0, 0)
 		if b.Input != max(p.Input, p.CachedInput) || b.Output != max(p.Output, p.Reasoning) ||
 			b.Base.Input != max(p.Base.Input, p.Base.CachedInput) || b.Base.Output != max(p.Base.Output, p.Base.Reasoning) ||
 			b.CachedInput != b.Input || b.Reasoning != b.Output || b.Fee != p.Fee {
@@ -178,7 +180,7 @@ func TestUpperBoundCoversEveryCharge(t *testing.T) {
 		for _, tok := range []pricing.Tokens{{Prompt: 1000, Completion: 1000}, {Prompt: 1000, Completion: 1000, Cached: 1000, Reasoning: 1000},
 			{Prompt: 7, Completion: 3, Cached: 2, Reasoning: 1}, {Prompt: 1_000_000, Completion: 1, Cached: 999_999}} {
 			held := pricing.Cost(b.Input, b.Output, b.Fee, tok.Prompt, tok.Completion)
-			if ch := pricing.ChargeTokens(p, tok); ch.ChargedMicros > held {
+			if ch := pricing.ChargeTokens(p, tok, time.Time{}); ch.ChargedMicros > held {
 				t.Errorf("price %d, %+v: charged %d above the hold %d", i, tok, ch.ChargedMicros, held)
 			}
 		}

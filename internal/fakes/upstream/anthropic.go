@@ -167,8 +167,10 @@ func anWebSearch(id string) (call, result map[string]any) {
 
 // anUsage is a message's usage; a web search adds server_tool_use.
 func anUsage(c *call, p *plan, output int) map[string]any {
-	u := map[string]any{"input_tokens": c.promptTokens - p.cached, "cache_creation_input_tokens": 0,
-		"cache_read_input_tokens": p.cached, "output_tokens": output}
+	writes := p.cacheWrite + p.cacheWriteHour
+	u := map[string]any{"input_tokens": c.promptTokens - p.cached - writes, "cache_creation_input_tokens": writes,
+		"cache_read_input_tokens": p.cached, "output_tokens": output,
+		"cache_creation": map[string]int{"ephemeral_5m_input_tokens": p.cacheWrite, "ephemeral_1h_input_tokens": p.cacheWriteHour}}
 	if p.webSearch {
 		u["server_tool_use"] = map[string]int{"web_search_requests": 1, "web_fetch_requests": 0}
 	}

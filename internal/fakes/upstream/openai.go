@@ -154,7 +154,7 @@ func oaUsage(c *call, p *plan) map[string]any {
 	completion := p.completionTokens() + p.reasoning // completion_tokens includes the reasoning tokens
 	u := map[string]any{
 		"prompt_tokens": c.promptTokens, "completion_tokens": completion, "total_tokens": c.promptTokens + completion,
-		"prompt_tokens_details":     map[string]int{"cached_tokens": p.cached, "audio_tokens": 0},
+		"prompt_tokens_details":     map[string]int{"cached_tokens": p.cached, "audio_tokens": 0, "cache_write_tokens": p.cacheWrite + p.cacheWriteHour},
 		"completion_tokens_details": map[string]int{"reasoning_tokens": p.reasoning, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
 	}
 	if strings.HasPrefix(c.model, "grok") {

@@ -33,6 +33,15 @@
 //	                       prompt_tokens_details.cached_tokens, Anthropic's
 //	                       cache_read_input_tokens (input_tokens is the
 //	                       rest), Gemini's cachedContentTokenCount
+//	[[cache-write:N]]      N of the prompt tokens (at most those not read
+//	                       from the cache) are reported as written to it:
+//	                       OpenAI's prompt_tokens_details.cache_write_tokens,
+//	                       Anthropic's cache_creation_input_tokens with
+//	                       cache_creation.ephemeral_5m_input_tokens
+//	                       (input_tokens is the rest); Gemini reports none
+//	[[cache-write-hour:N]] the same for a one-hour cache write (Anthropic's
+//	                       ephemeral_1h_input_tokens; OpenAI counts them in
+//	                       cache_write_tokens)
 //	[[reasoning:N]]        N reasoning tokens besides the reply: OpenAI's
 //	                       completion_tokens_details.reasoning_tokens (and
 //	                       N more completion_tokens), Anthropic's
@@ -215,14 +224,17 @@ type plan struct {
 	midErr    int // -1 = no mid-stream error
 	noUsage   bool
 	cached    int // [[cached:N]]
-	reasoning int // [[reasoning:N]]
-	hang      bool
-	webSearch bool
-	grounding bool
-	slow      time.Duration
-	failFirst int // [[fail-first:K]]
-	retryMS   int // [[retry-after:MS]]; 0 = none
-	hasRetry  bool
+	// [[cache-write:N]] and [[cache-write-hour:N]]: prompt tokens written
+	// to the cache for 5 minutes and for an hour.
+	cacheWrite, cacheWriteHour int
+	reasoning                  int // [[reasoning:N]]
+	hang                       bool
+	webSearch                  bool
+	grounding                  bool
+	slow                       time.Duration
+	failFirst                  int // [[fail-first:K]]
+	retryMS                    int // [[retry-after:MS]]; 0 = none
+	hasRetry                   bool
 	// chunkDelay replaces Options.ChunkDelay when set ([[chunk-delay:MS]]).
 	chunkDelay    time.Duration
 	hasChunkDelay bool
@@ -501,6 +513,10 @@ func makePlan(c *call) plan {
 			p.noUsage = true
 		case "cached":
 			p.cached = arg
+		case "cache-write":
+			p.cacheWrite = arg
+		case "cache-write-hour":
+			p.cacheWriteHour = arg
 		case "reasoning":
 			p.reasoning = arg
 		case "hang":
@@ -522,6 +538,8 @@ func makePlan(c *call) plan {
 		}
 	}
 	p.cached = min(p.cached, c.promptTokens)
+	p.cacheWrite = min(p.cacheWrite, c.promptTokens-p.cached)
+	p.cacheWriteHour = min(p.cacheWriteHour, c.promptTokens-p.cached-p.cacheWrite)
 	if c.maxTokens > 0 && n > c.maxTokens {
 		n, p.capped = c.maxTokens, true
 	}

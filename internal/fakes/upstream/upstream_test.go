@@ -236,13 +236,13 @@ func TestCutAfterEarlyUsage(t *testing.T) {
 	}
 	var ms struct {
 		Message struct {
-			Usage map[string]int `json:"usage"`
+			Usage map[string]any `json:"usage"`
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(evs[0].Data, &ms); err != nil {
 		t.Fatal(err)
 	}
-	if u := ms.Message.Usage; u["input_tokens"] != 5 || u["output_tokens"] != 1 {
+	if u := ms.Message.Usage; u["input_tokens"] != 5.0 || u["output_tokens"] != 1.0 {
 		t.Errorf("message_start usage = %v", u)
 	}
 

@@ -103,6 +103,17 @@ type wireUsage struct {
 	OutputTokens             *int `json:"output_tokens"`
 	CacheCreationInputTokens *int `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     *int `json:"cache_read_input_tokens"`
+	// CacheCreation splits the cache writes by lifetime, priced apart.
+	CacheCreation *struct {
+		Ephemeral5m *int `json:"ephemeral_5m_input_tokens"`
+		Ephemeral1h *int `json:"ephemeral_1h_input_tokens"`
+	} `json:"cache_creation"`
+	// ServerToolUse counts the tool calls Anthropic ran (web search, web
+	// fetch), billed per call.
+	ServerToolUse *struct {
+		WebSearchRequests *int `json:"web_search_requests"`
+		WebFetchRequests  *int `json:"web_fetch_requests"`
+	} `json:"server_tool_use"`
 }
 
 // merge folds in a later event's usage. Anthropic's counts are cumulative
@@ -118,10 +129,27 @@ func (u *wireUsage) merge(o *wireUsage) {
 	set(&u.OutputTokens, o.OutputTokens)
 	set(&u.CacheCreationInputTokens, o.CacheCreationInputTokens)
 	set(&u.CacheReadInputTokens, o.CacheReadInputTokens)
+	if c := o.CacheCreation; c != nil {
+		if u.CacheCreation == nil {
+			u.CacheCreation = c
+		} else {
+			set(&u.CacheCreation.Ephemeral5m, c.Ephemeral5m)
+			set(&u.CacheCreation.Ephemeral1h, c.Ephemeral1h)
+		}
+	}
+	if t := o.ServerToolUse; t != nil {
+		if u.ServerToolUse == nil {
+			u.ServerToolUse = t
+		} else {
+			set(&u.ServerToolUse.WebSearchRequests, t.WebSearchRequests)
+			set(&u.ServerToolUse.WebFetchRequests, t.WebFetchRequests)
+		}
+	}
 }
 
 // toChat counts cache reads and cache writes as prompt tokens (Anthropic's
-// input_tokens excludes both) and reports cache reads as cached tokens.
+// input_tokens excludes both), reports cache reads as cached tokens, cache
+// writes (and the one-hour part of them) beside, and the server tool calls.
 func (u *wireUsage) toChat() *chat.Usage {
 	v := func(p *int) int {
 		if p == nil {
@@ -134,8 +162,22 @@ func (u *wireUsage) toChat() *chat.Usage {
 		CompletionTokens: v(u.OutputTokens),
 	}
 	out.TotalTokens = out.PromptTokens + out.CompletionTokens
-	if c := v(u.CacheReadInputTokens); c > 0 {
-		out.PromptTokensDetails = &chat.PromptTokensDetails{CachedTokens: c}
+	read, write, write1h := v(u.CacheReadInputTokens), v(u.CacheCreationInputTokens), 0
+	if c := u.CacheCreation; c != nil {
+		write1h = min(v(c.Ephemeral1h), write)
+	}
+	if read > 0 || write > 0 {
+		out.PromptTokensDetails = &chat.PromptTokensDetails{CachedTokens: read, CacheWriteTokens: write, CacheWrite1hTokens: write1h}
+	}
+	if t := u.ServerToolUse; t != nil {
+		for name, n := range map[string]int{"web_search": v(t.WebSearchRequests), "web_fetch": v(t.WebFetchRequests)} {
+			if n > 0 {
+				if out.ServerToolUse == nil {
+					out.ServerToolUse = map[string]int{}
+				}
+				out.ServerToolUse[name] = n
+			}
+		}
 	}
 	return out
 }

@@ -191,8 +191,31 @@ func (r *wireResponse) toResponse(model string) *chat.Response {
 	}
 	if r.UsageMetadata != nil {
 		resp.Usage = r.UsageMetadata.toChat()
+		withSearches(resp.Usage, searchQueries(grounding))
 	}
 	return resp
+}
+
+// searchQueries is how many Google Search queries a grounded answer ran
+// (groundingMetadata.webSearchQueries): Gemini bills grounding per query.
+func searchQueries(grounding json.RawMessage) int {
+	if len(grounding) == 0 {
+		return 0
+	}
+	var g struct {
+		WebSearchQueries []json.RawMessage `json:"webSearchQueries"`
+	}
+	if json.Unmarshal(grounding, &g) != nil {
+		return 0
+	}
+	return len(g.WebSearchQueries)
+}
+
+// withSearches reports n grounding queries as provider-run tool calls.
+func withSearches(u *chat.Usage, n int) {
+	if u != nil && n > 0 {
+		u.ServerToolUse = map[string]int{"google_search": n}
+	}
 }
 
 // toolCall turns a functionCall into an OpenAI tool call. Gemini 1.x/2.0

@@ -24,6 +24,7 @@ type translator struct {
 	finished bool
 	calls    int
 	usage    *usageMetadata
+	searches int // grounding queries seen (the most any event listed)
 }
 
 func newTranslator(model string) *translator {
@@ -88,6 +89,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	if len(r.Candidates) > 0 {
 		grounding = upstream.Present(r.Candidates[0].GroundingMetadata)
 	}
+	t.searches = max(t.searches, searchQueries(grounding))
 	if grounding != nil && len(out) == 0 && finish == nil {
 		out = append(out, t.chunk(chat.Delta{}, nil))
 	}
@@ -133,5 +135,7 @@ func (t *translator) Usage() *chat.Usage {
 	if t.usage == nil {
 		return nil
 	}
-	return t.usage.toChat()
+	u := t.usage.toChat()
+	withSearches(u, t.searches)
+	return u
 }
