@@ -175,6 +175,8 @@ func readStream(t *testing.T, events []messageEvent) streamed {
 				s.Texts[idx] += d["partial_json"].(string)
 			case "thinking_delta":
 				s.Texts[idx] += d["thinking"].(string)
+			case "signature_delta":
+				s.Blocks[idx]["signature"] = d["signature"]
 			default:
 				t.Fatalf("delta type %v", d["type"])
 			}

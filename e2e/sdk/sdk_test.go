@@ -1,8 +1,9 @@
-// Package sdk checks that the official OpenAI client libraries work against
-// a real `beaver api`: openai-go (here) and the `openai` npm package
-// (node/compat.test.mjs, run by TestSDKCompatibility/openai-node). Beaver is
-// built from this repository and started on SQLite with the fake upstream
-// behind every provider; nothing leaves the machine.
+// Package sdk checks that the official client libraries work against a
+// real `beaver api`: openai-go (here), and the `openai` and
+// `@anthropic-ai/sdk` npm packages (node/compat.test.mjs, run by
+// TestSDKCompatibility/openai-node). Beaver is built from this repository
+// and started on SQLite with the fake upstream behind every provider;
+// nothing leaves the machine.
 //
 // This is a module of its own so that the SDK's version is pinned here and
 // not by the gateway. It still imports the main module's
@@ -32,7 +33,9 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/beaver-gateway/beaver/internal/db"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
+	beavermodels "github.com/beaver-gateway/beaver/models"
 )
 
 var binary string
@@ -62,6 +65,13 @@ var models = []string{"openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-20241022
 
 const embeddingModel = "openai/text-embedding-3-small"
 
+// Reasoning models whose tool loops fail unless the client sends back what
+// the answer gave it: DeepSeek's reasoning_content, Gemini 3's thought
+// signatures. The seed catalog has no Gemini 3 model: seedGemini3 adds one.
+const gemini3 = "google/gemini-3-pro-preview"
+
+var reasoningModels = []string{"deepseek/deepseek-reasoner", gemini3}
+
 // beaver is a running `beaver api` with its accounts and keys.
 type beaver struct {
 	base     string // http://127.0.0.1:PORT
@@ -90,12 +100,14 @@ func startBeaver(t *testing.T) *beaver {
 	t.Cleanup(up.Close)
 
 	dir := t.TempDir()
+	dbURL := "sqlite://" + filepath.Join(dir, "beaver.db")
+	seedGemini3(t, dbURL)
 	addr := freeAddr(t)
 	cmd := exec.Command(binary, "api")
-	cmd.Env = append(os.Environ(), "BEAVER_ADDR="+addr, "BEAVER_DATABASE_URL=sqlite://"+filepath.Join(dir, "beaver.db"),
+	cmd.Env = append(os.Environ(), "BEAVER_ADDR="+addr, "BEAVER_DATABASE_URL="+dbURL,
 		"BEAVER_DATA_DIR="+dir, "BEAVER_ADMIN_EMAIL="+adminEmail, "BEAVER_ADMIN_PASSWORD="+adminPassword,
 		"BEAVER_AUTH_LIMIT=1000", "BEAVER_ARGON2_MEMORY_KIB=1024", "BEAVER_ARGON2_TIME=1", "BEAVER_ARGON2_THREADS=1",
-		"OPENAI_BASE_URL="+up.URL, "ANTHROPIC_BASE_URL="+up.URL, "GEMINI_BASE_URL="+up.URL,
+		"OPENAI_BASE_URL="+up.URL, "ANTHROPIC_BASE_URL="+up.URL, "GEMINI_BASE_URL="+up.URL, "DEEPSEEK_BASE_URL="+up.URL,
 		"TEMPORAL_ADDRESS=127.0.0.1:1")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -141,6 +153,30 @@ func startBeaver(t *testing.T) *beaver {
 	b.rpmKeyNode = key(funded, "rpm-node", map[string]any{"rpm_limit": 1})
 	b.brokeKey = key(account("broke@sdk.test"), "broke", nil)
 	return b
+}
+
+// seedGemini3 creates Beaver's database at url with a Gemini 3 model in
+// its catalog, before `beaver api` starts: there is no API that adds a
+// model, and the first start prices every model it finds (and seeds the
+// rest of the catalog beside it).
+func seedGemini3(t *testing.T, url string) {
+	t.Helper()
+	d, err := db.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.MigrateUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	err = d.Create(&beavermodels.Model{ID: gemini3, Provider: "google", ProviderModel: "gemini-3-pro-preview",
+		Name: "Gemini 3 Pro Preview", ContextLength: 1048576, MaxOutputTokens: 65536,
+		Capabilities: `["tools","vision","json","reasoning"]`, Active: true,
+		BaseInputMicros: 2_000_000, BaseOutputMicros: 12_000_000, CreatedAt: now, UpdatedAt: now}).Error
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // mustCall is a plain JSON call for the setup; any other status fails.
@@ -486,8 +522,10 @@ func testNodeSDK(t *testing.T, b *beaver) {
 		t.Fatal("Node.js >= 18 is needed for the npm SDK check (install it; .ci/run does)")
 	}
 	dir, _ := filepath.Abs("node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai", "package.json")); err != nil {
-		t.Fatal("e2e/sdk/node/node_modules is missing: run `make sdk-test` (it runs npm ci there)")
+	for _, pkg := range []string{"openai", "@anthropic-ai/sdk"} {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("e2e/sdk/node/node_modules has no %s: run `make sdk-test` (it runs npm ci there)", pkg)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -495,7 +533,8 @@ func testNodeSDK(t *testing.T, b *beaver) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "BEAVER_BASE_URL="+b.base, "BEAVER_KEY="+b.key, "BEAVER_BROKE_KEY="+b.brokeKey,
 		"BEAVER_RPM_KEY="+b.rpmKeyNode, "BEAVER_EMBEDDING_MODEL="+embeddingModel,
-		"BEAVER_MODELS="+strings.Join(models, ","), "NO_COLOR=1", "FORCE_COLOR=0")
+		"BEAVER_MODELS="+strings.Join(models, ","), "BEAVER_REASONING_MODELS="+strings.Join(reasoningModels, ","),
+		"NO_COLOR=1", "FORCE_COLOR=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node --test compat.test.mjs: %v\n%s", err, out)

@@ -80,7 +80,9 @@ type Message struct {
 	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string     `json:"tool_call_id,omitempty"`
 	// ReasoningContent is the model's reasoning (DeepSeek's field, also used
-	// for Anthropic thinking and Gemini thoughts) in responses. Adapters never
+	// for Anthropic thinking and Gemini thoughts) in responses. Clients send
+	// it back on assistant turns; only the adapters of providers that want
+	// it back (upstream.Config.SendReasoningBack: DeepSeek's thinking mode)
 	// send it upstream.
 	ReasoningContent string `json:"reasoning_content,omitempty"`
 	// Refusal is the model's refusal message in a response (OpenAI-format

@@ -298,6 +298,9 @@ func TestPromptTokenBound(t *testing.T) {
 		{"stop and format", `{"messages":[{"role":"user","content":"hi"}],"stop":"END","response_format":{"type":"json_object"}}`, 2 + 3 + 22 + 8 + 8},
 		// a tool result: its call id counts too ("c1" 2 + "ok" 2; the assistant's call: id 2 + name 1 + args 2)
 		{"tool round trip", `{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"ok"}]}`, 5 + 4 + 16 + 8},
+		// reasoning sent back (DeepSeek reads it as prompt: "think" 5) and a
+		// call's extra_content ({"google":{"thought_signature":"s"}} 36) count too
+		{"reasoning round trip", `{"messages":[{"role":"assistant","content":null,"reasoning_content":"think","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"},"extra_content":{"google":{"thought_signature":"s"}}}]},{"role":"tool","tool_call_id":"c1","content":"ok"}]}`, 5 + 36 + 5 + 4 + 16 + 8},
 	}
 	for _, tt := range tests {
 		r, err := chat.ParseRequest([]byte(tt.body))

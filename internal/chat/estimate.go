@@ -49,9 +49,14 @@ func (p *promptText) add(s string) {
 	}
 }
 
-// scanPrompt collects message text, names, tool-call ids, names and
-// arguments, tool names, descriptions and parameter schemas, and the
-// response_format, tool_choice and stop values.
+// scanPrompt collects message text, names, reasoning sent back, tool-call
+// ids, names, arguments and extra content, tool names, descriptions and
+// parameter schemas, and the response_format, tool_choice and stop values.
+// Reasoning and extra content count wherever they go: DeepSeek reads an
+// assistant turn's reasoning_content as prompt, Gemini a call's thought
+// signature, and a client can send either (on /v1/messages and
+// /v1/responses too, inside Beaver's reasoning token), so the hold must
+// cover them even though the other providers never get them.
 func (r *Request) scanPrompt() promptText {
 	var p promptText
 	p.messages, p.tools = len(r.Messages), len(r.Tools)
@@ -59,6 +64,7 @@ func (r *Request) scanPrompt() promptText {
 		m := &r.Messages[i]
 		p.add(m.Name)
 		p.add(m.ToolCallID)
+		p.add(m.ReasoningContent)
 		for _, part := range m.Content.Parts() {
 			if part.Type == PartImageURL {
 				p.images++
@@ -70,6 +76,7 @@ func (r *Request) scanPrompt() promptText {
 			p.add(tc.ID)
 			p.add(tc.Function.Name)
 			p.add(tc.Function.Arguments)
+			p.add(string(tc.ExtraContent))
 		}
 	}
 	for _, t := range r.Tools {

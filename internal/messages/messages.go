@@ -34,7 +34,10 @@ const (
 	BlockImage      = "image"
 	BlockToolUse    = "tool_use"
 	BlockToolResult = "tool_result"
-	BlockThinking   = "thinking"
+	// BlockThinking is the model's reasoning; in answers its signature may
+	// carry Beaver's reasoning token (see FromResponse), read back from
+	// assistant history by Parse.
+	BlockThinking = "thinking"
 	// BlockRedactedThinking is accepted in assistant history and dropped.
 	BlockRedactedThinking = "redacted_thinking"
 )

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/reasoning"
 )
 
 // The request fields Parse accepts. Everything else is refused with 400
@@ -46,8 +48,13 @@ var refusedBecause = map[string]string{
 //     which chat's tool messages cannot carry); is_error is not forwarded;
 //   - images: base64 sources become data: URLs, url sources stay URLs;
 //   - an assistant turn's text becomes its content and its tool_use blocks
-//     its tool_calls (arguments = input as compact JSON); thinking and
-//     redacted_thinking blocks are dropped (no provider takes them back);
+//     its tool_calls (arguments = input as compact JSON); its thinking
+//     blocks give back what Beaver's answer put in them (see response.go):
+//     their text, joined, becomes reasoning_content (which DeepSeek's
+//     thinking mode needs back) and a signature that is Beaver's token
+//     gives the turn's calls their Gemini thought signatures; any other
+//     signature is ignored, and redacted_thinking blocks are dropped (no
+//     provider behind chat reads them);
 //   - tools become functions (input_schema = parameters); tool_choice auto →
 //     "auto", any → "required", tool → that function, none → "none", and
 //     disable_parallel_tool_use → parallel_tool_calls: false;
@@ -199,6 +206,8 @@ type wireBlock struct {
 	Input     json.RawMessage `json:"input"`
 	ToolUseID string          `json:"tool_use_id"`
 	Content   json.RawMessage `json:"content"` // tool_result: a string or blocks
+	Thinking  string          `json:"thinking"`
+	Signature string          `json:"signature"`
 }
 
 // wireSource is an image source: base64 (media_type, data), url, or file
@@ -283,6 +292,8 @@ func translateMessage(i int, m *wireMessage) ([]chat.Message, error) {
 func assistantMessage(i int, blocks []wireBlock) ([]chat.Message, error) {
 	var parts []chat.Part
 	var calls []chat.ToolCall
+	var thinking strings.Builder
+	var state reasoning.State // the thought signatures of this turn's calls
 	for j, b := range blocks {
 		switch b.Type {
 		case BlockText:
@@ -302,8 +313,11 @@ func assistantMessage(i int, blocks []wireBlock) ([]chat.Message, error) {
 				}
 			}
 			calls = append(calls, chat.ToolCall{ID: b.ID, Type: "function", Function: chat.FunctionCall{Name: b.Name, Arguments: args}})
-		case BlockThinking, BlockRedactedThinking:
-			// The model's earlier reasoning: no provider takes it back through chat.
+		case BlockThinking:
+			thinking.WriteString(b.Thinking)
+			state.Merge(reasoning.Parse(b.Signature))
+		case BlockRedactedThinking:
+			// Anthropic's encrypted reasoning: no provider behind chat reads it.
 		case BlockImage:
 			return nil, invalid("messages", "messages[%d].content[%d]: images are only allowed in user messages", i, j)
 		case BlockToolResult:
@@ -315,7 +329,8 @@ func assistantMessage(i int, blocks []wireBlock) ([]chat.Message, error) {
 	if len(parts) == 0 && len(calls) == 0 {
 		return nil, nil
 	}
-	msg := chat.Message{Role: chat.RoleAssistant, ToolCalls: calls}
+	msg := chat.Message{Role: chat.RoleAssistant, ToolCalls: calls, ReasoningContent: thinking.String()}
+	state.Apply(msg.ToolCalls)
 	if len(parts) > 0 {
 		msg.Content = textContent(parts)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/reasoning"
 )
 
 // FromResponse turns the gateway's charged chat completion into an
@@ -13,6 +14,13 @@ import (
 // prefixed id), the first choice's reasoning as a thinking block, its text
 // (or refusal) as a text block and its tool calls as tool_use blocks, in
 // that order, and usage with the charge.
+//
+// The thinking block's signature is Beaver's reasoning token
+// (internal/reasoning) when the calls carry what their provider needs back
+// (Gemini 3's thought signatures), "" otherwise; there is a thinking block
+// whenever there is reasoning text or such a token. A client that sends the
+// content back as it came (as Anthropic requires of thinking blocks) gives
+// Parse both again.
 func FromResponse(resp *chat.Response) *Message {
 	m := &Message{ID: MessageID(resp.ID), Type: "message", Role: chat.RoleAssistant, Model: resp.Model, Content: []Block{}}
 	finish := ""
@@ -21,24 +29,28 @@ func FromResponse(resp *chat.Response) *Message {
 		ch := &resp.Choices[0]
 		msg := &ch.Message
 		finish = ch.FinishReason
-		if msg.ReasoningContent != "" {
-			m.Content = append(m.Content, Block{Type: BlockThinking, Thinking: msg.ReasoningContent})
-		}
+		var answer []Block // text and tool_use, after the thinking
 		text := msg.Content.Text()
 		if text == "" && msg.Refusal != nil {
 			text = *msg.Refusal
 		}
 		if text != "" {
-			m.Content = append(m.Content, Block{Type: BlockText, Text: text})
+			answer = append(answer, Block{Type: BlockText, Text: text})
 		}
+		var state reasoning.State
 		for _, tc := range msg.ToolCalls {
 			id := tc.ID
 			if id == "" {
 				id = toolUseID()
 			}
-			m.Content = append(m.Content, Block{Type: BlockToolUse, ID: id, Name: tc.Function.Name, Input: toolInput(tc.Function.Arguments)})
+			state.Merge(reasoning.Of(id, tc.ThoughtSignature()))
+			answer = append(answer, Block{Type: BlockToolUse, ID: id, Name: tc.Function.Name, Input: toolInput(tc.Function.Arguments)})
 			calls++
 		}
+		if token := state.Token(); msg.ReasoningContent != "" || token != "" {
+			m.Content = append(m.Content, Block{Type: BlockThinking, Thinking: msg.ReasoningContent, Signature: token})
+		}
+		m.Content = append(m.Content, answer...)
 	}
 	reason := StopReason(finish, calls > 0)
 	m.StopReason = &reason

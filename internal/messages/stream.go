@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/reasoning"
 )
 
 // Anthropic's stream event names (each event's data has the same "type").
@@ -23,6 +24,7 @@ const (
 	DeltaText      = "text_delta"
 	DeltaInputJSON = "input_json_delta"
 	DeltaThinking  = "thinking_delta"
+	DeltaSignature = "signature_delta"
 )
 
 // Event is one server-sent event: its name and its data, a JSON object
@@ -66,7 +68,7 @@ type blockDelta struct {
 // delta is a content block delta: exactly the fields of its type.
 type delta struct {
 	Type string
-	Text string // text_delta's text, input_json_delta's partial_json, thinking_delta's thinking
+	Text string // text_delta's text, input_json_delta's partial_json, thinking_delta's thinking, signature_delta's signature
 }
 
 func (d delta) MarshalJSON() ([]byte, error) {
@@ -76,6 +78,8 @@ func (d delta) MarshalJSON() ([]byte, error) {
 		key = "partial_json"
 	case DeltaThinking:
 		key = "thinking"
+	case DeltaSignature:
+		key = "signature"
 	}
 	text, err := json.Marshal(d.Text)
 	if err != nil {
@@ -118,7 +122,7 @@ type errorEvent struct {
 //
 //	message_start                       before the first content (or the end)
 //	content_block_start, ping           a block opens (ping once, after the first)
-//	content_block_delta                 text_delta, input_json_delta, thinking_delta
+//	content_block_delta                 text_delta, input_json_delta, thinking_delta, signature_delta
 //	content_block_stop                  the block ends: another begins, or the choice finishes
 //	message_delta                       stop_reason and usage with the charge: the usage chunk
 //	message_stop                        the stream was delivered whole (Done)
@@ -128,6 +132,15 @@ type errorEvent struct {
 // input_json_delta events. A stream that fails ends with one error event
 // and nothing after it, as Anthropic's does (the SDKs raise it); what it
 // was charged is at GET /v1/generation.
+//
+// A call's Gemini thought signature comes with the call, when the
+// reasoning before it may be over: it goes, as Beaver's reasoning token, in
+// a signature_delta of the thinking block just before the call's tool_use
+// block (the open one, or an empty one opened for it), which is where
+// Anthropic puts a thinking block's signature. A signature that comes on a
+// later fragment of a call already streaming is carried by a thinking
+// block after the calls. Either way a client that sends the content back
+// as it accumulated it gives Parse every signature again.
 type Stream struct {
 	id       string
 	started  bool
@@ -135,15 +148,22 @@ type Stream struct {
 	open     int    // index of the open block; -1 = none
 	openType string // its type
 	pinged   bool
-	tools    map[int]int // chat tool-call index → block index
-	finish   string      // the choice's finish_reason, once known
-	ended    bool        // message_delta sent
-	failed   bool        // error sent
+	tools    map[int]toolBlock // chat tool-call index → its tool_use block
+	late     reasoning.State   // signatures of calls whose block had begun
+	finish   string            // the choice's finish_reason, once known
+	ended    bool              // message_delta sent
+	failed   bool              // error sent
+}
+
+// toolBlock is a tool call's block: its index and tool_use id.
+type toolBlock struct {
+	index int
+	id    string
 }
 
 // NewStream starts the translation of the stream of generation genID.
 func NewStream(genID string) *Stream {
-	return &Stream{id: MessageID(genID), open: -1, tools: map[int]int{}}
+	return &Stream{id: MessageID(genID), open: -1, tools: map[int]toolBlock{}}
 }
 
 // Chunk translates one chunk: a content chunk into block events, the final
@@ -161,7 +181,7 @@ func (s *Stream) Chunk(c *chat.Chunk) []Event {
 	}
 	if len(c.Choices) == 0 {
 		if c.Usage != nil {
-			out = s.closeBlock(out)
+			out = s.endContent(out)
 			md := messageDelta{Type: EventMessageDelta, Usage: FromUsage(c.Usage)}
 			md.Delta.StopReason = StopReason(s.finish, len(s.tools) > 0)
 			s.ended = true
@@ -188,7 +208,7 @@ func (s *Stream) Chunk(c *chat.Chunk) []Event {
 			out = s.toolCall(out, k, &tc)
 		}
 		if ch.FinishReason != nil {
-			out = s.closeBlock(out)
+			out = s.endContent(out)
 			s.finish = *ch.FinishReason
 		}
 	}
@@ -227,7 +247,8 @@ func (s *Stream) text(out []Event, blockType, deltaType, text string) []Event {
 }
 
 // toolCall adds a tool-call fragment: the first opens a tool_use block
-// (id and name), every one with arguments adds an input_json_delta to it.
+// (id and name), after the thinking block that carries its signature if
+// it has one; every one with arguments adds an input_json_delta to it.
 func (s *Stream) toolCall(out []Event, pos int, tc *chat.ToolCall) []Event {
 	idx := pos
 	if tc.Index != nil {
@@ -235,20 +256,48 @@ func (s *Stream) toolCall(out []Event, pos int, tc *chat.ToolCall) []Event {
 	}
 	block, ok := s.tools[idx]
 	if !ok {
-		id := tc.ID
-		if id == "" {
-			id = toolUseID()
+		block.id = tc.ID
+		if block.id == "" {
+			block.id = toolUseID()
 		}
+		out = s.sign(out, reasoning.Of(block.id, tc.ThoughtSignature()))
 		out = s.closeBlock(out)
-		out = s.startBlock(out, Block{Type: BlockToolUse, ID: id, Name: tc.Function.Name})
-		block = s.open
+		out = s.startBlock(out, Block{Type: BlockToolUse, ID: block.id, Name: tc.Function.Name})
+		block.index = s.open
 		s.tools[idx] = block
+	} else {
+		s.late.Merge(reasoning.Of(block.id, tc.ThoughtSignature()))
 	}
 	if tc.Function.Arguments == "" {
 		return out
 	}
-	return append(out, Event{EventContentBlockDelta, blockDelta{Type: EventContentBlockDelta, Index: block,
+	return append(out, Event{EventContentBlockDelta, blockDelta{Type: EventContentBlockDelta, Index: block.index,
 		Delta: delta{Type: DeltaInputJSON, Text: tc.Function.Arguments}}})
+}
+
+// sign ends the thinking before a block with state as its signature: the
+// open thinking block's, or a new, empty one's. Nothing to carry, nothing
+// sent.
+func (s *Stream) sign(out []Event, state reasoning.State) []Event {
+	token := state.Token()
+	if token == "" {
+		return out
+	}
+	if s.openType != BlockThinking {
+		out = s.closeBlock(out)
+		out = s.startBlock(out, Block{Type: BlockThinking})
+	}
+	out = append(out, Event{EventContentBlockDelta, blockDelta{Type: EventContentBlockDelta, Index: s.open,
+		Delta: delta{Type: DeltaSignature, Text: token}}})
+	return s.closeBlock(out)
+}
+
+// endContent closes the last block once the choice is over, after a
+// thinking block for the signatures that came late, if any.
+func (s *Stream) endContent(out []Event) []Event {
+	out = s.sign(out, s.late)
+	s.late = reasoning.State{}
+	return s.closeBlock(out)
 }
 
 func (s *Stream) startBlock(out []Event, b Block) []Event {

@@ -28,6 +28,9 @@ type inputItem struct {
 	Name      string          `json:"name"`
 	Arguments *string         `json:"arguments"`
 	Output    json.RawMessage `json:"output"`
+	// A reasoning item's (read leniently, see readReasoning).
+	Summary          json.RawMessage `json:"summary"`
+	EncryptedContent json.RawMessage `json:"encrypted_content"`
 }
 
 // inputPart is one content part of an input message or function output.
@@ -50,8 +53,11 @@ type inputPart struct {
 //   - function_call items → tool_calls of the assistant message before them
 //     (a new assistant message when the item before is not one);
 //   - function_call_output items → tool messages;
-//   - reasoning items (sent back from an earlier response) are dropped, as
-//     chat adapters never send reasoning upstream.
+//   - reasoning items (sent back from an earlier response) → the
+//     reasoning_content of the assistant message their turn's next
+//     message or function_call item lands in (nothing, when a user
+//     message or a tool result comes first), and thought signatures of
+//     the function calls their token names (see reasoning.go).
 func (p *parser) readInput() {
 	if p.err != nil {
 		return
@@ -94,6 +100,17 @@ func (p *parser) readInput() {
 	if len(c.Messages) == before {
 		p.fail("input", "input has no message, function_call or function_call_output item")
 	}
+	for i := range c.Messages {
+		p.signatures.Apply(c.Messages[i].ToolCalls)
+	}
+}
+
+// takeThinking returns the reasoning text read since the last assistant
+// content, and forgets it.
+func (p *parser) takeThinking() string {
+	t := p.thinking
+	p.thinking = ""
+	return t
 }
 
 func (p *parser) addItem(i int, it *inputItem) error {
@@ -103,6 +120,9 @@ func (p *parser) addItem(i int, it *inputItem) error {
 		m, err := message(i, it)
 		if err != nil {
 			return err
+		}
+		if thinking := p.takeThinking(); m.Role == chat.RoleAssistant {
+			m.ReasoningContent = thinking
 		}
 		c.Messages = append(c.Messages, m)
 	case inputFunctionCall:
@@ -119,6 +139,7 @@ func (p *parser) addItem(i int, it *inputItem) error {
 		} else {
 			c.Messages = append(c.Messages, chat.Message{Role: chat.RoleAssistant, ToolCalls: []chat.ToolCall{tc}})
 		}
+		c.Messages[len(c.Messages)-1].ReasoningContent += p.takeThinking()
 	case inputFunctionCallOutput:
 		if it.CallID == "" {
 			return invalid("input", "input[%d]: a function_call_output needs call_id", i)
@@ -127,8 +148,12 @@ func (p *parser) addItem(i int, it *inputItem) error {
 		if err != nil {
 			return err
 		}
+		p.takeThinking() // a turn's reasoning comes before its calls' results
 		c.Messages = append(c.Messages, chat.Message{Role: chat.RoleTool, ToolCallID: it.CallID, Content: content})
 	case inputReasoning:
+		text, state := readReasoning(it)
+		p.thinking += text
+		p.signatures.Merge(state)
 	case inputItemReference:
 		return invalid("input", "input[%d]: item_reference is not supported: %s", i, notStored)
 	default:

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/reasoning"
 )
 
 // Request is a parsed Responses API request: the chat request the gateway
@@ -46,6 +47,9 @@ var knownFields = map[string]bool{
 	"truncation": true, "background": true, "previous_response_id": true, "conversation": true,
 	"service_tier": true, "safety_identifier": true, "prompt_cache_key": true,
 }
+
+// includeEncryptedReasoning is the one include value Beaver accepts.
+const includeEncryptedReasoning = "reasoning.encrypted_content"
 
 // notStored is why the fields of stored, server-side state are refused.
 const notStored = "Beaver does not store responses: send store false (or leave it out) and the whole conversation in input " +
@@ -113,6 +117,10 @@ type parser struct {
 	fields map[string]json.RawMessage
 	r      *Request
 	err    error
+	// Reasoning items of input (input.go): the text not yet given to an
+	// assistant message, and the thought signatures of the calls.
+	thinking   string
+	signatures reasoning.State
 }
 
 // field decodes fields[name] into dst, if present; want is the expected
@@ -181,8 +189,14 @@ func (p *parser) readState() {
 		p.fail("truncation", `truncation must be "disabled": Beaver does not drop input items to fit the context window`)
 	}
 	var include []string
-	if p.field("include", "an array of strings", &include) && len(include) > 0 {
-		p.fail("include", "include is not supported: Beaver returns no additional output data (%q)", include[0])
+	p.field("include", "an array of strings", &include)
+	for _, v := range include {
+		// Clients that keep no state on the server ask for encrypted
+		// reasoning; Beaver's reasoning items always carry what their
+		// next turn needs.
+		if v != includeEncryptedReasoning {
+			p.fail("include", "include %q is not supported: Beaver returns no additional output data (only %q is accepted)", v, includeEncryptedReasoning)
+		}
 	}
 }
 
@@ -247,8 +261,9 @@ func (p *parser) readPassThrough() {
 			r.ReasoningEffort = reasoning.Effort
 			extra("reasoning_effort", *reasoning.Effort)
 		}
-		// A summary is best effort on OpenAI too; Beaver returns the model's
-		// own reasoning text when its provider gives it, and no summary.
+		// A summary is best effort on OpenAI too; Beaver's reasoning item
+		// has the model's own reasoning text as its summary, when its
+		// provider gives it, whatever summary asks for.
 		r.ReasoningSummary = reasoning.Summary
 		if r.ReasoningSummary == nil {
 			r.ReasoningSummary = reasoning.GenerateSummary

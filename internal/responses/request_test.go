@@ -173,7 +173,7 @@ func TestResponsesRequestRefusals(t *testing.T) {
 		{`{"model":"m","input":"x","previous_response_id":"resp_1"}`, "previous_response_id", "does not store responses"},
 		{`{"model":"m","input":"x","conversation":"conv_1"}`, "conversation", "does not store responses"},
 		{`{"model":"m","input":"x","background":true}`, "background", "not supported"},
-		{`{"model":"m","input":"x","include":["reasoning.encrypted_content"]}`, "include", "not supported"},
+		{`{"model":"m","input":"x","include":["reasoning.encrypted_content","message.output_text.logprobs"]}`, "include", "not supported"},
 		{`{"model":"m","input":"x","truncation":"auto"}`, "truncation", "disabled"},
 		{`{"model":"m","input":"x","prompt":{"id":"p"}}`, "prompt", "not supported"},
 		{`{"model":"m","input":"x","top_logprobs":2}`, "top_logprobs", "not supported"},

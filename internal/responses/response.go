@@ -4,6 +4,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/reasoning"
 )
 
 // Item id prefixes, as OpenAI's.
@@ -38,7 +39,9 @@ func (r *Request) newResponse(genID, model string, created int64) *Response {
 
 // FromChat translates a charged chat completion (the gateway's answer to
 // r.Chat) into the Response object: its id is the generation's under
-// "resp_", its usage carries the charge.
+// "resp_", its usage carries the charge. Its output is a reasoning item
+// (when there is reasoning text, or the calls carry what their provider
+// needs back: see reasoning.go), the message, then the function calls.
 func FromChat(r *Request, c *chat.Response) *Response {
 	resp := r.newResponse(c.ID, c.Model, c.Created)
 	var finish string
@@ -46,9 +49,8 @@ func FromChat(r *Request, c *chat.Response) *Response {
 		ch := &c.Choices[0]
 		finish = ch.FinishReason
 		m := &ch.Message
-		if m.ReasoningContent != "" {
-			resp.Output = append(resp.Output, Item{Type: ItemReasoning, ID: ids.New(reasoningIDPrefix),
-				Content: []Part{{Type: PartReasoningText, Text: m.ReasoningContent}}})
+		if token := reasoning.Collect(m.ToolCalls).Token(); m.ReasoningContent != "" || token != "" {
+			resp.Output = append(resp.Output, reasoningItem(m.ReasoningContent, token))
 		}
 		text := m.Content.Text()
 		if text != "" || m.Refusal != nil || len(m.ToolCalls) == 0 {

@@ -97,8 +97,8 @@ func TestResponsesFromChatToolCalls(t *testing.T) {
 	if sdk.Status != "completed" || len(sdk.Output) != 4 {
 		t.Fatalf("output %v", m["output"])
 	}
-	if r := sdk.Output[0].AsReasoning(); r.Type != "reasoning" || !strings.HasPrefix(r.ID, "rs_") || len(r.Content) != 1 ||
-		r.Content[0].Text != "They want weather." || r.Summary == nil {
+	if r := sdk.Output[0].AsReasoning(); r.Type != "reasoning" || !strings.HasPrefix(r.ID, "rs_") || len(r.Summary) != 1 ||
+		r.Summary[0].Text != "They want weather." || r.Summary[0].Type != "summary_text" || r.EncryptedContent != "" {
 		t.Fatalf("reasoning %v", m["output"])
 	}
 	if sdk.Output[1].Type != "message" || sdk.OutputText() != "Let me check." {

@@ -38,8 +38,13 @@ const (
 	ItemFunctionCall = "function_call"
 	ItemReasoning    = "reasoning"
 
-	PartOutputText    = "output_text"
-	PartRefusal       = "refusal"
+	PartOutputText = "output_text"
+	PartRefusal    = "refusal"
+	// PartSummaryText is a reasoning item's summary part: Beaver's
+	// reasoning items carry the model's reasoning text there.
+	PartSummaryText = "summary_text"
+	// PartReasoningText is the other place a reasoning item may hold its
+	// text (OpenAI's content, for raw reasoning); read in input.
 	PartReasoningText = "reasoning_text"
 )
 
@@ -166,12 +171,17 @@ type Item struct {
 	Type   string
 	ID     string
 	Status string
-	// Content is a message's output_text and refusal parts, or a reasoning
-	// item's reasoning_text parts.
+	// Content is a message's output_text and refusal parts.
 	Content []Part
 	// A function call's call id (the one function_call_output answers),
 	// function name and JSON arguments.
 	CallID, Name, Arguments string
+	// A reasoning item's summary (one summary_text part: the model's
+	// reasoning text, when its provider gives it) and encrypted_content:
+	// Beaver's reasoning token (internal/reasoning), when the calls after
+	// it carry what their provider needs back.
+	Summary          []Part
+	EncryptedContent string
 }
 
 // MarshalJSON renders the item as its type's schema says: a message's
@@ -192,13 +202,17 @@ func (it Item) MarshalJSON() ([]byte, error) {
 			Name      string `json:"name"`
 		}{it.ID, it.Type, it.Status, it.Arguments, it.CallID, it.Name})
 	case ItemReasoning:
+		summary := it.Summary
+		if summary == nil {
+			summary = []Part{}
+		}
 		return json.Marshal(struct {
-			ID      string   `json:"id"`
-			Type    string   `json:"type"`
-			Status  string   `json:"status"`
-			Summary []string `json:"summary"`
-			Content []Part   `json:"content"`
-		}{it.ID, it.Type, it.Status, []string{}, content})
+			ID               string `json:"id"`
+			Type             string `json:"type"`
+			Status           string `json:"status"`
+			Summary          []Part `json:"summary"`
+			EncryptedContent string `json:"encrypted_content,omitempty"`
+		}{it.ID, it.Type, it.Status, summary, it.EncryptedContent})
 	}
 	return json.Marshal(struct {
 		ID      string `json:"id"`
@@ -210,10 +224,11 @@ func (it Item) MarshalJSON() ([]byte, error) {
 }
 
 // Part is one content part of an output item: output_text (with its
-// annotations and logprobs, always empty), refusal, or reasoning_text.
+// annotations and logprobs, always empty), refusal, or a reasoning item's
+// summary_text.
 type Part struct {
 	Type string
-	Text string // output_text, reasoning_text; a refusal's refusal
+	Text string // output_text, summary_text; a refusal's refusal
 }
 
 // MarshalJSON renders the part in its type's shape.
@@ -224,7 +239,7 @@ func (p Part) MarshalJSON() ([]byte, error) {
 			Type    string `json:"type"`
 			Refusal string `json:"refusal"`
 		}{p.Type, p.Text})
-	case PartReasoningText:
+	case PartSummaryText, PartReasoningText:
 		return json.Marshal(struct {
 			Type string `json:"type"`
 			Text string `json:"text"`

@@ -6,6 +6,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/reasoning"
 )
 
 // Stream event types, as OpenAI names them.
@@ -23,11 +24,14 @@ const (
 	EventTextDone       = "response.output_text.done"
 	EventRefusalDelta   = "response.refusal.delta"
 	EventRefusalDone    = "response.refusal.done"
-	EventReasoningDelta = "response.reasoning_text.delta"
-	EventReasoningDone  = "response.reasoning_text.done"
 	EventArgumentsDelta = "response.function_call_arguments.delta"
 	EventArgumentsDone  = "response.function_call_arguments.done"
 	EventError          = "error"
+
+	EventSummaryPartAdded = "response.reasoning_summary_part.added"
+	EventSummaryPartDone  = "response.reasoning_summary_part.done"
+	EventSummaryTextDelta = "response.reasoning_summary_text.delta"
+	EventSummaryTextDone  = "response.reasoning_summary_text.done"
 )
 
 const (
@@ -53,10 +57,15 @@ type EventWriter interface {
 // response.in_progress, then for each output item
 // response.output_item.added, its content (a message's
 // response.content_part.added, response.output_text.delta…,
-// response.output_text.done, response.content_part.done — refusals and
-// reasoning text alike; a function call's
+// response.output_text.done, response.content_part.done — refusals alike;
+// a reasoning item's response.reasoning_summary_part.added,
+// response.reasoning_summary_text.delta…, .done and
+// response.reasoning_summary_part.done; a function call's
 // response.function_call_arguments.delta… and .done) and
 // response.output_item.done; one item is finished before the next starts.
+// A function call whose provider needs something back with it (Gemini 3's
+// thought signature) comes after a reasoning item whose encrypted_content
+// carries it (see stream_reasoning.go).
 // The stream ends with response.completed (or response.incomplete when the
 // output hit max_output_tokens or a content filter) carrying the whole
 // response and its usage with the charge, written once the charge is
@@ -68,9 +77,10 @@ type Stream struct {
 	genID  string
 	resp   *Response
 	seq    int
-	open   int         // index in resp.Output of the item being streamed, or noOpenItem
-	calls  map[int]int // chat tool call index → index in resp.Output
-	finish string      // the chat finish reason
+	open   int             // index in resp.Output of the item being streamed, or noOpenItem
+	calls  map[int]int     // chat tool call index → index in resp.Output
+	late   reasoning.State // signatures of calls whose item had begun
+	finish string          // the chat finish reason
 	failed *apierr.Error
 
 	opened, started, ended, gone bool
@@ -106,13 +116,13 @@ func (s *Stream) Send(c *chat.Chunk) bool {
 	d := &ch.Delta
 	ok := true
 	if d.ReasoningContent != "" {
-		ok = s.delta(ItemReasoning, PartReasoningText, d.ReasoningContent)
+		ok = s.reasoningDelta(d.ReasoningContent)
 	}
 	if ok && d.Content != nil && *d.Content != "" {
-		ok = s.delta(ItemMessage, PartOutputText, *d.Content)
+		ok = s.delta(PartOutputText, *d.Content)
 	}
 	if ok && d.Refusal != nil && *d.Refusal != "" {
-		ok = s.delta(ItemMessage, PartRefusal, *d.Refusal)
+		ok = s.delta(PartRefusal, *d.Refusal)
 	}
 	for i := 0; ok && i < len(d.ToolCalls); i++ {
 		ok = s.toolCall(&d.ToolCalls[i])
@@ -194,7 +204,7 @@ func (s *Stream) end(u *chat.Usage) bool {
 	if s.finish == chat.FinishLength || s.finish == chat.FinishContentFilter {
 		status = StatusIncomplete
 	}
-	if !s.closeItem(status) {
+	if !s.sign(s.late) || !s.closeItem(status) {
 		return false
 	}
 	s.resp.finish(s.finish, nil, u)
@@ -224,16 +234,12 @@ func (s *Stream) openItem(it Item) bool {
 	return s.emit(EventItemAdded, &itemEvent{OutputIndex: s.open, Item: it})
 }
 
-// delta adds text to the open item of type itemType (a message or a
-// reasoning item), in a part of partType, starting either when needed.
-func (s *Stream) delta(itemType, partType, text string) bool {
-	it := s.item(itemType)
+// delta adds text to the open message, in a part of partType (output_text
+// or refusal), starting either when needed.
+func (s *Stream) delta(partType, text string) bool {
+	it := s.item(ItemMessage)
 	if it == nil {
-		prefix := messageIDPrefix
-		if itemType == ItemReasoning {
-			prefix = reasoningIDPrefix
-		}
-		if !s.openItem(Item{Type: itemType, ID: ids.New(prefix)}) {
+		if !s.openItem(Item{Type: ItemMessage, ID: ids.New(messageIDPrefix)}) {
 			return false
 		}
 		it = &s.resp.Output[s.open]
@@ -251,17 +257,15 @@ func (s *Stream) delta(itemType, partType, text string) bool {
 	ci := len(it.Content) - 1
 	it.Content[ci].Text += text
 	loc := at{ItemID: it.ID, OutputIndex: s.open, ContentIndex: ci}
-	switch partType {
-	case PartRefusal:
+	if partType == PartRefusal {
 		return s.emit(EventRefusalDelta, &refusalDeltaEvent{at: loc, Delta: text})
-	case PartReasoningText:
-		return s.emit(EventReasoningDelta, &reasoningDeltaEvent{at: loc, Delta: text})
 	}
 	return s.emit(EventTextDelta, &textDeltaEvent{at: loc, Delta: text, Logprobs: noLogprobs})
 }
 
 // toolCall adds a chat tool-call fragment: the first of an index starts a
-// function_call item, the others add to its arguments.
+// function_call item (after the reasoning item that carries its signature,
+// if it has one), the others add to its arguments.
 //
 // Every adapter sends one call's fragments together, so each item is whole
 // before the next starts. Should a fragment of an earlier, finished call
@@ -284,11 +288,14 @@ func (s *Stream) toolCall(tc *chat.ToolCall) bool {
 		if callID == "" {
 			callID = ids.New(callIDPrefix)
 		}
-		if !s.openItem(Item{Type: ItemFunctionCall, ID: ids.New(functionIDPrefix), CallID: callID, Name: tc.Function.Name}) {
+		if !s.sign(reasoning.Of(callID, tc.ThoughtSignature())) ||
+			!s.openItem(Item{Type: ItemFunctionCall, ID: ids.New(functionIDPrefix), CallID: callID, Name: tc.Function.Name}) {
 			return false
 		}
 		out = s.open
 		s.calls[idx] = out
+	} else {
+		s.late.Merge(reasoning.Of(s.resp.Output[out].CallID, tc.ThoughtSignature()))
 	}
 	it := &s.resp.Output[out]
 	if it.Name == "" {
@@ -310,12 +317,9 @@ func (s *Stream) closePart(it *Item) bool {
 	p := it.Content[ci]
 	loc := at{ItemID: it.ID, OutputIndex: s.open, ContentIndex: ci}
 	var ok bool
-	switch p.Type {
-	case PartRefusal:
+	if p.Type == PartRefusal {
 		ok = s.emit(EventRefusalDone, &refusalDoneEvent{at: loc, Refusal: p.Text})
-	case PartReasoningText:
-		ok = s.emit(EventReasoningDone, &reasoningDoneEvent{at: loc, Text: p.Text})
-	default:
+	} else {
 		ok = s.emit(EventTextDone, &textDoneEvent{at: loc, Text: p.Text, Logprobs: noLogprobs})
 	}
 	return ok && s.emit(EventPartDone, &partEvent{ItemID: it.ID, OutputIndex: s.open, ContentIndex: ci, Part: p})
@@ -331,6 +335,10 @@ func (s *Stream) closeItem(status string) bool {
 	switch it.Type {
 	case ItemFunctionCall:
 		if !s.emit(EventArgumentsDone, &argumentsDoneEvent{ItemID: it.ID, OutputIndex: s.open, Arguments: it.Arguments}) {
+			return false
+		}
+	case ItemReasoning:
+		if !s.closeSummary(it) {
 			return false
 		}
 	default:
@@ -422,18 +430,6 @@ type refusalDoneEvent struct {
 	header
 	at
 	Refusal string `json:"refusal"`
-}
-
-type reasoningDeltaEvent struct {
-	header
-	at
-	Delta string `json:"delta"`
-}
-
-type reasoningDoneEvent struct {
-	header
-	at
-	Text string `json:"text"`
 }
 
 type argumentsDeltaEvent struct {

@@ -211,8 +211,8 @@ func TestResponsesStreamReasoningAndRefusal(t *testing.T) {
 		&chat.Chunk{Model: model, Choices: []chat.ChunkChoice{{Delta: chat.Delta{Refusal: &refusal}}}},
 		finishChunk(chat.FinishStop), usageChunk(1, 1, 1))
 	want := []string{"response.created", "response.in_progress",
-		"response.output_item.added", "response.content_part.added", "response.reasoning_text.delta",
-		"response.reasoning_text.done", "response.content_part.done", "response.output_item.done",
+		"response.output_item.added", "response.reasoning_summary_part.added", "response.reasoning_summary_text.delta",
+		"response.reasoning_summary_text.done", "response.reasoning_summary_part.done", "response.output_item.done",
 		"response.output_item.added", "response.content_part.added", "response.output_text.delta",
 		"response.output_text.done", "response.content_part.done",
 		"response.content_part.added", "response.refusal.delta", "response.refusal.done", "response.content_part.done",
@@ -225,7 +225,7 @@ func TestResponsesStreamReasoningAndRefusal(t *testing.T) {
 		t.Fatalf("refusal part %s", rec.data[13])
 	}
 	final := ev[len(ev)-1].AsResponseCompleted().Response
-	if final.Output[0].Type != "reasoning" || final.Output[0].AsReasoning().Content[0].Text != "Hmm" ||
+	if final.Output[0].Type != "reasoning" || final.Output[0].AsReasoning().Summary[0].Text != "Hmm" ||
 		final.Output[1].AsMessage().Content[1].Refusal != "No." {
 		t.Fatalf("final %s", rec.data[len(rec.data)-1])
 	}

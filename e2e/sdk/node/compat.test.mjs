@@ -1,12 +1,13 @@
-// The official `openai` npm client against a running `beaver api`.
-// Run by e2e/sdk/sdk_test.go, which starts Beaver with the fake upstream
-// behind every provider and passes the URL and keys in the environment:
-// BEAVER_BASE_URL, BEAVER_KEY (funded), BEAVER_BROKE_KEY (no balance),
-// BEAVER_RPM_KEY (rpm_limit 1, unused until the 429 check), BEAVER_MODELS,
-// BEAVER_EMBEDDING_MODEL.
+// The official `openai` and `@anthropic-ai/sdk` npm clients against a
+// running `beaver api`. Run by e2e/sdk/sdk_test.go, which starts Beaver with
+// the fake upstream behind every provider and passes the URL and keys in
+// the environment: BEAVER_BASE_URL, BEAVER_KEY (funded), BEAVER_BROKE_KEY
+// (no balance), BEAVER_RPM_KEY (rpm_limit 1, unused until the 429 check),
+// BEAVER_MODELS, BEAVER_REASONING_MODELS, BEAVER_EMBEDDING_MODEL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI, { APIError, AuthenticationError, NotFoundError, RateLimitError } from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
 
 const env = (name) => {
   const v = process.env[name];
@@ -19,6 +20,9 @@ const embeddingModel = env('BEAVER_EMBEDDING_MODEL');
 // maxRetries 0: a 429 or 5xx is seen at once, not retried.
 const client = (apiKey) => new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 20_000 });
 const beaver = client(env('BEAVER_KEY'));
+// The Anthropic client appends /v1/messages to its base URL.
+const anthropic = new Anthropic({ baseURL: env('BEAVER_BASE_URL'), apiKey: env('BEAVER_KEY'), maxRetries: 0, timeout: 20_000 });
+const reasoningModels = env('BEAVER_REASONING_MODELS').split(',');
 
 const tools = [{
   type: 'function',
@@ -154,6 +158,68 @@ for (const model of models) {
     assert.equal(words(contents[0]), 4, contents[0]);
     assert.equal(text.choices[0].message.content, contents[0]);
     assertCost(text.usage, 'stream() usage');
+  });
+}
+
+// Tool loops on reasoning models: the provider refuses the second turn
+// (400) unless it gets back what came with the first (DeepSeek's
+// reasoning_content, Gemini 3's thought signatures; the fake refuses as
+// they do). Each SDK sends back the answer exactly as it received it.
+for (const model of reasoningModels) {
+  const question = 'look it up [[tool]] [[reasoning:12]]';
+  const { parameters } = tools[0].function;
+
+  test(`reasoning tool round trip, chat.completions ${model}`, async () => {
+    const messages = [{ role: 'user', content: question }];
+    const first = await beaver.chat.completions.create({ model, tools, messages });
+    const { message } = first.choices[0];
+    assert.equal(first.choices[0].finish_reason, 'tool_calls', JSON.stringify(first));
+    // Beaver's fields beside OpenAI's: reasoning_content, extra_content.google.thought_signature.
+    assert.ok(message.reasoning_content || message.tool_calls[0].extra_content?.google?.thought_signature, JSON.stringify(message));
+    messages.push(message, { role: 'tool', tool_call_id: message.tool_calls[0].id, content: 'it is 42' });
+    const second = await beaver.chat.completions.create({ model, tools, messages });
+    assertCost(second.usage, 'after tool result');
+  });
+
+  test(`reasoning tool round trip, anthropic messages ${model}`, async () => {
+    const anthropicTools = [{ name: 'lookup', description: 'Looks a word up.', input_schema: parameters }];
+    const ask = { role: 'user', content: question };
+    for (const streamed of [false, true]) {
+      const params = { model, max_tokens: 200, tools: anthropicTools, messages: [ask] };
+      const first = streamed ? await anthropic.messages.stream(params).finalMessage() : await anthropic.messages.create(params);
+      assert.equal(first.stop_reason, 'tool_use', JSON.stringify(first));
+      // The reasoning state rides on a thinking block before the call.
+      assert.equal(first.content[0].type, 'thinking', JSON.stringify(first.content));
+      const call = first.content.find((b) => b.type === 'tool_use');
+      const second = await anthropic.messages.create({
+        ...params,
+        messages: [ask, { role: 'assistant', content: first.content }, {
+          role: 'user',
+          content: [{ type: 'tool_result', tool_use_id: call.id, content: 'it is 42' }, { type: 'text', text: 'thanks [[words:3]]' }],
+        }],
+      });
+      assert.equal(second.stop_reason, 'end_turn', JSON.stringify(second));
+      assert.equal(words(second.content[0].text), 3, JSON.stringify(second));
+    }
+  });
+
+  test(`reasoning tool round trip, responses ${model}`, async () => {
+    const fnTools = [{ type: 'function', name: 'lookup', description: 'Looks a word up.', parameters }];
+    for (const streamed of [false, true]) {
+      const params = { model, tools: fnTools, input: question };
+      const first = streamed ? await beaver.responses.stream(params).finalResponse() : await beaver.responses.create(params);
+      assert.equal(first.status, 'completed', JSON.stringify(first));
+      // The reasoning state rides on a reasoning item before the call.
+      assert.equal(first.output[0].type, 'reasoning', JSON.stringify(first.output));
+      const call = first.output.find((it) => it.type === 'function_call');
+      const second = await beaver.responses.create({
+        model, tools: fnTools,
+        input: [{ role: 'user', content: 'look it up' }, ...first.output,
+          { type: 'function_call_output', call_id: call.call_id, output: 'it is 42' }],
+      });
+      assert.equal(second.status, 'completed', JSON.stringify(second));
+      assert.ok(second.output_text, JSON.stringify(second));
+    }
   });
 }
 
