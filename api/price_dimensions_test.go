@@ -166,3 +166,28 @@ func jsonInt(v any) int64 {
 	i, _ := n.Int64()
 	return i
 }
+
+// /v1/messages answers cache writes, server tool calls and the breakdown in
+// Anthropic's own usage fields: input_tokens leaves cache reads and writes
+// out, cache_creation splits the writes by lifetime.
+func TestMessagesUsageDimensions(t *testing.T) {
+	inf := newInference(t, "sqlite", fakeupstream.Options{})
+	inf.do("PATCH", "/admin/models/anthropic/claude-3-5-haiku-20241022", inf.Admin.Token,
+		map[string]any{"tool_fees_micros": map[string]int64{"web_search": 10_000}}).want(200)
+	_, key := inf.fundedKey("10", nil)
+	r := inf.message(key, messageBody("claude-3-5-haiku-20241022", 50, "hi there [[cached:2]] [[cache-write:3]] [[cache-write-hour:1]] [[web-search]]")).want(200)
+	prompt := r.num("usage.input_tokens") + r.num("usage.cache_read_input_tokens") + r.num("usage.cache_creation_input_tokens")
+	if r.num("usage.cache_read_input_tokens") != 2 || r.num("usage.cache_creation_input_tokens") != 4 ||
+		r.num("usage.cache_creation.ephemeral_5m_input_tokens") != 3 || r.num("usage.cache_creation.ephemeral_1h_input_tokens") != 1 ||
+		r.num("usage.server_tool_use.web_search_requests") != 1 || r.num("usage.input_tokens") <= 0 {
+		t.Fatalf("usage %s", r.Raw)
+	}
+	var log models.UsageLog
+	inf.DB.Where("id = ?", "chatcmpl-"+strings.TrimPrefix(r.str("id"), "msg_")).Take(&log)
+	if log.PromptTokens != prompt || log.CacheWriteTokens != 4 || log.CacheWrite1hTokens != 1 || log.ChargedMicros != r.num("usage.cost_micros") {
+		t.Fatalf("usage log %+v for %s", log, r.Raw)
+	}
+	if !strings.Contains(string(r.Raw), `"dimension":"web_search"`) {
+		t.Fatalf("no cost_details: %s", r.Raw)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/pricing"
 )
 
 // Anthropic's stop reasons (Message.stop_reason).
@@ -101,11 +102,27 @@ func (b Block) MarshalJSON() ([]byte, error) {
 // (Beaver's prompt_tokens is their sum). Cost and CostMicros are Beaver's
 // charge, set once it is committed.
 type Usage struct {
-	InputTokens          int        `json:"input_tokens"`
-	OutputTokens         int        `json:"output_tokens"`
-	CacheReadInputTokens int        `json:"cache_read_input_tokens"`
-	Cost                 *money.USD `json:"cost,omitempty"`
-	CostMicros           *int64     `json:"cost_micros,omitempty"`
+	InputTokens              int              `json:"input_tokens"`
+	OutputTokens             int              `json:"output_tokens"`
+	CacheReadInputTokens     int              `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int              `json:"cache_creation_input_tokens"`
+	CacheCreation            *CacheCreation   `json:"cache_creation,omitempty"`
+	ServerToolUse            *ServerToolUse   `json:"server_tool_use,omitempty"`
+	Cost                     *money.USD       `json:"cost,omitempty"`
+	CostMicros               *int64           `json:"cost_micros,omitempty"`
+	CostDetails              *pricing.Details `json:"cost_details,omitempty"`
+}
+
+// CacheCreation splits cache writes by lifetime, as Anthropic does.
+type CacheCreation struct {
+	Ephemeral5m int `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1h int `json:"ephemeral_1h_input_tokens"`
+}
+
+// ServerToolUse counts the tool calls the provider ran, as Anthropic does.
+type ServerToolUse struct {
+	WebSearchRequests int `json:"web_search_requests"`
+	WebFetchRequests  int `json:"web_fetch_requests"`
 }
 
 // Message ids are the generation's id with Anthropic's prefix: the gateway

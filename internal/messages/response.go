@@ -84,12 +84,25 @@ func StopReason(finish string, calledTools bool) string {
 
 // FromUsage is chat usage in Anthropic's terms, with Beaver's cost fields.
 func FromUsage(u *chat.Usage) Usage {
-	cached := 0
-	if u.PromptTokensDetails != nil {
-		cached = u.PromptTokensDetails.CachedTokens
+	out := Usage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, ServerToolUse: serverToolUse(u.ServerToolUse),
+		Cost: u.Cost, CostMicros: u.CostMicros, CostDetails: u.CostDetails}
+	if d := u.PromptTokensDetails; d != nil {
+		// Anthropic's input_tokens excludes cache reads and writes.
+		out.CacheReadInputTokens, out.CacheCreationInputTokens = d.CachedTokens, d.CacheWriteTokens
+		out.InputTokens -= d.CachedTokens + d.CacheWriteTokens
+		if d.CacheWriteTokens > 0 {
+			out.CacheCreation = &CacheCreation{Ephemeral5m: d.CacheWriteTokens - d.CacheWrite1hTokens, Ephemeral1h: d.CacheWrite1hTokens}
+		}
 	}
-	return Usage{InputTokens: u.PromptTokens - cached, OutputTokens: u.CompletionTokens, CacheReadInputTokens: cached,
-		Cost: u.Cost, CostMicros: u.CostMicros}
+	return out
+}
+
+// serverToolUse is chat's provider-run tool calls in Anthropic's names.
+func serverToolUse(calls map[string]int) *ServerToolUse {
+	if len(calls) == 0 {
+		return nil
+	}
+	return &ServerToolUse{WebSearchRequests: calls["web_search"], WebFetchRequests: calls["web_fetch"]}
 }
 
 // toolInput is a tool call's arguments as tool_use.input, which must be

@@ -39,7 +39,7 @@ func TestMessageFromResponse(t *testing.T) {
 		`{"type":"tool_use","id":"call_2","name":"g","input":{}}`,
 		`"name":"h","input":"{\"broken"}`,
 		`"stop_reason":"tool_use","stop_sequence":null`,
-		`"usage":{"input_tokens":20,"output_tokens":30,"cache_read_input_tokens":100,"cost":1.234567,"cost_micros":1234567}`,
+		`"usage":{"input_tokens":20,"output_tokens":30,"cache_read_input_tokens":100,"cache_creation_input_tokens":0,"cost":1.234567,"cost_micros":1234567}`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %s in\n%s", want, got)
