@@ -134,6 +134,12 @@ func chainPrice(chain []candidate) (pricing.Price, int64) {
 func (r *run) use(c candidate) {
 	r.entry, r.prov = c.entry, c.prov
 	r.up.Model = c.entry.ProviderModel
+	// A provider's own options go to that provider's models only; a
+	// fallback model of another gets the request without them.
+	r.up.ProviderOptions = r.call.Request.ProviderOptions
+	if r.call.Request.CheckProviderOptions(c.entry.Provider) != nil {
+		r.up.ProviderOptions = nil
+	}
 	if r.capped {
 		mt := r.hold.MaxTokens
 		if m := c.entry.MaxOutputTokens; m > 0 && mt > m {
