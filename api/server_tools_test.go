@@ -1,11 +1,17 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/beaver-gateway/beaver/internal/chat"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
+	"github.com/beaver-gateway/beaver/internal/pricing"
+	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/models"
 )
 
@@ -28,6 +34,12 @@ func TestAnthropicServerToolBlocks(t *testing.T) {
 		}
 		after, _ := inf.balance(u.Token)
 		inf.chargedOnce(u.ID, r.str("id"), r.num("usage.cost_micros"), before, after)
+		e, _ := inf.Catalog.Resolve(model)
+		want := pricing.ChargeTokens(e.Price, pricing.Tokens{Prompt: r.num("usage.prompt_tokens"), Completion: 6,
+			Tools: map[string]int64{"web_search": 2}}, time.Now())
+		if r.num("usage.cost_micros") != want.ChargedMicros || e.Price.Tools["web_search"] <= 5000 {
+			t.Fatalf("charged %d, want %d with two searches at %d each", r.num("usage.cost_micros"), want.ChargedMicros, e.Price.Tools["web_search"])
+		}
 
 		before = after
 		res, data := inf.stream(key, chatBody(model, text, "stream", true))
@@ -53,13 +65,14 @@ func TestAnthropicServerToolBlocks(t *testing.T) {
 	})
 }
 
-// Perplexity's streams end after the chunk with the finish reason (object
-// chat.completion.done), usage on every chunk and no "data: [DONE]": that is
-// a finished answer, charged by its usage, with one finish and one usage
-// chunk, not a cut with an error after it.
+// Perplexity's legacy Sonar streams (PERPLEXITY_API_FORMAT=openai) end
+// after the chunk with the finish reason (object chat.completion.done),
+// usage on every chunk and no "data: [DONE]": that is a finished answer,
+// charged by its usage, with one finish and one usage chunk, not a cut with
+// an error after it.
 func TestStreamEndingWithoutDone(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dialect string) {
-		inf := newInference(t, dialect, fakeupstream.Options{})
+		inf := newInferenceWith(t, dialect, fakeupstream.Options{}, legacyPerplexity)
 		u, key := inf.fundedKey("10", nil)
 		const model = "perplexity/llama-3.1-sonar-small-128k-online"
 		before, _ := inf.balance(u.Token)
@@ -87,6 +100,9 @@ func TestStreamEndingWithoutDone(t *testing.T) {
 		if finishes != 1 || usages != 1 || usage == nil || usage.completion != 6 || data[len(data)-1] != "[DONE]" {
 			t.Fatalf("%d finish chunks, %d usage chunks (%+v):\n%s", finishes, usages, usage, strings.Join(data, "\n"))
 		}
+		if reqs := inf.Fake.Requests(); reqs[len(reqs)-1].Path != "/chat/completions" {
+			t.Fatalf("sent to %s, not the legacy API", reqs[len(reqs)-1].Path)
+		}
 		after, _ := inf.balance(u.Token)
 		inf.chargedOnce(u.ID, res.Header.Get("X-Beaver-Generation-Id"), usage.cost, before, after)
 		var log models.UsageLog
@@ -98,8 +114,9 @@ func TestStreamEndingWithoutDone(t *testing.T) {
 }
 
 // What a provider answers beside the completion reaches the client as
-// top-level fields: Perplexity's citations, Gemini's grounding metadata
-// (grounding_metadata), on the completion and once on the stream.
+// top-level fields: Perplexity's citations (rebuilt from its Agent API's
+// search results), Gemini's grounding metadata (grounding_metadata), on the
+// completion and once on the stream.
 func TestProviderExtrasPassedOn(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dialect string) {
 		inf := newInference(t, dialect, fakeupstream.Options{})
@@ -167,5 +184,120 @@ func TestReasoningToolRoundTrip(t *testing.T) {
 		if strings.Contains(string(reqs[len(reqs)-1].Body), "reasoning_content") {
 			t.Fatalf("reasoning sent to OpenAI: %s", reqs[len(reqs)-1].Body)
 		}
+	})
+}
+
+// legacyPerplexity puts Perplexity on its legacy Chat Completions (Sonar)
+// API, as PERPLEXITY_API_FORMAT=openai does.
+func legacyPerplexity(c *providers.Config) {
+	if c.Name == "perplexity" {
+		*c = providers.UseFormat(*c, providers.FormatOpenAI)
+	}
+}
+
+// A chat completion on a Perplexity model goes through its Agent API
+// (/v1/responses): the catalog's "sonar" as perplexity/sonar, the
+// web_search tool offered and Perplexity's tool calls bounded by
+// chat.MaxServerToolCalls. The client gets the Sonar API's citations and
+// search_results, and usage.server_tool_use counts the searches, complete
+// and streamed, each request charged once. Perplexity's preset and
+// web_search_options are accepted for its models only.
+var sonarToolFees = `{"tool_fees_micros":{"web_search":5000,"fetch_url":500}}`
+
+func TestPerplexityAgentAPI(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		inf := newInference(t, dialect, fakeupstream.Options{})
+		now := time.Now().UTC()
+		if err := inf.DB.Create(&models.Model{ID: "perplexity/sonar", Provider: "perplexity", ProviderModel: "sonar", Name: "Sonar",
+			ContextLength: 127000, MaxOutputTokens: 8000, Capabilities: `["web_search"]`, Active: true,
+			BaseInputMicros: 250000, BaseOutputMicros: 2500000, CreatedAt: now, UpdatedAt: now,
+			// Perplexity's Agent API: $5 per 1,000 searches, $0.50 per 1,000 fetches.
+			BaseExtraPrices: &sonarToolFees}).Error; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inf.Catalog.Recalculate(context.Background(), "test: perplexity/sonar"); err != nil {
+			t.Fatal(err)
+		}
+		u, key := inf.fundedKey("10", nil)
+		const model = "perplexity/sonar"
+		text := "population of San Francisco [[words:6]] [[web-search:2]]"
+		lastSent := func() (string, map[string]any) {
+			reqs := inf.Fake.Requests()
+			last := reqs[len(reqs)-1]
+			var body map[string]any
+			if err := json.Unmarshal(last.Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			return last.Path, body
+		}
+
+		before, _ := inf.balance(u.Token)
+		r := inf.do("POST", "/v1/chat/completions", key, chatBody(model, text)).want(200)
+		path, sent := lastSent()
+		if path != "/v1/responses" || sent["model"] != "perplexity/sonar" || sent["max_tool_calls"] != float64(chat.MaxServerToolCalls) ||
+			fmt.Sprint(sent["tools"]) != "[map[type:web_search]]" {
+			t.Fatalf("sent to %s: %v", path, sent)
+		}
+		if r.num("usage.server_tool_use.web_search") != 2 || r.num("usage.completion_tokens") != 6 ||
+			r.str("citations.0") != "https://en.wikipedia.org/wiki/San_Francisco" || len(r.list("citations")) != 4 ||
+			r.str("search_results.2.url") != "https://example.com/search-2/a" || r.str("search_results.0.title") == "" {
+			t.Fatalf("answer %s", r.Raw)
+		}
+		after, _ := inf.balance(u.Token)
+		inf.chargedOnce(u.ID, r.str("id"), r.num("usage.cost_micros"), before, after)
+
+		before = after
+		res, data := inf.stream(key, chatBody(model, text))
+		var finishes, carrying, searches int
+		for _, d := range data {
+			if d == "[DONE]" {
+				continue
+			}
+			var c struct {
+				chunk
+				Citations []string `json:"citations"`
+				Usage     *struct {
+					ServerToolUse map[string]int `json:"server_tool_use"`
+				} `json:"usage"`
+			}
+			if err := json.Unmarshal([]byte(d), &c); err != nil || c.Error != nil {
+				t.Fatalf("chunk %s", d)
+			}
+			for _, ch := range c.Choices {
+				if ch.FinishReason != nil {
+					finishes++
+				}
+			}
+			if c.Citations != nil {
+				carrying++
+			}
+			if c.Usage != nil {
+				searches = c.Usage.ServerToolUse["web_search"]
+			}
+		}
+		if finishes != 1 || carrying != 1 || searches != 2 || data[len(data)-1] != "[DONE]" {
+			t.Fatalf("%d finishes, %d chunks with citations, %d searches:\n%s", finishes, carrying, searches, strings.Join(data, "\n"))
+		}
+		after, _ = inf.balance(u.Token)
+		inf.chargedOnce(u.ID, res.Header.Get("X-Beaver-Generation-Id"), before-after, before, after)
+
+		inf.do("POST", "/v1/chat/completions", key, chatBody(model, "hi", "preset", "pro-search",
+			"web_search_options", map[string]any{"search_context_size": "low"}, "max_tool_calls", 3)).want(200)
+		if _, sent := lastSent(); sent["preset"] != "pro-search" || sent["max_tool_calls"] != float64(3) ||
+			fmt.Sprint(sent["tools"]) != "[map[search_context_size:low type:web_search]]" {
+			t.Fatalf("sent %v", sent)
+		}
+		n := len(inf.Fake.Requests())
+		for _, field := range []string{"preset", "web_search_options", "max_tool_calls"} {
+			values := map[string]any{"preset": "pro-search", "web_search_options": map[string]any{}, "max_tool_calls": 3}
+			e := inf.do("POST", "/v1/chat/completions", key, chatBody("openai/gpt-4o-mini", "hi", field, values[field])).wantError(400, "invalid_request")
+			if e.str("error.param") != field || !strings.Contains(e.str("error.message"), "perplexity") {
+				t.Errorf("%s for openai: %s", field, e.Raw)
+			}
+		}
+		if len(inf.Fake.Requests()) != n {
+			t.Error("a refused request reached the upstream")
+		}
+		inf.invariant(u.ID)
 	})
 }

@@ -186,6 +186,7 @@ func buildProviders(cfg *config.Config, log *slog.Logger) (map[string]providers.
 		if !ok {
 			continue
 		}
+		pc = providers.UseFormat(pc, c.Format) // PERPLEXITY_API_FORMAT
 		pc.BaseURL, pc.APIKey = c.BaseURL, c.APIKey
 		if len(c.Endpoints) > 1 {
 			for _, e := range c.Endpoints {

@@ -66,9 +66,17 @@ type Request struct {
 	// models; see routing.go); never sent upstream.
 	Models []string
 	// Extra holds the accepted pass-through fields (see passThrough), sent
-	// untouched to OpenAI-compatible upstreams. stream_options is not kept:
+	// untouched to OpenAI-compatible upstreams (those of the Responses
+	// format get the ones their API takes). stream_options is not kept:
 	// adapters set it.
 	Extra map[string]json.RawMessage
+	// ProviderOptions holds the fields only one provider understands (see
+	// providerOptions: Perplexity's preset, web_search_options and
+	// max_tool_calls), as the caller sent them. The gateway refuses them
+	// for a model of another provider (CheckProviderOptions); only that
+	// provider's adapter reads them, so a fallback model elsewhere never
+	// gets them.
+	ProviderOptions map[string]json.RawMessage
 }
 
 // Message is one chat message. Content keeps the caller's form (string,
@@ -312,11 +320,6 @@ func (c *Chunk) Text() string {
 	return string(b)
 }
 
-// MaxServerToolCalls is the most provider-run, per-call-billed tool calls
-// of each kind Beaver holds money for in one request; adapters cap a
-// request to it where the wire allows.
-const MaxServerToolCalls = 10
-
 // Usage is the token usage of a request, plus Beaver's cost fields.
 type Usage struct {
 	PromptTokens            int                      `json:"prompt_tokens"`
@@ -334,6 +337,12 @@ type Usage struct {
 	// CostDetails breaks Cost down by priced dimension (final usage only).
 	CostDetails *pricing.Details `json:"cost_details,omitempty"`
 }
+
+// MaxServerToolCalls is the most provider-run, per-call-billed tool calls
+// (Usage.ServerToolUse) of each kind Beaver holds money for in one request;
+// adapters cap a request to it where the wire allows (Perplexity's
+// max_tool_calls).
+const MaxServerToolCalls = 10
 
 // PromptTokensDetails breaks down prompt tokens. CachedTokens (cache
 // reads) and CacheWriteTokens are included in PromptTokens;

@@ -350,7 +350,6 @@ func TestRequestFieldPolicy(t *testing.T) {
 		`"prediction":{"type":"content","content":"x"}`: "prediction",
 		`"audio":{"voice":"alloy"}`:                     "audio",
 		`"modalities":["text","audio"]`:                 "modalities",
-		`"web_search_options":{}`:                       "web_search_options",
 		`"search_parameters":{"mode":"on"}`:             "search_parameters",
 		`"service_tier":"priority"`:                     "service_tier",
 		`"frobnicate":1`:                                "frobnicate",
@@ -375,6 +374,44 @@ func TestRequestFieldPolicy(t *testing.T) {
 	b, _ := json.Marshal(r)
 	if !strings.Contains(string(b), `"n":3`) {
 		t.Errorf("n not forwarded: %s", b)
+	}
+}
+
+// Perplexity's options are accepted by the parser, kept apart from the
+// pass-through fields (never sent to OpenAI-format upstreams as they are),
+// and refused for a model of another provider, naming the field.
+func TestProviderOptions(t *testing.T) {
+	base := `"messages":[{"role":"user","content":"x"}]`
+	r, err := chat.ParseRequest([]byte(`{` + base + `,"preset":"pro-search","web_search_options":{"search_context_size":"low"},"max_tool_calls":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.ProviderOptions) != 3 || string(r.ProviderOptions["preset"]) != `"pro-search"` || r.Extra != nil {
+		t.Fatalf("options %v, extra %v", r.ProviderOptions, r.Extra)
+	}
+	if ie := r.CheckProviderOptions("perplexity"); ie != nil {
+		t.Errorf("perplexity: %v", ie)
+	}
+	ie := r.CheckProviderOptions("openai")
+	if ie == nil || ie.Param != "max_tool_calls" || !strings.Contains(ie.Message, "max_tool_calls") || !strings.Contains(ie.Message, "perplexity") {
+		t.Errorf("openai: %+v", ie)
+	}
+	if b, _ := json.Marshal(r); strings.Contains(string(b), "preset") {
+		t.Errorf("marshalled for Chat Completions: %s", b)
+	}
+	plain, _ := chat.ParseRequest([]byte(`{` + base + `}`))
+	if ie := plain.CheckProviderOptions("openai"); ie != nil {
+		t.Errorf("no options: %v", ie)
+	}
+	for f, param := range map[string]string{
+		`"preset":""`: "preset", `"preset":7`: "preset", `"web_search_options":"high"`: "web_search_options",
+		`"max_tool_calls":-1`: "max_tool_calls", `"max_tool_calls":"3"`: "max_tool_calls",
+	} {
+		_, err := chat.ParseRequest([]byte(`{` + base + `,` + f + `}`))
+		var ie *chat.InvalidError
+		if !errors.As(err, &ie) || ie.Param != param {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -56,13 +57,23 @@ var passThrough = map[string]bool{
 
 // refusedBecause explains the refusal of fields users often send.
 var refusedBecause = map[string]string{
-	"functions":          "use tools instead (the legacy functions API is not supported)",
-	"function_call":      "use tool_choice instead (the legacy functions API is not supported)",
-	"prediction":         "predicted outputs are billed beyond max_tokens and are not supported",
-	"audio":              "audio output is not supported",
-	"modalities":         "only text output is supported",
-	"web_search_options": "web search is billed per search and is not supported",
-	"search_parameters":  "live search is billed per source and is not supported",
+	"functions":         "use tools instead (the legacy functions API is not supported)",
+	"function_call":     "use tool_choice instead (the legacy functions API is not supported)",
+	"prediction":        "predicted outputs are billed beyond max_tokens and are not supported",
+	"audio":             "audio output is not supported",
+	"modalities":        "only text output is supported",
+	"search_parameters": "live search is billed per source and is not supported",
+}
+
+// providerOptions are the fields Beaver accepts for the models of one
+// provider only, by that provider (Request.ProviderOptions): Perplexity's
+// preset, web_search_options (search_context_size, user_location) and
+// max_tool_calls steer the searches its Agent API runs and bills per call,
+// which its adapter caps at MaxServerToolCalls (max_tool_calls can only
+// lower that). A request for any other model that carries one is refused
+// with 400 naming the field (CheckProviderOptions).
+var providerOptions = map[string]string{
+	"preset": "perplexity", "web_search_options": "perplexity", "max_tool_calls": "perplexity",
 }
 
 // MaxChoices is the largest n accepted (OpenAI's own limit).
@@ -87,6 +98,40 @@ func checkPassThrough(name string, raw json.RawMessage) error {
 	return nil
 }
 
+// checkProviderOption checks the type of a provider option; what its
+// provider accepts inside it is its adapter's to say.
+func checkProviderOption(name string, raw json.RawMessage) error {
+	switch name {
+	case "preset":
+		var s string
+		if json.Unmarshal(raw, &s) != nil || strings.TrimSpace(s) == "" {
+			return invalidField(name, "preset must be a non-empty string")
+		}
+	case "web_search_options":
+		if !isObject(raw) {
+			return invalidField(name, "web_search_options must be an object")
+		}
+	case "max_tool_calls":
+		var n int
+		if json.Unmarshal(raw, &n) != nil || n < 0 {
+			return invalidField(name, "max_tool_calls must be a non-negative integer")
+		}
+	}
+	return nil
+}
+
+// CheckProviderOptions refuses the provider options (see providerOptions)
+// of a request for a model of another provider than the one they are for,
+// naming the field; nil when there is none such.
+func (r *Request) CheckProviderOptions(provider string) *InvalidError {
+	for _, name := range slices.Sorted(maps.Keys(r.ProviderOptions)) {
+		if owner := providerOptions[name]; owner != provider {
+			return invalidField(name, "field %s is accepted for %s models only, and this model's provider is %s", name, owner, provider)
+		}
+	}
+	return nil
+}
+
 func isTextOnly(raw json.RawMessage) bool {
 	var m []string
 	return json.Unmarshal(raw, &m) == nil && len(m) == 1 && m[0] == "text"
@@ -106,6 +151,16 @@ func (r *Request) UnmarshalJSON(body []byte) error {
 	*r = Request{}
 	for name, raw := range fields {
 		if knownFields[name] || isNull(raw) {
+			continue
+		}
+		if _, ok := providerOptions[name]; ok {
+			if err := checkProviderOption(name, raw); err != nil {
+				return err
+			}
+			if r.ProviderOptions == nil {
+				r.ProviderOptions = make(map[string]json.RawMessage)
+			}
+			r.ProviderOptions[name] = raw
 			continue
 		}
 		if err := checkPassThrough(name, raw); err != nil {

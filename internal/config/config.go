@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,11 @@ type Provider struct {
 	// BaseURL and APIKey first: from comma-separated <PREFIX>_API_KEY and
 	// <PREFIX>_BASE_URL, or the routing file (routing.go).
 	Endpoints []Endpoint
+	// Format is the wire format to speak, where the provider has a choice
+	// (<PREFIX>_API_FORMAT): Perplexity's "openai-responses" (its Agent
+	// API, the default) or "openai" (its legacy Chat Completions API, for
+	// compatible servers that have only that). "" = the provider's default.
+	Format string
 }
 
 // Endpoint is one base URL and key of a provider; requests are spread over
@@ -124,14 +130,19 @@ type Config struct {
 	InstanceID      string
 }
 
-// providerEnv maps provider names to their env prefix and default base URL.
-var providerEnv = []struct{ name, prefix, base string }{
-	{"openai", "OPENAI", "https://api.openai.com/v1"},
-	{"deepseek", "DEEPSEEK", "https://api.deepseek.com"},
-	{"perplexity", "PERPLEXITY", "https://api.perplexity.ai"},
-	{"xai", "XAI", "https://api.x.ai/v1"},
-	{"anthropic", "ANTHROPIC", "https://api.anthropic.com"},
-	{"google", "GEMINI", "https://generativelanguage.googleapis.com"},
+// providerEnv maps provider names to their env prefix, default base URL
+// and, for a provider that can speak several, the wire formats
+// <PREFIX>_API_FORMAT may name (the first is the default).
+var providerEnv = []struct {
+	name, prefix, base string
+	formats            []string
+}{
+	{"openai", "OPENAI", "https://api.openai.com/v1", nil},
+	{"deepseek", "DEEPSEEK", "https://api.deepseek.com", nil},
+	{"perplexity", "PERPLEXITY", "https://api.perplexity.ai", []string{"openai-responses", "openai"}},
+	{"xai", "XAI", "https://api.x.ai/v1", nil},
+	{"anthropic", "ANTHROPIC", "https://api.anthropic.com", nil},
+	{"google", "GEMINI", "https://generativelanguage.googleapis.com", nil},
 }
 
 // FromEnv builds a Config from the process environment.
@@ -251,6 +262,12 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		pc, err := envProvider(p.prefix, get(p.prefix+"_API_KEY", ""), get(p.prefix+"_BASE_URL", p.base))
 		if err != nil {
 			errs = append(errs, err.Error())
+		}
+		if len(p.formats) > 0 {
+			pc.Format = get(p.prefix+"_API_FORMAT", p.formats[0])
+			if !slices.Contains(p.formats, pc.Format) {
+				errs = append(errs, fmt.Sprintf("%s_API_FORMAT must be one of %s", p.prefix, strings.Join(p.formats, ", ")))
+			}
 		}
 		c.Providers[p.name] = pc
 	}

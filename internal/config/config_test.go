@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,6 +227,39 @@ func TestFallbacksAndRoutingFile(t *testing.T) {
 	} {
 		if _, err := config.FromLookup(lookup(map[string]string{"BEAVER_ROUTING_FILE": file(bad), "KEY_A": "x"})); err == nil {
 			t.Errorf("routing file %s accepted", bad)
+		}
+	}
+}
+
+// PERPLEXITY_API_FORMAT picks Perplexity's API: its Agent API
+// (openai-responses, the default) or its legacy Chat Completions (openai);
+// a routing file's endpoints keep it. No other provider has the choice.
+func TestPerplexityAPIFormat(t *testing.T) {
+	c, err := config.FromLookup(lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Providers["perplexity"].Format; got != "openai-responses" {
+		t.Errorf("default format %q", got)
+	}
+	if got := c.Providers["openai"].Format; got != "" {
+		t.Errorf("openai format %q", got)
+	}
+	path := filepath.Join(t.TempDir(), "routing.json")
+	if err := os.WriteFile(path, []byte(`{"providers": {"perplexity": {"endpoints": [{"api_key": "k1"}, {"api_key": "k2"}]}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = config.FromLookup(lookup(map[string]string{"PERPLEXITY_API_FORMAT": "openai", "BEAVER_ROUTING_FILE": path}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Providers["perplexity"]; p.Format != "openai" || len(p.Endpoints) != 2 {
+		t.Errorf("legacy format: %+v", p)
+	}
+	for _, bad := range []string{"anthropic", "responses", "OPENAI"} {
+		_, err := config.FromLookup(lookup(map[string]string{"PERPLEXITY_API_FORMAT": bad}))
+		if err == nil || !strings.Contains(err.Error(), "PERPLEXITY_API_FORMAT") {
+			t.Errorf("%s: err = %v", bad, err)
 		}
 	}
 }

@@ -227,7 +227,7 @@ func (c *Config) fileProviders(f *routingFile, lookup func(string) (string, bool
 			errs = append(errs, fmt.Sprintf("BEAVER_ROUTING_FILE: providers.%s has no endpoints", name))
 			continue
 		}
-		c.Providers[name] = Provider{APIKey: eps[0].APIKey, BaseURL: eps[0].BaseURL, Endpoints: eps}
+		c.Providers[name] = Provider{APIKey: eps[0].APIKey, BaseURL: eps[0].BaseURL, Endpoints: eps, Format: pc.Format}
 	}
 	return errs
 }

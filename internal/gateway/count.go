@@ -71,9 +71,16 @@ func (r *run) cutUsage(ctx context.Context, final, soFar *chat.Usage, received s
 	if reported == nil {
 		reported = soFar
 	}
-	if reported == nil {
-		return &chat.Usage{PromptTokens: int(r.countPrompt(ctx)), CompletionTokens: counted}, true
+	if reported == nil || reported.PromptTokens == 0 {
+		// No count yet (a stream may have reported only the provider's own
+		// tool calls, which are kept: they ran and are billed).
+		u := &chat.Usage{PromptTokens: int(r.countPrompt(ctx)), CompletionTokens: counted}
+		if reported != nil {
+			u.ServerToolUse = reported.ServerToolUse
+		}
+		return u, true
 	}
 	return &chat.Usage{PromptTokens: reported.PromptTokens, CompletionTokens: max(reported.CompletionTokens, counted),
-		PromptTokensDetails: reported.PromptTokensDetails, CompletionTokensDetails: reported.CompletionTokensDetails}, false
+		PromptTokensDetails: reported.PromptTokensDetails, CompletionTokensDetails: reported.CompletionTokensDetails,
+		ServerToolUse: reported.ServerToolUse}, false
 }

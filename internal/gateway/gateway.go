@@ -164,6 +164,12 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	if chain, err = chatModels(call, chain); err != nil { // embedding models serve embeddings only (embed.go)
 		return nil, err
 	}
+	// A provider's own options (Perplexity's preset...) for another's
+	// model: refused before anything is held. Fallback models of other
+	// providers are sent the request without them.
+	if ie := req.CheckProviderOptions(chain[0].entry.Provider); ie != nil {
+		return nil, InvalidRequest(ie)
+	}
 	// Hold for the most tokens the prompt can be; bill the upstream's count
 	// (or Beaver's, count.go, when it never reports one).
 	bound := int64(req.PromptTokenBound())

@@ -130,6 +130,12 @@ func chainPrice(chain []candidate, at time.Time, prompt int64) (pricing.Price, i
 func (r *run) use(c candidate) {
 	r.entry, r.prov = c.entry, c.prov
 	r.up.Model = c.entry.ProviderModel
+	// A provider's own options go to that provider's models only; a
+	// fallback model of another gets the request without them.
+	r.up.ProviderOptions = r.call.Request.ProviderOptions
+	if r.call.Request.CheckProviderOptions(c.entry.Provider) != nil {
+		r.up.ProviderOptions = nil
+	}
 	if r.capped {
 		mt := r.hold.MaxTokens
 		if m := c.entry.MaxOutputTokens; m > 0 && mt > m {

@@ -363,3 +363,39 @@ func TestRequestModelsAreChecked(t *testing.T) {
 		t.Fatalf("refused requests left %d usage logs", len(logs))
 	}
 }
+
+// Perplexity's options (preset, web_search_options, max_tool_calls) go to
+// Perplexity's models only: refused before anything is held when the
+// primary model is another provider's; left out of the request a fallback
+// model of another provider gets.
+func TestProviderOptionsFollowTheirProvider(t *testing.T) {
+	const sonar = "perplexity/llama-3.1-sonar-small-128k-online"
+	f := newRouteFixture(t, 1_000_000, gateway.Options{}, "perplexity", "openai")
+	withPreset := func(model string, models ...string) gateway.Call {
+		var b map[string]any
+		_ = json.Unmarshal([]byte(body(model, models...)), &b)
+		b["preset"] = "pro-search"
+		out, _ := json.Marshal(b)
+		return f.request(string(out))
+	}
+	before := f.balance()
+	_, err := f.gw.Complete(context.Background(), withPreset(model))
+	if ae, ok := apierr.As(err); !ok || ae.Status != 400 || ae.Param != "preset" || f.ups["openai"].sent != nil {
+		t.Fatalf("preset for %s: %v", model, err)
+	}
+	if f.balance() != before || len(f.usageLogs()) != 0 {
+		t.Fatal("a refused request was held or logged")
+	}
+
+	f.ups["perplexity"].complete = failWith(&providers.Error{Status: 503, Message: "overloaded"})
+	f.ups["openai"].complete = answer(3, 3)
+	if _, err := f.gw.Complete(context.Background(), withPreset(sonar, model)); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(f.ups["perplexity"].sent.ProviderOptions["preset"]); got != `"pro-search"` {
+		t.Errorf("perplexity got preset %s", got)
+	}
+	if f.ups["openai"].sent.ProviderOptions != nil {
+		t.Errorf("the openai fallback got %v", f.ups["openai"].sent.ProviderOptions)
+	}
+}

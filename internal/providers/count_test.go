@@ -24,6 +24,13 @@ func TestCountPrompt(t *testing.T) {
 			if !ok {
 				t.Fatal("the adapter counts no tokens")
 			}
+			if f.format == providers.FormatResponses {
+				// No count endpoint, and no published prompt rendering.
+				if _, err := c.CountPrompt(context.Background(), request(f.model, "hi")); !errors.Is(err, providers.ErrNoCount) {
+					t.Errorf("CountPrompt: %v, want ErrNoCount", err)
+				}
+				return
+			}
 			for _, tools := range []bool{false, true} {
 				req := request(f.model, "count these four words")
 				req.Messages = append([]chat.Message{{Role: chat.RoleSystem, Content: chat.TextContent("be brief")}}, req.Messages...)

@@ -1,8 +1,10 @@
 // Package providers is the one small interface in front of the upstream LLM
 // providers. Each wire format has its own adapter package (openai,
-// anthropic, gemini); OpenAI, DeepSeek, Perplexity and xAI are
-// configurations of the openai adapter. The shared HTTP machinery lives in
-// package upstream, whose Error, Stream and Config are re-exported here.
+// openairesp, anthropic, gemini); OpenAI, DeepSeek and xAI are
+// configurations of the openai (Chat Completions) adapter, Perplexity's
+// Agent API of the openairesp (Responses) adapter. The shared HTTP
+// machinery lives in package upstream, whose Error, Stream and Config are
+// re-exported here.
 package providers
 
 import (
@@ -13,6 +15,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/providers/anthropic"
 	"github.com/beaver-gateway/beaver/internal/providers/gemini"
 	"github.com/beaver-gateway/beaver/internal/providers/openai"
+	"github.com/beaver-gateway/beaver/internal/providers/openairesp"
 	"github.com/beaver-gateway/beaver/internal/providers/upstream"
 	"github.com/beaver-gateway/beaver/internal/tokens"
 )
@@ -127,7 +130,8 @@ func HealthOf(p Provider) (Health, bool) {
 
 // Wire formats.
 const (
-	FormatOpenAI    = "openai"
+	FormatOpenAI    = "openai"           // Chat Completions
+	FormatResponses = "openai-responses" // OpenAI's Responses API (Perplexity's Agent API)
 	FormatAnthropic = "anthropic"
 	FormatGemini    = "gemini"
 )
@@ -141,17 +145,29 @@ func New(cfg Config) (Provider, error) {
 	switch cfg.Format {
 	case FormatOpenAI:
 		p, err = openai.New(cfg)
+	case FormatResponses:
+		p, err = openairesp.New(cfg)
 	case FormatAnthropic:
 		p, err = anthropic.New(cfg)
 	case FormatGemini:
 		p, err = gemini.New(cfg)
 	default:
-		return nil, fmt.Errorf("provider %q: unknown format %q (want openai, anthropic or gemini)", cfg.Name, cfg.Format)
+		return nil, fmt.Errorf("provider %q: unknown format %q (want openai, openai-responses, anthropic or gemini)", cfg.Name, cfg.Format)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("provider %q: %w", cfg.Name, err)
 	}
 	return p, nil
+}
+
+// UseFormat returns cfg speaking format instead of its own ("" keeps it):
+// PERPLEXITY_API_FORMAT=openai puts Perplexity back on its legacy Chat
+// Completions API, at {base}/chat/completions.
+func UseFormat(cfg Config, format string) Config {
+	if format != "" && format != cfg.Format {
+		cfg.Format, cfg.ResponsesPath = format, ""
+	}
+	return cfg
 }
 
 // OpenAITokenizers are the encodings of OpenAI's chat models: o200k_base
@@ -163,6 +179,10 @@ var OpenAITokenizers = map[string]string{
 	"o1": tokens.O200kBase, "o3": tokens.O200kBase, "o4": tokens.O200kBase,
 	"gpt-4": tokens.Cl100kBase, "gpt-3.5": tokens.Cl100kBase,
 }
+
+// PerplexityResponsesPath is where Perplexity's Agent API answers under its
+// base URL (an alias of /v1/agent, for OpenAI's SDKs).
+const PerplexityResponsesPath = "/v1/responses"
 
 // DefaultConfigs returns the six providers with the contract's default base
 // URLs, formats and timeouts, keyed by provider name. API keys are left for
@@ -187,10 +207,17 @@ func DefaultConfigs() map[string]Config {
 	openai.Tokenizers = OpenAITokenizers
 	deepseek := mk("deepseek", FormatOpenAI, "https://api.deepseek.com")
 	deepseek.SendReasoningBack = true
+	// Perplexity's Agent API; its Chat Completions (Sonar) API ended on
+	// 2026-09-27. An operator whose Perplexity-compatible server has only
+	// the older API sets the format back to FormatOpenAI
+	// (PERPLEXITY_API_FORMAT=openai); an endpoint that answers the
+	// Responses path with 404 is switched to it by itself (openairesp).
+	perplexity := mk("perplexity", FormatResponses, "https://api.perplexity.ai")
+	perplexity.ResponsesPath = PerplexityResponsesPath
 	return map[string]Config{
 		"openai":     openai,
 		"deepseek":   deepseek,
-		"perplexity": mk("perplexity", FormatOpenAI, "https://api.perplexity.ai"),
+		"perplexity": perplexity,
 		"xai":        xai,
 		"anthropic":  mk("anthropic", FormatAnthropic, "https://api.anthropic.com"),
 		"google":     mk("google", FormatGemini, "https://generativelanguage.googleapis.com"),

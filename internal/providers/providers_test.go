@@ -23,14 +23,18 @@ import (
 	"github.com/beaver-gateway/beaver/internal/tokens"
 )
 
-// The three wire formats, each with a catalog model, run through the same
-// behaviour suite against the fake upstream.
+// The four wire formats, each with a catalog model, run through the same
+// behaviour suite against the fake upstream. The Responses format is
+// Perplexity's Agent API (the fake's /v1/responses), in Perplexity's
+// configuration: every request offers web_search, so each answer ran one
+// search.
 var formats = []struct {
 	name, format, model, baseSuffix string
 }{
 	{"openai", providers.FormatOpenAI, "gpt-4o-mini", "/v1"},
 	{"anthropic", providers.FormatAnthropic, "claude-3-5-haiku-20241022", ""},
 	{"google", providers.FormatGemini, "gemini-1.5-flash", ""},
+	{"perplexity", providers.FormatResponses, "sonar", "/v1"},
 }
 
 type env struct {
@@ -172,6 +176,10 @@ func TestDefaultConfigsBuild(t *testing.T) {
 	}
 	if cfgs["anthropic"].Format != "anthropic" || cfgs["google"].Format != "gemini" || cfgs["xai"].Format != "openai" {
 		t.Error("wrong formats")
+	}
+	// Perplexity speaks its Agent API: https://api.perplexity.ai/v1/responses.
+	if p := cfgs["perplexity"]; p.Format != providers.FormatResponses || p.ResponsesPath != "/v1/responses" {
+		t.Errorf("perplexity: format %q path %q", p.Format, p.ResponsesPath)
 	}
 	if _, err := providers.New(providers.Config{Name: "x", Format: "cohere", BaseURL: "https://x"}); err == nil {
 		t.Error("unknown format accepted")
@@ -530,6 +538,8 @@ func TestStreamUsageAfterCut(t *testing.T) {
 		"openai":    {"[[words:8]] [[cut:2]]", "Hello from", nil},
 		"anthropic": {"[[words:8]] [[cut:2]]", "Hello from", &chat.Usage{PromptTokens: 5, CompletionTokens: 1, TotalTokens: 6}},
 		"google":    {"[[words:8]] [[cut:1]]", "Hello", &chat.Usage{PromptTokens: 5, CompletionTokens: 1, TotalTokens: 6}},
+		// usage only in the terminal event; the search that streamed by is kept
+		"perplexity": {"[[words:8]] [[cut:2]]", "Hello from", &chat.Usage{ServerToolUse: map[string]int{"web_search": 1}}},
 	}
 	for _, f := range formats {
 		t.Run(f.name, func(t *testing.T) {
@@ -559,9 +569,10 @@ func TestStreamUsageAfterMidStreamError(t *testing.T) {
 		status int
 		usage  *chat.Usage
 	}{
-		"openai":    {500, nil},
-		"anthropic": {529, &chat.Usage{PromptTokens: 4, CompletionTokens: 1, TotalTokens: 5}},                           // overloaded_error
-		"google":    {http.StatusServiceUnavailable, &chat.Usage{PromptTokens: 4, CompletionTokens: 2, TotalTokens: 6}}, // UNAVAILABLE
+		"openai":     {500, nil},
+		"anthropic":  {529, &chat.Usage{PromptTokens: 4, CompletionTokens: 1, TotalTokens: 5}},                           // overloaded_error
+		"google":     {http.StatusServiceUnavailable, &chat.Usage{PromptTokens: 4, CompletionTokens: 2, TotalTokens: 6}}, // UNAVAILABLE
+		"perplexity": {500, &chat.Usage{ServerToolUse: map[string]int{"web_search": 1}}},                                 // response.failed carries no usage; the search ran
 	}
 	for _, f := range formats {
 		t.Run(f.name, func(t *testing.T) {
@@ -643,7 +654,13 @@ func TestNoUsage(t *testing.T) {
 			if err != io.EOF || sum.usage != nil || sum.finish != "stop" || sum.content == "" {
 				t.Errorf("err %v summary %+v", err, sum)
 			}
-			usageWant(t, s.Usage(), nil)
+			var want *chat.Usage
+			if f.format == providers.FormatResponses {
+				// The search the Agent API ran streamed by: it is billed
+				// even without a usage report.
+				want = &chat.Usage{ServerToolUse: map[string]int{"web_search": 1}}
+			}
+			usageWant(t, s.Usage(), want)
 		})
 	}
 }
@@ -842,7 +859,7 @@ func TestRetriesBeforeOutput(t *testing.T) {
 
 // A request the provider's format cannot carry fails before any call.
 func TestInvalidForFormat(t *testing.T) {
-	for _, f := range formats[1:] { // anthropic and gemini translate images
+	for _, f := range formats[1:] { // anthropic and gemini translate images; the Responses adapter checks data URLs
 		t.Run(f.name, func(t *testing.T) {
 			e := setup(t, f.format, fakeupstream.Options{}, nil)
 			r := &chat.Request{Model: f.model, Messages: []chat.Message{{Role: "user", Content: chat.PartsContent(

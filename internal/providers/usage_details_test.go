@@ -28,6 +28,11 @@ func TestUsageDetails(t *testing.T) {
 			PromptTokensDetails: &chat.PromptTokensDetails{CachedTokens: 2}},
 		"google": {PromptTokens: 6, CompletionTokens: 13, TotalTokens: 19,
 			PromptTokensDetails: &chat.PromptTokensDetails{CachedTokens: 2}, CompletionTokensDetails: &chat.CompletionTokensDetails{ReasoningTokens: 5}},
+		// Perplexity's Agent API: input_tokens includes the cache reads;
+		// the search Beaver offers is one search_web invocation.
+		"perplexity": {PromptTokens: 6, CompletionTokens: 13, TotalTokens: 19,
+			PromptTokensDetails: &chat.PromptTokensDetails{CachedTokens: 2}, CompletionTokensDetails: &chat.CompletionTokensDetails{ReasoningTokens: 5},
+			ServerToolUse: map[string]int{"web_search": 1}},
 	}
 	for _, f := range formats {
 		t.Run(f.name, func(t *testing.T) {

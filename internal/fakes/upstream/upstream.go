@@ -1,10 +1,13 @@
 // Package upstream (imported as fakeupstream) is a local stand-in for the
-// OpenAI, Anthropic and Gemini APIs, speaking their real wire formats, for
-// tests and benchmarks.
-// One Server answers all three on the contract's paths, so it can be the
+// OpenAI, Anthropic and Gemini APIs and Perplexity's Agent API, speaking
+// their real wire formats, for tests and benchmarks.
+// One Server answers them all on the contract's paths, so it can be the
 // base URL of every provider:
 //
-//	POST /chat/completions, /v1/chat/completions     OpenAI format
+//	POST /chat/completions, /v1/chat/completions     OpenAI format (Chat Completions;
+//	                                                 Perplexity's legacy Sonar API for sonar models)
+//	POST /v1/responses, /responses, /v1/agent        Perplexity's Agent API: OpenAI's
+//	                                                 Responses format (responses.go)
 //	POST /v1/messages                                Anthropic Messages
 //	POST /v1beta/models/{model}:generateContent      Gemini
 //	POST /v1beta/models/{model}:streamGenerateContent?alt=sse
@@ -55,6 +58,14 @@
 //	                       array of web_search_result blocks) and usage has
 //	                       server_tool_use.web_search_requests: 1, as
 //	                       Anthropic's web search tool answers
+//	[[web-search:N]]       Perplexity's Agent API: N searches (0 = none)
+//	                       instead of the one a request that offers the
+//	                       web_search tool (or names a preset) gets; each
+//	                       is a search_results item and an invocation of
+//	                       search_web in usage.tool_calls_details
+//	[[fetch-url:N]]        Perplexity's Agent API: N page fetches when the
+//	                       fetch_url tool is offered (or a preset named):
+//	                       fetch_url_results items, fetch_url invocations
 //	[[grounding]]          Gemini: the last candidate carries
 //	                       groundingMetadata (search queries, sources,
 //	                       supports), as Google Search grounding answers
@@ -169,6 +180,8 @@ func (s *Server) PromptTokens(r Recorded) (int, error) {
 	switch p := r.Path; {
 	case p == "/chat/completions" || p == "/v1/chat/completions":
 		f = openaiFormat{}
+	case responsesPath(p):
+		f = responsesFormat{}
 	case p == "/v1/messages":
 		f = anthropicFormat{}
 	case strings.HasPrefix(p, "/v1beta/models/"):
@@ -211,6 +224,7 @@ type call struct {
 	lastUser     string
 	tool         string        // the first tool's name
 	retryAfter   time.Duration // [[retry-after:MS]], for error bodies that carry it (Gemini's RetryInfo)
+	agent        *agentCall    // Perplexity's Agent API: its tools and settings (responses.go)
 }
 
 // plan is what the fake will answer.
@@ -230,6 +244,8 @@ type plan struct {
 	reasoning                  int // [[reasoning:N]]
 	hang                       bool
 	webSearch                  bool
+	searches                   int // [[web-search:N]]: N; 1 without N
+	fetches                    int // [[fetch-url:N]]
 	grounding                  bool
 	slow                       time.Duration
 	failFirst                  int // [[fail-first:K]]
@@ -297,6 +313,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
 	case p == "/chat/completions" || p == "/v1/chat/completions":
 		f, c.format = openaiFormat{}, "openai"
+	case responsesPath(p):
+		f, c.format = responsesFormat{}, "openai-responses"
 	case p == "/v1/messages":
 		f, c.format = anthropicFormat{}, "anthropic"
 	case p == "/v1/messages/count_tokens":
@@ -356,6 +374,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.complete(w, r, f, &c, &p, id)
+}
+
+// responsesPath reports the Agent API's paths: /v1/responses (and
+// /responses, for a base URL that ends in /v1), and its own /v1/agent.
+func responsesPath(p string) bool {
+	return p == "/v1/responses" || p == "/responses" || p == "/v1/agent"
 }
 
 // countSeen counts a request with this last user message and returns how
@@ -522,7 +546,12 @@ func makePlan(c *call) plan {
 		case "hang":
 			p.hang = true
 		case "web-search":
-			p.webSearch = true
+			p.webSearch, p.searches = true, arg
+			if m[2] == "" {
+				p.searches = 1
+			}
+		case "fetch-url":
+			p.fetches = arg
 		case "grounding":
 			p.grounding = true
 		case "slow":

@@ -47,7 +47,7 @@ func (a *Adapter) Embed(ctx context.Context, req *embedding.Request) (*embedding
 	}
 	h := a.header.Clone()
 	h.Set("Accept", "application/json")
-	b, err := a.client.Open(ctx, upstream.Request{Path: embedPath, Key: upstream.BearerKey, Header: h, Body: body, ParseError: parseError})
+	b, err := a.client.Open(ctx, upstream.Request{Path: embedPath, Key: upstream.BearerKey, Header: h, Body: body, ParseError: ParseError})
 	if err != nil {
 		return nil, err
 	}

@@ -35,10 +35,18 @@ func New(cfg upstream.Config) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
+	return On(c), nil
+}
+
+// On returns the adapter for the provider c calls, sharing c (its
+// endpoints, breakers and connections): how the Responses adapter speaks
+// Chat Completions to endpoints that have no Responses API.
+func On(c *upstream.Client) *Adapter {
+	cfg := c.Config()
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "beaver-gateway")
-	return &Adapter{client: c, name: cfg.Name, path: "/chat/completions", header: h, usage: cfg.Usage, reasoning: cfg.SendReasoningBack, tokenizers: cfg.Tokenizers}, nil
+	return &Adapter{client: c, name: cfg.Name, path: "/chat/completions", header: h, usage: cfg.Usage, reasoning: cfg.SendReasoningBack, tokenizers: cfg.Tokenizers}
 }
 
 // Client is the adapter's upstream client (its endpoints' health).
@@ -46,14 +54,32 @@ func (a *Adapter) Client() *upstream.Client { return a.client }
 
 // Complete sends a non-streaming request.
 func (a *Adapter) Complete(ctx context.Context, req *chat.Request) (*chat.Response, error) {
-	body, err := a.encode(req, false)
+	ur, err := a.Request(req, false)
 	if err != nil {
 		return nil, err
 	}
-	data, err := a.client.Do(ctx, a.request(body, "application/json"))
+	data, err := a.client.Do(ctx, ur)
 	if err != nil {
 		return nil, err
 	}
+	return a.Decode(data)
+}
+
+// Request is the upstream call of req, streamed or not.
+func (a *Adapter) Request(req *chat.Request, stream bool) (upstream.Request, error) {
+	body, err := a.encode(req, stream)
+	if err != nil {
+		return upstream.Request{}, err
+	}
+	accept := "application/json"
+	if stream {
+		accept = "text/event-stream"
+	}
+	return a.request(body, accept), nil
+}
+
+// Decode reads a non-streaming answer.
+func (a *Adapter) Decode(data []byte) (*chat.Response, error) {
 	var wr wireResponse
 	if err := json.Unmarshal(data, &wr); err != nil {
 		return nil, upstream.BadResponse("response", err)
@@ -96,21 +122,24 @@ func finishReason(r string) string {
 // Stream starts a streaming request with stream_options.include_usage set, so
 // that the upstream reports usage in its last chunk.
 func (a *Adapter) Stream(ctx context.Context, req *chat.Request) (upstream.Stream, error) {
-	body, err := a.encode(req, true)
+	ur, err := a.Request(req, true)
 	if err != nil {
 		return nil, err
 	}
-	b, err := a.client.Open(ctx, a.request(body, "text/event-stream"))
+	b, err := a.client.Open(ctx, ur)
 	if err != nil {
 		return nil, err
 	}
-	return upstream.NewEventStream(b, &translator{conv: a.usage}), nil
+	return upstream.NewEventStream(b, a.Translator()), nil
 }
+
+// Translator reads one stream's events (of a Request made with stream set).
+func (a *Adapter) Translator() upstream.Translator { return &translator{conv: a.usage} }
 
 func (a *Adapter) request(body []byte, accept string) upstream.Request {
 	h := a.header.Clone()
 	h.Set("Accept", accept)
-	return upstream.Request{Path: a.path, Key: upstream.BearerKey, Header: h, Body: body, ParseError: parseError}
+	return upstream.Request{Path: a.path, Key: upstream.BearerKey, Header: h, Body: body, ParseError: ParseError}
 }
 
 var includeUsage = json.RawMessage(`{"include_usage":true}`)
@@ -123,6 +152,14 @@ var includeUsage = json.RawMessage(`{"include_usage":true}`)
 // its chat models accept and its reasoning models require, and the others
 // get max_tokens.
 func (a *Adapter) encode(req *chat.Request, stream bool) ([]byte, error) {
+	if names := slices.Sorted(maps.Keys(req.ProviderOptions)); len(names) > 0 {
+		// Options of Perplexity's Agent API, reaching the Chat Completions
+		// API it replaced (PERPLEXITY_API_FORMAT=openai, or an endpoint
+		// without the Agent API), which would ignore them or bill them
+		// per request (web_search_options' search_context_size).
+		return nil, &chat.InvalidError{Param: names[0],
+			Message: "field " + names[0] + " is not supported by this provider's Chat Completions API (only by its Agent API)"}
+	}
 	r := *req
 	r.Stream = stream
 	if r.MaxTokensParam == "" && r.MaxTokens != nil && a.name == "openai" {
@@ -257,9 +294,10 @@ func codeString(raw json.RawMessage) string {
 	return s
 }
 
-// parseError reads OpenAI's {"error":{"message",...}} body, and the looser
+// ParseError reads OpenAI's {"error":{"message",...}} body, and the looser
 // shapes some compatible providers use ({"error":"..."}, {"message":"..."}).
-func parseError(status int, header http.Header, body []byte) *upstream.Error {
+// The Responses API answers errors in the same envelope.
+func ParseError(status int, header http.Header, body []byte) *upstream.Error {
 	var v struct {
 		Error   json.RawMessage `json:"error"`
 		Message string          `json:"message"`

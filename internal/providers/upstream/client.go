@@ -26,9 +26,14 @@ import (
 // Config describes one provider.
 type Config struct {
 	Name    string // "openai", "deepseek", "perplexity", "xai", "anthropic", "google"
-	Format  string // "openai", "anthropic", "gemini"
+	Format  string // "openai", "openai-responses", "anthropic", "gemini"
 	BaseURL string // the adapter appends its own path (see the contract)
 	APIKey  string // may be empty (fake upstreams)
+	// ResponsesPath is where the OpenAI Responses adapter posts, after the
+	// base URL: "" = "/responses", for base URLs that end in /v1 as
+	// OpenAI's does; Perplexity's Agent API is "/v1/responses" under
+	// https://api.perplexity.ai.
+	ResponsesPath string
 	// Usage is how the provider's usage numbers differ from OpenAI's
 	// convention, which adapters normalize them to.
 	Usage UsageConvention
@@ -323,6 +328,13 @@ type Request struct {
 	Key        KeyScheme
 	Body       []byte
 	ParseError ErrorParser // builds the *Error of a non-2xx answer
+	// ForEndpoint, when set, gives the request each attempt sends instead
+	// of this one, by the index of the endpoint (base URL and key) the
+	// attempt goes to: an adapter that speaks an older wire format to
+	// some of a provider's endpoints (see openairesp's chat fallback). It
+	// is called on the calling goroutine before each attempt; what it
+	// returns is sent as it is (its own ForEndpoint is not called).
+	ForEndpoint func(endpoint int) Request
 }
 
 // KeyScheme is how an adapter sends the key: header Header, value Prefix +
@@ -336,7 +348,7 @@ var BearerKey = KeyScheme{Header: "Authorization", Prefix: "Bearer "}
 // token, Anthropic's x-api-key, Gemini's x-goog-api-key.
 func keySchemeFor(format string) KeyScheme {
 	switch format {
-	case "openai":
+	case "openai", "openai-responses":
 		return BearerKey
 	case "anthropic":
 		return KeyScheme{Header: "x-api-key"}
@@ -391,7 +403,11 @@ func (c *Client) Open(ctx context.Context, req Request) (*Body, error) {
 			return nil, err
 		}
 		e.requests.Add(1)
-		b, err := c.try(ctx, e, req)
+		sent := req
+		if req.ForEndpoint != nil {
+			sent = req.ForEndpoint(e.index)
+		}
+		b, err := c.try(ctx, e, sent)
 		end := c.now()
 		status := 0
 		if err == nil {
@@ -451,6 +467,12 @@ func (c *Client) Do(ctx context.Context, req Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return b.ReadAll()
+}
+
+// ReadAll reads the whole body (at most 32 MiB) and closes it; errors are
+// *Error.
+func (b *Body) ReadAll() ([]byte, error) {
 	defer b.Close()
 	data, err := io.ReadAll(io.LimitReader(b, maxResponseBytes))
 	if err != nil {

@@ -75,11 +75,12 @@ func ParseDataURL(u string) (mediaType, data string, err error) {
 //	openai     yes                      yes
 //	deepseek   yes                      yes (prompt_cache_hit_tokens)
 //	xai        no: billed on top        yes
-//	perplexity yes (no reasoning)       yes
+//	perplexity yes (no reasoning)       yes   (its legacy Chat Completions API)
 //
 // Anthropic and Gemini have wire formats of their own, whose adapters apply
 // their rules (input_tokens excludes cache reads and writes; Gemini's
-// thoughtsTokenCount is outside candidatesTokenCount).
+// thoughtsTokenCount is outside candidatesTokenCount); the Responses format
+// (OpenAI, Perplexity's Agent API) follows OpenAI's convention.
 type UsageConvention struct {
 	// ReasoningOutsideCompletion: completion_tokens excludes
 	// completion_tokens_details.reasoning_tokens, which the provider bills
