@@ -174,6 +174,8 @@ func (s *Server) routes() *gin.Engine {
 	ad.POST("/pricing/recalculate", s.adminRecalculate)
 	ad.GET("/models", s.adminListModels)
 	ad.PATCH("/models/:provider/*model", s.adminUpdateModel)
+	ad.POST("/catalog/import", s.adminImportCatalog)
+	ad.GET("/catalog/export", s.adminExportCatalog)
 	return r
 }
 

@@ -27,6 +27,10 @@ const usage = `usage: beaver <command>
   migrate up       apply pending migrations
   migrate down     roll back every migration (or: migrate down VERSION)
   migrate status   list migrations
+  catalog import FILE [--dry-run]
+                   apply a catalog file (Beaver's format or LiteLLM's
+                   model_prices_and_context_window.json) as one price version
+  catalog export   print the catalog in Beaver's format
 
 Configuration comes from the environment; see README.md.`
 
@@ -61,6 +65,8 @@ func run(args []string, log *slog.Logger) error {
 		return serve(ctx, cfg, log, true)
 	case "worker":
 		return runWorker(ctx, cfg, log)
+	case "catalog":
+		return catalogCommand(ctx, cfg, log, args[1:])
 	case "help", "-h", "--help":
 		fmt.Println(usage)
 		return nil

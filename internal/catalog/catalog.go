@@ -84,6 +84,9 @@ func New(d *db.DB, b bus.Bus, log *slog.Logger) *Catalog {
 	return c
 }
 
+// seedModel is one model in Beaver's catalog format: the embedded default
+// (models.json), what GET /admin/catalog/export writes and what an import
+// reads (import.go).
 type seedModel struct {
 	ID              string   `json:"id"`
 	Provider        string   `json:"provider"`
@@ -92,8 +95,8 @@ type seedModel struct {
 	Input           int64    `json:"input_micros_per_million"`
 	Output          int64    `json:"output_micros_per_million"`
 	Fee             int64    `json:"request_fee_micros"`
-	CachedInput     *int64   `json:"cached_input_micros_per_million"` // absent = the input price
-	Reasoning       *int64   `json:"reasoning_micros_per_million"`    // absent = the output price
+	CachedInput     *int64   `json:"cached_input_micros_per_million,omitempty"` // absent = the input price
+	Reasoning       *int64   `json:"reasoning_micros_per_million,omitempty"`    // absent = the output price
 	ContextLength   int64    `json:"context_length"`
 	Capabilities    []string `json:"capabilities"`
 	Active          bool     `json:"active"`
@@ -101,15 +104,44 @@ type seedModel struct {
 	Extra                    // cache writes, tool fees, tiers (extra.go)
 }
 
+// row is m as the models table stores it. A price equal to the plain one
+// (cached-input = input, reasoning = output) is stored as none (NULL): the
+// model has no price of its own and follows its input (output) price.
+func (m seedModel) row(now time.Time) (models.Model, error) {
+	if m.MaxOutputTokens <= 0 {
+		m.MaxOutputTokens = 4096
+	}
+	if err := m.Extra.Validate(); err != nil {
+		return models.Model{}, err
+	}
+	caps, _ := json.Marshal(m.Capabilities)
+	b := pricing.Base{Input: m.Input, Output: m.Output, Fee: m.Fee}
+	apply(&b, &m.Extra)
+	return models.Model{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
+		ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Capabilities: string(caps), Active: m.Active,
+		BaseInputMicros: m.Input, BaseOutputMicros: m.Output, BaseFeeMicros: m.Fee,
+		BaseCachedInputMicros: own(m.CachedInput, m.Input), BaseReasoningMicros: own(m.Reasoning, m.Output),
+		BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours), CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// fileModelOf is a stored model in the catalog format.
+func fileModelOf(r models.Model) seedModel {
+	m := seedModel{ID: r.ID, Provider: r.Provider, ProviderModel: r.ProviderModel, Name: r.Name,
+		Input: r.BaseInputMicros, Output: r.BaseOutputMicros, Fee: r.BaseFeeMicros,
+		CachedInput: r.BaseCachedInputMicros, Reasoning: r.BaseReasoningMicros,
+		ContextLength: r.ContextLength, Active: r.Active, MaxOutputTokens: r.MaxOutputTokens}
+	_ = json.Unmarshal([]byte(r.Capabilities), &m.Capabilities)
+	if x, err := parseExtra(r.BaseExtraPrices); err == nil && x != nil {
+		m.Extra = *x
+	}
+	return m
+}
+
 // Seed inserts the embedded catalog's models that are not in the database
 // yet. It never changes what an existing row has, so an admin's price or
 // status change survives every restart; it only gives rows seeded before
 // cached-input prices existed the seed's cached-input price (see
 // seedCachedInput).
-//
-// A seed price equal to the plain one (cached-input = input, reasoning =
-// output) is stored as none (NULL): the model has no price of its own and
-// follows its input (output) price.
 func (c *Catalog) Seed(ctx context.Context) error {
 	var seed struct {
 		Models []seedModel `json:"models"`
@@ -120,20 +152,11 @@ func (c *Catalog) Seed(ctx context.Context) error {
 	now := time.Now().UTC()
 	rows := make([]models.Model, 0, len(seed.Models))
 	for _, m := range seed.Models {
-		if m.MaxOutputTokens <= 0 {
-			m.MaxOutputTokens = 4096
-		}
-		caps, _ := json.Marshal(m.Capabilities)
-		if err := m.Extra.Validate(); err != nil {
+		row, err := m.row(now)
+		if err != nil {
 			return fmt.Errorf("catalog: seed model %s: %w", m.ID, err)
 		}
-		b := pricing.Base{Input: m.Input, Output: m.Output, Fee: m.Fee}
-		apply(&b, &m.Extra)
-		rows = append(rows, models.Model{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
-			ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Capabilities: string(caps), Active: m.Active,
-			BaseInputMicros: m.Input, BaseOutputMicros: m.Output, BaseFeeMicros: m.Fee,
-			BaseCachedInputMicros: own(m.CachedInput, m.Input), BaseReasoningMicros: own(m.Reasoning, m.Output),
-			BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours), CreatedAt: now, UpdatedAt: now})
+		rows = append(rows, row)
 	}
 	err := c.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error
 	if err != nil {

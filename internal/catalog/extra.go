@@ -3,6 +3,7 @@ package catalog
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -225,10 +226,10 @@ func extraOf(std pricing.Rates, long *pricing.Tier, hours []pricing.Window) *str
 		x.CacheWrite1h = ptr(std.CacheWrite1h)
 	}
 	if long != nil {
-		x.LongContext = &ExtraTier{AbovePromptTokens: long.Above, ExtraRates: explicit(long.Rates)}
+		x.LongContext = &ExtraTier{AbovePromptTokens: long.Above, ExtraRates: minimal(long.Rates, std)}
 	}
 	for _, w := range hours {
-		ew := ExtraWindow{ExtraRates: explicit(w.Rates)}
+		ew := ExtraWindow{ExtraRates: minimal(w.Rates, std)}
 		ew.Days, ew.From, ew.To = WindowOf(w)
 		x.TimeOfDay = append(x.TimeOfDay, ew)
 	}
@@ -240,9 +241,28 @@ func extraOf(std pricing.Rates, long *pricing.Tier, hours []pricing.Window) *str
 	return &s
 }
 
-func explicit(r pricing.Rates) ExtraRates {
-	return ExtraRates{Input: ptr(r.Input), Output: ptr(r.Output), CachedInput: ptr(r.CachedInput), CacheWrite: ptr(r.CacheWrite),
-		CacheWrite1h: ptr(r.CacheWrite1h), Reasoning: ptr(r.Reasoning), Fee: ptr(r.Fee), Tools: r.Tools}
+// minimal is a tier's or window's prices as stored: only those that differ
+// from what resolve would give them anyway, so that one set of prices has
+// one stored form (and an import that names the same prices changes
+// nothing).
+func minimal(r, std pricing.Rates) ExtraRates {
+	var out ExtraRates
+	keep := func(dst **int64, v, dflt int64) {
+		if v != dflt {
+			*dst = ptr(v)
+		}
+	}
+	keep(&out.Input, r.Input, std.Input)
+	keep(&out.Output, r.Output, std.Output)
+	keep(&out.Fee, r.Fee, std.Fee)
+	keep(&out.CachedInput, r.CachedInput, r.Input)
+	keep(&out.CacheWrite, r.CacheWrite, r.Input)
+	keep(&out.CacheWrite1h, r.CacheWrite1h, r.CacheWrite)
+	keep(&out.Reasoning, r.Reasoning, r.Output)
+	if !maps.Equal(r.Tools, std.Tools) {
+		out.Tools = r.Tools
+	}
+	return out
 }
 
 func clock(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
