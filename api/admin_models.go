@@ -48,8 +48,10 @@ func (s *Server) adminListModels(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"data": data})
 }
 
-// modelFields are the fields of a catalog entry an admin writes, in POST
-// /admin/models and PATCH /admin/models/{provider}/{model} alike. Prices
+// modelRequest is the body of POST /admin/models and PATCH
+// /admin/models/{provider}/{model}: the fields of a catalog entry. provider
+// and id are POST's only (the id, made of them, never changes); POST needs
+// provider, provider_model and the input and output prices. Prices
 // are decimal USD. The cached-input, reasoning and cache-write prices take
 // null too: the model then has none of its own and follows its input
 // price (reasoning: its output price; a one-hour cache write: its
@@ -57,7 +59,9 @@ func (s *Server) adminListModels(c *gin.Context) {
 // format (integer micro-USD); each replaces what the model had, null
 // removes it. aliases replaces the model's list; replacement takes a model
 // id or null.
-type modelFields struct {
+type modelRequest struct {
+	Provider                  *string                           `json:"provider"`
+	ID                        *string                           `json:"id"`
 	InputPerMillionUSD        *money.USD                        `json:"input_per_million_usd"`
 	OutputPerMillionUSD       *money.USD                        `json:"output_per_million_usd"`
 	RequestFeeUSD             *money.USD                        `json:"request_fee_usd"`
@@ -78,15 +82,6 @@ type modelFields struct {
 	Replacement               auth.Patch[string]                `json:"replacement"`
 }
 
-// createModelRequest is POST /admin/models: a provider, an optional id
-// (default provider/provider_model) and the entry's fields, of which
-// provider_model and the input and output prices are required.
-type createModelRequest struct {
-	Provider string `json:"provider"`
-	ID       string `json:"id"`
-	modelFields
-}
-
 // retireModelRequest is DELETE /admin/models/{provider}/{model}'s optional
 // body; ?replacement= says the same.
 type retireModelRequest struct {
@@ -94,7 +89,7 @@ type retireModelRequest struct {
 }
 
 // update is the request as the catalog's change, each price checked.
-func (in modelFields) update() (catalog.BaseUpdate, error) {
+func (in modelRequest) update() (catalog.BaseUpdate, error) {
 	u := catalog.BaseUpdate{Active: in.Active, Name: in.Name, ProviderModel: in.ProviderModel,
 		ContextLength: in.ContextLength, MaxOutputTokens: in.MaxOutputTokens, Capabilities: in.Capabilities,
 		Aliases: in.Aliases, Replacement: patched(in.Replacement)}
@@ -131,12 +126,12 @@ func (in modelFields) update() (catalog.BaseUpdate, error) {
 
 // newModel is the request as the catalog's new model; known says which
 // providers a model may name.
-func (in createModelRequest) newModel(known func(string) bool) (catalog.NewModel, error) {
+func (in modelRequest) newModel(known func(string) bool) (catalog.NewModel, error) {
 	switch {
-	case in.Provider == "":
+	case in.Provider == nil || *in.Provider == "":
 		return catalog.NewModel{}, apierr.Invalid("provider is required").WithParam("provider")
-	case !known(in.Provider):
-		return catalog.NewModel{}, apierr.Invalid("provider %q is not a known provider", in.Provider).WithParam("provider")
+	case !known(*in.Provider):
+		return catalog.NewModel{}, apierr.Invalid("provider %q is not a known provider", *in.Provider).WithParam("provider")
 	case in.ProviderModel == nil:
 		return catalog.NewModel{}, apierr.Invalid("provider_model is required").WithParam("provider_model")
 	case in.InputPerMillionUSD == nil:
@@ -145,7 +140,21 @@ func (in createModelRequest) newModel(known func(string) bool) (catalog.NewModel
 		return catalog.NewModel{}, apierr.Invalid("output_per_million_usd is required").WithParam("output_per_million_usd")
 	}
 	u, err := in.update()
-	return catalog.NewModel{ID: in.ID, Provider: in.Provider, BaseUpdate: u}, err
+	m := catalog.NewModel{Provider: *in.Provider, BaseUpdate: u}
+	if in.ID != nil {
+		m.ID = *in.ID
+	}
+	return m, err
+}
+
+// change is the request as the catalog's change of an existing model.
+func (in modelRequest) change() (catalog.BaseUpdate, error) {
+	for name, v := range map[string]*string{"provider": in.Provider, "id": in.ID} {
+		if v != nil {
+			return catalog.BaseUpdate{}, apierr.Invalid("%s cannot be changed: it is part of the model's id", name).WithParam(name)
+		}
+	}
+	return in.update()
 }
 
 // override is a PATCH of a cached-input, reasoning or cache-write price as
@@ -184,7 +193,7 @@ func modelID(c *gin.Context) string {
 // adminCreateModel serves POST /admin/models: a new model on a known
 // provider, priced in a new price version → 201 with the admin view.
 func (s *Server) adminCreateModel(c *gin.Context) {
-	var in createModelRequest
+	var in modelRequest
 	if err := bindJSON(c, &in, true); err != nil {
 		s.fail(c, err)
 		return
@@ -217,12 +226,12 @@ func (s *Server) adminUpdateModel(c *gin.Context) {
 		s.fail(c, apierr.NotFound("model %q not found", id))
 		return
 	}
-	var in modelFields
+	var in modelRequest
 	if err := bindJSON(c, &in, true); err != nil {
 		s.fail(c, err)
 		return
 	}
-	u, err := in.update()
+	u, err := in.change()
 	if err != nil {
 		s.fail(c, err)
 		return
