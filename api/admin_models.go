@@ -149,9 +149,12 @@ func (in modelRequest) newModel(known func(string) bool) (catalog.NewModel, erro
 
 // change is the request as the catalog's change of an existing model.
 func (in modelRequest) change() (catalog.BaseUpdate, error) {
-	for name, v := range map[string]*string{"provider": in.Provider, "id": in.ID} {
-		if v != nil {
-			return catalog.BaseUpdate{}, apierr.Invalid("%s cannot be changed: it is part of the model's id", name).WithParam(name)
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"provider", in.Provider}, {"id", in.ID}} {
+		if f.v != nil {
+			return catalog.BaseUpdate{}, apierr.Invalid("%s cannot be changed: it is part of the model's id", f.name).WithParam(f.name)
 		}
 	}
 	return in.update()
