@@ -33,7 +33,7 @@ func (s *Server) adminImportCatalog(c *gin.Context) {
 		s.fail(c, apierr.Invalid("could not read the request body"))
 		return
 	}
-	diff, err := s.Catalog.Import(c.Request.Context(), body, dry, s.knownProvider)
+	diff, err := s.Catalog.Import(c.Request.Context(), body, dry, s.KnownProvider)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -51,10 +51,4 @@ func (s *Server) adminExportCatalog(c *gin.Context) {
 	}
 	c.Header("Content-Disposition", `attachment; filename="beaver-catalog.json"`)
 	c.Data(http.StatusOK, "application/json", out)
-}
-
-// knownProvider reports whether models of provider can be served.
-func (s *Server) knownProvider(provider string) bool {
-	_, ok := s.Providers[provider]
-	return ok
 }

@@ -45,6 +45,10 @@ type Deps struct {
 	Mailer    mail.Sender        // nil = log each email (mail.LogSender)
 	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
 	Payments  *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
+	// KnownProvider reports whether a model may name a provider id (POST
+	// /admin/models); nil = the six built-ins. Operator-defined providers
+	// plug in here.
+	KnownProvider func(id string) bool
 }
 
 // Server holds the router and dependencies.
@@ -78,6 +82,9 @@ func New(d Deps) *Server {
 	}
 	if d.Limiter == nil {
 		d.Limiter, _ = ratelimit.New(ratelimit.Options{Logger: d.Log}) // in-memory: cannot fail
+	}
+	if d.KnownProvider == nil {
+		d.KnownProvider = builtinProvider
 	}
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(),
 		gateway: gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log,
@@ -173,7 +180,9 @@ func (s *Server) routes() *gin.Engine {
 	ad.POST("/refunds", s.adminRefund)
 	ad.POST("/pricing/recalculate", s.adminRecalculate)
 	ad.GET("/models", s.adminListModels)
+	ad.POST("/models", s.adminCreateModel)
 	ad.PATCH("/models/:provider/*model", s.adminUpdateModel)
+	ad.DELETE("/models/:provider/*model", s.adminRetireModel)
 	ad.POST("/catalog/import", s.adminImportCatalog)
 	ad.GET("/catalog/export", s.adminExportCatalog)
 	return r

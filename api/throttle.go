@@ -164,9 +164,10 @@ func decodeObject(raw json.RawMessage, dst any, strict bool) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ute):
-		return apierr.Invalid("field %q has the wrong type (want %s)", ute.Field, ute.Type.String())
+		return apierr.Invalid("field %q has the wrong type (want %s)", ute.Field, ute.Type.String()).WithParam(ute.Field)
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		return apierr.Invalid("%s is not a field you can set here", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return apierr.Invalid("%s is not a field you can set here", field).WithParam(strings.Trim(field, `"`))
 	}
 	if ae, ok := apierr.As(err); ok {
 		return ae // a field's own UnmarshalJSON may answer one

@@ -173,9 +173,25 @@ type Model struct {
 	BaseCachedInputMicros *int64
 	BaseReasoningMicros   *int64
 	BaseExtraPrices       *string // catalog.Extra as JSON: the price dimensions beyond these
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
+	// RetiredAt is set when an admin retired the model (it is then inactive
+	// and requests for it answer model_retired); Replacement is the model id
+	// those answers point to, nil for none.
+	RetiredAt   *time.Time
+	Replacement *string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
+
+// ModelAlias is an admin-defined name of a model; it resolves like a bare
+// model name. The alias is the primary key: one name, one model.
+type ModelAlias struct {
+	Alias     string `gorm:"primaryKey"`
+	ModelID   string
+	CreatedAt time.Time
+}
+
+// TableName is the migration's name for the table.
+func (ModelAlias) TableName() string { return "model_aliases" }
 
 // PriceVersion is one price computation.
 type PriceVersion struct {

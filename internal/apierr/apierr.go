@@ -96,6 +96,17 @@ func NotFound(format string, args ...any) *Error {
 func ModelNotFound(model string) *Error {
 	return mk(http.StatusNotFound, "invalid_request_error", "model_not_found", "model %q does not exist or is not active", model)
 }
+
+// ModelRetired is a request for a model an admin retired: a 404 like an
+// unknown model's, whose message gives the date and, when there is one, the
+// model to use instead.
+func ModelRetired(model string, on time.Time, replacement string) *Error {
+	msg := fmt.Sprintf("model %s was retired on %s", model, on.UTC().Format(time.DateOnly))
+	if replacement != "" {
+		msg += "; use " + replacement + " instead"
+	}
+	return mk(http.StatusNotFound, "invalid_request_error", "model_retired", "%s", msg)
+}
 func Conflict(format string, args ...any) *Error {
 	return mk(http.StatusConflict, "invalid_request_error", "conflict", format, args...)
 }

@@ -1,11 +1,13 @@
 // Package catalog is the model registry: it seeds the embedded catalog,
 // computes price versions with the pricing engine, and serves models with
 // their current marked-up prices from memory. A new price version reaches
-// every replica through the invalidation bus and a periodic version check.
+// every replica through the invalidation bus and a periodic check; so does
+// an admin's change of the catalog (changes.go).
 package catalog
 
 import (
 	"context"
+	"database/sql"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -47,6 +49,11 @@ type Entry struct {
 	Price           pricing.Price // marked up; Price.Base holds the base prices priced in this version
 	Version         int64
 	Base            pricing.Base // current base prices (may be newer than the version's)
+	// RetiredAt is when an admin retired the model (nil: not retired);
+	// Replacement the model id to use instead ("": none).
+	RetiredAt   *time.Time
+	Replacement string
+	Aliases     []string // admin-defined names that resolve to it, sorted
 }
 
 // CapEmbeddings is the capability of an embedding model: it serves POST
@@ -64,8 +71,10 @@ type Catalog struct {
 
 	mu      sync.RWMutex
 	version int64
+	stamp   string // the database's state this copy was read at (see stampOf)
 	byID    map[string]*Entry
 	byBare  map[string][]*Entry
+	byAlias map[string]*Entry
 	all     []*Entry
 }
 
@@ -73,7 +82,7 @@ type Catalog struct {
 func New(d *db.DB, b bus.Bus, log *slog.Logger) *Catalog {
 	c := &Catalog{db: d, bus: b, log: log, byID: map[string]*Entry{}}
 	b.Subscribe(func(msg string) {
-		if msg == PricesMsg || msg == bus.Flush {
+		if msg == PricesMsg || msg == ModelsMsg || msg == bus.Flush {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := c.Reload(ctx); err != nil {
@@ -109,7 +118,7 @@ type seedModel struct {
 // model has no price of its own and follows its input (output) price.
 func (m seedModel) row(now time.Time) (models.Model, error) {
 	if m.MaxOutputTokens <= 0 {
-		m.MaxOutputTokens = 4096
+		m.MaxOutputTokens = defaultMaxOutput
 	}
 	if err := m.Extra.Validate(); err != nil {
 		return models.Model{}, err
@@ -328,8 +337,15 @@ func or(p *int64, plain int64) int64 {
 	return *p
 }
 
-// Reload reads models and the newest price version into memory.
+// Reload reads models, their aliases and the newest price version into
+// memory.
 func (c *Catalog) Reload(ctx context.Context) error {
+	// The stamp is read first: a change written while we read is then seen
+	// by the next Watch, never missed.
+	stamp, err := c.stampOf(ctx)
+	if err != nil {
+		return err
+	}
 	var rows []models.Model
 	if err := c.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
 		return fmt.Errorf("catalog: load models: %w", err)
@@ -356,7 +372,10 @@ func (c *Catalog) Reload(ctx context.Context) error {
 	for _, m := range rows {
 		e := &Entry{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
 			ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Active: m.Active,
-			Created: m.CreatedAt, Version: version, Base: baseOf(m)}
+			Created: m.CreatedAt, Version: version, Base: baseOf(m), RetiredAt: m.RetiredAt}
+		if m.Replacement != nil {
+			e.Replacement = *m.Replacement
+		}
 		_ = json.Unmarshal([]byte(m.Capabilities), &e.Capabilities)
 		if p, ok := prices[m.ID]; ok {
 			e.Price = priceOf(p)
@@ -372,10 +391,53 @@ func (c *Catalog) Reload(ctx context.Context) error {
 		}
 		all = append(all, e)
 	}
+	byAlias, err := c.loadAliases(ctx, byID)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
-	c.version, c.byID, c.byBare, c.all = version, byID, byBare, all
+	c.version, c.stamp, c.byID, c.byBare, c.byAlias, c.all = version, stamp, byID, byBare, byAlias, all
 	c.mu.Unlock()
 	return nil
+}
+
+// loadAliases reads the aliases into their models' entries and returns
+// them by alias.
+func (c *Catalog) loadAliases(ctx context.Context, byID map[string]*Entry) (map[string]*Entry, error) {
+	var rows []models.ModelAlias
+	if err := c.db.WithContext(ctx).Order("alias").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("catalog: load aliases: %w", err)
+	}
+	byAlias := make(map[string]*Entry, len(rows))
+	for _, a := range rows {
+		if e, ok := byID[a.ModelID]; ok {
+			e.Aliases = append(e.Aliases, a.Alias)
+			byAlias[a.Alias] = e
+		}
+	}
+	return byAlias, nil
+}
+
+// stampOf identifies the catalog's state in the database: the newest price
+// version, the number of models and when one last changed (every write of
+// changes.go sets updated_at, alias changes included). Watch reloads when
+// it differs from the one the last Reload read.
+func (c *Catalog) stampOf(ctx context.Context) (string, error) {
+	var maxV *int64
+	if err := c.db.WithContext(ctx).Model(&models.PriceVersion{}).Select("MAX(version)").Scan(&maxV).Error; err != nil {
+		return "", fmt.Errorf("catalog: read version: %w", err)
+	}
+	var n int64
+	var changed sql.NullString // a time, as each database renders it: only compared
+	err := c.db.WithContext(ctx).Raw("SELECT COUNT(*), MAX(updated_at) FROM models").Row().Scan(&n, &changed)
+	if err != nil {
+		return "", fmt.Errorf("catalog: read last change: %w", err)
+	}
+	v := int64(0)
+	if maxV != nil {
+		v = *maxV
+	}
+	return fmt.Sprintf("%d/%d/%s", v, n, changed.String), nil
 }
 
 // Version is the current price version.
@@ -385,27 +447,35 @@ func (c *Catalog) Version() int64 {
 	return c.version
 }
 
-// Resolve finds an active, priced model by prefixed id ("openai/gpt-4o") or
-// by a bare name when exactly one active model has it.
+// Resolve finds an active, priced model by prefixed id ("openai/gpt-4o"),
+// by an admin's alias, or by a bare name when exactly one active model has
+// it. A retired model answers model_retired (naming its date and
+// replacement), also when its bare name or alias is asked for; any other
+// model that cannot serve answers model_not_found.
 func (c *Catalog) Resolve(name string) (*Entry, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if e, ok := c.byID[name]; ok {
-		if !e.Active || e.Version == 0 {
-			return nil, apierr.ModelNotFound(name)
-		}
-		return e, nil
+		return servable(name, e)
 	}
-	var found []*Entry
+	if e, ok := c.byAlias[name]; ok {
+		return servable(name, e)
+	}
+	var found, retired []*Entry
 	for _, e := range c.byBare[name] {
-		if e.Active && e.Version != 0 {
+		switch {
+		case e.Active && e.Version != 0:
 			found = append(found, e)
+		case e.RetiredAt != nil:
+			retired = append(retired, e)
 		}
 	}
-	switch len(found) {
-	case 1:
+	switch {
+	case len(found) == 1:
 		return found[0], nil
-	case 0:
+	case len(found) == 0 && len(retired) == 1:
+		return servable(name, retired[0])
+	case len(found) == 0:
 		return nil, apierr.ModelNotFound(name)
 	}
 	names := make([]string, len(found))
@@ -414,6 +484,17 @@ func (c *Catalog) Resolve(name string) (*Entry, error) {
 	}
 	sort.Strings(names)
 	return nil, apierr.Invalid("model %q is ambiguous; use one of %s", name, strings.Join(names, ", "))
+}
+
+// servable is e when it can serve requests asked for by name.
+func servable(name string, e *Entry) (*Entry, error) {
+	switch {
+	case e.RetiredAt != nil:
+		return nil, apierr.ModelRetired(e.ID, *e.RetiredAt, e.Replacement)
+	case !e.Active || e.Version == 0:
+		return nil, apierr.ModelNotFound(name)
+	}
+	return e, nil
 }
 
 // Get returns any model (active or not) by prefixed id.
@@ -437,123 +518,8 @@ func (c *Catalog) List(all bool) []*Entry {
 	return out
 }
 
-// BaseUpdate is an admin's change to a model (nil = unchanged).
-type BaseUpdate struct {
-	Input, Output, Fee *int64
-	// CachedInput and Reasoning set the cached-input and reasoning prices,
-	// or, with a nil Micros, remove them: the model then follows its input
-	// (output) price.
-	CachedInput, Reasoning *Override
-	// CacheWrite and CacheWrite1h likewise: none = the input price (for an
-	// hour: the cache-write price).
-	CacheWrite, CacheWrite1h *Override
-	// Tools, LongContext and TimeOfDay replace what the model had when
-	// non-nil; a nil value removes it.
-	Tools       **map[string]int64
-	LongContext **ExtraTier
-	TimeOfDay   **[]ExtraWindow
-	Active      *bool
-}
-
-// Prices reports whether u changes a price (and needs a new version).
-func (u BaseUpdate) Prices() bool {
-	return u.Input != nil || u.Output != nil || u.Fee != nil || u.CachedInput != nil || u.Reasoning != nil ||
-		u.CacheWrite != nil || u.CacheWrite1h != nil || u.Tools != nil || u.LongContext != nil || u.TimeOfDay != nil
-}
-
-// extra applies u's further dimensions to a model's stored document.
-func (u BaseUpdate) extra(stored *string) (*string, bool, error) {
-	if u.CacheWrite == nil && u.CacheWrite1h == nil && u.Tools == nil && u.LongContext == nil && u.TimeOfDay == nil {
-		return nil, false, nil
-	}
-	x, err := parseExtra(stored)
-	if err != nil || x == nil {
-		x = &Extra{} // an unreadable document is replaced, never kept half
-	}
-	if u.CacheWrite != nil {
-		x.CacheWrite = u.CacheWrite.Micros
-	}
-	if u.CacheWrite1h != nil {
-		x.CacheWrite1h = u.CacheWrite1h.Micros
-	}
-	if u.Tools != nil {
-		x.Tools = nil
-		if *u.Tools != nil {
-			x.Tools = **u.Tools
-		}
-	}
-	if u.LongContext != nil {
-		x.LongContext = *u.LongContext
-	}
-	if u.TimeOfDay != nil {
-		x.TimeOfDay = nil
-		if *u.TimeOfDay != nil {
-			x.TimeOfDay = **u.TimeOfDay
-		}
-	}
-	if err := x.Validate(); err != nil {
-		return nil, true, apierr.Invalid("%s", err.Error())
-	}
-	b, _ := json.Marshal(x)
-	s := string(b)
-	if s == "{}" {
-		return nil, true, nil
-	}
-	return &s, true, nil
-}
-
-// Override is a price of its own, or none (nil Micros).
-type Override struct{ Micros *int64 }
-
-// UpdateBase changes a model's base prices or status. Prices take effect at
-// the next price computation; the caller starts one.
-func (c *Catalog) UpdateBase(ctx context.Context, id string, u BaseUpdate) error {
-	set := map[string]any{"updated_at": time.Now().UTC()}
-	if u.Input != nil {
-		set["base_input_micros"] = *u.Input
-	}
-	if u.Output != nil {
-		set["base_output_micros"] = *u.Output
-	}
-	if u.Fee != nil {
-		set["base_fee_micros"] = *u.Fee
-	}
-	if u.CachedInput != nil {
-		set["base_cached_input_micros"] = u.CachedInput.Micros
-	}
-	if u.Reasoning != nil {
-		set["base_reasoning_micros"] = u.Reasoning.Micros
-	}
-	if u.Active != nil {
-		set["active"] = *u.Active
-	}
-	var row models.Model
-	if err := c.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return apierr.NotFound("model %q not found", id)
-		}
-		return fmt.Errorf("catalog: read %s: %w", id, err)
-	}
-	if doc, changed, err := u.extra(row.BaseExtraPrices); err != nil {
-		return err
-	} else if changed {
-		set["base_extra_prices"] = doc
-	}
-	r := c.db.WithContext(ctx).Model(&models.Model{}).Where("id = ?", id).Updates(set)
-	if r.Error != nil {
-		return fmt.Errorf("catalog: update %s: %w", id, r.Error)
-	}
-	if r.RowsAffected == 0 {
-		return apierr.NotFound("model %q not found", id)
-	}
-	if err := c.bus.Publish(ctx, PricesMsg); err != nil {
-		c.log.Warn("publish model change", "err", err)
-	}
-	return c.Reload(ctx)
-}
-
-// Watch reloads when another replica wrote a newer version than ours and
-// the bus message was missed; it returns when ctx ends.
+// Watch reloads when another replica wrote a newer version than ours or
+// changed a model and the bus message was missed; it returns when ctx ends.
 func (c *Catalog) Watch(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -562,11 +528,14 @@ func (c *Catalog) Watch(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			var maxV *int64
-			if err := c.db.WithContext(ctx).Model(&models.PriceVersion{}).Select("MAX(version)").Scan(&maxV).Error; err != nil {
+			stamp, err := c.stampOf(ctx)
+			if err != nil {
 				continue
 			}
-			if maxV != nil && *maxV != c.Version() {
+			c.mu.RLock()
+			stale := stamp != c.stamp
+			c.mu.RUnlock()
+			if stale {
 				if err := c.Reload(ctx); err != nil {
 					c.log.Warn("catalog reload failed", "err", err)
 				}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/bus"
@@ -191,5 +192,98 @@ func TestEmbeddingModels(t *testing.T) {
 	}
 	if e, _ := c.Resolve("openai/gpt-4o-mini"); e.Embeddings() {
 		t.Fatal("a chat model is an embedding model")
+	}
+}
+
+// An admin's model at run time: added (priced at the next version), found
+// by id, alias and bare name; another catalog on the same database sees
+// every change through Watch alone; a retired model answers model_retired
+// by every name, and keeps its price history.
+func TestAddChangeRetire(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			c, d := newCatalog(t, dialect)
+			other := catalog.New(d, bus.NewLocal(), slog.New(slog.NewTextHandler(io.Discard, nil))) // hears no bus message
+			if err := other.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			go other.Watch(ctx, 10*time.Millisecond)
+
+			pm, in, out, aliases := "gpt-x", int64(1_000_000), int64(2_000_000), []string{"x-latest"}
+			id, err := c.Add(ctx, catalog.NewModel{Provider: "openai",
+				BaseUpdate: catalog.BaseUpdate{ProviderModel: &pm, Input: &in, Output: &out, Aliases: &aliases}})
+			if err != nil || id != "openai/gpt-x" {
+				t.Fatalf("add: %q %v", id, err)
+			}
+			if _, err := c.Resolve(id); code(err) != "model_not_found" {
+				t.Fatalf("an unpriced model resolved: %v", err)
+			}
+			if _, err := c.Recalculate(ctx, "test"); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{id, "x-latest", "gpt-x"} {
+				if e, err := c.Resolve(name); err != nil || e.ID != id || e.Name != "gpt-x" || e.MaxOutputTokens != 4096 {
+					t.Fatalf("resolve %s: %+v %v", name, e, err)
+				}
+			}
+			if _, err := c.Add(ctx, catalog.NewModel{Provider: "openai",
+				BaseUpdate: catalog.BaseUpdate{ProviderModel: &pm, Input: &in, Output: &out}}); code(err) != "conflict" {
+				t.Fatalf("second add: %v", err)
+			}
+			waitFor(t, "the other catalog sees the new model", func() bool {
+				e, err := other.Resolve("x-latest")
+				return err == nil && e.ID == id
+			})
+
+			name := "GPT X"
+			if err := c.UpdateBase(ctx, id, catalog.BaseUpdate{Name: &name}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the other catalog sees the new name", func() bool {
+				e, ok := other.Get(id)
+				return ok && e.Name == name
+			})
+
+			if _, err := c.Retire(ctx, id, "openai/gpt-4o"); err != nil {
+				t.Fatal(err)
+			}
+			want := "model openai/gpt-x was retired on " + time.Now().UTC().Format(time.DateOnly) + "; use openai/gpt-4o instead"
+			for _, name := range []string{id, "x-latest", "gpt-x"} {
+				if _, err := c.Resolve(name); code(err) != "model_retired" || err.(*apierr.Error).Message != want {
+					t.Fatalf("resolve retired %s: %v", name, err)
+				}
+			}
+			waitFor(t, "the other catalog sees the retirement", func() bool {
+				_, err := other.Resolve(id)
+				return code(err) == "model_retired"
+			})
+			var prices int64
+			d.Model(&models.ModelPrice{}).Where("model_id = ?", id).Count(&prices)
+			if e, ok := c.Get(id); !ok || e.Active || prices == 0 {
+				t.Fatalf("retired model: %+v, %d prices kept", e, prices)
+			}
+		})
+	}
+}
+
+func code(err error) string {
+	if ae, ok := apierr.As(err); ok {
+		return ae.Code
+	}
+	return ""
+}
+
+// waitFor polls cond until it holds, with a deadline generous enough for
+// a loaded machine: the test asserts that it happens, not how fast.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

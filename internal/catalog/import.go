@@ -105,7 +105,13 @@ func (c *Catalog) Import(ctx context.Context, data []byte, dryRun bool, known fu
 				return apierr.Invalid("model %s: %s", m.id, err.Error())
 			}
 			if exists {
-				row.CreatedAt = cur.CreatedAt
+				// What the catalog format does not carry stays: the
+				// retirement (set now when the file retires the model) and
+				// the replacement.
+				row.CreatedAt, row.RetiredAt, row.Replacement = cur.CreatedAt, cur.RetiredAt, cur.Replacement
+				if retired && row.RetiredAt == nil {
+					row.RetiredAt = &now
+				}
 				err = tx.Select("*").Omit("created_at").Where("id = ?", m.id).Updates(&row).Error
 			} else {
 				err = tx.Create(&row).Error

@@ -163,6 +163,9 @@ func TestImportBeaverFormatAndExport(t *testing.T) {
 	if e, _ := c.Get("openai/gpt-4"); e.Active {
 		t.Fatal("gpt-4 still active")
 	}
+	if _, err := c.Resolve("openai/gpt-4"); err == nil || !strings.Contains(err.Error(), "retired") {
+		t.Fatalf("a model the import retired answers %v, want model_retired", err)
+	}
 	if e, err := c.Resolve("gpt-6-luna"); err != nil || e.Base.Long == nil || e.Base.Long.Rates.Output != 500_000 {
 		t.Fatalf("gpt-6-luna: %+v %v", e, err)
 	}
