@@ -102,7 +102,8 @@ type Spec struct {
 }
 
 // Change is a PATCH: nil fields stay as they are. Setting APIKey drops
-// APIKeyEnv and the other way round; an empty one removes the key.
+// APIKeyEnv and the other way round; an empty one removes the key. New
+// base URLs without weights weigh 1 each.
 type Change struct {
 	Format    *string
 	BaseURL   *[]string
@@ -169,9 +170,7 @@ func (r *Registry) Update(ctx context.Context, id string, c Change) (Info, error
 	}
 	if c.BaseURL != nil {
 		cur.BaseURL = *c.BaseURL
-		if c.Weights == nil && len(cur.Weights) != len(cur.BaseURL) {
-			cur.Weights = nil // the old weights belonged to the old base URLs
-		}
+		cur.Weights = nil // the old weights belonged to the old base URLs
 	}
 	if c.Weights != nil {
 		cur.Weights = *c.Weights
