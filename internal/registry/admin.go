@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -161,7 +162,20 @@ func (r *Registry) Update(ctx context.Context, id string, c Change) (Info, error
 	if c.APIKey != nil && c.APIKeyEnv != nil && *c.APIKey != "" && *c.APIKeyEnv != "" {
 		return Info{}, apierr.Invalid("give api_key or api_key_env, not both").WithParam("api_key")
 	}
-	cur, err := r.specOf(&row)
+	// What the change replaces need not be readable: after BEAVER_SECRET
+	// changed, a PATCH with the key (and headers) again mends the row.
+	src := row
+	if c.APIKey != nil || (c.APIKeyEnv != nil && *c.APIKeyEnv != "") {
+		src.APIKeyCiphertext = ""
+	}
+	if c.Headers != nil {
+		src.Headers = "{}"
+	}
+	cur, err := r.specOf(&src)
+	if errors.Is(err, auth.ErrUnsealable) {
+		return Info{}, apierr.Invalid("provider %q has secrets sealed under another BEAVER_SECRET: give api_key and headers again", id).
+			WithParam("api_key")
+	}
 	if err != nil {
 		return Info{}, fmt.Errorf("provider %s: %w", id, err)
 	}

@@ -167,12 +167,14 @@ func (r *Registry) Builtin(name string) bool {
 // binary does not know) is left out with a warning, so one bad row never
 // takes the others down.
 func (r *Registry) Reload(ctx context.Context) error {
+	// Locked before reading, so that a rebuild from older rows never
+	// replaces one from newer rows.
+	r.reload.Lock()
+	defer r.reload.Unlock()
 	var rows []models.Provider
 	if err := r.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
 		return fmt.Errorf("load providers: %w", err)
 	}
-	r.reload.Lock()
-	defer r.reload.Unlock()
 	old := r.cur.Load()
 	next := &snapshot{all: make(map[string]*entry, len(r.builtins)+len(rows))}
 	for name, b := range r.builtins {

@@ -351,4 +351,11 @@ func TestUnopenableRowIsLeftOut(t *testing.T) {
 	if _, err := r.Info("a"); err == nil {
 		t.Fatal("an unbuilt provider has an Info")
 	}
+	// A PATCH that keeps the unreadable key says so; one that sets it again
+	// brings the provider back.
+	_, err := r.Update(ctx, "a", registry.Change{Usage: &registry.Usage{SendReasoningBack: true}})
+	wantCode(t, err, 400, "api_key")
+	if _, err := r.Update(ctx, "a", registry.Change{APIKey: ptr(secretKey)}); err != nil || !r.Known("a") {
+		t.Fatalf("re-keyed: known %v, %v", r.Known("a"), err)
+	}
 }
