@@ -113,7 +113,8 @@ func TestProviderAddedAtRunTimeServesChat(t *testing.T) {
 			t.Fatalf("%d providers before any was added: %s", n, r.Raw)
 		}
 		for i := range 6 {
-			if r.get(fmt.Sprintf("data.%d.builtin", i)) != true || r.get(fmt.Sprintf("data.%d.created_at", i)) != nil {
+			if r.get(fmt.Sprintf("data.%d.builtin", i)) != true || r.get(fmt.Sprintf("data.%d.created_at", i)) != nil ||
+				len(r.list(fmt.Sprintf("data.%d.headers", i))) != 0 || len(r.list(fmt.Sprintf("data.%d.base_urls", i))) != 1 {
 				t.Fatalf("built-in %d: %s", i, r.Raw)
 			}
 		}

@@ -70,7 +70,7 @@ func (r *Registry) Info(id string) (Info, error) {
 }
 
 func infoOf(name string, e *entry) Info {
-	in := Info{ID: name, Format: e.cfg.Format, Builtin: e.row == nil, Headers: slices.Sorted(maps.Keys(e.cfg.Headers)),
+	in := Info{ID: name, Format: e.cfg.Format, Builtin: e.row == nil, Headers: append([]string{}, slices.Sorted(maps.Keys(e.cfg.Headers))...),
 		Usage: Usage{ReasoningOutsideCompletion: e.cfg.Usage.ReasoningOutsideCompletion, SendReasoningBack: e.cfg.SendReasoningBack}}
 	eps := e.cfg.Endpoints
 	if len(eps) == 0 {

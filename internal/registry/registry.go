@@ -118,9 +118,8 @@ func New(ctx context.Context, o Options) (*Registry, error) {
 		}
 		r.builtins[name] = entry{cfg: cfg, prov: p}
 	}
-	if err := r.Reload(ctx); err != nil {
-		return nil, err
-	}
+	// Subscribed before the first load, so that no change made meanwhile
+	// is missed (Reload is serialised).
 	if r.bus != nil {
 		r.bus.Subscribe(func(msg string) {
 			if msg != Msg && msg != bus.Flush {
@@ -132,6 +131,9 @@ func New(ctx context.Context, o Options) (*Registry, error) {
 				r.log.Warn("providers reload after invalidation failed", "err", err)
 			}
 		})
+	}
+	if err := r.Reload(ctx); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -146,7 +148,7 @@ func (r *Registry) Get(name string) (providers.Provider, bool) {
 }
 
 // Names lists every provider, sorted (providers.Set).
-func (r *Registry) Names() []string { return r.cur.Load().names }
+func (r *Registry) Names() []string { return slices.Clone(r.cur.Load().names) }
 
 // Known reports whether name is a provider of this gateway: the catalog
 // accepts models on it.
