@@ -338,23 +338,15 @@ func (r *Registry) fill(row *models.Provider, s Spec) error {
 			return fmt.Errorf("seal api key: %w", err)
 		}
 	}
-	for what, v := range map[string]any{"base_urls": bases, "weights": weights, "headers": sealed, "usage_semantics": s.Usage} {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", what, err)
-		}
-		switch what {
-		case "base_urls":
-			row.BaseURLs = string(b)
-		case "weights":
-			row.Weights = string(b)
-		case "headers":
-			row.Headers = string(b)
-		case "usage_semantics":
-			row.UsageSemantics = string(b)
-		}
-	}
+	// Marshalling strings, ints and a plain struct cannot fail.
+	row.BaseURLs, row.Weights = jsonText(bases), jsonText(weights)
+	row.Headers, row.UsageSemantics = jsonText(sealed), jsonText(s.Usage)
 	return nil
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // check builds the provider the row describes, as Reload will: a format
