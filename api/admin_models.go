@@ -10,7 +10,6 @@ import (
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/money"
-	"github.com/beaver-gateway/beaver/internal/providers"
 )
 
 // The catalog at run time: an admin lists, adds, changes and retires
@@ -313,9 +312,3 @@ func (s *Server) recalculate(c *gin.Context, reason string) (string, error) {
 	return s.Workflows.StartRepricing(c.Request.Context(), reason)
 }
 
-// builtinProvider reports whether id is one of the built-in providers: the
-// providers a model may name when Deps.KnownProvider is not set.
-func builtinProvider(id string) bool {
-	_, ok := providers.DefaultConfigs()[id]
-	return ok
-}

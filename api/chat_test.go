@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/api"
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/catalog"
@@ -25,6 +26,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
+	"github.com/beaver-gateway/beaver/internal/registry"
 	"github.com/beaver-gateway/beaver/models"
 )
 
@@ -35,7 +37,10 @@ type inference struct {
 	Fake      *fakeupstream.Server
 	Catalog   *catalog.Catalog
 	Engine    *billing.Engine
-	providers map[string]providers.Provider
+	providers providers.Set
+	// Registry is the providers: the six built-ins pointed at Fake, and
+	// those the tests add (/admin/providers).
+	Registry *registry.Registry
 }
 
 func newInference(t *testing.T, dialect string, fakeOpts fakeupstream.Options, cfgs ...func(*config.Config)) *inference {
@@ -81,21 +86,26 @@ func newInferenceOn(t *testing.T, dialect string, newBus func(t *testing.T, d *d
 			eng := billing.NewEngine(h.DB, h.Log, billing.EngineOptions{IdleReturn: 100 * time.Millisecond})
 			t.Cleanup(eng.Close)
 			h.Auth.OnChange(eng.Invalidate)
-			provs := map[string]providers.Provider{}
-			for name, pc := range providers.DefaultConfigs() {
+			builtins := providers.DefaultConfigs()
+			for name, pc := range builtins {
 				pc.BaseURL = up.URL
 				pc.IdleTimeout = 5 * time.Second
 				if tweak != nil {
 					tweak(&pc)
 				}
-				p, err := providers.New(pc)
-				if err != nil {
-					t.Fatal(err)
-				}
-				provs[name] = p
+				builtins[name] = pc
 			}
-			d.Catalog, d.Billing, d.Providers = cat, eng, provs
-			inf.Catalog, inf.Engine, inf.providers = cat, eng, provs
+			template := providers.Config{IdleTimeout: 5 * time.Second}
+			if tweak != nil {
+				tweak(&template)
+			}
+			reg, err := registry.New(ctx, registry.Options{DB: h.DB, Bus: h.Bus, Keyed: auth.NewKeyed(h.Cfg.Secret),
+				Builtins: builtins, Template: template, Log: h.Log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Catalog, d.Billing, d.ProviderRegistry = cat, eng, reg
+			inf.Catalog, inf.Engine, inf.providers, inf.Registry = cat, eng, reg, reg
 		},
 	})
 	return inf

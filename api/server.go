@@ -26,29 +26,34 @@ import (
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
+	"github.com/beaver-gateway/beaver/internal/registry"
 )
 
 // Deps is everything the API needs; main wires it, tests build the same
 // graph with fakes.
 type Deps struct {
-	Config    *config.Config
-	DB        *db.DB
-	Auth      *auth.Service
-	Ledger    *billing.Ledger
-	Billing   *billing.Engine
-	Catalog   *catalog.Catalog
-	Providers map[string]providers.Provider // by provider name
-	Workflows Workflows                     // starts, signals, updates; nil = none (503): see workflows.go
-	Log       *slog.Logger
-	Registry  *prometheus.Registry
-	Web       WebApp             // the dashboard; nil = none
-	Mailer    mail.Sender        // nil = log each email (mail.LogSender)
-	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
-	Payments  *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
-	// KnownProvider reports whether a model may name a provider id (POST
-	// /admin/models); nil = the six built-ins. Operator-defined providers
-	// plug in here.
-	KnownProvider func(id string) bool
+	Config  *config.Config
+	DB      *db.DB
+	Auth    *auth.Service
+	Ledger  *billing.Ledger
+	Billing *billing.Engine
+	Catalog *catalog.Catalog
+	// Providers are what requests are sent to, looked up by name on every
+	// request; nil = ProviderRegistry.
+	Providers providers.Set
+	// ProviderRegistry is the built-in and operator-added providers
+	// (/admin/providers); nil = those routes answer 503.
+	ProviderRegistry *registry.Registry
+	// KnownProvider says whether a catalog model may name a provider;
+	// nil = ProviderRegistry.Known (or the Providers' names).
+	KnownProvider func(string) bool
+	Workflows     Workflows // starts, signals, updates; nil = none (503): see workflows.go
+	Log           *slog.Logger
+	Registry      *prometheus.Registry
+	Web           WebApp             // the dashboard; nil = none
+	Mailer        mail.Sender        // nil = log each email (mail.LogSender)
+	Limiter       *ratelimit.Limiter // nil = an in-memory limiter for this process
+	Payments      *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
 }
 
 // Server holds the router and dependencies.
@@ -83,8 +88,15 @@ func New(d Deps) *Server {
 	if d.Limiter == nil {
 		d.Limiter, _ = ratelimit.New(ratelimit.Options{Logger: d.Log}) // in-memory: cannot fail
 	}
+	if d.Providers == nil && d.ProviderRegistry != nil {
+		d.Providers = d.ProviderRegistry
+	}
+	if d.Providers == nil {
+		d.Providers = providers.Static{}
+	}
 	if d.KnownProvider == nil {
-		d.KnownProvider = builtinProvider
+		set := d.Providers
+		d.KnownProvider = func(name string) bool { _, ok := set.Get(name); return ok }
 	}
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(),
 		gateway: gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log,
@@ -185,6 +197,12 @@ func (s *Server) routes() *gin.Engine {
 	ad.DELETE("/models/:provider/*model", s.adminRetireModel)
 	ad.POST("/catalog/import", s.adminImportCatalog)
 	ad.GET("/catalog/export", s.adminExportCatalog)
+	ad.GET("/providers", s.adminListProviders)
+	ad.POST("/providers", s.adminCreateProvider)
+	ad.GET("/providers/:id", s.adminGetProvider)
+	ad.PATCH("/providers/:id", s.adminUpdateProvider)
+	ad.DELETE("/providers/:id", s.adminDeleteProvider)
+	ad.POST("/providers/:id/test", s.adminTestProvider)
 	return r
 }
 

@@ -193,6 +193,23 @@ type ModelAlias struct {
 // TableName is the migration's name for the table.
 func (ModelAlias) TableName() string { return "model_aliases" }
 
+// Provider is an upstream provider an operator added at run time (the six
+// built-ins have no row). Secrets are sealed (auth.Keyed.Seal): the key in
+// APIKeyCiphertext, each header value in Headers. The JSON columns are
+// documented in migrations/00012_providers.sql.
+type Provider struct {
+	ID               string `gorm:"primaryKey"`
+	Format           string
+	BaseURLs         string `gorm:"column:base_urls"` // JSON array of base URLs
+	APIKeyCiphertext string `gorm:"column:api_key_ciphertext"`
+	APIKeyEnv        string `gorm:"column:api_key_env"`
+	Headers          string // JSON object: header name → sealed value
+	UsageSemantics   string // JSON object
+	Weights          string // JSON array, one per base URL
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
 // PriceVersion is one price computation.
 type PriceVersion struct {
 	Version   int64 `gorm:"primaryKey;autoIncrement:false"`

@@ -12,6 +12,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/models"
 )
 
 // catalogCommand runs `beaver catalog import FILE [--dry-run]` and `beaver
@@ -69,8 +70,13 @@ func catalogCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, a
 		if err != nil {
 			return err
 		}
-		known := providers.DefaultConfigs()
-		diff, err := c.Import(ctx, data, dry, func(p string) bool { _, ok := known[p]; return ok })
+		builtin := providers.DefaultConfigs()
+		known := func(p string) bool { // a built-in, or a provider an admin added
+			var n int64
+			_, ok := builtin[p]
+			return ok || d.WithContext(ctx).Model(&models.Provider{}).Where("id = ?", p).Count(&n).Error == nil && n > 0
+		}
+		diff, err := c.Import(ctx, data, dry, known)
 		if err != nil {
 			return err
 		}

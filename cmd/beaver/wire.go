@@ -26,6 +26,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
+	"github.com/beaver-gateway/beaver/internal/registry"
 	"github.com/beaver-gateway/beaver/internal/temporalx"
 	"github.com/beaver-gateway/beaver/worker"
 	"github.com/beaver-gateway/beaver/workflows"
@@ -49,7 +50,7 @@ type process struct {
 	ledger    *billing.Ledger
 	billing   *billing.Engine
 	limiter   *ratelimit.Limiter
-	providers map[string]providers.Provider
+	providers *registry.Registry // built-ins from the environment, operator providers from the database
 	mailer    mail.Sender
 	payments  *payments.Service
 	registry  *prometheus.Registry
@@ -136,8 +137,10 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	if err != nil {
 		return nil, fmt.Errorf("rate limiter: %w", err)
 	}
-	if p.providers, err = buildProviders(cfg, log); err != nil {
-		return nil, err
+	p.providers, err = registry.New(ctx, registry.Options{DB: d, Bus: p.bus, Keyed: auth.NewKeyed(secret),
+		Builtins: registry.BuiltinConfigs(cfg, log), Template: registry.Tune(providers.Config{}, cfg, log), Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("providers: %w", err)
 	}
 	if p.mailer, err = mail.New(cfg, log); err != nil {
 		return nil, fmt.Errorf("mailer: %w", err)
@@ -179,59 +182,10 @@ func loadSecret(cfg *config.Config) (string, error) {
 	return s, nil
 }
 
-func buildProviders(cfg *config.Config, log *slog.Logger) (map[string]providers.Provider, error) {
-	out := map[string]providers.Provider{}
-	for name, pc := range providers.DefaultConfigs() {
-		c, ok := cfg.Providers[name]
-		if !ok {
-			continue
-		}
-		pc = providers.UseFormat(pc, c.Format) // PERPLEXITY_API_FORMAT
-		pc.BaseURL, pc.APIKey = c.BaseURL, c.APIKey
-		if len(c.Endpoints) > 1 {
-			for _, e := range c.Endpoints {
-				pc.Endpoints = append(pc.Endpoints, providers.Endpoint{BaseURL: e.BaseURL, APIKey: e.APIKey, Weight: e.Weight})
-			}
-		}
-		pc.ConnectTimeout = cfg.UpstreamConnectTimeout
-		pc.FirstByteTimeout = cfg.UpstreamFirstByteTimeout
-		pc.IdleTimeout = cfg.UpstreamIdleTimeout
-		pc.MaxRetries, pc.RetryBudget = orOff(cfg.UpstreamRetries), cfg.UpstreamRetryBudget
-		pc.BreakerFailures, pc.BreakerCooldown = orOff(cfg.BreakerFailures), cfg.BreakerCooldown
-		pc.BreakerMinRequests, pc.BreakerMinAccounts = max(cfg.BreakerMinRequests, 1), max(cfg.BreakerMinAccounts, 1)
-		pc.BreakerFailureRate, pc.BreakerWindow = cfg.BreakerFailureRate, cfg.BreakerWindow
-		pc.Quick500, pc.Logger = orOffDuration(cfg.Quick500), log
-		pc.KeyCooldown = cfg.KeyCooldown
-		pr, err := providers.New(pc)
-		if err != nil {
-			return nil, err
-		}
-		out[name] = pr
-	}
-	return out, nil
-}
-
-// orOff maps a setting where 0 means "none" to upstream.Config's, where 0
-// means the default and a negative value none.
-func orOff(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
-
-// orOffDuration is orOff for a duration.
-func orOffDuration(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}
-
 // apiDeps are the API's dependencies.
 func (p *process) apiDeps() api.Deps {
 	return api.Deps{Config: p.cfg, DB: p.db, Auth: p.auth, Ledger: p.ledger, Billing: p.billing, Catalog: p.catalog,
-		Providers: p.providers, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
+		ProviderRegistry: p.providers, KnownProvider: p.providers.Known, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
 		Payments: p.payments, Workflows: p.workflows}
 }
 

@@ -4,10 +4,14 @@
 package auth
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/beaver-gateway/beaver/internal/ids"
@@ -62,3 +66,65 @@ func (k Keyed) Sign(data string) []byte {
 
 // LooksLikeAPIKey tells API keys from session tokens.
 func LooksLikeAPIKey(token string) bool { return strings.HasPrefix(token, KeyPrefix) }
+
+// sealVersion prefixes every sealed value, so that a later scheme can be told
+// apart from this one (AES-256-GCM under a key derived per purpose).
+const sealVersion = "v1:"
+
+// Seal encrypts a secret Beaver must be able to read back (an upstream
+// provider's API key), unlike the hashed ones: AES-256-GCM under a key
+// derived from the server secret and purpose, with a random nonce; the
+// purpose is also authenticated, so a value sealed for one purpose does not
+// open for another. The result is "v1:" + base64url(nonce || ciphertext).
+// A leaked database alone does not reveal the secret; changing BEAVER_SECRET
+// makes every sealed value unreadable (re-enter them).
+func (k Keyed) Seal(purpose, plaintext string) (string, error) {
+	aead, err := k.aead(purpose)
+	if err != nil {
+		return "", err
+	}
+	nonce := ids.Random(aead.NonceSize())
+	out := aead.Seal(nonce, nonce, []byte(plaintext), []byte(purpose))
+	return sealVersion + base64.RawURLEncoding.EncodeToString(out), nil
+}
+
+// ErrUnsealable is Open's error for a value that was not sealed under this
+// server secret and purpose, or was altered.
+var ErrUnsealable = errors.New("sealed value cannot be opened with this BEAVER_SECRET")
+
+// Open decrypts what Seal returned for the same purpose.
+func (k Keyed) Open(purpose, sealed string) (string, error) {
+	rest, ok := strings.CutPrefix(sealed, sealVersion)
+	if !ok {
+		return "", ErrUnsealable
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return "", ErrUnsealable
+	}
+	aead, err := k.aead(purpose)
+	if err != nil {
+		return "", err
+	}
+	if len(raw) < aead.NonceSize() {
+		return "", ErrUnsealable
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(purpose))
+	if err != nil {
+		return "", ErrUnsealable
+	}
+	return string(plain), nil
+}
+
+// aead is the cipher of one purpose: its key is HMAC(secret, "seal" || 0 ||
+// purpose), so the encryption keys are independent of the hashing ones.
+func (k Keyed) aead(purpose string) (cipher.AEAD, error) {
+	m := hmac.New(sha256.New, k.secret)
+	m.Write([]byte("seal\x00"))
+	m.Write([]byte(purpose))
+	block, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	return cipher.NewGCM(block)
+}

@@ -43,7 +43,7 @@ func TestEmbedChargesPromptTokens(t *testing.T) {
 	up := &fakeEmbedder{}
 	eng := billing.NewEngine(f.d, quiet, billing.EngineOptions{})
 	t.Cleanup(eng.Close)
-	f.gw = gateway.New(gateway.Deps{Billing: eng, Catalog: f.cat, Providers: map[string]providers.Provider{"openai": up}, Log: quiet},
+	f.gw = gateway.New(gateway.Deps{Billing: eng, Catalog: f.cat, Providers: providers.Static{"openai": up}, Log: quiet},
 		gateway.Options{})
 	const id = "openai/text-embedding-3-large"
 	e, _ := f.cat.Resolve(id)

@@ -45,7 +45,7 @@ import (
 type Gateway struct {
 	billing   *billing.Engine
 	catalog   *catalog.Catalog
-	providers map[string]providers.Provider
+	providers providers.Set
 	limiter   *ratelimit.Limiter
 	log       *slog.Logger
 	opts      Options
@@ -77,10 +77,13 @@ type Options struct {
 
 // Deps are what the gateway calls.
 type Deps struct {
-	Billing   *billing.Engine
-	Catalog   *catalog.Catalog
-	Providers map[string]providers.Provider // by provider name
-	Limiter   *ratelimit.Limiter            // nil = no rate limits
+	Billing *billing.Engine
+	Catalog *catalog.Catalog
+	// Providers are looked up by name on every request: the registry
+	// (built-ins and operator-added ones, changing at run time) or a
+	// providers.Static.
+	Providers providers.Set
+	Limiter   *ratelimit.Limiter // nil = no rate limits
 	Log       *slog.Logger
 	// Registerer gets the routing metrics (fallbacks, breaker states,
 	// retries); nil = not exported.
@@ -95,6 +98,9 @@ func New(d Deps, o Options) *Gateway {
 	}
 	if o.AbandonTimeout <= 0 {
 		o.AbandonTimeout = 60 * time.Second
+	}
+	if d.Providers == nil {
+		d.Providers = providers.Static{}
 	}
 	g := &Gateway{billing: d.Billing, catalog: d.Catalog, providers: d.Providers, limiter: d.Limiter,
 		log: log, opts: o, latency: NewLatency()}

@@ -71,7 +71,7 @@ func newFixtureOn(t *testing.T, dialect string, opts gateway.Options, provs map[
 	if provs == nil {
 		provs = map[string]providers.Provider{"openai": up}
 	}
-	gw := gateway.New(gateway.Deps{Billing: eng, Catalog: cat, Providers: provs, Limiter: lim, Log: quiet}, opts)
+	gw := gateway.New(gateway.Deps{Billing: eng, Catalog: cat, Providers: providers.Static(provs), Limiter: lim, Log: quiet}, opts)
 	// Before the engine closes (cleanups run last first): requests whose
 	// client left are settled.
 	t.Cleanup(func() { gw.Close(context.Background()) })

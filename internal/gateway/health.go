@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"maps"
-	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,9 +12,14 @@ import (
 // keys by fingerprint only) with their circuit breakers and cooldowns,
 // sorted by provider (GET /status/providers).
 func (g *Gateway) Health() []providers.Health {
-	out := make([]providers.Health, 0, len(g.providers))
-	for _, name := range slices.Sorted(maps.Keys(g.providers)) {
-		if h, ok := providers.HealthOf(g.providers[name]); ok {
+	names := g.providers.Names()
+	out := make([]providers.Health, 0, len(names))
+	for _, name := range names {
+		p, ok := g.providers.Get(name)
+		if !ok {
+			continue // removed since Names
+		}
+		if h, ok := providers.HealthOf(p); ok {
 			h.Provider = name
 			out = append(out, h)
 		}

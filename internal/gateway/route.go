@@ -53,7 +53,7 @@ func (g *Gateway) chain(call Call) ([]candidate, error) {
 	if err := checkKeyPolicy(p, entry.ID, call.ClientIP); err != nil {
 		return nil, err
 	}
-	prov, ok := g.providers[entry.Provider]
+	prov, ok := g.providers.Get(entry.Provider)
 	if !ok {
 		return nil, apierr.Unavailable("provider %s is not configured on this gateway", entry.Provider)
 	}
@@ -64,7 +64,7 @@ func (g *Gateway) chain(call Call) ([]candidate, error) {
 				return
 			}
 		}
-		if prov, ok := g.providers[e.Provider]; ok {
+		if prov, ok := g.providers.Get(e.Provider); ok {
 			chain = append(chain, candidate{entry: e, prov: prov})
 		}
 	}

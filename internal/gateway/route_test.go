@@ -64,7 +64,7 @@ func newRouteFixture(t *testing.T, balance int64, opts gateway.Options, names ..
 		}}
 		provs[n] = ups[n]
 	}
-	gw := gateway.New(gateway.Deps{Billing: eng, Catalog: cat, Providers: provs, Log: quiet}, opts)
+	gw := gateway.New(gateway.Deps{Billing: eng, Catalog: cat, Providers: providers.Static(provs), Log: quiet}, opts)
 	now := time.Now().UTC()
 	a := models.Account{ID: ids.New("acct"), Email: ids.New("u") + "@example.com", PasswordHash: "x", Role: "user",
 		Plan: "free", Active: true, EmailVerified: true, CreatedAt: now, UpdatedAt: now}

@@ -10,6 +10,8 @@ package providers
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/providers/anthropic"
@@ -127,6 +129,28 @@ func HealthOf(p Provider) (Health, bool) {
 	}
 	return c.Client().Health(), true
 }
+
+// Set is the providers a gateway may call, looked up by name on every
+// request: a fixed map (Static), or the registry of built-in and
+// operator-added providers that changes at run time.
+type Set interface {
+	// Get returns the provider named name; false when there is none.
+	Get(name string) (Provider, bool)
+	// Names lists every provider's name, sorted.
+	Names() []string
+}
+
+// Static is a Set that never changes (tests, tools).
+type Static map[string]Provider
+
+// Get returns the provider named name.
+func (s Static) Get(name string) (Provider, bool) {
+	p, ok := s[name]
+	return p, ok
+}
+
+// Names lists the providers' names, sorted.
+func (s Static) Names() []string { return slices.Sorted(maps.Keys(s)) }
 
 // Wire formats.
 const (

@@ -15,6 +15,9 @@
 //	POST /v1beta/models/{model}:countTokens          Gemini's token count
 //	POST /embeddings, /v1/embeddings                 OpenAI embeddings (embeddings.go)
 //	POST /v1beta/models/{model}:batchEmbedContents   Gemini embeddings
+//	GET  /models, /v1/models                         the model list, OpenAI's
+//	                                                 (and Anthropic's) shape
+//	GET  /v1beta/models                              the model list, Gemini's
 //
 // Answers are deterministic and steered by directives in the text of the
 // last user message:
@@ -291,6 +294,9 @@ type streamer interface {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && s.listModels(w, r) {
+		return
+	}
 	if r.Method != http.MethodPost {
 		http.Error(w, `{"error":{"message":"method not allowed"}}`, http.StatusMethodNotAllowed)
 		return
@@ -613,6 +619,38 @@ func countPrompt(texts []string) int {
 		n += len(strings.Fields(t)) + 3
 	}
 	return n
+}
+
+// FakeModels are the models the fake lists (GET /models and its kin).
+var FakeModels = []string{"fake-chat-small", "fake-chat-large", "fake-embed"}
+
+// listModels answers a model list request (recorded like the others) in
+// the shape of the format its path belongs to; false for any other path.
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) bool {
+	var body any
+	switch r.URL.Path {
+	case "/models", "/v1/models":
+		data := make([]map[string]any, len(FakeModels))
+		for i, id := range FakeModels {
+			data[i] = map[string]any{"id": id, "object": "model", "created": 1700000000, "owned_by": "fake"}
+		}
+		body = map[string]any{"object": "list", "data": data}
+	case "/v1beta/models":
+		list := make([]map[string]any, len(FakeModels))
+		for i, id := range FakeModels {
+			list[i] = map[string]any{"name": "models/" + id, "displayName": id}
+		}
+		body = map[string]any{"models": list}
+	default:
+		return false
+	}
+	if !s.opts.DisableRecording {
+		s.mu.Lock()
+		s.requests = append(s.requests, Recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone()})
+		s.mu.Unlock()
+	}
+	writeJSON(w, http.StatusOK, mustJSON(body))
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {

@@ -355,3 +355,20 @@ func TestFailFirstAndRetryAfterDirectives(t *testing.T) {
 		t.Fatalf("after Reset: %d", resp.StatusCode)
 	}
 }
+
+func TestListsModelsInEachFormatsShape(t *testing.T) {
+	srv := httptest.NewServer(fakeupstream.New(fakeupstream.Options{}))
+	defer srv.Close()
+	for path, field := range map[string]string{"/models": "data", "/v1/models": "data", "/v1beta/models": "models"} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		if list, _ := v[field].([]any); err != nil || resp.StatusCode != 200 || len(list) != len(fakeupstream.FakeModels) {
+			t.Fatalf("GET %s: %d %v %v", path, resp.StatusCode, v, err)
+		}
+	}
+}

@@ -41,6 +41,10 @@ type Config struct {
 	// reasoning_content back in later requests (DeepSeek's thinking mode
 	// answers 400 to a tool loop without it); other providers never get it.
 	SendReasoningBack bool
+	// Headers are sent with every request, after the adapter's own and the
+	// key's, none of which they replace (an operator's provider that wants
+	// an organisation or routing header, e.g. OpenRouter's HTTP-Referer).
+	Headers map[string]string
 	// Endpoints are the provider's base URLs and keys when it has several;
 	// empty = one, BaseURL and APIKey. When set, BaseURL and APIKey become
 	// its first entry's.
@@ -286,6 +290,16 @@ func (c *Client) send(ctx context.Context, e *endpoint, req Request) (*http.Resp
 			header.Set(key.Header, key.Prefix+e.APIKey)
 		} else {
 			header.Del(key.Header)
+		}
+	}
+	if len(c.cfg.Headers) > 0 {
+		if header == nil {
+			header = http.Header{}
+		}
+		for name, value := range c.cfg.Headers {
+			if header.Get(name) == "" {
+				header.Set(name, value)
+			}
 		}
 	}
 	if !e.proxied {
