@@ -227,7 +227,7 @@ func TestProviderValidation(t *testing.T) {
 			{"both base_url and base_urls", with("base_urls", []string{"http://a.test"}), "base_url"},
 			{"api_key and api_key_env", with("api_key_env", "GROQ_API_KEY"), "api_key"},
 			{"negative weight", with("weights", []int{-2}), "weights"},
-			{"unknown field", with("apikey", "x"), ""},
+			{"unknown field", with("apikey", "x"), "apikey"},
 		} {
 			r := inf.do("POST", "/admin/providers", admin, tc.body).wantError(400, "invalid_request")
 			if p, _ := r.get("error.param").(string); p != tc.param {

@@ -61,6 +61,10 @@ type DevServerOptions struct {
 	Host   string
 	Port   string
 	UIPort string
+	// HTTPPort is its HTTP API's port; empty = Temporal's default (derived
+	// from Port), which tests replace with a free port of their own so that
+	// two dev servers on one machine never collide.
+	HTTPPort string
 }
 
 // DevServer is a `temporal server start-dev` child process.
@@ -146,6 +150,9 @@ func StartDevServerOn(ctx context.Context, cfg *config.Config, log *slog.Logger,
 		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
 		"--sqlite-pragma", "busy_timeout=10000",
 		"--log-format", "json", "--log-level", "warn",
+	}
+	if o.HTTPPort != "" {
+		args = append(args, "--http-port", o.HTTPPort)
 	}
 	if ns := cfg.TemporalNamespace; ns != "" && ns != "default" { // "default" always exists
 		args = append(args, "--namespace", ns)

@@ -61,7 +61,7 @@ func TestStartDevServerLeavesConfiguredOrRunningServersAlone(t *testing.T) {
 	defer ln.Close()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	cfg = testConfig(t, map[string]string{"BEAVER_DATA_DIR": t.TempDir()})
-	d, err := temporalx.StartDevServerOn(context.Background(), cfg, quiet, temporalx.DevServerOptions{Port: port, UIPort: freePort(t)})
+	d, err := temporalx.StartDevServerOn(context.Background(), cfg, quiet, temporalx.DevServerOptions{Port: port, UIPort: freePort(t), HTTPPort: freePort(t)})
 	if d != nil || err != nil {
 		t.Errorf("port in use: want the running server used, got %v %v", d, err)
 	}
@@ -86,7 +86,7 @@ func TestDevServerChildProcess(t *testing.T) {
 	port := freePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := temporalx.StartDevServerOn(ctx, cfg, quiet, temporalx.DevServerOptions{Port: port, UIPort: freePort(t)})
+	d, err := temporalx.StartDevServerOn(ctx, cfg, quiet, temporalx.DevServerOptions{Port: port, UIPort: freePort(t), HTTPPort: freePort(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
