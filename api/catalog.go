@@ -1,8 +1,6 @@
 package api
 
 import (
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -23,14 +21,9 @@ func (s *Server) adminImportCatalog(c *gin.Context) {
 			return
 		}
 	}
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readAll(c.Request.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.fail(c, tooLarge(mbe.Limit))
-			return
-		}
-		s.fail(c, apierr.Invalid("could not read the request body"))
+		s.fail(c, err)
 		return
 	}
 	diff, err := s.Catalog.Import(c.Request.Context(), body, dry, s.KnownProvider)

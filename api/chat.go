@@ -110,6 +110,20 @@ func (s *Server) checkLimits(c *gin.Context) (*auth.Principal, error) {
 	return p, err
 }
 
+// readAll reads a request body: 413 when it is larger than the limit the
+// body gate or a handler put on it, 400 when it could not be read.
+func readAll(body io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(mbe.Limit)
+		}
+		return nil, apierr.Invalid("could not read the request body")
+	}
+	return b, nil
+}
+
 func readChatRequest(c *gin.Context) (*chat.Request, error) { return readRequest(c, chat.ParseRequest) }
 
 // readRequest reads an inference body and parses it with parse (chat,
@@ -117,13 +131,9 @@ func readChatRequest(c *gin.Context) (*chat.Request, error) { return readRequest
 // its param) for what parse refuses.
 func readRequest[R any](c *gin.Context, parse func([]byte) (R, error)) (R, error) {
 	var zero R
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readAll(c.Request.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return zero, tooLarge(mbe.Limit)
-		}
-		return zero, apierr.Invalid("could not read the request body")
+		return zero, err
 	}
 	req, err := parse(body)
 	if err != nil {

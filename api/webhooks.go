@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -25,14 +23,9 @@ func (s *Server) stripeWebhook(c *gin.Context) {
 		s.fail(c, apierr.Unavailable("Stripe webhooks are not configured on this gateway"))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxWebhookBody))
+	body, err := readAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxWebhookBody))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.fail(c, tooLarge(mbe.Limit))
-			return
-		}
-		s.fail(c, apierr.Invalid("could not read the request body"))
+		s.fail(c, err)
 		return
 	}
 	settle := func(ctx context.Context, sessionID, eventType string) error {

@@ -7,6 +7,8 @@ package chat
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/pricing"
@@ -343,6 +345,39 @@ type Usage struct {
 // adapters cap a request to it where the wire allows (Perplexity's
 // max_tool_calls).
 const MaxServerToolCalls = 10
+
+// Clone returns a copy of u sharing nothing with it (nil for nil): a
+// stream hands out copies of the usage it tracks, since the API layer fills
+// in the cost of the usage it is given.
+func (u *Usage) Clone() *Usage {
+	if u == nil {
+		return nil
+	}
+	c := *u
+	if d := u.PromptTokensDetails; d != nil {
+		v := *d
+		c.PromptTokensDetails = &v
+	}
+	if d := u.CompletionTokensDetails; d != nil {
+		v := *d
+		c.CompletionTokensDetails = &v
+	}
+	if v := u.Cost; v != nil {
+		cost := *v
+		c.Cost = &cost
+	}
+	if v := u.CostMicros; v != nil {
+		micros := *v
+		c.CostMicros = &micros
+	}
+	c.ServerToolUse = maps.Clone(u.ServerToolUse)
+	if d := u.CostDetails; d != nil {
+		v := *d
+		v.Lines = slices.Clone(d.Lines)
+		c.CostDetails = &v
+	}
+	return &c
+}
 
 // PromptTokensDetails breaks down prompt tokens. CachedTokens (cache
 // reads) and CacheWriteTokens are included in PromptTokens;

@@ -376,7 +376,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 		c.Extras = t.changed(wc.wireExtras.toChat())
 		return []*chat.Chunk{c}, false, nil
 	case u != nil && !t.usageSent:
-		t.usage = copyUsage(u)
+		t.usage = u.Clone()
 		c.Usage, t.usageSent = u, true
 		c.Extras = t.changed(wc.wireExtras.toChat())
 		return []*chat.Chunk{c}, false, nil
@@ -427,26 +427,4 @@ func (t *translator) End() ([]*chat.Chunk, error) {
 // Usage is the latest usage seen. OpenAI itself reports it only in the
 // include_usage chunk at the end, so a cut stream has none; providers that
 // attach usage to content chunks have their latest counts.
-func (t *translator) Usage() *chat.Usage { return copyUsage(t.usage) }
-
-// copyUsage returns a copy of u sharing no pointers with it, since the API
-// layer fills in the cost of the usage it is given.
-func copyUsage(u *chat.Usage) *chat.Usage {
-	if u == nil {
-		return nil
-	}
-	c := *u
-	if d := u.PromptTokensDetails; d != nil {
-		c.PromptTokensDetails = upstream.Ptr(*d)
-	}
-	if d := u.CompletionTokensDetails; d != nil {
-		c.CompletionTokensDetails = upstream.Ptr(*d)
-	}
-	if v := u.Cost; v != nil {
-		c.Cost = upstream.Ptr(*v)
-	}
-	if v := u.CostMicros; v != nil {
-		c.CostMicros = upstream.Ptr(*v)
-	}
-	return &c
-}
+func (t *translator) Usage() *chat.Usage { return t.usage.Clone() }

@@ -2,7 +2,6 @@ package openairesp
 
 import (
 	"encoding/json"
-	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -242,23 +241,6 @@ func (u *wireUsage) toChat(output []wireItem) *chat.Usage {
 		out.TotalTokens = out.PromptTokens + out.CompletionTokens
 	}
 	return out
-}
-
-// copyUsage returns a copy of u sharing nothing with it: the API layer
-// fills in the cost of the usage it is given.
-func copyUsage(u *chat.Usage) *chat.Usage {
-	if u == nil {
-		return nil
-	}
-	c := *u
-	if d := u.PromptTokensDetails; d != nil {
-		c.PromptTokensDetails = upstream.Ptr(*d)
-	}
-	if d := u.CompletionTokensDetails; d != nil {
-		c.CompletionTokensDetails = upstream.Ptr(*d)
-	}
-	c.ServerToolUse = maps.Clone(u.ServerToolUse)
-	return &c
 }
 
 // wireError is the error object of a failed response or stream event.

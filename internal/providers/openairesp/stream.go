@@ -283,7 +283,7 @@ func (t *translator) end(typ string, r *wireResponse) []*chat.Chunk {
 	out = append(out, t.chunk(chat.Delta{}, &finish))
 	if t.usage != nil {
 		out = append(out, &chat.Chunk{ID: t.id, Object: chat.ObjectChunk, Created: t.created, Model: t.model,
-			Usage: copyUsage(t.usage)})
+			Usage: t.usage.Clone()})
 	}
 	return out
 }
@@ -316,7 +316,7 @@ func (t *translator) End() ([]*chat.Chunk, error) { return nil, upstream.Cut() }
 // Usage is the latest usage reported: the final one after a normal end;
 // none after a cut, unless an event before it carried some.
 func (t *translator) Usage() *chat.Usage {
-	u := copyUsage(t.usage)
+	u := t.usage.Clone()
 	if len(t.served) == 0 || (u != nil && len(u.ServerToolUse) > 0) {
 		return u // the provider's own count, once it reported one
 	}
