@@ -70,6 +70,36 @@ func (s *Server) createMessage(c *gin.Context) {
 	c.JSON(http.StatusOK, messages.FromResponse(done.Response))
 }
 
+// countMessageTokens serves POST /v1/messages/count_tokens (Anthropic's
+// shape: a messages request without max_tokens → {input_tokens}) for every
+// model: counted by the provider's own tokenizer or count endpoint where it
+// has one, else Beaver's estimate (X-Beaver-Token-Count: estimated). Not
+// billed; rate limited like inference.
+func (s *Server) countMessageTokens(c *gin.Context) {
+	p, err := s.checkLimits(c)
+	if err != nil {
+		s.failMessage(c, err)
+		return
+	}
+	req, err := readRequest(c, messages.ParseCount)
+	if err != nil {
+		s.failMessage(c, err)
+		return
+	}
+	n, exact, err := s.gateway.Count(c.Request.Context(), gateway.Call{Principal: p, Request: req, Model: req.Model,
+		ClientIP: clientIP(c), RequestID: requestID(c)})
+	if err != nil {
+		s.failMessage(c, err)
+		return
+	}
+	how := "provider"
+	if !exact {
+		how = "estimated"
+	}
+	c.Header("X-Beaver-Token-Count", how)
+	c.JSON(http.StatusOK, gin.H{"input_tokens": n})
+}
+
 // failMessage is fail in Anthropic's error shape (messages.ErrorBody), with
 // the same statuses and Retry-After.
 func (s *Server) failMessage(c *gin.Context, err error) {

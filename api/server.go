@@ -179,6 +179,7 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/v1/embeddings", s.embeddings)
 	a.POST("/v1/responses", s.createResponse)
 	r.POST("/v1/messages", s.messagesAuth, account, s.createMessage) // Anthropic-compatible: x-api-key or Bearer, Anthropic's error shape
+	r.POST("/v1/messages/count_tokens", s.messagesAuth, account, s.countMessageTokens)
 	a.POST("/v1/models/*path", s.modelChat)
 	a.GET("/v1/generation", s.generation)
 

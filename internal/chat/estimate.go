@@ -106,6 +106,16 @@ func (r *Request) PromptTokenBound() int {
 	return n
 }
 
+// EstimatePromptTokens estimates the prompt's tokens where no tokenizer
+// or count endpoint can count them (POST /v1/messages/count_tokens on such
+// a model): the text as EstimateTokens counts it, plus OpenAI's chat
+// template overhead (3 per message, 3 to prime the answer) and each image
+// at its bound. An estimate, not a bound: holds use PromptTokenBound.
+func (r *Request) EstimatePromptTokens() int {
+	p := r.scanPrompt()
+	return ceilDiv(p.ascii, 4) + p.other + 3*p.messages + 3 + ImageTokenBound*p.images
+}
+
 // EstimateTokens estimates the tokens of delivered completion text when the
 // upstream never reported usage (a cut stream, a cancelled request):
 //

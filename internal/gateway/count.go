@@ -84,3 +84,30 @@ func (r *run) cutUsage(ctx context.Context, final, soFar *chat.Usage, received s
 		PromptTokensDetails: reported.PromptTokensDetails, CompletionTokensDetails: reported.CompletionTokensDetails,
 		ServerToolUse: reported.ServerToolUse}, false
 }
+
+// Count is POST /v1/messages/count_tokens: the prompt tokens of call's
+// request on its model, counted as the provider bills them (its public
+// tokenizer or count endpoint) or, where it offers neither, by Beaver's
+// estimator (exact false). Nothing is generated, held or charged; the key's
+// model and IP policy apply as to any request.
+func (g *Gateway) Count(ctx context.Context, call Call) (tokens int, exact bool, err error) {
+	chain, err := g.chain(call)
+	if err != nil {
+		return 0, false, err
+	}
+	first := chain[0]
+	up := *call.Request
+	up.Model, up.Models, up.Stream = first.entry.ProviderModel, nil, false
+	if c, ok := first.prov.(providers.Counter); ok {
+		cctx, cancel := context.WithTimeout(providers.WithRoute(ctx, nil), countTimeout)
+		defer cancel()
+		n, err := c.CountPrompt(cctx, &up)
+		if err == nil {
+			return n, true, nil
+		}
+		if !errors.Is(err, providers.ErrNoCount) {
+			g.log.Warn("count prompt tokens; answering the estimate", "request_id", call.RequestID, "model", first.entry.ID, "err", err)
+		}
+	}
+	return call.Request.EstimatePromptTokens(), false, nil
+}

@@ -60,7 +60,14 @@ var refusedBecause = map[string]string{
 //     disable_parallel_tool_use → parallel_tool_calls: false;
 //   - stop_sequences → stop, metadata.user_id → user;
 //   - cache_control is accepted anywhere and ignored.
-func Parse(body []byte) (*chat.Request, error) {
+func Parse(body []byte) (*chat.Request, error) { return parse(body, true) }
+
+// ParseCount reads a POST /v1/messages/count_tokens body: a messages
+// request without max_tokens (Anthropic's count endpoint takes none), as
+// the chat request whose prompt is to be counted.
+func ParseCount(body []byte) (*chat.Request, error) { return parse(body, false) }
+
+func parse(body []byte, generating bool) (*chat.Request, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, invalid("", "request body must be a JSON object")
@@ -117,6 +124,10 @@ func Parse(body []byte) (*chat.Request, error) {
 
 	if req.Model == "" {
 		return nil, invalid("model", "model is required")
+	}
+	if maxTokens == nil && !generating {
+		one := 1 // nothing is generated; the field only satisfies the request's shape
+		maxTokens = &one
 	}
 	if maxTokens == nil {
 		return nil, invalid("max_tokens", "max_tokens is required")
