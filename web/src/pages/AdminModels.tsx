@@ -119,7 +119,7 @@ function ModelEditor({ original, providers, onDone, onCancel }: { original: Admi
   );
 }
 
-function RetireForm({ m, onDone, onCancel }: { m: AdminModel; onDone: () => void; onCancel: () => void }) {
+function RetireForm({ m, candidates, onDone, onCancel }: { m: AdminModel; candidates: string[]; onDone: () => void; onCancel: () => void }) {
   const [replacement, setReplacement] = useState('');
   const action = useAction(async () => {
     const r = replacement.trim();
@@ -136,7 +136,17 @@ function RetireForm({ m, onDone, onCancel }: { m: AdminModel; onDone: () => void
       }}
     >
       <Field label="Replacement (optional)" hint="Requests for the retired model are told to use it.">
-        {(id, d) => <input id={id} class="mono" aria-describedby={d} placeholder="provider/model" value={replacement} onInput={(e) => setReplacement(e.currentTarget.value)} data-testid="admin-model-replacement" />}
+        {(id, d) => (
+          <>
+            <input id={id} class="mono" list={`${id}-ids`} aria-describedby={d} placeholder="provider/model" value={replacement} onInput={(e) => setReplacement(e.currentTarget.value)} data-testid="admin-model-replacement" />
+            {/* Suggestions only: the API checks the replacement is a model that is not retired. */}
+            <datalist id={`${id}-ids`}>
+              {candidates.map((c) => (
+                <option key={c} value={c} />
+              ))}
+            </datalist>
+          </>
+        )}
       </Field>
       <Button type="submit" variant="danger" busy={action.busy} data-testid="admin-model-retire-confirm">
         Retire {m.id}
@@ -174,7 +184,7 @@ function StateBadges({ m }: { m: AdminModel }) {
 
 type Mode = 'view' | 'edit' | 'retire';
 
-function ModelRow({ m, providers, onChanged }: { m: AdminModel; providers: Provider[]; onChanged: (updated: AdminModel | null) => void }) {
+function ModelRow({ m, providers, candidates, onChanged }: { m: AdminModel; providers: Provider[]; candidates: string[]; onChanged: (updated: AdminModel | null) => void }) {
   const [mode, setMode] = useState<Mode>('view');
   // Bringing a model back (active: true) also clears an inactive flag that was never a retirement.
   const reactivate = useAction(async () => onChanged(await api<AdminModel>('PATCH', adminModelPath(m), { active: true })));
@@ -259,6 +269,7 @@ function ModelRow({ m, providers, onChanged }: { m: AdminModel; providers: Provi
             ) : (
               <RetireForm
                 m={m}
+                candidates={candidates.filter((c) => c !== m.id)}
                 onCancel={() => setMode('view')}
                 onDone={() => {
                   setMode('view');
@@ -291,6 +302,7 @@ export function AdminModels() {
   const all = models.data?.data ?? [];
   const providerIds = useMemo(() => [...new Set([...(providers.data?.data ?? []).map((p) => p.id), ...all.map((m) => m.provider)])].sort(), [providers.data, all]);
   const rows = useMemo(() => filterModels(all, { text, provider, status }), [all, text, provider, status]);
+  const activeIds = useMemo(() => all.filter((m) => modelState(m) === 'active').map((m) => m.id).sort(), [all]);
   const changed = (u: AdminModel | null, what: string) => {
     setNotice(what);
     if (u) models.setData({ data: all.map((x) => (x.id === u.id ? u : x)) });
@@ -396,7 +408,7 @@ export function AdminModels() {
                 </thead>
                 <tbody>
                   {rows.map((m) => (
-                    <ModelRow key={m.id} m={m} providers={providers.data?.data ?? []} onChanged={(u) => changed(u, u ? `Saved ${u.id}.` : `Retired ${m.id}.`)} />
+                    <ModelRow key={m.id} m={m} providers={providers.data?.data ?? []} candidates={activeIds} onChanged={(u) => changed(u, u ? `Saved ${u.id}.` : `Retired ${m.id}.`)} />
                   ))}
                 </tbody>
               </table>
