@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,20 +15,20 @@ import (
 	"github.com/beaver-gateway/beaver/web"
 )
 
-// TestWebDashboardInChromium drives the dashboard in headless Chromium
-// (web/e2e/run.mjs, playwright-core with the Debian browser) against a real
-// `beaver api` whose providers point at the fake upstream: sign up, create
-// a key, admin top-up, streamed chat with the balance dropping by the shown
-// cost, key rotation, sign out. Screenshots land in web/e2e/artifacts/.
-func TestWebDashboardInChromium(t *testing.T) {
+// browser returns node and Chromium for the browser tests, or skips the
+// test (fails it under BEAVER_TEST_REQUIRE_BROWSER=1) when either, the web
+// dependencies or the built dashboard are missing.
+func browser(t *testing.T) (node, chromium string) {
+	t.Helper()
 	need := os.Getenv("BEAVER_TEST_REQUIRE_BROWSER") == "1"
 	skip := func(why string) {
+		t.Helper()
 		if need {
 			t.Fatalf("browser test required but %s", why)
 		}
 		t.Skipf("!!! SKIPPING browser test: %s", why)
 	}
-	chromium := os.Getenv("CHROMIUM_PATH")
+	chromium = os.Getenv("CHROMIUM_PATH")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
@@ -44,18 +45,88 @@ func TestWebDashboardInChromium(t *testing.T) {
 	if !web.Built() {
 		skip("the dashboard is not built into this binary (make web)")
 	}
+	return node, chromium
+}
+
+// runScript runs one of web/e2e's playwright-core scripts against p.
+func runScript(t *testing.T, node, chromium, script string, p *proc, env ...string) {
+	t.Helper()
+	cmd := exec.Command(node, filepath.Join("e2e", script))
+	cmd.Dir = "../web"
+	cmd.Env = append(append(os.Environ(), "BEAVER_URL="+p.base, "ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword,
+		"CHROMIUM_PATH="+chromium), env...)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s output:\n%s", script, out)
+	if err != nil {
+		t.Fatalf("%s failed: %v", script, err)
+	}
+}
+
+// TestWebDashboardInChromium drives the dashboard in headless Chromium
+// (web/e2e/run.mjs, playwright-core with the Debian browser) against a real
+// `beaver api` whose providers point at the fake upstream: sign up, create
+// a key, admin top-up, streamed chat with the balance dropping by the shown
+// cost, key rotation, sign out. Screenshots land in web/e2e/artifacts/.
+func TestWebDashboardInChromium(t *testing.T) {
+	node, chromium := browser(t)
 	_, dbURL := testenv.OpenURL(t, db.SQLite)
 	fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{ChunkDelay: 30 * time.Millisecond}))
 	defer fake.Close()
 	p := start(t, dbURL, t.TempDir(), fake.URL)
+	runScript(t, node, chromium, "run.mjs", p)
+}
 
-	cmd := exec.Command(node, filepath.Join("e2e", "run.mjs"))
-	cmd.Dir = "../web"
-	cmd.Env = append(os.Environ(), "BEAVER_URL="+p.base, "ADMIN_EMAIL="+adminEmail, "ADMIN_PASSWORD="+adminPassword,
-		"CHROMIUM_PATH="+chromium)
-	out, err := cmd.CombinedOutput()
-	t.Logf("web e2e output:\n%s", out)
-	if err != nil {
-		t.Fatalf("web e2e failed: %v", err)
+// TestWebCatalogAdminInChromium drives the catalog admin pages in headless
+// Chromium (web/e2e/catalog.mjs): the admin adds an OpenAI-compatible
+// provider on the fake upstream, tests it, adds a model on it, previews and
+// applies an import, exports, and retires a model. Then the model added in
+// the browser serves a chat through the API with the key typed into the
+// form, and the retired one answers model_retired.
+func TestWebCatalogAdminInChromium(t *testing.T) {
+	node, chromium := browser(t)
+	_, dbURL := testenv.OpenURL(t, db.SQLite)
+	up := fakeupstream.New(fakeupstream.Options{})
+	fake := httptest.NewServer(up)
+	defer fake.Close()
+	p := start(t, dbURL, t.TempDir(), fake.URL)
+	const provider, providerKey = "e2e-compat", "sk-e2e-provider-key-0001"
+	runScript(t, node, chromium, "catalog.mjs", p, "FAKE_UPSTREAM_URL="+fake.URL, "E2E_PROVIDER="+provider,
+		"E2E_PROVIDER_KEY="+providerKey)
+
+	_, login, _ := p.call("POST", "/auth/login", "", map[string]string{"email": adminEmail, "password": adminPassword})
+	admin, _ := login["access_token"].(string)
+	st, acct, _ := p.call("POST", "/admin/accounts", admin, map[string]any{"email": "catalog@e2e.test", "password": "catalog-test-password-1"})
+	if st != 201 {
+		t.Fatalf("create account: %d %v", st, acct)
+	}
+	id := acct["account"].(map[string]any)["id"].(string)
+	if st, r, _ := p.call("POST", "/admin/top-up", admin, map[string]any{"account_id": id, "amount_usd": "5"}); st != 200 && st != 201 {
+		t.Fatalf("top-up: %d %v", st, r)
+	}
+	_, k, _ := p.call("POST", "/admin/api-keys", admin, map[string]any{"account_id": id, "name": "catalog"})
+	key, _ := k["key"].(string)
+
+	// By its alias too: the alias was typed into the add form.
+	for _, model := range []string{provider + "/fake-chat-1", "e2e-fake"} {
+		st, r, _ := p.call("POST", "/v1/chat/completions", key, map[string]any{"model": model,
+			"messages": []any{map[string]string{"role": "user", "content": "hello [[words:4]]"}}})
+		if st != 200 || r["model"] != provider+"/fake-chat-1" {
+			t.Fatalf("chat with %s: %d %v", model, st, r)
+		}
+		msg, _ := r["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"].(string)
+		if strings.TrimSpace(msg) == "" {
+			t.Fatalf("chat with %s: empty answer %v", model, r)
+		}
+		reqs := up.Requests()
+		last := reqs[len(reqs)-1]
+		if last.Path != "/v1/chat/completions" || last.Header.Get("Authorization") != "Bearer "+providerKey ||
+			last.Header.Get("X-E2E") != "catalog" || !strings.Contains(string(last.Body), `"fake-chat-1"`) {
+			t.Fatalf("the fake upstream got %s %v %s", last.Path, last.Header, last.Body)
+		}
+	}
+	st, r, _ := p.call("POST", "/v1/chat/completions", key, map[string]any{"model": provider + "/imported-a",
+		"messages": []any{map[string]string{"role": "user", "content": "hello"}}})
+	if e, _ := r["error"].(map[string]any); st != 404 || e["code"] != "model_retired" {
+		t.Fatalf("chat with the retired model: %d %v", st, r)
 	}
 }

@@ -122,6 +122,9 @@ const adminModelJSON = (m) => ({
     output_per_million_usd: usd(m.base.out),
     request_fee_usd: usd(m.base.fee),
   },
+  retired_at: null,
+  replacement: null,
+  aliases: [],
 });
 const findModel = (mid) => models.find((m) => `${m.provider}/${m.name}` === mid || m.name === mid);
 
@@ -682,6 +685,19 @@ async function api(req, res, url) {
     auth(req, { admin: true });
     reprice();
     return send(res, 202, { workflow_id: `repricing-manual-${Date.now()}` });
+  }
+  // Enough of /admin/providers and /status/providers for the providers page to list the built-ins
+  // (the mock does not add, test or import: the real API is tested by e2e/catalog.mjs).
+  if (route('GET', '/admin/providers')) {
+    auth(req, { admin: true });
+    const ids = [...new Set(models.map((m) => m.provider))].sort();
+    return send(res, 200, {
+      data: ids.map((id) => ({ id, format: 'openai', base_urls: [`https://api.${id}.example`], weights: [], builtin: true, has_key: true, headers: [], usage_semantics: null, created_at: null, updated_at: null })),
+    });
+  }
+  if (route('GET', '/status/providers')) {
+    const ids = [...new Set(models.map((m) => m.provider))];
+    return send(res, 200, { providers: Object.fromEntries(ids.map((id) => [id, { state: 'closed', endpoints: [] }])), fallbacks: {} });
   }
   if (route('GET', '/admin/models')) {
     auth(req, { admin: true });

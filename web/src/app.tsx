@@ -10,7 +10,10 @@ import { Dashboard } from './pages/Dashboard';
 import { Keys } from './pages/Keys';
 import { Playground } from './pages/Playground';
 import { Billing } from './pages/Billing';
-import { AdminAccount, AdminAccounts, AdminModels, TEMPORAL_UI } from './pages/Admin';
+import { AdminAccount, AdminAccounts, TEMPORAL_UI } from './pages/Admin';
+import { AdminModels } from './pages/AdminModels';
+import { AdminProviders } from './pages/AdminProviders';
+import { AdminImport } from './pages/AdminImport';
 
 type Guard = 'public' | 'guest' | 'user' | 'admin';
 interface RouteDef {
@@ -35,6 +38,8 @@ const routes: RouteDef[] = [
   { path: '/manage/accounts', guard: 'admin', render: () => <AdminAccounts /> },
   { path: '/manage/accounts/:id', guard: 'admin', render: (p) => <AdminAccount id={p.id} /> },
   { path: '/manage/models', guard: 'admin', render: () => <AdminModels /> },
+  { path: '/manage/providers', guard: 'admin', render: () => <AdminProviders /> },
+  { path: '/manage/catalog', guard: 'admin', render: () => <AdminImport /> },
 ];
 
 /** Keeps one broken page from blanking the whole app; reset on navigation (keyed by path). */
@@ -162,11 +167,13 @@ function AdminNav({ path }: { path: string }) {
   const items = [
     ['/manage/accounts', 'Accounts'],
     ['/manage/models', 'Models & pricing'],
+    ['/manage/providers', 'Providers'],
+    ['/manage/catalog', 'Import & export'],
   ];
   return (
     <nav class="subnav" aria-label="Admin">
       {items.map(([href, label]) => (
-        <Link key={href} href={href} aria-current={path === href || (href === '/manage/accounts' && (path === '/manage' || path.startsWith('/manage/accounts/'))) ? 'page' : undefined}>
+        <Link key={href} href={href} data-testid={`admin-nav-${href.slice('/manage/'.length)}`} aria-current={path === href || (href === '/manage/accounts' && (path === '/manage' || path.startsWith('/manage/accounts/'))) ? 'page' : undefined}>
           {label}
         </Link>
       ))}

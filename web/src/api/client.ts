@@ -170,6 +170,8 @@ export interface CallOptions {
   auth?: boolean;
   signal?: AbortSignal;
   headers?: Record<string, string>;
+  /** Send `body` as it is (a string) with this Content-Type instead of as JSON: a catalog file to import. */
+  contentType?: string;
 }
 
 /** Calls the API with JSON in and out; throws ApiError with the server's error.message. */
@@ -177,8 +179,8 @@ export async function api<T>(method: string, path: string, body?: unknown, opts:
   const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers };
   const init: RequestInit = { method, headers, signal: opts.signal };
   if (body !== undefined) {
-    headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
+    headers['Content-Type'] = opts.contentType ?? 'application/json';
+    init.body = opts.contentType ? String(body) : JSON.stringify(body);
   }
   let res: Response;
   try {
@@ -219,4 +221,32 @@ export function errorMessage(e: unknown): string {
   if (e instanceof DOMException && e.name === 'AbortError') return 'Cancelled.';
   if (e instanceof Error) return e.message;
   return String(e);
+}
+
+/**
+ * Saves an authenticated GET as a file. A plain link cannot download an
+ * admin-only file: the access token lives in memory, never in a cookie, so
+ * the file is fetched with it and handed to the browser as a blob URL.
+ */
+export async function downloadFile(path: string, fallbackName: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await session.fetch(path, { headers: { Accept: 'application/json' } });
+  } catch (e) {
+    throw networkError(e);
+  }
+  if (!res.ok) throw await errorFromResponse(res);
+  const name = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') ?? '')?.[1] ?? fallbackName;
+  const url = URL.createObjectURL(await res.blob());
+  try {
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  } finally {
+    // Revoked on the next task: the click has started the download by then.
+    setTimeout(() => URL.revokeObjectURL(url), 0);
+  }
 }

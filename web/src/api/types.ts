@@ -126,15 +126,88 @@ export interface Model {
   pricing: Pricing;
 }
 
+/**
+ * GET /admin/models: M plus the provider's (base) prices and the catalog's
+ * admin-only fields. `base` holds every priced dimension as `*_micros` with
+ * a `*_usd` twin; a dimension without a price of its own shows the price it
+ * follows (cached input and cache writes: input; reasoning: output).
+ */
 export interface AdminModel extends Model {
   base: {
     input_per_million_micros: number;
     output_per_million_micros: number;
     request_fee_micros: number;
+    cached_input_per_million_micros?: number;
+    cache_write_per_million_micros?: number;
+    cache_write_1h_per_million_micros?: number;
+    reasoning_per_million_micros?: number;
     input_per_million_usd: number;
     output_per_million_usd: number;
     request_fee_usd: number;
   };
+  /** Not in the admin view today; PATCH takes it. */
+  provider_model?: string;
+  retired_at: string | null;
+  replacement: string | null;
+  aliases: string[];
+}
+
+/** P: GET/POST/PATCH /admin/providers. Keys and header values are write-only. */
+export interface Provider {
+  id: string;
+  format: string;
+  base_urls: string[];
+  weights: number[] | null;
+  builtin: boolean;
+  has_key: boolean;
+  /** Header names only. */
+  headers: string[];
+  usage_semantics: Record<string, boolean> | null;
+  created_at: string | null;
+  updated_at: string | null;
+}
+
+/** The body of POST /admin/providers. */
+export interface ProviderInput {
+  id: string;
+  format: string;
+  base_url: string;
+  api_key?: string;
+  api_key_env?: string;
+  headers?: Record<string, string>;
+}
+
+/** POST /admin/providers/{id}/test. */
+export interface ProviderTest {
+  ok: boolean;
+  latency_ms: number;
+  models_listed: number;
+  models?: string[];
+  error: string | null;
+}
+
+/** GET /status/providers (only what the admin page shows). */
+export interface ProvidersStatus {
+  providers: Record<string, { state: string; endpoints: { base_url: string; state: string }[] }>;
+}
+
+export interface CatalogChange {
+  id: string;
+  field: string;
+  from: unknown;
+  to: unknown;
+}
+
+/** POST /admin/catalog/import: what the file changes (dry run) or changed. */
+export interface CatalogDiff {
+  format: string;
+  added: string[];
+  changed: CatalogChange[];
+  retired: string[];
+  unchanged: number;
+  skipped: number;
+  /** The version applied as; null on a dry run or when nothing changed. */
+  price_version: number | null;
 }
 
 export interface ErrorBody {
