@@ -323,6 +323,7 @@ func TestSweepLeasesAndReprice(t *testing.T) {
 
 		cat := catalog.New(f.d, bus.NewLocal(), quiet)
 		require.NoError(t, cat.Seed(ctx))
+		testenv.ReviveRetired(t, f.d)
 		require.NoError(t, cat.EnsurePrices(ctx))
 		f.acts.Catalog = cat
 		rp, err := run[activities.RepriceResult](t, f, f.acts.Reprice, activities.RepriceInput{Reason: "test"})

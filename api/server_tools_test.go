@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -196,21 +195,13 @@ func legacyPerplexity(c *providers.Config) {
 // search_results, and usage.server_tool_use counts the searches, complete
 // and streamed, each request charged once. Perplexity's preset and
 // web_search_options are accepted for its models only.
-var sonarToolFees = `{"tool_fees_micros":{"web_search":5000,"fetch_url":500}}`
-
 func TestPerplexityAgentAPI(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dialect string) {
 		inf := newInference(t, dialect, fakeupstream.Options{})
-		now := time.Now().UTC()
-		if err := inf.DB.Create(&models.Model{ID: "perplexity/sonar", Provider: "perplexity", ProviderModel: "sonar", Name: "Sonar",
-			ContextLength: 127000, MaxOutputTokens: 8000, Capabilities: `["web_search"]`, Active: true,
-			BaseInputMicros: 250000, BaseOutputMicros: 2500000, CreatedAt: now, UpdatedAt: now,
-			// Perplexity's Agent API: $5 per 1,000 searches, $0.50 per 1,000 fetches.
-			BaseExtraPrices: &sonarToolFees}).Error; err != nil {
-			t.Fatal(err)
-		}
-		if _, err := inf.Catalog.Recalculate(context.Background(), "test: perplexity/sonar"); err != nil {
-			t.Fatal(err)
+		// perplexity/sonar is in the default catalog with the Agent API's
+		// fees: $5 per 1,000 searches, $0.50 per 1,000 fetches.
+		if e, err := inf.Catalog.Resolve("perplexity/sonar"); err != nil || e.Base.Tools["web_search"] != 5000 || e.Base.Tools["fetch_url"] != 500 {
+			t.Fatalf("perplexity/sonar: %+v %v", e, err)
 		}
 		u, key := inf.fundedKey("10", nil)
 		const model = "perplexity/sonar"

@@ -96,6 +96,18 @@ func start(t *testing.T, dbURL, dataDir, upstream string) *proc {
 	}
 }
 
+// revive returns retired models of the default catalog to service (PATCH
+// active: true, as an admin would): the e2e tests use the 2024 models,
+// which the fake upstream answers.
+func (p *proc) revive(t *testing.T, admin string, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if st, r, _ := p.call("PATCH", "/admin/models/"+id, admin, map[string]any{"active": true}); st != 200 {
+			t.Fatalf("revive %s: %d %v", id, st, r)
+		}
+	}
+}
+
 func (p *proc) call(method, path, token string, body any) (int, map[string]any, http.Header) {
 	var rd io.Reader
 	if body != nil {
@@ -130,6 +142,7 @@ func TestKillAfterResponsesLosesNoShownCharge(t *testing.T) {
 
 			_, login, _ := p.call("POST", "/auth/login", "", map[string]string{"email": adminEmail, "password": adminPassword})
 			admin, _ := login["access_token"].(string)
+			p.revive(t, admin, "anthropic/claude-3-5-haiku-20241022", "google/gemini-1.5-flash")
 			st, acct, _ := p.call("POST", "/admin/accounts", admin, map[string]any{"email": "kill@e2e.test", "password": "kill-test-password-1", "plan": "enterprise"})
 			if st != 201 {
 				t.Fatalf("create account: %d %v", st, acct)

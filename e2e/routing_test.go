@@ -34,6 +34,7 @@ func TestRoutingSettingsInTheBinary(t *testing.T) {
 
 	_, login, _ := p.call("POST", "/auth/login", "", map[string]string{"email": adminEmail, "password": adminPassword})
 	admin, _ := login["access_token"].(string)
+	p.revive(t, admin, "anthropic/claude-3-5-haiku-20241022")
 	st, acct, _ := p.call("POST", "/admin/accounts", admin, map[string]any{"email": "routing@e2e.test", "password": "routing-test-password-1"})
 	if st != 201 {
 		t.Fatalf("create account: %d %v", st, acct)

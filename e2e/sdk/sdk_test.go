@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,6 +136,13 @@ func startBeaver(t *testing.T) *beaver {
 	}
 
 	admin := b.mustCall(t, "POST", "/auth/login", "", map[string]any{"email": adminEmail, "password": adminPassword}, 200)["access_token"].(string)
+	// The SDK tests use the 2024 models, which the fake upstream answers;
+	// the default catalog has them retired: an admin returns them to service.
+	for _, id := range append(slices.Clone(models), "deepseek/deepseek-reasoner") {
+		if id != "openai/gpt-4o-mini" { // deprecated, still served
+			b.mustCall(t, "PATCH", "/admin/models/"+id, admin, map[string]any{"active": true}, 200)
+		}
+	}
 	account := func(email string) string {
 		a := b.mustCall(t, "POST", "/admin/accounts", admin, map[string]any{"email": email, "password": "sdk-test-password-1", "plan": "enterprise"}, 201)
 		return a["account"].(map[string]any)["id"].(string)

@@ -111,6 +111,10 @@ type seedModel struct {
 	Active          bool     `json:"active"`
 	MaxOutputTokens int64    `json:"max_output_tokens"`
 	Extra                    // cache writes, tool fees, tiers (extra.go)
+	// RetiredAt (a date, "2006-01-02") marks a model its provider retired;
+	// Replacement names the model to use instead.
+	RetiredAt   string `json:"retired_at,omitempty"`
+	Replacement string `json:"replacement,omitempty"`
 }
 
 // row is m as the models table stores it. A price equal to the plain one
@@ -126,11 +130,22 @@ func (m seedModel) row(now time.Time) (models.Model, error) {
 	caps, _ := json.Marshal(m.Capabilities)
 	b := pricing.Base{Input: m.Input, Output: m.Output, Fee: m.Fee}
 	apply(&b, &m.Extra)
-	return models.Model{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
+	row := models.Model{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
 		ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Capabilities: string(caps), Active: m.Active,
 		BaseInputMicros: m.Input, BaseOutputMicros: m.Output, BaseFeeMicros: m.Fee,
 		BaseCachedInputMicros: own(m.CachedInput, m.Input), BaseReasoningMicros: own(m.Reasoning, m.Output),
-		BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours), CreatedAt: now, UpdatedAt: now}, nil
+		BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours), CreatedAt: now, UpdatedAt: now}
+	if m.RetiredAt != "" {
+		at, err := time.Parse(time.DateOnly, m.RetiredAt)
+		if err != nil {
+			return models.Model{}, fmt.Errorf("retired_at %q is not a date (YYYY-MM-DD)", m.RetiredAt)
+		}
+		row.RetiredAt, row.Active = &at, false
+	}
+	if m.Replacement != "" {
+		row.Replacement = &m.Replacement
+	}
+	return row, nil
 }
 
 // fileModelOf is a stored model in the catalog format.
@@ -142,6 +157,12 @@ func fileModelOf(r models.Model) seedModel {
 	_ = json.Unmarshal([]byte(r.Capabilities), &m.Capabilities)
 	if x, err := parseExtra(r.BaseExtraPrices); err == nil && x != nil {
 		m.Extra = *x
+	}
+	if r.RetiredAt != nil {
+		m.RetiredAt = r.RetiredAt.UTC().Format(time.DateOnly)
+	}
+	if r.Replacement != nil {
+		m.Replacement = *r.Replacement
 	}
 	return m
 }
@@ -167,9 +188,23 @@ func (c *Catalog) Seed(ctx context.Context) error {
 		}
 		rows = append(rows, row)
 	}
-	err := c.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error
-	if err != nil {
-		return fmt.Errorf("catalog: seed: %w", err)
+	res := c.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&rows)
+	if res.Error != nil {
+		return fmt.Errorf("catalog: seed: %w", res.Error)
+	}
+	if res.RowsAffected > 0 {
+		// Models a newer release brought to an existing database are not
+		// servable until priced: price them now (a fresh database gets its
+		// first version from EnsurePrices).
+		var versions int64
+		if err := c.db.WithContext(ctx).Model(&models.PriceVersion{}).Count(&versions).Error; err != nil {
+			return fmt.Errorf("catalog: seed: count versions: %w", err)
+		}
+		if versions > 0 {
+			if _, err := c.Recalculate(ctx, fmt.Sprintf("catalog: %d models added by the release's default catalog", res.RowsAffected)); err != nil {
+				return err
+			}
+		}
 	}
 	return c.seedCachedInput(ctx, seed.Models)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func TestSeedRepriceResolve(t *testing.T) {
 			}
 			var n int64
 			d.Model(&models.Model{}).Count(&n)
-			if n != 34 || c.Version() != 1 {
+			if n != 58 || c.Version() != 1 {
 				t.Fatalf("%d models, version %d after two seeds", n, c.Version())
 			}
 			in := int64(123)
@@ -67,7 +68,7 @@ func TestSeedRepriceResolve(t *testing.T) {
 			if err := c.UpdateBase(ctx, "openai/gpt-4o", catalog.BaseUpdate{Active: &off}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.Resolve("openai/gpt-4o"); err == nil || len(c.List(false)) != 33 || len(c.List(true)) != 34 {
+			if _, err := c.Resolve("openai/gpt-4o"); err == nil || len(c.List(false)) != 26 || len(c.List(true)) != 58 {
 				t.Fatal("inactive model still served or listed")
 			}
 		})
@@ -285,5 +286,62 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A database seeded with the 2024 catalog is upgraded by migration 00014:
+// the models their providers retired since are retired (date and
+// replacement), deprecated ones get their replacement, no price changes;
+// the next start-up's seed adds today's models and prices them at once.
+func TestUpgradeFromThe2024Catalog(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			ctx := context.Background()
+			d := testenv.Open(t, dialect)
+			now := time.Now().UTC()
+			// What the 2024 seed wrote (and an admin's price on one row).
+			for _, m := range []models.Model{
+				{ID: "openai/gpt-4", Provider: "openai", ProviderModel: "gpt-4", Name: "GPT-4", Active: true, BaseInputMicros: 123,
+					BaseOutputMicros: 60_000_000, Capabilities: `["tools"]`, MaxOutputTokens: 8192, CreatedAt: now, UpdatedAt: now},
+				{ID: "openai/gpt-4o-mini", Provider: "openai", ProviderModel: "gpt-4o-mini", Name: "GPT-4o mini", Active: true,
+					BaseInputMicros: 150_000, BaseOutputMicros: 600_000, Capabilities: `["tools"]`, MaxOutputTokens: 16384, CreatedAt: now, UpdatedAt: now},
+			} {
+				if err := d.Create(&m).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := catalog.New(d, bus.NewLocal(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if _, err := c.Recalculate(ctx, "the 2024 catalog"); err != nil {
+				t.Fatal(err)
+			}
+			// Migration 00014 applied to that database, as an upgrade does.
+			if err := d.MigrateDown(ctx, 13); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.MigrateUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Seed(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_, err := c.Resolve("openai/gpt-4")
+			ae, _ := apierr.As(err)
+			if ae == nil || ae.Code != "model_retired" || !strings.Contains(ae.Message, "2026-10-23") || !strings.Contains(ae.Message, "openai/gpt-5.6-sol") {
+				t.Fatalf("gpt-4 after the upgrade: %v", err)
+			}
+			if e, _ := c.Get("openai/gpt-4"); e.Base.Input != 123 {
+				t.Fatalf("the admin's price changed: %+v", e.Base)
+			}
+			mini, err := c.Resolve("openai/gpt-4o-mini")
+			if err != nil || mini.Replacement != "openai/gpt-6-luna" {
+				t.Fatalf("gpt-4o-mini (deprecated, still served): %+v %v", mini, err)
+			}
+			if e, err := c.Resolve("openai/gpt-6-luna"); err != nil || e.Version != c.Version() || c.Version() != 2 {
+				t.Fatalf("today's model after the upgrade: %+v %v (version %d)", e, err, c.Version())
+			}
+		})
 	}
 }

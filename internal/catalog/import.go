@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -105,10 +106,8 @@ func (c *Catalog) Import(ctx context.Context, data []byte, dryRun bool, known fu
 				return apierr.Invalid("model %s: %s", m.id, err.Error())
 			}
 			if exists {
-				// What the catalog format does not carry stays: the
-				// retirement (set now when the file retires the model) and
-				// the replacement.
-				row.CreatedAt, row.RetiredAt, row.Replacement = cur.CreatedAt, cur.RetiredAt, cur.Replacement
+				// A model the file retires without a date is retired now.
+				row.CreatedAt = cur.CreatedAt
 				if retired && row.RetiredAt == nil {
 					row.RetiredAt = &now
 				}
@@ -165,7 +164,8 @@ func merge(cur models.Model, exists bool, m incoming) (seedModel, []Change, bool
 		to := m.fields[f]
 		from, had := base[f]
 		base[f] = to
-		if !exists || identity[f] || tierFields[f] || had && sameJSON(from, to) || !had && isZeroJSON(to) {
+		if !exists || identity[f] || tierFields[f] || had && sameJSON(from, to) || !had && isZeroJSON(to) ||
+			f == "capabilities" && sameSet(from, to) {
 			continue // tiers are compared once resolved, below
 		}
 		if f == "active" && exists && cur.Active && string(to) == "false" {
@@ -253,6 +253,18 @@ func sameJSON(a, b json.RawMessage) bool {
 	ca, _ := json.Marshal(x)
 	cb, _ := json.Marshal(y)
 	return bytes.Equal(ca, cb)
+}
+
+// sameSet reports whether two JSON arrays of strings hold the same strings,
+// in any order (a model's capabilities).
+func sameSet(a, b json.RawMessage) bool {
+	var x, y []string
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	sort.Strings(x)
+	sort.Strings(y)
+	return slices.Equal(x, y)
 }
 
 func isZeroJSON(v json.RawMessage) bool {

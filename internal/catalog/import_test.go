@@ -59,7 +59,7 @@ func TestImportLiteLLMExcerpt(t *testing.T) {
 			if dry.Format != catalog.FormatLiteLLM || dry.PriceVersion != nil || c.Version() != before {
 				t.Fatalf("dry run %+v changed version %d → %d", dry, before, c.Version())
 			}
-			if _, ok := c.Get("openai/gpt-5.6-sol"); ok {
+			if _, ok := c.Get("openai/gpt-5.4"); ok {
 				t.Fatal("a dry run added a model")
 			}
 			diff, err := c.Import(ctx, data, false, sixProviders)
@@ -72,17 +72,18 @@ func TestImportLiteLLMExcerpt(t *testing.T) {
 			if diff.Skipped != 2 {
 				t.Errorf("skipped %d, want 2 (the image model and the Bedrock route)", diff.Skipped)
 			}
-			for _, id := range []string{"openai/gpt-5.6-sol", "openai/gpt-5.4", "anthropic/claude-sonnet-4-5-20250929",
+			for _, id := range []string{"openai/gpt-5.4", "anthropic/claude-sonnet-4-5-20250929",
 				"anthropic/claude-3-7-sonnet-20250219", "google/gemini-2.5-pro", "google/gemini-3-pro-preview", "xai/grok-4",
 				"xai/grok-4-fast-reasoning", "xai/grok-3-mini"} {
 				if !contains(diff.Added, id) {
 					t.Errorf("%s not added: %+v", id, diff.Added)
 				}
 			}
-			// deepseek-chat and deepseek-reasoner are seed models: their
-			// prices change, they are not added again.
-			if contains(diff.Added, "deepseek/deepseek-chat") || !hasChange(diff, "deepseek/deepseek-chat", "input_micros_per_million") {
-				t.Errorf("deepseek-chat: added %v changed %+v", diff.Added, diff.Changed)
+			// deepseek-chat and gpt-5.6-sol are in the default catalog:
+			// their prices change, they are not added again.
+			if contains(diff.Added, "deepseek/deepseek-chat") || !hasChange(diff, "deepseek/deepseek-chat", "input_micros_per_million") ||
+				contains(diff.Added, "openai/gpt-5.6-sol") || !hasChange(diff, "openai/gpt-5.6-sol", "cache_write_micros_per_million") {
+				t.Errorf("added %v changed %+v", diff.Added, diff.Changed)
 			}
 
 			sol, _ := c.Get("openai/gpt-5.6-sol")
@@ -140,19 +141,19 @@ func TestImportBeaverFormatAndExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff.Format != catalog.FormatBeaver || len(diff.Added)+len(diff.Changed)+len(diff.Retired) != 0 || diff.Unchanged != 34 {
+	if diff.Format != catalog.FormatBeaver || len(diff.Added)+len(diff.Changed)+len(diff.Retired) != 0 || diff.Unchanged != 58 {
 		t.Fatalf("re-import of the export: %+v", diff)
 	}
 	partial := `{"models": [
 		{"id": "openai/gpt-4o-mini", "input_micros_per_million": 160000, "cache_write_micros_per_million": 200000},
-		{"id": "openai/gpt-4", "active": false},
-		{"provider": "openai", "provider_model": "gpt-6-luna", "name": "GPT-6 Luna", "input_micros_per_million": 100000,
+		{"id": "openai/gpt-4o", "active": false},
+		{"provider": "openai", "provider_model": "gpt-7-preview", "name": "GPT-7 Preview", "input_micros_per_million": 100000,
 		 "output_micros_per_million": 500000, "long_context": {"above_prompt_tokens": 272000, "input_micros_per_million": 200000}}]}`
 	diff, err = c.Import(ctx, []byte(partial), false, sixProviders)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(diff.Added) != 1 || diff.Added[0] != "openai/gpt-6-luna" || len(diff.Retired) != 1 || diff.Retired[0] != "openai/gpt-4" ||
+	if len(diff.Added) != 1 || diff.Added[0] != "openai/gpt-7-preview" || len(diff.Retired) != 1 || diff.Retired[0] != "openai/gpt-4o" ||
 		len(diff.Changed) != 2 || diff.PriceVersion == nil {
 		t.Fatalf("partial import: %+v", diff)
 	}
@@ -160,14 +161,14 @@ func TestImportBeaverFormatAndExport(t *testing.T) {
 	if mini.Base.Input != 160_000 || mini.Base.Output != 600_000 || mini.Base.CacheWrite != 200_000 || mini.Name == "" {
 		t.Fatalf("gpt-4o-mini after a partial import: %+v", mini)
 	}
-	if e, _ := c.Get("openai/gpt-4"); e.Active {
-		t.Fatal("gpt-4 still active")
+	if e, _ := c.Get("openai/gpt-4o"); e.Active {
+		t.Fatal("gpt-4o still active")
 	}
-	if _, err := c.Resolve("openai/gpt-4"); err == nil || !strings.Contains(err.Error(), "retired") {
+	if _, err := c.Resolve("openai/gpt-4o"); err == nil || !strings.Contains(err.Error(), "retired") {
 		t.Fatalf("a model the import retired answers %v, want model_retired", err)
 	}
-	if e, err := c.Resolve("gpt-6-luna"); err != nil || e.Base.Long == nil || e.Base.Long.Rates.Output != 500_000 {
-		t.Fatalf("gpt-6-luna: %+v %v", e, err)
+	if e, err := c.Resolve("gpt-7-preview"); err != nil || e.Base.Long == nil || e.Base.Long.Rates.Output != 500_000 {
+		t.Fatalf("gpt-7-preview: %+v %v", e, err)
 	}
 	v := c.Version()
 	for _, bad := range []string{
@@ -192,7 +193,7 @@ func TestImportBeaverFormatAndExport(t *testing.T) {
 		Models []map[string]any `json:"models"`
 	}
 	out, _ = c.Export(ctx)
-	if err := json.Unmarshal(out, &exported); err != nil || len(exported.Models) != 35 ||
+	if err := json.Unmarshal(out, &exported); err != nil || len(exported.Models) != 59 ||
 		!strings.Contains(string(out), `"long_context"`) {
 		t.Fatalf("export: %d models, %v", len(exported.Models), err)
 	}

@@ -55,6 +55,7 @@ func newFixtureOn(t *testing.T, dialect string, opts gateway.Options, provs map[
 	if err := cat.Seed(ctx); err != nil {
 		t.Fatal(err)
 	}
+	testenv.ReviveRetired(t, d)
 	if err := cat.EnsurePrices(ctx); err != nil {
 		t.Fatal(err)
 	}

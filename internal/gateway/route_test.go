@@ -47,6 +47,7 @@ func newRouteFixture(t *testing.T, balance int64, opts gateway.Options, names ..
 	if err := cat.Seed(ctx); err != nil {
 		t.Fatal(err)
 	}
+	testenv.ReviveRetired(t, d)
 	if err := cat.EnsurePrices(ctx); err != nil {
 		t.Fatal(err)
 	}

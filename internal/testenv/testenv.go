@@ -122,3 +122,15 @@ func createPostgresDB(t testing.TB) string {
 
 // Name formats a subtest name for a dialect.
 func Name(dialect string) string { return fmt.Sprintf("db=%s", dialect) }
+
+// ReviveRetired puts the default catalog's retired models back in service
+// in a test database: most tests were written against the 2024 catalog
+// (gpt-4o-mini, claude-3-5-haiku, gemini-1.5-flash…), and the fake upstream
+// answers any model name. Call it after catalog.Seed and before the first
+// price computation.
+func ReviveRetired(t testing.TB, d *db.DB) {
+	t.Helper()
+	if err := d.Exec("UPDATE models SET active = ?, retired_at = NULL WHERE retired_at IS NOT NULL", true).Error; err != nil {
+		t.Fatalf("testenv: revive retired models: %v", err)
+	}
+}
