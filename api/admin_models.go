@@ -311,4 +311,3 @@ func (s *Server) reprice(c *gin.Context, reason string) error {
 func (s *Server) recalculate(c *gin.Context, reason string) (string, error) {
 	return s.Workflows.StartRepricing(c.Request.Context(), reason)
 }
-
