@@ -33,7 +33,8 @@ type Activities struct {
 	Catalog   *catalog.Catalog
 	Auth      *auth.Service
 	Mailer    mail.Sender
-	PublicURL string // base of the links in emails, without a trailing slash
+	Providers ModelLister // model discovery; nil = no providers to visit
+	PublicURL string      // base of the links in emails, without a trailing slash
 	Log       *slog.Logger
 }
 

@@ -204,6 +204,8 @@ func (s *Server) routes() *gin.Engine {
 	ad.PATCH("/providers/:id", s.adminUpdateProvider)
 	ad.DELETE("/providers/:id", s.adminDeleteProvider)
 	ad.POST("/providers/:id/test", s.adminTestProvider)
+	ad.GET("/providers/:id/models", s.adminProviderModels)
+	ad.POST("/providers/discovery/run", s.adminRunDiscovery)
 	return r
 }
 

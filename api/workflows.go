@@ -19,6 +19,9 @@ type Workflows interface {
 
 	// StartRepricing starts a price computation now and returns its workflow id.
 	StartRepricing(ctx context.Context, reason string) (string, error)
+	// StartModelDiscovery compares every provider's model list with the
+	// catalog now and returns the workflow id.
+	StartModelDiscovery(ctx context.Context, reason string) (string, error)
 
 	// StartEmailVerification emails a new verification link to the account
 	// (24h). A running verification of the account is replaced: only the
@@ -62,6 +65,10 @@ func (noWorkflows) Available() bool { return false }
 
 func (noWorkflows) StartRepricing(context.Context, string) (string, error) {
 	return "", unavailable("repricing")
+}
+
+func (noWorkflows) StartModelDiscovery(context.Context, string) (string, error) {
+	return "", unavailable("model discovery")
 }
 
 func (noWorkflows) StartEmailVerification(context.Context, string) error {

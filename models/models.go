@@ -210,6 +210,23 @@ type Provider struct {
 	UpdatedAt        time.Time
 }
 
+// ModelDiscovery is the last model discovery run of one provider
+// (migrations/00013_model_discovery.sql). The three lists are JSON arrays
+// of strings; Error is nil when the provider's list was read.
+type ModelDiscovery struct {
+	ProviderID        string `gorm:"primaryKey"`
+	CheckedAt         time.Time
+	ServedByProvider  string
+	MissingAtProvider string
+	NewAtProvider     string
+	Error             *string
+	Digest            string
+	ChangedIn         string
+}
+
+// TableName is the migration's name for the table.
+func (ModelDiscovery) TableName() string { return "model_discovery" }
+
 // PriceVersion is one price computation.
 type PriceVersion struct {
 	Version   int64 `gorm:"primaryKey;autoIncrement:false"`

@@ -30,9 +30,12 @@ import (
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
 	fakestripe "github.com/beaver-gateway/beaver/internal/fakes/stripe"
+	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
+	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/internal/registry"
 	"github.com/beaver-gateway/beaver/internal/temporalx"
 	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
@@ -108,11 +111,26 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 
+	// Model discovery lists two built-ins on a fake upstream.
+	up := httptest.NewServer(fakeupstream.New(fakeupstream.Options{}))
+	t.Cleanup(up.Close)
+	builtins := map[string]providers.Config{}
+	for _, name := range []string{"openai", "anthropic"} {
+		pc := providers.DefaultConfigs()[name]
+		pc.BaseURL, pc.APIKey = up.URL, "sk-e2e"
+		builtins[name] = pc
+	}
+	reg, err := registry.New(ctx, registry.Options{DB: d, Bus: b, Keyed: auth.NewKeyed(strings.Repeat("k", 40)),
+		Builtins: builtins, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- worker.Run(wctx, srv.Client(), cfg, worker.Deps{DB: d, Catalog: cat, Auth: svc, Mailer: rec,
-			Log: quiet, Registerer: prometheus.NewRegistry(), Payments: pay})
+			Log: quiet, Registerer: prometheus.NewRegistry(), Payments: pay, Providers: reg})
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -193,7 +211,8 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("schedules", func(t *testing.T) {
 		want := map[string]time.Duration{workflows.ScheduleRepricing: 24 * time.Hour,
-			workflows.ScheduleUsageReset: 7 * 24 * time.Hour, workflows.ScheduleLeaseSweep: time.Minute}
+			workflows.ScheduleUsageReset: 7 * 24 * time.Hour, workflows.ScheduleLeaseSweep: time.Minute,
+			workflows.ScheduleModelDiscovery: 24 * time.Hour}
 		for id, catchup := range want {
 			d, err := e.c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
 			if err != nil {
@@ -212,6 +231,12 @@ func TestEndToEnd(t *testing.T) {
 		for _, next := range d.Info.NextActionTimes {
 			if next.UTC().Hour() != 3 || next.Minute() != 0 {
 				t.Errorf("repricing due at %s, want 03:00 UTC", next)
+			}
+		}
+		d, _ = e.c.ScheduleClient().GetHandle(ctx, workflows.ScheduleModelDiscovery).Describe(ctx)
+		for _, next := range d.Info.NextActionTimes {
+			if next.UTC().Hour() != 4 || next.Minute() != 0 {
+				t.Errorf("model discovery due at %s, want 04:00 UTC", next)
 			}
 		}
 		d, _ = e.c.ScheduleClient().GetHandle(ctx, workflows.ScheduleUsageReset).Describe(ctx)
@@ -372,6 +397,38 @@ func TestEndToEnd(t *testing.T) {
 		// Recovered with no alert running: nothing starts.
 		if err := e.wf.SignalLowBalance(ctx, "acct_none", 9_000_000, 1_000_000); err != nil {
 			t.Error(err)
+		}
+	})
+
+	t.Run("model discovery", func(t *testing.T) {
+		if _, err := e.auth.CreateAccount(ctx, auth.NewAccount{Email: "ada@example.com", Password: "admin password 123",
+			Role: models.RoleAdmin}); err != nil {
+			t.Fatal(err)
+		}
+		// The seeded catalog's OpenAI and Anthropic models are not what the
+		// fake serves: everything is news, and the admin hears of it.
+		id, err := e.wf.StartModelDiscovery(ctx, "e2e")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res workflows.ModelDiscoveryResult
+		e.result(t, id, "model_discovery_changed", &res)
+		if res.Providers != 2 || len(res.Changed) != 2 || res.Emailed != 1 || len(e.mail.To("ada@example.com")) != 1 {
+			t.Fatalf("first run: %+v, %d emails", res, len(e.mail.To("ada@example.com")))
+		}
+		var row models.ModelDiscovery
+		if err := e.db.Where("provider_id = ?", "openai").Take(&row).Error; err != nil || row.MissingAtProvider == "[]" ||
+			!strings.Contains(row.NewAtProvider, "fake-chat-small") {
+			t.Fatalf("openai's row %+v: %v", row, err)
+		}
+		// Nothing changed since: no email.
+		id, err = e.wf.StartModelDiscovery(ctx, "e2e again")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.result(t, id, "model_discovery_unchanged", &res)
+		if len(res.Changed) != 0 || res.Emailed != 0 || len(e.mail.To("ada@example.com")) != 1 {
+			t.Fatalf("second run: %+v", res)
 		}
 	})
 

@@ -30,6 +30,8 @@ import (
 //     start a new month by themselves; the reset is the explicit zeroing).
 //   - lease sweep every minute: 1 minute. A missed sweep is worth nothing;
 //     the next one comes within a minute anyway.
+//   - model discovery daily at 04:00: 24h, like repricing: a missed run
+//     happens once when Temporal is back; one run covers all missed days.
 func Schedules(taskQueue string) []client.ScheduleOptions {
 	action := func(id string, wf any, arg any, timeout time.Duration) *client.ScheduleWorkflowAction {
 		return &client.ScheduleWorkflowAction{ID: id, Workflow: wf, Args: []any{arg}, TaskQueue: taskQueue,
@@ -65,6 +67,17 @@ func Schedules(taskQueue string) []client.ScheduleOptions {
 			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 			CatchupWindow: time.Minute,
 			Note:          "Beaver: return expired balance leases of dead instances",
+		},
+		{
+			ID: workflows.ScheduleModelDiscovery,
+			Spec: client.ScheduleSpec{
+				Calendars:    []client.ScheduleCalendarSpec{{Hour: []client.ScheduleRange{{Start: 4}}, Comment: "daily at 04:00 UTC"}},
+				TimeZoneName: "UTC",
+			},
+			Action:        action("model-discovery-daily", workflows.ModelDiscoveryWorkflow, workflows.ModelDiscoveryInput{Reason: "daily schedule"}, time.Hour),
+			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+			CatchupWindow: 24 * time.Hour,
+			Note:          "Beaver: compare each provider's model list with the catalog",
 		},
 	}
 }

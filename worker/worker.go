@@ -36,6 +36,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.TopUpSettlementWorkflow)
 	r.RegisterWorkflow(workflows.RefundWorkflow)
 	r.RegisterWorkflow(workflows.AutoRechargeWorkflow)
+	r.RegisterWorkflow(workflows.ModelDiscoveryWorkflow)
 }
 
 // Register registers every workflow, and every exported method of each
@@ -51,10 +52,13 @@ func Register(r sdkworker.Registry, acts ...any) {
 
 // Deps is what the activities need.
 type Deps struct {
-	DB         *db.DB
-	Catalog    *catalog.Catalog
-	Auth       *auth.Service
-	Mailer     mail.Sender
+	DB      *db.DB
+	Catalog *catalog.Catalog
+	Auth    *auth.Service
+	Mailer  mail.Sender
+	// Providers is the provider registry model discovery lists; nil = the
+	// discovery finds no providers.
+	Providers  activities.ModelLister
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // workflow/activity metrics; nil = none
 	// Payments are the rules of the money workflows (top-up settlement,
@@ -84,7 +88,7 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 		OnFatalError:      onFatal,
 	})
 	acts := []any{&activities.Activities{DB: deps.DB, Catalog: deps.Catalog, Auth: deps.Auth,
-		Mailer: deps.Mailer, PublicURL: cfg.PublicURL, Log: deps.Log}}
+		Mailer: deps.Mailer, Providers: deps.Providers, PublicURL: cfg.PublicURL, Log: deps.Log}}
 	if deps.Payments != nil {
 		acts = append(acts, &activities.PaymentActivities{Payments: deps.Payments})
 	}

@@ -91,3 +91,20 @@ func TestReplayCatchesAChangedMoneyWorkflow(t *testing.T) {
 		t.Fatal("a changed workflow replayed without error")
 	}
 }
+
+// TestReplayCatchesAChangedDiscovery: a ModelDiscoveryWorkflow that no
+// longer emails the report after a change does not replay its recorded run.
+func TestReplayCatchesAChangedDiscovery(t *testing.T) {
+	changed := func(ctx workflow.Context, in workflows.ModelDiscoveryInput) (workflows.ModelDiscoveryResult, error) {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+		var acts *activities.Activities
+		var list activities.ListProvidersResult
+		err := workflow.ExecuteActivity(ctx, acts.ListProviders, activities.ListProvidersInput{}).Get(ctx, &list)
+		return workflows.ModelDiscoveryResult{Providers: len(list.IDs)}, err
+	}
+	r := sdkworker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: "ModelDiscoveryWorkflow"})
+	if err := r.ReplayWorkflowHistoryFromJSONFile(replayLog, filepath.Join("testdata", "model_discovery_changed.json")); err == nil {
+		t.Fatal("a changed workflow replayed without error")
+	}
+}

@@ -108,6 +108,17 @@ func (s *Starter) StartRepricing(ctx context.Context, reason string) (string, er
 	return id, nil
 }
 
+// StartModelDiscovery starts ModelDiscoveryWorkflow and returns its id.
+func (s *Starter) StartModelDiscovery(ctx context.Context, reason string) (string, error) {
+	id := ModelDiscoveryWorkflowID(strings.TrimPrefix(ids.New("d"), "d_"))
+	err := s.start(ctx, "model_discovery", client.StartWorkflowOptions{ID: id, WorkflowExecutionTimeout: time.Hour},
+		ModelDiscoveryWorkflow, ModelDiscoveryInput{Reason: reason})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
 // ---- emailed tokens ----
 
 // StartEmailVerification starts (or replaces) the account's verification.

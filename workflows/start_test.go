@@ -59,6 +59,8 @@ func TestStarterAnswers503WithoutTemporal(t *testing.T) {
 	}
 	_, err = s.StartRepricing(ctx, "test")
 	want503(t, "StartRepricing", err)
+	_, err = s.StartModelDiscovery(ctx, "test")
+	want503(t, "StartModelDiscovery", err)
 	want503(t, "StartEmailVerification", s.StartEmailVerification(ctx, "acct_1"))
 	want503(t, "CompleteEmailVerification", s.CompleteEmailVerification(ctx, "acct_1", "bve_x"))
 	want503(t, "StartPasswordReset", s.StartPasswordReset(ctx, "acct_1"))

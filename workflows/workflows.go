@@ -51,11 +51,17 @@ func EmailVerificationWorkflowID(accountID string) string { return "verify:" + a
 // PasswordResetWorkflowID names an account's pending password reset.
 func PasswordResetWorkflowID(accountID string) string { return "pwreset:" + accountID }
 
+// ModelDiscoveryWorkflowID names a model discovery requested with key (the
+// API uses a random key: every request runs; the schedule's runs are named
+// by Temporal from the action's id and the scheduled time).
+func ModelDiscoveryWorkflowID(key string) string { return "model-discovery:" + key }
+
 // Schedule IDs (CONTRACT.md "Temporal names").
 const (
-	ScheduleRepricing  = "beaver-repricing-daily"
-	ScheduleUsageReset = "beaver-usage-reset-monthly"
-	ScheduleLeaseSweep = "beaver-lease-sweep"
+	ScheduleRepricing      = "beaver-repricing-daily"
+	ScheduleUsageReset     = "beaver-usage-reset-monthly"
+	ScheduleLeaseSweep     = "beaver-lease-sweep"
+	ScheduleModelDiscovery = "beaver-model-discovery-daily"
 )
 
 // retrying is the activity retry policy for work that must eventually

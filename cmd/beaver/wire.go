@@ -192,7 +192,7 @@ func (p *process) apiDeps() api.Deps {
 // workerDeps are the worker's activities' dependencies.
 func (p *process) workerDeps() worker.Deps {
 	return worker.Deps{DB: p.db, Catalog: p.catalog, Auth: p.auth, Mailer: p.mailer, Log: p.log, Registerer: p.registry,
-		Payments: p.payments}
+		Payments: p.payments, Providers: p.providers}
 }
 
 // close stops background work: queued charges are committed and unused

@@ -28,6 +28,10 @@ func TestTemplatesHaveTextAndHTML(t *testing.T) {
 		beavermail.LowBalance("a@example.com", 250_000, 1_000_000, link),
 		beavermail.TopUpReceipt("a@example.com", beavermail.Receipt{AmountMicros: 25_000_000, BalanceMicros: 26_500_000,
 			Reference: "cs_test_1", At: time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC), Link: link}),
+		beavermail.ModelDiscovery("a@example.com", beavermail.DiscoveryReport{At: time.Date(2026, 12, 8, 4, 0, 0, 0, time.UTC),
+			Link: link, Providers: []beavermail.DiscoveryProvider{
+				{ID: "openai", Missing: []string{"openai/gpt-old"}, New: []string{"gpt-new"}, NewTotal: 1},
+				{ID: "groq", Error: "list models: HTTP 401"}}}),
 	}
 	for _, m := range cases {
 		if m.To != "a@example.com" || m.Subject == "" {
@@ -51,6 +55,11 @@ func TestTemplatesHaveTextAndHTML(t *testing.T) {
 	}
 	if !strings.Contains(cases[3].HTML, "$25") || !strings.Contains(cases[3].HTML, "cs_test_1") {
 		t.Errorf("receipt: %s", cases[3].HTML)
+	}
+	for _, want := range []string{"openai/gpt-old", "gpt-new", "groq", "HTTP 401"} {
+		if !strings.Contains(cases[4].Text, want) || !strings.Contains(cases[4].HTML, want) {
+			t.Errorf("discovery report lacks %q: %s", want, cases[4].Text)
+		}
 	}
 	// html/template escapes what it interpolates.
 	m := beavermail.VerifyEmail("<script>@example.com", link)

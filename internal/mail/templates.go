@@ -36,6 +36,7 @@ var (
 	resetTemplate   = mustTemplate("reset")
 	lowBalTemplate  = mustTemplate("low_balance")
 	receiptTemplate = mustTemplate("topup_receipt")
+	discoveryTpl    = mustTemplate("model_discovery")
 )
 
 // render fills m.Text and m.HTML from t with data. data must have a Subject
@@ -97,6 +98,53 @@ func TopUpReceipt(to string, r Receipt) Message {
 	m := Message{To: to, Subject: "Beaver receipt: $" + money.Format(r.AmountMicros) + " added to your balance"}
 	return receiptTemplate.render(m, map[string]any{"Link": r.Link, "Amount": money.Format(r.AmountMicros),
 		"Balance": money.Format(r.BalanceMicros), "Reference": r.Reference,
+		"Date": r.At.UTC().Format("2006-01-02 15:04 UTC")})
+}
+
+// DiscoveryProvider is one provider's part of a model discovery report.
+type DiscoveryProvider struct {
+	ID      string
+	Error   string   // the listing failure, "" when the list was read
+	Missing []string // catalog ids the provider no longer serves
+	New     []string // served, not in the catalog (the first of them)
+	// NewTotal counts all of them; the email lists the first maxNewListed.
+	NewTotal int
+}
+
+// DiscoveryReport is what the admins are told after a model discovery run
+// that changed something.
+type DiscoveryReport struct {
+	Providers []DiscoveryProvider
+	At        time.Time
+	Link      string // the admin pages
+}
+
+// maxNewListed keeps the email readable when a provider serves hundreds of
+// models the catalog lacks (an aggregator).
+const maxNewListed = 50
+
+// ModelDiscovery tells an admin which catalog models providers no longer
+// serve and which served models the catalog lacks.
+func ModelDiscovery(to string, r DiscoveryReport) Message {
+	type part struct {
+		DiscoveryProvider
+		NewMore int
+		Clear   bool
+	}
+	parts := make([]part, 0, len(r.Providers))
+	for _, p := range r.Providers {
+		pt := part{DiscoveryProvider: p, Clear: p.Error == "" && len(p.Missing) == 0 && len(p.New) == 0}
+		if pt.NewTotal < len(p.New) {
+			pt.NewTotal = len(p.New)
+		}
+		if len(pt.New) > maxNewListed {
+			pt.New = pt.New[:maxNewListed]
+		}
+		pt.NewMore = pt.NewTotal - len(pt.New)
+		parts = append(parts, pt)
+	}
+	m := Message{To: to, Subject: fmt.Sprintf("Beaver model discovery: changes at %d provider(s)", len(parts))}
+	return discoveryTpl.render(m, map[string]any{"Link": r.Link, "Providers": parts,
 		"Date": r.At.UTC().Format("2006-01-02 15:04 UTC")})
 }
 

@@ -359,3 +359,37 @@ func TestUnopenableRowIsLeftOut(t *testing.T) {
 		t.Fatalf("re-keyed: known %v, %v", r.Known("a"), err)
 	}
 }
+
+// ListModels follows Anthropic's and Gemini's pagination: their first
+// pages alone would make discovery report most of a catalogue missing.
+func TestListModelsFollowsPages(t *testing.T) {
+	pages := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		q := r.URL.Query()
+		switch {
+		case r.URL.Path == "/v1/models" && q.Get("after_id") == "":
+			_, _ = io.WriteString(w, `{"data":[{"id":"claude-a"}],"has_more":true,"last_id":"claude-a"}`)
+		case r.URL.Path == "/v1/models" && q.Get("after_id") == "claude-a" && q.Get("limit") == "1000":
+			_, _ = io.WriteString(w, `{"data":[{"id":"claude-b"}],"has_more":false,"last_id":"claude-b"}`)
+		case r.URL.Path == "/v1beta/models" && q.Get("pageToken") == "":
+			_, _ = io.WriteString(w, `{"models":[{"name":"models/gemini-a"}],"nextPageToken":"p2"}`)
+		case r.URL.Path == "/v1beta/models" && q.Get("pageToken") == "p2" && q.Get("pageSize") == "1000":
+			_, _ = io.WriteString(w, `{"models":[{"name":"models/gemini-b"}]}`)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(pages.Close)
+	r := newRegistry(t, testenv.Open(t, db.SQLite), bus.NewLocal(), map[string]string{
+		"ANTHROPIC_BASE_URL": pages.URL, "GEMINI_BASE_URL": pages.URL, "ANTHROPIC_API_KEY": "k", "GEMINI_API_KEY": "k"})
+	ctx := context.Background()
+	for id, want := range map[string]string{"anthropic": "claude-a claude-b", "google": "gemini-a gemini-b"} {
+		got, err := r.ListModels(ctx, id)
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("%s: %v %v, want %s", id, got, err, want)
+		}
+	}
+	if _, err := r.ListModels(ctx, "nope"); err == nil {
+		t.Error("an unknown provider listed models")
+	}
+}
