@@ -69,7 +69,7 @@ type modelRequest struct {
 	CacheWritePerMillionUSD   auth.Patch[money.USD]             `json:"cache_write_per_million_usd"`
 	CacheWrite1hPerMillionUSD auth.Patch[money.USD]             `json:"cache_write_1h_per_million_usd"`
 	ToolFeesMicros            auth.Patch[map[string]int64]      `json:"tool_fees_micros"`
-	LongContext               auth.Patch[catalog.ExtraTier]     `json:"long_context"`
+	LongContext               auth.Patch[catalog.Tiers]         `json:"long_context"`
 	TimeOfDay                 auth.Patch[[]catalog.ExtraWindow] `json:"time_of_day"`
 	Active                    *bool                             `json:"active"`
 	Name                      *string                           `json:"name"`

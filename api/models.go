@@ -34,13 +34,21 @@ func modelView(e *catalog.Entry) gin.H {
 
 // pricesView shows every priced dimension with its _micros and _usd twins:
 // per 1M tokens, per request, per call of each tool; and the long-context
-// tier and time-of-day windows, each a complete set of prices.
-func pricesView(r pricing.Rates, long *pricing.Tier, hours []pricing.Window) gin.H {
+// tiers and time-of-day windows, each a complete set of prices.
+func pricesView(r pricing.Rates, long []pricing.Tier, hours []pricing.Window) gin.H {
 	v := ratesView(r)
-	if long != nil {
-		t := ratesView(long.Rates)
-		t["above_prompt_tokens"] = long.Above
-		v["long_context"] = t
+	tiers := make([]gin.H, 0, len(long))
+	for _, l := range long {
+		t := ratesView(l.Rates)
+		t["above_prompt_tokens"] = l.Above
+		tiers = append(tiers, t)
+	}
+	switch len(tiers) { // as the catalog writes them: one tier an object, several an array
+	case 0:
+	case 1:
+		v["long_context"] = tiers[0]
+	default:
+		v["long_context"] = tiers
 	}
 	if len(hours) > 0 {
 		windows := make([]gin.H, 0, len(hours))

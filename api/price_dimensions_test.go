@@ -133,9 +133,21 @@ func TestPriceDimensionsCharged(t *testing.T) {
 			wantError(400, "invalid_request")
 		inf.do("PATCH", "/admin/models/openai/gpt-4o-mini", inf.Admin.Token, map[string]any{"tool_fees_micros": map[string]int64{"web_search": -1}}).
 			wantError(400, "invalid_request")
+		r := inf.do("PATCH", "/admin/models/openai/gpt-4o-mini", inf.Admin.Token, map[string]any{"long_context": []map[string]any{
+			{"above_prompt_tokens": 200_000, "input_micros_per_million": 400_000}, {"above_prompt_tokens": 128_000, "input_micros_per_million": 300_000}}}).
+			wantError(400, "invalid_request")
+		if r.str("error.param") != "long_context" || !strings.Contains(r.str("error.message"), "ascending") {
+			t.Fatalf("tiers out of order: %s", r.Raw)
+		}
+		// Several tiers, in order: the view shows them as the catalog writes them.
+		inf.do("PATCH", "/admin/models/openai/gpt-4o-mini", inf.Admin.Token, map[string]any{"long_context": []map[string]any{
+			{"above_prompt_tokens": 128_000, "input_micros_per_million": 300_000}, {"above_prompt_tokens": 200_000, "input_micros_per_million": 400_000}}}).want(200)
+		if v := inf.do("GET", "/v1/models/openai/gpt-4o-mini", "", nil).want(200); v.num("pricing.long_context.1.above_prompt_tokens") != 200_000 {
+			t.Fatalf("two tiers: %s", v.Raw)
+		}
 		// null removes a dimension: the next version has no tier.
 		inf.do("PATCH", "/admin/models/openai/gpt-4o-mini", inf.Admin.Token, map[string]any{"long_context": nil}).want(200)
-		if e, _ := inf.Catalog.Resolve("openai/gpt-4o-mini"); e.Price.Long != nil {
+		if e, _ := inf.Catalog.Resolve("openai/gpt-4o-mini"); len(e.Price.Long) != 0 {
 			t.Fatalf("long-context tier kept: %+v", e.Price.Long)
 		}
 	})

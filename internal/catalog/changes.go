@@ -44,7 +44,7 @@ type BaseUpdate struct {
 	// Tools, LongContext and TimeOfDay replace what the model had when
 	// non-nil; a nil value removes it.
 	Tools       **map[string]int64
-	LongContext **ExtraTier
+	LongContext **Tiers
 	TimeOfDay   **[]ExtraWindow
 	// Active true also brings a retired model back into service.
 	Active *bool
@@ -447,7 +447,10 @@ func (u BaseUpdate) extra(stored *string) (*string, bool, error) {
 		}
 	}
 	if u.LongContext != nil {
-		x.LongContext = *u.LongContext
+		x.LongContext = nil
+		if *u.LongContext != nil {
+			x.LongContext = **u.LongContext
+		}
 	}
 	if u.TimeOfDay != nil {
 		x.TimeOfDay = nil

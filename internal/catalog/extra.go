@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -20,7 +21,7 @@ type Extra struct {
 	CacheWrite   *int64           `json:"cache_write_micros_per_million,omitempty"`
 	CacheWrite1h *int64           `json:"cache_write_1h_micros_per_million,omitempty"`
 	Tools        map[string]int64 `json:"tool_fees_micros,omitempty"`
-	LongContext  *ExtraTier       `json:"long_context,omitempty"`
+	LongContext  Tiers            `json:"long_context,omitempty"`
 	TimeOfDay    []ExtraWindow    `json:"time_of_day,omitempty"`
 }
 
@@ -35,6 +36,42 @@ type ExtraRates struct {
 	Reasoning    *int64           `json:"reasoning_micros_per_million,omitempty"`
 	Fee          *int64           `json:"request_fee_micros,omitempty"`
 	Tools        map[string]int64 `json:"tool_fees_micros,omitempty"`
+}
+
+// Tiers are a model's long-context tiers in ascending order of threshold:
+// a request is priced by the highest tier its prompt is above. In JSON one
+// tier is an object (the usual case) and several are an array.
+type Tiers []ExtraTier
+
+// MarshalJSON writes one tier as an object, several as an array.
+func (t Tiers) MarshalJSON() ([]byte, error) {
+	if len(t) == 1 {
+		return json.Marshal(t[0])
+	}
+	return json.Marshal([]ExtraTier(t))
+}
+
+// UnmarshalJSON reads a tier object or an array of them.
+func (t *Tiers) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*t = nil
+		return nil
+	case len(b) > 0 && b[0] == '{':
+		var one ExtraTier
+		if err := json.Unmarshal(b, &one); err != nil {
+			return err
+		}
+		*t = Tiers{one}
+		return nil
+	}
+	var many []ExtraTier
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*t = many
+	return nil
 }
 
 // ExtraTier prices every dimension of a request whose prompt (cache reads
@@ -78,11 +115,19 @@ func (x *Extra) Validate() error {
 	if err := rates("", ExtraRates{CacheWrite: x.CacheWrite, CacheWrite1h: x.CacheWrite1h, Tools: x.Tools}); err != nil {
 		return err
 	}
-	if t := x.LongContext; t != nil {
-		if t.AbovePromptTokens <= 0 {
-			return fmt.Errorf("long_context.above_prompt_tokens must be a positive number of tokens")
+	for i, t := range x.LongContext {
+		prefix := "long_context."
+		if len(x.LongContext) > 1 {
+			prefix = fmt.Sprintf("long_context[%d].", i)
 		}
-		if err := rates("long_context.", t.ExtraRates); err != nil {
+		if t.AbovePromptTokens <= 0 {
+			return fmt.Errorf("%sabove_prompt_tokens must be a positive number of tokens", prefix)
+		}
+		if i > 0 && t.AbovePromptTokens <= x.LongContext[i-1].AbovePromptTokens {
+			return fmt.Errorf("long_context tiers must be in ascending order of above_prompt_tokens (%d after %d)",
+				t.AbovePromptTokens, x.LongContext[i-1].AbovePromptTokens)
+		}
+		if err := rates(prefix, t.ExtraRates); err != nil {
 			return err
 		}
 	}
@@ -188,8 +233,8 @@ func apply(b *pricing.Base, x *Extra) {
 		b.Tools = x.Tools
 	}
 	std := pricing.Rates{Input: b.Input, Output: b.Output, Fee: b.Fee, Tools: b.Tools}
-	if t := x.LongContext; t != nil {
-		b.Long = &pricing.Tier{Above: t.AbovePromptTokens, Rates: resolve(std, t.ExtraRates)}
+	for _, t := range x.LongContext {
+		b.Long = append(b.Long, pricing.Tier{Above: t.AbovePromptTokens, Rates: resolve(std, t.ExtraRates)})
 	}
 	for _, ew := range x.TimeOfDay {
 		w, err := ew.window()
@@ -217,7 +262,7 @@ func resolve(std pricing.Rates, r ExtraRates) pricing.Rates {
 // extraOf is the document that stores rates' dimensions beyond the
 // columns, with long and hours; every price explicit. nil when there are
 // none beyond what the columns already imply.
-func extraOf(std pricing.Rates, long *pricing.Tier, hours []pricing.Window) *string {
+func extraOf(std pricing.Rates, long []pricing.Tier, hours []pricing.Window) *string {
 	x := Extra{Tools: std.Tools}
 	if std.CacheWrite != std.Input {
 		x.CacheWrite = ptr(std.CacheWrite)
@@ -225,15 +270,15 @@ func extraOf(std pricing.Rates, long *pricing.Tier, hours []pricing.Window) *str
 	if std.CacheWrite1h != std.CacheWrite {
 		x.CacheWrite1h = ptr(std.CacheWrite1h)
 	}
-	if long != nil {
-		x.LongContext = &ExtraTier{AbovePromptTokens: long.Above, ExtraRates: minimal(long.Rates, std)}
+	for _, t := range long {
+		x.LongContext = append(x.LongContext, ExtraTier{AbovePromptTokens: t.Above, ExtraRates: minimal(t.Rates, std)})
 	}
 	for _, w := range hours {
 		ew := ExtraWindow{ExtraRates: minimal(w.Rates, std)}
 		ew.Days, ew.From, ew.To = WindowOf(w)
 		x.TimeOfDay = append(x.TimeOfDay, ew)
 	}
-	if x.CacheWrite == nil && x.CacheWrite1h == nil && len(x.Tools) == 0 && x.LongContext == nil && len(x.TimeOfDay) == 0 {
+	if x.CacheWrite == nil && x.CacheWrite1h == nil && len(x.Tools) == 0 && len(x.LongContext) == 0 && len(x.TimeOfDay) == 0 {
 		return nil
 	}
 	b, _ := json.Marshal(x) // integers and strings always marshal

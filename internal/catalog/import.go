@@ -214,7 +214,7 @@ func resolvedTiers(m seedModel) map[string]json.RawMessage {
 	if doc := extraOf(b.Rates(), b.Long, b.Hours); doc != nil {
 		_ = json.Unmarshal([]byte(*doc), &x)
 	}
-	if x.LongContext != nil {
+	if len(x.LongContext) > 0 {
 		out["long_context"], _ = json.Marshal(x.LongContext)
 	}
 	if x.TimeOfDay != nil {

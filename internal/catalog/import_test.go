@@ -89,27 +89,27 @@ func TestImportLiteLLMExcerpt(t *testing.T) {
 			sol, _ := c.Get("openai/gpt-5.6-sol")
 			b := sol.Base
 			if b.Input != 5_000_000 || b.Output != 30_000_000 || b.CachedInput != 500_000 || b.CacheWrite != 6_250_000 ||
-				b.Long == nil || b.Long.Above != 272_000 || b.Long.Rates.Input != 10_000_000 || b.Long.Rates.Output != 45_000_000 ||
-				b.Long.Rates.CachedInput != 1_000_000 || b.Long.Rates.CacheWrite != 12_500_000 || sol.MaxOutputTokens != 128_000 ||
+				len(b.Long) != 1 || b.Long[0].Above != 272_000 || b.Long[0].Rates.Input != 10_000_000 || b.Long[0].Rates.Output != 45_000_000 ||
+				b.Long[0].Rates.CachedInput != 1_000_000 || b.Long[0].Rates.CacheWrite != 12_500_000 || sol.MaxOutputTokens != 128_000 ||
 				sol.ContextLength != 1_050_000 || !sol.Active {
 				t.Errorf("gpt-5.6-sol: %+v long %+v", sol, b.Long)
 			}
 			son, _ := c.Get("anthropic/claude-sonnet-4-5-20250929")
 			if s := son.Base; s.Input != 3_000_000 || s.CacheWrite != 3_750_000 || s.CacheWrite1h != 6_000_000 || s.CachedInput != 300_000 ||
-				s.Long == nil || s.Long.Above != 200_000 || s.Long.Rates.CacheWrite1h != 12_000_000 || s.Tools["web_search"] != 10_000 {
+				len(s.Long) != 1 || s.Long[0].Above != 200_000 || s.Long[0].Rates.CacheWrite1h != 12_000_000 || s.Tools["web_search"] != 10_000 {
 				t.Errorf("sonnet 4.5: %+v long %+v", s, s.Long)
 			}
-			if son.Price.Tools["web_search"] <= 10_000 || son.Price.Long == nil || son.Price.Long.Rates.Input <= 6_000_000 {
+			if son.Price.Tools["web_search"] <= 10_000 || len(son.Price.Long) != 1 || son.Price.Long[0].Rates.Input <= 6_000_000 {
 				t.Errorf("sonnet 4.5 not marked up in every dimension: %+v", son.Price)
 			}
 			gem, _ := c.Get("google/gemini-3-pro-preview")
-			if gem.Active || gem.Base.Tools["google_search"] != 14_000 || gem.Base.Long.Rates.Output != 18_000_000 {
+			if gem.Active || gem.Base.Tools["google_search"] != 14_000 || gem.Base.Long[0].Rates.Output != 18_000_000 {
 				t.Errorf("gemini 3 pro preview (deprecated 2026-03-09): active %v base %+v", gem.Active, gem.Base)
 			}
 			if g, _ := c.Get("google/gemini-2.5-pro"); g.Base.Tools != nil {
 				t.Errorf("gemini 2.5 pro search is not billed per query: %+v", g.Base.Tools)
 			}
-			if x, _ := c.Get("xai/grok-4-fast-reasoning"); x.Base.Long == nil || x.Base.Long.Above != 128_000 || x.Active {
+			if x, _ := c.Get("xai/grok-4-fast-reasoning"); len(x.Base.Long) != 1 || x.Base.Long[0].Above != 128_000 || x.Active {
 				t.Errorf("grok-4-fast-reasoning: %+v", x)
 			}
 			if e, _ := c.Get("anthropic/claude-sonnet-4-5-20250929"); !containsCap(e.Capabilities, "tools", "vision", "json", "reasoning") {
@@ -167,7 +167,7 @@ func TestImportBeaverFormatAndExport(t *testing.T) {
 	if _, err := c.Resolve("openai/gpt-4o"); err == nil || !strings.Contains(err.Error(), "retired") {
 		t.Fatalf("a model the import retired answers %v, want model_retired", err)
 	}
-	if e, err := c.Resolve("gpt-7-preview"); err != nil || e.Base.Long == nil || e.Base.Long.Rates.Output != 500_000 {
+	if e, err := c.Resolve("gpt-7-preview"); err != nil || len(e.Base.Long) != 1 || e.Base.Long[0].Rates.Output != 500_000 {
 		t.Fatalf("gpt-7-preview: %+v %v", e, err)
 	}
 	v := c.Version()

@@ -78,9 +78,8 @@ var liteDims = map[string]string{
 // entries of the six providers' (or known operator providers of the same
 // name) chat and embedding models that have token prices. Prices are exact:
 // USD per token as decimal → integer micro-USD per 1M tokens, rounded up
-// (never below the list price). Of several long-context tiers the lowest
-// threshold is taken, and only when it prices both input and output (a
-// tier that prices one side only would reprice a request off one number).
+// (never below the list price), with every long-context tier that prices
+// both input and output.
 // A deprecation date in the past marks the model inactive.
 func parseLiteLLM(top map[string]json.RawMessage, known func(string) bool, now time.Time) ([]incoming, int, error) {
 	names := make([]string, 0, len(top))
@@ -152,11 +151,10 @@ func liteModel(key, provider, prefix string, e liteEntry, raw json.RawMessage, n
 			f["tool_fees_micros"], _ = json.Marshal(map[string]int64{tool: (v + 999_999) / 1_000_000})
 		}
 	}
-	if tier, err := liteLongContext(prices); err != nil {
+	if tiers, err := liteLongContext(prices); err != nil {
 		return nil, err
-	} else if tier != nil {
-		b, _ := json.Marshal(tier)
-		f["long_context"] = b
+	} else if len(tiers) > 0 {
+		f["long_context"], _ = json.Marshal(tiers)
 	}
 	if n := intOf(e.MaxInputTokens); n > 0 {
 		f["context_length"] = json.RawMessage(strconv.FormatInt(n, 10))
@@ -183,8 +181,10 @@ func liteModel(key, provider, prefix string, e liteEntry, raw json.RawMessage, n
 	return &incoming{id: provider + "/" + name, fields: f}, nil
 }
 
-// liteLongContext is the lowest-threshold tier that prices input and output.
-func liteLongContext(prices map[string]json.RawMessage) (*ExtraTier, error) {
+// liteLongContext is every long-context tier that prices both input and
+// output, in ascending order of threshold (a tier that prices one side only
+// would reprice a request off one number).
+func liteLongContext(prices map[string]json.RawMessage) (Tiers, error) {
 	byK := map[int64]map[string]int64{}
 	for field, raw := range prices {
 		m := liteTier.FindStringSubmatch(field)
@@ -212,24 +212,25 @@ func liteLongContext(prices map[string]json.RawMessage) (*ExtraTier, error) {
 			ks = append(ks, k)
 		}
 	}
-	if len(ks) == 0 {
-		return nil, nil
-	}
 	sort.Slice(ks, func(i, j int) bool { return ks[i] < ks[j] })
-	dims := byK[ks[0]]
-	t := &ExtraTier{AbovePromptTokens: ks[0] * 1000}
-	set := func(dst **int64, dim string) {
-		if v, ok := dims[dim]; ok {
-			*dst = &v
+	var tiers Tiers
+	for _, k := range ks {
+		dims := byK[k]
+		t := ExtraTier{AbovePromptTokens: k * 1000}
+		set := func(dst **int64, dim string) {
+			if v, ok := dims[dim]; ok {
+				*dst = &v
+			}
 		}
+		set(&t.Input, "input_cost_per_token")
+		set(&t.Output, "output_cost_per_token")
+		set(&t.CachedInput, "cache_read_input_token_cost")
+		set(&t.CacheWrite, "cache_creation_input_token_cost")
+		set(&t.CacheWrite1h, "cache_creation_input_token_cost_above_1hr")
+		set(&t.Reasoning, "output_cost_per_reasoning_token")
+		tiers = append(tiers, t)
 	}
-	set(&t.Input, "input_cost_per_token")
-	set(&t.Output, "output_cost_per_token")
-	set(&t.CachedInput, "cache_read_input_token_cost")
-	set(&t.CacheWrite, "cache_creation_input_token_cost")
-	set(&t.CacheWrite1h, "cache_creation_input_token_cost_above_1hr")
-	set(&t.Reasoning, "output_cost_per_reasoning_token")
-	return t, nil
+	return tiers, nil
 }
 
 // perMillion reads a USD-per-token price exactly (a JSON number such as

@@ -48,12 +48,26 @@ func TestChargeToolCalls(t *testing.T) {
 	checkLines(t, ch, map[string]int64{"input": 100, "output": 10, "web_fetch": 2, "web_search": 3})
 }
 
+// Several tiers: the highest one the prompt is above prices the request.
+func TestLongContextTiers(t *testing.T) {
+	b := pricing.Base{Input: 1_000_000, Output: 2_000_000, CachedInput: 1_000_000, CacheWrite: 1_000_000, CacheWrite1h: 1_000_000,
+		Reasoning: 2_000_000, Long: []pricing.Tier{
+			{Above: 128_000, Rates: pricing.Rates{Input: 2_000_000, Output: 4_000_000, CachedInput: 2_000_000, CacheWrite: 2_000_000, CacheWrite1h: 2_000_000, Reasoning: 4_000_000}},
+			{Above: 200_000, Rates: pricing.Rates{Input: 3_000_000, Output: 6_000_000, CachedInput: 3_000_000, CacheWrite: 3_000_000, CacheWrite1h: 3_000_000, Reasoning: 6_000_000}}}}
+	p := pricing.MarkUpAs(b, pricing.MidRange)
+	for prompt, want := range map[int64]int64{100_000: 100_000, 128_000: 128_000, 128_001: 256_002, 200_001: 600_003} {
+		if got := pricing.ChargeTokens(p, pricing.Tokens{Prompt: prompt}, time.Time{}).ProviderCostMicros; got != want {
+			t.Errorf("prompt %d: cost %d, want %d", prompt, got, want)
+		}
+	}
+}
+
 // A long-context tier prices the whole request once the prompt is above its
 // threshold, and not at the threshold.
 func TestLongContextTier(t *testing.T) {
 	b := pricing.Base{Input: 2_000_000, Output: 12_000_000, CachedInput: 200_000, CacheWrite: 2_000_000, CacheWrite1h: 2_000_000,
-		Reasoning: 12_000_000, Long: &pricing.Tier{Above: 200_000, Rates: pricing.Rates{Input: 4_000_000, Output: 18_000_000,
-			CachedInput: 400_000, CacheWrite: 4_000_000, CacheWrite1h: 4_000_000, Reasoning: 18_000_000}}}
+		Reasoning: 12_000_000, Long: []pricing.Tier{{Above: 200_000, Rates: pricing.Rates{Input: 4_000_000, Output: 18_000_000,
+			CachedInput: 400_000, CacheWrite: 4_000_000, CacheWrite1h: 4_000_000, Reasoning: 18_000_000}}}}
 	p := pricing.MarkUpAs(b, pricing.MidRange)
 	at := pricing.ChargeTokens(p, pricing.Tokens{Prompt: 200_000, Completion: 1000, Cached: 100_000}, time.Time{})
 	above := pricing.ChargeTokens(p, pricing.Tokens{Prompt: 200_001, Completion: 1000, Cached: 100_000}, time.Time{})
@@ -122,8 +136,11 @@ func TestWindowWrapsPastMidnight(t *testing.T) {
 // writes and reasoning, whichever tier its prompt lands in and whenever it
 // was admitted.
 func TestUpperBoundCoversEveryDimensionAndTier(t *testing.T) {
-	long := &pricing.Tier{Above: 1000, Rates: pricing.Rates{Input: 6_000_000, CachedInput: 600_000, CacheWrite: 7_500_000,
-		CacheWrite1h: 12_000_000, Output: 22_500_000, Reasoning: 30_000_000, Fee: 10, Tools: map[string]int64{"web_search": 20_000}}}
+	long := []pricing.Tier{{Above: 1000, Rates: pricing.Rates{Input: 6_000_000, CachedInput: 600_000, CacheWrite: 7_500_000,
+		CacheWrite1h: 12_000_000, Output: 22_500_000, Reasoning: 30_000_000, Fee: 10, Tools: map[string]int64{"web_search": 20_000}}},
+		// A second, higher tier that is cheaper in some dimensions: the
+		// bound must still cover the lower one's prices.
+		{Above: 3000, Rates: pricing.Rates{Input: 7_000_000, CachedInput: 1, CacheWrite: 1, CacheWrite1h: 1, Output: 1, Reasoning: 40_000_000}}}
 	peak := pricing.Rates{Input: 9_000_000, CachedInput: 100, CacheWrite: 1, CacheWrite1h: 1, Output: 1, Reasoning: 50_000_000}
 	everyDay := [7]bool{true, true, true, true, true, true, true}
 	bases := []pricing.Base{

@@ -38,8 +38,9 @@ var Markups = map[string]int64{
 // price: the catalog fills them so, and every price here is explicit.
 //
 // Long and Hours are price sets that replace every price above for some
-// requests: Long when the prompt is above its threshold, Hours by the time
-// the request was admitted. Tools are per-call fees by tool name.
+// requests: Long's tiers (ascending thresholds) when the prompt is above a
+// tier's threshold, the highest such tier; Hours by the time the request
+// was admitted. Tools are per-call fees by tool name.
 type Base struct {
 	ModelID                  string
 	Input                    int64
@@ -49,7 +50,7 @@ type Base struct {
 	Reasoning                int64
 	CacheWrite, CacheWrite1h int64
 	Tools                    map[string]int64
-	Long                     *Tier
+	Long                     []Tier
 	Hours                    []Window
 }
 
@@ -61,7 +62,7 @@ type Price struct {
 	CachedInput, Reasoning   int64 // marked up
 	CacheWrite, CacheWrite1h int64
 	Tools                    map[string]int64
-	Long                     *Tier
+	Long                     []Tier
 	Hours                    []Window
 	Category                 string
 	MarkupPermille           int64
@@ -131,11 +132,13 @@ const (
 )
 
 // pick returns the price set of a request admitted at t whose prompt had
-// prompt tokens: the long-context tier above its threshold, else the first
-// time window containing t, else the standard prices.
-func pick(flat Rates, long *Tier, hours []Window, at time.Time, prompt int64) (Rates, string) {
-	if long != nil && prompt > long.Above {
-		return long.Rates, TierLong
+// prompt tokens: the highest long-context tier whose threshold it is above,
+// else the first time window containing t, else the standard prices.
+func pick(flat Rates, long []Tier, hours []Window, at time.Time, prompt int64) (Rates, string) {
+	for i := len(long) - 1; i >= 0; i-- {
+		if prompt > long[i].Above {
+			return long[i].Rates, TierLong
+		}
 	}
 	for _, w := range hours {
 		if w.Contains(at) {
@@ -215,8 +218,8 @@ func MarkUpAs(m Base, cat string) Price {
 	p := Price{Base: m, Input: r.Input, Output: r.Output, Fee: r.Fee, CachedInput: r.CachedInput,
 		Reasoning: r.Reasoning, CacheWrite: r.CacheWrite, CacheWrite1h: r.CacheWrite1h, Tools: r.Tools,
 		Category: cat, MarkupPermille: pm}
-	if m.Long != nil {
-		p.Long = &Tier{Above: m.Long.Above, Rates: m.Long.Rates.markUp(pm)}
+	for _, t := range m.Long {
+		p.Long = append(p.Long, Tier{Above: t.Above, Rates: t.Rates.markUp(pm)})
 	}
 	for _, w := range m.Hours {
 		w.Rates = w.Rates.markUp(pm)
@@ -355,11 +358,15 @@ func ChargeTokens(p Price, t Tokens, at time.Time) Charge {
 func (p Price) UpperBound(at time.Time, prompt, toolCalls int64) Price {
 	marked, _ := pick(p.marked(), nil, p.Hours, at, 0)
 	base, _ := pick(p.Base.flat(), nil, p.Base.Hours, at, 0)
-	if p.Long != nil && prompt > p.Long.Above {
-		marked = marked.max(p.Long.Rates)
+	for _, t := range p.Long {
+		if prompt > t.Above {
+			marked = marked.max(t.Rates)
+		}
 	}
-	if p.Base.Long != nil && prompt > p.Base.Long.Above {
-		base = base.max(p.Base.Long.Rates)
+	for _, t := range p.Base.Long {
+		if prompt > t.Above {
+			base = base.max(t.Rates)
+		}
 	}
 	out := Price{Category: p.Category, MarkupPermille: p.MarkupPermille}
 	out.Base = bound(base, toolCalls)
