@@ -22,7 +22,8 @@ import (
 // turn is kept for its account — any key of the account reads it, another
 // account's id is 404 as if it did not exist — until its expires_at
 // (BEAVER_RESPONSES_RETENTION_DAYS after it was made). Reads ignore
-// expired rows; storing a response purges the account's expired ones.
+// expired rows; the worker's lease sweep purges them
+// (activities.PurgeStoredResponses).
 
 // maxChainDepth bounds the turns previous_response_id rebuilds; the
 // chain's total size is bounded by the request body limit, as if the
@@ -145,14 +146,8 @@ func (s *Server) writeStoredResponse(ctx context.Context, p *auth.Principal, req
 	if p.Key != nil {
 		row.APIKeyID = &p.Key.ID
 	}
-	db := s.DB.WithContext(ctx)
-	if err := db.Create(&row).Error; err != nil {
+	if err := s.DB.WithContext(ctx).Create(&row).Error; err != nil {
 		return fmt.Errorf("insert: %w", err)
-	}
-	// Expired rows are never read; the account's are purged here, where
-	// the account writes anyway, rather than by a schedule.
-	if err := db.Where("account_id = ? AND expires_at <= ?", p.Account.ID, now).Delete(&models.StoredResponse{}).Error; err != nil {
-		return fmt.Errorf("purge expired: %w", err)
 	}
 	return nil
 }

@@ -3,8 +3,8 @@
 -- input_items, and previous_response_id (store true, the default). A row
 -- belongs to its account: any key of the account reads it, no other
 -- account does. Reads ignore rows past expires_at (created_at +
--- BEAVER_RESPONSES_RETENTION_DAYS); writing a response purges the
--- account's expired rows.
+-- BEAVER_RESPONSES_RETENTION_DAYS); the worker's LeaseSweepWorkflow purges
+-- them every minute (hence the index).
 --
 -- input is this turn's own input items as given (a JSON array; a string
 -- input is stored as one user message item, and items get ids where they
@@ -27,7 +27,7 @@ CREATE TABLE stored_responses (
     created_at           TIMESTAMP NOT NULL,
     expires_at           TIMESTAMP NOT NULL
 );
-CREATE INDEX stored_responses_account_expires ON stored_responses (account_id, expires_at);
+CREATE INDEX stored_responses_expires_at ON stored_responses (expires_at);
 
 -- +goose Down
 DROP TABLE stored_responses;
