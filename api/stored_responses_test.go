@@ -122,6 +122,10 @@ func TestStoredResponsesReadDeleteAndOwnership(t *testing.T) {
 		}
 		inf.do("GET", "/v1/responses/"+id, "", nil).wantError(401, "unauthorized")
 
+		// Nothing runs in the background: cancel is 400 for an own response, 404 for another's.
+		inf.do("POST", "/v1/responses/"+id+"/cancel", key, nil).wantError(400, "invalid_request")
+		inf.do("POST", "/v1/responses/"+id+"/cancel", stranger, nil).wantError(404, "not_found")
+
 		del := inf.do("DELETE", "/v1/responses/"+id, otherKeyOfAccount, nil).want(200)
 		if del.str("id") != id || del.str("object") != "response.deleted" || del.get("deleted") != true {
 			t.Fatalf("delete %s", del.Raw)
@@ -219,4 +223,53 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// The agent loop by previous_response_id: the first turn answers a
+// function call (after a reasoning item on the reasoning models), the
+// second sends only the call's output and the previous id, and the
+// provider gets the question, its call and its reasoning state back from
+// the store — streamed or not.
+func TestStoredResponsesToolLoop(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		inf := newInference(t, dialect, fakeupstream.Options{})
+		inf.addGemini3()
+		u, key := inf.fundedKey("10", nil)
+		tools := []any{map[string]any{"type": "function", "name": "lookup", "description": "Looks things up.",
+			"parameters": map[string]any{"type": "object", "properties": map[string]any{"input": map[string]any{"type": "string"}}}}}
+		cases := append([]struct{ model, sentBack string }{{storedModel, `"tool_use_id"`}}, reasoningModels...)
+		for _, tt := range cases {
+			for _, stream := range []bool{false, true} {
+				body := responsesBody(tt.model, "look it up [[tool]] [[reasoning:12]]", "tools", tools)
+				var first map[string]any
+				if stream {
+					_, events := inf.streamResponses(key, body)
+					first = events[len(events)-1].response()
+				} else {
+					if err := json.Unmarshal(inf.do("POST", "/v1/responses", key, body).want(200).Raw, &first); err != nil {
+						t.Fatal(err)
+					}
+				}
+				output, _ := first["output"].([]any)
+				call, _ := output[len(output)-1].(map[string]any)
+				if call["type"] != "function_call" {
+					t.Fatalf("%s (stream %v): output %v", tt.model, stream, output)
+				}
+				result := map[string]any{"type": "function_call_output", "call_id": call["call_id"], "output": "it is 42"}
+				r := inf.do("POST", "/v1/responses", key, responsesBody(tt.model, []any{result}, "tools", tools,
+					"previous_response_id", first["id"])).want(200)
+				// (The fake reads its directives in the last user message: on the
+				// OpenAI-format models that is still the first turn's, so it may
+				// call again; what counts is what it was sent.)
+				if r.str("status") != "completed" || r.str("previous_response_id") != first["id"] {
+					t.Fatalf("%s (stream %v): second turn %s", tt.model, stream, r.Raw)
+				}
+				up := inf.lastUpstreamBody()
+				if !strings.Contains(up, tt.sentBack) || !strings.Contains(up, "look it up") || !strings.Contains(up, "it is 42") {
+					t.Fatalf("%s (stream %v): upstream got no %s: %s", tt.model, stream, tt.sentBack, up)
+				}
+			}
+		}
+		inf.invariant(u.ID)
+	})
 }
