@@ -85,17 +85,19 @@ func (p *parser) readInput() {
 	}
 	p.r.Input = items
 	before := len(c.Messages)
-	// A stored chain's items were valid when stored; an error there names
-	// the position in the whole conversation.
-	for i, b := range append(append([]json.RawMessage{}, p.history...), items...) {
-		var it inputItem
-		if err := json.Unmarshal(b, &it); err != nil {
-			p.fail("input", "input[%d] must be an input item object with fields of the right types", i)
-			return
-		}
-		if err := p.addItem(i, &it); err != nil {
-			p.err = err
-			return
+	// A stored chain's items were accepted when stored, so an error names
+	// an item of this request's input.
+	for _, list := range [][]json.RawMessage{p.history, items} {
+		for i, b := range list {
+			var it inputItem
+			if err := json.Unmarshal(b, &it); err != nil {
+				p.fail("input", "input[%d] must be an input item object with fields of the right types", i)
+				return
+			}
+			if err := p.addItem(i, &it); err != nil {
+				p.err = err
+				return
+			}
 		}
 	}
 	if len(c.Messages) == before {
