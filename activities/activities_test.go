@@ -321,6 +321,18 @@ func TestSweepLeasesAndReprice(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(0), a.ReservedMicros)
 
+		// Stored responses past their retention are purged; the others stay.
+		for id, expires := range map[string]time.Time{"resp_old": now.Add(-time.Second), "resp_new": now.Add(time.Hour)} {
+			require.NoError(t, f.d.Create(&models.StoredResponse{ID: id, AccountID: acct.ID, Model: "m", Status: "completed",
+				Input: "[]", Response: "{}", CreatedAt: now.Add(-time.Hour), ExpiresAt: expires}).Error)
+		}
+		purged, err := run[activities.PurgeStoredResponsesResult](t, f, f.acts.PurgeStoredResponses, activities.PurgeStoredResponsesInput{})
+		require.NoError(t, err)
+		require.Equal(t, int64(1), purged.Deleted)
+		var left []string
+		require.NoError(t, f.d.Model(&models.StoredResponse{}).Pluck("id", &left).Error)
+		require.Equal(t, []string{"resp_new"}, left)
+
 		cat := catalog.New(f.d, bus.NewLocal(), quiet)
 		require.NoError(t, cat.Seed(ctx))
 		testenv.ReviveRetired(t, f.d)

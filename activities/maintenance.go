@@ -79,3 +79,30 @@ func (a *Activities) SweepLeases(ctx context.Context, _ SweepLeasesInput) (Sweep
 	}
 	return SweepLeasesResult{Returned: n}, err
 }
+
+// PurgeStoredResponsesInput has no fields yet.
+type PurgeStoredResponsesInput struct{}
+
+// PurgeStoredResponsesResult counts the stored responses deleted.
+type PurgeStoredResponsesResult struct {
+	Deleted int64
+}
+
+// purgeBatch bounds one purge's delete, so that a backlog (a lowered
+// BEAVER_RESPONSES_RETENTION_DAYS) is worked off over several runs instead
+// of one long transaction.
+const purgeBatch = 5000
+
+// PurgeStoredResponses deletes stored /v1/responses answers past their
+// expires_at. Reads already ignore them; this only frees the space.
+func (a *Activities) PurgeStoredResponses(ctx context.Context, _ PurgeStoredResponsesInput) (PurgeStoredResponsesResult, error) {
+	r := a.DB.WithContext(ctx).Exec(`DELETE FROM stored_responses WHERE id IN
+		(SELECT id FROM stored_responses WHERE expires_at <= ? LIMIT ?)`, time.Now().UTC(), purgeBatch)
+	if r.Error != nil {
+		return PurgeStoredResponsesResult{}, fmt.Errorf("purge stored responses: %w", r.Error)
+	}
+	if r.RowsAffected > 0 {
+		a.log().InfoContext(ctx, "expired stored responses purged", "responses", r.RowsAffected)
+	}
+	return PurgeStoredResponsesResult{Deleted: r.RowsAffected}, nil
+}

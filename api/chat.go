@@ -141,6 +141,9 @@ func readRequest[R any](c *gin.Context, parse func([]byte) (R, error)) (R, error
 		if errors.As(err, &ie) {
 			return zero, gateway.InvalidRequest(ie)
 		}
+		if e, ok := apierr.As(err); ok { // the parser's own answer (a stored response not found, ...)
+			return zero, e
+		}
 		return zero, apierr.Invalid("invalid request: %s", err.Error())
 	}
 	return req, nil

@@ -15,14 +15,17 @@ import (
 // createResponse serves POST /v1/responses, OpenAI's Responses API: the
 // request is translated into a chat request and served exactly like
 // /v1/chat/completions (same limits, hold, price and single charge), the
-// answer translated back (internal/responses).
+// answer translated back (internal/responses). A request naming
+// previous_response_id is run after its stored chain, and the answer is
+// stored when store is true (stored_responses.go): the provider is sent,
+// and bills, the whole conversation.
 func (s *Server) createResponse(c *gin.Context) {
 	p, err := s.checkLimits(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	req, err := readRequest(c, responses.ParseRequest)
+	req, err := readRequest(c, s.parseResponsesRequest(c.Request.Context(), p))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -35,6 +38,7 @@ func (s *Server) createResponse(c *gin.Context) {
 		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
 	if req.Chat.Stream {
 		sink := responses.NewStream(req, &sseEvents{w: c.Writer})
+		sink.OnFinal = func(resp *responses.Response) { s.storeResponse(c.Request.Context(), p, req, resp) }
 		if err := s.gateway.Stream(c.Request.Context(), call, sink); err != nil {
 			s.fail(c, responsesError(err))
 			return
@@ -50,6 +54,7 @@ func (s *Server) createResponse(c *gin.Context) {
 		return
 	}
 	resp := responses.FromChat(req, done.Response)
+	s.storeResponse(c.Request.Context(), p, req, resp) // before answering: the client may GET it at once
 	setChargeHeaders(c, done.Settlement, responses.GenerationID(resp.ID))
 	c.JSON(http.StatusOK, resp)
 }

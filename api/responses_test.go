@@ -335,9 +335,8 @@ func TestResponsesErrors(t *testing.T) {
 		param string
 		text  string
 	}{
-		{"store true", responsesBody("openai/gpt-4o-mini", "hi", "store", true), "store", "does not store responses"},
-		{"previous_response_id", responsesBody("openai/gpt-4o-mini", "hi", "previous_response_id", "resp_123"), "previous_response_id", "does not store responses"},
-		{"conversation", responsesBody("openai/gpt-4o-mini", "hi", "conversation", "conv_1"), "conversation", "does not store responses"},
+		{"conversation", responsesBody("openai/gpt-4o-mini", "hi", "conversation", "conv_1"), "conversation", "does not store conversations"},
+		{"background", responsesBody("openai/gpt-4o-mini", "hi", "background", true), "background", "not supported"},
 		{"hosted tool", responsesBody("openai/gpt-4o-mini", "hi", "tools", []any{map[string]any{"type": "web_search"}}), "tools", "function tools"},
 		{"max_output_tokens 0", responsesBody("openai/gpt-4o-mini", "hi", "max_output_tokens", 0), "max_output_tokens", "at least 1"},
 		{"temperature", responsesBody("openai/gpt-4o-mini", "hi", "temperature", 9), "temperature", "between"},
@@ -531,7 +530,7 @@ func TestResponsesOpenAIGoSDK(t *testing.T) {
 	_, err := client.Responses.New(ctx, oai.ResponseNewParams{Model: "openai/gpt-4o-mini",
 		Input: oai.ResponseNewParamsInputUnion{OfString: openai.String("hi")}, PreviousResponseID: openai.String("resp_1")})
 	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || apiErr.Param != "previous_response_id" {
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound || apiErr.Param != "previous_response_id" {
 		t.Fatalf("previous_response_id: %v", err)
 	}
 }

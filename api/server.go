@@ -178,6 +178,10 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/v1/chat/completions", s.chatCompletions)
 	a.POST("/v1/embeddings", s.embeddings)
 	a.POST("/v1/responses", s.createResponse)
+	a.GET("/v1/responses/:id", s.getResponse)
+	a.DELETE("/v1/responses/:id", s.deleteResponse)
+	a.GET("/v1/responses/:id/input_items", s.responseInputItems)
+	a.POST("/v1/responses/:id/cancel", s.cancelResponse)
 	r.POST("/v1/messages", s.messagesAuth, account, s.createMessage) // Anthropic-compatible: x-api-key or Bearer, Anthropic's error shape
 	r.POST("/v1/messages/count_tokens", s.messagesAuth, account, s.countMessageTokens)
 	a.POST("/v1/models/*path", s.modelChat)

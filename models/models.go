@@ -227,6 +227,22 @@ type ModelDiscovery struct {
 // TableName is the migration's name for the table.
 func (ModelDiscovery) TableName() string { return "model_discovery" }
 
+// StoredResponse is a stored /v1/responses answer
+// (migrations/00015_stored_responses.sql). Input is the turn's own input
+// items (JSON array), Response the Response object as answered (JSON).
+type StoredResponse struct {
+	ID                 string `gorm:"primaryKey"`
+	AccountID          string
+	APIKeyID           *string
+	Model              string
+	Status             string
+	PreviousResponseID *string
+	Input              string
+	Response           string
+	CreatedAt          time.Time
+	ExpiresAt          time.Time
+}
+
 // PriceVersion is one price computation.
 type PriceVersion struct {
 	Version   int64 `gorm:"primaryKey;autoIncrement:false"`

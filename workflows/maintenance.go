@@ -60,18 +60,34 @@ func MonthlyUsageResetWorkflow(ctx workflow.Context, in MonthlyUsageResetInput) 
 // LeaseSweepInput has no fields yet.
 type LeaseSweepInput struct{}
 
-// LeaseSweepResult counts the leases returned.
+// LeaseSweepResult counts the leases returned and the stored responses
+// purged.
 type LeaseSweepResult struct {
-	Returned int
+	Returned        int
+	PurgedResponses int64
 }
 
-// LeaseSweepWorkflow returns the balance leases of dead instances (every
-// minute by schedule; a missed run is simply made up by the next).
+// purgeResponsesVersion marks runs that also purge expired stored
+// responses; runs recorded before it replay without that step.
+const purgeResponsesVersion = "purge-stored-responses"
+
+// LeaseSweepWorkflow sweeps expired state every minute (by schedule; a
+// missed run is simply made up by the next): the balance leases of dead
+// instances, then the stored responses past their retention.
 func LeaseSweepWorkflow(ctx workflow.Context, _ LeaseSweepInput) (LeaseSweepResult, error) {
 	ctx = withActivity(ctx, time.Minute, 2*time.Minute, 3)
 	var res activities.SweepLeasesResult
 	if err := workflow.ExecuteActivity(ctx, a.SweepLeases, activities.SweepLeasesInput{}).Get(ctx, &res); err != nil {
 		return LeaseSweepResult{}, err
 	}
-	return LeaseSweepResult{Returned: res.Returned}, nil
+	out := LeaseSweepResult{Returned: res.Returned}
+	if workflow.GetVersion(ctx, purgeResponsesVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return out, nil
+	}
+	var purged activities.PurgeStoredResponsesResult
+	if err := workflow.ExecuteActivity(ctx, a.PurgeStoredResponses, activities.PurgeStoredResponsesInput{}).Get(ctx, &purged); err != nil {
+		return out, err
+	}
+	out.PurgedResponses = purged.Deleted
+	return out, nil
 }

@@ -128,6 +128,13 @@ type Config struct {
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
 	InstanceID      string
+
+	// ResponsesStoreDefault is /v1/responses' store when a request leaves
+	// it out (BEAVER_RESPONSES_STORE_DEFAULT, default true as OpenAI's).
+	ResponsesStoreDefault bool
+	// ResponsesRetention is how long a stored response is kept
+	// (BEAVER_RESPONSES_RETENTION_DAYS, default 30; 0 = expired at once).
+	ResponsesRetention time.Duration
 }
 
 // providerEnv maps provider names to their env prefix, default base URL
@@ -181,8 +188,8 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		}
 		return d
 	}
-	boolean := func(k string) bool {
-		switch strings.ToLower(get(k, "false")) {
+	boolean := func(k string, def bool) bool {
+		switch strings.ToLower(get(k, strconv.FormatBool(def))) {
 		case "1", "true", "yes", "on":
 			return true
 		case "0", "false", "no", "off":
@@ -214,7 +221,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		MaxBodiesPerAccount:      num("BEAVER_MAX_BODIES_PER_ACCOUNT", 64),
 		MaxBodiesInFlight:        num("BEAVER_MAX_BODIES_IN_FLIGHT", 1024),
 		AuthLimit:                num("BEAVER_AUTH_LIMIT", 10),
-		RequireVerifiedEmail:     boolean("BEAVER_REQUIRE_VERIFIED_EMAIL"),
+		RequireVerifiedEmail:     boolean("BEAVER_REQUIRE_VERIFIED_EMAIL", false),
 		PublicURL:                strings.TrimRight(get("BEAVER_PUBLIC_URL", ""), "/"),
 		Providers:                map[string]Provider{},
 		PGSynchronousCommit:      get("BEAVER_PG_SYNCHRONOUS_COMMIT", "on") != "off",
@@ -250,6 +257,9 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		AccessTokenTTL:  dur("BEAVER_ACCESS_TOKEN_TTL", 15*time.Minute),
 		RefreshTokenTTL: dur("BEAVER_REFRESH_TOKEN_TTL", 30*24*time.Hour),
 		InstanceID:      get("BEAVER_INSTANCE_ID", ""),
+
+		ResponsesStoreDefault: boolean("BEAVER_RESPONSES_STORE_DEFAULT", true),
+		ResponsesRetention:    time.Duration(num("BEAVER_RESPONSES_RETENTION_DAYS", 30)) * 24 * time.Hour,
 	}
 	if s := get("BEAVER_CORS_ORIGINS", ""); s != "" {
 		for _, o := range strings.Split(s, ",") {

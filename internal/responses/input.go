@@ -71,13 +71,11 @@ func (p *parser) readInput() {
 		p.fail("input", "input is required: a string or an array of input items")
 		return
 	}
+	var items []json.RawMessage
 	var text string
 	if json.Unmarshal(raw, &text) == nil {
-		c.Messages = append(c.Messages, chat.Message{Role: chat.RoleUser, Content: chat.TextContent(text)})
-		return
-	}
-	var items []json.RawMessage
-	if json.Unmarshal(raw, &items) != nil {
+		items = []json.RawMessage{userMessage(text)}
+	} else if json.Unmarshal(raw, &items) != nil {
 		p.fail("input", "input must be a string or an array of input items")
 		return
 	}
@@ -85,16 +83,21 @@ func (p *parser) readInput() {
 		p.fail("input", "input must not be empty")
 		return
 	}
+	p.r.Input = items
 	before := len(c.Messages)
-	for i, b := range items {
-		var it inputItem
-		if err := json.Unmarshal(b, &it); err != nil {
-			p.fail("input", "input[%d] must be an input item object with fields of the right types", i)
-			return
-		}
-		if err := p.addItem(i, &it); err != nil {
-			p.err = err
-			return
+	// A stored chain's items were accepted when stored, so an error names
+	// an item of this request's input.
+	for _, list := range [][]json.RawMessage{p.history, items} {
+		for i, b := range list {
+			var it inputItem
+			if err := json.Unmarshal(b, &it); err != nil {
+				p.fail("input", "input[%d] must be an input item object with fields of the right types", i)
+				return
+			}
+			if err := p.addItem(i, &it); err != nil {
+				p.err = err
+				return
+			}
 		}
 	}
 	if len(c.Messages) == before {
@@ -103,6 +106,12 @@ func (p *parser) readInput() {
 	for i := range c.Messages {
 		p.signatures.Apply(c.Messages[i].ToolCalls)
 	}
+}
+
+// userMessage is the message item of a string input.
+func userMessage(text string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"type": inputMessage, "role": chat.RoleUser, "content": text})
+	return b
 }
 
 // takeThinking returns the reasoning text read since the last assistant

@@ -35,6 +35,17 @@ type Request struct {
 	Tools             []Tool
 	User              *string
 	Metadata          map[string]string
+
+	// Store is the caller's store, nil when it was left out (the server's
+	// default applies: see the API).
+	Store *bool
+	// PreviousResponseID names the stored response this turn continues;
+	// its chain's items come before Input in Chat (see ParseRequest).
+	PreviousResponseID string
+	// Input is this turn's own input items, as given (a string input is
+	// one user message item): what a stored response keeps, so that its
+	// chain can be rebuilt.
+	Input []json.RawMessage
 }
 
 // Fields Beaver models itself; each is read below. A field sent as null is
@@ -51,16 +62,16 @@ var knownFields = map[string]bool{
 // includeEncryptedReasoning is the one include value Beaver accepts.
 const includeEncryptedReasoning = "reasoning.encrypted_content"
 
-// notStored is why the fields of stored, server-side state are refused.
-const notStored = "Beaver does not store responses: send store false (or leave it out) and the whole conversation in input " +
-	"(a response's output items can be sent back as input items)"
+// notStored is why the fields of server-side state Beaver does not keep
+// (conversations, item references) are refused.
+const notStored = "Beaver does not store conversations or items: continue a stored response with previous_response_id, " +
+	"or send the whole conversation in input (a response's output items can be sent back as input items)"
 
 // refusedBecause explains the refusal of fields users often send.
 var refusedBecause = map[string]string{
-	"previous_response_id": notStored,
-	"conversation":         notStored,
-	"prompt":               "stored prompt templates are not supported: send instructions and input",
-	"top_logprobs":         "logprobs are not returned on /v1/responses",
+	"conversation": notStored,
+	"prompt":       "stored prompt templates are not supported: send instructions and input",
+	"top_logprobs": "logprobs are not returned on /v1/responses",
 }
 
 // invalid is a 400 naming the request field at fault.
@@ -80,7 +91,12 @@ func isObject(raw json.RawMessage) bool {
 // *chat.InvalidError, whose Param names the Responses field at fault; the
 // API answers them with 400 invalid_request. Model may be empty (the API
 // asks for it).
-func ParseRequest(body []byte) (*Request, error) {
+func ParseRequest(body []byte) (*Request, error) { return ParseRequestAfter(body, nil) }
+
+// ParseRequestAfter is ParseRequest for a turn that continues a stored
+// chain: history (the earlier turns' input and output items, oldest first)
+// is read before the request's own input, as if the caller had sent it all.
+func ParseRequestAfter(body []byte, history []json.RawMessage) (*Request, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return nil, invalid("", "request body must be a JSON object")
@@ -101,7 +117,7 @@ func ParseRequest(body []byte) (*Request, error) {
 			return nil, invalid(name, "unknown field %s: Beaver forwards only fields it can price (see the README on /v1/responses)", name)
 		}
 	}
-	p := parser{fields: fields, r: &Request{Chat: &chat.Request{}, ParallelToolCalls: true}}
+	p := parser{fields: fields, history: history, r: &Request{Chat: &chat.Request{}, ParallelToolCalls: true}}
 	p.read()
 	if p.err != nil {
 		return nil, p.err
@@ -114,9 +130,10 @@ func ParseRequest(body []byte) (*Request, error) {
 
 // parser reads one request's fields; the first error sticks.
 type parser struct {
-	fields map[string]json.RawMessage
-	r      *Request
-	err    error
+	fields  map[string]json.RawMessage
+	history []json.RawMessage // a stored chain's items, read before input
+	r       *Request
+	err     error
 	// Reasoning items of input (input.go): the text not yet given to an
 	// assistant message, and the thought signatures of the calls.
 	thinking   string
@@ -174,15 +191,18 @@ func (p *parser) read() {
 	p.readInput()
 }
 
-// readState refuses what needs stored server-side state, and accepts its
-// stateless values.
+// readState reads store and previous_response_id (the API stores and
+// loads), and refuses what Beaver does not run.
 func (p *parser) readState() {
 	var store, background bool
-	if p.field("store", "a boolean", &store) && store {
-		p.fail("store", "store true is not supported: %s", notStored)
+	if p.field("store", "a boolean", &store) {
+		p.r.Store = &store
+	}
+	if p.field("previous_response_id", "a string", &p.r.PreviousResponseID) && p.r.PreviousResponseID == "" {
+		p.fail("previous_response_id", "previous_response_id must not be empty")
 	}
 	if p.field("background", "a boolean", &background) && background {
-		p.fail("background", "background responses are not supported: they need stored responses, which Beaver does not keep")
+		p.fail("background", "background responses are not supported yet: send background false (or leave it out)")
 	}
 	var truncation string
 	if p.field("truncation", `"disabled" or "auto"`, &truncation) && truncation != "disabled" {

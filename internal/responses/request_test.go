@@ -169,9 +169,9 @@ func TestResponsesRequestRefusals(t *testing.T) {
 		body, param, message string
 	}{
 		{`[]`, "", "JSON object"},
-		{`{"model":"m","input":"x","store":true}`, "store", "does not store responses"},
-		{`{"model":"m","input":"x","previous_response_id":"resp_1"}`, "previous_response_id", "does not store responses"},
-		{`{"model":"m","input":"x","conversation":"conv_1"}`, "conversation", "does not store responses"},
+		{`{"model":"m","input":"x","store":"yes"}`, "store", "a boolean"},
+		{`{"model":"m","input":"x","previous_response_id":""}`, "previous_response_id", "not be empty"},
+		{`{"model":"m","input":"x","conversation":"conv_1"}`, "conversation", "does not store conversations"},
 		{`{"model":"m","input":"x","background":true}`, "background", "not supported"},
 		{`{"model":"m","input":"x","include":["reasoning.encrypted_content","message.output_text.logprobs"]}`, "include", "not supported"},
 		{`{"model":"m","input":"x","truncation":"auto"}`, "truncation", "disabled"},
@@ -201,7 +201,7 @@ func TestResponsesRequestRefusals(t *testing.T) {
 		{`{"model":"m","input":[]}`, "input", "not be empty"},
 		{`{"model":"m","input":3}`, "input", "string or an array"},
 		{`{"model":"m","input":[{"type":"reasoning","summary":[]}]}`, "input", "no message"},
-		{`{"model":"m","input":[{"type":"item_reference","id":"msg_1"}]}`, "input", "does not store"},
+		{`{"model":"m","input":[{"type":"item_reference","id":"msg_1"}]}`, "input", "does not store conversations or items"},
 		{`{"model":"m","input":[{"type":"web_search_call","id":"ws"}]}`, "input", "not supported"},
 		{`{"model":"m","input":[{"role":"robot","content":"x"}]}`, "input", "not one of"},
 		{`{"model":"m","input":[{"content":"x"}]}`, "input", "role is required"},

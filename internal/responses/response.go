@@ -25,6 +25,10 @@ func (r *Request) newResponse(genID, model string, created int64) *Response {
 	if tools == nil {
 		tools = []Tool{}
 	}
+	var previous *string
+	if r.PreviousResponseID != "" {
+		previous = &r.PreviousResponseID
+	}
 	return &Response{
 		ID: ResponseID(genID), Object: ObjectResponse, CreatedAt: created, Status: StatusInProgress,
 		Instructions: r.Instructions, MaxOutputTokens: r.MaxOutputTokens, MaxToolCalls: r.MaxToolCalls,
@@ -33,7 +37,8 @@ func (r *Request) newResponse(genID, model string, created int64) *Response {
 		ServiceTier: r.ServiceTier, Temperature: r.Temperature,
 		Text:       TextConfig{Format: r.TextFormat, Verbosity: r.Verbosity},
 		ToolChoice: r.ToolChoice, Tools: tools, TopP: r.TopP, Truncation: "disabled",
-		User: r.User, Metadata: metadata,
+		User: r.User, Metadata: metadata, Store: r.Store != nil && *r.Store,
+		PreviousResponseID: previous,
 	}
 }
 

@@ -6,9 +6,10 @@
 // into a Response object, or, for stream: true, into the Responses streaming
 // events (see Stream).
 //
-// Beaver stores nothing: store true, previous_response_id, conversation and
-// background are refused, and every request carries its whole conversation
-// in input.
+// Stored responses (store true, the default) are kept by the API; this
+// package reads store and previous_response_id, rebuilds a chain's input
+// items (History, ParseRequestAfter) and pages input items (stored.go).
+// conversation, item references and background are refused.
 //
 // The shapes follow OpenAI's published Responses schemas (openai-openapi,
 // and the openai-go SDK's responses package generated from them).

@@ -84,6 +84,12 @@ type Stream struct {
 	failed *apierr.Error
 
 	opened, started, ended, gone bool
+
+	// OnFinal, when set, is called with the Response of the final event
+	// (completed, incomplete, or failed with its charge) just before that
+	// event is written: the API stores it there, so that a client that
+	// reads the event can already GET the response.
+	OnFinal func(*Response)
 }
 
 // NewStream returns the sink of one stream: true request, writing to w.
@@ -198,6 +204,7 @@ func (s *Stream) end(u *chat.Usage) bool {
 	s.ended = true
 	if s.failed != nil {
 		s.resp.finish("", s.failed, u) // what was delivered stays, incomplete
+		s.final()
 		return s.emit(EventFailed, &responseEvent{Response: s.resp})
 	}
 	status := StatusCompleted
@@ -212,7 +219,15 @@ func (s *Stream) end(u *chat.Usage) bool {
 	if s.resp.Status == StatusIncomplete {
 		typ = EventIncomplete
 	}
+	s.final()
 	return s.emit(typ, &responseEvent{Response: s.resp})
+}
+
+// final hands the finished, charged Response to OnFinal.
+func (s *Stream) final() {
+	if s.OnFinal != nil {
+		s.OnFinal(s.resp)
+	}
 }
 
 // item returns the open item if it has this type.
