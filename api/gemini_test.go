@@ -293,5 +293,11 @@ func TestGeminiAuthAndErrors(t *testing.T) {
 	inf.gemini(key, "gemini-3.8-flash", "generateContent", map[string]any{"contents": []any{}}).wantGeminiError(400, "INVALID_ARGUMENT")
 	inf.gemini(key, "gemini-3.8-flash", "generateContent", geminiBody("hi", "tools", []any{map[string]any{"googleSearch": map[string]any{}}})).
 		wantGeminiError(400, "INVALID_ARGUMENT")
+	// Without alt=sse the stream is one JSON array of the chunks, as Google's.
+	arr := inf.do("POST", "/v1/models/gemini-3.8-flash:streamGenerateContent", "", geminiBody("hi [[words:3]]"), withHeader("x-goog-api-key", key)).want(200)
+	var chunks []map[string]any
+	if err := json.Unmarshal(arr.Raw, &chunks); err != nil || len(chunks) < 2 || chunks[len(chunks)-1]["usageMetadata"] == nil {
+		t.Fatalf("array stream (%v): %s", err, arr.Raw)
+	}
 	inf.do("POST", "/v1beta/models/gemini-3.8-flash:fly", "", body, withHeader("x-goog-api-key", key)).wantGeminiError(404, "NOT_FOUND")
 }
