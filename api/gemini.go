@@ -3,11 +3,13 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/embedding"
 	"github.com/beaver-gateway/beaver/internal/gateway"
@@ -213,7 +215,7 @@ func (s *Server) geminiListModels(c *gin.Context) {
 	list := s.Catalog.List(false)
 	out := make([]geminiapi.Model, 0, len(list))
 	for _, e := range list {
-		out = append(out, geminiapi.ModelOf(e))
+		out = append(out, geminiModel(e))
 	}
 	c.JSON(http.StatusOK, gin.H{"models": out})
 }
@@ -225,7 +227,7 @@ func (s *Server) geminiGetModel(c *gin.Context) {
 		s.failGemini(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, geminiapi.ModelOf(e))
+	c.JSON(http.StatusOK, geminiModel(e))
 }
 
 // failGemini is fail in Gemini's envelope, with the same statuses and
@@ -326,4 +328,15 @@ func (s *geminiSink) write(b []byte) bool {
 	}
 	s.w.Flush()
 	return true
+}
+
+// geminiModel is a catalog entry as a Gemini model: embedding models embed,
+// the others generate and count.
+func geminiModel(e *catalog.Entry) geminiapi.Model {
+	methods := []string{"generateContent", "streamGenerateContent", "countTokens"}
+	if e.Embeddings() {
+		methods = []string{"embedContent", "batchEmbedContents"}
+	}
+	return geminiapi.Model{Name: "models/" + e.ID, BaseModelID: e.ID, Version: strconv.FormatInt(e.Version, 10), DisplayName: e.Name,
+		InputTokenLimit: e.ContextLength, OutputTokenLimit: e.MaxOutputTokens, SupportedGenerationMethods: methods}
 }

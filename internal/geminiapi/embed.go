@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/embedding"
 )
 
@@ -111,15 +110,4 @@ type Model struct {
 	InputTokenLimit            int64    `json:"inputTokenLimit"`
 	OutputTokenLimit           int64    `json:"outputTokenLimit"`
 	SupportedGenerationMethods []string `json:"supportedGenerationMethods"`
-}
-
-// ModelOf is a catalog entry as a Gemini model: embedding models embed,
-// the others generate and count.
-func ModelOf(e *catalog.Entry) Model {
-	methods := []string{"generateContent", "streamGenerateContent", "countTokens"}
-	if e.Embeddings() {
-		methods = []string{"embedContent", "batchEmbedContents"}
-	}
-	return Model{Name: "models/" + e.ID, BaseModelID: e.ID, Version: fmt.Sprint(e.Version), DisplayName: e.Name,
-		InputTokenLimit: e.ContextLength, OutputTokenLimit: e.MaxOutputTokens, SupportedGenerationMethods: methods}
 }

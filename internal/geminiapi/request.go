@@ -263,7 +263,7 @@ func applyTools(req *chat.Request, tools []Tool, cfg *ToolConfig) error {
 				Function: chat.FunctionDef{Name: d.Name, Description: d.Description, Parameters: params}})
 		}
 	}
-	if cfg == nil || cfg.FunctionCallingConfig == nil || len(req.Tools) == 0 {
+	if cfg == nil || len(req.Tools) == 0 {
 		return nil
 	}
 	fc := cfg.FunctionCallingConfig

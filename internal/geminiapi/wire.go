@@ -1,4 +1,6 @@
-// Package geminiapi is Gemini's native REST surface (generateContent and
+// Package geminiapi is Gemini's wire format, the one home of its request
+// types (Beaver's Gemini upstream adapter encodes with them), and Gemini's
+// native REST surface (generateContent and
 // friends) in front of the gateway: Parse turns a Gemini request into a chat
 // request, FromResponse and Stream turn the gateway's chat answers back into
 // Gemini's shapes, ErrorBody renders errors in Gemini's envelope.
@@ -81,7 +83,7 @@ type FunctionDeclaration struct {
 
 // ToolConfig chooses how functions may be called.
 type ToolConfig struct {
-	FunctionCallingConfig *FunctionCallingConfig `json:"functionCallingConfig,omitempty"`
+	FunctionCallingConfig FunctionCallingConfig `json:"functionCallingConfig"`
 }
 
 // FunctionCallingConfig: Mode AUTO, ANY, NONE (VALIDATED is taken as AUTO).
