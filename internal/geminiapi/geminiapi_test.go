@@ -58,6 +58,16 @@ func TestParseTranslatesToChat(t *testing.T) {
 	}
 }
 
+// A model turn of thoughts only (what a thinking model may answer) adds
+// nothing: chat has no empty assistant message.
+func TestParseDropsThoughtOnlyTurns(t *testing.T) {
+	req, err := Parse([]byte(`{"contents": [{"role": "user", "parts": [{"text": "a"}]},
+		{"role": "model", "parts": [{"text": "hmm", "thought": true}]}, {"role": "user", "parts": [{"text": "b"}]}]}`), "m", false)
+	if err != nil || len(req.Messages) != 2 {
+		t.Fatalf("%v %+v", err, req)
+	}
+}
+
 func TestParseRefuses(t *testing.T) {
 	for body, param := range map[string]string{
 		`{"contents": [{"role": "user", "parts": [{"text": "x"}]}], "cachedContent": "c"}`:            "cachedContent",

@@ -146,6 +146,9 @@ func translate(i int, c *Content, calls []pendingCall) (msgs []chat.Message, nex
 		if text.Len() > 0 {
 			m.Content = chat.TextContent(text.String())
 		}
+		if text.Len() == 0 && len(m.ToolCalls) == 0 {
+			return nil, next, nil // only thoughts: nothing the model takes back
+		}
 		return []chat.Message{m}, next, nil
 	case "user", "":
 		var parts []chat.Part
