@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/geminiapi"
 	"github.com/beaver-gateway/beaver/internal/messages"
 )
 
@@ -73,6 +74,10 @@ func routeError(c *gin.Context, e *apierr.Error) {
 	if p := c.Request.URL.Path; p == "/v1/messages" || strings.HasPrefix(p, "/v1/messages/") {
 		c.Header("Request-Id", requestID(c))
 		c.AbortWithStatusJSON(e.Status, messages.ErrorBody(e, requestID(c)))
+		return
+	}
+	if isGeminiRequest(c.Request) {
+		c.AbortWithStatusJSON(e.Status, geminiapi.ErrorBody(e))
 		return
 	}
 	writeError(c, e)

@@ -74,7 +74,7 @@ func (s *Server) corsMiddleware(c *gin.Context) {
 		if allowed {
 			h := c.Writer.Header()
 			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id, Idempotency-Key, X-Api-Key, Anthropic-Version, Anthropic-Beta")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id, Idempotency-Key, X-Api-Key, Anthropic-Version, Anthropic-Beta, X-Goog-Api-Key, X-Goog-Api-Client")
 			h.Set("Access-Control-Max-Age", "600")
 		}
 		c.AbortWithStatus(http.StatusNoContent)

@@ -184,7 +184,12 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/v1/responses/:id/cancel", s.cancelResponse)
 	r.POST("/v1/messages", s.messagesAuth, account, s.createMessage) // Anthropic-compatible: x-api-key or Bearer, Anthropic's error shape
 	r.POST("/v1/messages/count_tokens", s.messagesAuth, account, s.countMessageTokens)
-	a.POST("/v1/models/*path", s.modelChat)
+	// /v1/models/{id}/chat (Bearer) and Gemini's /v1/models/{model}:{method}
+	// (x-goog-api-key, ?key= or Bearer) share the catch-all.
+	r.POST("/v1/models/*path", s.modelsAuth, account, s.modelsPost)
+	r.POST("/v1beta/models/*path", s.geminiAuth, account, s.geminiMethod)
+	r.GET("/v1beta/models", s.geminiListModels)
+	r.GET("/v1beta/models/*path", s.geminiGetModel)
 	a.GET("/v1/generation", s.generation)
 
 	ad := r.Group("/admin", s.authenticate, adminOnly, account)

@@ -1,6 +1,6 @@
 // Package sdk checks that the official client libraries work against a
-// real `beaver api`: openai-go (here), and the `openai` and
-// `@anthropic-ai/sdk` npm packages (node/compat.test.mjs, run by
+// real `beaver api`: openai-go (here), and the `openai`,
+// `@anthropic-ai/sdk` and `@google/genai` npm packages (node/compat.test.mjs, run by
 // TestSDKCompatibility/openai-node). Beaver is built from this repository
 // and started on SQLite with the fake upstream behind every provider;
 // nothing leaves the machine.
@@ -530,7 +530,7 @@ func testNodeSDK(t *testing.T, b *beaver) {
 		t.Fatal("Node.js >= 18 is needed for the npm SDK check (install it; .ci/run does)")
 	}
 	dir, _ := filepath.Abs("node")
-	for _, pkg := range []string{"openai", "@anthropic-ai/sdk"} {
+	for _, pkg := range []string{"openai", "@anthropic-ai/sdk", "@google/genai"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
 			t.Fatalf("e2e/sdk/node/node_modules has no %s: run `make sdk-test` (it runs npm ci there)", pkg)
 		}

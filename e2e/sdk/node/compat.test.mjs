@@ -1,13 +1,15 @@
 // The official `openai` and `@anthropic-ai/sdk` npm clients against a
 // running `beaver api`. Run by e2e/sdk/sdk_test.go, which starts Beaver with
 // the fake upstream behind every provider and passes the URL and keys in
-// the environment: BEAVER_BASE_URL, BEAVER_KEY (funded), BEAVER_BROKE_KEY
+// the environment (@google/genai too, against Beaver's Gemini-native
+// surface): BEAVER_BASE_URL, BEAVER_KEY (funded), BEAVER_BROKE_KEY
 // (no balance), BEAVER_RPM_KEY (rpm_limit 1, unused until the 429 check),
 // BEAVER_MODELS, BEAVER_REASONING_MODELS, BEAVER_EMBEDDING_MODEL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI, { APIError, AuthenticationError, NotFoundError, RateLimitError } from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
+import { GoogleGenAI, ApiError as GoogleApiError } from '@google/genai';
 
 const env = (name) => {
   const v = process.env[name];
@@ -259,4 +261,62 @@ test('typed errors', async () => {
   const start = Date.now();
   await expect(limited.chat.completions.create(chat), RateLimitError, 429, 'rate_limit_exceeded');
   assert.ok(Date.now() - start < 3000, 'the 429 was retried');
+});
+
+// @google/genai against Beaver's Gemini-native surface (/v1beta/models/
+// {model}:{method}, the key in x-goog-api-key), on a Google model and an
+// OpenAI one.
+const google = (apiKey) => new GoogleGenAI({ apiKey, httpOptions: { baseUrl: env('BEAVER_BASE_URL'), timeout: 20_000 } });
+const genai = google(env('BEAVER_KEY'));
+
+test('@google/genai generateContent and generateContentStream', async () => {
+  for (const model of [reasoningModels.find((m) => m.startsWith('google/')), 'openai/gpt-4o-mini']) {
+    const r = await genai.models.generateContent({ model, contents: 'say hello [[words:5]]',
+      config: { systemInstruction: 'be terse', maxOutputTokens: 200, temperature: 0.5 } });
+    assert.equal(words(r.text), 5, `${model}: ${JSON.stringify(r)}`);
+    assert.equal(r.modelVersion, model);
+    assert.equal(r.candidates[0].finishReason, 'STOP');
+    assert.ok(r.usageMetadata.promptTokenCount > 0 && r.usageMetadata.costMicros > 0, JSON.stringify(r.usageMetadata));
+    assert.ok(r.responseId, 'no responseId');
+
+    let text = '';
+    let last;
+    for await (const chunk of await genai.models.generateContentStream({ model, contents: 'stream please [[words:6]]' })) {
+      text += chunk.text ?? '';
+      last = chunk;
+    }
+    assert.equal(words(text), 6, `${model}: ${text}`);
+    assert.ok(last.usageMetadata?.costMicros > 0, JSON.stringify(last));
+  }
+});
+
+test('@google/genai function calling round trip on Gemini 3 (thought signatures)', async () => {
+  const model = reasoningModels.find((m) => m.startsWith('google/gemini-3'));
+  const config = { tools: [{ functionDeclarations: [{ name: 'lookup', description: 'Looks a word up.',
+    parameters: { type: 'OBJECT', properties: { input: { type: 'STRING' } }, required: ['input'] } }] }] };
+  const question = { role: 'user', parts: [{ text: 'look it up [[tool]]' }] };
+  const r = await genai.models.generateContent({ model, contents: [question], config });
+  const call = r.functionCalls?.[0];
+  assert.equal(call?.name, 'lookup', JSON.stringify(r));
+  const turn = r.candidates[0].content;
+  assert.ok(turn.parts.some((p) => p.functionCall && p.thoughtSignature), `no thought signature: ${JSON.stringify(turn)}`);
+  const answer = { role: 'user', parts: [{ functionResponse: { id: call.id, name: call.name, response: { result: 'found' } } },
+    { text: 'thanks [[words:3]]' }] };
+  const r2 = await genai.models.generateContent({ model, contents: [question, turn, answer], config });
+  assert.equal(words(r2.text), 3, JSON.stringify(r2));
+});
+
+test('@google/genai countTokens, embedContent and errors', async () => {
+  const n = await genai.models.countTokens({ model: models[0], contents: 'how many tokens is this' });
+  assert.ok(n.totalTokens > 0, JSON.stringify(n));
+  const e = await genai.models.embedContent({ model: embeddingModel, contents: 'hello world' });
+  assert.ok(e.embeddings?.[0]?.values?.length > 0, JSON.stringify(e));
+
+  const expect = (promise, status) => assert.rejects(promise, (err) => {
+    assert.ok(err instanceof GoogleApiError, `want ApiError ${status}, got ${err?.constructor?.name}: ${err}`);
+    assert.equal(err.status, status, String(err));
+    return true;
+  });
+  await expect(genai.models.generateContent({ model: 'openai/no-such-model', contents: 'hi' }), 404);
+  await expect(google('sk-beaver-not-a-real-key').models.generateContent({ model: models[0], contents: 'hi' }), 401);
 });

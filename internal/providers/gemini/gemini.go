@@ -156,7 +156,7 @@ func (r *wireResponse) toResponse(model string) *chat.Response {
 			for _, p := range c.Content.Parts {
 				switch {
 				case p.FunctionCall != nil:
-					tc := p.FunctionCall.toolCall()
+					tc := toolCall(p.FunctionCall)
 					tc.ExtraContent = chat.GoogleExtraContent(p.ThoughtSignature)
 					msg.ToolCalls = append(msg.ToolCalls, tc)
 				case p.Thought:
@@ -221,7 +221,7 @@ func withSearches(u *chat.Usage, n int) {
 // toolCall turns a functionCall into an OpenAI tool call. Gemini 1.x/2.0
 // calls have no id, so one is made up: the client only needs it to pair its
 // tool message with the call, and the adapter pairs them back by name.
-func (f *functionCall) toolCall() chat.ToolCall {
+func toolCall(f *functionCall) chat.ToolCall {
 	id := f.ID
 	if id == "" {
 		id = upstream.NewID("call_")

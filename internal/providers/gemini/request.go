@@ -8,83 +8,26 @@ import (
 	"strings"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/geminiapi"
 	"github.com/beaver-gateway/beaver/internal/providers/upstream"
 )
 
-type wireRequest struct {
-	Contents          []content         `json:"contents"`
-	SystemInstruction *content          `json:"systemInstruction,omitempty"`
-	Tools             []wireTool        `json:"tools,omitempty"`
-	ToolConfig        *toolConfig       `json:"toolConfig,omitempty"`
-	GenerationConfig  *generationConfig `json:"generationConfig,omitempty"`
-}
-
-type content struct {
-	Role  string `json:"role,omitempty"` // "user" or "model"
-	Parts []part `json:"parts"`
-}
-
-type part struct {
-	Text             string            `json:"text,omitempty"`
-	Thought          bool              `json:"thought,omitempty"`
-	InlineData       *blob             `json:"inlineData,omitempty"`
-	FileData         *fileData         `json:"fileData,omitempty"`
-	FunctionCall     *functionCall     `json:"functionCall,omitempty"`
-	FunctionResponse *functionResponse `json:"functionResponse,omitempty"`
-	// ThoughtSignature comes with a Gemini 3 function call and must go back
-	// with it on the next turn (400 otherwise): clients carry it in
-	// tool_calls[].extra_content.google.thought_signature.
-	ThoughtSignature string `json:"thoughtSignature,omitempty"`
-}
-
-type blob struct {
-	MimeType string `json:"mimeType"`
-	Data     string `json:"data"`
-}
-
-type fileData struct {
-	MimeType string `json:"mimeType,omitempty"`
-	FileURI  string `json:"fileUri"`
-}
-
-type functionCall struct {
-	ID   string          `json:"id,omitempty"`
-	Name string          `json:"name"`
-	Args json.RawMessage `json:"args,omitempty"`
-}
-
-type functionResponse struct {
-	Name     string          `json:"name"`
-	Response json.RawMessage `json:"response"`
-}
-
-type wireTool struct {
-	FunctionDeclarations []functionDeclaration `json:"functionDeclarations"`
-}
-
-type functionDeclaration struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	Parameters  json.RawMessage `json:"parameters,omitempty"`
-}
-
-type toolConfig struct {
-	FunctionCallingConfig functionCallingConfig `json:"functionCallingConfig"`
-}
-
-type functionCallingConfig struct {
-	Mode                 string   `json:"mode"` // AUTO, NONE, ANY
-	AllowedFunctionNames []string `json:"allowedFunctionNames,omitempty"`
-}
-
-type generationConfig struct {
-	Temperature      *float64        `json:"temperature,omitempty"`
-	TopP             *float64        `json:"topP,omitempty"`
-	MaxOutputTokens  *int            `json:"maxOutputTokens,omitempty"`
-	StopSequences    []string        `json:"stopSequences,omitempty"`
-	ResponseMimeType string          `json:"responseMimeType,omitempty"`
-	ResponseSchema   json.RawMessage `json:"responseSchema,omitempty"`
-}
+// Gemini's request types have one home, internal/geminiapi, shared with
+// Beaver's own Gemini-native surface.
+type (
+	wireRequest           = geminiapi.Request
+	content               = geminiapi.Content
+	part                  = geminiapi.Part
+	blob                  = geminiapi.Blob
+	fileData              = geminiapi.FileData
+	functionCall          = geminiapi.FunctionCall
+	functionResponse      = geminiapi.FunctionResponse
+	wireTool              = geminiapi.Tool
+	functionDeclaration   = geminiapi.FunctionDeclaration
+	toolConfig            = geminiapi.ToolConfig
+	functionCallingConfig = geminiapi.FunctionCallingConfig
+	generationConfig      = geminiapi.GenerationConfig
+)
 
 // encodeRequest translates an OpenAI request to generateContent:
 //   - system and developer messages join systemInstruction;

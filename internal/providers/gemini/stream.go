@@ -59,7 +59,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 			for _, p := range c.Content.Parts {
 				switch {
 				case p.FunctionCall != nil:
-					tc := p.FunctionCall.toolCall()
+					tc := toolCall(p.FunctionCall)
 					tc.ExtraContent = chat.GoogleExtraContent(p.ThoughtSignature)
 					tc.Index = upstream.Ptr(t.calls)
 					t.calls++

@@ -1,0 +1,342 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/embedding"
+	"github.com/beaver-gateway/beaver/internal/gateway"
+	"github.com/beaver-gateway/beaver/internal/geminiapi"
+)
+
+// Gemini's native surface, POST /{v1|v1beta}/models/{model}:{method}: parse
+// (Gemini → chat or embeddings) → the same gateway calls as chat and
+// /v1/embeddings → render (→ Gemini), so Google's SDKs work unchanged
+// against any catalog model, charged exactly like chat. Errors are in
+// Gemini's envelope; the key comes as Google's SDKs send it.
+
+// geminiMethods are the :method suffixes served; a path under /v1/models
+// with one of them is Gemini's, any other is Beaver's /v1/models/{id}/chat.
+var geminiMethods = map[string]bool{
+	"generateContent": true, "streamGenerateContent": true, "countTokens": true,
+	"embedContent": true, "batchEmbedContents": true,
+}
+
+// geminiPath splits a catch-all path "/{model}:{method}" (the model's "/"
+// raw or %2F, which gin has unescaped); ok is false when it names none of
+// geminiMethods.
+func geminiPath(path string) (model, method string, ok bool) {
+	path = strings.Trim(path, "/")
+	i := strings.LastIndexByte(path, ':')
+	if i <= 0 || !geminiMethods[path[i+1:]] {
+		return "", "", false
+	}
+	return path[:i], path[i+1:], true
+}
+
+// isGeminiRequest reports whether a request is on Gemini's surface, for
+// the error envelope of requests no route takes.
+func isGeminiRequest(r *http.Request) bool {
+	p := r.URL.Path
+	if strings.HasPrefix(p, "/v1beta/") || p == "/v1beta" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(p, "/v1/models/")
+	if !ok {
+		return false
+	}
+	_, _, ok = geminiPath(rest)
+	return ok
+}
+
+// modelsAuth authenticates POST /v1/models/*path: Gemini's way for
+// Gemini's methods, Beaver's (Bearer) for /v1/models/{id}/chat.
+func (s *Server) modelsAuth(c *gin.Context) {
+	if _, _, ok := geminiPath(c.Param("path")); ok {
+		s.geminiAuth(c)
+		return
+	}
+	s.authenticate(c)
+}
+
+// modelsPost serves POST /v1/models/*path: Gemini's methods or Beaver's chat.
+func (s *Server) modelsPost(c *gin.Context) {
+	if _, _, ok := geminiPath(c.Param("path")); ok {
+		s.geminiMethod(c)
+		return
+	}
+	s.modelChat(c)
+}
+
+// geminiAuth authenticates from x-goog-api-key (Google's SDKs), ?key=
+// (Google's REST examples) or Authorization: Bearer, answering failures in
+// Gemini's envelope.
+func (s *Server) geminiAuth(c *gin.Context) {
+	token := strings.TrimSpace(c.GetHeader("X-Goog-Api-Key"))
+	if token == "" {
+		token = strings.TrimSpace(c.Query("key"))
+	}
+	if token == "" {
+		if t, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
+			token = strings.TrimSpace(t)
+		}
+	}
+	if token == "" {
+		s.failGemini(c, apierr.Unauthorized("missing credentials: send x-goog-api-key: <Beaver API key>, ?key=<Beaver API key> or Authorization: Bearer <API key>"))
+		return
+	}
+	p, err := s.auth.Authenticate(c.Request.Context(), token)
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	c.Set(ctxPrincipal, p)
+	c.Next()
+}
+
+// geminiMethod serves POST /{v1|v1beta}/models/{model}:{method}.
+func (s *Server) geminiMethod(c *gin.Context) {
+	model, method, ok := geminiPath(c.Param("path"))
+	if !ok {
+		s.failGemini(c, apierr.NotFound("no route for %s %s", c.Request.Method, c.Request.URL.Path))
+		return
+	}
+	switch method {
+	case "generateContent", "streamGenerateContent":
+		s.geminiGenerate(c, model, method == "streamGenerateContent")
+	case "countTokens":
+		s.geminiCountTokens(c, model)
+	default:
+		s.geminiEmbed(c, model, method == "batchEmbedContents")
+	}
+}
+
+func (s *Server) geminiGenerate(c *gin.Context, model string, stream bool) {
+	p, err := s.checkLimits(c)
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	req, err := readRequest(c, func(b []byte) (*chat.Request, error) { return geminiapi.Parse(b, model, stream) })
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	call := gateway.Call{Principal: p, Request: req, Model: model, ClientIP: clientIP(c), RequestID: requestID(c),
+		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
+	if stream {
+		// Without alt=sse Google streams one JSON array of the chunks.
+		sink := &geminiSink{w: c.Writer, array: c.Query("alt") != "sse"}
+		if err := s.gateway.Stream(c.Request.Context(), call, sink); err != nil {
+			s.failGemini(c, err)
+		}
+		return
+	}
+	done, err := s.gateway.Complete(c.Request.Context(), call)
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	setChargeHeaders(c, done.Settlement, done.Response.ID)
+	c.JSON(http.StatusOK, geminiapi.FromResponse(done.Response))
+}
+
+// geminiCountTokens serves :countTokens → {totalTokens}, counted like POST
+// /v1/messages/count_tokens (the provider's count where it has one, else
+// Beaver's estimate); not billed. The body is a generateContent request,
+// bare or as generateContentRequest.
+func (s *Server) geminiCountTokens(c *gin.Context, model string) {
+	p, err := s.checkLimits(c)
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	req, err := readRequest(c, func(b []byte) (*chat.Request, error) {
+		var wrapped struct {
+			GenerateContentRequest json.RawMessage `json:"generateContentRequest"`
+		}
+		if json.Unmarshal(b, &wrapped) == nil && len(wrapped.GenerateContentRequest) > 0 {
+			b = wrapped.GenerateContentRequest
+		}
+		return geminiapi.Parse(b, model, false)
+	})
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	n, exact, err := s.gateway.Count(c.Request.Context(), gateway.Call{Principal: p, Request: req, Model: model,
+		ClientIP: clientIP(c), RequestID: requestID(c)})
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	how := "provider"
+	if !exact {
+		how = "estimated"
+	}
+	c.Header("X-Beaver-Token-Count", how)
+	c.JSON(http.StatusOK, gin.H{"totalTokens": n})
+}
+
+// geminiEmbed serves :embedContent ({content} → {embedding: {values}}) and
+// :batchEmbedContents ({requests: [{content}]} → {embeddings: [{values}]})
+// as one /v1/embeddings call, billed the same.
+func (s *Server) geminiEmbed(c *gin.Context, model string, batch bool) {
+	p, err := s.checkLimits(c)
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	req, err := readRequest(c, func(b []byte) (*embedding.Request, error) { return geminiapi.ParseEmbed(b, model, batch) })
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	done, err := s.gateway.Embed(c.Request.Context(), gateway.EmbedCall{Principal: p, Request: req, ClientIP: clientIP(c),
+		RequestID: requestID(c), OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }})
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	setChargeHeaders(c, done.Settlement, done.Response.ID)
+	c.JSON(http.StatusOK, geminiapi.FromEmbeddings(done.Response, batch))
+}
+
+// geminiListModels serves GET /v1beta/models: the catalog in Gemini's
+// shape (GET /v1/models stays Beaver's OpenAI-shaped list).
+func (s *Server) geminiListModels(c *gin.Context) {
+	list := s.Catalog.List(false)
+	out := make([]geminiapi.Model, 0, len(list))
+	for _, e := range list {
+		out = append(out, geminiModel(e))
+	}
+	c.JSON(http.StatusOK, gin.H{"models": out})
+}
+
+// geminiGetModel serves GET /v1beta/models/{model}.
+func (s *Server) geminiGetModel(c *gin.Context) {
+	e, err := s.Catalog.Resolve(strings.TrimPrefix(strings.Trim(c.Param("path"), "/"), "models/"))
+	if err != nil {
+		s.failGemini(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, geminiModel(e))
+}
+
+// failGemini is fail in Gemini's envelope, with the same statuses and
+// Retry-After.
+func (s *Server) failGemini(c *gin.Context, err error) {
+	e := s.apiError(c, err)
+	if e == nil {
+		return
+	}
+	setRetryAfter(c, e)
+	c.AbortWithStatusJSON(e.Status, geminiapi.ErrorBody(e))
+}
+
+// geminiSink writes a gateway stream as Gemini's chunks: server-sent events
+// (alt=sse) or, as Google does without it, one JSON array written as the
+// chunks come.
+type geminiSink struct {
+	w     gin.ResponseWriter
+	array bool
+	st    *geminiapi.Stream
+	n     int // chunks written
+	buf   []byte
+	gone  bool
+}
+
+func (s *geminiSink) Open(generationID string) {
+	s.st = geminiapi.NewStream(generationID)
+	h := s.w.Header()
+	if s.array {
+		h.Set("Content-Type", "application/json")
+	} else {
+		h.Set("Content-Type", "text/event-stream")
+	}
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Beaver-Generation-Id", generationID)
+	s.w.WriteHeader(http.StatusOK)
+	if s.array {
+		s.write([]byte("["))
+	}
+	s.w.Flush()
+}
+
+func (s *geminiSink) Send(c *chat.Chunk) bool {
+	if r := s.st.Chunk(c); r != nil {
+		return s.send(r)
+	}
+	return !s.gone
+}
+
+// SendError ends the stream with the error in Gemini's envelope, as Google
+// does when a stream fails midway.
+func (s *geminiSink) SendError(e *chat.ErrorEvent) bool {
+	ok := s.send(map[string]any{"error": map[string]any{"code": http.StatusInternalServerError,
+		"message": e.Error.Message, "status": "INTERNAL"}})
+	if s.array {
+		ok = s.write([]byte("]")) // the stream ends here: keep the array well formed
+	}
+	return ok
+}
+
+func (s *geminiSink) Done() {
+	s.send(s.st.Done())
+	if s.array {
+		s.write([]byte("]"))
+	}
+}
+
+func (s *geminiSink) send(v any) bool {
+	s.buf = s.buf[:0]
+	var err error
+	if s.array {
+		if s.n > 0 {
+			s.buf = append(s.buf, ",\r\n"...)
+		}
+		var b []byte
+		if b, err = json.Marshal(v); err == nil {
+			s.buf = append(s.buf, b...)
+		}
+	} else {
+		s.buf, err = geminiapi.AppendSSE(s.buf, v)
+	}
+	if err != nil {
+		return !s.gone // cannot happen for these values; one that did would be skipped
+	}
+	s.n++
+	return s.write(s.buf)
+}
+
+// write sends b and flushes; false means the client is gone.
+func (s *geminiSink) write(b []byte) bool {
+	if s.gone {
+		return false
+	}
+	if _, err := s.w.Write(b); err != nil {
+		s.gone = true
+		return false
+	}
+	s.w.Flush()
+	return true
+}
+
+// geminiModel is a catalog entry as a Gemini model: embedding models embed,
+// the others generate and count.
+func geminiModel(e *catalog.Entry) geminiapi.Model {
+	methods := []string{"generateContent", "streamGenerateContent", "countTokens"}
+	if e.Embeddings() {
+		methods = []string{"embedContent", "batchEmbedContents"}
+	}
+	return geminiapi.Model{Name: "models/" + e.ID, BaseModelID: e.ID, Version: strconv.FormatInt(e.Version, 10), DisplayName: e.Name,
+		InputTokenLimit: e.ContextLength, OutputTokenLimit: e.MaxOutputTokens, SupportedGenerationMethods: methods}
+}
