@@ -121,12 +121,12 @@ func usage(u *chat.Usage) *Usage {
 		return nil
 	}
 	out := &Usage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens,
-		TotalTokens: u.PromptTokens + u.CompletionTokens, Cost: u.Cost, CostMicros: u.CostMicros}
+		TotalTokens: u.PromptTokens + u.CompletionTokens, Cost: u.Cost, CostMicros: u.CostMicros, CostDetails: u.CostDetails}
 	if u.TotalTokens > 0 {
 		out.TotalTokens = u.TotalTokens
 	}
 	if d := u.PromptTokensDetails; d != nil {
-		out.InputTokensDetails.CachedTokens = d.CachedTokens
+		out.InputTokensDetails.CachedTokens, out.InputTokensDetails.CacheWriteTokens = d.CachedTokens, d.CacheWriteTokens
 	}
 	if d := u.CompletionTokensDetails; d != nil {
 		out.OutputTokensDetails.ReasoningTokens = d.ReasoningTokens

@@ -73,10 +73,14 @@ func TestResponsesFromChatText(t *testing.T) {
 		sdk.ToolChoice.OfToolChoiceMode != "auto" || sdk.Text.Format.Type != "text" || m["store"] != false {
 		t.Fatalf("echo %v", m)
 	}
-	for _, k := range []string{"error", "incomplete_details", "temperature", "top_p", "previous_response_id", "user"} {
+	for _, k := range []string{"error", "incomplete_details", "temperature", "top_p", "previous_response_id"} {
 		if v, ok := m[k]; !ok || v != nil {
 			t.Errorf("%s = %v, want null", k, v)
 		}
+	}
+	// user is a string or absent in OpenAI's schema, never null.
+	if v, ok := m["user"]; ok {
+		t.Errorf("user = %v, want absent", v)
 	}
 	if content := m["output"].([]any)[0].(map[string]any)["content"].([]any)[0].(map[string]any); content["annotations"] == nil {
 		t.Fatalf("output_text without annotations: %v", content)

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/pricing"
 )
 
 // ObjectResponse is the object name of a Response.
@@ -103,9 +104,12 @@ type Response struct {
 	Tools              []Tool             `json:"tools"`
 	TopP               *float64           `json:"top_p"`
 	Truncation         string             `json:"truncation"`
-	Usage              *Usage             `json:"usage"`
-	User               *string            `json:"user"`
-	Metadata           map[string]string  `json:"metadata"`
+	// Usage and User are left out when unset (the stream's created and
+	// in_progress events, a request without user): OpenAI's schema types
+	// them as an object and a string, not nullable.
+	Usage    *Usage            `json:"usage,omitempty"`
+	User     *string           `json:"user,omitempty"`
+	Metadata map[string]string `json:"metadata"`
 }
 
 // ResponseError is the error of a failed response. Code is one of the
@@ -152,12 +156,14 @@ type Usage struct {
 	TotalTokens         int                 `json:"total_tokens"`
 	Cost                *money.USD          `json:"cost,omitempty"`
 	CostMicros          *int64              `json:"cost_micros,omitempty"`
+	CostDetails         *pricing.Details    `json:"cost_details,omitempty"`
 }
 
-// InputTokensDetails breaks input tokens down; CachedTokens are included in
-// InputTokens.
+// InputTokensDetails breaks input tokens down; CachedTokens (cache reads)
+// and CacheWriteTokens are included in InputTokens.
 type InputTokensDetails struct {
-	CachedTokens int `json:"cached_tokens"`
+	CachedTokens     int `json:"cached_tokens"`
+	CacheWriteTokens int `json:"cache_write_tokens"`
 }
 
 // OutputTokensDetails breaks output tokens down; ReasoningTokens are

@@ -349,7 +349,7 @@ func (s *Stream) closeItem(status string) bool {
 	it := &s.resp.Output[s.open]
 	switch it.Type {
 	case ItemFunctionCall:
-		if !s.emit(EventArgumentsDone, &argumentsDoneEvent{ItemID: it.ID, OutputIndex: s.open, Arguments: it.Arguments}) {
+		if !s.emit(EventArgumentsDone, &argumentsDoneEvent{ItemID: it.ID, OutputIndex: s.open, Name: it.Name, Arguments: it.Arguments}) {
 			return false
 		}
 	case ItemReasoning:
@@ -458,6 +458,7 @@ type argumentsDoneEvent struct {
 	header
 	ItemID      string `json:"item_id"`
 	OutputIndex int    `json:"output_index"`
+	Name        string `json:"name"` // the function's: OpenAI's schema requires it
 	Arguments   string `json:"arguments"`
 }
 

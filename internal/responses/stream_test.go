@@ -301,7 +301,7 @@ func TestResponsesStreamClosedWithoutUsage(t *testing.T) {
 	}
 	ev := rec.check()
 	if r := ev[3].AsResponseFailed().Response; r.Status != "failed" || r.Model != "openai/gpt-4o-mini" || r.Error.Code != "server_error" ||
-		!strings.Contains(string(rec.data[3]), `"usage":null`) {
+		strings.Contains(string(rec.data[3]), `"usage"`) { // no usage was reported: absent, not null
 		t.Fatalf("failed %s", rec.data[3])
 	}
 	// A stream that never opened writes nothing.
