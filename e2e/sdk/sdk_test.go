@@ -33,6 +33,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 
 	"github.com/beaver-gateway/beaver/internal/db"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
@@ -79,6 +80,10 @@ type beaver struct {
 	fake     *fakeupstream.Server
 	key      string // funded enterprise account
 	brokeKey string // an account without balance
+	// otherKey is a second funded account's: it must not see the first
+	// account's stored responses. Nothing billed runs on it except what the
+	// Node count_tokens check asserts is free, so its balance stays put.
+	otherKey string
 	// rpm_limit 1 each: the second inference request is 429.
 	rpmKeyGo, rpmKeyNode string
 }
@@ -160,6 +165,9 @@ func startBeaver(t *testing.T) *beaver {
 	b.rpmKeyGo = key(funded, "rpm-go", map[string]any{"rpm_limit": 1})
 	b.rpmKeyNode = key(funded, "rpm-node", map[string]any{"rpm_limit": 1})
 	b.brokeKey = key(account("broke@sdk.test"), "broke", nil)
+	other := account("other@sdk.test")
+	b.mustCall(t, "POST", "/admin/top-up", admin, map[string]any{"account_id": other, "amount_usd": "10"}, 201)
+	b.otherKey = key(other, "other", nil)
 	return b
 }
 
@@ -462,6 +470,65 @@ func testGoSDK(t *testing.T, b *beaver) {
 		})
 	}
 
+	// Stored responses (store defaults to true): Get returns what New
+	// answered, PreviousResponseID continues it, InputItems lists the
+	// turn's own input, Delete removes it; another account sees nothing.
+	other := b.client(b.otherKey)
+	for _, model := range models {
+		t.Run("responses-stored/"+model, func(t *testing.T) {
+			first, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: model,
+				Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("remember this [[words:4]]")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.ID == "" || first.Status != "completed" || len(strings.Fields(first.OutputText())) != 4 {
+				t.Fatalf("first turn %s", first.RawJSON())
+			}
+			got, err := client.Responses.Get(ctx, first.ID, responses.ResponseGetParams{})
+			if err != nil {
+				t.Fatalf("responses.get(%s): %v", first.ID, err)
+			}
+			if got.ID != first.ID || got.Status != "completed" || got.OutputText() != first.OutputText() {
+				t.Errorf("responses.get = %s, want what New answered: %s", got.RawJSON(), first.RawJSON())
+			}
+
+			marker := "go-second-turn-" + strings.ReplaceAll(model, "/", "-")
+			second, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: model, PreviousResponseID: openai.String(first.ID),
+				Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("and now " + marker + " [[words:3]]")}})
+			if err != nil {
+				t.Fatalf("previous_response_id: %v", err)
+			}
+			if second.ID == first.ID || second.PreviousResponseID != first.ID || len(strings.Fields(second.OutputText())) != 3 {
+				t.Fatalf("second turn %s", second.RawJSON())
+			}
+			// The chain reached the provider: the second request carries the first turn.
+			if body := b.upstreamBody(marker); !strings.Contains(body, "remember this") {
+				t.Errorf("the upstream request of the second turn has no first turn: %s", body)
+			}
+			page, err := client.Responses.InputItems.List(ctx, second.ID, responses.InputItemListParams{})
+			if err != nil {
+				t.Fatalf("input_items: %v", err)
+			}
+			if len(page.Data) != 1 || page.Data[0].Type != "message" || page.Data[0].Role != "user" || page.Data[0].ID == "" ||
+				!strings.Contains(page.Data[0].RawJSON(), marker) {
+				t.Errorf("input_items of the second turn: %s", page.RawJSON())
+			}
+
+			_, err = other.Responses.Get(ctx, first.ID, responses.ResponseGetParams{})
+			wantAPIStatus(t, "responses.get with another account", err, 404)
+			err = other.Responses.Delete(ctx, first.ID)
+			wantAPIStatus(t, "responses.delete with another account", err, 404)
+
+			for _, id := range []string{second.ID, first.ID} {
+				if err := client.Responses.Delete(ctx, id); err != nil {
+					t.Fatalf("responses.delete(%s): %v", id, err)
+				}
+				_, err = client.Responses.Get(ctx, id, responses.ResponseGetParams{})
+				wantAPIStatus(t, "responses.get after delete", err, 404)
+			}
+		})
+	}
+
 	t.Run("embeddings", func(t *testing.T) {
 		resp, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{Model: embeddingModel,
 			Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"first text", "second text"}}})
@@ -521,6 +588,15 @@ func wantAPIError(t *testing.T, what string, err error, status int, code string)
 	}
 }
 
+// wantAPIStatus checks that err is the SDK's *openai.Error with status.
+func wantAPIStatus(t *testing.T, what string, err error, status int) {
+	t.Helper()
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != status {
+		t.Errorf("%s: err = %v, want *openai.Error %d", what, err, status)
+	}
+}
+
 // testNodeSDK runs node/compat.test.mjs (node --test) against Beaver. The
 // dependencies come from `npm ci` (make sdk-test runs it); the test itself
 // never goes to the network.
@@ -540,6 +616,7 @@ func testNodeSDK(t *testing.T, b *beaver) {
 	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "compat.test.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "BEAVER_BASE_URL="+b.base, "BEAVER_KEY="+b.key, "BEAVER_BROKE_KEY="+b.brokeKey,
+		"BEAVER_OTHER_KEY="+b.otherKey,
 		"BEAVER_RPM_KEY="+b.rpmKeyNode, "BEAVER_EMBEDDING_MODEL="+embeddingModel,
 		"BEAVER_MODELS="+strings.Join(models, ","), "BEAVER_REASONING_MODELS="+strings.Join(reasoningModels, ","),
 		"NO_COLOR=1", "FORCE_COLOR=0")

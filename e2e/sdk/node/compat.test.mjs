@@ -4,6 +4,7 @@
 // the environment (@google/genai too, against Beaver's Gemini-native
 // surface): BEAVER_BASE_URL, BEAVER_KEY (funded), BEAVER_BROKE_KEY
 // (no balance), BEAVER_RPM_KEY (rpm_limit 1, unused until the 429 check),
+// BEAVER_OTHER_KEY (a second funded account: reads and free counts only),
 // BEAVER_MODELS, BEAVER_REASONING_MODELS, BEAVER_EMBEDDING_MODEL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -224,6 +225,88 @@ for (const model of reasoningModels) {
     }
   });
 }
+
+// Stored responses: store defaults to true, so each answer can be read
+// back, continued with previous_response_id, listed and deleted; another
+// account's key sees none of it.
+const other = client(env('BEAVER_OTHER_KEY'));
+const notFound = (promise, what) => assert.rejects(promise, (e) => {
+  assert.ok(e instanceof NotFoundError, `${what}: want NotFoundError, got ${e?.constructor?.name}: ${e}`);
+  assert.equal(e.status, 404, `${what}: ${e}`);
+  return true;
+});
+// The output text from the output items (not the SDK's output_text
+// convenience, so a retrieved and a created response compare alike).
+const outputText = (r) => r.output.filter((it) => it.type === 'message')
+  .flatMap((it) => it.content).filter((c) => c.type === 'output_text').map((c) => c.text).join('');
+
+for (const model of models) {
+  test(`stored responses ${model}`, async () => {
+    const first = await beaver.responses.create({ model, input: 'remember this [[words:4]]' });
+    assert.equal(first.status, 'completed', JSON.stringify(first));
+    assert.ok(first.id, JSON.stringify(first));
+    assert.equal(words(outputText(first)), 4, JSON.stringify(first));
+
+    const got = await beaver.responses.retrieve(first.id);
+    assert.equal(got.id, first.id);
+    assert.equal(got.object, 'response');
+    assert.equal(got.status, 'completed');
+    assert.equal(outputText(got), outputText(first));
+
+    const marker = `node-second-turn-${model.replace('/', '-')}`;
+    const second = await beaver.responses.create({ model, previous_response_id: first.id, input: `and now ${marker} [[words:3]]` });
+    assert.equal(second.status, 'completed', JSON.stringify(second));
+    assert.notEqual(second.id, first.id);
+    assert.equal(second.previous_response_id, first.id, JSON.stringify(second));
+    assert.equal(words(outputText(second)), 3, JSON.stringify(second));
+
+    // input_items lists the turn's own input: the second request's message.
+    const items = [];
+    for await (const it of beaver.responses.inputItems.list(second.id)) items.push(it);
+    assert.equal(items.length, 1, JSON.stringify(items));
+    assert.equal(items[0].type, 'message', JSON.stringify(items));
+    assert.equal(items[0].role, 'user', JSON.stringify(items));
+    assert.ok(items[0].id, JSON.stringify(items));
+    assert.ok(JSON.stringify(items[0].content).includes(marker), JSON.stringify(items));
+
+    // Another account: as if the responses did not exist.
+    await notFound(other.responses.retrieve(first.id), 'retrieve with another account');
+    await notFound(other.responses.delete(first.id), 'delete with another account');
+    await notFound(other.responses.create({ model, previous_response_id: first.id, input: 'hi' }),
+      'previous_response_id of another account');
+    await notFound(other.responses.inputItems.list(first.id), 'input_items with another account');
+
+    await beaver.responses.delete(second.id);
+    await notFound(beaver.responses.retrieve(second.id), 'retrieve after delete');
+    await notFound(beaver.responses.delete(second.id), 'delete twice');
+    // The first turn is untouched by deleting the second.
+    assert.equal((await beaver.responses.retrieve(first.id)).id, first.id);
+    await beaver.responses.delete(first.id);
+    await notFound(beaver.responses.retrieve(first.id), 'retrieve the first turn after delete');
+  });
+}
+
+// count_tokens: Anthropic's shape for every model, nothing charged. The
+// other account runs nothing billed, so its balance must not move.
+test('@anthropic-ai/sdk messages.countTokens', async () => {
+  const counter = new Anthropic({ baseURL: env('BEAVER_BASE_URL'), apiKey: env('BEAVER_OTHER_KEY'), maxRetries: 0, timeout: 20_000 });
+  const balance = async () => {
+    const res = await fetch(env('BEAVER_BASE_URL') + '/account/balance', { headers: { authorization: `Bearer ${env('BEAVER_OTHER_KEY')}` } });
+    assert.equal(res.status, 200, await res.clone().text());
+    const b = await res.json();
+    assert.ok(Number.isInteger(b.balance_micros) && b.balance_micros > 0, JSON.stringify(b));
+    return b.balance_micros;
+  };
+  const before = await balance();
+  for (const model of models) {
+    const messages = [{ role: 'user', content: 'How many tokens are in this sentence, roughly?' }];
+    const plain = await counter.messages.countTokens({ model, messages });
+    assert.ok(Number.isInteger(plain.input_tokens) && plain.input_tokens > 0, `${model}: ${JSON.stringify(plain)}`);
+    const withSystem = await counter.messages.countTokens({ model, messages, system: 'You are a careful assistant who answers briefly.' });
+    assert.ok(withSystem.input_tokens > plain.input_tokens, `${model}: system adds tokens: ${plain.input_tokens} -> ${withSystem.input_tokens}`);
+  }
+  assert.equal(await balance(), before, 'count_tokens changed the balance');
+});
 
 test('embeddings', async () => {
   // Without encoding_format the client asks for base64 and decodes it.
