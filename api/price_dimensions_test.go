@@ -51,24 +51,7 @@ func TestPriceDimensionsCharged(t *testing.T) {
 			for _, stream := range []bool{false, true} {
 				name := fmt.Sprintf("%s %s stream=%v", tt.model, tt.tier, stream)
 				before, _ := inf.balance(u.Token)
-				var usage map[string]any
-				var id string
-				if stream {
-					res, data := inf.stream(key, chatBody(tt.model, tt.text, "stream", true))
-					id = res.Header.Get("X-Beaver-Generation-Id")
-					var last struct {
-						Usage map[string]any `json:"usage"`
-					}
-					dec := json.NewDecoder(strings.NewReader(data[max(len(data)-2, 0)]))
-					dec.UseNumber()
-					if len(data) < 2 || dec.Decode(&last) != nil || last.Usage == nil {
-						t.Fatalf("%s: %v", name, data)
-					}
-					usage = last.Usage
-				} else {
-					r := inf.do("POST", "/v1/chat/completions", key, chatBody(tt.model, tt.text)).want(200)
-					id, usage = r.str("id"), r.JSON["usage"].(map[string]any)
-				}
+				id, usage := chatUsage(t, inf, key, tt.model, tt.text, stream)
 				num := jsonInt
 				tok := tt.want
 				tok.Prompt, tok.Completion = num(usage["prompt_tokens"]), num(usage["completion_tokens"])

@@ -37,25 +37,8 @@ func TestTokenDetailsCharged(t *testing.T) {
 			for _, stream := range []bool{false, true} {
 				name := fmt.Sprintf("%s stream=%v", tt.model, stream)
 				before, _ := inf.balance(u.Token)
-				var usage map[string]any
-				var id string
-				if stream {
-					res, data := inf.stream(key, chatBody(tt.model, text, "stream", true))
-					id = res.Header.Get("X-Beaver-Generation-Id")
-					var last struct {
-						Usage map[string]any `json:"usage"`
-					}
-					dec := json.NewDecoder(strings.NewReader(data[max(len(data)-2, 0)]))
-					dec.UseNumber()
-					if len(data) < 2 || dec.Decode(&last) != nil || last.Usage == nil {
-						t.Fatalf("%s: %v", name, data)
-					}
-					usage = last.Usage
-				} else {
-					r := inf.do("POST", "/v1/chat/completions", key, chatBody(tt.model, text)).want(200)
-					id, usage = r.str("id"), r.JSON["usage"].(map[string]any)
-				}
-				num := func(v any) int64 { n, _ := v.(json.Number).Int64(); return n }
+				id, usage := chatUsage(t, inf, key, tt.model, text, stream)
+				num := jsonInt
 				if f, ok := v(usage["prompt_tokens_details"])["cached_tokens"]; !ok || num(f) != 1000 {
 					t.Fatalf("%s: usage %v", name, usage)
 				}
@@ -104,6 +87,27 @@ func TestTokenDetailsCharged(t *testing.T) {
 }
 
 func v(x any) map[string]any { m, _ := x.(map[string]any); return m }
+
+// chatUsage makes a chat completion, streamed or not, and returns its
+// generation id and usage (the stream's final usage chunk), numbers decoded
+// as json.Number.
+func chatUsage(t *testing.T, inf *inference, key, model, text string, stream bool) (string, map[string]any) {
+	t.Helper()
+	if !stream {
+		r := inf.do("POST", "/v1/chat/completions", key, chatBody(model, text)).want(200)
+		return r.str("id"), r.JSON["usage"].(map[string]any)
+	}
+	res, data := inf.stream(key, chatBody(model, text, "stream", true))
+	var last struct {
+		Usage map[string]any `json:"usage"`
+	}
+	dec := json.NewDecoder(strings.NewReader(data[max(len(data)-2, 0)]))
+	dec.UseNumber()
+	if len(data) < 2 || dec.Decode(&last) != nil || last.Usage == nil {
+		t.Fatalf("%s stream: %v", model, data)
+	}
+	return res.Header.Get("X-Beaver-Generation-Id"), last.Usage
+}
 
 // A reasoning price above the output price is held too: the balance lowers
 // max_tokens by the reasoning price, so the charge stays within the hold and

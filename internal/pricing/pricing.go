@@ -107,19 +107,13 @@ func (w Window) Contains(t time.Time) bool {
 }
 
 // Rates returns b's standard price set.
-func (b Base) Rates() Rates { return b.flat() }
-
-// Rates returns p's standard marked-up price set.
-func (p Price) Rates() Rates { return p.marked() }
-
-// flat returns b's standard price set.
-func (b Base) flat() Rates {
+func (b Base) Rates() Rates {
 	return Rates{Input: b.Input, CachedInput: b.CachedInput, CacheWrite: b.CacheWrite, CacheWrite1h: b.CacheWrite1h,
 		Output: b.Output, Reasoning: b.Reasoning, Fee: b.Fee, Tools: b.Tools}
 }
 
-// marked returns p's standard marked-up price set.
-func (p Price) marked() Rates {
+// Rates returns p's standard marked-up price set.
+func (p Price) Rates() Rates {
 	return Rates{Input: p.Input, CachedInput: p.CachedInput, CacheWrite: p.CacheWrite, CacheWrite1h: p.CacheWrite1h,
 		Output: p.Output, Reasoning: p.Reasoning, Fee: p.Fee, Tools: p.Tools}
 }
@@ -214,7 +208,7 @@ func Compute(models []Base) []Price {
 // and window marked up by the category's markup.
 func MarkUpAs(m Base, cat string) Price {
 	pm := Markups[cat]
-	r := m.flat().markUp(pm)
+	r := m.Rates().markUp(pm)
 	p := Price{Base: m, Input: r.Input, Output: r.Output, Fee: r.Fee, CachedInput: r.CachedInput,
 		Reasoning: r.Reasoning, CacheWrite: r.CacheWrite, CacheWrite1h: r.CacheWrite1h, Tools: r.Tools,
 		Category: cat, MarkupPermille: pm}
@@ -336,8 +330,8 @@ func costOf(r Rates, t Tokens) (int64, *Details) {
 // dimension at its own price, from the price set the prompt size and the
 // admission time select (see Base), each side rounded up once.
 func ChargeTokens(p Price, t Tokens, at time.Time) Charge {
-	rates, tier := pick(p.marked(), p.Long, p.Hours, at, t.Prompt)
-	baseRates, _ := pick(p.Base.flat(), p.Base.Long, p.Base.Hours, at, t.Prompt)
+	rates, tier := pick(p.Rates(), p.Long, p.Hours, at, t.Prompt)
+	baseRates, _ := pick(p.Base.Rates(), p.Base.Long, p.Base.Hours, at, t.Prompt)
 	charged, d := costOf(rates, t)
 	provider, _ := costOf(baseRates, t)
 	d.Tier = tier
@@ -356,8 +350,8 @@ func ChargeTokens(p Price, t Tokens, at time.Time) Charge {
 // tokens turn out cached, written or reasoning, so the hold stays an upper
 // bound under every dimension and tier.
 func (p Price) UpperBound(at time.Time, prompt, toolCalls int64) Price {
-	marked, _ := pick(p.marked(), nil, p.Hours, at, 0)
-	base, _ := pick(p.Base.flat(), nil, p.Base.Hours, at, 0)
+	marked, _ := pick(p.Rates(), nil, p.Hours, at, 0)
+	base, _ := pick(p.Base.Rates(), nil, p.Base.Hours, at, 0)
 	for _, t := range p.Long {
 		if prompt > t.Above {
 			marked = marked.max(t.Rates)
