@@ -25,6 +25,9 @@ func modelView(e *catalog.Entry) gin.H {
 	p := e.Price
 	pricing := pricesView(p.Rates(), p.Long, p.Hours)
 	pricing["category"], pricing["markup_permille"], pricing["price_version"] = p.Category, p.MarkupPermille, e.Version
+	if p.Images != nil {
+		pricing["images"] = imagesView(p.Images)
+	}
 	return gin.H{
 		"id": e.ID, "object": "model", "created": e.Created.Unix(), "owned_by": e.Provider, "provider": e.Provider,
 		"name": e.Name, "context_length": e.ContextLength, "max_output_tokens": e.MaxOutputTokens,
@@ -152,4 +155,20 @@ func costDetails(stored *string) any {
 		return nil
 	}
 	return json.RawMessage(*stored)
+}
+
+// imagesView shows an image model's prices: image tokens per 1M, and per
+// image by size and quality ("" = any), with their _usd twins.
+func imagesView(x *pricing.Images) gin.H {
+	per := make([]gin.H, 0, len(x.PerImage))
+	for _, p := range x.PerImage {
+		per = append(per, gin.H{"size": p.Size, "quality": p.Quality, "micros": p.Micros, "usd": money.USD(p.Micros)})
+	}
+	tokens := make([]gin.H, 0, len(x.Tokens))
+	for _, t := range x.Tokens {
+		tokens = append(tokens, gin.H{"size": t.Size, "quality": t.Quality, "tokens": t.Tokens})
+	}
+	return gin.H{"input_per_million_micros": x.Input, "input_per_million_usd": money.USD(x.Input),
+		"output_per_million_micros": x.Output, "output_per_million_usd": money.USD(x.Output),
+		"per_image": per, "max_output_tokens_per_image": tokens, "max_input_tokens_per_image": x.InputTokens}
 }

@@ -177,6 +177,8 @@ func (s *Server) routes() *gin.Engine {
 
 	a.POST("/v1/chat/completions", s.chatCompletions)
 	a.POST("/v1/embeddings", s.embeddings)
+	a.POST("/v1/images/generations", s.imageGenerations)
+	a.POST("/v1/images/edits", s.imageEdits)
 	a.POST("/v1/responses", s.createResponse)
 	a.GET("/v1/responses/:id", s.getResponse)
 	a.DELETE("/v1/responses/:id", s.deleteResponse)

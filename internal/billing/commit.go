@@ -32,6 +32,10 @@ type Outcome struct {
 	Cancelled          bool
 	Error              string // "" = success
 	LatencyMS          int64
+
+	// ImageInputTokens are part of PromptTokens, ImageOutputTokens part of
+	// CompletionTokens; Images counts the images delivered (image models).
+	ImageInputTokens, ImageOutputTokens, Images int64
 }
 
 // Settlement is the committed result of a request.
@@ -80,8 +84,9 @@ func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, e
 	ctx = context.WithoutCancel(ctx)
 	charge := pricing.ChargeTokens(h.Price, pricing.Tokens{Prompt: o.PromptTokens, Completion: o.CompletionTokens,
 		Cached: o.CachedTokens, Reasoning: o.ReasoningTokens, CacheWrite: o.CacheWriteTokens,
-		CacheWrite1h: o.CacheWrite1hTokens, Tools: o.ToolCalls}, h.AdmittedAt)
-	if o.PromptTokens == 0 && o.CompletionTokens == 0 {
+		CacheWrite1h: o.CacheWrite1hTokens, Tools: o.ToolCalls, ImageInput: o.ImageInputTokens, ImageOutput: o.ImageOutputTokens,
+		Images: o.Images}, h.AdmittedAt)
+	if o.PromptTokens == 0 && o.CompletionTokens == 0 && o.Images == 0 {
 		charge = pricing.Charge{} // nothing reached the upstream model: no fee either
 	}
 	p := &pending{hold: h, out: o, done: make(chan struct{}), created: time.Now()}

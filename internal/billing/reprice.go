@@ -20,10 +20,15 @@ func (h *Hold) Reprice(p pricing.Price, version int64) error {
 	}
 	cur := h.Price
 	if p.Input > cur.Input || p.Output > cur.Output || p.Fee > cur.Fee || p.CachedInput > cur.CachedInput || p.Reasoning > cur.Reasoning ||
-		p.CacheWrite > cur.CacheWrite || p.CacheWrite1h > cur.CacheWrite1h {
+		p.CacheWrite > cur.CacheWrite || p.CacheWrite1h > cur.CacheWrite1h || imagesAbove(p.Rates(), cur.Rates()) {
 		return fmt.Errorf("billing: price (in %d, out %d, fee %d, cached %d, reasoning %d) of %s exceeds the held price (in %d, out %d, fee %d, cached %d, reasoning %d)",
 			p.Input, p.Output, p.Fee, p.CachedInput, p.Reasoning, p.ModelID, cur.Input, cur.Output, cur.Fee, cur.CachedInput, cur.Reasoning)
 	}
 	h.Price, h.PriceVersion = p, version
 	return nil
+}
+
+// imagesAbove reports whether p prices image tokens or images above cur.
+func imagesAbove(p, cur pricing.Rates) bool {
+	return p.ImageInput > cur.ImageInput || p.ImageOutput > cur.ImageOutput || p.Image > cur.Image
 }

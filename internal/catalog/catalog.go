@@ -63,6 +63,14 @@ const CapEmbeddings = "embeddings"
 // Embeddings reports whether e is an embedding model.
 func (e *Entry) Embeddings() bool { return slices.Contains(e.Capabilities, CapEmbeddings) }
 
+// CapImages is the capability of an image model: it serves POST
+// /v1/images/generations and /v1/images/edits and nothing else, and other
+// models do not serve those.
+const CapImages = "images"
+
+// Images reports whether e is an image model.
+func (e *Entry) Images() bool { return slices.Contains(e.Capabilities, CapImages) }
+
 // Catalog serves models and prices.
 type Catalog struct {
 	db  *db.DB
@@ -134,7 +142,7 @@ func (m seedModel) row(now time.Time) (models.Model, error) {
 		ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Capabilities: string(caps), Active: m.Active,
 		BaseInputMicros: m.Input, BaseOutputMicros: m.Output, BaseFeeMicros: m.Fee,
 		BaseCachedInputMicros: own(m.CachedInput, m.Input), BaseReasoningMicros: own(m.Reasoning, m.Output),
-		BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours), CreatedAt: now, UpdatedAt: now}
+		BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours, b.Images), CreatedAt: now, UpdatedAt: now}
 	if m.RetiredAt != "" {
 		at, err := time.Parse(time.DateOnly, m.RetiredAt)
 		if err != nil {
@@ -295,9 +303,11 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 		// The percentiles are those of the active chat models. Embedding
 		// models are priced by input alone, a few cents per million tokens:
 		// counted in, they would push cheap chat models up a category.
+		// Image models are priced mostly per image or by image tokens: left
+		// out too.
 		var active []pricing.Base
 		for _, m := range rows {
-			if m.Active && !strings.Contains(m.Capabilities, `"`+CapEmbeddings+`"`) {
+			if m.Active && !strings.Contains(m.Capabilities, `"`+CapEmbeddings+`"`) && !strings.Contains(m.Capabilities, `"`+CapImages+`"`) {
 				active = append(active, baseOf(m))
 			}
 		}
@@ -322,10 +332,10 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 			prices = append(prices, models.ModelPrice{ModelID: m.ID, Version: version,
 				BaseInputMicros: b.Input, BaseOutputMicros: b.Output, BaseFeeMicros: b.Fee,
 				BaseCachedInputMicros: &b.CachedInput, BaseReasoningMicros: &b.Reasoning,
-				BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours),
+				BaseExtraPrices: extraOf(b.Rates(), b.Long, b.Hours, b.Images),
 				InputMicros:     p.Input, OutputMicros: p.Output, FeeMicros: p.Fee,
 				CachedInputMicros: &cached, ReasoningMicros: &reasoning,
-				ExtraPrices: extraOf(p.Rates(), p.Long, p.Hours),
+				ExtraPrices: extraOf(p.Rates(), p.Long, p.Hours, p.Images),
 				Category:    p.Category, MarkupPermille: p.MarkupPermille, CreatedAt: now})
 		}
 		if len(prices) == 0 {
@@ -362,7 +372,7 @@ func priceOf(p models.ModelPrice) pricing.Price {
 	return pricing.Price{Base: base, Input: marked.Input, Output: marked.Output, Fee: marked.Fee,
 		CachedInput: marked.CachedInput, Reasoning: marked.Reasoning, CacheWrite: marked.CacheWrite,
 		CacheWrite1h: marked.CacheWrite1h, Tools: marked.Tools, Long: marked.Long, Hours: marked.Hours,
-		Category: p.Category, MarkupPermille: p.MarkupPermille}
+		Images: marked.Images, Category: p.Category, MarkupPermille: p.MarkupPermille}
 }
 
 func or(p *int64, plain int64) int64 {

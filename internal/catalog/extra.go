@@ -23,6 +23,83 @@ type Extra struct {
 	Tools        map[string]int64 `json:"tool_fees_micros,omitempty"`
 	LongContext  Tiers            `json:"long_context,omitempty"`
 	TimeOfDay    []ExtraWindow    `json:"time_of_day,omitempty"`
+
+	Images *ExtraImages `json:"images,omitempty"` // an image model's prices (see pricing.Images)
+}
+
+// ExtraImages are an image model's prices beyond its token columns (which
+// price its text tokens): image input and output tokens, per-image prices
+// by size and quality ("" = any), and what bounds a request's hold: the
+// most image output tokens of one image by size and quality, and the most
+// input tokens of one input image.
+type ExtraImages struct {
+	Input            int64              `json:"input_micros_per_million,omitempty"`
+	Output           int64              `json:"output_micros_per_million,omitempty"`
+	PerImage         []ExtraImagePrice  `json:"per_image_micros,omitempty"`
+	OutputTokens     []ExtraImageTokens `json:"output_tokens,omitempty"`
+	InputTokensImage int64              `json:"input_tokens_per_image,omitempty"`
+}
+
+// ExtraImagePrice is one per-image price.
+type ExtraImagePrice struct {
+	Size    string `json:"size,omitempty"`
+	Quality string `json:"quality,omitempty"`
+	Micros  int64  `json:"micros"`
+}
+
+// ExtraImageTokens is the most image output tokens of one image.
+type ExtraImageTokens struct {
+	Size    string `json:"size,omitempty"`
+	Quality string `json:"quality,omitempty"`
+	Tokens  int64  `json:"tokens"`
+}
+
+// pricing is x as pricing's (nil for none).
+func (x *ExtraImages) pricing() *pricing.Images {
+	if x == nil {
+		return nil
+	}
+	out := &pricing.Images{Input: x.Input, Output: x.Output, InputTokens: x.InputTokensImage}
+	for _, p := range x.PerImage {
+		out.PerImage = append(out.PerImage, pricing.ImagePrice{Size: p.Size, Quality: p.Quality, Micros: p.Micros})
+	}
+	for _, t := range x.OutputTokens {
+		out.Tokens = append(out.Tokens, pricing.ImageTokens{Size: t.Size, Quality: t.Quality, Tokens: t.Tokens})
+	}
+	return out
+}
+
+// extraImagesOf is x as the catalog stores it (nil for none).
+func extraImagesOf(x *pricing.Images) *ExtraImages {
+	if x == nil {
+		return nil
+	}
+	out := &ExtraImages{Input: x.Input, Output: x.Output, InputTokensImage: x.InputTokens}
+	for _, p := range x.PerImage {
+		out.PerImage = append(out.PerImage, ExtraImagePrice{Size: p.Size, Quality: p.Quality, Micros: p.Micros})
+	}
+	for _, t := range x.Tokens {
+		out.OutputTokens = append(out.OutputTokens, ExtraImageTokens{Size: t.Size, Quality: t.Quality, Tokens: t.Tokens})
+	}
+	return out
+}
+
+// validate reports the first thing wrong with x.
+func (x *ExtraImages) validate() error {
+	if x.Input < 0 || x.Output < 0 || x.InputTokensImage < 0 {
+		return fmt.Errorf("images: prices and token counts must not be negative")
+	}
+	for _, p := range x.PerImage {
+		if p.Micros < 0 {
+			return fmt.Errorf("images.per_image_micros: %q/%q must not be negative", p.Size, p.Quality)
+		}
+	}
+	for _, t := range x.OutputTokens {
+		if t.Tokens <= 0 {
+			return fmt.Errorf("images.output_tokens: %q/%q must be a positive number of tokens", t.Size, t.Quality)
+		}
+	}
+	return nil
 }
 
 // ExtraRates are the prices of a tier or window; an absent price follows
@@ -114,6 +191,14 @@ func (x *Extra) Validate() error {
 	}
 	if err := rates("", ExtraRates{CacheWrite: x.CacheWrite, CacheWrite1h: x.CacheWrite1h, Tools: x.Tools}); err != nil {
 		return err
+	}
+	if x.Images != nil {
+		if err := x.Images.validate(); err != nil {
+			return err
+		}
+		if len(x.LongContext) > 0 || len(x.TimeOfDay) > 0 {
+			return fmt.Errorf("images: an image model has no long_context or time_of_day prices")
+		}
 	}
 	for i, t := range x.LongContext {
 		prefix := "long_context."
@@ -225,10 +310,11 @@ func apply(b *pricing.Base, x *Extra) {
 	if x != nil && x.CacheWrite1h != nil {
 		b.CacheWrite1h = *x.CacheWrite1h
 	}
-	b.Long, b.Hours, b.Tools = nil, nil, nil
+	b.Long, b.Hours, b.Tools, b.Images = nil, nil, nil, nil
 	if x == nil {
 		return
 	}
+	b.Images = x.Images.pricing()
 	if len(x.Tools) > 0 {
 		b.Tools = x.Tools
 	}
@@ -262,8 +348,8 @@ func resolve(std pricing.Rates, r ExtraRates) pricing.Rates {
 // extraOf is the document that stores rates' dimensions beyond the
 // columns, with long and hours; every price explicit. nil when there are
 // none beyond what the columns already imply.
-func extraOf(std pricing.Rates, long []pricing.Tier, hours []pricing.Window) *string {
-	x := Extra{Tools: std.Tools}
+func extraOf(std pricing.Rates, long []pricing.Tier, hours []pricing.Window, images *pricing.Images) *string {
+	x := Extra{Tools: std.Tools, Images: extraImagesOf(images)}
 	if std.CacheWrite != std.Input {
 		x.CacheWrite = ptr(std.CacheWrite)
 	}
@@ -278,7 +364,7 @@ func extraOf(std pricing.Rates, long []pricing.Tier, hours []pricing.Window) *st
 		ew.Days, ew.From, ew.To = WindowOf(w)
 		x.TimeOfDay = append(x.TimeOfDay, ew)
 	}
-	if x.CacheWrite == nil && x.CacheWrite1h == nil && len(x.Tools) == 0 && len(x.LongContext) == 0 && len(x.TimeOfDay) == 0 {
+	if x.CacheWrite == nil && x.CacheWrite1h == nil && len(x.Tools) == 0 && len(x.LongContext) == 0 && len(x.TimeOfDay) == 0 && x.Images == nil {
 		return nil
 	}
 	b, _ := json.Marshal(x) // integers and strings always marshal

@@ -211,7 +211,7 @@ func resolvedTiers(m seedModel) map[string]json.RawMessage {
 	apply(&b, &m.Extra)
 	out := map[string]json.RawMessage{"long_context": json.RawMessage("null"), "time_of_day": json.RawMessage("null")}
 	var x Extra
-	if doc := extraOf(b.Rates(), b.Long, b.Hours); doc != nil {
+	if doc := extraOf(b.Rates(), b.Long, b.Hours, b.Images); doc != nil {
 		_ = json.Unmarshal([]byte(*doc), &x)
 	}
 	if len(x.LongContext) > 0 {

@@ -141,7 +141,7 @@ func TestImportBeaverFormatAndExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff.Format != catalog.FormatBeaver || len(diff.Added)+len(diff.Changed)+len(diff.Retired) != 0 || diff.Unchanged != 58 {
+	if diff.Format != catalog.FormatBeaver || len(diff.Added)+len(diff.Changed)+len(diff.Retired) != 0 || diff.Unchanged != 63 {
 		t.Fatalf("re-import of the export: %+v", diff)
 	}
 	partial := `{"models": [

@@ -8,6 +8,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/embedding"
 	"github.com/beaver-gateway/beaver/internal/ids"
@@ -92,6 +93,9 @@ func (g *Gateway) admitEmbedding(ctx context.Context, call EmbedCall) (*run, pro
 		return nil, nil, err
 	}
 	first := chain[0] // no fallbacks (see above)
+	if first.entry.Images() {
+		return nil, nil, notImages(first.entry).WithParam("model")
+	}
 	if !first.entry.Embeddings() {
 		return nil, nil, apierr.Invalid("model %s is a chat model; embeddings need an embedding model", first.entry.ID).WithParam("model")
 	}
@@ -119,22 +123,25 @@ func (g *Gateway) admitEmbedding(ctx context.Context, call EmbedCall) (*run, pro
 // first of them), and so must every model the request lists (400, param
 // models); configured fallbacks that are embedding models are left out.
 func chatModels(call Call, chain []candidate) ([]candidate, error) {
-	refuse := func(id, param string) error {
-		return apierr.Invalid("model %s is an embedding model; use POST /v1/embeddings", id).WithParam(param)
-	}
-	if e := chain[0].entry; e.Embeddings() {
-		if call.Model == "" {
-			return nil, refuse(e.ID, "models")
+	refuse := func(e *catalog.Entry, param string) error {
+		if e.Images() {
+			return notImages(e).WithParam(param)
 		}
-		return nil, refuse(e.ID, "model")
+		return apierr.Invalid("model %s is an embedding model; use POST /v1/embeddings", e.ID).WithParam(param)
+	}
+	if e := chain[0].entry; e.Embeddings() || e.Images() {
+		if call.Model == "" {
+			return nil, refuse(e, "models")
+		}
+		return nil, refuse(e, "model")
 	}
 	out := chain[:1]
 	for _, c := range chain[1:] {
 		switch {
-		case !c.entry.Embeddings():
+		case !c.entry.Embeddings() && !c.entry.Images():
 			out = append(out, c)
 		case call.Request.Models != nil:
-			return nil, refuse(c.entry.ID, "models")
+			return nil, refuse(c.entry, "models")
 		}
 	}
 	return out, nil

@@ -52,6 +52,7 @@ type Base struct {
 	Tools                    map[string]int64
 	Long                     []Tier
 	Hours                    []Window
+	Images                   *Images // an image model's prices (images.go); nil for other models
 }
 
 // Price is a model's marked-up price in one version: every field beside
@@ -64,15 +65,20 @@ type Price struct {
 	Tools                    map[string]int64
 	Long                     []Tier
 	Hours                    []Window
+	Images                   *Images // marked up
 	Category                 string
 	MarkupPermille           int64
 }
 
-// Rates are one set of prices of every dimension (see Base).
+// Rates are one set of prices of every dimension (see Base). ImageInput
+// and ImageOutput are the prices of image tokens, Image that of one image
+// (the dearest of the model's per-image prices, or the one a request's
+// size and quality select: see Price.ForImages).
 type Rates struct {
 	Input, CachedInput, CacheWrite, CacheWrite1h int64
 	Output, Reasoning, Fee                       int64
 	Tools                                        map[string]int64
+	ImageInput, ImageOutput, Image               int64
 }
 
 // Tier is a long-context price set: it prices the whole request when the
@@ -108,14 +114,14 @@ func (w Window) Contains(t time.Time) bool {
 
 // Rates returns b's standard price set.
 func (b Base) Rates() Rates {
-	return Rates{Input: b.Input, CachedInput: b.CachedInput, CacheWrite: b.CacheWrite, CacheWrite1h: b.CacheWrite1h,
-		Output: b.Output, Reasoning: b.Reasoning, Fee: b.Fee, Tools: b.Tools}
+	return b.Images.rates(Rates{Input: b.Input, CachedInput: b.CachedInput, CacheWrite: b.CacheWrite, CacheWrite1h: b.CacheWrite1h,
+		Output: b.Output, Reasoning: b.Reasoning, Fee: b.Fee, Tools: b.Tools})
 }
 
 // Rates returns p's standard marked-up price set.
 func (p Price) Rates() Rates {
-	return Rates{Input: p.Input, CachedInput: p.CachedInput, CacheWrite: p.CacheWrite, CacheWrite1h: p.CacheWrite1h,
-		Output: p.Output, Reasoning: p.Reasoning, Fee: p.Fee, Tools: p.Tools}
+	return p.Images.rates(Rates{Input: p.Input, CachedInput: p.CachedInput, CacheWrite: p.CacheWrite, CacheWrite1h: p.CacheWrite1h,
+		Output: p.Output, Reasoning: p.Reasoning, Fee: p.Fee, Tools: p.Tools})
 }
 
 // Tier names of Details.Tier.
@@ -211,7 +217,7 @@ func MarkUpAs(m Base, cat string) Price {
 	r := m.Rates().markUp(pm)
 	p := Price{Base: m, Input: r.Input, Output: r.Output, Fee: r.Fee, CachedInput: r.CachedInput,
 		Reasoning: r.Reasoning, CacheWrite: r.CacheWrite, CacheWrite1h: r.CacheWrite1h, Tools: r.Tools,
-		Category: cat, MarkupPermille: pm}
+		Images: m.Images.markUp(pm), Category: cat, MarkupPermille: pm}
 	for _, t := range m.Long {
 		p.Long = append(p.Long, Tier{Above: t.Above, Rates: t.Rates.markUp(pm)})
 	}
@@ -226,7 +232,8 @@ func MarkUpAs(m Base, cat string) Price {
 func (r Rates) markUp(permille int64) Rates {
 	out := Rates{Input: MarkUp(r.Input, permille), CachedInput: MarkUp(r.CachedInput, permille),
 		CacheWrite: MarkUp(r.CacheWrite, permille), CacheWrite1h: MarkUp(r.CacheWrite1h, permille),
-		Output: MarkUp(r.Output, permille), Reasoning: MarkUp(r.Reasoning, permille), Fee: MarkUp(r.Fee, permille)}
+		Output: MarkUp(r.Output, permille), Reasoning: MarkUp(r.Reasoning, permille), Fee: MarkUp(r.Fee, permille),
+		ImageInput: MarkUp(r.ImageInput, permille), ImageOutput: MarkUp(r.ImageOutput, permille), Image: MarkUp(r.Image, permille)}
 	if r.Tools != nil {
 		out.Tools = make(map[string]int64, len(r.Tools))
 		for k, v := range r.Tools {
@@ -263,39 +270,48 @@ func ChargeFor(p Price, inTokens, outTokens int64) Charge {
 // convention: cache reads (Cached) and cache writes (CacheWrite, of which
 // CacheWrite1h were written for an hour) are part of Prompt, reasoning
 // tokens part of Completion. Tools counts provider-run tool calls by tool.
+// ImageInput (image tokens of the prompt) are part of Prompt, ImageOutput
+// part of Completion; Images counts the images delivered.
 type Tokens struct {
 	Prompt, Completion       int64
 	Cached, Reasoning        int64
 	CacheWrite, CacheWrite1h int64
 	Tools                    map[string]int64
+	ImageInput, ImageOutput  int64
+	Images                   int64
 }
 
 // split returns the prompt tokens at the input price, the cache reads, the
 // cache writes for the default lifetime and for an hour, the completion
-// tokens at the output price and the reasoning tokens. A detail count
-// larger than what is left of its total (a provider's error) is taken as
-// what is left; a negative one as zero.
-func (t Tokens) split() (in, cached, write, write1h, out, reasoning int64) {
+// tokens at the output price and the reasoning tokens, and the image
+// input and output tokens. A detail count larger than what is left of its
+// total (a provider's error) is taken as what is left; a negative one as
+// zero.
+func (t Tokens) split() (in, cached, write, write1h, out, reasoning, imgIn, imgOut int64) {
 	prompt := max(t.Prompt, 0)
 	cached = min(max(t.Cached, 0), prompt)
 	write = min(max(t.CacheWrite, 0), prompt-cached)
 	write1h = min(max(t.CacheWrite1h, 0), write)
-	reasoning = min(max(t.Reasoning, 0), max(t.Completion, 0))
-	return prompt - cached - write, cached, write - write1h, write1h, max(t.Completion, 0) - reasoning, reasoning
+	imgIn = min(max(t.ImageInput, 0), prompt-cached-write)
+	completion := max(t.Completion, 0)
+	reasoning = min(max(t.Reasoning, 0), completion)
+	imgOut = min(max(t.ImageOutput, 0), completion-reasoning)
+	return prompt - cached - write - imgIn, cached, write - write1h, write1h, completion - reasoning - imgOut, reasoning, imgIn, imgOut
 }
 
 // costOf is ceil(Σ tokens_d·price_d / 1e6) + Fee + Σ calls_t·fee_t, the
 // one ceiling per charge, with its breakdown: token lines floored, the
 // ceiling's remainder in RoundingMicros.
 func costOf(r Rates, t Tokens) (int64, *Details) {
-	in, cached, write, write1h, out, reasoning := t.split()
+	in, cached, write, write1h, out, reasoning, imgIn, imgOut := t.split()
 	d := &Details{}
 	var sum, floors int64
 	for _, l := range [...]struct {
 		dim         string
 		n, perMilln int64
 	}{{"input", in, r.Input}, {"cached_input", cached, r.CachedInput}, {"cache_write", write, r.CacheWrite},
-		{"cache_write_1h", write1h, r.CacheWrite1h}, {"output", out, r.Output}, {"reasoning", reasoning, r.Reasoning}} {
+		{"cache_write_1h", write1h, r.CacheWrite1h}, {"output", out, r.Output}, {"reasoning", reasoning, r.Reasoning},
+		{"image_input", imgIn, r.ImageInput}, {"image_output", imgOut, r.ImageOutput}} {
 		if l.n == 0 {
 			continue
 		}
@@ -309,6 +325,10 @@ func costOf(r Rates, t Tokens) (int64, *Details) {
 	if r.Fee != 0 {
 		total += r.Fee
 		d.Lines = append(d.Lines, Line{Dimension: "request", Quantity: 1, Unit: "request", PriceMicros: r.Fee, CostMicros: r.Fee})
+	}
+	if n := max(t.Images, 0); n > 0 && r.Image != 0 {
+		total += n * r.Image
+		d.Lines = append(d.Lines, Line{Dimension: "image", Quantity: n, Unit: "image", PriceMicros: r.Image, CostMicros: n * r.Image})
 	}
 	names := make([]string, 0, len(t.Tools))
 	for name, n := range t.Tools {
@@ -371,10 +391,11 @@ func (p Price) UpperBound(at time.Time, prompt, toolCalls int64) Price {
 	return out
 }
 
-// bound is the one-price-per-side Base that covers every dimension of r.
+// bound is the one-price-per-side Base that covers every dimension of r
+// (image tokens included; images themselves are bounded by ImageBound).
 func bound(r Rates, toolCalls int64) Base {
-	in := max(r.Input, r.CachedInput, r.CacheWrite, r.CacheWrite1h)
-	out := max(r.Output, r.Reasoning)
+	in := max(r.Input, r.CachedInput, r.CacheWrite, r.CacheWrite1h, r.ImageInput)
+	out := max(r.Output, r.Reasoning, r.ImageOutput)
 	fee := r.Fee
 	for _, f := range r.Tools {
 		fee += toolCalls * f
@@ -386,7 +407,8 @@ func bound(r Rates, toolCalls int64) Base {
 func (r Rates) max(o Rates) Rates {
 	out := Rates{Input: max(r.Input, o.Input), CachedInput: max(r.CachedInput, o.CachedInput),
 		CacheWrite: max(r.CacheWrite, o.CacheWrite), CacheWrite1h: max(r.CacheWrite1h, o.CacheWrite1h),
-		Output: max(r.Output, o.Output), Reasoning: max(r.Reasoning, o.Reasoning), Fee: max(r.Fee, o.Fee)}
+		Output: max(r.Output, o.Output), Reasoning: max(r.Reasoning, o.Reasoning), Fee: max(r.Fee, o.Fee),
+		ImageInput: max(r.ImageInput, o.ImageInput), ImageOutput: max(r.ImageOutput, o.ImageOutput), Image: max(r.Image, o.Image)}
 	if len(r.Tools)+len(o.Tools) > 0 {
 		out.Tools = map[string]int64{}
 		for _, m := range []map[string]int64{r.Tools, o.Tools} {
@@ -448,10 +470,11 @@ type Details struct {
 // Line is one priced dimension of a charge.
 type Line struct {
 	// Dimension is input, cached_input, cache_write, cache_write_1h,
-	// output, reasoning, request, or a tool's name for per-call fees.
+	// output, reasoning, image_input, image_output, request, image, or a
+	// tool's name for per-call fees.
 	Dimension   string `json:"dimension"`
 	Quantity    int64  `json:"quantity"`
-	Unit        string `json:"unit"`         // "token", "request" or "call"
-	PriceMicros int64  `json:"price_micros"` // per 1M tokens, per request or per call
+	Unit        string `json:"unit"`         // "token", "request", "image" or "call"
+	PriceMicros int64  `json:"price_micros"` // per 1M tokens, per request, per image or per call
 	CostMicros  int64  `json:"cost_micros"`
 }
