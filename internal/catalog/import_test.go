@@ -193,7 +193,7 @@ func TestImportBeaverFormatAndExport(t *testing.T) {
 		Models []map[string]any `json:"models"`
 	}
 	out, _ = c.Export(ctx)
-	if err := json.Unmarshal(out, &exported); err != nil || len(exported.Models) != 59 ||
+	if err := json.Unmarshal(out, &exported); err != nil || len(exported.Models) != 64 ||
 		!strings.Contains(string(out), `"long_context"`) {
 		t.Fatalf("export: %d models, %v", len(exported.Models), err)
 	}
