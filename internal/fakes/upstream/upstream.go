@@ -313,6 +313,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.embeddings(w, r, body) { // embeddings.go
 		return
 	}
+	if s.images(w, r, body) { // images.go
+		return
+	}
 
 	var f format
 	c := call{}
