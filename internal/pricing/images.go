@@ -93,14 +93,19 @@ func (x *Images) markUp(permille int64) *Images {
 }
 
 // narrow returns x with its per-image prices narrowed to the one that
-// applies to (size, quality): the dearest that does.
+// applies to (size, quality): the dearest that does, else (a size or
+// quality the table does not know) the dearest of all.
 func (x *Images) narrow(size, quality string) *Images {
 	if x == nil {
 		return nil
 	}
 	out := *x
 	out.PerImage = nil
-	if p, ok := x.perImage(size, quality); ok {
+	if len(x.PerImage) > 0 {
+		p, ok := x.perImage(size, quality)
+		if !ok {
+			p, _ = x.perImage("", "")
+		}
 		out.PerImage = []ImagePrice{{Micros: p}}
 	}
 	return &out
@@ -138,15 +143,16 @@ type ImageQuery struct {
 //     dearest per-image price of the size and quality, plus the model's
 //     fee.
 //
-// A size or quality the model's token table does not list is refused: its
-// output cannot be bounded.
+// A size or quality the model's token table or per-image prices do not
+// list is refused: its cost cannot be bounded.
 func (p Price) ImageBound(at time.Time, q ImageQuery) (Price, int64, error) {
 	if p.Images == nil || p.Base.Images == nil {
 		return Price{}, 0, fmt.Errorf("model %s is not an image model", p.ModelID)
 	}
 	n := max(q.N, 1)
 	tokens, ok := p.Images.outputTokens(q.Size, q.Quality)
-	if !ok && len(p.Images.Tokens) > 0 {
+	_, priced := p.Images.perImage(q.Size, q.Quality)
+	if !ok && len(p.Images.Tokens) > 0 || !priced && len(p.Images.PerImage) > 0 {
 		return Price{}, 0, fmt.Errorf("size %q with quality %q is not one this model's prices cover", q.Size, q.Quality)
 	}
 	prompt := max(q.PromptTokens, 0) + max(q.InputImages, 0)*p.Images.InputTokens
