@@ -176,7 +176,7 @@ func (r *Request) check() error {
 		return invalid("n", "n must be between 1 and %d", MaxN)
 	case r.ResponseFormat != "" && r.ResponseFormat != FormatURL && r.ResponseFormat != FormatB64:
 		return invalid("response_format", "response_format must be %q or %q", FormatURL, FormatB64)
-	case r.Images != nil && len(r.Images) > MaxInputImages:
+	case len(r.Images) > MaxInputImages:
 		return invalid("image", "at most %d input images", MaxInputImages)
 	}
 	return nil
