@@ -15,6 +15,7 @@ package sdk
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +68,8 @@ var models = []string{"openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-20241022
 
 const embeddingModel = "openai/text-embedding-3-small"
 
+const imageModel = "openai/gpt-image-1"
+
 // Reasoning models whose tool loops fail unless the client sends back what
 // the answer gave it: DeepSeek's reasoning_content, Gemini 3's thought
 // signatures. The seed catalog has no Gemini 3 model: seedGemini3 adds one.
@@ -113,7 +116,7 @@ func startBeaver(t *testing.T) *beaver {
 	cmd.Env = append(os.Environ(), "BEAVER_ADDR="+addr, "BEAVER_DATABASE_URL="+dbURL,
 		"BEAVER_DATA_DIR="+dir, "BEAVER_ADMIN_EMAIL="+adminEmail, "BEAVER_ADMIN_PASSWORD="+adminPassword,
 		"BEAVER_AUTH_LIMIT=1000", "BEAVER_ARGON2_MEMORY_KIB=1024", "BEAVER_ARGON2_TIME=1", "BEAVER_ARGON2_THREADS=1",
-		"OPENAI_BASE_URL="+up.URL, "ANTHROPIC_BASE_URL="+up.URL, "GEMINI_BASE_URL="+up.URL, "DEEPSEEK_BASE_URL="+up.URL,
+		"OPENAI_BASE_URL="+up.URL, "ANTHROPIC_BASE_URL="+up.URL, "GEMINI_BASE_URL="+up.URL, "DEEPSEEK_BASE_URL="+up.URL, "XAI_BASE_URL="+up.URL,
 		"TEMPORAL_ADDRESS=127.0.0.1:1")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -545,6 +548,32 @@ func testGoSDK(t *testing.T, b *beaver) {
 		}
 		if resp.Usage.PromptTokens <= 0 {
 			t.Errorf("embeddings usage %s", resp.Usage.RawJSON())
+		}
+	})
+
+	t.Run("images", func(t *testing.T) {
+		resp, err := client.Images.Generate(ctx, openai.ImageGenerateParams{Model: imageModel, Prompt: "a beaver at dusk",
+			N: openai.Int(2), Size: openai.ImageGenerateParamsSize1024x1024, Quality: openai.ImageGenerateParamsQualityLow})
+		if err != nil {
+			t.Fatalf("POST /v1/images/generations (model %s): %v", imageModel, err)
+		}
+		if len(resp.Data) != 2 || resp.Data[0].B64JSON == "" || resp.Usage.OutputTokens != 2*272 ||
+			resp.Usage.InputTokensDetails.TextTokens <= 0 || resp.Size != "1024x1024" {
+			t.Fatalf("images answer %s", resp.RawJSON())
+		}
+		if f, ok := resp.Usage.JSON.ExtraFields["cost_micros"]; !ok || f.Raw() == "0" {
+			t.Errorf("images usage without cost_micros: %s", resp.Usage.RawJSON())
+		}
+		png, _ := base64.StdEncoding.DecodeString(fakeupstream.FakeImage("input", 0))
+		edit, err := client.Images.Edit(ctx, openai.ImageEditParams{Model: imageModel, Prompt: "make it night",
+			Image: openai.ImageEditParamsImageUnion{OfFileArray: []io.Reader{
+				openai.File(bytes.NewReader(png), "a.png", "image/png"), openai.File(bytes.NewReader(png), "b.png", "image/png")}},
+			Size: openai.ImageEditParamsSize1024x1024, Quality: openai.ImageEditParamsQualityLow})
+		if err != nil {
+			t.Fatalf("POST /v1/images/edits (model %s): %v", imageModel, err)
+		}
+		if len(edit.Data) != 1 || edit.Usage.InputTokensDetails.ImageTokens != 2*fakeupstream.FakeImageInputTokens {
+			t.Fatalf("image edit answer %s", edit.RawJSON())
 		}
 	})
 

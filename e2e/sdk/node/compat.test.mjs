@@ -8,7 +8,7 @@
 // BEAVER_MODELS, BEAVER_REASONING_MODELS, BEAVER_EMBEDDING_MODEL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI, { APIError, AuthenticationError, NotFoundError, RateLimitError } from 'openai';
+import OpenAI, { APIError, AuthenticationError, NotFoundError, RateLimitError, toFile } from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI, ApiError as GoogleApiError } from '@google/genai';
 
@@ -323,6 +323,26 @@ test('embeddings', async () => {
   assert.equal(floats.data.length, 1);
   assert.ok(Array.isArray(floats.data[0].embedding) && floats.data[0].embedding.every(Number.isFinite));
   assert.equal(floats.data[0].embedding.length, def.data[0].embedding.length);
+});
+
+test('images', async () => {
+  // GPT Image: base64 always, token usage with Beaver's cost.
+  const gen = await beaver.images.generate({ model: 'openai/gpt-image-1', prompt: 'a beaver at dusk', n: 2, size: '1024x1024', quality: 'low' });
+  assert.equal(gen.data.length, 2, JSON.stringify(gen).slice(0, 500));
+  assert.ok(gen.data.every((d) => d.b64_json && !d.url));
+  assert.equal(gen.usage.output_tokens, 2 * 272);
+  assert.ok(gen.usage.cost_micros > 0, JSON.stringify(gen.usage));
+  // An edit: two images, multipart.
+  const png = Buffer.from(gen.data[0].b64_json, 'base64');
+  const edit = await beaver.images.edit({ model: 'openai/gpt-image-1', prompt: 'make it night', size: '1024x1024', quality: 'low',
+    image: [await toFile(png, 'a.png', { type: 'image/png' }), await toFile(png, 'b.png', { type: 'image/png' })] });
+  assert.equal(edit.data.length, 1);
+  assert.ok(edit.usage.input_tokens_details.image_tokens > 0, JSON.stringify(edit.usage));
+  assert.ok(edit.usage.cost_micros > 0);
+  // xAI: a URL, priced per image.
+  const url = await beaver.images.generate({ model: 'xai/grok-imagine-image', prompt: 'a beaver', response_format: 'url' });
+  assert.ok(url.data[0].url?.startsWith('https://'), JSON.stringify(url));
+  assert.ok(url.usage.cost_micros > 0, JSON.stringify(url.usage));
 });
 
 test('typed errors', async () => {
