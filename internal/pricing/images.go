@@ -46,24 +46,23 @@ func matches(size, quality, wantSize, wantQuality string) bool {
 // perImage is the dearest per-image price that applies to (size,
 // quality), and whether any does.
 func (x *Images) perImage(size, quality string) (int64, bool) {
-	var best int64
-	found := false
-	for _, p := range x.PerImage {
-		if matches(p.Size, p.Quality, size, quality) {
-			best, found = max(best, p.Micros), true
-		}
-	}
-	return best, found
+	return dearest(x.PerImage, func(p ImagePrice) (string, string, int64) { return p.Size, p.Quality, p.Micros }, size, quality)
 }
 
 // outputTokens is the most image output tokens one image of (size,
 // quality) may cost, and whether an entry applies.
 func (x *Images) outputTokens(size, quality string) (int64, bool) {
+	return dearest(x.Tokens, func(t ImageTokens) (string, string, int64) { return t.Size, t.Quality, t.Tokens }, size, quality)
+}
+
+// dearest is the largest value of the entries that apply to (size,
+// quality), and whether any does.
+func dearest[T any](entries []T, of func(T) (size, quality string, v int64), size, quality string) (int64, bool) {
 	var best int64
 	found := false
-	for _, t := range x.Tokens {
-		if matches(t.Size, t.Quality, size, quality) {
-			best, found = max(best, t.Tokens), true
+	for _, e := range entries {
+		if s, q, v := of(e); matches(s, q, size, quality) {
+			best, found = max(best, v), true
 		}
 	}
 	return best, found
