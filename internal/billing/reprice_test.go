@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/db"
@@ -78,5 +79,46 @@ func TestReprice(t *testing.T) {
 	a := check(t, d, acct, true)
 	if a.BalanceMicros != 1_000_000-want.ChargedMicros {
 		t.Fatalf("balance %d, want %d", a.BalanceMicros, 1_000_000-want.ChargedMicros)
+	}
+}
+
+// An image hold (pricing.ImageBound, one completion token) refuses a price
+// above it in an image dimension, and charges the images delivered at the
+// answer's per-image price, once, with a usage log; a request that
+// delivered images is charged though it counted no tokens.
+func TestRepriceImages(t *testing.T) {
+	d := testenv.Open(t, db.SQLite)
+	acct := newAccount(t, d, 1_000_000)
+	e := billing.NewEngine(d, quiet, billing.EngineOptions{})
+	defer e.Close()
+	model := pricing.MarkUpAs(pricing.Base{ModelID: "img", Images: &pricing.Images{PerImage: []pricing.ImagePrice{
+		{Quality: "standard", Micros: 40_000}, {Quality: "hd", Micros: 80_000}}}}, pricing.Budget)
+	bound, prompt, err := model.ImageBound(time.Time{}, pricing.ImageQuery{Quality: "standard", N: 3, PromptTokens: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := e.Admit(context.Background(), billing.AdmitRequest{AccountID: acct, Price: bound, PriceVersion: 1,
+		PromptTokens: prompt, MaxTokens: 1, ModelMax: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reprice(model.ForImages("", "hd"), 1); err == nil {
+		t.Fatal("a dearer per-image price than the hold's was accepted")
+	}
+	if err := h.Reprice(model.ForImages("", "standard"), 1); err != nil {
+		t.Fatal(err)
+	}
+	gen := ids.New("gen")
+	st, err := e.Finish(context.Background(), h, billing.Outcome{GenerationID: gen, Images: 2, Model: "img", Provider: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := pricing.MarkUp(40_000, pricing.Markups[pricing.Budget])
+	if st.ChargedMicros != 2*per || st.ProviderCostMicros != 80_000 || st.ChargedMicros > h.Amount() {
+		t.Fatalf("charged %+v, per image %d, held %d", st, per, h.Amount())
+	}
+	e.Close()
+	if a := check(t, d, acct, true); a.BalanceMicros != 1_000_000-2*per {
+		t.Fatalf("balance %d", a.BalanceMicros)
 	}
 }
