@@ -125,6 +125,31 @@ type Call struct {
 	// Complete or Stream returns an error), when there was more than one or
 	// the last failed: the HTTP layer's X-Beaver-Attempts header.
 	OnAttempts func(Attempts)
+
+	// Durable jobs (a batch line, a background response) run a call that a
+	// worker crash may interrupt and a retry run again; these make the retry
+	// charge the answer exactly once (see Durable below).
+	Durable Durable
+}
+
+// Durable lets a job that is retried after a crash charge its answer
+// exactly once. The job names its generation (the usage log's key, so the
+// retry can see whether the charge committed), keeps the answer before it
+// is charged (Record), and, when a retry finds a kept answer without its
+// charge, has it charged without asking the provider again (Replay).
+// Non-streamed calls only (Complete).
+type Durable struct {
+	// GenerationID, when set, is the generation's id instead of a new one.
+	GenerationID string
+	// Record is told the answer and the model that gave it after the
+	// provider answered and before the charge. An error from it is
+	// returned after the answer is charged all the same: the provider
+	// billed it.
+	Record func(ctx context.Context, resp *chat.Response, model string) error
+	// Replay, when set, is the answer: no provider is called and it is
+	// charged as if it had just come from Model, which must be the model
+	// Record was told.
+	Replay *chat.Response
 }
 
 // run is a call that was admitted: its hold, and what settles it.
@@ -194,7 +219,7 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	}
 	now := time.Now()
 	r := &run{g: g, call: call, chain: chain, hold: hold, prompt: bound, countable: true, start: now,
-		genID: "chatcmpl-" + strings.TrimPrefix(ids.New("g"), "g_"), created: now.Unix()}
+		genID: newGenerationID("chatcmpl-", call.Durable), created: now.Unix()}
 	// Send the cap upstream when the caller set one or when the balance
 	// lowered it; otherwise the model's own default applies (and is held).
 	r.up = *req
@@ -202,6 +227,15 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	r.capped = req.MaxTokens != nil || hold.Clamped
 	r.use(chain[0])
 	return r, nil
+}
+
+// newGenerationID is a durable job's own generation id, or a new one
+// under prefix.
+func newGenerationID(prefix string, d Durable) string {
+	if d.GenerationID != "" {
+		return d.GenerationID
+	}
+	return prefix + strings.TrimPrefix(ids.New("g"), "g_")
 }
 
 // checkKeyPolicy applies an API key's allowed models and IPs.
