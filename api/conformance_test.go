@@ -51,7 +51,7 @@ func loadOpenAISpec(t *testing.T) *openAISpec {
 	}
 	defs := make(map[string]any, len(schemas))
 	for name, s := range schemas {
-		defs[name] = toJSONSchema(s)
+		defs[name] = toJSONSchema(s, name)
 	}
 	const url = "openai-openapi.schema.json"
 	c := jsonschema.NewCompiler()
@@ -70,32 +70,39 @@ func loadOpenAISpec(t *testing.T) *openAISpec {
 	return spec
 }
 
-// toJSONSchema turns an OpenAPI 3.0 schema into JSON Schema 2020-12:
-// nullable: true admits null (in type, and in enum when there is one), and
-// #/components/schemas/X references point at #/$defs/X.
-func toJSONSchema(v any) any {
+// toJSONSchema turns an OpenAPI schema (3.0, or 3.1 as OpenAI writes it)
+// into JSON Schema 2020-12: nullable: true admits null (in type, and in enum
+// when there is one), #/components/schemas/X references point at #/$defs/X,
+// and draft 2019-09's recursion ($recursiveAnchor, $recursiveRef "#" in
+// CompoundFilter) becomes a plain reference to the schema def itself.
+func toJSONSchema(v any, def string) any {
 	switch v := v.(type) {
 	case []any:
 		out := make([]any, len(v))
 		for i, x := range v {
-			out[i] = toJSONSchema(x)
+			out[i] = toJSONSchema(x, def)
 		}
 		return out
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, x := range v {
 			switch k {
-			case "nullable":
+			case "nullable", "$recursiveAnchor":
+			case "$recursiveRef":
+				if x != "#" {
+					panic("$recursiveRef " + x.(string))
+				}
+				out["$ref"] = "#/$defs/" + def
 			case "$ref":
 				out[k] = strings.Replace(x.(string), "#/components/schemas/", "#/$defs/", 1)
 			case "properties": // keys are field names, not keywords
 				props := map[string]any{}
 				for name, s := range x.(map[string]any) {
-					props[name] = toJSONSchema(s)
+					props[name] = toJSONSchema(s, def)
 				}
 				out[k] = props
 			default:
-				out[k] = toJSONSchema(x)
+				out[k] = toJSONSchema(x, def)
 			}
 		}
 		if v["nullable"] != true {
