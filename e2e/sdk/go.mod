@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/beaver-gateway/beaver v0.0.0
 	github.com/openai/openai-go/v3 v3.102.0
+	google.golang.org/genai v1.79.1
 )
 
 require (
@@ -45,7 +46,6 @@ require (
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
-	google.golang.org/genai v1.79.1 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
