@@ -290,6 +290,20 @@ func genaiChat(ctx context.Context, t *testing.T, b *beaver, client *genai.Clien
 		t.Fatalf("the provider got neither the function's result nor (Gemini 3) the thought signature back: %s", up)
 	}
 
+	// The rest of the configuration the SDK sends as users set it: a JSON
+	// answer with its schema, safety settings, thinking, sampling, stops.
+	jcfg := &genai.GenerateContentConfig{ResponseMIMEType: "application/json",
+		ResponseSchema: &genai.Schema{Type: genai.TypeObject, Properties: map[string]*genai.Schema{"word": {Type: genai.TypeString}},
+			Required: []string{"word"}},
+		SafetySettings: []*genai.SafetySetting{{Category: genai.HarmCategoryHarassment, Threshold: genai.HarmBlockThresholdBlockOnlyHigh}},
+		ThinkingConfig: &genai.ThinkingConfig{ThinkingBudget: ptr[int32](128)}, TopP: ptr[float32](0.9), TopK: ptr[float32](40),
+		CandidateCount: 1, StopSequences: []string{"STOP"}}
+	r, err = client.Models.GenerateContent(ctx, model, genai.Text("a word as JSON [[words:2]]"), jcfg)
+	if err != nil || r.Text() == "" {
+		t.Fatalf("GenerateContent with a full config: %v %s", err, mustJSON(r))
+	}
+	charges.add(t, "full config", r.ResponseID)
+
 	// CountTokens: not billed.
 	n, err := client.Models.CountTokens(ctx, model, genai.Text("how many tokens is this"), nil)
 	if err != nil || n.TotalTokens <= 0 {
