@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
@@ -110,7 +109,7 @@ func (g *Gateway) admitEmbedding(ctx context.Context, call EmbedCall) (*run, pro
 	now := time.Now()
 	r := &run{g: g, call: c, chain: chain[:1], entry: first.entry, prov: first.prov, hold: hold,
 		prompt: int64(req.EstimatePromptTokens()), start: now,
-		genID: "embd-" + strings.TrimPrefix(ids.New("g"), "g_"), created: now.Unix()}
+		genID: ids.Generation(ids.EmbeddingPrefix), created: now.Unix()}
 	return r, emb, nil
 }
 

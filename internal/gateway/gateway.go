@@ -24,7 +24,6 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -219,7 +218,7 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	}
 	now := time.Now()
 	r := &run{g: g, call: call, chain: chain, hold: hold, prompt: bound, countable: true, start: now,
-		genID: newGenerationID("chatcmpl-", call.Durable), created: now.Unix()}
+		genID: newGenerationID(ids.ChatPrefix, call.Durable), created: now.Unix()}
 	// Send the cap upstream when the caller set one or when the balance
 	// lowered it; otherwise the model's own default applies (and is held).
 	r.up = *req
@@ -235,7 +234,7 @@ func newGenerationID(prefix string, d Durable) string {
 	if d.GenerationID != "" {
 		return d.GenerationID
 	}
-	return prefix + strings.TrimPrefix(ids.New("g"), "g_")
+	return ids.Generation(prefix)
 }
 
 // checkKeyPolicy applies an API key's allowed models and IPs.
