@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -147,52 +146,4 @@ func readRequest[R any](c *gin.Context, parse func([]byte) (R, error)) (R, error
 		return zero, apierr.Invalid("invalid request: %s", err.Error())
 	}
 	return req, nil
-}
-
-// sseSink writes a stream as server-sent events, flushing every chunk.
-type sseSink struct {
-	w    gin.ResponseWriter
-	buf  []byte
-	gone bool
-}
-
-func (s *sseSink) Open(generationID string) {
-	h := s.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Beaver-Generation-Id", generationID)
-	s.w.WriteHeader(http.StatusOK)
-	s.w.Flush()
-}
-
-func (s *sseSink) Send(c *chat.Chunk) bool { return s.data(c) }
-
-// SendError writes OpenAI's in-stream error event.
-func (s *sseSink) SendError(e *chat.ErrorEvent) bool { return s.data(e) }
-
-// data writes v as one data event.
-func (s *sseSink) data(v any) bool {
-	if s.gone {
-		return false
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return true // cannot happen for chunks and error events; the event is skipped
-	}
-	s.buf = append(append(append(s.buf[:0], "data: "...), b...), '\n', '\n')
-	if _, err := s.w.Write(s.buf); err != nil {
-		s.gone = true
-		return false
-	}
-	s.w.Flush()
-	return true
-}
-
-func (s *sseSink) Done() {
-	if !s.gone {
-		_, _ = s.w.Write([]byte("data: [DONE]\n\n"))
-		s.w.Flush()
-	}
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
-	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/messages"
 )
@@ -109,54 +108,4 @@ func (s *Server) failMessage(c *gin.Context, err error) {
 	}
 	setRetryAfter(c, e)
 	c.AbortWithStatusJSON(e.Status, messages.ErrorBody(e, requestID(c)))
-}
-
-// messageSink writes a gateway stream as Anthropic's server-sent events
-// (messages.Stream does the translation), flushing each chunk's events.
-type messageSink struct {
-	w    gin.ResponseWriter
-	st   *messages.Stream
-	buf  []byte
-	gone bool
-}
-
-func (s *messageSink) Open(generationID string) {
-	s.st = messages.NewStream(generationID)
-	h := s.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Beaver-Generation-Id", generationID)
-	s.w.WriteHeader(http.StatusOK)
-	s.w.Flush()
-}
-
-func (s *messageSink) Send(c *chat.Chunk) bool { return s.write(s.st.Chunk(c)) }
-
-func (s *messageSink) SendError(e *chat.ErrorEvent) bool { return s.write(s.st.Error(e)) }
-
-func (s *messageSink) Done() { s.write(s.st.Done()) }
-
-// write sends events in one write; false means the client is gone. A chunk
-// that makes no event (the gateway's error chunk) writes nothing.
-func (s *messageSink) write(events []messages.Event) bool {
-	if s.gone {
-		return false
-	}
-	if len(events) == 0 {
-		return true
-	}
-	s.buf = s.buf[:0]
-	for _, e := range events {
-		if b, err := e.AppendSSE(s.buf); err == nil { // cannot fail for these events; one that did would be skipped
-			s.buf = b
-		}
-	}
-	if _, err := s.w.Write(s.buf); err != nil {
-		s.gone = true
-		return false
-	}
-	s.w.Flush()
-	return true
 }

@@ -1,14 +1,12 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/gateway"
-	"github.com/beaver-gateway/beaver/internal/providers/sse"
 	"github.com/beaver-gateway/beaver/internal/responses"
 )
 
@@ -68,36 +66,4 @@ func responsesError(err error) error {
 		}
 	}
 	return err
-}
-
-// sseEvents writes Responses stream events as named server-sent events
-// (event: <type>, data: <json>), flushing each.
-type sseEvents struct {
-	w    gin.ResponseWriter
-	sse  *sse.Writer
-	gone bool
-}
-
-func (e *sseEvents) Open(responseID string) {
-	h := e.w.Header()
-	sse.SetHeaders(h)
-	h.Set("X-Beaver-Generation-Id", responses.GenerationID(responseID)) // the usage log's id, as on every endpoint
-	e.w.WriteHeader(http.StatusOK)
-	e.w.Flush()
-	e.sse = sse.NewWriter(e.w)
-}
-
-func (e *sseEvents) Event(typ string, v any) bool {
-	if e.gone || e.sse == nil {
-		return false
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return true // cannot happen for the events' types; the event is skipped
-	}
-	if err := e.sse.Event(typ, b); err != nil {
-		e.gone = true
-		return false
-	}
-	return true
 }
