@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/embedding"
@@ -119,33 +120,18 @@ func (s *Server) geminiMethod(c *gin.Context) {
 }
 
 func (s *Server) geminiGenerate(c *gin.Context, model string, stream bool) {
-	p, err := s.checkLimits(c)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	req, err := readRequest(c, func(b []byte) (*chat.Request, error) { return geminiapi.Parse(b, model, stream) })
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	call := gateway.Call{Principal: p, Request: req, Model: model, ClientIP: clientIP(c), RequestID: requestID(c),
-		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
-	if stream {
-		// Without alt=sse Google streams one JSON array of the chunks.
-		sink := &geminiSink{w: c.Writer, array: c.Query("alt") != "sse"}
-		if err := s.gateway.Stream(c.Request.Context(), call, sink); err != nil {
-			s.failGemini(c, err)
-		}
-		return
-	}
-	done, err := s.gateway.Complete(c.Request.Context(), call)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	setChargeHeaders(c, done.Settlement, done.Response.ID)
-	c.JSON(http.StatusOK, geminiapi.FromResponse(done.Response))
+	serveDialect(s, c, chatDialect[*chat.Request]{
+		fail:  s.failGemini,
+		parse: func(_ *auth.Principal, b []byte) (*chat.Request, error) { return geminiapi.Parse(b, model, stream) },
+		call:  func(req *chat.Request) (*chat.Request, string, error) { return req, model, nil },
+		sink: func(*auth.Principal, *chat.Request) (gateway.Sink, func()) {
+			// Without alt=sse Google streams one JSON array of the chunks.
+			return &geminiSink{w: c.Writer, array: c.Query("alt") != "sse"}, nil
+		},
+		render: func(_ *auth.Principal, _ *chat.Request, done *gateway.Completion) (any, string) {
+			return geminiapi.FromResponse(done.Response), done.Response.ID
+		},
+	})
 }
 
 // geminiCountTokens serves :countTokens → {totalTokens}, counted like POST
@@ -153,12 +139,7 @@ func (s *Server) geminiGenerate(c *gin.Context, model string, stream bool) {
 // Beaver's estimate); not billed. The body is a generateContent request,
 // bare or as generateContentRequest.
 func (s *Server) geminiCountTokens(c *gin.Context, model string) {
-	p, err := s.checkLimits(c)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	req, err := readRequest(c, func(b []byte) (*chat.Request, error) {
+	serveCount(s, c, s.failGemini, func(_ *auth.Principal, b []byte) (*chat.Request, error) {
 		var wrapped struct {
 			GenerateContentRequest json.RawMessage `json:"generateContentRequest"`
 		}
@@ -166,47 +147,16 @@ func (s *Server) geminiCountTokens(c *gin.Context, model string) {
 			b = wrapped.GenerateContentRequest
 		}
 		return geminiapi.Parse(b, model, false)
-	})
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	n, exact, err := s.gateway.Count(c.Request.Context(), gateway.Call{Principal: p, Request: req, Model: model,
-		ClientIP: clientIP(c), RequestID: requestID(c)})
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	how := "provider"
-	if !exact {
-		how = "estimated"
-	}
-	c.Header("X-Beaver-Token-Count", how)
-	c.JSON(http.StatusOK, gin.H{"totalTokens": n})
+	}, func(*chat.Request) string { return model }, "totalTokens")
 }
 
 // geminiEmbed serves :embedContent ({content} → {embedding: {values}}) and
 // :batchEmbedContents ({requests: [{content}]} → {embeddings: [{values}]})
 // as one /v1/embeddings call, billed the same.
 func (s *Server) geminiEmbed(c *gin.Context, model string, batch bool) {
-	p, err := s.checkLimits(c)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	req, err := readRequest(c, func(b []byte) (*embedding.Request, error) { return geminiapi.ParseEmbed(b, model, batch) })
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	done, err := s.gateway.Embed(c.Request.Context(), gateway.EmbedCall{Principal: p, Request: req, ClientIP: clientIP(c),
-		RequestID: requestID(c), OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }})
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	setChargeHeaders(c, done.Settlement, done.Response.ID)
-	c.JSON(http.StatusOK, geminiapi.FromEmbeddings(done.Response, batch))
+	serveEmbed(s, c, s.failGemini, func(_ *auth.Principal, b []byte) (*embedding.Request, error) {
+		return geminiapi.ParseEmbed(b, model, batch)
+	}, func(r *embedding.Response) any { return geminiapi.FromEmbeddings(r, batch) })
 }
 
 // geminiListModels serves GET /v1beta/models: the catalog in Gemini's

@@ -1,12 +1,13 @@
 package api
 
 import (
-	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/messages"
 )
@@ -42,31 +43,15 @@ func (s *Server) messagesAuth(c *gin.Context) {
 
 // createMessage serves POST /v1/messages.
 func (s *Server) createMessage(c *gin.Context) {
-	p, err := s.checkLimits(c)
-	if err != nil {
-		s.failMessage(c, err)
-		return
-	}
-	req, err := readRequest(c, messages.Parse)
-	if err != nil {
-		s.failMessage(c, err)
-		return
-	}
-	call := gateway.Call{Principal: p, Request: req, Model: req.Model, ClientIP: clientIP(c), RequestID: requestID(c),
-		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
-	if req.Stream {
-		if err := s.gateway.Stream(c.Request.Context(), call, &messageSink{w: c.Writer}); err != nil {
-			s.failMessage(c, err)
-		}
-		return
-	}
-	done, err := s.gateway.Complete(c.Request.Context(), call)
-	if err != nil {
-		s.failMessage(c, err)
-		return
-	}
-	setChargeHeaders(c, done.Settlement, done.Response.ID)
-	c.JSON(http.StatusOK, messages.FromResponse(done.Response))
+	serveDialect(s, c, chatDialect[*chat.Request]{
+		fail:  s.failMessage,
+		parse: func(_ *auth.Principal, b []byte) (*chat.Request, error) { return messages.Parse(b) },
+		call:  func(req *chat.Request) (*chat.Request, string, error) { return req, req.Model, nil },
+		sink:  func(*auth.Principal, *chat.Request) (gateway.Sink, func()) { return &messageSink{w: c.Writer}, nil },
+		render: func(_ *auth.Principal, _ *chat.Request, done *gateway.Completion) (any, string) {
+			return messages.FromResponse(done.Response), done.Response.ID
+		},
+	})
 }
 
 // countMessageTokens serves POST /v1/messages/count_tokens (Anthropic's
@@ -75,28 +60,8 @@ func (s *Server) createMessage(c *gin.Context) {
 // has one, else Beaver's estimate (X-Beaver-Token-Count: estimated). Not
 // billed; rate limited like inference.
 func (s *Server) countMessageTokens(c *gin.Context) {
-	p, err := s.checkLimits(c)
-	if err != nil {
-		s.failMessage(c, err)
-		return
-	}
-	req, err := readRequest(c, messages.ParseCount)
-	if err != nil {
-		s.failMessage(c, err)
-		return
-	}
-	n, exact, err := s.gateway.Count(c.Request.Context(), gateway.Call{Principal: p, Request: req, Model: req.Model,
-		ClientIP: clientIP(c), RequestID: requestID(c)})
-	if err != nil {
-		s.failMessage(c, err)
-		return
-	}
-	how := "provider"
-	if !exact {
-		how = "estimated"
-	}
-	c.Header("X-Beaver-Token-Count", how)
-	c.JSON(http.StatusOK, gin.H{"input_tokens": n})
+	serveCount(s, c, s.failMessage, func(_ *auth.Principal, b []byte) (*chat.Request, error) { return messages.ParseCount(b) },
+		func(req *chat.Request) string { return req.Model }, "input_tokens")
 }
 
 // failMessage is fail in Anthropic's error shape (messages.ErrorBody), with
