@@ -397,6 +397,18 @@ func Max(a, b Price) Price {
 	return a
 }
 
+// UpperBoundOf is the price a request any of prices may answer is held
+// at, for a prompt of at most prompt tokens with toolCalls provider-run
+// calls of each priced tool: in each component the largest of their
+// upper bounds (UpperBound, Max). One price's is its UpperBound.
+func UpperBoundOf(prices []Price, at time.Time, prompt, toolCalls int64) Price {
+	p := prices[0].UpperBound(at, prompt, toolCalls)
+	for _, q := range prices[1:] {
+		p = Max(p, q.UpperBound(at, prompt, toolCalls))
+	}
+	return p
+}
+
 // MaxOutputTokens is the largest number of completion tokens whose cost,
 // with inTokens of prompt, stays within budget; -1 means any number (free
 // output). It returns a negative number below -1 when not even zero output
