@@ -2,9 +2,11 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/embedding"
@@ -16,6 +18,38 @@ import (
 // speak (OpenAI chat and embeddings, Anthropic messages, OpenAI Responses,
 // Gemini). A dialect gives its parse, its sink, its render and its error
 // envelope; every money rule is in internal/gateway.
+
+// authWith authenticates a dialect's request by the first of tokens that
+// is set (its SDKs' credentials, in the order the dialect prefers them),
+// answering failures in the dialect's envelope (fail); missing is the
+// message when none is set.
+func (s *Server) authWith(c *gin.Context, fail func(*gin.Context, error), missing string, tokens ...string) {
+	token := ""
+	for _, t := range tokens {
+		if token = strings.TrimSpace(t); token != "" {
+			break
+		}
+	}
+	if token == "" {
+		fail(c, apierr.Unauthorized("%s", missing))
+		return
+	}
+	p, err := s.auth.Authenticate(c.Request.Context(), token)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Set(ctxPrincipal, p)
+	c.Next()
+}
+
+// bearer is the token of an Authorization: Bearer header ("" = none).
+func bearer(c *gin.Context) string {
+	if t, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
+		return t
+	}
+	return ""
+}
 
 // serve runs one inference request: the limit check (a verified email
 // where required, and the per-minute limit, counted before the body is

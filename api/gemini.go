@@ -80,26 +80,8 @@ func (s *Server) modelsPost(c *gin.Context) {
 // (Google's REST examples) or Authorization: Bearer, answering failures in
 // Gemini's envelope.
 func (s *Server) geminiAuth(c *gin.Context) {
-	token := strings.TrimSpace(c.GetHeader("X-Goog-Api-Key"))
-	if token == "" {
-		token = strings.TrimSpace(c.Query("key"))
-	}
-	if token == "" {
-		if t, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
-			token = strings.TrimSpace(t)
-		}
-	}
-	if token == "" {
-		s.failGemini(c, apierr.Unauthorized("missing credentials: send x-goog-api-key: <Beaver API key>, ?key=<Beaver API key> or Authorization: Bearer <API key>"))
-		return
-	}
-	p, err := s.auth.Authenticate(c.Request.Context(), token)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	c.Set(ctxPrincipal, p)
-	c.Next()
+	s.authWith(c, s.failGemini, "missing credentials: send x-goog-api-key: <Beaver API key>, ?key=<Beaver API key> or Authorization: Bearer <API key>",
+		c.GetHeader("X-Goog-Api-Key"), c.Query("key"), bearer(c))
 }
 
 // geminiMethod serves POST /{v1|v1beta}/models/{model}:{method}.

@@ -1,11 +1,8 @@
 package api
 
 import (
-	"strings"
-
 	"github.com/gin-gonic/gin"
 
-	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/gateway"
@@ -22,23 +19,8 @@ import (
 // Anthropic's error shape. anthropic-version and anthropic-beta are ignored.
 func (s *Server) messagesAuth(c *gin.Context) {
 	c.Header("Request-Id", requestID(c)) // the header Anthropic's SDKs report as the request id
-	token := strings.TrimSpace(c.GetHeader("X-Api-Key"))
-	if token == "" {
-		if t, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
-			token = strings.TrimSpace(t)
-		}
-	}
-	if token == "" {
-		s.failMessage(c, apierr.Unauthorized("missing credentials: send x-api-key: <Beaver API key> or Authorization: Bearer <API key or access token>"))
-		return
-	}
-	p, err := s.auth.Authenticate(c.Request.Context(), token)
-	if err != nil {
-		s.failMessage(c, err)
-		return
-	}
-	c.Set(ctxPrincipal, p)
-	c.Next()
+	s.authWith(c, s.failMessage, "missing credentials: send x-api-key: <Beaver API key> or Authorization: Bearer <API key or access token>",
+		c.GetHeader("X-Api-Key"), bearer(c))
 }
 
 // createMessage serves POST /v1/messages.
