@@ -59,8 +59,9 @@ func (g *Gateway) Complete(ctx context.Context, call Call) (*Completion, error) 
 	g.background.Add(1) // until the answer is settled, here or in finishAbandoned
 	go func() {
 		var a answer
-		a.err = r.try(upCtx, func(ctx context.Context, up *chat.Request) (err error) {
-			a.resp, err = r.prov.Complete(ctx, up)
+		a.err = r.try(upCtx, func(ctx context.Context) (err error) {
+			up := r.up // each attempt its own copy
+			a.resp, err = r.prov.Complete(ctx, &up)
 			return err
 		})
 		done <- a

@@ -1,6 +1,7 @@
-// Package gateway runs one chat request from start to charge, without
+// Package gateway runs one inference request from start to charge, without
 // HTTP: rate limit → key policy → admit (hold) → provider → settle, with
-// stream accounting and disconnect billing. The HTTP layer parses the
+// stream accounting and disconnect billing, the same for every kind of
+// work (an operation, operation.go: chat completions, embeddings). The HTTP layer parses the
 // request, calls the gateway and renders what it returns; a stream is
 // written through a Sink.
 //
@@ -24,7 +25,6 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -167,6 +167,7 @@ type run struct {
 	// (embeddings). countable: the provider may count it (chat, count.go).
 	prompt    int64
 	countable bool
+	retarget  func(r *run, c candidate) // the operation's (see operation.retarget)
 	start     time.Time
 	genID     string
 	created   int64
@@ -187,8 +188,8 @@ type run struct {
 // expensive model in each component, so that the hold covers whichever
 // answers. Errors are *apierr.Error.
 func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
-	p, req := call.Principal, call.Request
-	chain, err := g.chain(call)
+	req := call.Request
+	chain, err := g.chain(call.Principal, call.Model, req.Models, call.ClientIP)
 	if err != nil {
 		return nil, err
 	}
@@ -201,32 +202,33 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	if ie := req.CheckProviderOptions(chain[0].entry.Provider); ie != nil {
 		return nil, InvalidRequest(ie)
 	}
-	// Hold for the most tokens the prompt can be; bill the upstream's count
-	// (or Beaver's, count.go, when it never reports one).
-	bound := int64(req.PromptTokenBound())
-	admitted := time.Now()
-	price, modelMax := chainPrice(chain, admitted, bound)
-	var asked int64
-	if req.MaxTokens != nil {
-		asked = int64(*req.MaxTokens)
+	return g.start(ctx, call, chain, chatOperation(req))
+}
+
+// chatOperation is a chat request's operation. It holds for the most
+// tokens the prompt can be (billed at the upstream's count, or Beaver's,
+// count.go, when it never reports one) and n × max_tokens, the model's cap
+// when the request sets none, at the chain's price (chainPrice). The cap
+// is sent upstream when the caller set one or when the balance lowered it;
+// otherwise the model's own default applies (and is held).
+func chatOperation(req *chat.Request) operation {
+	prompt := int64(req.PromptTokenBound())
+	return operation{prefix: ids.ChatPrefix, prompt: prompt, countable: true,
+		bound: func(chain []candidate, at time.Time) bound {
+			var asked int64
+			if req.MaxTokens != nil {
+				asked = int64(*req.MaxTokens)
+			}
+			return bound{Price: chainPrice(chain, at, prompt, chat.MaxServerToolCalls), Prompt: prompt, Output: asked, Max: chainMaxOutput(chain),
+				Choices: int64(req.ChoiceCount())}
+		},
+		ready: func(r *run) {
+			r.up = *req
+			r.up.Models = nil
+			r.capped = req.MaxTokens != nil || r.hold.Clamped
+		},
+		retarget: retargetChat,
 	}
-	_, monthly := p.Account.Limits()
-	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
-		Price: price, PriceVersion: chain[0].entry.Version, PromptTokens: bound, MaxTokens: asked,
-		ModelMax: modelMax, MonthlyLimit: monthly, Choices: int64(req.ChoiceCount()), At: admitted})
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	r := &run{g: g, call: call, chain: chain, hold: hold, prompt: bound, countable: true, start: now,
-		genID: newGenerationID("chatcmpl-", call.Durable), created: now.Unix()}
-	// Send the cap upstream when the caller set one or when the balance
-	// lowered it; otherwise the model's own default applies (and is held).
-	r.up = *req
-	r.up.Models = nil
-	r.capped = req.MaxTokens != nil || hold.Clamped
-	r.use(chain[0])
-	return r, nil
 }
 
 // newGenerationID is a durable job's own generation id, or a new one
@@ -235,7 +237,7 @@ func newGenerationID(prefix string, d Durable) string {
 	if d.GenerationID != "" {
 		return d.GenerationID
 	}
-	return prefix + strings.TrimPrefix(ids.New("g"), "g_")
+	return ids.Generation(prefix)
 }
 
 // checkKeyPolicy applies an API key's allowed models and IPs.
