@@ -63,7 +63,7 @@ fmt-check:
 go-test:
 	$(GO) test -count=1 -timeout 15m ./...
 
-## sdk-test: the official openai-go and the `openai`, `@anthropic-ai/sdk` and `@google/genai` npm clients against a real `beaver api` (e2e/sdk, its own
+## sdk-test: the official openai-go and google.golang.org/genai Go clients and the `openai`, `@anthropic-ai/sdk` and `@google/genai` npm clients against a real `beaver api` (e2e/sdk, its own
 ## Go module, so `go test ./...` above does not run it). Needs Node.js >= 18; npm ci runs here, not in the test.
 SDK_NODE_DIR := e2e/sdk/node
 sdk-test: sdk-deps

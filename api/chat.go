@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -40,39 +39,23 @@ func (s *Server) modelChat(c *gin.Context) {
 // serveChat runs one inference request; pathModel is the model named by the
 // path ("" = the body's).
 func (s *Server) serveChat(c *gin.Context, pathModel string) {
-	p, err := s.checkLimits(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	req, err := readChatRequest(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	call := gateway.Call{Principal: p, Request: req, Model: pathModel, ClientIP: clientIP(c), RequestID: requestID(c),
-		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
-	if call.Model == "" {
-		if req.Model == "" && len(req.Models) == 0 {
-			s.fail(c, apierr.Invalid("model is required").WithParam("model"))
-			return
-		}
-		call.Model = req.Model // "" = the first of models
-	}
-	if req.Stream {
-		sink := &sseSink{w: c.Writer}
-		if err := s.gateway.Stream(c.Request.Context(), call, sink); err != nil {
-			s.fail(c, err)
-		}
-		return
-	}
-	done, err := s.gateway.Complete(c.Request.Context(), call)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	setChargeHeaders(c, done.Settlement, done.Response.ID)
-	c.JSON(http.StatusOK, done.Response)
+	serveDialect(s, c, chatDialect[*chat.Request]{
+		fail:  s.fail,
+		parse: func(_ *auth.Principal, b []byte) (*chat.Request, error) { return chat.ParseRequest(b) },
+		call: func(req *chat.Request) (*chat.Request, string, error) {
+			if pathModel != "" {
+				return req, pathModel, nil
+			}
+			if req.Model == "" && len(req.Models) == 0 {
+				return nil, "", apierr.Invalid("model is required").WithParam("model")
+			}
+			return req, req.Model, nil // "" = the first of models
+		},
+		sink: func(*auth.Principal, *chat.Request) (gateway.Sink, func()) { return &sseSink{w: c.Writer}, nil },
+		render: func(_ *auth.Principal, _ *chat.Request, done *gateway.Completion) (any, string) {
+			return done.Response, done.Response.ID
+		},
+	})
 }
 
 // setChargeHeaders sets the headers of a non-streamed answer that say what
@@ -124,8 +107,6 @@ func readAll(body io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-func readChatRequest(c *gin.Context) (*chat.Request, error) { return readRequest(c, chat.ParseRequest) }
-
 // readRequest reads an inference body and parses it with parse (chat,
 // Anthropic messages, Responses): 413 when too large, a field's 400 (with
 // its param) for what parse refuses.
@@ -147,52 +128,4 @@ func readRequest[R any](c *gin.Context, parse func([]byte) (R, error)) (R, error
 		return zero, apierr.Invalid("invalid request: %s", err.Error())
 	}
 	return req, nil
-}
-
-// sseSink writes a stream as server-sent events, flushing every chunk.
-type sseSink struct {
-	w    gin.ResponseWriter
-	buf  []byte
-	gone bool
-}
-
-func (s *sseSink) Open(generationID string) {
-	h := s.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Beaver-Generation-Id", generationID)
-	s.w.WriteHeader(http.StatusOK)
-	s.w.Flush()
-}
-
-func (s *sseSink) Send(c *chat.Chunk) bool { return s.data(c) }
-
-// SendError writes OpenAI's in-stream error event.
-func (s *sseSink) SendError(e *chat.ErrorEvent) bool { return s.data(e) }
-
-// data writes v as one data event.
-func (s *sseSink) data(v any) bool {
-	if s.gone {
-		return false
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return true // cannot happen for chunks and error events; the event is skipped
-	}
-	s.buf = append(append(append(s.buf[:0], "data: "...), b...), '\n', '\n')
-	if _, err := s.w.Write(s.buf); err != nil {
-		s.gone = true
-		return false
-	}
-	s.w.Flush()
-	return true
-}
-
-func (s *sseSink) Done() {
-	if !s.gone {
-		_, _ = s.w.Write([]byte("data: [DONE]\n\n"))
-		s.w.Flush()
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,9 @@ import (
 // openAISpec is the vendored extract of OpenAI's spec, compiled.
 type openAISpec struct {
 	schemas map[string]*jsonschema.Schema
+	// events names each Responses stream event's schema by its type
+	// (response.created: ResponseCreatedEvent), from ResponseStreamEvent.
+	events map[string]string
 }
 
 const specFile = "testdata/openapi/openai-openapi.json"
@@ -51,7 +55,7 @@ func loadOpenAISpec(t *testing.T) *openAISpec {
 	}
 	defs := make(map[string]any, len(schemas))
 	for name, s := range schemas {
-		defs[name] = toJSONSchema(s)
+		defs[name] = toJSONSchema(s, name)
 	}
 	const url = "openai-openapi.schema.json"
 	c := jsonschema.NewCompiler()
@@ -59,7 +63,17 @@ func loadOpenAISpec(t *testing.T) *openAISpec {
 	if err := c.AddResource(url, map[string]any{"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": defs}); err != nil {
 		t.Fatal(err)
 	}
-	spec := &openAISpec{schemas: map[string]*jsonschema.Schema{}}
+	spec := &openAISpec{schemas: map[string]*jsonschema.Schema{}, events: map[string]string{}}
+	union, _ := schemas["ResponseStreamEvent"].(map[string]any)
+	members, _ := union["anyOf"].([]any)
+	for _, m := range members {
+		name := strings.TrimPrefix(m.(map[string]any)["$ref"].(string), "#/components/schemas/")
+		props, _ := schemas[name].(map[string]any)["properties"].(map[string]any)
+		typ, _ := props["type"].(map[string]any)
+		if enum, _ := typ["enum"].([]any); len(enum) == 1 {
+			spec.events[enum[0].(string)] = name
+		}
+	}
 	for name := range defs {
 		sch, err := c.Compile(url + "#/$defs/" + name)
 		if err != nil {
@@ -70,32 +84,39 @@ func loadOpenAISpec(t *testing.T) *openAISpec {
 	return spec
 }
 
-// toJSONSchema turns an OpenAPI 3.0 schema into JSON Schema 2020-12:
-// nullable: true admits null (in type, and in enum when there is one), and
-// #/components/schemas/X references point at #/$defs/X.
-func toJSONSchema(v any) any {
+// toJSONSchema turns an OpenAPI schema (3.0, or 3.1 as OpenAI writes it)
+// into JSON Schema 2020-12: nullable: true admits null (in type, and in enum
+// when there is one), #/components/schemas/X references point at #/$defs/X,
+// and draft 2019-09's recursion ($recursiveAnchor, $recursiveRef "#" in
+// CompoundFilter) becomes a plain reference to the schema def itself.
+func toJSONSchema(v any, def string) any {
 	switch v := v.(type) {
 	case []any:
 		out := make([]any, len(v))
 		for i, x := range v {
-			out[i] = toJSONSchema(x)
+			out[i] = toJSONSchema(x, def)
 		}
 		return out
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, x := range v {
 			switch k {
-			case "nullable":
+			case "nullable", "$recursiveAnchor":
+			case "$recursiveRef":
+				if x != "#" {
+					panic("$recursiveRef " + x.(string))
+				}
+				out["$ref"] = "#/$defs/" + def
 			case "$ref":
 				out[k] = strings.Replace(x.(string), "#/components/schemas/", "#/$defs/", 1)
 			case "properties": // keys are field names, not keywords
 				props := map[string]any{}
 				for name, s := range x.(map[string]any) {
-					props[name] = toJSONSchema(s)
+					props[name] = toJSONSchema(s, def)
 				}
 				out[k] = props
 			default:
-				out[k] = toJSONSchema(x)
+				out[k] = toJSONSchema(x, def)
 			}
 		}
 		if v["nullable"] != true {
@@ -412,6 +433,12 @@ func TestOpenAISchemasRejectTheFormerShapes(t *testing.T) {
 		{"CreateChatCompletionStreamResponse", `finish_reason "error"`,
 			`{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"error"}],"error":{"message":"m","type":"t","code":"c"}}`},
 		{"ListModelsResponse", "model without owned_by", `{"object":"list","data":[{"id":"m","object":"model","created":1}]}`},
+		{"ResponseFunctionCallArgumentsDoneEvent", "no name",
+			`{"type":"response.function_call_arguments.done","item_id":"fc_1","output_index":0,"arguments":"{}","sequence_number":3}`},
+		{"ResponseUsage", "no cache_write_tokens",
+			`{"input_tokens":1,"input_tokens_details":{"cached_tokens":0},"output_tokens":1,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":2}`},
+		{"ResponseItemList", "input message as sent (text content)",
+			`{"object":"list","data":[{"id":"msg_1","type":"message","role":"user","content":"hi"}],"first_id":"msg_1","last_id":"msg_1","has_more":false}`},
 	} {
 		inst, err := jsonschema.UnmarshalJSON(strings.NewReader(c.body))
 		if err != nil {
@@ -518,4 +545,158 @@ func TestOpenAIGoSDK(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound || apiErr.JSON.Param.Raw() != "null" {
 		t.Fatalf("unknown model: %v, want a 404 with param null", err)
 	}
+}
+
+// checkEvents validates every event of a Responses stream against its own
+// schema (the member of ResponseStreamEvent its type names) and against the
+// union, and returns the event types in order. An event type the spec does
+// not know fails.
+func (s *openAISpec) checkEvents(t *testing.T, what string, events []respEvent) []string {
+	t.Helper()
+	if len(events) == 0 {
+		t.Fatalf("%s: no events", what)
+	}
+	types := make([]string, len(events))
+	for i, e := range events {
+		types[i] = e.str("type")
+		schema := s.events[types[i]]
+		if schema == "" {
+			t.Fatalf("%s: event %d has a type OpenAI's ResponseStreamEvent does not know: %s", what, i, e.Raw)
+		}
+		s.check(t, schema, what+": "+types[i], []byte(e.Raw))
+		s.check(t, "ResponseStreamEvent", what+": "+types[i], []byte(e.Raw))
+	}
+	return types
+}
+
+var conformanceResponseTools = []any{map[string]any{"type": "function", "name": "lookup", "description": "look a word up",
+	"parameters": map[string]any{"type": "object", "properties": map[string]any{"input": map[string]any{"type": "string"}}}}}
+
+// deleteResponseSchema is the answer to DELETE /v1/responses/{id}. The spec
+// gives that operation no schema (200 "OK", and an example body); this is
+// the shape of its other Delete*Response schemas, with the object OpenAI
+// answers.
+const deleteResponseSchema = `{"type":"object","required":["id","object","deleted"],"properties":{
+	"id":{"type":"string"},"object":{"type":"string","enum":["response.deleted"]},"deleted":{"type":"boolean","enum":[true]}}}`
+
+// Beaver's /v1/responses answers, stored-response reads and every stream
+// event match OpenAI's published Responses schemas, for each wire format
+// and for reasoning models.
+func TestResponsesAnswersMatchOpenAISchemas(t *testing.T) {
+	spec := loadOpenAISpec(t)
+	inf, key := newConformance(t)
+	inf.addGemini3()
+	models := append(append([]string{}, conformanceModels...), "deepseek/deepseek-reasoner", gemini3)
+	for _, model := range models {
+		t.Run(strings.ReplaceAll(model, "/", "_"), func(t *testing.T) {
+			// Non-streamed: text (with reasoning on the reasoning models), a tool call.
+			text, thinks := "hello [[words:5]]", ""
+			if model == "deepseek/deepseek-reasoner" || model == gemini3 {
+				thinks = " [[reasoning:12]]"
+				text += thinks
+			}
+			r := inf.do("POST", "/v1/responses", key, responsesBody(model, text, "instructions", "Be brief.")).want(200)
+			spec.check(t, "Response", "POST /v1/responses", r.Raw)
+			id := r.str("id")
+			// DeepSeek's reasoner answers its thoughts (Gemini's, only a signature on a call).
+			if model == "deepseek/deepseek-reasoner" && r.str("output.0.type") != "reasoning" {
+				t.Fatalf("no reasoning item: %s", r.Raw)
+			}
+			call := inf.do("POST", "/v1/responses", key, responsesBody(model, "call it [[tool]]"+thinks, "tools", conformanceResponseTools)).want(200)
+			spec.check(t, "Response", "tool call", call.Raw)
+			out := call.list("output")
+			if last := out[len(out)-1].(map[string]any); last["type"] != "function_call" || last["name"] != "lookup" {
+				t.Fatalf("tool call answer %s", call.Raw)
+			}
+			// max_output_tokens reached: incomplete.
+			inc := inf.do("POST", "/v1/responses", key, responsesBody(model, "long [[words:50]]", "max_output_tokens", 4)).want(200)
+			spec.check(t, "Response", "incomplete", inc.Raw)
+
+			// The stored response, its input items, its deletion.
+			got := inf.do("GET", "/v1/responses/"+id, key, nil).want(200)
+			spec.check(t, "Response", "GET /v1/responses/{id}", got.Raw)
+			items := inf.do("GET", "/v1/responses/"+id+"/input_items", key, nil).want(200)
+			spec.check(t, "ResponseItemList", "GET input_items", items.Raw)
+			if len(items.list("data")) == 0 {
+				t.Fatalf("no input items: %s", items.Raw)
+			}
+			// A tool loop's second turn has every kind of input item (an
+			// earlier assistant message too, where the model takes one
+			// without its reasoning).
+			result := map[string]any{"type": "function_call_output", "call_id": out[len(out)-1].(map[string]any)["call_id"], "output": "it is 42"}
+			input := []any{map[string]any{"role": "user", "content": "call it"}}
+			if thinks == "" {
+				input = []any{map[string]any{"role": "developer", "content": "Be brief."}, map[string]any{"role": "user", "content": "hi"},
+					map[string]any{"role": "assistant", "content": "hello"}, map[string]any{"type": "message", "role": "user",
+						"content": []any{map[string]any{"type": "input_text", "text": "call it"}}}}
+			}
+			input = append(append(input, out...), result)
+			second := inf.do("POST", "/v1/responses", key, responsesBody(model, input, "tools", conformanceResponseTools)).want(200)
+			spec.check(t, "Response", "second turn", second.Raw)
+			items = inf.do("GET", "/v1/responses/"+second.str("id")+"/input_items?order=asc", key, nil).want(200)
+			spec.check(t, "ResponseItemList", "GET input_items of a tool loop", items.Raw)
+			if len(items.list("data")) != len(input) {
+				t.Fatalf("input items %s", items.Raw)
+			}
+			del := inf.do("DELETE", "/v1/responses/"+id, key, nil).want(200)
+			delSchema, err := jsonschema.UnmarshalJSON(strings.NewReader(deleteResponseSchema))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := jsonschema.NewCompiler()
+			if err := c.AddResource("delete.json", delSchema); err != nil {
+				t.Fatal(err)
+			}
+			inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(del.Raw))
+			if err := c.MustCompile("delete.json").Validate(inst); err != nil || del.str("id") != id {
+				t.Fatalf("DELETE %s: %v", del.Raw, err)
+			}
+			spec.checkError(t, "GET deleted", inf.do("GET", "/v1/responses/"+id, key, nil), 404, "not_found")
+
+			// Streams: text, a tool call, a failure midway, incomplete.
+			_, events := inf.streamResponses(key, responsesBody(model, text))
+			types := spec.checkEvents(t, "text stream", events)
+			if types[0] != "response.created" || types[1] != "response.in_progress" || types[len(types)-1] != "response.completed" ||
+				!slices.Contains(types, "response.output_text.delta") || !slices.Contains(types, "response.output_text.done") ||
+				!slices.Contains(types, "response.content_part.added") || !slices.Contains(types, "response.content_part.done") ||
+				!slices.Contains(types, "response.output_item.added") || !slices.Contains(types, "response.output_item.done") {
+				t.Fatalf("text stream: %v", types)
+			}
+			if model == "deepseek/deepseek-reasoner" && !slices.ContainsFunc(types, func(s string) bool { return strings.HasPrefix(s, "response.reasoning") }) {
+				t.Fatalf("reasoning stream without reasoning events: %v", types)
+			}
+			// The stored response of a stream is the completed event's.
+			final, _ := events[len(events)-1].response()["id"].(string)
+			spec.check(t, "Response", "GET a streamed response", inf.do("GET", "/v1/responses/"+final, key, nil).want(200).Raw)
+
+			_, events = inf.streamResponses(key, responsesBody(model, "call it [[tool]]", "tools", conformanceResponseTools))
+			types = spec.checkEvents(t, "tool call stream", events)
+			if !slices.Contains(types, "response.function_call_arguments.delta") || !slices.Contains(types, "response.function_call_arguments.done") ||
+				types[len(types)-1] != "response.completed" {
+				t.Fatalf("tool call stream: %v", types)
+			}
+
+			_, events = inf.streamResponses(key, responsesBody(model, "go [[midstream-error:3]]"))
+			types = spec.checkEvents(t, "failed stream", events)
+			if n := len(types); types[n-2] != "error" || types[n-1] != "response.failed" {
+				t.Fatalf("failed stream: %v", types)
+			}
+
+			_, events = inf.streamResponses(key, responsesBody(model, "long [[words:50]]", "max_output_tokens", 4))
+			types = spec.checkEvents(t, "incomplete stream", events)
+			if types[len(types)-1] != "response.incomplete" {
+				t.Fatalf("incomplete stream: %v", types)
+			}
+
+			// Errors, before any output, streamed or not.
+			for _, stream := range []bool{false, true} {
+				r := inf.do("POST", "/v1/responses", key, responsesBody(model, "x [[error:429]]", "stream", stream))
+				spec.checkError(t, "upstream 429", r, 429, "upstream_rate_limited")
+			}
+		})
+	}
+	// An unknown stored response: 404 in OpenAI's envelope.
+	spec.checkError(t, "GET unknown response", inf.do("GET", "/v1/responses/resp_nope", key, nil), 404, "not_found")
+	spec.checkError(t, "input_items of an unknown response", inf.do("GET", "/v1/responses/resp_nope/input_items", key, nil), 404, "not_found")
+	spec.checkError(t, "DELETE unknown response", inf.do("DELETE", "/v1/responses/resp_nope", key, nil), 404, "not_found")
 }

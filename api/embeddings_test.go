@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -82,7 +83,7 @@ func TestEmbeddingsBilledOnce(t *testing.T) {
 			id := r.str("id")
 			cost := r.num("usage.cost_micros")
 			e, _ := inf.Catalog.Resolve(tt.model)
-			if want := pricing.ChargeFor(e.Price, tt.tokens, 0).ChargedMicros; cost != want || cost <= 0 {
+			if want := pricing.ChargeTokens(e.Price, pricing.Tokens{Prompt: tt.tokens, Completion: 0}, time.Time{}).ChargedMicros; cost != want || cost <= 0 {
 				t.Fatalf("%s: cost %d, want %d (%s)", tt.model, cost, want, r.Raw)
 			}
 			if r.str("object") != "list" || r.str("model") != e.ID || !strings.HasPrefix(id, "embd-") ||

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/embedding"
@@ -79,26 +80,8 @@ func (s *Server) modelsPost(c *gin.Context) {
 // (Google's REST examples) or Authorization: Bearer, answering failures in
 // Gemini's envelope.
 func (s *Server) geminiAuth(c *gin.Context) {
-	token := strings.TrimSpace(c.GetHeader("X-Goog-Api-Key"))
-	if token == "" {
-		token = strings.TrimSpace(c.Query("key"))
-	}
-	if token == "" {
-		if t, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
-			token = strings.TrimSpace(t)
-		}
-	}
-	if token == "" {
-		s.failGemini(c, apierr.Unauthorized("missing credentials: send x-goog-api-key: <Beaver API key>, ?key=<Beaver API key> or Authorization: Bearer <API key>"))
-		return
-	}
-	p, err := s.auth.Authenticate(c.Request.Context(), token)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	c.Set(ctxPrincipal, p)
-	c.Next()
+	s.authWith(c, s.failGemini, "missing credentials: send x-goog-api-key: <Beaver API key>, ?key=<Beaver API key> or Authorization: Bearer <API key>",
+		c.GetHeader("X-Goog-Api-Key"), c.Query("key"), bearer(c))
 }
 
 // geminiMethod serves POST /{v1|v1beta}/models/{model}:{method}.
@@ -119,33 +102,18 @@ func (s *Server) geminiMethod(c *gin.Context) {
 }
 
 func (s *Server) geminiGenerate(c *gin.Context, model string, stream bool) {
-	p, err := s.checkLimits(c)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	req, err := readRequest(c, func(b []byte) (*chat.Request, error) { return geminiapi.Parse(b, model, stream) })
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	call := gateway.Call{Principal: p, Request: req, Model: model, ClientIP: clientIP(c), RequestID: requestID(c),
-		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
-	if stream {
-		// Without alt=sse Google streams one JSON array of the chunks.
-		sink := &geminiSink{w: c.Writer, array: c.Query("alt") != "sse"}
-		if err := s.gateway.Stream(c.Request.Context(), call, sink); err != nil {
-			s.failGemini(c, err)
-		}
-		return
-	}
-	done, err := s.gateway.Complete(c.Request.Context(), call)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	setChargeHeaders(c, done.Settlement, done.Response.ID)
-	c.JSON(http.StatusOK, geminiapi.FromResponse(done.Response))
+	serveDialect(s, c, chatDialect[*chat.Request]{
+		fail:  s.failGemini,
+		parse: func(_ *auth.Principal, b []byte) (*chat.Request, error) { return geminiapi.Parse(b, model, stream) },
+		call:  func(req *chat.Request) (*chat.Request, string, error) { return req, model, nil },
+		sink: func(*auth.Principal, *chat.Request) (gateway.Sink, func()) {
+			// Without alt=sse Google streams one JSON array of the chunks.
+			return &geminiSink{w: c.Writer, array: c.Query("alt") != "sse"}, nil
+		},
+		render: func(_ *auth.Principal, _ *chat.Request, done *gateway.Completion) (any, string) {
+			return geminiapi.FromResponse(done.Response), done.Response.ID
+		},
+	})
 }
 
 // geminiCountTokens serves :countTokens → {totalTokens}, counted like POST
@@ -153,12 +121,7 @@ func (s *Server) geminiGenerate(c *gin.Context, model string, stream bool) {
 // Beaver's estimate); not billed. The body is a generateContent request,
 // bare or as generateContentRequest.
 func (s *Server) geminiCountTokens(c *gin.Context, model string) {
-	p, err := s.checkLimits(c)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	req, err := readRequest(c, func(b []byte) (*chat.Request, error) {
+	serveCount(s, c, s.failGemini, func(_ *auth.Principal, b []byte) (*chat.Request, error) {
 		var wrapped struct {
 			GenerateContentRequest json.RawMessage `json:"generateContentRequest"`
 		}
@@ -166,47 +129,16 @@ func (s *Server) geminiCountTokens(c *gin.Context, model string) {
 			b = wrapped.GenerateContentRequest
 		}
 		return geminiapi.Parse(b, model, false)
-	})
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	n, exact, err := s.gateway.Count(c.Request.Context(), gateway.Call{Principal: p, Request: req, Model: model,
-		ClientIP: clientIP(c), RequestID: requestID(c)})
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	how := "provider"
-	if !exact {
-		how = "estimated"
-	}
-	c.Header("X-Beaver-Token-Count", how)
-	c.JSON(http.StatusOK, gin.H{"totalTokens": n})
+	}, func(*chat.Request) string { return model }, "totalTokens")
 }
 
 // geminiEmbed serves :embedContent ({content} → {embedding: {values}}) and
 // :batchEmbedContents ({requests: [{content}]} → {embeddings: [{values}]})
 // as one /v1/embeddings call, billed the same.
 func (s *Server) geminiEmbed(c *gin.Context, model string, batch bool) {
-	p, err := s.checkLimits(c)
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	req, err := readRequest(c, func(b []byte) (*embedding.Request, error) { return geminiapi.ParseEmbed(b, model, batch) })
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	done, err := s.gateway.Embed(c.Request.Context(), gateway.EmbedCall{Principal: p, Request: req, ClientIP: clientIP(c),
-		RequestID: requestID(c), OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }})
-	if err != nil {
-		s.failGemini(c, err)
-		return
-	}
-	setChargeHeaders(c, done.Settlement, done.Response.ID)
-	c.JSON(http.StatusOK, geminiapi.FromEmbeddings(done.Response, batch))
+	serveEmbed(s, c, s.failGemini, func(_ *auth.Principal, b []byte) (*embedding.Request, error) {
+		return geminiapi.ParseEmbed(b, model, batch)
+	}, func(r *embedding.Response) any { return geminiapi.FromEmbeddings(r, batch) })
 }
 
 // geminiListModels serves GET /v1beta/models: the catalog in Gemini's
@@ -239,95 +171,6 @@ func (s *Server) failGemini(c *gin.Context, err error) {
 	}
 	setRetryAfter(c, e)
 	c.AbortWithStatusJSON(e.Status, geminiapi.ErrorBody(e))
-}
-
-// geminiSink writes a gateway stream as Gemini's chunks: server-sent events
-// (alt=sse) or, as Google does without it, one JSON array written as the
-// chunks come.
-type geminiSink struct {
-	w     gin.ResponseWriter
-	array bool
-	st    *geminiapi.Stream
-	n     int // chunks written
-	buf   []byte
-	gone  bool
-}
-
-func (s *geminiSink) Open(generationID string) {
-	s.st = geminiapi.NewStream(generationID)
-	h := s.w.Header()
-	if s.array {
-		h.Set("Content-Type", "application/json")
-	} else {
-		h.Set("Content-Type", "text/event-stream")
-	}
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Beaver-Generation-Id", generationID)
-	s.w.WriteHeader(http.StatusOK)
-	if s.array {
-		s.write([]byte("["))
-	}
-	s.w.Flush()
-}
-
-func (s *geminiSink) Send(c *chat.Chunk) bool {
-	if r := s.st.Chunk(c); r != nil {
-		return s.send(r)
-	}
-	return !s.gone
-}
-
-// SendError ends the stream with the error in Gemini's envelope, as Google
-// does when a stream fails midway.
-func (s *geminiSink) SendError(e *chat.ErrorEvent) bool {
-	ok := s.send(map[string]any{"error": map[string]any{"code": http.StatusInternalServerError,
-		"message": e.Error.Message, "status": "INTERNAL"}})
-	if s.array {
-		ok = s.write([]byte("]")) // the stream ends here: keep the array well formed
-	}
-	return ok
-}
-
-func (s *geminiSink) Done() {
-	s.send(s.st.Done())
-	if s.array {
-		s.write([]byte("]"))
-	}
-}
-
-func (s *geminiSink) send(v any) bool {
-	s.buf = s.buf[:0]
-	var err error
-	if s.array {
-		if s.n > 0 {
-			s.buf = append(s.buf, ",\r\n"...)
-		}
-		var b []byte
-		if b, err = json.Marshal(v); err == nil {
-			s.buf = append(s.buf, b...)
-		}
-	} else {
-		s.buf, err = geminiapi.AppendSSE(s.buf, v)
-	}
-	if err != nil {
-		return !s.gone // cannot happen for these values; one that did would be skipped
-	}
-	s.n++
-	return s.write(s.buf)
-}
-
-// write sends b and flushes; false means the client is gone.
-func (s *geminiSink) write(b []byte) bool {
-	if s.gone {
-		return false
-	}
-	if _, err := s.w.Write(b); err != nil {
-		s.gone = true
-		return false
-	}
-	s.w.Flush()
-	return true
 }
 
 // geminiModel is a catalog entry as a Gemini model: embedding models embed,

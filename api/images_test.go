@@ -270,3 +270,24 @@ func TestImageModelPrices(t *testing.T) {
 		t.Fatalf("grok-imagine-image: %s", r.Raw)
 	}
 }
+
+// The limit check runs before the body is read (serve): a malformed image
+// request counts toward the per-minute limit, and the next is refused with
+// 429 whatever its body.
+func TestImagesRateLimited(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		inf := newInference(t, dialect, fakeupstream.Options{})
+		u, key := inf.fundedKey("10", nil)
+		inf.do("PATCH", "/admin/accounts/"+u.ID, inf.Admin.Token, map[string]any{"rpm_limit": 2}).want(200)
+		inf.do("POST", "/v1/images/generations", key, map[string]any{"model": 3}).wantError(400, "invalid_request")
+		inf.do("POST", "/v1/images/edits", key, imageBody("openai/gpt-image-1", "x")).wantError(400, "invalid_request")
+		r := inf.do("POST", "/v1/images/generations", key, imageBody("openai/gpt-image-1", "x")).wantError(429, "rate_limit_exceeded")
+		if r.Header.Get("Retry-After") == "" {
+			t.Fatalf("429 without Retry-After: %v", r.Header)
+		}
+		if n := len(inf.Fake.Requests()); n != 0 {
+			t.Fatalf("%d upstream calls for refused requests", n)
+		}
+		inf.invariant(u.ID)
+	})
+}

@@ -47,13 +47,15 @@ type Deps struct {
 	// KnownProvider says whether a catalog model may name a provider;
 	// nil = ProviderRegistry.Known (or the Providers' names).
 	KnownProvider func(string) bool
-	Workflows     Workflows // starts, signals, updates; nil = none (503): see workflows.go
-	Log           *slog.Logger
-	Registry      *prometheus.Registry
-	Web           WebApp             // the dashboard; nil = none
-	Mailer        mail.Sender        // nil = log each email (mail.LogSender)
-	Limiter       *ratelimit.Limiter // nil = an in-memory limiter for this process
-	Payments      *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
+	// Gateway runs inference; nil = one built from these Deps.
+	Gateway   *gateway.Gateway
+	Workflows Workflows // starts, signals, updates; nil = none (503): see workflows.go
+	Log       *slog.Logger
+	Registry  *prometheus.Registry
+	Web       WebApp             // the dashboard; nil = none
+	Mailer    mail.Sender        // nil = log each email (mail.LogSender)
+	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
+	Payments  *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
 }
 
 // Server holds the router and dependencies.
@@ -98,11 +100,13 @@ func New(d Deps) *Server {
 		set := d.Providers
 		d.KnownProvider = func(name string) bool { _, ok := set.Get(name); return ok }
 	}
-	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(),
-		gateway: gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log,
+	if d.Gateway == nil {
+		d.Gateway = gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log,
 			Registerer: d.Registry},
 			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks,
-				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})}
+				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})
+	}
+	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway}
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
 			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),

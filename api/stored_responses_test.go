@@ -97,16 +97,16 @@ func TestStoredResponsesReadDeleteAndOwnership(t *testing.T) {
 		// input_items: newest first by default, pages by after.
 		page := inf.do("GET", "/v1/responses/"+id+"/input_items?limit=2", key, nil).want(200)
 		if page.str("object") != "list" || len(page.list("data")) != 2 || page.get("has_more") != true ||
-			page.str("data.0.content") != "three" || page.str("data.1.content") != "two" ||
+			page.str("data.0.content.0.text") != "three" || page.str("data.1.content.0.text") != "two" ||
 			page.str("first_id") != page.str("data.0.id") || page.str("last_id") != page.str("data.1.id") {
 			t.Fatalf("first page %s", page.Raw)
 		}
 		next := inf.do("GET", "/v1/responses/"+id+"/input_items?limit=2&after="+page.str("last_id"), key, nil).want(200)
-		if len(next.list("data")) != 1 || next.get("has_more") != false || next.str("data.0.content") != "one" {
+		if len(next.list("data")) != 1 || next.get("has_more") != false || next.str("data.0.content.0.text") != "one" {
 			t.Fatalf("second page %s", next.Raw)
 		}
 		asc := inf.do("GET", "/v1/responses/"+id+"/input_items?order=asc", key, nil).want(200)
-		if len(asc.list("data")) != 3 || asc.str("data.0.content") != "one" || !strings.HasPrefix(asc.str("data.0.id"), "msg_") {
+		if len(asc.list("data")) != 3 || asc.str("data.0.content.0.text") != "one" || !strings.HasPrefix(asc.str("data.0.id"), "msg_") {
 			t.Fatalf("asc %s", asc.Raw)
 		}
 		inf.do("GET", "/v1/responses/"+id+"/input_items?order=up", key, nil).wantError(400, "invalid_request")

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,6 +15,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/gateway"
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 )
 
 // authWindow is the auth throttle's period: BEAVER_AUTH_LIMIT attempts per
@@ -154,20 +154,21 @@ func errNotObject() error { return apierr.Invalid("request body must be a JSON o
 // decodeObject decodes a checked JSON object into dst, with the error
 // messages bindJSON gives.
 func decodeObject(raw json.RawMessage, dst any, strict bool) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
+	var err error
 	if strict {
-		dec.DisallowUnknownFields()
+		err = strictjson.Decode(raw, dst)
+	} else {
+		err = json.NewDecoder(bytes.NewReader(raw)).Decode(dst)
 	}
-	err := dec.Decode(dst)
 	var ute *json.UnmarshalTypeError
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.As(err, &ute):
+	}
+	if errors.As(err, &ute) {
 		return apierr.Invalid("field %q has the wrong type (want %s)", ute.Field, ute.Type.String()).WithParam(ute.Field)
-	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return apierr.Invalid("%s is not a field you can set here", field).WithParam(strings.Trim(field, `"`))
+	}
+	if field, ok := strictjson.UnknownField(err); ok {
+		return apierr.Invalid("%q is not a field you can set here", field).WithParam(field)
 	}
 	if ae, ok := apierr.As(err); ok {
 		return ae // a field's own UnmarshalJSON may answer one

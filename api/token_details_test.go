@@ -63,7 +63,7 @@ func TestTokenDetailsCharged(t *testing.T) {
 				// With a cache discount the charge is below the plain one.
 				discounted := e.Price.CachedInput < e.Price.Input
 				if tok.Prompt != int64(prompt) || tok.Completion != 9 || num(usage["cost_micros"]) != want.ChargedMicros ||
-					discounted && want.ChargedMicros >= pricing.ChargeFor(e.Price, tok.Prompt, tok.Completion).ChargedMicros {
+					discounted && want.ChargedMicros >= pricing.ChargeTokens(e.Price, pricing.Tokens{Prompt: tok.Prompt, Completion: tok.Completion}, time.Time{}).ChargedMicros {
 					t.Fatalf("%s: usage %v, want charge %d", name, usage, want.ChargedMicros)
 				}
 				var log models.UsageLog

@@ -19,6 +19,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/workflows"
@@ -64,6 +65,9 @@ type Deps struct {
 	// Payments are the rules of the money workflows (top-up settlement,
 	// refund, auto-recharge); nil leaves their activities unregistered.
 	Payments *payments.Service
+	// Gateway runs the inference of durable jobs (batches, background
+	// responses); nil leaves their activities unregistered.
+	Gateway *gateway.Gateway
 	// SkipSchedules leaves the schedules alone (tests that create their own).
 	SkipSchedules bool
 }

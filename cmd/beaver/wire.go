@@ -20,6 +20,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
@@ -53,7 +54,10 @@ type process struct {
 	providers *registry.Registry // built-ins from the environment, operator providers from the database
 	mailer    mail.Sender
 	payments  *payments.Service
-	registry  *prometheus.Registry
+	// gateway runs inference for the API and for the worker's durable jobs
+	// (batches, background responses).
+	gateway  *gateway.Gateway
+	registry *prometheus.Registry
 	// temporal is the connection to Temporal, not dialed yet (the caller
 	// runs it); workflows starts everything through it, answering 503
 	// while it is down.
@@ -142,6 +146,10 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	if err != nil {
 		return nil, fmt.Errorf("providers: %w", err)
 	}
+	p.gateway = gateway.New(gateway.Deps{Billing: p.billing, Catalog: p.catalog, Providers: p.providers, Limiter: p.limiter,
+		Log: log, Registerer: p.registry},
+		gateway.Options{RequireVerifiedEmail: cfg.RequireVerifiedEmail, Fallbacks: cfg.Fallbacks,
+			AbandonTimeout: cfg.UpstreamFirstByteTimeout})
 	if p.mailer, err = mail.New(cfg, log); err != nil {
 		return nil, fmt.Errorf("mailer: %w", err)
 	}
@@ -185,19 +193,24 @@ func loadSecret(cfg *config.Config) (string, error) {
 // apiDeps are the API's dependencies.
 func (p *process) apiDeps() api.Deps {
 	return api.Deps{Config: p.cfg, DB: p.db, Auth: p.auth, Ledger: p.ledger, Billing: p.billing, Catalog: p.catalog,
-		ProviderRegistry: p.providers, KnownProvider: p.providers.Known, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
+		ProviderRegistry: p.providers, KnownProvider: p.providers.Known, Gateway: p.gateway, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
 		Payments: p.payments, Workflows: p.workflows}
 }
 
 // workerDeps are the worker's activities' dependencies.
 func (p *process) workerDeps() worker.Deps {
 	return worker.Deps{DB: p.db, Catalog: p.catalog, Auth: p.auth, Mailer: p.mailer, Log: p.log, Registerer: p.registry,
-		Payments: p.payments, Providers: p.providers}
+		Payments: p.payments, Providers: p.providers, Gateway: p.gateway}
 }
 
 // close stops background work: queued charges are committed and unused
 // leases returned first. (Whoever runs the Temporal connection closes it.)
 func (p *process) close() {
+	if p.gateway != nil { // the requests of durable jobs whose caller left are billed first
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		p.gateway.Close(ctx)
+		cancel()
+	}
 	if p.billing != nil {
 		p.billing.Close()
 	}

@@ -1,5 +1,6 @@
 // Package sdk checks that the official client libraries work against a
-// real `beaver api`: openai-go (here), and the `openai`,
+// real `beaver api`: openai-go (here), google.golang.org/genai
+// (genai_test.go, TestSDKCompatibility/genai-go), and the `openai`,
 // `@anthropic-ai/sdk` and `@google/genai` npm packages (node/compat.test.mjs, run by
 // TestSDKCompatibility/openai-node). Beaver is built from this repository
 // and started on SQLite with the fake upstream behind every provider;
@@ -89,6 +90,9 @@ type beaver struct {
 	otherKey string
 	// rpm_limit 1 each: the second inference request is 429.
 	rpmKeyGo, rpmKeyNode string
+	// genaiKey is a third funded account's, which only the Go GenAI SDK
+	// check bills: its balance must drop by exactly that check's charges.
+	genaiKey string
 }
 
 const adminEmail, adminPassword = "admin@sdk.test", "sdk-admin-password-1"
@@ -171,6 +175,9 @@ func startBeaver(t *testing.T) *beaver {
 	other := account("other@sdk.test")
 	b.mustCall(t, "POST", "/admin/top-up", admin, map[string]any{"account_id": other, "amount_usd": "10"}, 201)
 	b.otherKey = key(other, "other", nil)
+	genai := account("genai@sdk.test")
+	b.mustCall(t, "POST", "/admin/top-up", admin, map[string]any{"account_id": genai, "amount_usd": "10"}, 201)
+	b.genaiKey = key(genai, "genai-go", nil)
 	return b
 }
 
@@ -225,8 +232,8 @@ func (b *beaver) mustCall(t *testing.T, method, path, token string, body any, wa
 
 func TestSDKCompatibility(t *testing.T) {
 	b := startBeaver(t)
-	// The two SDKs use different keys for their rate-limit checks, so they
-	// can run at once.
+	// The SDKs use different keys for their rate-limit checks (and the Go
+	// GenAI check an account of its own), so they can run at once.
 	t.Run("openai-go", func(t *testing.T) {
 		t.Parallel()
 		testGoSDK(t, b)
@@ -234,6 +241,10 @@ func TestSDKCompatibility(t *testing.T) {
 	t.Run("openai-node", func(t *testing.T) {
 		t.Parallel()
 		testNodeSDK(t, b)
+	})
+	t.Run("genai-go", func(t *testing.T) {
+		t.Parallel()
+		testGenAIGoSDK(t, b)
 	})
 }
 

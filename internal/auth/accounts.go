@@ -169,7 +169,7 @@ func (s *Service) updateAccount(ctx context.Context, accountID string, set map[s
 			if r.RowsAffected == 0 {
 				return nil, apierr.NotFound("account %q not found", accountID)
 			}
-			return []string{AccountMsg(accountID)}, nil
+			return []string{accountMsg(accountID)}, nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("update account: %w", err)

@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	_ "embed"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -131,8 +130,3 @@ func CheckPassword(password, email string) error {
 	}
 	return nil
 }
-
-var errIsWeak *ErrWeakPassword
-
-// IsWeakPassword reports whether err came from CheckPassword.
-func IsWeakPassword(err error) bool { return errors.As(err, &errIsWeak) }

@@ -81,13 +81,13 @@ func NewService(d *db.DB, h Hasher, k Keyed, b bus.Bus, accessTTL, refreshTTL ti
 // Invalidation messages.
 func KeyMsg(id string) string     { return "key:" + id }
 func SessionMsg(id string) string { return "session:" + id }
-func AccountMsg(id string) string { return "account:" + id }
+func accountMsg(id string) string { return "account:" + id }
 
 // InvalidateAccount drops cached state about an account on every replica
 // before it returns, after a change committed elsewhere (one that commits
 // through change is seen by no replica without it).
 func (s *Service) InvalidateAccount(ctx context.Context, id string) error {
-	err := s.change(ctx, func(*gorm.DB) ([]string, error) { return []string{AccountMsg(id)}, nil })
+	err := s.change(ctx, func(*gorm.DB) ([]string, error) { return []string{accountMsg(id)}, nil })
 	if err != nil {
 		return fmt.Errorf("invalidate account %s: %w", id, err)
 	}
@@ -349,19 +349,6 @@ func (s *Service) RevokeAllSessions(ctx context.Context, accountID, reason strin
 		return fmt.Errorf("revoke sessions of %s: %w", accountID, err)
 	}
 	return nil
-}
-
-// SetPassword replaces an account's password (policy checked).
-func (s *Service) SetPassword(ctx context.Context, accountID, password string) error {
-	var a models.Account
-	if err := s.DB.WithContext(ctx).Where("id = ?", accountID).Take(&a).Error; err != nil {
-		return fmt.Errorf("load account: %w", err)
-	}
-	if err := CheckPassword(password, a.Email); err != nil {
-		return apierr.Invalid("%s", err.Error())
-	}
-	return s.DB.WithContext(ctx).Model(&models.Account{}).Where("id = ?", accountID).
-		Updates(map[string]any{"password_hash": s.Hasher.Hash(password), "updated_at": s.Now()}).Error
 }
 
 // ---- access tokens: "bst_" + base64url(payload) + "." + base64url(mac) ----

@@ -486,15 +486,9 @@ func (e *Engine) returnLease(ctx context.Context, l *lease) error {
 	return nil
 }
 
-// SweepExpired returns the expired leases of every instance: instances that
-// stopped renewing them (crashed or killed). Safe to run anywhere, any
-// number of times, concurrently.
-func (e *Engine) SweepExpired(ctx context.Context) (int, error) {
-	return sweepExpired(ctx, e.db.DB)
-}
-
-// SweepExpiredLeases is SweepExpired for callers without an engine (the
-// Temporal activity).
+// SweepExpiredLeases returns the expired leases of every instance:
+// instances that stopped renewing them (crashed or killed). Safe to run
+// anywhere, any number of times, concurrently (the Temporal activity).
 func SweepExpiredLeases(ctx context.Context, d *db.DB) (int, error) {
 	return sweepExpired(ctx, d.DB)
 }

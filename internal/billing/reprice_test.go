@@ -61,7 +61,7 @@ func TestReprice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := pricing.ChargeFor(answered, 50, 20)
+	want := pricing.ChargeTokens(answered, pricing.Tokens{Prompt: 50, Completion: 20}, time.Time{})
 	if st.ChargedMicros != want.ChargedMicros || st.ProviderCostMicros != want.ProviderCostMicros {
 		t.Fatalf("charged %+v, want %+v", st, want)
 	}

@@ -327,7 +327,7 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 		prices := make([]models.ModelPrice, 0, len(rows))
 		for _, m := range rows {
 			b := baseOf(m)
-			p := pricing.MarkUpAs(b, th.Categorize(b.Input+b.Output))
+			p := th.Price(b)
 			cached, reasoning := p.CachedInput, p.Reasoning
 			prices = append(prices, models.ModelPrice{ModelID: m.ID, Version: version,
 				BaseInputMicros: b.Input, BaseOutputMicros: b.Output, BaseFeeMicros: b.Fee,

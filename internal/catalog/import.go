@@ -14,6 +14,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/pricing"
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 	"github.com/beaver-gateway/beaver/models"
 )
 
@@ -180,9 +181,7 @@ func merge(cur models.Model, exists bool, m incoming) (seedModel, []Change, bool
 	base["id"] = json.RawMessage(fmt.Sprintf("%q", m.id))
 	b, _ := json.Marshal(base)
 	var next seedModel
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&next); err != nil {
+	if err := strictjson.Decode(b, &next); err != nil {
 		return seedModel{}, nil, false, apierr.Invalid("model %s: %s", m.id, err.Error())
 	}
 	if err := next.valid(); err != nil {

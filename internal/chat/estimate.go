@@ -1,6 +1,10 @@
 package chat
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"github.com/beaver-gateway/beaver/internal/money"
+)
 
 // The prompt bound (PromptTokenBound) is what admission holds money for:
 // the most tokens an upstream can report for the prompt, so that a request never costs more
@@ -131,4 +135,4 @@ func EstimateTokens(text string) int {
 	return ceilDiv(p.ascii, 4) + p.other
 }
 
-func ceilDiv(a, b int) int { return (a + b - 1) / b }
+func ceilDiv(a, b int) int { return int(money.CeilDiv(int64(a), int64(b))) }

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 )
 
 // ParseRequest decodes and validates an OpenAI chat completions request body.
@@ -140,13 +142,9 @@ func isTextOnly(raw json.RawMessage) bool {
 // UnmarshalJSON decodes a request without validating it (see Validate).
 // Errors are *InvalidError.
 func (r *Request) UnmarshalJSON(body []byte) error {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return invalidf("request body must be a JSON object")
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return invalidf("invalid JSON body: %v", err)
+	fields, err := DecodeFields(body)
+	if err != nil {
+		return err
 	}
 	*r = Request{}
 	for name, raw := range fields {
@@ -175,7 +173,7 @@ func (r *Request) UnmarshalJSON(body []byte) error {
 		r.Extra[name] = raw
 	}
 
-	var err error
+	err = nil
 	field := func(name, want string, dst any) {
 		raw, ok := fields[name]
 		if err != nil || !ok || isNull(raw) {
@@ -233,7 +231,7 @@ func (r *Request) UnmarshalJSON(body []byte) error {
 	return nil
 }
 
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+func isNull(raw json.RawMessage) bool { return strictjson.IsNull(raw) }
 
 func decodeStop(raw json.RawMessage) ([]string, error) {
 	var one string

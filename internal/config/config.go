@@ -327,14 +327,3 @@ func parseRate(s string) (float64, bool) {
 	}
 	return r, err == nil && r > 0 && r <= 1
 }
-
-// DefaultBaseURL reports whether the provider's base URL is the public one
-// (then a real API key is needed to call it).
-func (c *Config) DefaultBaseURL(provider string) bool {
-	for _, p := range providerEnv {
-		if p.name == provider {
-			return c.Providers[provider].BaseURL == p.base
-		}
-	}
-	return false
-}

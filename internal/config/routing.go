@@ -1,14 +1,14 @@
 package config
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 )
 
 // Routing settings: several keys and base URLs per provider, and fallback
@@ -177,10 +177,8 @@ func readRoutingFile(path string) (*routingFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("BEAVER_ROUTING_FILE: %v", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var f routingFile
-	if err := dec.Decode(&f); err != nil {
+	if err := strictjson.Decode(b, &f); err != nil {
 		return nil, fmt.Errorf("BEAVER_ROUTING_FILE %s: %v", path, err)
 	}
 	return &f, nil

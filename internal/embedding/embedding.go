@@ -15,6 +15,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 )
 
 // Encoding formats of the vectors.
@@ -107,17 +108,13 @@ type Usage struct {
 // encoding format other than float and base64, dimensions below 1. A field
 // sent as null is ignored.
 func ParseRequest(body []byte) (*Request, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return nil, &chat.InvalidError{Message: "request body must be a JSON object"}
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, &chat.InvalidError{Message: "invalid JSON body: " + err.Error()}
+	fields, err := chat.DecodeFields(body)
+	if err != nil {
+		return nil, err
 	}
 	var r Request
 	for name, raw := range fields {
-		if string(bytes.TrimSpace(raw)) == "null" {
+		if strictjson.IsNull(raw) {
 			continue
 		}
 		var err error

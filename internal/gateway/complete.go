@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -40,9 +41,17 @@ var errAbandoned = errors.New("the client left and the upstream answer did not c
 // starts once the client is gone. The hold is settled once, by whichever of
 // the two sides ends the request.
 func (g *Gateway) Complete(ctx context.Context, call Call) (*Completion, error) {
+	if call.Durable.Replay != nil {
+		call.Request.Models = nil // the recorded model answered: no fallbacks
+	}
 	r, err := g.admit(ctx, call)
 	if err != nil {
 		return nil, err
+	}
+	if call.Durable.Replay != nil {
+		resp := *call.Durable.Replay
+		resp.Usage = call.Durable.Replay.Usage.Clone()
+		return r.complete(ctx, answer{resp: &resp})
 	}
 	upCtx, cancelUp := context.WithCancelCause(context.WithoutCancel(ctx))
 	r.left = make(chan struct{})
@@ -50,8 +59,9 @@ func (g *Gateway) Complete(ctx context.Context, call Call) (*Completion, error) 
 	g.background.Add(1) // until the answer is settled, here or in finishAbandoned
 	go func() {
 		var a answer
-		a.err = r.try(upCtx, func(ctx context.Context, up *chat.Request) (err error) {
-			a.resp, err = r.prov.Complete(ctx, up)
+		a.err = r.try(upCtx, func(ctx context.Context) (err error) {
+			up := r.up // each attempt its own copy
+			a.resp, err = r.prov.Complete(ctx, &up)
 			return err
 		})
 		done <- a
@@ -117,6 +127,12 @@ func (r *run) complete(ctx context.Context, a answer) (*Completion, error) {
 		return nil, r.failed(ctx, a.err, false)
 	}
 	resp := a.resp
+	var recordErr error
+	if rec := r.call.Durable.Record; rec != nil && r.call.Durable.Replay == nil {
+		if recordErr = rec(ctx, resp, r.entry.ID); recordErr != nil {
+			recordErr = fmt.Errorf("record the answer of %s: %w", r.genID, recordErr)
+		}
+	}
 	o := r.outcome()
 	if r.abandoned() {
 		o.Cancelled, o.Error = true, "client disconnected"
@@ -145,7 +161,7 @@ func (r *run) complete(ctx context.Context, a answer) (*Completion, error) {
 	if resp.Created == 0 {
 		resp.Created = r.created
 	}
-	return &Completion{Response: resp, Settlement: st}, nil
+	return &Completion{Response: resp, Settlement: st}, recordErr
 }
 
 // Close waits for the requests whose client left to be settled (see

@@ -91,7 +91,7 @@ func (r *run) cutUsage(ctx context.Context, final, soFar *chat.Usage, received s
 // estimator (exact false). Nothing is generated, held or charged; the key's
 // model and IP policy apply as to any request.
 func (g *Gateway) Count(ctx context.Context, call Call) (tokens int, exact bool, err error) {
-	chain, err := g.chain(call)
+	chain, err := g.chain(call.Principal, call.Model, call.Request.Models, call.ClientIP)
 	if err != nil {
 		return 0, false, err
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
@@ -53,10 +52,10 @@ func (g *Gateway) Embed(ctx context.Context, call EmbedCall) (*Embeddings, error
 	if err != nil {
 		return nil, err
 	}
-	up := *call.Request
-	up.Model = r.entry.ProviderModel
 	var resp *embedding.Response
-	err = r.try(ctx, func(ctx context.Context, _ *chat.Request) (err error) { // r.up is the chat request's: unused
+	err = r.try(ctx, func(ctx context.Context) (err error) {
+		up := *call.Request
+		up.Model = r.entry.ProviderModel
 		resp, err = emb.Embed(ctx, &up)
 		return err
 	})
@@ -83,12 +82,10 @@ func (g *Gateway) Embed(ctx context.Context, call EmbedCall) (*Embeddings, error
 
 // admitEmbedding resolves the model as a chat request's (key policy
 // included), checks that it is an embedding model its provider can serve,
-// and holds the request's maximum cost.
+// and holds the request's maximum cost (embeddingOperation).
 func (g *Gateway) admitEmbedding(ctx context.Context, call EmbedCall) (*run, providers.Embedder, error) {
-	p, req := call.Principal, call.Request
-	c := Call{Principal: p, Request: &chat.Request{}, Model: req.Model, ClientIP: call.ClientIP, RequestID: call.RequestID,
-		OnAttempts: call.OnAttempts}
-	chain, err := g.chain(c)
+	req := call.Request
+	chain, err := g.chain(call.Principal, req.Model, nil, call.ClientIP)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -103,19 +100,25 @@ func (g *Gateway) admitEmbedding(ctx context.Context, call EmbedCall) (*run, pro
 	if !ok {
 		return nil, nil, apierr.Invalid("model %s: provider %s serves no embeddings", first.entry.ID, first.entry.Provider).WithParam("model")
 	}
-	_, monthly := p.Account.Limits()
-	bound, admitted := int64(req.PromptTokenBound()), time.Now()
-	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
-		Price: first.entry.Price.UpperBound(admitted, bound, 0), PriceVersion: first.entry.Version, PromptTokens: bound,
-		MaxTokens: 1, ModelMax: 1, MonthlyLimit: monthly, At: admitted})
+	c := Call{Principal: call.Principal, Model: req.Model, ClientIP: call.ClientIP, RequestID: call.RequestID,
+		OnAttempts: call.OnAttempts}
+	r, err := g.start(ctx, c, chain[:1], embeddingOperation(req))
 	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
-	r := &run{g: g, call: c, chain: chain[:1], entry: first.entry, prov: first.prov, hold: hold,
-		prompt: int64(req.EstimatePromptTokens()), start: now,
-		genID: "embd-" + strings.TrimPrefix(ids.New("g"), "g_"), created: now.Unix()}
 	return r, emb, nil
+}
+
+// embeddingOperation is an embeddings request's operation: it holds the
+// prompt's upper bound at the model's price and one completion token at
+// its output price; a prompt the upstream does not count is billed at
+// Beaver's estimate.
+func embeddingOperation(req *embedding.Request) operation {
+	prompt := int64(req.PromptTokenBound())
+	return operation{prefix: ids.EmbeddingPrefix, prompt: int64(req.EstimatePromptTokens()),
+		bound: func(chain []candidate, at time.Time) bound {
+			return bound{Price: chainPrice(chain, at, prompt, 0), Prompt: prompt, Output: 1, Max: 1}
+		}}
 }
 
 // chatModels keeps chat requests off embedding models: the model asked for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
@@ -60,7 +61,7 @@ func TestEmbedChargesPromptTokens(t *testing.T) {
 		if reported != nil {
 			tokens = 1234
 		}
-		want := pricing.ChargeFor(e.Price, tokens, 0)
+		want := pricing.ChargeTokens(e.Price, pricing.Tokens{Prompt: tokens, Completion: 0}, time.Time{})
 		log := f.lastLog()
 		if done.Settlement.ChargedMicros != want.ChargedMicros || *done.Response.Usage.CostMicros != want.ChargedMicros ||
 			before-f.balance() != want.ChargedMicros || log.PromptTokens != tokens || log.UsageEstimated != (reported == nil) ||

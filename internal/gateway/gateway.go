@@ -1,6 +1,7 @@
-// Package gateway runs one chat request from start to charge, without
+// Package gateway runs one inference request from start to charge, without
 // HTTP: rate limit → key policy → admit (hold) → provider → settle, with
-// stream accounting and disconnect billing. The HTTP layer parses the
+// stream accounting and disconnect billing, the same for every kind of
+// work (an operation, operation.go: chat completions, embeddings). The HTTP layer parses the
 // request, calls the gateway and renders what it returns; a stream is
 // written through a Sink.
 //
@@ -24,7 +25,6 @@ import (
 	"context"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -125,6 +125,31 @@ type Call struct {
 	// Complete or Stream returns an error), when there was more than one or
 	// the last failed: the HTTP layer's X-Beaver-Attempts header.
 	OnAttempts func(Attempts)
+
+	// Durable jobs (a batch line, a background response) run a call that a
+	// worker crash may interrupt and a retry run again; these make the retry
+	// charge the answer exactly once (see Durable below).
+	Durable Durable
+}
+
+// Durable lets a job that is retried after a crash charge its answer
+// exactly once. The job names its generation (the usage log's key, so the
+// retry can see whether the charge committed), keeps the answer before it
+// is charged (Record), and, when a retry finds a kept answer without its
+// charge, has it charged without asking the provider again (Replay).
+// Non-streamed calls only (Complete).
+type Durable struct {
+	// GenerationID, when set, is the generation's id instead of a new one.
+	GenerationID string
+	// Record is told the answer and the model that gave it after the
+	// provider answered and before the charge. An error from it is
+	// returned after the answer is charged all the same: the provider
+	// billed it.
+	Record func(ctx context.Context, resp *chat.Response, model string) error
+	// Replay, when set, is the answer: no provider is called and it is
+	// charged as if it had just come from Model, which must be the model
+	// Record was told.
+	Replay *chat.Response
 }
 
 // run is a call that was admitted: its hold, and what settles it.
@@ -142,6 +167,7 @@ type run struct {
 	// (embeddings). countable: the provider may count it (chat, count.go).
 	prompt    int64
 	countable bool
+	retarget  func(r *run, c candidate) // the operation's (see operation.retarget)
 	start     time.Time
 	genID     string
 	created   int64
@@ -162,8 +188,8 @@ type run struct {
 // expensive model in each component, so that the hold covers whichever
 // answers. Errors are *apierr.Error.
 func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
-	p, req := call.Principal, call.Request
-	chain, err := g.chain(call)
+	req := call.Request
+	chain, err := g.chain(call.Principal, call.Model, req.Models, call.ClientIP)
 	if err != nil {
 		return nil, err
 	}
@@ -176,32 +202,42 @@ func (g *Gateway) admit(ctx context.Context, call Call) (*run, error) {
 	if ie := req.CheckProviderOptions(chain[0].entry.Provider); ie != nil {
 		return nil, InvalidRequest(ie)
 	}
-	// Hold for the most tokens the prompt can be; bill the upstream's count
-	// (or Beaver's, count.go, when it never reports one).
-	bound := int64(req.PromptTokenBound())
-	admitted := time.Now()
-	price, modelMax := chainPrice(chain, admitted, bound)
-	var asked int64
-	if req.MaxTokens != nil {
-		asked = int64(*req.MaxTokens)
+	return g.start(ctx, call, chain, chatOperation(req))
+}
+
+// chatOperation is a chat request's operation. It holds for the most
+// tokens the prompt can be (billed at the upstream's count, or Beaver's,
+// count.go, when it never reports one) and n × max_tokens, the model's cap
+// when the request sets none, at the chain's price (chainPrice). The cap
+// is sent upstream when the caller set one or when the balance lowered it;
+// otherwise the model's own default applies (and is held).
+func chatOperation(req *chat.Request) operation {
+	prompt := int64(req.PromptTokenBound())
+	return operation{prefix: ids.ChatPrefix, prompt: prompt, countable: true,
+		bound: func(chain []candidate, at time.Time) bound {
+			var asked int64
+			if req.MaxTokens != nil {
+				asked = int64(*req.MaxTokens)
+			}
+			return bound{Price: chainPrice(chain, at, prompt, chat.MaxServerToolCalls), Prompt: prompt, Output: asked, Max: chainMaxOutput(chain),
+				Choices: int64(req.ChoiceCount())}
+		},
+		ready: func(r *run) {
+			r.up = *req
+			r.up.Models = nil
+			r.capped = req.MaxTokens != nil || r.hold.Clamped
+		},
+		retarget: retargetChat,
 	}
-	_, monthly := p.Account.Limits()
-	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
-		Price: price, PriceVersion: chain[0].entry.Version, PromptTokens: bound, MaxTokens: asked,
-		ModelMax: modelMax, MonthlyLimit: monthly, Choices: int64(req.ChoiceCount()), At: admitted})
-	if err != nil {
-		return nil, err
+}
+
+// newGenerationID is a durable job's own generation id, or a new one
+// under prefix.
+func newGenerationID(prefix string, d Durable) string {
+	if d.GenerationID != "" {
+		return d.GenerationID
 	}
-	now := time.Now()
-	r := &run{g: g, call: call, chain: chain, hold: hold, prompt: bound, countable: true, start: now,
-		genID: "chatcmpl-" + strings.TrimPrefix(ids.New("g"), "g_"), created: now.Unix()}
-	// Send the cap upstream when the caller set one or when the balance
-	// lowered it; otherwise the model's own default applies (and is held).
-	r.up = *req
-	r.up.Models = nil
-	r.capped = req.MaxTokens != nil || hold.Clamped
-	r.use(chain[0])
-	return r, nil
+	return ids.Generation(prefix)
 }
 
 // checkKeyPolicy applies an API key's allowed models and IPs.

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
@@ -12,16 +11,15 @@ import (
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/imagegen"
-	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/internal/providers"
 )
 
-// Images: one POST /v1/images/generations or /v1/images/edits request, the
-// way Embed runs an embeddings request (the HTTP layer calls Check first):
-// key policy → admit (hold) → provider → settle, through the same run.
-// Image models (capability "images") serve images only; every other model
-// refuses image requests, and image models refuse the rest, with 400.
+// Images: one POST /v1/images/generations or /v1/images/edits request, an
+// operation of the pipeline (operation.go; the HTTP layer calls Check
+// first): key policy → admit (hold) → provider → settle. Image models
+// (capability "images") serve images only; every other model refuses image
+// requests, and image models refuse the rest, with 400.
 //
 // Money rules, beside the chat ones:
 //   - The hold is pricing.ImageBound: the prompt's text bound plus each
@@ -60,20 +58,70 @@ func notImages(e *catalog.Entry) *apierr.Error {
 // Images runs an image call. The answer is returned only after its charge
 // is committed. Errors are *apierr.Error (or context.Canceled).
 func (g *Gateway) Images(ctx context.Context, call ImageCall) (*Images, error) {
-	r, gen, price, err := g.admitImages(ctx, call)
+	req := call.Request
+	r, gen, err := alone(ctx, g, Call{Principal: call.Principal, Model: req.Model, ClientIP: call.ClientIP,
+		RequestID: call.RequestID, OnAttempts: call.OnAttempts}, "images",
+		func(e *catalog.Entry) (operation, error) { return imageOperation(e, req) }, providers.ImageGeneratorOf)
 	if err != nil {
 		return nil, err
 	}
-	up := *call.Request
-	up.Model = r.entry.ProviderModel
-	var resp *imagegen.Response
-	err = r.try(ctx, func(ctx context.Context, _ *chat.Request) (err error) { // r.up is the chat request's: unused
-		resp, err = gen.Images(ctx, &up)
-		return err
+	resp, err := attempt(ctx, r, func(ctx context.Context, model string) (*imagegen.Response, error) {
+		up := *req
+		up.Model = model
+		return gen.Images(ctx, &up)
 	})
 	if err != nil {
-		return nil, r.failed(ctx, err, ctx.Err() != nil)
+		return nil, err
 	}
+	st, err := r.settleImages(ctx, req, resp)
+	if err != nil {
+		return nil, err
+	}
+	g.latency.Observe(r.entry.Provider, time.Since(r.start), false)
+	if resp.Created == 0 {
+		resp.Created = r.created
+	}
+	return &Images{ID: r.genID, Response: resp, Settlement: st}, nil
+}
+
+// imageOperation is an image request's operation on model e: it holds
+// pricing.ImageBound, and a prompt the upstream does not count is billed
+// at Beaver's estimate. A model that is not an image model, or a size or
+// quality its prices do not cover, is refused.
+func imageOperation(e *catalog.Entry, req *imagegen.Request) (operation, error) {
+	if !e.Images() {
+		return operation{}, apierr.Invalid("model %s is not an image model", e.ID).WithParam("model")
+	}
+	q := pricing.ImageQuery{Size: req.Size, Quality: req.Quality, N: int64(req.Count()),
+		PromptTokens: int64(req.PromptTokenBound()), InputImages: int64(len(req.Images))}
+	if _, _, err := e.Price.ImageBound(time.Time{}, q); err != nil {
+		return operation{}, apierr.Invalid("%s", err.Error()).WithParam("size")
+	}
+	return operation{prefix: ids.ImagePrefix, prompt: int64(req.EstimatePromptTokens()),
+		bound: func(chain []candidate, at time.Time) bound {
+			// Refused above otherwise: whether a query is covered does
+			// not depend on the time.
+			price, prompt, _ := chain[0].entry.Price.ImageBound(at, q)
+			return bound{Price: price, Prompt: prompt, Output: 1, Max: 1}
+		},
+		// A failure settles at the price the request's size and quality
+		// select, which the hold covers.
+		retarget: func(r *run, c candidate) { r.entry = imagesPriced(c.entry, req.Size, req.Quality) },
+	}, nil
+}
+
+// imagesPriced is e priced for images of size and quality (ForImages).
+func imagesPriced(e *catalog.Entry, size, quality string) *catalog.Entry {
+	out := *e
+	out.Price = e.Price.ForImages(size, quality)
+	return &out
+}
+
+// settleImages charges an image answer: the upstream's usage, or Beaver's
+// estimate of the prompt, and the images delivered, at the per-image price
+// of the size and quality the answer has (else the request's), in the
+// version resolved at admission. resp's usage is set with the cost.
+func (r *run) settleImages(ctx context.Context, req *imagegen.Request, resp *imagegen.Response) (*billing.Settlement, error) {
 	o := r.outcome()
 	o.Images = int64(len(resp.Data))
 	u := resp.Usage
@@ -81,28 +129,17 @@ func (g *Gateway) Images(ctx context.Context, call ImageCall) (*Images, error) {
 		o.UsageEstimated = true // the upstream reported no usage: Beaver's estimate
 		u = &imagegen.Usage{InputTokens: int(r.prompt), InputTokensDetails: imagegen.TokenDetails{TextTokens: int(r.prompt)}}
 	}
-	u.TotalTokens = u.InputTokens + u.OutputTokens
-	o.PromptTokens, o.CompletionTokens = int64(u.InputTokens), int64(u.OutputTokens)
 	o.ImageInputTokens, o.ImageOutputTokens = int64(u.InputTokensDetails.ImageTokens), int64(u.ImageOutputTokens())
-	// Charged at the per-image price of the size and quality the answer
-	// has (else the request's), in the version resolved at admission.
-	size, quality := first(resp.Size, call.Request.Size), first(resp.Quality, call.Request.Quality)
-	if err := r.hold.Reprice(price.ForImages(size, quality), r.entry.Version); err != nil {
-		g.log.Error("reprice image hold", "request_id", r.call.RequestID, "model", r.entry.ID, "err", err)
-	}
-	r.finished = true
-	st, err := g.billing.Finish(ctx, r.hold, o)
+	r.entry = imagesPriced(r.chain[0].entry, first(resp.Size, req.Size), first(resp.Quality, req.Quality))
+	tokens := &chat.Usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens}
+	st, err := r.settle(ctx, o, tokens)
 	if err != nil {
 		return nil, err
 	}
-	g.latency.Observe(r.entry.Provider, time.Since(r.start), false)
-	cost, micros := money.USD(st.ChargedMicros), st.ChargedMicros
-	u.Cost, u.CostMicros = &cost, &micros
+	withCost(tokens, st)
+	u.TotalTokens, u.Cost, u.CostMicros = tokens.TotalTokens, tokens.Cost, tokens.CostMicros
 	resp.Usage = u
-	if resp.Created == 0 {
-		resp.Created = r.created
-	}
-	return &Images{ID: r.genID, Response: resp, Settlement: st}, nil
+	return st, nil
 }
 
 func first(a, b string) string {
@@ -110,48 +147,4 @@ func first(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// admitImages resolves the model as a chat request's (key policy
-// included), checks that it is an image model its provider can serve, and
-// holds the request's maximum cost (pricing.ImageBound).
-func (g *Gateway) admitImages(ctx context.Context, call ImageCall) (*run, providers.ImageGenerator, pricing.Price, error) {
-	p, req := call.Principal, call.Request
-	c := Call{Principal: p, Request: &chat.Request{}, Model: req.Model, ClientIP: call.ClientIP, RequestID: call.RequestID,
-		OnAttempts: call.OnAttempts}
-	chain, err := g.chain(c)
-	if err != nil {
-		return nil, nil, pricing.Price{}, err
-	}
-	top := chain[0] // no fallbacks (see above)
-	if !top.entry.Images() {
-		return nil, nil, pricing.Price{}, apierr.Invalid("model %s is not an image model", top.entry.ID).WithParam("model")
-	}
-	gen, ok := providers.ImageGeneratorOf(top.prov)
-	if !ok {
-		return nil, nil, pricing.Price{}, apierr.Invalid("model %s: provider %s serves no images", top.entry.ID, top.entry.Provider).WithParam("model")
-	}
-	admitted := time.Now()
-	price := top.entry.Price
-	bound, prompt, err := price.ImageBound(admitted, pricing.ImageQuery{Size: req.Size, Quality: req.Quality,
-		N: int64(req.Count()), PromptTokens: int64(req.PromptTokenBound()), InputImages: int64(len(req.Images))})
-	if err != nil {
-		return nil, nil, pricing.Price{}, apierr.Invalid("%s", err.Error()).WithParam("size")
-	}
-	_, monthly := p.Account.Limits()
-	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
-		Price: bound, PriceVersion: top.entry.Version, PromptTokens: prompt,
-		MaxTokens: 1, ModelMax: 1, MonthlyLimit: monthly, At: admitted})
-	if err != nil {
-		return nil, nil, pricing.Price{}, err
-	}
-	// A failure settles at the entry's price: the one the request's size
-	// and quality select, which the hold covers.
-	entry := *top.entry
-	entry.Price = price.ForImages(req.Size, req.Quality)
-	now := time.Now()
-	r := &run{g: g, call: c, chain: chain[:1], entry: &entry, prov: top.prov, hold: hold,
-		prompt: int64(req.EstimatePromptTokens()), start: now,
-		genID: "img-" + strings.TrimPrefix(ids.New("g"), "g_"), created: now.Unix()}
-	return r, gen, price, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/pricing"
@@ -34,9 +35,8 @@ type candidate struct {
 // exist (else 400 with param models) and be allowed to the key (else 403);
 // configured fallbacks that are unknown, not allowed or whose provider is
 // not configured are left out, as are repeats.
-func (g *Gateway) chain(call Call) ([]candidate, error) {
-	p, req := call.Principal, call.Request
-	primary, listed, first := call.Model, req.Models, 0
+func (g *Gateway) chain(p *auth.Principal, model string, models []string, ip string) ([]candidate, error) {
+	primary, listed, first := model, models, 0
 	if primary == "" {
 		if len(listed) == 0 {
 			return nil, apierr.Invalid("model is required").WithParam("model")
@@ -50,7 +50,7 @@ func (g *Gateway) chain(call Call) ([]candidate, error) {
 		}
 		return nil, err
 	}
-	if err := checkKeyPolicy(p, entry.ID, call.ClientIP); err != nil {
+	if err := checkKeyPolicy(p, entry.ID, ip); err != nil {
 		return nil, err
 	}
 	prov, ok := g.providers.Get(entry.Provider)
@@ -68,13 +68,13 @@ func (g *Gateway) chain(call Call) ([]candidate, error) {
 			chain = append(chain, candidate{entry: e, prov: prov})
 		}
 	}
-	if req.Models != nil {
+	if models != nil {
 		for i, name := range listed {
 			e, err := g.catalog.Resolve(name)
 			if err != nil {
 				return nil, modelsError(i+first, err)
 			}
-			if err := checkKeyPolicy(p, e.ID, call.ClientIP); err != nil {
+			if err := checkKeyPolicy(p, e.ID, ip); err != nil {
 				return nil, err
 			}
 			add(e)
@@ -82,7 +82,7 @@ func (g *Gateway) chain(call Call) ([]candidate, error) {
 		return chain, nil
 	}
 	for _, name := range g.opts.Fallbacks[entry.ID] {
-		if e, err := g.catalog.Resolve(name); err == nil && checkKeyPolicy(p, e.ID, call.ClientIP) == nil {
+		if e, err := g.catalog.Resolve(name); err == nil && checkKeyPolicy(p, e.ID, ip) == nil {
 			add(e)
 		}
 	}
@@ -102,33 +102,47 @@ func modelsError(i int, err error) error {
 const defaultMaxOutput = 4096
 
 // chainPrice is what a chain is admitted at, for a request admitted at at
-// whose prompt is at most prompt tokens: in each component (input, output,
-// request fee; base and marked up) the largest of its models' upper-bound
-// prices (pricing.Price.UpperBound: every dimension and tier, and
-// chat.MaxServerToolCalls provider-run calls of each priced tool), and the
-// largest output cap, so that the hold covers the most any of them can
-// charge. A chain of one is its model's bound and cap.
-func chainPrice(chain []candidate, at time.Time, prompt int64) (pricing.Price, int64) {
-	p, maxOut := chain[0].entry.Price.UpperBound(at, prompt, chat.MaxServerToolCalls), chain[0].entry.MaxOutputTokens
-	if len(chain) == 1 {
-		return p, maxOut
+// whose prompt is at most prompt tokens: pricing.UpperBoundOf its models'
+// prices, with toolCalls provider-run calls of each priced tool (chat:
+// chat.MaxServerToolCalls), so that the hold covers the most any of them
+// can charge.
+func chainPrice(chain []candidate, at time.Time, prompt, toolCalls int64) pricing.Price {
+	prices := make([]pricing.Price, len(chain))
+	for i, c := range chain {
+		prices[i] = c.entry.Price
 	}
-	maxOut = 0
+	return pricing.UpperBoundOf(prices, at, prompt, toolCalls)
+}
+
+// chainMaxOutput is the largest output cap of a chain's models (a model
+// without one has the contract's 4096); a chain of one is its model's cap.
+func chainMaxOutput(chain []candidate) int64 {
+	if len(chain) == 1 {
+		return chain[0].entry.MaxOutputTokens
+	}
+	var maxOut int64
 	for _, c := range chain {
-		p = pricing.Max(p, c.entry.Price.UpperBound(at, prompt, chat.MaxServerToolCalls))
 		out := c.entry.MaxOutputTokens
 		if out <= 0 {
 			out = defaultMaxOutput
 		}
 		maxOut = max(maxOut, out)
 	}
-	return p, maxOut
+	return maxOut
 }
 
-// use makes c the model the request goes to next: its provider's model
-// name, and the completion cap (when one is sent) within its own limit.
+// use makes c the model the request goes to next, readied for it by the
+// operation (retarget).
 func (r *run) use(c candidate) {
 	r.entry, r.prov = c.entry, c.prov
+	if r.retarget != nil {
+		r.retarget(r, c)
+	}
+}
+
+// retargetChat readies a chat request for c: its provider's model name,
+// and the completion cap (when one is sent) within its own limit.
+func retargetChat(r *run, c candidate) {
 	r.up.Model = c.entry.ProviderModel
 	// A provider's own options go to that provider's models only; a
 	// fallback model of another gets the request without them.
@@ -146,12 +160,12 @@ func (r *run) use(c candidate) {
 	}
 }
 
-// try calls fn with each model of the chain in turn (r.prov, and a copy of
-// r.up of its own), until one answers or fails in a way the next model
+// try calls fn with each model of the chain in turn (r.entry and r.prov
+// are that model's, readied by the operation), until one answers or fails in a way the next model
 // would not mend (see fallsBack); fn's errors are the provider's. On return
 // r.entry is the model that answered, or the one tried last, and the
 // caller's OnAttempts has been told of the attempts.
-func (r *run) try(ctx context.Context, fn func(ctx context.Context, up *chat.Request) error) error {
+func (r *run) try(ctx context.Context, fn func(ctx context.Context) error) error {
 	r.route.Abandoned = r.left // nil for a stream: its client's leaving cancels ctx
 	ctx = providers.WithRoute(ctx, &r.route)
 	if p := r.call.Principal; p != nil {
@@ -170,8 +184,7 @@ func (r *run) try(ctx context.Context, fn func(ctx context.Context, up *chat.Req
 		r.route.OnAttempt = func(a providers.Attempt) {
 			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: a.Outcome(), OK: a.Err == nil})
 		}
-		up := r.up
-		err = fn(ctx, &up)
+		err = fn(ctx)
 		if err == nil && len(r.attempts) == n { // a provider that reports no attempts
 			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: "200", OK: true})
 		}

@@ -37,8 +37,9 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		return err
 	}
 	var st providers.Stream
-	err = r.try(ctx, func(ctx context.Context, up *chat.Request) (err error) { // fallbacks: before the stream opens only
-		st, err = r.prov.Stream(ctx, up)
+	err = r.try(ctx, func(ctx context.Context) (err error) { // fallbacks: before the stream opens only
+		up := r.up // each attempt its own copy
+		st, err = r.prov.Stream(ctx, &up)
 		return err
 	})
 	if err != nil {

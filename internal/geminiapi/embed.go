@@ -1,11 +1,11 @@
 package geminiapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
 	"github.com/beaver-gateway/beaver/internal/embedding"
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 )
 
 // embedRequest is one :embedContent body (and each of :batchEmbedContents'
@@ -70,9 +70,7 @@ func ParseEmbed(body []byte, model string, batch bool) (*embedding.Request, erro
 
 // strictDecode decodes body into v, refusing unknown fields by name.
 func strictDecode(body []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
+	if err := strictjson.Decode(body, v); err != nil {
 		return invalid("", "invalid request: %v", err)
 	}
 	return nil

@@ -1,12 +1,12 @@
 package geminiapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 )
 
 // accepted are the top-level fields Parse takes. safetySettings is accepted
@@ -76,13 +76,9 @@ func Parse(body []byte, model string, stream bool) (*chat.Request, error) {
 
 // decode checks the body's fields and decodes it.
 func decode(body []byte) (*Request, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return nil, invalid("", "request body must be a JSON object")
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, invalid("", "invalid JSON body: %v", err)
+	fields, err := chat.DecodeFields(body)
+	if err != nil {
+		return nil, err
 	}
 	for name := range fields {
 		if !accepted[name] {
@@ -323,8 +319,6 @@ func lowerTypes(v any) any {
 	return v
 }
 
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+var isNull = strictjson.IsNull
 
-func invalid(param, format string, args ...any) error {
-	return &chat.InvalidError{Message: fmt.Sprintf(format, args...), Param: param}
-}
+func invalid(param, format string, args ...any) error { return chat.Invalid(param, format, args...) }

@@ -1,7 +1,6 @@
 package geminiapi
 
 import (
-	"encoding/json"
 	"sort"
 	"strings"
 
@@ -102,15 +101,4 @@ func (s *Stream) Done() *Response {
 func (s *Stream) response(parts []Part, finish string) *Response {
 	return &Response{Candidates: []Candidate{{Content: Content{Role: "model", Parts: parts}, FinishReason: finish}},
 		ModelVersion: s.model, ResponseID: s.id}
-}
-
-// AppendSSE appends r as one server-sent event, data: <json>.
-func AppendSSE(buf []byte, r any) ([]byte, error) {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return buf, err
-	}
-	buf = append(buf, "data: "...)
-	buf = append(buf, b...)
-	return append(buf, "\r\n\r\n"...), nil
 }

@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
 	"strconv"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 )
 
 // Limits of a request: OpenAI's n, input images of an edit, and the bytes
@@ -119,20 +121,16 @@ func invalid(param, format string, args ...any) error {
 // *chat.InvalidError naming the field at fault. A stream is refused (its
 // partial images would be billed apart).
 func ParseRequest(body []byte) (*Request, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return nil, &chat.InvalidError{Message: "request body must be a JSON object"}
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, &chat.InvalidError{Message: "invalid JSON body: " + err.Error()}
+	fields, err := chat.DecodeFields(body)
+	if err != nil {
+		return nil, err
 	}
 	r := &Request{}
 	strs := map[string]*string{"model": &r.Model, "prompt": &r.Prompt, "size": &r.Size, "quality": &r.Quality,
 		"response_format": &r.ResponseFormat, "output_format": &r.OutputFormat, "background": &r.Background,
 		"moderation": &r.Moderation, "style": &r.Style, "user": &r.User}
 	for name, raw := range fields {
-		if string(bytes.TrimSpace(raw)) == "null" {
+		if strictjson.IsNull(raw) {
 			continue
 		}
 		if p, ok := strs[name]; ok {
@@ -182,9 +180,24 @@ func (r *Request) check() error {
 	return nil
 }
 
-// ParseEdit reads an edit's multipart form: image (or image[]) files, an
-// optional mask, and the generation's fields as form values.
-func ParseEdit(form *multipart.Form) (*Request, error) {
+// ParseEdit reads an edit's body, a multipart form (contentType is the
+// request's Content-Type): image (or image[]) files, an optional mask, and
+// the generation's fields as form values.
+func ParseEdit(body []byte, contentType string) (*Request, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return nil, &chat.InvalidError{Message: "an image edit is a multipart/form-data request"}
+	}
+	// The body is in memory already: so is the form (no temporary files).
+	form, err := multipart.NewReader(bytes.NewReader(body), params["boundary"]).ReadForm(int64(len(body)) + 1<<20)
+	if err != nil {
+		return nil, &chat.InvalidError{Message: "could not read the multipart form: " + err.Error()}
+	}
+	defer func() { _ = form.RemoveAll() }()
+	return parseForm(form)
+}
+
+func parseForm(form *multipart.Form) (*Request, error) {
 	r := &Request{}
 	one := func(name string) string {
 		if v := form.Value[name]; len(v) > 0 {

@@ -51,7 +51,11 @@ func TestParseRequest(t *testing.T) {
 
 // An edit's multipart form: image[] files in order, the mask, the fields.
 func TestParseEdit(t *testing.T) {
-	form := func(images int, mask bool, fields ...string) *multipart.Form {
+	type body struct {
+		b           []byte
+		contentType string
+	}
+	form := func(images int, mask bool, fields ...string) body {
 		var buf bytes.Buffer
 		w := multipart.NewWriter(&buf)
 		for i := 0; i+1 < len(fields); i += 2 {
@@ -66,13 +70,10 @@ func TestParseEdit(t *testing.T) {
 			_, _ = f.Write([]byte("m"))
 		}
 		_ = w.Close()
-		f, err := multipart.NewReader(&buf, w.Boundary()).ReadForm(1 << 20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
+		return body{buf.Bytes(), w.FormDataContentType()}
 	}
-	r, err := imagegen.ParseEdit(form(2, true, "model", "m", "prompt", "night", "n", "2", "size", "1024x1024", "input_fidelity", "high"))
+	edit := form(2, true, "model", "m", "prompt", "night", "n", "2", "size", "1024x1024", "input_fidelity", "high")
+	r, err := imagegen.ParseEdit(edit.b, edit.contentType)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestParseEdit(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 	for _, c := range []struct {
-		f     *multipart.Form
+		f     body
 		param string
 	}{
 		{form(0, false, "model", "m", "prompt", "x"), "image"},
@@ -89,10 +90,13 @@ func TestParseEdit(t *testing.T) {
 		{form(1, false, "model", "m", "prompt", "x", "colour", "red"), "colour"},
 		{form(1, false, "model", "m"), "prompt"},
 	} {
-		_, err := imagegen.ParseEdit(c.f)
+		_, err := imagegen.ParseEdit(c.f.b, c.f.contentType)
 		var ie *chat.InvalidError
 		if !errors.As(err, &ie) || ie.Param != c.param {
-			t.Errorf("%v: %v, want param %s", c.f.Value, err, c.param)
+			t.Errorf("%s: %v, want param %s", c.f.b, err, c.param)
 		}
+	}
+	if _, err := imagegen.ParseEdit(edit.b, "application/json"); err == nil {
+		t.Error("an edit that is not multipart/form-data was parsed")
 	}
 }

@@ -14,8 +14,8 @@ package messages
 
 import (
 	"encoding/json"
-	"strings"
 
+	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/pricing"
 )
@@ -128,21 +128,9 @@ type ServerToolUse struct {
 // Message ids are the generation's id with Anthropic's prefix: the gateway
 // names a generation "chatcmpl-<id>", its message is "msg_<id>", and
 // GenerationID maps one back to the other (GET /v1/generation?id=msg_...).
-const (
-	generationPrefix = "chatcmpl-"
-	messagePrefix    = "msg_"
-)
-
 // MessageID is the message id of a generation.
-func MessageID(generationID string) string {
-	return messagePrefix + strings.TrimPrefix(generationID, generationPrefix)
-}
+func MessageID(generationID string) string { return ids.Show(generationID, ids.MessagePrefix) }
 
 // GenerationID is the generation id of a message id; any other id is
 // returned unchanged.
-func GenerationID(id string) string {
-	if rest, ok := strings.CutPrefix(id, messagePrefix); ok && rest != "" {
-		return generationPrefix + rest
-	}
-	return id
-}
+func GenerationID(id string) string { return ids.Unshow(id, ids.MessagePrefix) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/reasoning"
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 )
 
 // The request fields Parse accepts. Everything else is refused with 400
@@ -68,13 +69,9 @@ func Parse(body []byte) (*chat.Request, error) { return parse(body, true) }
 func ParseCount(body []byte) (*chat.Request, error) { return parse(body, false) }
 
 func parse(body []byte, generating bool) (*chat.Request, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return nil, invalid("", "request body must be a JSON object")
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, invalid("", "invalid JSON body: %v", err)
+	fields, err := chat.DecodeFields(body)
+	if err != nil {
+		return nil, err
 	}
 	for name, raw := range fields {
 		if accepted[name] || isNull(raw) {
@@ -549,11 +546,9 @@ func (d *decoder) field(name, want string, dst any) {
 	}
 }
 
-func invalid(param, format string, args ...any) *chat.InvalidError {
-	return &chat.InvalidError{Message: fmt.Sprintf(format, args...), Param: param}
-}
+var invalid = chat.Invalid
 
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+var isNull = strictjson.IsNull
 
 func isObject(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)

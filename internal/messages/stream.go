@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
+	"github.com/beaver-gateway/beaver/internal/providers/sse"
 	"github.com/beaver-gateway/beaver/internal/reasoning"
 )
 
@@ -41,11 +42,7 @@ func (e Event) AppendSSE(buf []byte) ([]byte, error) {
 	if err != nil {
 		return buf, err
 	}
-	buf = append(buf, "event: "...)
-	buf = append(buf, e.Name...)
-	buf = append(buf, "\ndata: "...)
-	buf = append(buf, b...)
-	return append(buf, '\n', '\n'), nil
+	return sse.AppendEvent(buf, e.Name, b), nil
 }
 
 type messageStart struct {

@@ -8,6 +8,8 @@ package pricing
 import (
 	"sort"
 	"time"
+
+	"github.com/beaver-gateway/beaver/internal/money"
 )
 
 // Category names and their markups in per-mille.
@@ -198,17 +200,9 @@ func MarkUp(base, permille int64) int64 {
 	return ceilDiv(base*(1000+permille), 1000)
 }
 
-// Compute prices every model: categories come from the percentiles of all
-// given models' values, each price of every dimension is marked up by its
-// category's markup. The result keeps the input order.
-func Compute(models []Base) []Price {
-	t := ComputeThresholds(models)
-	out := make([]Price, len(models))
-	for i, m := range models {
-		out[i] = MarkUpAs(m, t.Categorize(value(m)))
-	}
-	return out
-}
+// Price prices m in its category among the thresholds' models: every price
+// of every dimension marked up by the category's markup.
+func (t Thresholds) Price(m Base) Price { return MarkUpAs(m, t.Categorize(value(m))) }
 
 // MarkUpAs prices m in category cat: every price of every dimension, tier
 // and window marked up by the category's markup.
@@ -257,13 +251,6 @@ type Charge struct {
 	ProviderCostMicros int64
 	MarkupMicros       int64
 	Details            *Details
-}
-
-// ChargeFor computes the user charge, the provider cost and the markup for
-// a request's prompt and completion tokens at price p, none of them cached
-// or reasoning tokens, at p's standard prices.
-func ChargeFor(p Price, inTokens, outTokens int64) Charge {
-	return ChargeTokens(p, Tokens{Prompt: inTokens, Completion: outTokens}, time.Time{})
 }
 
 // Tokens are a request's counts as the upstream reported them, in OpenAI's
@@ -432,6 +419,18 @@ func Max(a, b Price) Price {
 	return a
 }
 
+// UpperBoundOf is the price a request any of prices may answer is held
+// at, for a prompt of at most prompt tokens with toolCalls provider-run
+// calls of each priced tool: in each component the largest of their
+// upper bounds (UpperBound, Max). One price's is its UpperBound.
+func UpperBoundOf(prices []Price, at time.Time, prompt, toolCalls int64) Price {
+	p := prices[0].UpperBound(at, prompt, toolCalls)
+	for _, q := range prices[1:] {
+		p = Max(p, q.UpperBound(at, prompt, toolCalls))
+	}
+	return p
+}
+
 // MaxOutputTokens is the largest number of completion tokens whose cost,
 // with inTokens of prompt, stays within budget; -1 means any number (free
 // output). It returns a negative number below -1 when not even zero output
@@ -447,12 +446,7 @@ func MaxOutputTokens(p Price, inTokens, budget int64) int64 {
 	return room / p.Output
 }
 
-func ceilDiv(a, b int64) int64 {
-	if a <= 0 {
-		return 0
-	}
-	return (a + b - 1) / b
-}
+var ceilDiv = money.CeilDiv
 
 // Details is a charge broken down by priced dimension, as GET
 // /v1/generation and a stream's usage chunk show it: the lines' CostMicros

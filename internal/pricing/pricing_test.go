@@ -1,7 +1,6 @@
 package pricing_test
 
 import (
-	"reflect"
 	"testing"
 	"time"
 
@@ -39,7 +38,7 @@ func TestCategoriesAndMarkups(t *testing.T) {
 	for i := int64(1); i <= 10; i++ {
 		models = append(models, pricing.Base{ModelID: string(rune('a' + i)), Input: i * 1_000_000, Output: 0})
 	}
-	got := pricing.Compute(models)
+	got := prices(models)
 	// P20=2M, P40=4M, P60=6M, P80=8M: 1 → ultra budget; 2,3 budget; 4,5 mid; 6,7 premium; 8,9,10 ultra premium.
 	want := []string{"ULTRA_BUDGET", "BUDGET", "BUDGET", "MID_RANGE", "MID_RANGE", "PREMIUM", "PREMIUM", "ULTRA_PREMIUM", "ULTRA_PREMIUM", "ULTRA_PREMIUM"}
 	for i, p := range got {
@@ -80,9 +79,9 @@ func TestCost(t *testing.T) {
 		}
 	}
 	p := pricing.Price{Base: pricing.Base{Input: 100, Output: 200}, Input: 110, Output: 220}
-	ch := pricing.ChargeFor(p, 1_000_000, 1_000_000)
+	ch := pricing.ChargeTokens(p, pricing.Tokens{Prompt: 1_000_000, Completion: 1_000_000}, time.Time{})
 	if ch.ChargedMicros != 330 || ch.ProviderCostMicros != 300 || ch.MarkupMicros != 30 {
-		t.Errorf("ChargeFor = %+v", ch)
+		t.Errorf("ChargeTokens = %+v", ch)
 	}
 }
 
@@ -141,15 +140,22 @@ func TestChargeTokensCachedAndReasoning(t *testing.T) {
 	if ch := pricing.ChargeTokens(r, pricing.Tokens{Prompt: 1, Completion: 10, Reasoning: 4}, time.Time{}); ch.ChargedMicros != 1+12+32+7 {
 		t.Errorf("reasoning price: %+v, want %d", ch, 1+12+32+7)
 	}
-	// ChargeFor is ChargeTokens without details.
-	if a, b := pricing.ChargeFor(p, 123, 45), pricing.ChargeTokens(p, pricing.Tokens{Prompt: 123, Completion: 45}, time.Time{}); !reflect.DeepEqual(a, b) {
-		t.Errorf("ChargeFor %+v != ChargeTokens %+v", a, b)
-	}
 }
 
-// Compute marks the cached-input and reasoning prices up like the others.
+// prices prices every model in its category among all of them, as the
+// catalog does.
+func prices(models []pricing.Base) []pricing.Price {
+	t := pricing.ComputeThresholds(models)
+	out := make([]pricing.Price, len(models))
+	for i, m := range models {
+		out[i] = t.Price(m)
+	}
+	return out
+}
+
+// Pricing marks the cached-input and reasoning prices up like the others.
 func TestComputeMarksUpCachedAndReasoning(t *testing.T) {
-	got := pricing.Compute([]pricing.Base{
+	got := prices([]pricing.Base{
 		{ModelID: "a", Input: 1_000_000, Output: 1_000_000, CachedInput: 250_001, Reasoning: 4_000_000},
 		{ModelID: "b", Input: 9_000_000, Output: 9_000_000, CachedInput: 9_000_000, Reasoning: 9_000_000},
 	})

@@ -3,12 +3,12 @@ package responses
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"unicode/utf8"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/reasoning"
+	"github.com/beaver-gateway/beaver/internal/strictjson"
 )
 
 // Request is a parsed Responses API request: the chat request the gateway
@@ -75,11 +75,9 @@ var refusedBecause = map[string]string{
 }
 
 // invalid is a 400 naming the request field at fault.
-func invalid(param, format string, args ...any) *chat.InvalidError {
-	return &chat.InvalidError{Message: fmt.Sprintf(format, args...), Param: param}
-}
+var invalid = chat.Invalid
 
-func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+var isNull = strictjson.IsNull
 
 func isObject(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
@@ -97,13 +95,9 @@ func ParseRequest(body []byte) (*Request, error) { return ParseRequestAfter(body
 // chain: history (the earlier turns' input and output items, oldest first)
 // is read before the request's own input, as if the caller had sent it all.
 func ParseRequestAfter(body []byte, history []json.RawMessage) (*Request, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
-		return nil, invalid("", "request body must be a JSON object")
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, invalid("", "invalid JSON body: %v", err)
+	fields, err := chat.DecodeFields(body)
+	if err != nil {
+		return nil, err
 	}
 	for name, raw := range fields {
 		if isNull(raw) {

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/pricing"
 )
@@ -56,26 +57,13 @@ const (
 	ReasonContentFilter   = "content_filter"
 )
 
-// generationPrefix is how the gateway's generation ids begin; a response id
-// is the same id under "resp_", so that each maps to the other.
-const (
-	generationPrefix = "chatcmpl-"
-	responsePrefix   = "resp_"
-)
-
-// ResponseID is the id of the response answered by generation genID.
-func ResponseID(genID string) string {
-	return responsePrefix + strings.TrimPrefix(genID, generationPrefix)
-}
+// ResponseID is the id of the response answered by generation genID: the
+// same id under "resp_", so that each maps to the other.
+func ResponseID(genID string) string { return ids.Show(genID, ids.ResponsePrefix) }
 
 // GenerationID is the generation (usage log) id of a response id, for
 // GET /v1/generation?id=; any other id is returned unchanged.
-func GenerationID(id string) string {
-	if rest, ok := strings.CutPrefix(id, responsePrefix); ok && rest != "" {
-		return generationPrefix + rest
-	}
-	return id
-}
+func GenerationID(id string) string { return ids.Unshow(id, ids.ResponsePrefix) }
 
 // Response is OpenAI's Response object. Fields the schema requires are
 // always rendered (null when unset); request settings are echoed back as

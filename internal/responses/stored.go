@@ -111,6 +111,9 @@ func Page(items []json.RawMessage, order, after string, limit int) (*ItemList, e
 	if len(ordered) > limit {
 		list.Data, list.HasMore = ordered[:limit], true
 	}
+	for i, b := range list.Data {
+		list.Data[i] = itemResource(b)
+	}
 	if n := len(list.Data); n > 0 {
 		first, last := itemID(list.Data[0]), itemID(list.Data[n-1])
 		list.FirstID, list.LastID = &first, &last
@@ -119,6 +122,59 @@ func Page(items []json.RawMessage, order, after string, limit int) (*ItemList, e
 		list.Data = []json.RawMessage{}
 	}
 	return list, nil
+}
+
+// itemResource is an input item as OpenAI lists it (its ItemResource): a
+// request may send shorthands that the listing spells out. A message gets
+// its type; its text content becomes one content part (input_text, or
+// output_text for the assistant's), and output_text parts get annotations
+// and logprobs; a message, a function call and its output get a status.
+func itemResource(b json.RawMessage) json.RawMessage {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil {
+		return b
+	}
+	typ, _ := jsonString(fields["type"])
+	set := func(k string, v any) { fields[k], _ = json.Marshal(v) }
+	switch typ {
+	case "", inputMessage:
+		set("type", inputMessage)
+		role, _ := jsonString(fields["role"])
+		part := "input_text"
+		if role == "assistant" {
+			part = "output_text"
+		}
+		var parts []map[string]json.RawMessage
+		if text, ok := jsonString(fields["content"]); ok {
+			t, _ := json.Marshal(text)
+			parts = []map[string]json.RawMessage{{"type": json.RawMessage(`"` + part + `"`), "text": t}}
+		} else if json.Unmarshal(fields["content"], &parts) != nil {
+			return b
+		}
+		for _, p := range parts {
+			if pt, _ := jsonString(p["type"]); pt != "output_text" {
+				continue
+			}
+			for _, k := range []string{"annotations", "logprobs"} {
+				if _, ok := p[k]; !ok {
+					p[k] = json.RawMessage(`[]`)
+				}
+			}
+		}
+		set("content", parts)
+	case inputFunctionCall, inputFunctionCallOutput:
+	default:
+		return b
+	}
+	if _, ok := fields["status"]; !ok {
+		set("status", "completed")
+	}
+	return mustMarshal(fields)
+}
+
+func mustMarshal(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
 }
 
 func itemID(b json.RawMessage) string {

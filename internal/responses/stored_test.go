@@ -82,6 +82,43 @@ func TestResponsesInputItemsPage(t *testing.T) {
 	}
 }
 
+// input_items spells items out as OpenAI lists them (ItemResource), while
+// they are kept as sent: a message's text becomes a content part, a
+// message, call and output get a status, the rest is untouched.
+func TestResponsesInputItemsAsListed(t *testing.T) {
+	items := []json.RawMessage{
+		json.RawMessage(`{"id":"m1","role":"user","content":"hi"}`),
+		json.RawMessage(`{"id":"m2","type":"message","role":"assistant","content":"hello"}`),
+		json.RawMessage(`{"id":"m3","type":"message","role":"assistant","status":"incomplete","content":[{"type":"output_text","text":"x"}]}`),
+		json.RawMessage(`{"id":"m4","type":"message","role":"user","content":[{"type":"input_text","text":"y"}]}`),
+		json.RawMessage(`{"id":"fc","type":"function_call","call_id":"c","name":"f","arguments":"{}"}`),
+		json.RawMessage(`{"id":"fco","type":"function_call_output","call_id":"c","output":"z"}`),
+		json.RawMessage(`{"id":"rs","type":"reasoning","summary":[]}`),
+	}
+	page, err := responses.Page(items, "asc", "", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"content":[{"text":"hi","type":"input_text"}],"id":"m1","role":"user","status":"completed","type":"message"}`,
+		`{"content":[{"annotations":[],"logprobs":[],"text":"hello","type":"output_text"}],"id":"m2","role":"assistant","status":"completed","type":"message"}`,
+		`{"content":[{"annotations":[],"logprobs":[],"text":"x","type":"output_text"}],"id":"m3","role":"assistant","status":"incomplete","type":"message"}`,
+		`{"content":[{"text":"y","type":"input_text"}],"id":"m4","role":"user","status":"completed","type":"message"}`,
+		`{"arguments":"{}","call_id":"c","id":"fc","name":"f","status":"completed","type":"function_call"}`,
+		`{"call_id":"c","id":"fco","output":"z","status":"completed","type":"function_call_output"}`,
+		`{"id":"rs","type":"reasoning","summary":[]}`,
+	}
+	for i, b := range page.Data {
+		if string(b) != want[i] {
+			t.Errorf("item %d: %s, want %s", i, b, want[i])
+		}
+	}
+	// The stored items themselves are unchanged (they are sent back as input).
+	if string(items[0]) != `{"id":"m1","role":"user","content":"hi"}` {
+		t.Fatalf("stored item changed: %s", items[0])
+	}
+}
+
 func mustParse(t *testing.T, body string) *responses.Request {
 	t.Helper()
 	r, err := responses.ParseRequest([]byte(body))

@@ -6,6 +6,7 @@ package sse
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -103,18 +104,28 @@ func (r *Reader) readLine() ([]byte, error) {
 }
 
 // Writer writes events to an HTTP response, flushing after each one so that
-// every event leaves at once.
+// every event leaves at once. It is the one event writer: the fake
+// upstreams' and every stream Beaver answers with (chat, Anthropic
+// messages, Responses, Gemini).
 type Writer struct {
-	w   io.Writer
-	f   http.Flusher
-	buf []byte
+	w    io.Writer
+	f    http.Flusher
+	buf  []byte
+	eol  string
+	gone bool
 }
 
 // NewWriter returns a Writer on w. It sets no headers: call SetHeaders first
 // when w is an http.ResponseWriter.
 func NewWriter(w io.Writer) *Writer {
 	f, _ := w.(http.Flusher)
-	return &Writer{w: w, f: f}
+	return &Writer{w: w, f: f, eol: "\n"}
+}
+
+// CRLF makes w end its lines with "\r\n", as Google's servers do.
+func (w *Writer) CRLF() *Writer {
+	w.eol = "\r\n"
+	return w
 }
 
 // SetHeaders sets the headers of an event stream response.
@@ -125,43 +136,77 @@ func SetHeaders(h http.Header) {
 	h.Set("X-Accel-Buffering", "no") // tell nginx-like proxies not to buffer
 }
 
-// Event writes one event with an optional name; data may span lines.
-func (w *Writer) Event(name string, data []byte) error {
-	b := w.buf[:0]
+// AppendEvent appends one event with an optional name ("event: <name>",
+// then a "data: " line for each line of data, then a blank line).
+func AppendEvent(b []byte, name string, data []byte) []byte { return appendEvent(b, name, data, "\n") }
+
+func appendEvent(b []byte, name string, data []byte, eol string) []byte {
 	if name != "" {
 		b = append(b, "event: "...)
 		b = append(b, name...)
-		b = append(b, '\n')
+		b = append(b, eol...)
 	}
 	for {
 		line, rest, more := bytes.Cut(data, []byte{'\n'})
 		b = append(b, "data: "...)
 		b = append(b, line...)
-		b = append(b, '\n')
+		b = append(b, eol...)
 		if !more {
 			break
 		}
 		data = rest
 	}
-	b = append(b, '\n')
-	w.buf = b
-	return w.write(b)
+	return append(b, eol...)
+}
+
+// Event writes one event with an optional name; data may span lines.
+func (w *Writer) Event(name string, data []byte) error {
+	w.buf = appendEvent(w.buf[:0], name, data, w.eol)
+	return w.write(w.buf)
 }
 
 // Data writes an unnamed event.
 func (w *Writer) Data(data []byte) error { return w.Event("", data) }
 
+// JSON writes v, JSON-encoded, as one event named name ("" = unnamed). It
+// reports whether the client is still there: false once a write failed. A
+// value that does not encode is skipped.
+func (w *Writer) JSON(name string, v any) bool {
+	if w.gone {
+		return false
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return true
+	}
+	return w.Event(name, b) == nil
+}
+
+// Raw writes b as it is (a stream that is not made of events, such as
+// Gemini's JSON array), flushed; false once a write failed.
+func (w *Writer) Raw(b []byte) bool {
+	if w.gone {
+		return false
+	}
+	return w.write(b) == nil
+}
+
+// Gone reports whether a write failed: the client left.
+func (w *Writer) Gone() bool { return w.gone }
+
 // Comment writes a comment line, which clients ignore (a keep-alive).
 func (w *Writer) Comment(text string) error {
 	b := append(w.buf[:0], ": "...)
 	b = append(b, text...)
-	b = append(b, "\n\n"...)
+	b = append(b, w.eol...)
+	b = append(b, w.eol...)
 	w.buf = b
 	return w.write(b)
 }
 
 func (w *Writer) write(b []byte) error {
 	if _, err := w.w.Write(b); err != nil {
+		w.gone = true
 		return err
 	}
 	if w.f != nil {
