@@ -91,7 +91,7 @@ func (s *Starter) StartFineTuningJob(ctx context.Context, jobID string) error {
 		ID: FineTuningJobWorkflowID(jobID), TaskQueue: s.o.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, FineTuningJobWorkflow, FineTuningJobInput{JobID: jobID})
+	}, FineTuningJobWorkflow, FineTuningJobInput{JobID: jobID, PollEvery: s.o.FineTuningPollEvery})
 	if alreadyStarted(err) {
 		err = nil
 	}
