@@ -1,11 +1,14 @@
 package workflows_test
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/testsuite"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/beaver-gateway/beaver/activities"
 	"github.com/beaver-gateway/beaver/workflows"
@@ -75,5 +78,22 @@ func TestFineTuningJobWorkflowCancelledJobSettles(t *testing.T) {
 func TestFineTuningJobWorkflowID(t *testing.T) {
 	if id := workflows.FineTuningJobWorkflowID("ftjob-abc"); id != "fine-tune:ftjob-abc" {
 		t.Fatalf("id %q", id)
+	}
+}
+
+// A FineTuningJobWorkflow that settled without waiting for the job to end
+// (charging before trained_tokens is final) does not replay the recorded
+// run.
+func TestReplayCatchesASettleBeforeTheJobEnds(t *testing.T) {
+	changed := func(ctx workflow.Context, in workflows.FineTuningJobInput) (workflows.FineTuningJobResult, error) {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+		var s activities.SettleFineTuningJobResult
+		err := workflow.ExecuteActivity(ctx, fta.SettleFineTuningJob, activities.SettleFineTuningJobInput{JobID: in.JobID}).Get(ctx, &s)
+		return workflows.FineTuningJobResult{Status: s.Status}, err
+	}
+	r := sdkworker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: "FineTuningJobWorkflow"})
+	if err := r.ReplayWorkflowHistoryFromJSONFile(replayLog, filepath.Join("testdata", "fine_tuning_succeeded.json")); err == nil {
+		t.Fatal("a changed fine-tuning workflow replayed without error")
 	}
 }
