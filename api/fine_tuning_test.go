@@ -74,7 +74,7 @@ func TestFineTuningJobsAPI(t *testing.T) {
 		owner, other := h.newUser(), h.newUser()
 		h.topUp(owner.ID, "50")
 		h.topUp(other.ID, "50")
-		_, key := h.createKey(owner, map[string]any{"name": "tuning"})
+		keyID, key := h.createKey(owner, map[string]any{"name": "tuning"})
 		line := `{"messages":[{"role":"user","content":"Say hi"},{"role":"assistant","content":"Hi there."}]}` + "\n"
 		raw, err := svc.UploadTrainingFile(ctx, owner.ID, "train.jsonl", []byte(strings.Repeat(line, 10)))
 		if err != nil {
@@ -135,6 +135,12 @@ func TestFineTuningJobsAPI(t *testing.T) {
 		if after.num("reserved_micros") != 0 || charged <= 0 {
 			t.Fatalf("after settlement %s", after.Raw)
 		}
+		if k := h.do("GET", "/api-keys/"+keyID, owner.Token, nil).want(200); k.num("usage.spent_micros") != charged {
+			t.Fatalf("key after settlement %s, want %d spent", k.Raw, charged)
+		}
+		if n := h.scalar("SELECT reserved_micros FROM api_keys WHERE id = ?", keyID); n != 0 {
+			t.Fatalf("key reserves %d after settlement", n)
+		}
 		gen := h.do("GET", "/v1/generation?id="+id, owner.Token, nil).want(200)
 		if gen.num("data.charged_micros") != charged || gen.num("data.prompt_tokens") != 10*(2+2+3+3)*2 {
 			t.Fatalf("generation %s", gen.Raw)
@@ -178,4 +184,13 @@ func TestFineTuningRefusedWithoutBalance(t *testing.T) {
 		t.Fatalf("402 %s, %d workflows", r.Raw, len(st.started))
 	}
 	h.do("GET", "/v1/fine_tuning/jobs/ftjob-nope", u.Token, nil).wantError(404, "not_found")
+
+	// A key's spend limit holds like the balance.
+	h.topUp(u.ID, "100")
+	_, limited := h.createKey(u, map[string]any{"name": "small", "spend_limit_usd": "0.01"})
+	h.do("POST", "/v1/fine_tuning/jobs", limited, map[string]any{"model": "gpt-4.1", "training_file": file.ID}).
+		wantError(402, "key_limit_exceeded")
+	if n := h.scalar("SELECT COALESCE(SUM(reserved_micros), 0) FROM accounts WHERE id = ?", u.ID); n != 0 || len(st.started) != 0 {
+		t.Fatalf("reserved %d after a refusal, %d workflows", n, len(st.started))
+	}
 }

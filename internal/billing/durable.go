@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/pricing"
@@ -26,12 +27,40 @@ import (
 // every unsettled durable reservation.
 
 // ReserveDurable adds amount to the account's reserved balance inside tx
-// when the available balance (balance − reserved) covers it; otherwise it
-// changes nothing and answers 402 insufficient_balance (ErrInsufficientBalance).
-func ReserveDurable(tx *gorm.DB, accountID string, amount int64) error {
+// when the available balance (balance − reserved) covers it, and to the
+// API key's (keyID; "" for a session) when its spend limit covers it;
+// otherwise it answers 402 insufficient_balance (ErrInsufficientBalance)
+// or 402 key_limit_exceeded, and the caller rolls tx back.
+func ReserveDurable(tx *gorm.DB, accountID, keyID string, amount int64) error {
 	if amount < 0 {
 		return errors.New("billing: negative reservation")
 	}
+	if err := reserveAccount(tx, accountID, amount); err != nil {
+		return err
+	}
+	if keyID == "" {
+		return nil
+	}
+	now := time.Now().UTC()
+	if start := auth.CurrentPeriodStart(keyReset(tx, keyID), now); !start.IsZero() {
+		if err := tx.Exec(`UPDATE api_keys SET spent_micros = 0, period_start = ?
+			WHERE id = ? AND (period_start IS NULL OR period_start < ?)`, start, keyID, start).Error; err != nil {
+			return fmt.Errorf("billing: reserve: key period: %w", err)
+		}
+	}
+	r := tx.Exec(`UPDATE api_keys SET reserved_micros = reserved_micros + ?
+		WHERE id = ? AND (spend_limit_micros IS NULL OR spent_micros + reserved_micros + ? <= spend_limit_micros)`,
+		amount, keyID, amount)
+	if r.Error != nil {
+		return fmt.Errorf("billing: reserve: key: %w", r.Error)
+	}
+	if r.RowsAffected == 0 {
+		return apierr.KeyLimitExceeded("this API key's spend limit does not cover a hold of $%s", money.Format(amount))
+	}
+	return nil
+}
+
+func reserveAccount(tx *gorm.DB, accountID string, amount int64) error {
 	r := tx.Exec(`UPDATE accounts SET reserved_micros = reserved_micros + ?, updated_at = ?
 		WHERE id = ? AND balance_micros - reserved_micros >= ?`, amount, time.Now().UTC(), accountID, amount)
 	if r.Error != nil {
@@ -55,9 +84,15 @@ func ReserveDurable(tx *gorm.DB, accountID string, amount int64) error {
 
 // ReleaseDurable gives a durable reservation back without a charge, inside
 // tx (the caller's conditional update makes it happen once).
-func ReleaseDurable(tx *gorm.DB, accountID string, amount int64) error {
+func ReleaseDurable(tx *gorm.DB, accountID, keyID string, amount int64) error {
 	if amount == 0 {
 		return nil
+	}
+	if keyID != "" {
+		if err := tx.Exec(`UPDATE api_keys SET reserved_micros = reserved_micros - ? WHERE id = ? AND reserved_micros >= ?`,
+			amount, keyID, amount).Error; err != nil {
+			return fmt.Errorf("billing: release: key: %w", err)
+		}
 	}
 	r := tx.Exec(`UPDATE accounts SET reserved_micros = reserved_micros - ?, updated_at = ?
 		WHERE id = ? AND reserved_micros >= ?`, amount, time.Now().UTC(), accountID, amount)
@@ -73,7 +108,7 @@ func ReleaseDurable(tx *gorm.DB, accountID string, amount int64) error {
 // DurableCharge is the settlement of a durable reservation.
 type DurableCharge struct {
 	AccountID  string
-	KeyID      string // "" for a session
+	KeyID      string // "" for a session; the key's reservation is settled too
 	HeldMicros int64  // the reservation, released whatever is charged
 	Charge     pricing.Charge
 	// UsageID names the usage log (its primary key) and the ledger
@@ -162,8 +197,10 @@ func SettleDurable(tx *gorm.DB, c DurableCharge) (*Settlement, error) {
 			}
 			res.LedgerEntryID = entry.ID
 		}
-		if keyID != nil && take > 0 {
-			if err := tx.Exec(`UPDATE api_keys SET spent_micros = spent_micros + ? WHERE id = ?`, take, c.KeyID).Error; err != nil {
+		if keyID != nil {
+			if err := tx.Exec(`UPDATE api_keys SET spent_micros = spent_micros + ?,
+				reserved_micros = CASE WHEN reserved_micros >= ? THEN reserved_micros - ? ELSE 0 END WHERE id = ?`,
+				take, c.HeldMicros, c.HeldMicros, c.KeyID).Error; err != nil {
 				return nil, fmt.Errorf("billing: settle: key spend: %w", err)
 			}
 		}

@@ -236,7 +236,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (json.RawMessage, 
 		TrainingBaseMicros: price.Base, TrainingPriceMicros: price.Marked, MarkupPermille: price.MarkupPermille,
 		PriceVersion: price.Version, Upstream: "{}", CreatedAt: now, UpdatedAt: now}
 	err = s.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := billing.ReserveDurable(tx, in.AccountID, held); err != nil {
+		if err := billing.ReserveDurable(tx, in.AccountID, in.KeyID, held); err != nil {
 			return err
 		}
 		return tx.Create(&row).Error
@@ -286,7 +286,11 @@ func (s *Service) dropPending(ctx context.Context, id string) error {
 		if r.Error != nil || r.RowsAffected == 0 {
 			return r.Error
 		}
-		return billing.ReleaseDurable(tx, row.AccountID, row.HeldMicros)
+		keyID := ""
+		if row.APIKeyID != nil {
+			keyID = *row.APIKeyID
+		}
+		return billing.ReleaseDurable(tx, row.AccountID, keyID, row.HeldMicros)
 	})
 }
 
