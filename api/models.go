@@ -78,9 +78,10 @@ func ratesView(r pricing.Rates) gin.H {
 	return v
 }
 
-// listModels serves GET /v1/models: active models, no credentials needed.
+// listModels serves GET /v1/models: active models, no credentials needed;
+// with credentials, the account's private (fine-tuned) models too.
 func (s *Server) listModels(c *gin.Context) {
-	list := s.Catalog.List(false)
+	list := s.Catalog.ListFor(s.optionalAccount(c))
 	data := make([]gin.H, 0, len(list))
 	for _, e := range list {
 		data = append(data, modelView(e))
@@ -100,7 +101,7 @@ func (s *Server) getModel(c *gin.Context) {
 		s.listModels(c) // "/v1/models/": gin used to redirect it to the list
 		return
 	}
-	e, err := s.Catalog.Resolve(id)
+	e, err := s.Catalog.ResolveFor(id, s.optionalAccount(c))
 	if err != nil {
 		if strings.HasSuffix(id, "/chat") {
 			// GET on the chat path: not a model id, the route is POST-only.
@@ -152,4 +153,19 @@ func costDetails(stored *string) any {
 		return nil
 	}
 	return json.RawMessage(*stored)
+}
+
+// optionalAccount is the account of the request's bearer credentials on a
+// public route ("" when there are none, or they are not valid: the route
+// answers as to anyone).
+func (s *Server) optionalAccount(c *gin.Context) string {
+	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		return ""
+	}
+	p, err := s.auth.Authenticate(c.Request.Context(), strings.TrimSpace(token))
+	if err != nil {
+		return ""
+	}
+	return p.Account.ID
 }

@@ -54,6 +54,9 @@ type Entry struct {
 	RetiredAt   *time.Time
 	Replacement string
 	Aliases     []string // admin-defined names that resolve to it, sorted
+	// Owner is the account a private model (a fine-tuned one) belongs to;
+	// "" = public. Only ResolveFor and ListFor with that account see it.
+	Owner string
 }
 
 // CapEmbeddings is the capability of an embedding model: it serves POST
@@ -297,7 +300,9 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 		// counted in, they would push cheap chat models up a category.
 		var active []pricing.Base
 		for _, m := range rows {
-			if m.Active && !strings.Contains(m.Capabilities, `"`+CapEmbeddings+`"`) {
+			// Private (fine-tuned) models are left out too: one account's
+			// models must not move everyone's categories.
+			if m.Active && m.OwnerAccountID == nil && !strings.Contains(m.Capabilities, `"`+CapEmbeddings+`"`) {
 				active = append(active, baseOf(m))
 			}
 		}
@@ -411,6 +416,9 @@ func (c *Catalog) Reload(ctx context.Context) error {
 		if m.Replacement != nil {
 			e.Replacement = *m.Replacement
 		}
+		if m.OwnerAccountID != nil {
+			e.Owner = *m.OwnerAccountID
+		}
 		_ = json.Unmarshal([]byte(m.Capabilities), &e.Capabilities)
 		if p, ok := prices[m.ID]; ok {
 			e.Price = priceOf(p)
@@ -487,18 +495,28 @@ func (c *Catalog) Version() int64 {
 // it. A retired model answers model_retired (naming its date and
 // replacement), also when its bare name or alias is asked for; any other
 // model that cannot serve answers model_not_found.
-func (c *Catalog) Resolve(name string) (*Entry, error) {
+func (c *Catalog) Resolve(name string) (*Entry, error) { return c.ResolveFor(name, "") }
+
+// ResolveFor is Resolve for a request of account: the account's private
+// (fine-tuned) models resolve too; another account's are model_not_found,
+// as if they did not exist.
+func (c *Catalog) ResolveFor(name, account string) (*Entry, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	visible := func(e *Entry) bool { return e.Owner == "" || e.Owner == account }
 	if e, ok := c.byID[name]; ok {
+		if !visible(e) {
+			return nil, apierr.ModelNotFound(name)
+		}
 		return servable(name, e)
 	}
-	if e, ok := c.byAlias[name]; ok {
+	if e, ok := c.byAlias[name]; ok && visible(e) {
 		return servable(name, e)
 	}
 	var found, retired []*Entry
 	for _, e := range c.byBare[name] {
 		switch {
+		case !visible(e):
 		case e.Active && e.Version != 0:
 			found = append(found, e)
 		case e.RetiredAt != nil:
@@ -540,13 +558,28 @@ func (c *Catalog) Get(id string) (*Entry, bool) {
 	return e, ok
 }
 
-// List returns models sorted by id; inactive ones only when all is true.
+// List returns models sorted by id; inactive ones only when all is true
+// (then private models too: the admin's view), private ones never else.
 func (c *Catalog) List(all bool) []*Entry {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	out := make([]*Entry, 0, len(c.all))
 	for _, e := range c.all {
-		if all || (e.Active && e.Version != 0) {
+		if all || (e.Active && e.Version != 0 && e.Owner == "") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ListFor returns the active models account may use, sorted by id: the
+// public ones and its own private ones.
+func (c *Catalog) ListFor(account string) []*Entry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*Entry, 0, len(c.all))
+	for _, e := range c.all {
+		if e.Active && e.Version != 0 && (e.Owner == "" || (account != "" && e.Owner == account)) {
 			out = append(out, e)
 		}
 	}
