@@ -26,6 +26,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
+	"github.com/beaver-gateway/beaver/internal/realtime"
 	"github.com/beaver-gateway/beaver/internal/registry"
 )
 
@@ -66,6 +67,8 @@ type Server struct {
 	metrics *httpMetrics
 	started time.Time
 	gateway *gateway.Gateway
+
+	realtimeRelay *realtime.Relay
 }
 
 type httpMetrics struct {
@@ -103,6 +106,7 @@ func New(d Deps) *Server {
 			Registerer: d.Registry},
 			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks,
 				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})}
+	s.realtimeRelay = realtime.New(realtime.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Log: d.Log})
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
 			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
@@ -191,6 +195,7 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/v1beta/models", s.geminiListModels)
 	r.GET("/v1beta/models/*path", s.geminiGetModel)
 	a.GET("/v1/generation", s.generation)
+	r.GET("/v1/realtime", s.realtime) // a WebSocket; the key in Authorization or a subprotocol (realtime.go)
 
 	ad := r.Group("/admin", s.authenticate, adminOnly, account)
 	ad.GET("/accounts", s.adminListAccounts)

@@ -18,8 +18,8 @@ import (
 // store them, how the embedded seed and the admin API write them, and how
 // /v1/models shows them. Every amount is integer micro-USD.
 type Extra struct {
-	CacheWrite   *int64           `json:"cache_write_micros_per_million,omitempty"`
-	CacheWrite1h *int64           `json:"cache_write_1h_micros_per_million,omitempty"`
+	CacheWrite   *int64 `json:"cache_write_micros_per_million,omitempty"`
+	CacheWrite1h *int64 `json:"cache_write_1h_micros_per_million,omitempty"`
 	// Audio tokens priced apart from text (OpenAI's realtime models):
 	// absent = the input, cached-input and output prices.
 	AudioInput       *int64           `json:"audio_input_micros_per_million,omitempty"`
@@ -27,7 +27,7 @@ type Extra struct {
 	AudioOutput      *int64           `json:"audio_output_micros_per_million,omitempty"`
 	Tools            map[string]int64 `json:"tool_fees_micros,omitempty"`
 	LongContext      Tiers            `json:"long_context,omitempty"`
-	TimeOfDay    []ExtraWindow    `json:"time_of_day,omitempty"`
+	TimeOfDay        []ExtraWindow    `json:"time_of_day,omitempty"`
 }
 
 // ExtraRates are the prices of a tier or window; an absent price follows
