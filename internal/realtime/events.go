@@ -344,6 +344,9 @@ func (s *Session) done(data []byte, id, status string, u *Usage) []byte {
 	r.settled = true
 	if u != nil {
 		s.outputs += u.OutputTokens
+		if d := u.OutputTokenDetails; d != nil {
+			s.outputAudio += min(d.AudioTokens, u.OutputTokens)
+		}
 	} else {
 		s.outputs += r.hold.MaxTokens
 	}

@@ -114,6 +114,7 @@ type Session struct {
 	itemText    int64 // text of the items the client added
 	audioIn     int64 // input audio tokens
 	outputs     int64 // output tokens of earlier responses
+	outputAudio int64 // of which audio (audio input of later ones)
 	sessionMax  int64 // the session's max_output_tokens; 0 = the model's
 	g711In      bool  // input audio in G.711 (8 kHz, 1 byte a sample)
 	g711Out     bool
@@ -341,8 +342,8 @@ func (s *Session) settleRest() {
 func (s *Session) admit(ctx context.Context, extraText, capTokens int64, eventID string) (*response, error) {
 	p := s.call.Principal
 	s.mu.Lock()
-	text := s.sessionText + s.itemText + extraText + s.outputs + responseMargin
-	audio := s.audioIn
+	text := s.sessionText + s.itemText + extraText + s.outputs - s.outputAudio + responseMargin
+	audio := s.audioIn + s.outputAudio
 	if capTokens <= 0 {
 		capTokens = s.sessionMax
 	}

@@ -18,6 +18,7 @@
 //	GET  /models, /v1/models                         the model list, OpenAI's
 //	                                                 (and Anthropic's) shape
 //	GET  /v1beta/models                              the model list, Gemini's
+//	GET  /v1/realtime, /realtime (WebSocket)         OpenAI's Realtime API (realtime.go)
 //
 // Answers are deterministic and steered by directives in the text of the
 // last user message:
@@ -294,6 +295,9 @@ type streamer interface {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.realtime(w, r) { // a WebSocket (realtime.go)
+		return
+	}
 	if r.Method == http.MethodGet && s.listModels(w, r) {
 		return
 	}
