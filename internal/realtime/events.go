@@ -324,7 +324,7 @@ func (s *Session) created(ctx context.Context, id string) bool {
 	}
 	s.mu.Lock()
 	if id != "" {
-		r.genID = id
+		r.genID = GenerationPrefix + id
 		s.active[id] = r
 	}
 	s.mu.Unlock()
@@ -370,7 +370,7 @@ func (s *Session) done(data []byte, id, status string, u *Usage) []byte {
 	if usage == nil {
 		return data
 	}
-	withCost(usage, st)
+	withCost(usage, st, r.genID)
 	out, err := json.Marshal(ev)
 	if err != nil {
 		return data

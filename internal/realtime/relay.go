@@ -426,8 +426,17 @@ func (s *Session) finish(r *response, o billing.Outcome) *billing.Settlement {
 	return st
 }
 
-// withCost adds the charge to a response.done's usage.
-func withCost(usage map[string]any, st *billing.Settlement) {
+// GenerationPrefix goes before the upstream's response id to make a
+// response's generation id (its usage log's, for GET /v1/generation): the
+// upstream's own "resp_" ids would be taken for /v1/responses ids there.
+// A response cut before the upstream named it has a generation id of
+// Beaver's, "rt_" too.
+const GenerationPrefix = "rt_"
+
+// withCost adds the charge and the generation id to a response.done's
+// usage.
+func withCost(usage map[string]any, st *billing.Settlement, genID string) {
+	usage["generation_id"] = genID
 	usage["cost"] = json.Number(money.Format(st.ChargedMicros))
 	usage["cost_micros"] = st.ChargedMicros
 	if st.Details != nil {
