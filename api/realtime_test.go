@@ -392,3 +392,105 @@ func TestRealtimeClientDisconnectSettledOnce(t *testing.T) {
 		inf.waitReservedZero(u.ID)
 	})
 }
+
+// A response the upstream makes itself (server VAD) is held when its
+// response.created arrives and charged from its response.done; a
+// response.create the upstream refuses (one is already running) is free;
+// a cancelled response is charged its reported usage.
+func TestRealtimeServerVADAndRefusedResponse(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		inf := newInference(t, dialect, fakeupstream.Options{})
+		u, key := inf.fundedKey("10", nil)
+		entry, _ := inf.Catalog.Get("openai/gpt-realtime")
+		before, _ := inf.balance(u.Token)
+		c, _, err := inf.dialRealtime("openai/gpt-realtime", key, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.until("session.created")
+		c.send(map[string]any{"type": "session.update", "session": map[string]any{"type": "realtime",
+			"audio": map[string]any{"input": map[string]any{"turn_detection": map[string]any{"type": "server_vad"}}}}})
+		c.until("session.updated")
+		c.send(map[string]any{"type": "input_audio_buffer.append", "audio": base64.StdEncoding.EncodeToString(make([]byte, 24000))})
+		c.send(map[string]any{"type": "input_audio_buffer.commit"})
+		evs := c.until("response.done")
+		tok, cost := rtUsage(t, evs[len(evs)-1])
+		if tok.AudioPrompt != 5 || tok.AudioCompletion != 40 || cost != pricing.ChargeTokens(entry.Price, tok, time.Now()).ChargedMicros {
+			t.Fatalf("VAD response: usage %+v, cost %d", tok, cost)
+		}
+		// A running response, and a second response.create the upstream refuses.
+		c.send(userText("go on [[stall:2]]"))
+		c.send(map[string]any{"type": "response.create", "event_id": "evt_first"})
+		c.until("response.created")
+		c.send(map[string]any{"type": "response.create", "event_id": "evt_second"})
+		ev, err := c.next()
+		for err == nil && ev["type"] != "error" {
+			ev, err = c.next()
+		}
+		if err != nil || ev["error"].(map[string]any)["code"] != "conversation_already_has_active_response" {
+			t.Fatalf("refused response.create: %v %v", ev, err)
+		}
+		c.send(map[string]any{"type": "response.cancel"})
+		evs = c.until("response.done")
+		done := evs[len(evs)-1]
+		if done["response"].(map[string]any)["status"] != "cancelled" {
+			t.Fatalf("cancelled response: %v", done)
+		}
+		_, cost2 := rtUsage(t, done)
+		_ = c.conn.Close(websocket.StatusNormalClosure, "")
+		if after, _ := inf.balance(u.Token); before-after != cost+cost2 {
+			t.Fatalf("balance %d → %d, costs %d + %d", before, after, cost, cost2)
+		}
+		var logs []models.UsageLog
+		deadline := time.Now().Add(10 * time.Second)
+		for len(logs) < 3 && time.Now().Before(deadline) {
+			inf.DB.Where("account_id = ?", u.ID).Order("created_at").Find(&logs)
+			time.Sleep(10 * time.Millisecond)
+		}
+		free := 0
+		for _, l := range logs {
+			if l.ChargedMicros == 0 && l.Error != nil {
+				free++
+			}
+		}
+		if len(logs) != 3 || free != 1 {
+			t.Fatalf("usage logs %+v", logs)
+		}
+		inf.invariant(u.ID)
+		inf.waitReservedZero(u.ID)
+	})
+}
+
+// A key's spend limit refuses a hold like the balance, with its own code.
+func TestRealtimeKeyLimit(t *testing.T) {
+	inf := newInference(t, "sqlite", fakeupstream.Options{})
+	_, key := inf.fundedKey("10", map[string]any{"name": "rt", "spend_limit_usd": "0.01"})
+	c, _, err := inf.dialRealtime("openai/gpt-realtime", key, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.until("session.created")
+	c.send(userText(strings.Repeat("y", 20000)))
+	c.send(map[string]any{"type": "response.create"})
+	ev, err := c.next()
+	for err == nil && ev["type"] != "error" {
+		ev, err = c.next()
+	}
+	if err != nil || ev["error"].(map[string]any)["code"] != "key_limit_exceeded" {
+		t.Fatalf("error event %v, %v", ev, err)
+	}
+	_, err = c.next()
+	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+// Chat refuses a realtime model, naming the endpoint that serves it.
+func TestRealtimeModelNotForChat(t *testing.T) {
+	inf := newInference(t, "sqlite", fakeupstream.Options{})
+	_, key := inf.fundedKey("1", nil)
+	r := inf.do("POST", "/v1/chat/completions", key, chatBody("openai/gpt-realtime", "hi")).wantError(400, "invalid_request")
+	if !strings.Contains(r.str("error.message"), "/v1/realtime") {
+		t.Fatalf("message: %s", r.Raw)
+	}
+}

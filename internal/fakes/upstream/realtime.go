@@ -436,7 +436,7 @@ func (rs *rtSession) respond(instructions string, maxRaw json.RawMessage, cancel
 	usage := map[string]any{"total_tokens": inText + inAudio + outText + sentAudio, "input_tokens": inText + inAudio,
 		"output_tokens": outText + sentAudio,
 		"input_token_details": map[string]any{"text_tokens": inText, "audio_tokens": inAudio, "image_tokens": 0,
-			"cached_tokens": cachedText + cachedAudio,
+			"cached_tokens":         cachedText + cachedAudio,
 			"cached_tokens_details": map[string]any{"text_tokens": cachedText, "audio_tokens": cachedAudio, "image_tokens": 0}},
 		"output_token_details": map[string]any{"text_tokens": outText, "audio_tokens": sentAudio}}
 	var details any
