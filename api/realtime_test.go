@@ -74,6 +74,16 @@ func (c *rtConn) next() (map[string]any, error) {
 	return ev, nil
 }
 
+// drain reads events until the connection ends, returning how it ended
+// (events the upstream sent before it was closed may still come).
+func (c *rtConn) drain() error {
+	for {
+		if _, err := c.next(); err != nil {
+			return err
+		}
+	}
+}
+
 // until reads events up to the first of type typ, returning them all.
 func (c *rtConn) until(typ string) []map[string]any {
 	c.t.Helper()
@@ -325,7 +335,7 @@ func TestRealtimeInsufficientBalanceClosesCleanly(t *testing.T) {
 		if e["code"] != "insufficient_balance" || e["message"] == "" || e["type"] == "" {
 			t.Fatalf("error event %v", ev)
 		}
-		_, err = c.next()
+		err = c.drain()
 		var ce websocket.CloseError
 		if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "insufficient_balance" {
 			t.Fatalf("close: %v", err)
@@ -479,8 +489,7 @@ func TestRealtimeKeyLimit(t *testing.T) {
 	if err != nil || ev["error"].(map[string]any)["code"] != "key_limit_exceeded" {
 		t.Fatalf("error event %v, %v", ev, err)
 	}
-	_, err = c.next()
-	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+	if err := c.drain(); websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 		t.Fatalf("close: %v", err)
 	}
 }

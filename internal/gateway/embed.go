@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
-	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/embedding"
 	"github.com/beaver-gateway/beaver/internal/ids"
