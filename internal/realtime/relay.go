@@ -279,10 +279,13 @@ func (s *Session) closeBoth(err error) {
 	if code == websocket.StatusNoStatusRcvd || code == websocket.StatusAbnormalClosure {
 		code = websocket.StatusGoingAway
 	}
-	go func() { _ = s.upstream.Close(code, reason) }()
-	go func() { _ = s.client.Close(code, reason) }()
-	// Close waits for the peer's answer; neither side's reader is needed
-	// for it. Cut both at once so that the readers return.
+	// Both closing handshakes at once (each bounded by the library's 5s),
+	// then both connections are gone and both readers return.
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = s.upstream.Close(code, reason) }()
+	go func() { defer wg.Done(); _ = s.client.Close(code, reason) }()
+	wg.Wait()
 	_ = s.upstream.CloseNow()
 	_ = s.client.CloseNow()
 }
