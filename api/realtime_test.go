@@ -503,3 +503,23 @@ func TestRealtimeModelNotForChat(t *testing.T) {
 		t.Fatalf("message: %s", r.Raw)
 	}
 }
+
+// GET /v1/models shows a realtime model's audio prices beside its text ones.
+func TestRealtimeModelPricesShown(t *testing.T) {
+	inf := newInference(t, "sqlite", fakeupstream.Options{})
+	m := modelsByID(t, inf)["openai/gpt-realtime"]
+	p, _ := m["pricing"].(map[string]any)
+	entry, _ := inf.Catalog.Get("openai/gpt-realtime")
+	if p == nil || num(p["audio_input_per_million_micros"]) != entry.Price.AudioInput ||
+		num(p["audio_output_per_million_micros"]) != entry.Price.AudioOutput ||
+		num(p["cached_audio_input_per_million_micros"]) != entry.Price.CachedAudioInput {
+		t.Fatalf("pricing %v", p)
+	}
+	caps, _ := m["capabilities"].([]any)
+	if len(caps) == 0 || caps[0] != "realtime" {
+		t.Fatalf("capabilities %v", caps)
+	}
+	if _, ok := modelsByID(t, inf)["openai/gpt-4o-mini"]["pricing"].(map[string]any)["audio_input_per_million_micros"]; ok {
+		t.Fatal("a text model shows audio prices")
+	}
+}
