@@ -75,6 +75,17 @@ func ratesView(r pricing.Rates) gin.H {
 	for tool, fee := range r.Tools {
 		v[tool+"_per_call_micros"], v[tool+"_per_call_usd"] = fee, money.USD(fee)
 	}
+	// Audio tokens, for the models that price them apart from text
+	// (realtime models).
+	if r.AudioInput != r.Input || r.CachedAudioInput != r.CachedInput || r.AudioOutput != r.Output {
+		for _, d := range []struct {
+			name string
+			m    int64
+		}{{"audio_input_per_million", r.AudioInput}, {"cached_audio_input_per_million", r.CachedAudioInput},
+			{"audio_output_per_million", r.AudioOutput}} {
+			v[d.name+"_micros"], v[d.name+"_usd"] = d.m, money.USD(d.m)
+		}
+	}
 	return v
 }
 

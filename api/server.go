@@ -27,6 +27,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
+	"github.com/beaver-gateway/beaver/internal/realtime"
 	"github.com/beaver-gateway/beaver/internal/registry"
 )
 
@@ -70,6 +71,8 @@ type Server struct {
 	metrics *httpMetrics
 	started time.Time
 	gateway *gateway.Gateway
+
+	realtimeRelay *realtime.Relay
 }
 
 type httpMetrics struct {
@@ -109,6 +112,7 @@ func New(d Deps) *Server {
 				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})
 	}
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway}
+	s.realtimeRelay = realtime.New(realtime.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Log: d.Log})
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
 			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
@@ -202,6 +206,7 @@ func (s *Server) routes() *gin.Engine {
 	a.GET("/v1/fine_tuning/jobs/:id", s.getFineTuningJob)
 	a.POST("/v1/fine_tuning/jobs/:id/cancel", s.cancelFineTuningJob)
 	a.GET("/v1/fine_tuning/jobs/:id/events", s.fineTuningJobEvents)
+	r.GET("/v1/realtime", s.realtime) // a WebSocket; the key in Authorization or a subprotocol (realtime.go)
 
 	ad := r.Group("/admin", s.authenticate, adminOnly, account)
 	ad.GET("/accounts", s.adminListAccounts)

@@ -27,11 +27,17 @@ type Outcome struct {
 	CacheWriteTokens   int64
 	CacheWrite1hTokens int64
 	ToolCalls          map[string]int64
-	UsageEstimated     bool // Beaver counted tokens itself (no upstream usage)
-	Streamed           bool
-	Cancelled          bool
-	Error              string // "" = success
-	LatencyMS          int64
+	// AudioPromptTokens (of which CachedAudioTokens were cache reads) are
+	// the audio tokens of PromptTokens, AudioCompletionTokens those of
+	// CompletionTokens (OpenAI's Realtime usage); priced apart from text.
+	AudioPromptTokens     int64
+	CachedAudioTokens     int64
+	AudioCompletionTokens int64
+	UsageEstimated        bool // Beaver counted tokens itself (no upstream usage)
+	Streamed              bool
+	Cancelled             bool
+	Error                 string // "" = success
+	LatencyMS             int64
 }
 
 // Settlement is the committed result of a request.
@@ -80,7 +86,8 @@ func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, e
 	ctx = context.WithoutCancel(ctx)
 	charge := pricing.ChargeTokens(h.Price, pricing.Tokens{Prompt: o.PromptTokens, Completion: o.CompletionTokens,
 		Cached: o.CachedTokens, Reasoning: o.ReasoningTokens, CacheWrite: o.CacheWriteTokens,
-		CacheWrite1h: o.CacheWrite1hTokens, Tools: o.ToolCalls}, h.AdmittedAt)
+		CacheWrite1h: o.CacheWrite1hTokens, Tools: o.ToolCalls, AudioPrompt: o.AudioPromptTokens, CachedAudio: o.CachedAudioTokens,
+		AudioCompletion: o.AudioCompletionTokens}, h.AdmittedAt)
 	if o.PromptTokens == 0 && o.CompletionTokens == 0 {
 		charge = pricing.Charge{} // nothing reached the upstream model: no fee either
 	}

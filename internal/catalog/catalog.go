@@ -63,6 +63,14 @@ type Entry struct {
 // /v1/embeddings and nothing else, and chat models do not serve that.
 const CapEmbeddings = "embeddings"
 
+// CapRealtime is the capability of a realtime model: it serves GET
+// /v1/realtime (a WebSocket speaking OpenAI's Realtime API) and nothing
+// else.
+const CapRealtime = "realtime"
+
+// Realtime reports whether e is a realtime model.
+func (e *Entry) Realtime() bool { return slices.Contains(e.Capabilities, CapRealtime) }
+
 // Embeddings reports whether e is an embedding model.
 func (e *Entry) Embeddings() bool { return slices.Contains(e.Capabilities, CapEmbeddings) }
 
@@ -131,7 +139,7 @@ func (m seedModel) row(now time.Time) (models.Model, error) {
 		return models.Model{}, err
 	}
 	caps, _ := json.Marshal(m.Capabilities)
-	b := pricing.Base{Input: m.Input, Output: m.Output, Fee: m.Fee}
+	b := pricing.Base{Input: m.Input, Output: m.Output, Fee: m.Fee, CachedInput: or(m.CachedInput, m.Input)}
 	apply(&b, &m.Extra)
 	row := models.Model{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
 		ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Capabilities: string(caps), Active: m.Active,
@@ -298,11 +306,14 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 		// The percentiles are those of the active chat models. Embedding
 		// models are priced by input alone, a few cents per million tokens:
 		// counted in, they would push cheap chat models up a category.
+		// Realtime models serve no chat either (only /v1/realtime): left
+		// out too, so that adding one moves no chat model's category.
 		var active []pricing.Base
 		for _, m := range rows {
 			// Private (fine-tuned) models are left out too: one account's
 			// models must not move everyone's categories.
-			if m.Active && m.OwnerAccountID == nil && !strings.Contains(m.Capabilities, `"`+CapEmbeddings+`"`) {
+			if m.Active && m.OwnerAccountID == nil && !strings.Contains(m.Capabilities, `"`+CapEmbeddings+`"`) &&
+				!strings.Contains(m.Capabilities, `"`+CapRealtime+`"`) {
 				active = append(active, baseOf(m))
 			}
 		}
@@ -367,6 +378,7 @@ func priceOf(p models.ModelPrice) pricing.Price {
 	return pricing.Price{Base: base, Input: marked.Input, Output: marked.Output, Fee: marked.Fee,
 		CachedInput: marked.CachedInput, Reasoning: marked.Reasoning, CacheWrite: marked.CacheWrite,
 		CacheWrite1h: marked.CacheWrite1h, Tools: marked.Tools, Long: marked.Long, Hours: marked.Hours,
+		AudioInput: marked.AudioInput, CachedAudioInput: marked.CachedAudioInput, AudioOutput: marked.AudioOutput,
 		Category: p.Category, MarkupPermille: p.MarkupPermille}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/embedding"
 	"github.com/beaver-gateway/beaver/internal/ids"
@@ -117,27 +118,32 @@ func embeddingOperation(req *embedding.Request) operation {
 		}}
 }
 
-// chatModels keeps chat requests off embedding models: the model asked for
-// must be a chat model (else 400, param model, or models when it is the
-// first of them), and so must every model the request lists (400, param
-// models); configured fallbacks that are embedding models are left out.
+// chatModels keeps chat requests off embedding and realtime models: the
+// model asked for must be a chat model (else 400, param model, or models
+// when it is the first of them), and so must every model the request lists
+// (400, param models); configured fallbacks that are embedding or realtime
+// models are left out.
 func chatModels(call Call, chain []candidate) ([]candidate, error) {
-	refuse := func(id, param string) error {
-		return apierr.Invalid("model %s is an embedding model; use POST /v1/embeddings", id).WithParam(param)
-	}
-	if e := chain[0].entry; e.Embeddings() {
-		if call.Model == "" {
-			return nil, refuse(e.ID, "models")
+	refuse := func(e *catalog.Entry, param string) error {
+		if e.Realtime() {
+			return apierr.Invalid("model %s is a realtime model; use GET /v1/realtime (a WebSocket)", e.ID).WithParam(param)
 		}
-		return nil, refuse(e.ID, "model")
+		return apierr.Invalid("model %s is an embedding model; use POST /v1/embeddings", e.ID).WithParam(param)
+	}
+	notChat := func(e *catalog.Entry) bool { return e.Embeddings() || e.Realtime() }
+	if e := chain[0].entry; notChat(e) {
+		if call.Model == "" {
+			return nil, refuse(e, "models")
+		}
+		return nil, refuse(e, "model")
 	}
 	out := chain[:1]
 	for _, c := range chain[1:] {
 		switch {
-		case !c.entry.Embeddings():
+		case !notChat(c.entry):
 			out = append(out, c)
 		case call.Request.Models != nil:
-			return nil, refuse(c.entry.ID, "models")
+			return nil, refuse(c.entry, "models")
 		}
 	}
 	return out, nil

@@ -20,6 +20,7 @@
 //	GET  /v1beta/models                              the model list, Gemini's
 //	POST /v1/files, /v1/fine_tuning/jobs…             OpenAI's files and fine-tuning
 //	                                                 jobs (finetune.go)
+//	GET  /v1/realtime, /realtime (WebSocket)         OpenAI's Realtime API (realtime.go)
 //
 // Answers are deterministic and steered by directives in the text of the
 // last user message:
@@ -298,6 +299,9 @@ type streamer interface {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.fineTuning(w, r) { // finetune.go
+		return
+	}
+	if s.realtime(w, r) { // a WebSocket (realtime.go)
 		return
 	}
 	if r.Method == http.MethodGet && s.listModels(w, r) {
