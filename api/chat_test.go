@@ -531,10 +531,10 @@ func TestModelRoutesAndNames(t *testing.T) {
 func TestModelsListShape(t *testing.T) {
 	inf := newInference(t, "sqlite", fakeupstream.Options{})
 	r := inf.do("GET", "/v1/models", "", nil).want(200)
-	// The default catalog's 21 active current models and 5 image models,
-	// and its 34 models of 2024 (31 chat, 3 embedding) that the harness
-	// returns to service.
-	if r.str("object") != "list" || len(r.list("data")) != 60 {
+	// The default catalog's 23 active current models (2 realtime) and 5
+	// image models, and its 34 models of 2024 (31 chat, 3 embedding) that
+	// the harness returns to service.
+	if r.str("object") != "list" || len(r.list("data")) != 62 {
 		t.Fatalf("models: %d", len(r.list("data")))
 	}
 	cats := map[string]int{}
@@ -722,7 +722,7 @@ func TestAdminModelPriceChangeWithoutTemporal(t *testing.T) {
 	inf.do("PATCH", "/admin/models/openai/nope", inf.Admin.Token, map[string]any{"active": true}).wantError(404, "not_found")
 	inf.do("POST", "/admin/pricing/recalculate", inf.Admin.Token, nil).wantError(503, "service_unavailable")
 	l := inf.do("GET", "/admin/models", inf.Admin.Token, nil).want(200)
-	if len(l.list("data")) != 63 { // inactive ones too
+	if len(l.list("data")) != 65 { // inactive ones too
 		t.Fatalf("admin models: %d", len(l.list("data")))
 	}
 }

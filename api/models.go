@@ -78,12 +78,24 @@ func ratesView(r pricing.Rates) gin.H {
 	for tool, fee := range r.Tools {
 		v[tool+"_per_call_micros"], v[tool+"_per_call_usd"] = fee, money.USD(fee)
 	}
+	// Audio tokens, for the models that price them apart from text
+	// (realtime models).
+	if r.AudioInput != r.Input || r.CachedAudioInput != r.CachedInput || r.AudioOutput != r.Output {
+		for _, d := range []struct {
+			name string
+			m    int64
+		}{{"audio_input_per_million", r.AudioInput}, {"cached_audio_input_per_million", r.CachedAudioInput},
+			{"audio_output_per_million", r.AudioOutput}} {
+			v[d.name+"_micros"], v[d.name+"_usd"] = d.m, money.USD(d.m)
+		}
+	}
 	return v
 }
 
-// listModels serves GET /v1/models: active models, no credentials needed.
+// listModels serves GET /v1/models: active models, no credentials needed;
+// with credentials, the account's private (fine-tuned) models too.
 func (s *Server) listModels(c *gin.Context) {
-	list := s.Catalog.List(false)
+	list := s.Catalog.ListFor(s.optionalAccount(c))
 	data := make([]gin.H, 0, len(list))
 	for _, e := range list {
 		data = append(data, modelView(e))
@@ -103,7 +115,7 @@ func (s *Server) getModel(c *gin.Context) {
 		s.listModels(c) // "/v1/models/": gin used to redirect it to the list
 		return
 	}
-	e, err := s.Catalog.Resolve(id)
+	e, err := s.Catalog.ResolveFor(id, s.optionalAccount(c))
 	if err != nil {
 		if strings.HasSuffix(id, "/chat") {
 			// GET on the chat path: not a model id, the route is POST-only.
@@ -171,4 +183,19 @@ func imagesView(x *pricing.Images) gin.H {
 	return gin.H{"input_per_million_micros": x.Input, "input_per_million_usd": money.USD(x.Input),
 		"output_per_million_micros": x.Output, "output_per_million_usd": money.USD(x.Output),
 		"per_image": per, "max_output_tokens_per_image": tokens, "max_input_tokens_per_image": x.InputTokens}
+}
+
+// optionalAccount is the account of the request's bearer credentials on a
+// public route ("" when there are none, or they are not valid: the route
+// answers as to anyone).
+func (s *Server) optionalAccount(c *gin.Context) string {
+	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		return ""
+	}
+	p, err := s.auth.Authenticate(c.Request.Context(), strings.TrimSpace(token))
+	if err != nil {
+		return ""
+	}
+	return p.Account.ID
 }

@@ -21,11 +21,13 @@ import (
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
+	"github.com/beaver-gateway/beaver/internal/realtime"
 	"github.com/beaver-gateway/beaver/internal/registry"
 )
 
@@ -48,14 +50,15 @@ type Deps struct {
 	// nil = ProviderRegistry.Known (or the Providers' names).
 	KnownProvider func(string) bool
 	// Gateway runs inference; nil = one built from these Deps.
-	Gateway   *gateway.Gateway
-	Workflows Workflows // starts, signals, updates; nil = none (503): see workflows.go
-	Log       *slog.Logger
-	Registry  *prometheus.Registry
-	Web       WebApp             // the dashboard; nil = none
-	Mailer    mail.Sender        // nil = log each email (mail.LogSender)
-	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
-	Payments  *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
+	Gateway    *gateway.Gateway
+	Workflows  Workflows // starts, signals, updates; nil = none (503): see workflows.go
+	Log        *slog.Logger
+	Registry   *prometheus.Registry
+	Web        WebApp             // the dashboard; nil = none
+	Mailer     mail.Sender        // nil = log each email (mail.LogSender)
+	Limiter    *ratelimit.Limiter // nil = an in-memory limiter for this process
+	Payments   *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
+	FineTuning *finetune.Service  // /v1/fine_tuning/jobs; nil = those routes answer 503
 }
 
 // Server holds the router and dependencies.
@@ -68,6 +71,8 @@ type Server struct {
 	metrics *httpMetrics
 	started time.Time
 	gateway *gateway.Gateway
+
+	realtimeRelay *realtime.Relay
 }
 
 type httpMetrics struct {
@@ -107,6 +112,7 @@ func New(d Deps) *Server {
 				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})
 	}
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway}
+	s.realtimeRelay = realtime.New(realtime.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Log: d.Log})
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
 			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
@@ -197,6 +203,12 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/v1beta/models", s.geminiListModels)
 	r.GET("/v1beta/models/*path", s.geminiGetModel)
 	a.GET("/v1/generation", s.generation)
+	a.POST("/v1/fine_tuning/jobs", s.createFineTuningJob)
+	a.GET("/v1/fine_tuning/jobs", s.listFineTuningJobs)
+	a.GET("/v1/fine_tuning/jobs/:id", s.getFineTuningJob)
+	a.POST("/v1/fine_tuning/jobs/:id/cancel", s.cancelFineTuningJob)
+	a.GET("/v1/fine_tuning/jobs/:id/events", s.fineTuningJobEvents)
+	r.GET("/v1/realtime", s.realtime) // a WebSocket; the key in Authorization or a subprotocol (realtime.go)
 
 	ad := r.Group("/admin", s.authenticate, adminOnly, account)
 	ad.GET("/accounts", s.adminListAccounts)

@@ -178,8 +178,11 @@ type Model struct {
 	// those answers point to, nil for none.
 	RetiredAt   *time.Time
 	Replacement *string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// OwnerAccountID makes the model private to one account (a fine-tuned
+	// model): nil = public (migrations/00018_fine_tuning.sql).
+	OwnerAccountID *string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // ModelAlias is an admin-defined name of a model; it resolves like a bare

@@ -31,6 +31,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/db"
 	fakestripe "github.com/beaver-gateway/beaver/internal/fakes/stripe"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
+	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
@@ -58,6 +59,7 @@ type e2e struct {
 	stripe   *fakestripe.Server
 	mail     *mail.Recorder
 	wf       *workflows.Starter
+	reg      *registry.Registry // openai and anthropic on a fake upstream
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -130,7 +132,8 @@ func startE2E(t *testing.T) *e2e {
 	done := make(chan error, 1)
 	go func() {
 		done <- worker.Run(wctx, srv.Client(), cfg, worker.Deps{DB: d, Catalog: cat, Auth: svc, Mailer: rec,
-			Log: quiet, Registerer: prometheus.NewRegistry(), Payments: pay, Providers: reg})
+			Log: quiet, Registerer: prometheus.NewRegistry(), Payments: pay, Providers: reg,
+			FineTune: finetune.New(finetune.Options{DB: d, Catalog: cat, Endpoints: reg, Log: quiet})})
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -138,7 +141,7 @@ func startE2E(t *testing.T) *e2e {
 			t.Errorf("worker: %v", err)
 		}
 	})
-	e := &e2e{c: srv.Client(), db: d, auth: svc, catalog: cat, payments: pay, stripe: fs, mail: rec,
+	e := &e2e{c: srv.Client(), db: d, auth: svc, catalog: cat, payments: pay, stripe: fs, mail: rec, reg: reg,
 		wf: workflows.NewStarter(workflows.StarterOptions{Conn: temporalx.ConnFor(srv.Client(), quiet), Auth: svc,
 			TaskQueue: cfg.TaskQueue, Log: quiet})}
 	// Run creates the schedules before it polls.

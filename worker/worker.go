@@ -19,6 +19,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
@@ -38,6 +39,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.RefundWorkflow)
 	r.RegisterWorkflow(workflows.AutoRechargeWorkflow)
 	r.RegisterWorkflow(workflows.ModelDiscoveryWorkflow)
+	r.RegisterWorkflow(workflows.FineTuningJobWorkflow)
 }
 
 // Register registers every workflow, and every exported method of each
@@ -68,6 +70,9 @@ type Deps struct {
 	// Gateway runs the inference of durable jobs (batches, background
 	// responses); nil leaves their activities unregistered.
 	Gateway *gateway.Gateway
+	// FineTune is fine-tuning's rules (FineTuningJobWorkflow's activities);
+	// nil leaves them unregistered.
+	FineTune *finetune.Service
 	// SkipSchedules leaves the schedules alone (tests that create their own).
 	SkipSchedules bool
 }
@@ -95,6 +100,9 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 		Mailer: deps.Mailer, Providers: deps.Providers, PublicURL: cfg.PublicURL, Log: deps.Log}}
 	if deps.Payments != nil {
 		acts = append(acts, &activities.PaymentActivities{Payments: deps.Payments})
+	}
+	if deps.FineTune != nil {
+		acts = append(acts, &activities.FineTuningActivities{FineTune: deps.FineTune})
 	}
 	Register(w, acts...)
 	return w

@@ -44,6 +44,9 @@ type StarterOptions struct {
 	// LowBalanceCheckEvery overrides the alert's periodic balance check
 	// (tests).
 	LowBalanceCheckEvery time.Duration
+	// FineTuningPollEvery overrides how often a fine-tuning job is polled
+	// (0 = DefaultFineTuningPollEvery; tests).
+	FineTuningPollEvery time.Duration
 }
 
 // Starter is the one way into Beaver's workflows from outside a worker:

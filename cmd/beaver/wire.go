@@ -20,6 +20,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/mail"
@@ -54,6 +55,7 @@ type process struct {
 	providers *registry.Registry // built-ins from the environment, operator providers from the database
 	mailer    mail.Sender
 	payments  *payments.Service
+	finetune  *finetune.Service
 	// gateway runs inference for the API and for the worker's durable jobs
 	// (batches, background responses).
 	gateway  *gateway.Gateway
@@ -164,6 +166,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	}
 	p.payments = payments.New(payments.Deps{DB: d, Ledger: p.ledger, Stripe: sc, Mailer: p.mailer,
 		PublicURL: cfg.PublicURL, AdminEmail: cfg.AdminEmail, Log: log})
+	p.finetune = finetune.New(finetune.Options{DB: d, Catalog: p.catalog, Endpoints: p.providers, Workflows: p.workflows, Log: log})
 	ok = true
 	return p, nil
 }
@@ -194,13 +197,13 @@ func loadSecret(cfg *config.Config) (string, error) {
 func (p *process) apiDeps() api.Deps {
 	return api.Deps{Config: p.cfg, DB: p.db, Auth: p.auth, Ledger: p.ledger, Billing: p.billing, Catalog: p.catalog,
 		ProviderRegistry: p.providers, KnownProvider: p.providers.Known, Gateway: p.gateway, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
-		Payments: p.payments, Workflows: p.workflows}
+		Payments: p.payments, Workflows: p.workflows, FineTuning: p.finetune}
 }
 
 // workerDeps are the worker's activities' dependencies.
 func (p *process) workerDeps() worker.Deps {
 	return worker.Deps{DB: p.db, Catalog: p.catalog, Auth: p.auth, Mailer: p.mailer, Log: p.log, Registerer: p.registry,
-		Payments: p.payments, Providers: p.providers, Gateway: p.gateway}
+		Payments: p.payments, Providers: p.providers, Gateway: p.gateway, FineTune: p.finetune}
 }
 
 // close stops background work: queued charges are committed and unused

@@ -24,6 +24,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +72,9 @@ var models = []string{"openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-20241022
 const embeddingModel = "openai/text-embedding-3-small"
 
 const imageModel = "openai/gpt-image-1"
+
+// realtimeModel is what the npm client's realtime session uses.
+const realtimeModel = "openai/gpt-realtime"
 
 // Reasoning models whose tool loops fail unless the client sends back what
 // the answer gave it: DeepSeek's reasoning_content, Gemini 3's thought
@@ -303,6 +308,7 @@ func (b *beaver) upstreamBody(marker string) string {
 func testGoSDK(t *testing.T, b *beaver) {
 	ctx := context.Background()
 	client := b.client(b.key)
+	t.Run("realtime", func(t *testing.T) { testGoRealtime(t, client) })
 
 	t.Run("models", func(t *testing.T) {
 		page, err := client.Models.List(ctx)
@@ -651,6 +657,12 @@ func testNodeSDK(t *testing.T, b *beaver) {
 			t.Fatalf("e2e/sdk/node/node_modules has no %s: run `make sdk-test` (it runs npm ci there)", pkg)
 		}
 	}
+	// The npm client opens realtime sessions over wss only: a TLS proxy in
+	// front of Beaver (WebSocket upgrades pass through httputil's reverse
+	// proxy); the test trusts its certificate.
+	target, _ := url.Parse(b.base)
+	tlsProxy := httptest.NewTLSServer(httputil.NewSingleHostReverseProxy(target))
+	defer tlsProxy.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "compat.test.mjs")
@@ -659,6 +671,7 @@ func testNodeSDK(t *testing.T, b *beaver) {
 		"BEAVER_OTHER_KEY="+b.otherKey,
 		"BEAVER_RPM_KEY="+b.rpmKeyNode, "BEAVER_EMBEDDING_MODEL="+embeddingModel,
 		"BEAVER_MODELS="+strings.Join(models, ","), "BEAVER_REASONING_MODELS="+strings.Join(reasoningModels, ","),
+		"BEAVER_TLS_BASE_URL="+tlsProxy.URL, "BEAVER_REALTIME_MODEL="+realtimeModel,
 		"NO_COLOR=1", "FORCE_COLOR=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

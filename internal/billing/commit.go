@@ -27,11 +27,17 @@ type Outcome struct {
 	CacheWriteTokens   int64
 	CacheWrite1hTokens int64
 	ToolCalls          map[string]int64
-	UsageEstimated     bool // Beaver counted tokens itself (no upstream usage)
-	Streamed           bool
-	Cancelled          bool
-	Error              string // "" = success
-	LatencyMS          int64
+	// AudioPromptTokens (of which CachedAudioTokens were cache reads) are
+	// the audio tokens of PromptTokens, AudioCompletionTokens those of
+	// CompletionTokens (OpenAI's Realtime usage); priced apart from text.
+	AudioPromptTokens     int64
+	CachedAudioTokens     int64
+	AudioCompletionTokens int64
+	UsageEstimated        bool // Beaver counted tokens itself (no upstream usage)
+	Streamed              bool
+	Cancelled             bool
+	Error                 string // "" = success
+	LatencyMS             int64
 
 	// ImageInputTokens are part of PromptTokens, ImageOutputTokens part of
 	// CompletionTokens; Images counts the images delivered (image models).
@@ -84,7 +90,8 @@ func (e *Engine) Finish(ctx context.Context, h *Hold, o Outcome) (*Settlement, e
 	ctx = context.WithoutCancel(ctx)
 	charge := pricing.ChargeTokens(h.Price, pricing.Tokens{Prompt: o.PromptTokens, Completion: o.CompletionTokens,
 		Cached: o.CachedTokens, Reasoning: o.ReasoningTokens, CacheWrite: o.CacheWriteTokens,
-		CacheWrite1h: o.CacheWrite1hTokens, Tools: o.ToolCalls, ImageInput: o.ImageInputTokens, ImageOutput: o.ImageOutputTokens,
+		CacheWrite1h: o.CacheWrite1hTokens, Tools: o.ToolCalls, AudioPrompt: o.AudioPromptTokens, CachedAudio: o.CachedAudioTokens,
+		AudioCompletion: o.AudioCompletionTokens, ImageInput: o.ImageInputTokens, ImageOutput: o.ImageOutputTokens,
 		Images: o.Images}, h.AdmittedAt)
 	if o.PromptTokens == 0 && o.CompletionTokens == 0 && o.Images == 0 {
 		charge = pricing.Charge{} // nothing reached the upstream model: no fee either

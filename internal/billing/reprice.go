@@ -20,7 +20,8 @@ func (h *Hold) Reprice(p pricing.Price, version int64) error {
 	}
 	cur := h.Price
 	if p.Input > cur.Input || p.Output > cur.Output || p.Fee > cur.Fee || p.CachedInput > cur.CachedInput || p.Reasoning > cur.Reasoning ||
-		p.CacheWrite > cur.CacheWrite || p.CacheWrite1h > cur.CacheWrite1h || imagesAbove(p.Rates(), cur.Rates()) {
+		p.CacheWrite > cur.CacheWrite || p.CacheWrite1h > cur.CacheWrite1h || p.AudioInput > cur.AudioInput ||
+		p.CachedAudioInput > cur.CachedAudioInput || p.AudioOutput > cur.AudioOutput || imagesAbove(p.Rates(), cur.Rates()) {
 		return fmt.Errorf("billing: price (in %d, out %d, fee %d, cached %d, reasoning %d) of %s exceeds the held price (in %d, out %d, fee %d, cached %d, reasoning %d)",
 			p.Input, p.Output, p.Fee, p.CachedInput, p.Reasoning, p.ModelID, cur.Input, cur.Output, cur.Fee, cur.CachedInput, cur.Reasoning)
 	}

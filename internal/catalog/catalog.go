@@ -54,11 +54,22 @@ type Entry struct {
 	RetiredAt   *time.Time
 	Replacement string
 	Aliases     []string // admin-defined names that resolve to it, sorted
+	// Owner is the account a private model (a fine-tuned one) belongs to;
+	// "" = public. Only ResolveFor and ListFor with that account see it.
+	Owner string
 }
 
 // CapEmbeddings is the capability of an embedding model: it serves POST
 // /v1/embeddings and nothing else, and chat models do not serve that.
 const CapEmbeddings = "embeddings"
+
+// CapRealtime is the capability of a realtime model: it serves GET
+// /v1/realtime (a WebSocket speaking OpenAI's Realtime API) and nothing
+// else.
+const CapRealtime = "realtime"
+
+// Realtime reports whether e is a realtime model.
+func (e *Entry) Realtime() bool { return slices.Contains(e.Capabilities, CapRealtime) }
 
 // Embeddings reports whether e is an embedding model.
 func (e *Entry) Embeddings() bool { return slices.Contains(e.Capabilities, CapEmbeddings) }
@@ -136,7 +147,7 @@ func (m seedModel) row(now time.Time) (models.Model, error) {
 		return models.Model{}, err
 	}
 	caps, _ := json.Marshal(m.Capabilities)
-	b := pricing.Base{Input: m.Input, Output: m.Output, Fee: m.Fee}
+	b := pricing.Base{Input: m.Input, Output: m.Output, Fee: m.Fee, CachedInput: or(m.CachedInput, m.Input)}
 	apply(&b, &m.Extra)
 	row := models.Model{ID: m.ID, Provider: m.Provider, ProviderModel: m.ProviderModel, Name: m.Name,
 		ContextLength: m.ContextLength, MaxOutputTokens: m.MaxOutputTokens, Capabilities: string(caps), Active: m.Active,
@@ -303,11 +314,16 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 		// The percentiles are those of the active chat models. Embedding
 		// models are priced by input alone, a few cents per million tokens:
 		// counted in, they would push cheap chat models up a category.
+		// Realtime models serve no chat either (only /v1/realtime): left
+		// out too, so that adding one moves no chat model's category.
 		// Image models are priced mostly per image or by image tokens: left
 		// out too.
 		var active []pricing.Base
 		for _, m := range rows {
-			if m.Active && !strings.Contains(m.Capabilities, `"`+CapEmbeddings+`"`) && !strings.Contains(m.Capabilities, `"`+CapImages+`"`) {
+			// Private (fine-tuned) models are left out too: one account's
+			// models must not move everyone's categories.
+			if m.Active && m.OwnerAccountID == nil && !strings.Contains(m.Capabilities, `"`+CapEmbeddings+`"`) &&
+				!strings.Contains(m.Capabilities, `"`+CapRealtime+`"`) && !strings.Contains(m.Capabilities, `"`+CapImages+`"`) {
 				active = append(active, baseOf(m))
 			}
 		}
@@ -372,6 +388,7 @@ func priceOf(p models.ModelPrice) pricing.Price {
 	return pricing.Price{Base: base, Input: marked.Input, Output: marked.Output, Fee: marked.Fee,
 		CachedInput: marked.CachedInput, Reasoning: marked.Reasoning, CacheWrite: marked.CacheWrite,
 		CacheWrite1h: marked.CacheWrite1h, Tools: marked.Tools, Long: marked.Long, Hours: marked.Hours,
+		AudioInput: marked.AudioInput, CachedAudioInput: marked.CachedAudioInput, AudioOutput: marked.AudioOutput,
 		Images: marked.Images, Category: p.Category, MarkupPermille: p.MarkupPermille}
 }
 
@@ -420,6 +437,9 @@ func (c *Catalog) Reload(ctx context.Context) error {
 			Created: m.CreatedAt, Version: version, Base: baseOf(m), RetiredAt: m.RetiredAt}
 		if m.Replacement != nil {
 			e.Replacement = *m.Replacement
+		}
+		if m.OwnerAccountID != nil {
+			e.Owner = *m.OwnerAccountID
 		}
 		_ = json.Unmarshal([]byte(m.Capabilities), &e.Capabilities)
 		if p, ok := prices[m.ID]; ok {
@@ -497,18 +517,28 @@ func (c *Catalog) Version() int64 {
 // it. A retired model answers model_retired (naming its date and
 // replacement), also when its bare name or alias is asked for; any other
 // model that cannot serve answers model_not_found.
-func (c *Catalog) Resolve(name string) (*Entry, error) {
+func (c *Catalog) Resolve(name string) (*Entry, error) { return c.ResolveFor(name, "") }
+
+// ResolveFor is Resolve for a request of account: the account's private
+// (fine-tuned) models resolve too; another account's are model_not_found,
+// as if they did not exist.
+func (c *Catalog) ResolveFor(name, account string) (*Entry, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	visible := func(e *Entry) bool { return e.Owner == "" || e.Owner == account }
 	if e, ok := c.byID[name]; ok {
+		if !visible(e) {
+			return nil, apierr.ModelNotFound(name)
+		}
 		return servable(name, e)
 	}
-	if e, ok := c.byAlias[name]; ok {
+	if e, ok := c.byAlias[name]; ok && visible(e) {
 		return servable(name, e)
 	}
 	var found, retired []*Entry
 	for _, e := range c.byBare[name] {
 		switch {
+		case !visible(e):
 		case e.Active && e.Version != 0:
 			found = append(found, e)
 		case e.RetiredAt != nil:
@@ -550,13 +580,28 @@ func (c *Catalog) Get(id string) (*Entry, bool) {
 	return e, ok
 }
 
-// List returns models sorted by id; inactive ones only when all is true.
+// List returns models sorted by id; inactive ones only when all is true
+// (then private models too: the admin's view), private ones never else.
 func (c *Catalog) List(all bool) []*Entry {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	out := make([]*Entry, 0, len(c.all))
 	for _, e := range c.all {
-		if all || (e.Active && e.Version != 0) {
+		if all || (e.Active && e.Version != 0 && e.Owner == "") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ListFor returns the active models account may use, sorted by id: the
+// public ones and its own private ones.
+func (c *Catalog) ListFor(account string) []*Entry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*Entry, 0, len(c.all))
+	for _, e := range c.all {
+		if e.Active && e.Version != 0 && (e.Owner == "" || (account != "" && e.Owner == account)) {
 			out = append(out, e)
 		}
 	}

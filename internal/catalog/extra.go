@@ -18,11 +18,16 @@ import (
 // store them, how the embedded seed and the admin API write them, and how
 // /v1/models shows them. Every amount is integer micro-USD.
 type Extra struct {
-	CacheWrite   *int64           `json:"cache_write_micros_per_million,omitempty"`
-	CacheWrite1h *int64           `json:"cache_write_1h_micros_per_million,omitempty"`
-	Tools        map[string]int64 `json:"tool_fees_micros,omitempty"`
-	LongContext  Tiers            `json:"long_context,omitempty"`
-	TimeOfDay    []ExtraWindow    `json:"time_of_day,omitempty"`
+	CacheWrite   *int64 `json:"cache_write_micros_per_million,omitempty"`
+	CacheWrite1h *int64 `json:"cache_write_1h_micros_per_million,omitempty"`
+	// Audio tokens priced apart from text (OpenAI's realtime models):
+	// absent = the input, cached-input and output prices.
+	AudioInput       *int64           `json:"audio_input_micros_per_million,omitempty"`
+	CachedAudioInput *int64           `json:"cached_audio_input_micros_per_million,omitempty"`
+	AudioOutput      *int64           `json:"audio_output_micros_per_million,omitempty"`
+	Tools            map[string]int64 `json:"tool_fees_micros,omitempty"`
+	LongContext      Tiers            `json:"long_context,omitempty"`
+	TimeOfDay        []ExtraWindow    `json:"time_of_day,omitempty"`
 
 	Images *ExtraImages `json:"images,omitempty"` // an image model's prices (see pricing.Images)
 }
@@ -192,6 +197,12 @@ func (x *Extra) Validate() error {
 	if err := rates("", ExtraRates{CacheWrite: x.CacheWrite, CacheWrite1h: x.CacheWrite1h, Tools: x.Tools}); err != nil {
 		return err
 	}
+	for name, v := range map[string]*int64{"audio_input_micros_per_million": x.AudioInput,
+		"cached_audio_input_micros_per_million": x.CachedAudioInput, "audio_output_micros_per_million": x.AudioOutput} {
+		if err := neg(name, v); err != nil {
+			return err
+		}
+	}
 	if x.Images != nil {
 		if err := x.Images.validate(); err != nil {
 			return err
@@ -310,6 +321,11 @@ func apply(b *pricing.Base, x *Extra) {
 	if x != nil && x.CacheWrite1h != nil {
 		b.CacheWrite1h = *x.CacheWrite1h
 	}
+	b.AudioInput, b.CachedAudioInput, b.AudioOutput = b.Input, b.CachedInput, b.Output
+	if x != nil {
+		b.AudioInput, b.CachedAudioInput, b.AudioOutput = or(x.AudioInput, b.Input), or(x.CachedAudioInput, b.CachedInput),
+			or(x.AudioOutput, b.Output)
+	}
 	b.Long, b.Hours, b.Tools, b.Images = nil, nil, nil, nil
 	if x == nil {
 		return
@@ -339,6 +355,8 @@ func resolve(std pricing.Rates, r ExtraRates) pricing.Rates {
 	out.CacheWrite = or(r.CacheWrite, out.Input)
 	out.CacheWrite1h = or(r.CacheWrite1h, out.CacheWrite)
 	out.Reasoning = or(r.Reasoning, out.Output)
+	// A tier's or window's audio tokens: at its text prices.
+	out.AudioInput, out.CachedAudioInput, out.AudioOutput = out.Input, out.CachedInput, out.Output
 	if len(r.Tools) > 0 {
 		out.Tools = r.Tools
 	}
@@ -356,6 +374,15 @@ func extraOf(std pricing.Rates, long []pricing.Tier, hours []pricing.Window, ima
 	if std.CacheWrite1h != std.CacheWrite {
 		x.CacheWrite1h = ptr(std.CacheWrite1h)
 	}
+	if std.AudioInput != std.Input {
+		x.AudioInput = ptr(std.AudioInput)
+	}
+	if std.CachedAudioInput != std.CachedInput {
+		x.CachedAudioInput = ptr(std.CachedAudioInput)
+	}
+	if std.AudioOutput != std.Output {
+		x.AudioOutput = ptr(std.AudioOutput)
+	}
 	for _, t := range long {
 		x.LongContext = append(x.LongContext, ExtraTier{AbovePromptTokens: t.Above, ExtraRates: minimal(t.Rates, std)})
 	}
@@ -364,7 +391,8 @@ func extraOf(std pricing.Rates, long []pricing.Tier, hours []pricing.Window, ima
 		ew.Days, ew.From, ew.To = WindowOf(w)
 		x.TimeOfDay = append(x.TimeOfDay, ew)
 	}
-	if x.CacheWrite == nil && x.CacheWrite1h == nil && len(x.Tools) == 0 && len(x.LongContext) == 0 && len(x.TimeOfDay) == 0 && x.Images == nil {
+	if x.CacheWrite == nil && x.CacheWrite1h == nil && x.AudioInput == nil && x.CachedAudioInput == nil && x.AudioOutput == nil &&
+		len(x.Tools) == 0 && len(x.LongContext) == 0 && len(x.TimeOfDay) == 0 && x.Images == nil {
 		return nil
 	}
 	b, _ := json.Marshal(x) // integers and strings always marshal

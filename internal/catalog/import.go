@@ -319,9 +319,11 @@ func parseBeaver(raw json.RawMessage, known func(string) bool) ([]incoming, erro
 
 // Export writes every model (inactive ones included) in Beaver's catalog
 // format, with its base prices: a file Import takes back unchanged.
+// Private (fine-tuned) models are not part of the catalog's file: an import
+// would make them public.
 func (c *Catalog) Export(ctx context.Context) ([]byte, error) {
 	var rows []models.Model
-	if err := c.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
+	if err := c.db.WithContext(ctx).Where("owner_account_id IS NULL").Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("catalog: export: %w", err)
 	}
 	file := struct {

@@ -121,18 +121,23 @@ func embeddingOperation(req *embedding.Request) operation {
 		}}
 }
 
-// chatModels keeps chat requests off embedding models: the model asked for
-// must be a chat model (else 400, param model, or models when it is the
-// first of them), and so must every model the request lists (400, param
-// models); configured fallbacks that are embedding models are left out.
+// chatModels keeps chat requests off embedding, realtime and image models:
+// the model asked for must be a chat model (else 400, param model, or
+// models when it is the first of them), and so must every model the
+// request lists (400, param models); configured fallbacks that are
+// embedding, realtime or image models are left out.
 func chatModels(call Call, chain []candidate) ([]candidate, error) {
 	refuse := func(e *catalog.Entry, param string) error {
-		if e.Images() {
+		switch {
+		case e.Realtime():
+			return apierr.Invalid("model %s is a realtime model; use GET /v1/realtime (a WebSocket)", e.ID).WithParam(param)
+		case e.Images():
 			return notImages(e).WithParam(param)
 		}
 		return apierr.Invalid("model %s is an embedding model; use POST /v1/embeddings", e.ID).WithParam(param)
 	}
-	if e := chain[0].entry; e.Embeddings() || e.Images() {
+	notChat := func(e *catalog.Entry) bool { return e.Embeddings() || e.Realtime() || e.Images() }
+	if e := chain[0].entry; notChat(e) {
 		if call.Model == "" {
 			return nil, refuse(e, "models")
 		}
@@ -141,7 +146,7 @@ func chatModels(call Call, chain []candidate) ([]candidate, error) {
 	out := chain[:1]
 	for _, c := range chain[1:] {
 		switch {
-		case !c.entry.Embeddings() && !c.entry.Images():
+		case !notChat(c.entry):
 			out = append(out, c)
 		case call.Request.Models != nil:
 			return nil, refuse(c.entry, "models")

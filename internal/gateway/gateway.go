@@ -240,6 +240,11 @@ func newGenerationID(prefix string, d Durable) string {
 	return ids.Generation(prefix)
 }
 
+// KeyPolicy applies an API key's allowed models and IPs to a request for
+// model from ip (a session has none): 403 forbidden outside them. Other
+// surfaces than chat (realtime) apply it through this.
+func KeyPolicy(p *auth.Principal, model, ip string) error { return checkKeyPolicy(p, model, ip) }
+
 // checkKeyPolicy applies an API key's allowed models and IPs.
 func checkKeyPolicy(p *auth.Principal, model, ip string) error {
 	if p.Key == nil {

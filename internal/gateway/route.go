@@ -43,7 +43,11 @@ func (g *Gateway) chain(p *auth.Principal, model string, models []string, ip str
 		}
 		primary, listed, first = listed[0], listed[1:], 1
 	}
-	entry, err := g.catalog.Resolve(primary)
+	account := ""
+	if p != nil {
+		account = p.Account.ID
+	}
+	entry, err := g.catalog.ResolveFor(primary, account) // the account's fine-tuned models too
 	if err != nil {
 		if first == 1 {
 			return nil, modelsError(0, err)
@@ -70,7 +74,7 @@ func (g *Gateway) chain(p *auth.Principal, model string, models []string, ip str
 	}
 	if models != nil {
 		for i, name := range listed {
-			e, err := g.catalog.Resolve(name)
+			e, err := g.catalog.ResolveFor(name, account)
 			if err != nil {
 				return nil, modelsError(i+first, err)
 			}

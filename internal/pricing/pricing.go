@@ -38,6 +38,9 @@ var Markups = map[string]int64{
 // reasoning (thinking) completion token. Where a provider publishes none,
 // they are the input (cache writes: CacheWrite for one hour) and the output
 // price: the catalog fills them so, and every price here is explicit.
+// AudioInput, CachedAudioInput and AudioOutput price audio tokens apart
+// from text (OpenAI's Realtime API bills them so); the catalog makes them
+// the input, cached-input and output prices where none is published.
 //
 // Long and Hours are price sets that replace every price above for some
 // requests: Long's tiers (ascending thresholds) when the prompt is above a
@@ -51,6 +54,9 @@ type Base struct {
 	CachedInput              int64
 	Reasoning                int64
 	CacheWrite, CacheWrite1h int64
+	AudioInput               int64
+	CachedAudioInput         int64
+	AudioOutput              int64
 	Tools                    map[string]int64
 	Long                     []Tier
 	Hours                    []Window
@@ -64,6 +70,9 @@ type Price struct {
 	Input, Output, Fee       int64 // marked up; these are charged
 	CachedInput, Reasoning   int64 // marked up
 	CacheWrite, CacheWrite1h int64
+	AudioInput               int64 // marked up
+	CachedAudioInput         int64
+	AudioOutput              int64
 	Tools                    map[string]int64
 	Long                     []Tier
 	Hours                    []Window
@@ -79,6 +88,7 @@ type Price struct {
 type Rates struct {
 	Input, CachedInput, CacheWrite, CacheWrite1h int64
 	Output, Reasoning, Fee                       int64
+	AudioInput, CachedAudioInput, AudioOutput    int64
 	Tools                                        map[string]int64
 	ImageInput, ImageOutput, Image               int64
 }
@@ -117,13 +127,15 @@ func (w Window) Contains(t time.Time) bool {
 // Rates returns b's standard price set.
 func (b Base) Rates() Rates {
 	return b.Images.rates(Rates{Input: b.Input, CachedInput: b.CachedInput, CacheWrite: b.CacheWrite, CacheWrite1h: b.CacheWrite1h,
-		Output: b.Output, Reasoning: b.Reasoning, Fee: b.Fee, Tools: b.Tools})
+		Output: b.Output, Reasoning: b.Reasoning, Fee: b.Fee, Tools: b.Tools,
+		AudioInput: b.AudioInput, CachedAudioInput: b.CachedAudioInput, AudioOutput: b.AudioOutput})
 }
 
 // Rates returns p's standard marked-up price set.
 func (p Price) Rates() Rates {
 	return p.Images.rates(Rates{Input: p.Input, CachedInput: p.CachedInput, CacheWrite: p.CacheWrite, CacheWrite1h: p.CacheWrite1h,
-		Output: p.Output, Reasoning: p.Reasoning, Fee: p.Fee, Tools: p.Tools})
+		Output: p.Output, Reasoning: p.Reasoning, Fee: p.Fee, Tools: p.Tools,
+		AudioInput: p.AudioInput, CachedAudioInput: p.CachedAudioInput, AudioOutput: p.AudioOutput})
 }
 
 // Tier names of Details.Tier.
@@ -211,6 +223,7 @@ func MarkUpAs(m Base, cat string) Price {
 	r := m.Rates().markUp(pm)
 	p := Price{Base: m, Input: r.Input, Output: r.Output, Fee: r.Fee, CachedInput: r.CachedInput,
 		Reasoning: r.Reasoning, CacheWrite: r.CacheWrite, CacheWrite1h: r.CacheWrite1h, Tools: r.Tools,
+		AudioInput: r.AudioInput, CachedAudioInput: r.CachedAudioInput, AudioOutput: r.AudioOutput,
 		Images: m.Images.markUp(pm), Category: cat, MarkupPermille: pm}
 	for _, t := range m.Long {
 		p.Long = append(p.Long, Tier{Above: t.Above, Rates: t.Rates.markUp(pm)})
@@ -227,7 +240,9 @@ func (r Rates) markUp(permille int64) Rates {
 	out := Rates{Input: MarkUp(r.Input, permille), CachedInput: MarkUp(r.CachedInput, permille),
 		CacheWrite: MarkUp(r.CacheWrite, permille), CacheWrite1h: MarkUp(r.CacheWrite1h, permille),
 		Output: MarkUp(r.Output, permille), Reasoning: MarkUp(r.Reasoning, permille), Fee: MarkUp(r.Fee, permille),
-		ImageInput: MarkUp(r.ImageInput, permille), ImageOutput: MarkUp(r.ImageOutput, permille), Image: MarkUp(r.Image, permille)}
+		AudioInput: MarkUp(r.AudioInput, permille), CachedAudioInput: MarkUp(r.CachedAudioInput, permille),
+		AudioOutput: MarkUp(r.AudioOutput, permille),
+		ImageInput:  MarkUp(r.ImageInput, permille), ImageOutput: MarkUp(r.ImageOutput, permille), Image: MarkUp(r.Image, permille)}
 	if r.Tools != nil {
 		out.Tools = make(map[string]int64, len(r.Tools))
 		for k, v := range r.Tools {
@@ -257,15 +272,30 @@ type Charge struct {
 // convention: cache reads (Cached) and cache writes (CacheWrite, of which
 // CacheWrite1h were written for an hour) are part of Prompt, reasoning
 // tokens part of Completion. Tools counts provider-run tool calls by tool.
+// AudioPrompt (of which CachedAudio were cache reads) are the audio tokens
+// of Prompt, CachedAudio part of Cached too; AudioCompletion the audio
+// tokens of Completion (OpenAI's Realtime usage); the rest is text.
 // ImageInput (image tokens of the prompt) are part of Prompt, ImageOutput
 // part of Completion; Images counts the images delivered.
 type Tokens struct {
 	Prompt, Completion       int64
 	Cached, Reasoning        int64
 	CacheWrite, CacheWrite1h int64
+	AudioPrompt, CachedAudio int64
+	AudioCompletion          int64
 	Tools                    map[string]int64
 	ImageInput, ImageOutput  int64
 	Images                   int64
+}
+
+// audio is t's audio tokens, each within what is left of its total: the
+// uncached audio prompt tokens (of in), the cached ones (of cached) and
+// the audio completion tokens (of out).
+func (t Tokens) audio(in, cached, out int64) (audioIn, audioCached, audioOut int64) {
+	audioCached = min(max(t.CachedAudio, 0), cached)
+	audioIn = min(max(t.AudioPrompt-max(t.CachedAudio, 0), 0), in)
+	audioOut = min(max(t.AudioCompletion, 0), out)
+	return audioIn, audioCached, audioOut
 }
 
 // split returns the prompt tokens at the input price, the cache reads, the
@@ -291,6 +321,8 @@ func (t Tokens) split() (in, cached, write, write1h, out, reasoning, imgIn, imgO
 // ceiling's remainder in RoundingMicros.
 func costOf(r Rates, t Tokens) (int64, *Details) {
 	in, cached, write, write1h, out, reasoning, imgIn, imgOut := t.split()
+	audioIn, audioCached, audioOut := t.audio(in, cached, out)
+	in, cached, out = in-audioIn, cached-audioCached, out-audioOut
 	d := &Details{}
 	var sum, floors int64
 	for _, l := range [...]struct {
@@ -298,7 +330,8 @@ func costOf(r Rates, t Tokens) (int64, *Details) {
 		n, perMilln int64
 	}{{"input", in, r.Input}, {"cached_input", cached, r.CachedInput}, {"cache_write", write, r.CacheWrite},
 		{"cache_write_1h", write1h, r.CacheWrite1h}, {"output", out, r.Output}, {"reasoning", reasoning, r.Reasoning},
-		{"image_input", imgIn, r.ImageInput}, {"image_output", imgOut, r.ImageOutput}} {
+		{"input_audio", audioIn, r.AudioInput}, {"cached_input_audio", audioCached, r.CachedAudioInput},
+		{"output_audio", audioOut, r.AudioOutput}, {"image_input", imgIn, r.ImageInput}, {"image_output", imgOut, r.ImageOutput}} {
 		if l.n == 0 {
 			continue
 		}
@@ -375,19 +408,21 @@ func (p Price) UpperBound(at time.Time, prompt, toolCalls int64) Price {
 	b := bound(marked, toolCalls)
 	out.Input, out.Output, out.Fee = b.Input, b.Output, b.Fee
 	out.CachedInput, out.CacheWrite, out.CacheWrite1h, out.Reasoning = b.Input, b.Input, b.Input, b.Output
+	out.AudioInput, out.CachedAudioInput, out.AudioOutput = b.Input, b.Input, b.Output
 	return out
 }
 
 // bound is the one-price-per-side Base that covers every dimension of r
 // (image tokens included; images themselves are bounded by ImageBound).
 func bound(r Rates, toolCalls int64) Base {
-	in := max(r.Input, r.CachedInput, r.CacheWrite, r.CacheWrite1h, r.ImageInput)
-	out := max(r.Output, r.Reasoning, r.ImageOutput)
+	in := max(r.Input, r.CachedInput, r.CacheWrite, r.CacheWrite1h, r.AudioInput, r.CachedAudioInput, r.ImageInput)
+	out := max(r.Output, r.Reasoning, r.AudioOutput, r.ImageOutput)
 	fee := r.Fee
 	for _, f := range r.Tools {
 		fee += toolCalls * f
 	}
-	return Base{Input: in, Output: out, Fee: fee, CachedInput: in, CacheWrite: in, CacheWrite1h: in, Reasoning: out}
+	return Base{Input: in, Output: out, Fee: fee, CachedInput: in, CacheWrite: in, CacheWrite1h: in, Reasoning: out,
+		AudioInput: in, CachedAudioInput: in, AudioOutput: out}
 }
 
 // max returns, in each dimension, the larger of r's and o's price.
@@ -395,7 +430,9 @@ func (r Rates) max(o Rates) Rates {
 	out := Rates{Input: max(r.Input, o.Input), CachedInput: max(r.CachedInput, o.CachedInput),
 		CacheWrite: max(r.CacheWrite, o.CacheWrite), CacheWrite1h: max(r.CacheWrite1h, o.CacheWrite1h),
 		Output: max(r.Output, o.Output), Reasoning: max(r.Reasoning, o.Reasoning), Fee: max(r.Fee, o.Fee),
-		ImageInput: max(r.ImageInput, o.ImageInput), ImageOutput: max(r.ImageOutput, o.ImageOutput), Image: max(r.Image, o.Image)}
+		AudioInput: max(r.AudioInput, o.AudioInput), CachedAudioInput: max(r.CachedAudioInput, o.CachedAudioInput),
+		AudioOutput: max(r.AudioOutput, o.AudioOutput),
+		ImageInput:  max(r.ImageInput, o.ImageInput), ImageOutput: max(r.ImageOutput, o.ImageOutput), Image: max(r.Image, o.Image)}
 	if len(r.Tools)+len(o.Tools) > 0 {
 		out.Tools = map[string]int64{}
 		for _, m := range []map[string]int64{r.Tools, o.Tools} {
@@ -413,9 +450,11 @@ func (r Rates) max(o Rates) Rates {
 func Max(a, b Price) Price {
 	a.Input, a.Output, a.Fee = max(a.Input, b.Input), max(a.Output, b.Output), max(a.Fee, b.Fee)
 	a.CachedInput, a.CacheWrite, a.CacheWrite1h, a.Reasoning = a.Input, a.Input, a.Input, a.Output
+	a.AudioInput, a.CachedAudioInput, a.AudioOutput = a.Input, a.Input, a.Output
 	x := &a.Base
 	x.Input, x.Output, x.Fee = max(x.Input, b.Base.Input), max(x.Output, b.Base.Output), max(x.Fee, b.Base.Fee)
 	x.CachedInput, x.CacheWrite, x.CacheWrite1h, x.Reasoning = x.Input, x.Input, x.Input, x.Output
+	x.AudioInput, x.CachedAudioInput, x.AudioOutput = x.Input, x.Input, x.Output
 	return a
 }
 
@@ -464,8 +503,9 @@ type Details struct {
 // Line is one priced dimension of a charge.
 type Line struct {
 	// Dimension is input, cached_input, cache_write, cache_write_1h,
-	// output, reasoning, image_input, image_output, request, image, or a
-	// tool's name for per-call fees.
+	// output, reasoning, input_audio, cached_input_audio, output_audio,
+	// image_input, image_output, request, image, or a tool's name for
+	// per-call fees.
 	Dimension   string `json:"dimension"`
 	Quantity    int64  `json:"quantity"`
 	Unit        string `json:"unit"`         // "token", "request", "image" or "call"

@@ -147,6 +147,21 @@ func (r *Registry) Get(name string) (providers.Provider, bool) {
 	return e.prov, true
 }
 
+// Endpoint returns the first base URL and API key of provider name, for
+// the few calls that are relays rather than inference (fine-tuning jobs
+// and their files): the key goes into the request's Authorization header
+// and nowhere else.
+func (r *Registry) Endpoint(name string) (baseURL, apiKey string, ok bool) {
+	e, ok := r.cur.Load().lookup(name)
+	if !ok {
+		return "", "", false
+	}
+	if len(e.cfg.Endpoints) > 0 {
+		return e.cfg.Endpoints[0].BaseURL, e.cfg.Endpoints[0].APIKey, true
+	}
+	return e.cfg.BaseURL, e.cfg.APIKey, true
+}
+
 // Names lists every provider, sorted (providers.Set).
 func (r *Registry) Names() []string { return slices.Clone(r.cur.Load().names) }
 

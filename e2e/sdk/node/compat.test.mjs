@@ -5,12 +5,15 @@
 // surface): BEAVER_BASE_URL, BEAVER_KEY (funded), BEAVER_BROKE_KEY
 // (no balance), BEAVER_RPM_KEY (rpm_limit 1, unused until the 429 check),
 // BEAVER_OTHER_KEY (a second funded account: reads and free counts only),
-// BEAVER_MODELS, BEAVER_REASONING_MODELS, BEAVER_EMBEDDING_MODEL.
+// BEAVER_MODELS, BEAVER_REASONING_MODELS, BEAVER_EMBEDDING_MODEL,
+// BEAVER_TLS_BASE_URL (a TLS proxy in front of Beaver: the realtime client
+// speaks wss only) and BEAVER_REALTIME_MODEL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI, { APIError, AuthenticationError, NotFoundError, RateLimitError, toFile } from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI, ApiError as GoogleApiError } from '@google/genai';
+import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 
 const env = (name) => {
   const v = process.env[name];
@@ -422,4 +425,42 @@ test('@google/genai countTokens, embedContent and errors', async () => {
   });
   await expect(genai.models.generateContent({ model: 'openai/no-such-model', contents: 'hi' }), 404);
   await expect(google('sk-beaver-not-a-real-key').models.generateContent({ model: models[0], contents: 'hi' }), 401);
+});
+
+// The npm client's realtime session (openai/realtime/ws, the key in
+// Authorization) through Beaver's GET /v1/realtime: two responses, each
+// response.done carrying Beaver's charge.
+test('realtime: OpenAIRealtimeWS session with two charged responses', async () => {
+  const tls = new OpenAI({ baseURL: env('BEAVER_TLS_BASE_URL') + '/v1', apiKey: env('BEAVER_KEY'), maxRetries: 0 });
+  const rt = new OpenAIRealtimeWS({ model: env('BEAVER_REALTIME_MODEL'), options: { rejectUnauthorized: false } }, tls);
+  const errors = [];
+  rt.on('error', (err) => errors.push(err));
+  const next = (type) => new Promise((resolve) => rt.once(type, resolve));
+  const session = await next('session.created');
+  assert.equal(session.session.model, 'gpt-realtime');
+  rt.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'], instructions: 'Be brief.' } });
+  await next('session.updated');
+  let total = 0;
+  for (const [text, n] of [['hello [[words:4]]', 4], ['again [[words:2]]', 2]]) {
+    let said = '';
+    const onDelta = (ev) => { said += ev.delta; };
+    rt.on('response.output_text.delta', onDelta);
+    rt.send({ type: 'conversation.item.create',
+      item: { type: 'message', role: 'user', content: [{ type: 'input_text', text }] } });
+    rt.send({ type: 'response.create' });
+    const done = await next('response.done');
+    rt.off('response.output_text.delta', onDelta);
+    assert.equal(words(said), n, said);
+    const u = done.response.usage;
+    assert.ok(u.input_tokens > 0 && u.output_tokens === n, JSON.stringify(u));
+    assert.ok(Number.isInteger(u.cost_micros) && u.cost_micros > 0, JSON.stringify(u));
+    assert.equal(Math.round(u.cost * 1e6), u.cost_micros);
+    assert.equal(u.generation_id, 'rt_' + done.response.id);
+    total += u.cost_micros;
+  }
+  const closed = new Promise((resolve) => rt.socket.once('close', resolve));
+  rt.close();
+  await closed;
+  assert.deepEqual(errors, []);
+  assert.ok(total > 0);
 });

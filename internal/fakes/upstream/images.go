@@ -96,7 +96,7 @@ func FakeImageURL(prompt string, i int) string {
 
 var errDirective = regexp.MustCompile(`\[\[error:(\d{3})\]\]`)
 
-func words(s string) int { return max(1, len(strings.Fields(s))) }
+func promptWords(s string) int { return max(1, len(strings.Fields(s))) }
 
 // images answers r when it is an image request, and reports whether it
 // was one.
@@ -216,7 +216,7 @@ func (s *Server) openaiImages(w http.ResponseWriter, req *oaImageRequest, inputs
 			oaImageError(w, http.StatusBadRequest, "Invalid size or quality.", "size")
 			return
 		}
-		text, img := words(req.Prompt), inputs*FakeImageInputTokens
+		text, img := promptWords(req.Prompt), inputs*FakeImageInputTokens
 		out["usage"] = map[string]any{"input_tokens": text + img,
 			"input_tokens_details": map[string]any{"text_tokens": text, "image_tokens": img},
 			"output_tokens":        n * per, "total_tokens": text + img + n*per}
@@ -294,7 +294,7 @@ func (s *Server) geminiImages(w http.ResponseWriter, model string, body []byte) 
 		gmImageError(w, http.StatusBadRequest, "the fake answers image models with responseModalities [IMAGE] only")
 		return
 	}
-	text, img := words(prompt.String()), 258*inputs
+	text, img := promptWords(prompt.String()), 258*inputs
 	details := []map[string]any{{"modality": "TEXT", "tokenCount": text}}
 	if img > 0 {
 		details = append(details, map[string]any{"modality": "IMAGE", "tokenCount": img})

@@ -18,6 +18,9 @@
 //	GET  /models, /v1/models                         the model list, OpenAI's
 //	                                                 (and Anthropic's) shape
 //	GET  /v1beta/models                              the model list, Gemini's
+//	POST /v1/files, /v1/fine_tuning/jobs…             OpenAI's files and fine-tuning
+//	                                                 jobs (finetune.go)
+//	GET  /v1/realtime, /realtime (WebSocket)         OpenAI's Realtime API (realtime.go)
 //
 // Answers are deterministic and steered by directives in the text of the
 // last user message:
@@ -158,6 +161,7 @@ type Server struct {
 	seen      map[string]int // requests per last user message, for [[fail-first:K]]
 	cancelled atomic.Int64
 	seq       atomic.Uint64
+	ft        *ftState // files and fine-tuning jobs (finetune.go), under mu
 }
 
 // New returns a fake upstream.
@@ -294,6 +298,12 @@ type streamer interface {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.fineTuning(w, r) { // finetune.go
+		return
+	}
+	if s.realtime(w, r) { // a WebSocket (realtime.go)
+		return
+	}
 	if r.Method == http.MethodGet && s.listModels(w, r) {
 		return
 	}
