@@ -34,6 +34,10 @@ func (s *Server) createResponse(c *gin.Context) {
 		s.fail(c, apierr.Invalid("model is required").WithParam("model"))
 		return
 	}
+	if req.Background {
+		s.createBackgroundResponse(c, p, req) // background_responses.go
+		return
+	}
 	call := gateway.Call{Principal: p, Request: req.Chat, Model: req.Chat.Model, ClientIP: clientIP(c), RequestID: requestID(c),
 		OnAttempts: func(a gateway.Attempts) { c.Header("X-Beaver-Attempts", a.String()) }}
 	if req.Chat.Stream {

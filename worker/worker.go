@@ -38,6 +38,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.RefundWorkflow)
 	r.RegisterWorkflow(workflows.AutoRechargeWorkflow)
 	r.RegisterWorkflow(workflows.ModelDiscoveryWorkflow)
+	r.RegisterWorkflow(workflows.BackgroundResponseWorkflow)
 }
 
 // Register registers every workflow, and every exported method of each
@@ -95,6 +96,9 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 		Mailer: deps.Mailer, Providers: deps.Providers, PublicURL: cfg.PublicURL, Log: deps.Log}}
 	if deps.Payments != nil {
 		acts = append(acts, &activities.PaymentActivities{Payments: deps.Payments})
+	}
+	if deps.Gateway != nil {
+		acts = append(acts, &activities.BackgroundResponseActivities{DB: deps.DB, Gateway: deps.Gateway, Log: deps.Log})
 	}
 	Register(w, acts...)
 	return w
