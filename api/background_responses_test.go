@@ -87,6 +87,7 @@ func (f *backgroundWorkflows) run(id string) {
 	go func() {
 		var s testsuite.WorkflowTestSuite
 		env := s.NewTestWorkflowEnvironment()
+		env.SetTestTimeout(time.Minute) // the run takes real time (its default is 3s: too short on a busy machine)
 		env.RegisterWorkflow(workflows.BackgroundResponseWorkflow)
 		env.RegisterActivity(f.acts)
 		env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.BackgroundResponseWorkflowID(id)})
@@ -172,7 +173,7 @@ func TestBackgroundResponseCompletes(t *testing.T) {
 		}
 		done := inf.poll(key, id, "completed")
 		if run := wf.result(t, id); run.err != nil || run.res.Status != "completed" {
-			t.Fatalf("run: %+v", run)
+			t.Fatalf("run: %+v (error %v)", run, run.err)
 		}
 		if done.str("id") != id || done.get("background") != true || done.num("created_at") != r.num("created_at") ||
 			len(strings.Fields(done.str("output.0.content.0.text"))) != 7 || done.str("instructions") != "Be brief." {
@@ -222,7 +223,7 @@ func TestBackgroundResponseCancelQueuedIsFree(t *testing.T) {
 		inf.do("POST", "/v1/responses/"+id+"/cancel", key, nil).want(200)
 		wf.release()
 		if run := wf.result(t, id); run.err != nil || run.res.Status != "cancelled" {
-			t.Fatalf("run: %+v", run)
+			t.Fatalf("run: %+v (error %v)", run, run.err)
 		}
 		inf.poll(key, id, "cancelled")
 		after, _ := inf.balance(u.Token)
@@ -263,7 +264,7 @@ func TestBackgroundResponseCancelInFlight(t *testing.T) {
 			t.Fatalf("cancel answered %s", c.Raw)
 		}
 		if run := wf.result(t, id); run.err != nil || run.res.Status != "cancelled" {
-			t.Fatalf("run: %+v", run)
+			t.Fatalf("run: %+v (error %v)", run, run.err)
 		}
 		genID := responses.GenerationID(id)
 		deadline = time.Now().Add(20 * time.Second)
