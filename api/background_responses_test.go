@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/beaver-gateway/beaver/activities"
 	"github.com/beaver-gateway/beaver/api"
@@ -87,7 +88,11 @@ func (f *backgroundWorkflows) run(id string) {
 	go func() {
 		var s testsuite.WorkflowTestSuite
 		env := s.NewTestWorkflowEnvironment()
-		env.SetTestTimeout(time.Minute) // the run takes real time (its default is 3s: too short on a busy machine)
+		// The run takes real time, and a busy machine may starve the
+		// workflow goroutine: neither the testsuite's 3s test timeout nor
+		// its 1s deadlock detector apply here.
+		env.SetTestTimeout(time.Minute)
+		env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: time.Minute})
 		env.RegisterWorkflow(workflows.BackgroundResponseWorkflow)
 		env.RegisterActivity(f.acts)
 		env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.BackgroundResponseWorkflowID(id)})
