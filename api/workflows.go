@@ -52,6 +52,12 @@ type Workflows interface {
 	// StartRefund starts a durable refund named by key and returns its
 	// workflow id; the same key returns the same workflow.
 	StartRefund(ctx context.Context, key string, in workflows.RefundInput) (workflowID string, err error)
+
+	// StartBackgroundResponse starts the run of a stored background
+	// response (BackgroundResponseWorkflow); starting it again is success.
+	StartBackgroundResponse(ctx context.Context, respID string) error
+	// CancelBackgroundResponse cancels that run; one that ended is success.
+	CancelBackgroundResponse(ctx context.Context, respID string) error
 }
 
 // noWorkflows is used when the process runs without Temporal.
@@ -93,4 +99,12 @@ func (noWorkflows) StartTopUpSettlement(context.Context, workflows.TopUpSettleme
 
 func (noWorkflows) StartRefund(context.Context, string, workflows.RefundInput) (string, error) {
 	return "", unavailable("a refund")
+}
+
+func (noWorkflows) StartBackgroundResponse(context.Context, string) error {
+	return unavailable("a background response")
+}
+
+func (noWorkflows) CancelBackgroundResponse(context.Context, string) error {
+	return unavailable("cancelling a background response")
 }

@@ -244,6 +244,12 @@ type StoredResponse struct {
 	Response           string
 	CreatedAt          time.Time
 	ExpiresAt          time.Time
+	// A background response's run (migration 00016): its request
+	// (responses.Job, JSON) and the answer recorded before its charge.
+	Background  bool
+	Job         *string
+	Answer      *string
+	AnswerModel *string
 }
 
 // PriceVersion is one price computation.

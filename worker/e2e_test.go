@@ -32,6 +32,7 @@ import (
 	fakestripe "github.com/beaver-gateway/beaver/internal/fakes/stripe"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/finetune"
+	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
@@ -128,11 +129,16 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 
+	// The gateway background responses run through (on the fake upstream).
+	eng := billing.NewEngine(d, quiet, billing.EngineOptions{})
+	t.Cleanup(eng.Close)
+	gw := gateway.New(gateway.Deps{Billing: eng, Catalog: cat, Providers: reg, Log: quiet}, gateway.Options{})
+
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- worker.Run(wctx, srv.Client(), cfg, worker.Deps{DB: d, Catalog: cat, Auth: svc, Mailer: rec,
-			Log: quiet, Registerer: prometheus.NewRegistry(), Payments: pay, Providers: reg,
+			Log: quiet, Registerer: prometheus.NewRegistry(), Payments: pay, Providers: reg, Gateway: gw,
 			FineTune: finetune.New(finetune.Options{DB: d, Catalog: cat, Endpoints: reg, Log: quiet})})
 	}()
 	t.Cleanup(func() {

@@ -40,6 +40,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.AutoRechargeWorkflow)
 	r.RegisterWorkflow(workflows.ModelDiscoveryWorkflow)
 	r.RegisterWorkflow(workflows.FineTuningJobWorkflow)
+	r.RegisterWorkflow(workflows.BackgroundResponseWorkflow)
 }
 
 // Register registers every workflow, and every exported method of each
@@ -103,6 +104,9 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 	}
 	if deps.FineTune != nil {
 		acts = append(acts, &activities.FineTuningActivities{FineTune: deps.FineTune})
+	}
+	if deps.Gateway != nil {
+		acts = append(acts, &activities.BackgroundResponseActivities{DB: deps.DB, Gateway: deps.Gateway, Log: deps.Log})
 	}
 	Register(w, acts...)
 	return w
