@@ -17,10 +17,12 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/batches"
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/files"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
@@ -56,6 +58,10 @@ type Deps struct {
 	Mailer    mail.Sender        // nil = log each email (mail.LogSender)
 	Limiter   *ratelimit.Limiter // nil = an in-memory limiter for this process
 	Payments  *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
+	// Files and Batches serve /v1/files and /v1/batches; nil = built from
+	// DB and Config (BEAVER_FILES_DIR, BEAVER_FILES_MAX_BYTES).
+	Files   *files.Service
+	Batches *batches.Service
 }
 
 // Server holds the router and dependencies.
@@ -68,6 +74,8 @@ type Server struct {
 	metrics *httpMetrics
 	started time.Time
 	gateway *gateway.Gateway
+	files   *files.Service
+	batches *batches.Service
 }
 
 type httpMetrics struct {
@@ -106,7 +114,14 @@ func New(d Deps) *Server {
 			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks,
 				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})
 	}
-	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway}
+	if d.Files == nil {
+		d.Files = &files.Service{DB: d.DB, Store: files.NewStore(d.DB, d.Config.FilesDir), MaxBytes: d.Config.FilesMaxBytes}
+	}
+	if d.Batches == nil {
+		d.Batches = &batches.Service{DB: d.DB, Files: d.Files, Log: d.Log}
+	}
+	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway,
+		files: d.Files, batches: d.Batches}
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
 			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
@@ -195,6 +210,16 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/v1beta/models", s.geminiListModels)
 	r.GET("/v1beta/models/*path", s.geminiGetModel)
 	a.GET("/v1/generation", s.generation)
+	// Uploads are streamed to the store, not read whole first (uploadBodies).
+	r.POST("/v1/files", s.authenticate, bodies.uploadBodies(), s.uploadFile)
+	a.GET("/v1/files", s.listFiles)
+	a.GET("/v1/files/:id", s.getFile)
+	a.GET("/v1/files/:id/content", s.fileContent)
+	a.DELETE("/v1/files/:id", s.deleteFile)
+	a.POST("/v1/batches", s.createBatch)
+	a.GET("/v1/batches", s.listBatches)
+	a.GET("/v1/batches/:id", s.getBatch)
+	a.POST("/v1/batches/:id/cancel", s.cancelBatch)
 
 	ad := r.Group("/admin", s.authenticate, adminOnly, account)
 	ad.GET("/accounts", s.adminListAccounts)

@@ -52,6 +52,9 @@ type Workflows interface {
 	// StartRefund starts a durable refund named by key and returns its
 	// workflow id; the same key returns the same workflow.
 	StartRefund(ctx context.Context, key string, in workflows.RefundInput) (workflowID string, err error)
+	// StartBatch starts BatchWorkflow for a validating batch (batch:<id>);
+	// an error means it was not started.
+	StartBatch(ctx context.Context, batchID string) error
 }
 
 // noWorkflows is used when the process runs without Temporal.
@@ -94,3 +97,5 @@ func (noWorkflows) StartTopUpSettlement(context.Context, workflows.TopUpSettleme
 func (noWorkflows) StartRefund(context.Context, string, workflows.RefundInput) (string, error) {
 	return "", unavailable("a refund")
 }
+
+func (noWorkflows) StartBatch(context.Context, string) error { return unavailable("a batch") }

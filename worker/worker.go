@@ -16,6 +16,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/activities"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/batches"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
@@ -38,6 +39,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.RefundWorkflow)
 	r.RegisterWorkflow(workflows.AutoRechargeWorkflow)
 	r.RegisterWorkflow(workflows.ModelDiscoveryWorkflow)
+	r.RegisterWorkflow(workflows.BatchWorkflow)
 }
 
 // Register registers every workflow, and every exported method of each
@@ -68,6 +70,9 @@ type Deps struct {
 	// Gateway runs the inference of durable jobs (batches, background
 	// responses); nil leaves their activities unregistered.
 	Gateway *gateway.Gateway
+	// Batches runs the lines of batches (with Gateway); nil leaves the
+	// batch activities unregistered.
+	Batches *batches.Service
 	// SkipSchedules leaves the schedules alone (tests that create their own).
 	SkipSchedules bool
 }
@@ -95,6 +100,9 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 		Mailer: deps.Mailer, Providers: deps.Providers, PublicURL: cfg.PublicURL, Log: deps.Log}}
 	if deps.Payments != nil {
 		acts = append(acts, &activities.PaymentActivities{Payments: deps.Payments})
+	}
+	if deps.Gateway != nil && deps.Batches != nil {
+		acts = append(acts, &activities.BatchActivities{Batches: deps.Batches})
 	}
 	Register(w, acts...)
 	return w

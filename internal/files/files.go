@@ -22,7 +22,8 @@ import (
 // fine-tune files are kept for fine-tuning.
 var Purposes = []string{"assistants", "batch", "fine-tune", "vision", "user_data", "evals"}
 
-// Purposes Beaver writes itself: a batch's output and error files.
+// PurposeBatchOutput is the purpose of the files Beaver writes: a batch's
+// output and error files.
 const PurposeBatchOutput = "batch_output"
 
 // Service is the files of every account.
@@ -31,6 +32,14 @@ type Service struct {
 	Store Store
 	// MaxBytes bounds an upload (BEAVER_FILES_MAX_BYTES); 0 = 200 MB.
 	MaxBytes int64
+}
+
+// NewStore is the store BEAVER_FILES_DIR asks for: dir, or the database.
+func NewStore(d *db.DB, dir string) Store {
+	if dir != "" {
+		return DirStore{Dir: dir}
+	}
+	return DBStore{DB: d}
 }
 
 func (s *Service) maxBytes() int64 {
@@ -94,27 +103,53 @@ func (l *limited) Read(p []byte) (int, error) {
 // (or PurposeBatchOutput, Beaver's own), r is read to its end (at most
 // MaxBytes, else 413). Errors are *apierr.Error or storage failures.
 func (s *Service) Create(ctx context.Context, accountID, purpose, filename string, r io.Reader) (*models.File, error) {
-	if !slices.Contains(Purposes, purpose) && purpose != PurposeBatchOutput {
-		return nil, apierr.Invalid("purpose must be one of %s", strings.Join(Purposes, ", ")).WithParam("purpose")
+	if err := CheckPurpose(purpose); err != nil && purpose != PurposeBatchOutput {
+		return nil, err
 	}
+	id, n, err := s.Put(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return s.Commit(ctx, accountID, id, purpose, filename, n)
+}
+
+// CheckPurpose refuses a purpose an upload may not have (400).
+func CheckPurpose(purpose string) error {
+	if !slices.Contains(Purposes, purpose) {
+		return apierr.Invalid("purpose must be one of %s", strings.Join(Purposes, ", ")).WithParam("purpose")
+	}
+	return nil
+}
+
+// Put stores r's bytes (at most MaxBytes, else 413) under a new file id,
+// for Commit (or Abort) once the upload's other fields are known.
+func (s *Service) Put(ctx context.Context, r io.Reader) (id string, n int64, err error) {
+	id = "file-" + strings.TrimPrefix(ids.New("f"), "f_")
+	n, err = s.Store.Put(ctx, id, &limited{r: r, left: s.maxBytes(), limit: s.maxBytes()})
+	if err != nil {
+		s.Abort(ctx, id)
+		var tl errTooLarge
+		if errors.As(err, &tl) {
+			return "", 0, &apierr.Error{Status: 413, Type: "invalid_request_error", Code: "file_too_large",
+				Message: fmt.Sprintf("the file is larger than the limit of %d bytes", tl.limit), Param: "file"}
+		}
+		return "", 0, err
+	}
+	return id, n, nil
+}
+
+// Abort removes the bytes of a Put that is not committed.
+func (s *Service) Abort(ctx context.Context, id string) { _ = s.Store.Delete(context.WithoutCancel(ctx), id) }
+
+// Commit makes the bytes Put as id a file of account's.
+func (s *Service) Commit(ctx context.Context, accountID, id, purpose, filename string, n int64) (*models.File, error) {
 	if filename == "" {
 		filename = "file"
 	}
-	f := &models.File{ID: "file-" + strings.TrimPrefix(ids.New("f"), "f_"), AccountID: accountID, Purpose: purpose,
-		Filename: filename, CreatedAt: time.Now().UTC().Truncate(time.Second)}
-	n, err := s.Store.Put(ctx, f.ID, &limited{r: r, left: s.maxBytes(), limit: s.maxBytes()})
-	if err != nil {
-		_ = s.Store.Delete(context.WithoutCancel(ctx), f.ID)
-		var tl errTooLarge
-		if errors.As(err, &tl) {
-			return nil, &apierr.Error{Status: 413, Type: "invalid_request_error", Code: "file_too_large",
-				Message: fmt.Sprintf("the file is larger than the limit of %d bytes", tl.limit), Param: "file"}
-		}
-		return nil, err
-	}
-	f.Bytes = n
+	f := &models.File{ID: id, AccountID: accountID, Purpose: purpose, Filename: filename, Bytes: n,
+		CreatedAt: time.Now().UTC().Truncate(time.Second)}
 	if err := s.DB.WithContext(ctx).Create(f).Error; err != nil {
-		_ = s.Store.Delete(context.WithoutCancel(ctx), f.ID)
+		s.Abort(ctx, id)
 		return nil, fmt.Errorf("create file: %w", err)
 	}
 	return f, nil
