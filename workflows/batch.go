@@ -5,7 +5,8 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/beaver-gateway/beaver/activities")
+	"github.com/beaver-gateway/beaver/activities"
+)
 
 // ba is the typed nil pointer through which BatchWorkflow names its activities.
 var ba *activities.BatchActivities

@@ -139,7 +139,9 @@ func (s *Service) Put(ctx context.Context, r io.Reader) (id string, n int64, err
 }
 
 // Abort removes the bytes of a Put that is not committed.
-func (s *Service) Abort(ctx context.Context, id string) { _ = s.Store.Delete(context.WithoutCancel(ctx), id) }
+func (s *Service) Abort(ctx context.Context, id string) {
+	_ = s.Store.Delete(context.WithoutCancel(ctx), id)
+}
 
 // Commit makes the bytes Put as id a file of account's.
 func (s *Service) Commit(ctx context.Context, accountID, id, purpose, filename string, n int64) (*models.File, error) {
