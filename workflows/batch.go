@@ -17,8 +17,12 @@ func BatchWorkflowID(batchID string) string { return "batch:" + batchID }
 // BatchPageSize is how many lines one RunBatchPage activity runs.
 const BatchPageSize = 100
 
-// batchHistoryLimit: past this many events the workflow continues as new.
-const batchHistoryLimit = 2000
+// The workflow continues as new past batchHistoryLimit events, or after
+// batchPagesPerRun pages (about 6 events each), whichever comes first.
+const (
+	batchHistoryLimit = 2000
+	batchPagesPerRun  = 200
+)
 
 // BatchInput names the batch; Next is where a continued run resumes
 // (0: a new batch, which is started first).
@@ -54,7 +58,7 @@ func BatchWorkflow(ctx workflow.Context, in BatchInput) (BatchResult, error) {
 		HeartbeatTimeout:    time.Minute,
 		RetryPolicy:         &p,
 	})
-	for {
+	for pages := 1; ; pages++ {
 		var page activities.RunBatchPageResult
 		if err := workflow.ExecuteActivity(pageCtx, ba.RunBatchPage, activities.RunBatchPageInput{
 			BatchID: in.BatchID, From: in.Next, Count: BatchPageSize}).Get(ctx, &page); err != nil {
@@ -64,7 +68,7 @@ func BatchWorkflow(ctx workflow.Context, in BatchInput) (BatchResult, error) {
 		if page.Done || page.Stopped {
 			break
 		}
-		if workflow.GetInfo(ctx).GetCurrentHistoryLength() > batchHistoryLimit {
+		if pages >= batchPagesPerRun || workflow.GetInfo(ctx).GetCurrentHistoryLength() > batchHistoryLimit {
 			return BatchResult{}, workflow.NewContinueAsNewError(ctx, BatchWorkflow, in)
 		}
 	}
