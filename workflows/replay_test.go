@@ -34,6 +34,7 @@ var moneyHistories = []string{
 	"refund_succeeded",            // debit, Stripe refund, finish
 	"auto_recharge_charged",       // charge the saved card, credit
 	"auto_recharge_declined",      // a decline: count it, email the user
+	"batch_completed",             // a batch's lines run and charged, its files written
 }
 
 var replayLog = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
