@@ -274,8 +274,10 @@ func (s *Service) copyLines(tx *gorm.DB, b *models.Batch, r io.Reader) ([]LineEr
 					add("invalid_request", "The body must be a JSON object.", "body", lineNo)
 				default:
 					if first, dup := seen[*l.CustomID]; dup {
-						return nil, apierr.Invalid("custom_id %q is used by lines %d and %d; each request needs its own custom_id",
-							*l.CustomID, first, lineNo).WithParam("input_file_id").With("code", "duplicate_custom_id")
+						e := apierr.Invalid("custom_id %q is used by lines %d and %d; each request needs its own custom_id",
+							*l.CustomID, first, lineNo).WithParam("input_file_id")
+						e.Code = "duplicate_custom_id"
+						return nil, e
 					}
 					seen[*l.CustomID] = lineNo
 					rows = append(rows, models.BatchLine{BatchID: b.ID, LineIndex: n, CustomID: *l.CustomID, Body: string(l.Body),

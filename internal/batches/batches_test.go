@@ -438,7 +438,7 @@ func TestBatchValidation(t *testing.T) {
 			ctx := context.Background()
 			_, err := f.svc.Create(ctx, f.p, batches.CreateInput{InputFileID: f.upload(chatLine("x", chatModel, "a"), chatLine("x", chatModel, "b")),
 				Endpoint: batches.EndpointChat, CompletionWindow: "24h"})
-			if e, ok := apierr.As(err); !ok || e.Status != 400 || e.Extra["code"] != "duplicate_custom_id" {
+			if e, ok := apierr.As(err); !ok || e.Status != 400 || e.Code != "duplicate_custom_id" {
 				t.Fatalf("duplicate custom_id: %v", err)
 			}
 			b := f.create(batches.EndpointChat, chatLine("ok", chatModel, "a"), `{not json`,
