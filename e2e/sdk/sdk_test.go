@@ -548,6 +548,38 @@ func testGoSDK(t *testing.T, b *beaver) {
 		}
 	})
 
+	t.Run("files", func(t *testing.T) {
+		content := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}}` + "\n"
+		f, err := client.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(content), "in.jsonl", "application/jsonl"),
+			Purpose: openai.FilePurposeBatch})
+		if err != nil {
+			t.Fatalf("POST /v1/files: %v", err)
+		}
+		if !strings.HasPrefix(f.ID, "file-") || f.Bytes != int64(len(content)) || f.Purpose != openai.FileObjectPurposeBatch || f.Filename != "in.jsonl" {
+			t.Fatalf("file %s", f.RawJSON())
+		}
+		got, err := client.Files.Get(ctx, f.ID)
+		if err != nil || got.ID != f.ID {
+			t.Fatalf("GET /v1/files/{id}: %v", err)
+		}
+		res, err := client.Files.Content(ctx, f.ID)
+		if err != nil {
+			t.Fatalf("GET /v1/files/{id}/content: %v", err)
+		}
+		body, err := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if err != nil || string(body) != content {
+			t.Fatalf("content %q (%v)", body, err)
+		}
+		page, err := client.Files.List(ctx, openai.FileListParams{Purpose: openai.String("batch")})
+		if err != nil || len(page.Data) == 0 {
+			t.Fatalf("GET /v1/files: %v", err)
+		}
+		if del, err := client.Files.Delete(ctx, f.ID); err != nil || !del.Deleted {
+			t.Fatalf("DELETE /v1/files/{id}: %v", err)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		chat := openai.ChatCompletionNewParams{Model: "openai/gpt-4o-mini",
 			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}
