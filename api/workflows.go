@@ -58,6 +58,9 @@ type Workflows interface {
 	StartBackgroundResponse(ctx context.Context, respID string) error
 	// CancelBackgroundResponse cancels that run; one that ended is success.
 	CancelBackgroundResponse(ctx context.Context, respID string) error
+	// StartBatch starts BatchWorkflow for a validating batch (batch:<id>);
+	// an error means it was not started.
+	StartBatch(ctx context.Context, batchID string) error
 }
 
 // noWorkflows is used when the process runs without Temporal.
@@ -108,3 +111,5 @@ func (noWorkflows) StartBackgroundResponse(context.Context, string) error {
 func (noWorkflows) CancelBackgroundResponse(context.Context, string) error {
 	return unavailable("cancelling a background response")
 }
+
+func (noWorkflows) StartBatch(context.Context, string) error { return unavailable("a batch") }

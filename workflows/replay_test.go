@@ -37,6 +37,7 @@ var moneyHistories = []string{
 	"fine_tuning_succeeded",         // poll, timer, poll… until succeeded, settle once
 	"background_response_completed", // a background response run and charged
 	"background_response_cancelled", // one cancelled before it ran: free
+	"batch_completed",               // a batch's lines run and charged, its files written
 }
 
 var replayLog = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -686,6 +686,78 @@ func testGoSDK(t *testing.T, b *beaver) {
 		}
 	})
 
+	t.Run("files", func(t *testing.T) {
+		content := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}}` + "\n"
+		f, err := client.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(content), "in.jsonl", "application/jsonl"),
+			Purpose: openai.FilePurposeBatch})
+		if err != nil {
+			t.Fatalf("POST /v1/files: %v", err)
+		}
+		if !strings.HasPrefix(f.ID, "file-") || f.Bytes != int64(len(content)) || f.Purpose != openai.FileObjectPurposeBatch || f.Filename != "in.jsonl" {
+			t.Fatalf("file %s", f.RawJSON())
+		}
+		got, err := client.Files.Get(ctx, f.ID)
+		if err != nil || got.ID != f.ID {
+			t.Fatalf("GET /v1/files/{id}: %v", err)
+		}
+		res, err := client.Files.Content(ctx, f.ID)
+		if err != nil {
+			t.Fatalf("GET /v1/files/{id}/content: %v", err)
+		}
+		body, err := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if err != nil || string(body) != content {
+			t.Fatalf("content %q (%v)", body, err)
+		}
+		page, err := client.Files.List(ctx, openai.FileListParams{Purpose: openai.String("batch")})
+		if err != nil || len(page.Data) == 0 {
+			t.Fatalf("GET /v1/files: %v", err)
+		}
+		if del, err := client.Files.Delete(ctx, f.ID); err != nil || !del.Deleted {
+			t.Fatalf("DELETE /v1/files/{id}: %v", err)
+		}
+	})
+
+	// Batches need the worker, which this harness does not run: what the
+	// API answers alone (a failed input, a duplicate custom_id, the list)
+	// through the SDK; runs are tested in worker and internal/batches.
+	t.Run("batches", func(t *testing.T) {
+		bad, err := client.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader("not json\n"), "bad.jsonl", "application/jsonl"),
+			Purpose: openai.FilePurposeBatch})
+		if err != nil {
+			t.Fatalf("POST /v1/files: %v", err)
+		}
+		b, err := client.Batches.New(ctx, openai.BatchNewParams{InputFileID: bad.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions,
+			CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+		if err != nil {
+			t.Fatalf("POST /v1/batches: %v", err)
+		}
+		if b.Status != openai.BatchStatusFailed || len(b.Errors.Data) != 1 || b.Errors.Data[0].Code != "invalid_json_line" ||
+			b.Errors.Data[0].Line != 1 || b.RequestCounts.Total != 0 {
+			t.Fatalf("batch %s", b.RawJSON())
+		}
+		got, err := client.Batches.Get(ctx, b.ID)
+		if err != nil || got.ID != b.ID || got.FailedAt == 0 {
+			t.Fatalf("GET /v1/batches/{id}: %v", err)
+		}
+		line := `{"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"openai/gpt-4o-mini","messages":[]}}` + "\n"
+		dup, err := client.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(line+line), "dup.jsonl", "application/jsonl"),
+			Purpose: openai.FilePurposeBatch})
+		if err != nil {
+			t.Fatalf("POST /v1/files: %v", err)
+		}
+		_, err = client.Batches.New(ctx, openai.BatchNewParams{InputFileID: dup.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions,
+			CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "duplicate_custom_id" {
+			t.Fatalf("duplicate custom_id: %v", err)
+		}
+		page, err := client.Batches.List(ctx, openai.BatchListParams{})
+		if err != nil || len(page.Data) == 0 || page.Data[0].ID != b.ID {
+			t.Fatalf("GET /v1/batches: %v", err)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		chat := openai.ChatCompletionNewParams{Model: "openai/gpt-4o-mini",
 			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}

@@ -10,7 +10,7 @@
 // speaks wss only) and BEAVER_REALTIME_MODEL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI, { APIError, AuthenticationError, NotFoundError, RateLimitError } from 'openai';
+import OpenAI, { APIError, AuthenticationError, NotFoundError, RateLimitError, toFile } from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI, ApiError as GoogleApiError } from '@google/genai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
@@ -357,6 +357,25 @@ test('embeddings', async () => {
   assert.equal(floats.data.length, 1);
   assert.ok(Array.isArray(floats.data[0].embedding) && floats.data[0].embedding.every(Number.isFinite));
   assert.equal(floats.data[0].embedding.length, def.data[0].embedding.length);
+});
+
+test('files and batches (what the API answers without a worker)', async () => {
+  const content = JSON.stringify({ custom_id: 'a', method: 'POST', url: '/v1/chat/completions',
+    body: { model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } }) + '\n';
+  const f = await beaver.files.create({ file: await toFile(Buffer.from(content), 'in.jsonl'), purpose: 'batch' });
+  assert.ok(f.id.startsWith('file-'), JSON.stringify(f));
+  assert.equal(f.bytes, Buffer.byteLength(content));
+  assert.equal((await beaver.files.retrieve(f.id)).filename, 'in.jsonl');
+  assert.equal(await (await beaver.files.content(f.id)).text(), content);
+  const page = await beaver.files.list({ purpose: 'batch' });
+  assert.ok(page.data.some((x) => x.id === f.id));
+
+  const bad = await beaver.files.create({ file: await toFile(Buffer.from('not json\n'), 'bad.jsonl'), purpose: 'batch' });
+  const b = await beaver.batches.create({ input_file_id: bad.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  assert.equal(b.status, 'failed', JSON.stringify(b));
+  assert.equal(b.errors?.data?.[0]?.code, 'invalid_json_line');
+  assert.equal((await beaver.batches.retrieve(b.id)).id, b.id);
+  assert.equal((await beaver.files.delete(f.id)).deleted, true);
 });
 
 test('typed errors', async () => {
