@@ -63,6 +63,7 @@ const (
 type bodyGates struct {
 	log                         *slog.Logger
 	limit                       int64
+	uploadLimit                 int64 // POST /v1/files: BEAVER_FILES_MAX_BYTES and room for the multipart framing
 	timeout                     time.Duration
 	anonymous, webhook, account *bodyPool
 	refused                     map[string]prometheus.Counter
@@ -70,7 +71,7 @@ type bodyGates struct {
 
 func (s *Server) newBodyGates() *bodyGates {
 	cfg := s.cfg
-	g := &bodyGates{log: s.log, limit: cfg.MaxBodyBytes, timeout: cfg.BodyReadTimeout,
+	g := &bodyGates{log: s.log, limit: cfg.MaxBodyBytes, uploadLimit: max(cfg.FilesMaxBytes, 200_000_000) + 1<<20, timeout: cfg.BodyReadTimeout,
 		anonymous: newBodyPool("anonymous", cfg.MaxBodiesPerIP, cfg.MaxAnonBodies, bodyPerIP),
 		webhook:   newBodyPool("webhook", cfg.MaxBodiesPerIP, cfg.MaxWebhookBodies, bodyPerIP),
 		account:   newBodyPool("account", cfg.MaxBodiesPerAccount, cfg.MaxBodiesInFlight, bodyPerAccount),
@@ -119,9 +120,13 @@ func (g *bodyGates) guard(c *gin.Context) {
 		return
 	}
 	rc := http.NewResponseController(c.Writer)
-	if r.ContentLength > g.limit {
+	limit := g.limit
+	if isUpload(r) {
+		limit = g.uploadLimit
+	}
+	if r.ContentLength > limit {
 		g.refused[bodyTooLarge].Inc()
-		refuseBody(c, rc, tooLarge(g.limit))
+		refuseBody(c, rc, tooLarge(limit))
 		return
 	}
 	_ = rc.SetReadDeadline(unadmitted) // an in-process recorder has no deadlines: nothing to guard
@@ -143,6 +148,63 @@ func (g *bodyGates) accountBodies() gin.HandlerFunc {
 		}
 		return ""
 	})
+}
+
+// isUpload reports whether r is a file upload (POST /v1/files), whose body
+// is streamed to the file store by uploadBodies.
+func isUpload(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Path == "/v1/files" }
+
+// uploadTimeout bounds the receipt of an upload's body.
+const uploadTimeout = time.Hour
+
+// uploadBodies receives a file upload under its account's budget, as
+// accountBodies does, but hands the body to the handler as it arrives
+// (bounded by uploadLimit) instead of reading it into memory first: the
+// slot is held until the handler is done with it.
+func (g *bodyGates) uploadBodies() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		r := c.Request
+		if !hasBody(r) {
+			c.Next()
+			return
+		}
+		p := principal(c)
+		if p == nil {
+			writeError(c, apierr.Internal())
+			return
+		}
+		rc := http.NewResponseController(c.Writer)
+		var cut func()
+		if rc.SetReadDeadline(time.Now().Add(max(g.timeout, uploadTimeout))) == nil {
+			cut = func() { _ = rc.SetReadDeadline(time.Now()) }
+		}
+		slot, refusal, shed := g.account.admit(p.Account.ID, cut)
+		if shed {
+			g.refused[bodyShed].Inc()
+		}
+		if refusal != "" {
+			g.refused[refusal].Inc()
+			refuseBody(c, rc, tooManyBodies(refusal))
+			return
+		}
+		defer g.account.release(slot)
+		r.Body = &touchedBody{ReadCloser: http.MaxBytesReader(c.Writer, r.Body, g.uploadLimit), touch: slot.touch}
+		c.Next()
+	}
+}
+
+// touchedBody tells its slot whenever bytes arrive.
+type touchedBody struct {
+	io.ReadCloser
+	touch func()
+}
+
+func (b *touchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.touch()
+	}
+	return n, err
 }
 
 // errShed is the read error of a body shed to admit another.

@@ -85,6 +85,9 @@ type chatDialect[R any] struct {
 	// render is a non-streamed answer in the dialect's shape and the
 	// generation id its X-Beaver-Generation-Id names.
 	render func(p *auth.Principal, req R, done *gateway.Completion) (body any, genID string)
+	// divert, when set, may serve a valid request itself instead of the
+	// gateway (the Responses API's background mode): true = served.
+	divert func(p *auth.Principal, req R) bool
 	// runError, when set, maps the gateway's errors (not parse's).
 	runError func(error) error
 }
@@ -105,6 +108,9 @@ func runChat[R any](s *Server, c *gin.Context, p *auth.Principal, req R, d chatD
 	creq, model, err := d.call(req)
 	if err != nil {
 		return err
+	}
+	if d.divert != nil && d.divert(p, req) {
+		return nil
 	}
 	call := gateway.Call{Principal: p, Request: creq, Model: model, ClientIP: clientIP(c), RequestID: requestID(c),
 		OnAttempts: onAttempts(c)}

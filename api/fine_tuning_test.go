@@ -76,12 +76,16 @@ func TestFineTuningJobsAPI(t *testing.T) {
 		h.topUp(other.ID, "50")
 		keyID, key := h.createKey(owner, map[string]any{"name": "tuning"})
 		line := `{"messages":[{"role":"user","content":"Say hi"},{"role":"assistant","content":"Hi there."}]}` + "\n"
-		raw, err := svc.UploadTrainingFile(ctx, owner.ID, "train.jsonl", []byte(strings.Repeat(line, 10)))
-		if err != nil {
-			t.Fatal(err)
+		// Uploaded as the SDKs do: POST /v1/files, purpose fine-tune, passed
+		// on to OpenAI (whose file id comes back), not kept in Beaver's store.
+		up := h.upload(key, "fine-tune", "train.jsonl", strings.Repeat(line, 10)).want(200)
+		file := struct{ ID string }{up.str("id")}
+		if !strings.HasPrefix(file.ID, "file-") || up.str("purpose") != "fine-tune" {
+			t.Fatalf("uploaded %s", up.Raw)
 		}
-		var file struct{ ID string }
-		_ = json.Unmarshal(raw, &file)
+		if local := h.do("GET", "/v1/files?purpose=fine-tune", key, nil).want(200); len(local.list("data")) != 0 {
+			t.Fatalf("a training file was kept in Beaver's store: %s", local.Raw)
+		}
 
 		created := h.do("POST", "/v1/fine_tuning/jobs", key, map[string]any{"model": "gpt-4.1-mini", "training_file": file.ID,
 			"suffix": "api", "method": map[string]any{"type": "supervised",

@@ -44,6 +44,13 @@ func (s *Server) createResponse(c *gin.Context) {
 			s.storeResponse(ctx, p, req, resp) // before answering: the client may GET it at once
 			return resp, responses.GenerationID(resp.ID)
 		},
+		// Background mode is served by a workflow (background_responses.go).
+		divert: func(p *auth.Principal, req *responses.Request) bool {
+			if req.Background {
+				s.createBackgroundResponse(c, p, req)
+			}
+			return req.Background
+		},
 		runError: responsesError,
 	})
 }

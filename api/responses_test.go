@@ -336,7 +336,8 @@ func TestResponsesErrors(t *testing.T) {
 		text  string
 	}{
 		{"conversation", responsesBody("openai/gpt-4o-mini", "hi", "conversation", "conv_1"), "conversation", "does not store conversations"},
-		{"background", responsesBody("openai/gpt-4o-mini", "hi", "background", true), "background", "not supported"},
+		{"background without store", responsesBody("openai/gpt-4o-mini", "hi", "background", true, "store", false), "store", "stored"},
+		{"background stream", responsesBody("openai/gpt-4o-mini", "hi", "background", true, "stream", true), "stream", "not streamed"},
 		{"hosted tool", responsesBody("openai/gpt-4o-mini", "hi", "tools", []any{map[string]any{"type": "web_search"}}), "tools", "function tools"},
 		{"max_output_tokens 0", responsesBody("openai/gpt-4o-mini", "hi", "max_output_tokens", 0), "max_output_tokens", "at least 1"},
 		{"temperature", responsesBody("openai/gpt-4o-mini", "hi", "temperature", 9), "temperature", "between"},

@@ -17,10 +17,12 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/batches"
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/files"
 	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/mail"
@@ -59,6 +61,10 @@ type Deps struct {
 	Limiter    *ratelimit.Limiter // nil = an in-memory limiter for this process
 	Payments   *payments.Service  // card payments; nil = none (what needs Stripe answers 503)
 	FineTuning *finetune.Service  // /v1/fine_tuning/jobs; nil = those routes answer 503
+	// Files and Batches serve /v1/files and /v1/batches; nil = built from
+	// DB and Config (BEAVER_FILES_DIR, BEAVER_FILES_MAX_BYTES).
+	Files   *files.Service
+	Batches *batches.Service
 }
 
 // Server holds the router and dependencies.
@@ -71,6 +77,8 @@ type Server struct {
 	metrics *httpMetrics
 	started time.Time
 	gateway *gateway.Gateway
+	files   *files.Service
+	batches *batches.Service
 
 	realtimeRelay *realtime.Relay
 }
@@ -111,7 +119,14 @@ func New(d Deps) *Server {
 			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks,
 				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})
 	}
-	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway}
+	if d.Files == nil {
+		d.Files = &files.Service{DB: d.DB, Store: files.NewStore(d.DB, d.Config.FilesDir), MaxBytes: d.Config.FilesMaxBytes}
+	}
+	if d.Batches == nil {
+		d.Batches = &batches.Service{DB: d.DB, Files: d.Files, Log: d.Log}
+	}
+	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway,
+		files: d.Files, batches: d.Batches}
 	s.realtimeRelay = realtime.New(realtime.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Log: d.Log})
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
@@ -209,6 +224,16 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/v1/fine_tuning/jobs/:id/cancel", s.cancelFineTuningJob)
 	a.GET("/v1/fine_tuning/jobs/:id/events", s.fineTuningJobEvents)
 	r.GET("/v1/realtime", s.realtime) // a WebSocket; the key in Authorization or a subprotocol (realtime.go)
+	// Uploads are streamed to the store, not read whole first (uploadBodies).
+	r.POST("/v1/files", s.authenticate, bodies.uploadBodies(), s.uploadFile)
+	a.GET("/v1/files", s.listFiles)
+	a.GET("/v1/files/:id", s.getFile)
+	a.GET("/v1/files/:id/content", s.fileContent)
+	a.DELETE("/v1/files/:id", s.deleteFile)
+	a.POST("/v1/batches", s.createBatch)
+	a.GET("/v1/batches", s.listBatches)
+	a.GET("/v1/batches/:id", s.getBatch)
+	a.POST("/v1/batches/:id/cancel", s.cancelBatch)
 
 	ad := r.Group("/admin", s.authenticate, adminOnly, account)
 	ad.GET("/accounts", s.adminListAccounts)

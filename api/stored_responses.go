@@ -180,19 +180,6 @@ func (s *Server) deleteResponse(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"id": id, "object": "response.deleted", "deleted": true})
 }
 
-// cancelResponse serves POST /v1/responses/{id}/cancel. Only background
-// responses can be cancelled, and Beaver runs none yet (background: true
-// is refused), so an own stored response answers 400 as OpenAI does for a
-// response that was not created in the background; any other id is 404.
-func (s *Server) cancelResponse(c *gin.Context) {
-	if _, err := s.storedResponse(c.Request.Context(), principal(c).Account.ID, c.Param("id")); err != nil {
-		s.fail(c, err)
-		return
-	}
-	s.fail(c, apierr.Invalid("only background responses can be cancelled, and Beaver does not run background responses yet: "+
-		"this response was answered in full"))
-}
-
 // responseInputItems serves GET /v1/responses/{id}/input_items: the
 // turn's own input items (not its chain's), paginated as OpenAI does
 // (order asc|desc, default desc; after an item id; limit 1-100, default 20).

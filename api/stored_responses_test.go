@@ -122,7 +122,7 @@ func TestStoredResponsesReadDeleteAndOwnership(t *testing.T) {
 		}
 		inf.do("GET", "/v1/responses/"+id, "", nil).wantError(401, "unauthorized")
 
-		// Nothing runs in the background: cancel is 400 for an own response, 404 for another's.
+		// Not made in the background: cancel is 400 for an own response, 404 for another's.
 		inf.do("POST", "/v1/responses/"+id+"/cancel", key, nil).wantError(400, "invalid_request")
 		inf.do("POST", "/v1/responses/"+id+"/cancel", stranger, nil).wantError(404, "not_found")
 

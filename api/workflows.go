@@ -52,6 +52,15 @@ type Workflows interface {
 	// StartRefund starts a durable refund named by key and returns its
 	// workflow id; the same key returns the same workflow.
 	StartRefund(ctx context.Context, key string, in workflows.RefundInput) (workflowID string, err error)
+
+	// StartBackgroundResponse starts the run of a stored background
+	// response (BackgroundResponseWorkflow); starting it again is success.
+	StartBackgroundResponse(ctx context.Context, respID string) error
+	// CancelBackgroundResponse cancels that run; one that ended is success.
+	CancelBackgroundResponse(ctx context.Context, respID string) error
+	// StartBatch starts BatchWorkflow for a validating batch (batch:<id>);
+	// an error means it was not started.
+	StartBatch(ctx context.Context, batchID string) error
 }
 
 // noWorkflows is used when the process runs without Temporal.
@@ -94,3 +103,13 @@ func (noWorkflows) StartTopUpSettlement(context.Context, workflows.TopUpSettleme
 func (noWorkflows) StartRefund(context.Context, string, workflows.RefundInput) (string, error) {
 	return "", unavailable("a refund")
 }
+
+func (noWorkflows) StartBackgroundResponse(context.Context, string) error {
+	return unavailable("a background response")
+}
+
+func (noWorkflows) CancelBackgroundResponse(context.Context, string) error {
+	return unavailable("cancelling a background response")
+}
+
+func (noWorkflows) StartBatch(context.Context, string) error { return unavailable("a batch") }

@@ -244,6 +244,12 @@ type StoredResponse struct {
 	Response           string
 	CreatedAt          time.Time
 	ExpiresAt          time.Time
+	// A background response's run (migration 00016): its request
+	// (responses.Job, JSON) and the answer recorded before its charge.
+	Background  bool
+	Job         *string
+	Answer      *string
+	AnswerModel *string
 }
 
 // PriceVersion is one price computation.
@@ -321,3 +327,61 @@ func (a *Account) Limits() (rpm, monthly int64) {
 
 // ValidPlan reports whether p is a known plan.
 func ValidPlan(p string) bool { return p == PlanFree || p == PlanPro || p == PlanEnterprise }
+
+// File is an uploaded file (POST /v1/files); its bytes are in a files.Store.
+type File struct {
+	ID        string `gorm:"primaryKey"`
+	AccountID string
+	Purpose   string
+	Filename  string
+	Bytes     int64
+	CreatedAt time.Time
+	ExpiresAt *time.Time
+}
+
+// FileChunk is up to 1 MiB of a file kept in the database, base64.
+type FileChunk struct {
+	FileID string `gorm:"primaryKey"`
+	Seq    int64  `gorm:"primaryKey"`
+	Data   string
+}
+
+// Batch is a batch of POST /v1/batches.
+type Batch struct {
+	ID               string `gorm:"primaryKey"`
+	AccountID        string
+	APIKeyID         *string `gorm:"column:api_key_id"`
+	Endpoint         string
+	InputFileID      string
+	CompletionWindow string
+	Status           string
+	OutputFileID     *string
+	ErrorFileID      *string
+	Errors           *string // OpenAI's errors object, JSON
+	Metadata         *string // JSON object
+	Total            int64
+	Completed        int64
+	Failed           int64
+	CreatedAt        time.Time
+	ExpiresAt        time.Time
+	InProgressAt     *time.Time
+	FinalizingAt     *time.Time
+	CompletedAt      *time.Time
+	FailedAt         *time.Time
+	ExpiredAt        *time.Time
+	CancellingAt     *time.Time
+	CancelledAt      *time.Time
+}
+
+// BatchLine is one request of a batch and what became of it.
+type BatchLine struct {
+	BatchID      string `gorm:"primaryKey"`
+	LineIndex    int64  `gorm:"primaryKey"`
+	CustomID     string
+	Body         string
+	GenerationID string
+	Status       string
+	Model        *string
+	Answer       *string
+	Output       *string
+}

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/batches"
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/catalog"
@@ -31,7 +33,9 @@ import (
 	"github.com/beaver-gateway/beaver/internal/db"
 	fakestripe "github.com/beaver-gateway/beaver/internal/fakes/stripe"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
+	"github.com/beaver-gateway/beaver/internal/files"
 	"github.com/beaver-gateway/beaver/internal/finetune"
+	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
@@ -60,6 +64,8 @@ type e2e struct {
 	mail     *mail.Recorder
 	wf       *workflows.Starter
 	reg      *registry.Registry // openai and anthropic on a fake upstream
+	files    *files.Service
+	batches  *batches.Service
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -95,8 +101,8 @@ func startE2E(t *testing.T) *e2e {
 	}
 	svc := auth.NewService(d, auth.Hasher{MemoryKiB: 8, Time: 1, Threads: 1}, auth.NewKeyed(strings.Repeat("k", 40)), b,
 		15*time.Minute, 24*time.Hour)
-	fs := fakestripe.New(webhookSecret)
-	stripeSrv := httptest.NewServer(fs)
+	fstripe := fakestripe.New(webhookSecret)
+	stripeSrv := httptest.NewServer(fstripe)
 	t.Cleanup(stripeSrv.Close)
 	sc, err := stripe.New(stripe.Config{SecretKey: "sk_test_e2e", WebhookSecret: webhookSecret, APIBase: stripeSrv.URL})
 	if err != nil {
@@ -128,11 +134,19 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 
+	// The gateway background responses and batch lines run through (on
+	// the fake upstream).
+	eng := billing.NewEngine(d, quiet, billing.EngineOptions{})
+	t.Cleanup(eng.Close)
+	gw := gateway.New(gateway.Deps{Billing: eng, Catalog: cat, Providers: reg, Log: quiet}, gateway.Options{})
+	fs := &files.Service{DB: d, Store: files.DBStore{DB: d}}
+	bs := &batches.Service{DB: d, Files: fs, Gateway: gw, Log: quiet}
+
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- worker.Run(wctx, srv.Client(), cfg, worker.Deps{DB: d, Catalog: cat, Auth: svc, Mailer: rec,
-			Log: quiet, Registerer: prometheus.NewRegistry(), Payments: pay, Providers: reg,
+			Log: quiet, Registerer: prometheus.NewRegistry(), Payments: pay, Providers: reg, Gateway: gw, Batches: bs,
 			FineTune: finetune.New(finetune.Options{DB: d, Catalog: cat, Endpoints: reg, Log: quiet})})
 	}()
 	t.Cleanup(func() {
@@ -141,7 +155,7 @@ func startE2E(t *testing.T) *e2e {
 			t.Errorf("worker: %v", err)
 		}
 	})
-	e := &e2e{c: srv.Client(), db: d, auth: svc, catalog: cat, payments: pay, stripe: fs, mail: rec, reg: reg,
+	e := &e2e{c: srv.Client(), db: d, auth: svc, catalog: cat, payments: pay, stripe: fstripe, mail: rec, reg: reg, files: fs, batches: bs,
 		wf: workflows.NewStarter(workflows.StarterOptions{Conn: temporalx.ConnFor(srv.Client(), quiet), Auth: svc,
 			TaskQueue: cfg.TaskQueue, Log: quiet})}
 	// Run creates the schedules before it polls.
@@ -608,4 +622,74 @@ func record(t *testing.T, c client.Client, workflowID, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("recorded %s (%d events)", path, len(hist.Events))
+}
+
+// A batch on the real worker: uploaded, created, run by BatchWorkflow
+// through the gateway, its output file downloadable, each line charged.
+func TestBatchEndToEnd(t *testing.T) {
+	e := startE2E(t)
+	ctx := context.Background()
+	acct := e.account(t, "bea@example.com", "bea password 1234")
+	if _, _, err := (&billing.Ledger{DB: e.db}).Post(ctx, billing.Entry{AccountID: acct.ID, Type: models.EntryTopUp,
+		AmountMicros: 5_000_000, Reference: "e2e-batch-topup"}); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for i := range 3 {
+		lines = append(lines, fmt.Sprintf(`{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi %d"}]}}`, i, i))
+	}
+	in, err := e.files.Create(ctx, acct.ID, "batch", "in.jsonl", strings.NewReader(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a models.Account
+	if err := e.db.Where("id = ?", acct.ID).Take(&a).Error; err != nil {
+		t.Fatal(err)
+	}
+	before := a.BalanceMicros
+	b, err := e.batches.Create(ctx, &auth.Principal{Account: a}, batches.CreateInput{InputFileID: in.ID,
+		Endpoint: batches.EndpointChat, CompletionWindow: "24h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.wf.StartBatch(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.BatchResult
+	e.result(t, workflows.BatchWorkflowID(b.ID), "batch_completed", &res)
+	if res.Status != batches.StatusCompleted {
+		t.Fatalf("batch %+v", res)
+	}
+	got, err := e.batches.Get(ctx, acct.ID, b.ID)
+	if err != nil || got.Completed != 3 || got.OutputFileID == nil {
+		t.Fatalf("batch %+v %v", got, err)
+	}
+	_, rc, err := e.files.Open(ctx, acct.ID, *got.OutputFileID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(rc)
+	_ = rc.Close()
+	var sum int64
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var v struct {
+			Response struct {
+				Body struct {
+					Usage struct {
+						CostMicros int64 `json:"cost_micros"`
+					} `json:"usage"`
+				} `json:"body"`
+			} `json:"response"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatal(err)
+		}
+		sum += v.Response.Body.Usage.CostMicros
+	}
+	if err := e.db.Where("id = ?", acct.ID).Take(&a).Error; err != nil {
+		t.Fatal(err)
+	}
+	if sum <= 0 || before-a.BalanceMicros != sum {
+		t.Fatalf("lines cost %d, balance dropped %d", sum, before-a.BalanceMicros)
+	}
 }

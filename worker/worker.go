@@ -16,6 +16,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/activities"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/batches"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
@@ -40,6 +41,8 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.AutoRechargeWorkflow)
 	r.RegisterWorkflow(workflows.ModelDiscoveryWorkflow)
 	r.RegisterWorkflow(workflows.FineTuningJobWorkflow)
+	r.RegisterWorkflow(workflows.BackgroundResponseWorkflow)
+	r.RegisterWorkflow(workflows.BatchWorkflow)
 }
 
 // Register registers every workflow, and every exported method of each
@@ -73,6 +76,9 @@ type Deps struct {
 	// FineTune is fine-tuning's rules (FineTuningJobWorkflow's activities);
 	// nil leaves them unregistered.
 	FineTune *finetune.Service
+	// Batches runs the lines of batches (with Gateway); nil leaves the
+	// batch activities unregistered.
+	Batches *batches.Service
 	// SkipSchedules leaves the schedules alone (tests that create their own).
 	SkipSchedules bool
 }
@@ -103,6 +109,12 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 	}
 	if deps.FineTune != nil {
 		acts = append(acts, &activities.FineTuningActivities{FineTune: deps.FineTune})
+	}
+	if deps.Gateway != nil {
+		acts = append(acts, &activities.BackgroundResponseActivities{DB: deps.DB, Gateway: deps.Gateway, Log: deps.Log})
+	}
+	if deps.Gateway != nil && deps.Batches != nil {
+		acts = append(acts, &activities.BatchActivities{Batches: deps.Batches})
 	}
 	Register(w, acts...)
 	return w

@@ -29,12 +29,15 @@ import (
 // moneyHistories must stay: the workflows that move money each have at
 // least one recorded run.
 var moneyHistories = []string{
-	"topup_settlement_paid",       // paid at once: credit, receipt
-	"topup_settlement_async_paid", // a delayed payment: wait, signal, credit
-	"refund_succeeded",            // debit, Stripe refund, finish
-	"auto_recharge_charged",       // charge the saved card, credit
-	"auto_recharge_declined",      // a decline: count it, email the user
-	"fine_tuning_succeeded",       // poll, timer, poll… until succeeded, settle once
+	"topup_settlement_paid",         // paid at once: credit, receipt
+	"topup_settlement_async_paid",   // a delayed payment: wait, signal, credit
+	"refund_succeeded",              // debit, Stripe refund, finish
+	"auto_recharge_charged",         // charge the saved card, credit
+	"auto_recharge_declined",        // a decline: count it, email the user
+	"fine_tuning_succeeded",         // poll, timer, poll… until succeeded, settle once
+	"background_response_completed", // a background response run and charged
+	"background_response_cancelled", // one cancelled before it ran: free
+	"batch_completed",               // a batch's lines run and charged, its files written
 }
 
 var replayLog = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -89,6 +92,24 @@ func TestReplayCatchesAChangedMoneyWorkflow(t *testing.T) {
 	r := sdkworker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: "RefundWorkflow"})
 	if err := r.ReplayWorkflowHistoryFromJSONFile(replayLog, filepath.Join("testdata", "refund_succeeded.json")); err == nil {
+		t.Fatal("a changed workflow replayed without error")
+	}
+}
+
+// TestReplayCatchesAChangedBackgroundResponse: a BackgroundResponseWorkflow
+// that gave up on its response (FailBackgroundResponse) instead of running
+// it does not replay its recorded run.
+func TestReplayCatchesAChangedBackgroundResponse(t *testing.T) {
+	changed := func(ctx workflow.Context, in workflows.BackgroundResponseInput) (activities.RunBackgroundResponseResult, error) {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+		var ba *activities.BackgroundResponseActivities
+		var res activities.RunBackgroundResponseResult
+		err := workflow.ExecuteActivity(ctx, ba.FailBackgroundResponse, activities.RunBackgroundResponseInput{ResponseID: in.ResponseID}).Get(ctx, &res)
+		return res, err
+	}
+	r := sdkworker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: "BackgroundResponseWorkflow"})
+	if err := r.ReplayWorkflowHistoryFromJSONFile(replayLog, filepath.Join("testdata", "background_response_completed.json")); err == nil {
 		t.Fatal("a changed workflow replayed without error")
 	}
 }

@@ -289,6 +289,27 @@ func (s *Starter) StartRefund(ctx context.Context, key string, in RefundInput) (
 	return id, nil
 }
 
+// StartBatch starts BatchWorkflow for batch id under BatchWorkflowID; a
+// run already started is success.
+func (s *Starter) StartBatch(ctx context.Context, batchID string) error {
+	const op = "start_batch"
+	c, err := s.client(op)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.CallTimeout)
+	defer cancel()
+	_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: BatchWorkflowID(batchID), TaskQueue: s.o.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, BatchWorkflow, BatchInput{BatchID: batchID})
+	if alreadyStarted(err) {
+		err = nil
+	}
+	return s.done(op, err)
+}
+
 // StartAutoRecharge starts the account's recharge unless one is running
 // (USE_EXISTING: one per account at a time; a finished one may run again).
 func (s *Starter) StartAutoRecharge(ctx context.Context, accountID string) error {
@@ -306,6 +327,46 @@ func (s *Starter) StartAutoRecharge(ctx context.Context, accountID string) error
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}, AutoRechargeWorkflow, AutoRechargeInput{AccountID: accountID})
 	if alreadyStarted(err) {
+		err = nil
+	}
+	return s.done(op, err)
+}
+
+// ---- background responses ----
+
+// StartBackgroundResponse starts the run of a stored background response.
+// Starting it again (a retried request) is success.
+func (s *Starter) StartBackgroundResponse(ctx context.Context, respID string) error {
+	const op = "start_background_response"
+	c, err := s.client(op)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.CallTimeout)
+	defer cancel()
+	_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: BackgroundResponseWorkflowID(respID), TaskQueue: s.o.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, BackgroundResponseWorkflow, BackgroundResponseInput{ResponseID: respID})
+	if alreadyStarted(err) {
+		err = nil
+	}
+	return s.done(op, err)
+}
+
+// CancelBackgroundResponse cancels the run of a background response; one
+// that already ended (or never started) is success.
+func (s *Starter) CancelBackgroundResponse(ctx context.Context, respID string) error {
+	const op = "cancel_background_response"
+	c, err := s.client(op)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.CallTimeout)
+	defer cancel()
+	err = c.CancelWorkflow(ctx, BackgroundResponseWorkflowID(respID), "")
+	if isNotFound(err) {
 		err = nil
 	}
 	return s.done(op, err)

@@ -15,11 +15,13 @@ import (
 
 	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/batches"
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/files"
 	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/ids"
@@ -58,7 +60,11 @@ type process struct {
 	finetune  *finetune.Service
 	// gateway runs inference for the API and for the worker's durable jobs
 	// (batches, background responses).
-	gateway  *gateway.Gateway
+	gateway *gateway.Gateway
+	// files and batches serve /v1/files and /v1/batches; the worker runs
+	// the batches' lines through gateway.
+	files    *files.Service
+	batches  *batches.Service
 	registry *prometheus.Registry
 	// temporal is the connection to Temporal, not dialed yet (the caller
 	// runs it); workflows starts everything through it, answering 503
@@ -152,6 +158,9 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 		Log: log, Registerer: p.registry},
 		gateway.Options{RequireVerifiedEmail: cfg.RequireVerifiedEmail, Fallbacks: cfg.Fallbacks,
 			AbandonTimeout: cfg.UpstreamFirstByteTimeout})
+	p.files = &files.Service{DB: d, Store: files.NewStore(d, cfg.FilesDir), MaxBytes: cfg.FilesMaxBytes}
+	p.batches = &batches.Service{DB: d, Files: p.files, Gateway: p.gateway, Log: log,
+		Concurrency: cfg.BatchConcurrency, AccountConcurrency: cfg.BatchAccountConcurrency}
 	if p.mailer, err = mail.New(cfg, log); err != nil {
 		return nil, fmt.Errorf("mailer: %w", err)
 	}
@@ -197,13 +206,13 @@ func loadSecret(cfg *config.Config) (string, error) {
 func (p *process) apiDeps() api.Deps {
 	return api.Deps{Config: p.cfg, DB: p.db, Auth: p.auth, Ledger: p.ledger, Billing: p.billing, Catalog: p.catalog,
 		ProviderRegistry: p.providers, KnownProvider: p.providers.Known, Gateway: p.gateway, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
-		Payments: p.payments, Workflows: p.workflows, FineTuning: p.finetune}
+		Payments: p.payments, Workflows: p.workflows, FineTuning: p.finetune, Files: p.files, Batches: p.batches}
 }
 
 // workerDeps are the worker's activities' dependencies.
 func (p *process) workerDeps() worker.Deps {
 	return worker.Deps{DB: p.db, Catalog: p.catalog, Auth: p.auth, Mailer: p.mailer, Log: p.log, Registerer: p.registry,
-		Payments: p.payments, Providers: p.providers, Gateway: p.gateway, FineTune: p.finetune}
+		Payments: p.payments, Providers: p.providers, Gateway: p.gateway, FineTune: p.finetune, Batches: p.batches}
 }
 
 // close stops background work: queued charges are committed and unused

@@ -98,6 +98,9 @@ type beaver struct {
 	// genaiKey is a third funded account's, which only the Go GenAI SDK
 	// check bills: its balance must drop by exactly that check's charges.
 	genaiKey string
+	// background: a Temporal dev server and `beaver worker` run beside
+	// the API (the temporal CLI is installed), so background responses run.
+	background bool
 }
 
 const adminEmail, adminPassword = "admin@sdk.test", "sdk-admin-password-1"
@@ -121,25 +124,36 @@ func startBeaver(t *testing.T) *beaver {
 	dbURL := "sqlite://" + filepath.Join(dir, "beaver.db")
 	seedGemini3(t, dbURL)
 	addr := freeAddr(t)
-	cmd := exec.Command(binary, "api")
-	cmd.Env = append(os.Environ(), "BEAVER_ADDR="+addr, "BEAVER_DATABASE_URL="+dbURL,
+	// Background responses need Temporal and a worker: with the temporal
+	// CLI a dev server runs for the test, else Temporal is unreachable (and
+	// the background checks skip, loudly).
+	temporalAddr := "127.0.0.1:1"
+	if cli := temporalCLI(); cli != "" {
+		temporalAddr = startTemporal(t, cli)
+	}
+	env := append(os.Environ(), "BEAVER_ADDR="+addr, "BEAVER_DATABASE_URL="+dbURL,
 		"BEAVER_DATA_DIR="+dir, "BEAVER_ADMIN_EMAIL="+adminEmail, "BEAVER_ADMIN_PASSWORD="+adminPassword,
 		"BEAVER_AUTH_LIMIT=1000", "BEAVER_ARGON2_MEMORY_KIB=1024", "BEAVER_ARGON2_TIME=1", "BEAVER_ARGON2_THREADS=1",
 		"OPENAI_BASE_URL="+up.URL, "ANTHROPIC_BASE_URL="+up.URL, "GEMINI_BASE_URL="+up.URL, "DEEPSEEK_BASE_URL="+up.URL, "XAI_BASE_URL="+up.URL,
-		"TEMPORAL_ADDRESS=127.0.0.1:1")
+		"TEMPORAL_ADDRESS="+temporalAddr)
 	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-		if t.Failed() {
-			t.Logf("beaver output:\n%s", logs.String())
+	run := func(what string) {
+		cmd := exec.Command(binary, what)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-	})
-	b := &beaver{base: "http://" + addr, fake: fake}
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_, _ = cmd.Process.Wait()
+			if t.Failed() {
+				t.Logf("beaver %s output:\n%s", what, logs.String())
+			}
+		})
+	}
+	run("api")
+	b := &beaver{base: "http://" + addr, fake: fake, background: temporalAddr != "127.0.0.1:1"}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if res, err := http.Get(b.base + "/health"); err == nil {
@@ -150,6 +164,9 @@ func startBeaver(t *testing.T) *beaver {
 			t.Fatalf("beaver did not start:\n%s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if b.background {
+		run("worker") // after the API migrated the database
 	}
 
 	admin := b.mustCall(t, "POST", "/auth/login", "", map[string]any{"email": adminEmail, "password": adminPassword}, 200)["access_token"].(string)
@@ -184,6 +201,55 @@ func startBeaver(t *testing.T) *beaver {
 	b.mustCall(t, "POST", "/admin/top-up", admin, map[string]any{"account_id": genai, "amount_usd": "10"}, 201)
 	b.genaiKey = key(genai, "genai-go", nil)
 	return b
+}
+
+// temporalCLI is the temporal CLI's path (PATH, else $GOPATH/bin or
+// ~/go/bin, where `make temporal-cli` installs it), or "".
+func temporalCLI() string {
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p
+	}
+	var dirs []string
+	if gp := os.Getenv("GOPATH"); gp != "" {
+		dirs = append(dirs, filepath.Join(filepath.SplitList(gp)[0], "bin"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
+	for _, d := range dirs {
+		if st, err := os.Stat(filepath.Join(d, "temporal")); err == nil && !st.IsDir() {
+			return filepath.Join(d, "temporal")
+		}
+	}
+	return ""
+}
+
+// startTemporal runs a Temporal dev server (in memory, on free ports) for
+// the test and returns its address once it answers.
+func startTemporal(t *testing.T, cli string) string {
+	t.Helper()
+	port := func() string { _, p, _ := net.SplitHostPort(freeAddr(t)); return p }
+	p := port()
+	addr := "127.0.0.1:" + p
+	cmd := exec.Command(cli, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", p,
+		"--ui-port", port(), "--http-port", port(), "--log-level", "error")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for exec.Command(cli, "operator", "namespace", "describe", "--namespace", "default", "--address", addr).Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Temporal dev server did not start:\n%s", out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return addr
 }
 
 // seedGemini3 creates Beaver's database at url with a Gemini 3 model in
@@ -549,6 +615,61 @@ func testGoSDK(t *testing.T, b *beaver) {
 		})
 	}
 
+	// Background responses: New answers queued, Get polls to completed,
+	// Cancel cancels one still queued or running (or is 400 once it
+	// finished); another account sees nothing.
+	t.Run("responses-background", func(t *testing.T) {
+		if !b.background {
+			t.Skip("!!! SKIPPING background responses: no temporal CLI (make temporal-cli), so no Temporal and no worker")
+		}
+		const model = "openai/gpt-4o-mini"
+		bg, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: model, Background: openai.Bool(true),
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("in the background [[words:5]]")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bg.Background || (bg.Status != "queued" && bg.Status != "in_progress") {
+			t.Fatalf("background response %s", bg.RawJSON())
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		got := bg
+		for got.Status == "queued" || got.Status == "in_progress" {
+			if time.Now().After(deadline) {
+				t.Fatalf("still %s: %s", got.Status, got.RawJSON())
+			}
+			time.Sleep(100 * time.Millisecond)
+			if got, err = client.Responses.Get(ctx, bg.ID, responses.ResponseGetParams{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got.Status != "completed" || got.ID != bg.ID || len(strings.Fields(got.OutputText())) != 5 || got.Usage.OutputTokens != 5 {
+			t.Fatalf("polled to %s", got.RawJSON())
+		}
+		_, err = client.Responses.Cancel(ctx, bg.ID)
+		wantAPIStatus(t, "responses.cancel of a completed response", err, 400)
+		_, err = other.Responses.Get(ctx, bg.ID, responses.ResponseGetParams{})
+		wantAPIStatus(t, "responses.get with another account", err, 404)
+		_, err = other.Responses.Cancel(ctx, bg.ID)
+		wantAPIStatus(t, "responses.cancel with another account", err, 404)
+
+		// A slow one, cancelled while it runs (or before).
+		slow, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: model, Background: openai.Bool(true),
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("slowly [[chunk-delay:200]] [[words:20]]")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancelled, err := client.Responses.Cancel(ctx, slow.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cancelled.Status != "cancelled" || cancelled.ID != slow.ID {
+			t.Fatalf("cancelled %s", cancelled.RawJSON())
+		}
+		if again, err := client.Responses.Get(ctx, slow.ID, responses.ResponseGetParams{}); err != nil || again.Status != "cancelled" {
+			t.Fatalf("after cancel: %v %v", again, err)
+		}
+	})
+
 	t.Run("embeddings", func(t *testing.T) {
 		resp, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{Model: embeddingModel,
 			Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"first text", "second text"}}})
@@ -591,6 +712,78 @@ func testGoSDK(t *testing.T, b *beaver) {
 		}
 		if len(edit.Data) != 1 || edit.Usage.InputTokensDetails.ImageTokens != 2*fakeupstream.FakeImageInputTokens {
 			t.Fatalf("image edit answer %s", edit.RawJSON())
+		}
+	})
+
+	t.Run("files", func(t *testing.T) {
+		content := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}}` + "\n"
+		f, err := client.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(content), "in.jsonl", "application/jsonl"),
+			Purpose: openai.FilePurposeBatch})
+		if err != nil {
+			t.Fatalf("POST /v1/files: %v", err)
+		}
+		if !strings.HasPrefix(f.ID, "file-") || f.Bytes != int64(len(content)) || f.Purpose != openai.FileObjectPurposeBatch || f.Filename != "in.jsonl" {
+			t.Fatalf("file %s", f.RawJSON())
+		}
+		got, err := client.Files.Get(ctx, f.ID)
+		if err != nil || got.ID != f.ID {
+			t.Fatalf("GET /v1/files/{id}: %v", err)
+		}
+		res, err := client.Files.Content(ctx, f.ID)
+		if err != nil {
+			t.Fatalf("GET /v1/files/{id}/content: %v", err)
+		}
+		body, err := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if err != nil || string(body) != content {
+			t.Fatalf("content %q (%v)", body, err)
+		}
+		page, err := client.Files.List(ctx, openai.FileListParams{Purpose: openai.String("batch")})
+		if err != nil || len(page.Data) == 0 {
+			t.Fatalf("GET /v1/files: %v", err)
+		}
+		if del, err := client.Files.Delete(ctx, f.ID); err != nil || !del.Deleted {
+			t.Fatalf("DELETE /v1/files/{id}: %v", err)
+		}
+	})
+
+	// Batches need the worker, which this harness does not run: what the
+	// API answers alone (a failed input, a duplicate custom_id, the list)
+	// through the SDK; runs are tested in worker and internal/batches.
+	t.Run("batches", func(t *testing.T) {
+		bad, err := client.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader("not json\n"), "bad.jsonl", "application/jsonl"),
+			Purpose: openai.FilePurposeBatch})
+		if err != nil {
+			t.Fatalf("POST /v1/files: %v", err)
+		}
+		b, err := client.Batches.New(ctx, openai.BatchNewParams{InputFileID: bad.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions,
+			CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+		if err != nil {
+			t.Fatalf("POST /v1/batches: %v", err)
+		}
+		if b.Status != openai.BatchStatusFailed || len(b.Errors.Data) != 1 || b.Errors.Data[0].Code != "invalid_json_line" ||
+			b.Errors.Data[0].Line != 1 || b.RequestCounts.Total != 0 {
+			t.Fatalf("batch %s", b.RawJSON())
+		}
+		got, err := client.Batches.Get(ctx, b.ID)
+		if err != nil || got.ID != b.ID || got.FailedAt == 0 {
+			t.Fatalf("GET /v1/batches/{id}: %v", err)
+		}
+		line := `{"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"openai/gpt-4o-mini","messages":[]}}` + "\n"
+		dup, err := client.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader(line+line), "dup.jsonl", "application/jsonl"),
+			Purpose: openai.FilePurposeBatch})
+		if err != nil {
+			t.Fatalf("POST /v1/files: %v", err)
+		}
+		_, err = client.Batches.New(ctx, openai.BatchNewParams{InputFileID: dup.ID, Endpoint: openai.BatchNewParamsEndpointV1ChatCompletions,
+			CompletionWindow: openai.BatchNewParamsCompletionWindow24h})
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Code != "duplicate_custom_id" {
+			t.Fatalf("duplicate custom_id: %v", err)
+		}
+		page, err := client.Batches.List(ctx, openai.BatchListParams{})
+		if err != nil || len(page.Data) == 0 || page.Data[0].ID != b.ID {
+			t.Fatalf("GET /v1/batches: %v", err)
 		}
 	})
 
@@ -668,7 +861,7 @@ func testNodeSDK(t *testing.T, b *beaver) {
 	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "compat.test.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "BEAVER_BASE_URL="+b.base, "BEAVER_KEY="+b.key, "BEAVER_BROKE_KEY="+b.brokeKey,
-		"BEAVER_OTHER_KEY="+b.otherKey,
+		"BEAVER_OTHER_KEY="+b.otherKey, "BEAVER_BACKGROUND="+strconv.FormatBool(b.background),
 		"BEAVER_RPM_KEY="+b.rpmKeyNode, "BEAVER_EMBEDDING_MODEL="+embeddingModel,
 		"BEAVER_MODELS="+strings.Join(models, ","), "BEAVER_REASONING_MODELS="+strings.Join(reasoningModels, ","),
 		"BEAVER_TLS_BASE_URL="+tlsProxy.URL, "BEAVER_REALTIME_MODEL="+realtimeModel,

@@ -135,6 +135,18 @@ type Config struct {
 	// ResponsesRetention is how long a stored response is kept
 	// (BEAVER_RESPONSES_RETENTION_DAYS, default 30; 0 = expired at once).
 	ResponsesRetention time.Duration
+
+	// Files and batches: FilesDir keeps uploaded files' bytes in a directory
+	// (BEAVER_FILES_DIR; "" = in the database); FilesMaxBytes bounds an
+	// upload (BEAVER_FILES_MAX_BYTES, default 200 MB as OpenAI's batch
+	// input). BatchConcurrency is how many lines of one batch run at once
+	// (BEAVER_BATCH_CONCURRENCY, default 4), BatchAccountConcurrency of all
+	// of an account's batches in one worker (BEAVER_BATCH_ACCOUNT_CONCURRENCY,
+	// default 8).
+	FilesDir                string
+	FilesMaxBytes           int64
+	BatchConcurrency        int
+	BatchAccountConcurrency int
 }
 
 // providerEnv maps provider names to their env prefix, default base URL
@@ -260,6 +272,11 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 
 		ResponsesStoreDefault: boolean("BEAVER_RESPONSES_STORE_DEFAULT", true),
 		ResponsesRetention:    time.Duration(num("BEAVER_RESPONSES_RETENTION_DAYS", 30)) * 24 * time.Hour,
+
+		FilesDir:                get("BEAVER_FILES_DIR", ""),
+		FilesMaxBytes:           int64(num("BEAVER_FILES_MAX_BYTES", 200_000_000)),
+		BatchConcurrency:        int(num("BEAVER_BATCH_CONCURRENCY", 4)),
+		BatchAccountConcurrency: int(num("BEAVER_BATCH_ACCOUNT_CONCURRENCY", 8)),
 	}
 	if s := get("BEAVER_CORS_ORIGINS", ""); s != "" {
 		for _, o := range strings.Split(s, ",") {

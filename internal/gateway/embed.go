@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
@@ -37,6 +38,25 @@ type EmbedCall struct {
 	ClientIP   string
 	RequestID  string
 	OnAttempts func(Attempts) // as Call.OnAttempts
+
+	// Durable is a durable job's (a batch line's) hooks, as Call.Durable.
+	Durable EmbedDurable
+}
+
+// EmbedDurable is Durable for an embeddings call: the job names its
+// generation, keeps the answer before it is charged (Record), and a retry
+// that finds a kept answer without its charge has it charged without asking
+// the provider again (Replay).
+type EmbedDurable struct {
+	// GenerationID, when set, is the generation's id instead of a new one.
+	GenerationID string
+	// Record is told the answer and the model that gave it after the
+	// provider answered and before the charge. An error from it is
+	// returned after the answer is charged all the same.
+	Record func(ctx context.Context, resp *embedding.Response, model string) error
+	// Replay, when set, is the answer: no provider is called and it is
+	// charged as if it had just come from the request's model.
+	Replay *embedding.Response
 }
 
 // Embeddings is a charged embeddings answer.
@@ -53,14 +73,29 @@ func (g *Gateway) Embed(ctx context.Context, call EmbedCall) (*Embeddings, error
 		return nil, err
 	}
 	var resp *embedding.Response
-	err = r.try(ctx, func(ctx context.Context) (err error) {
-		up := *call.Request
-		up.Model = r.entry.ProviderModel
-		resp, err = emb.Embed(ctx, &up)
-		return err
-	})
-	if err != nil {
-		return nil, r.failed(ctx, err, ctx.Err() != nil)
+	var recordErr error
+	if d := call.Durable; d.Replay != nil {
+		c := *d.Replay
+		if d.Replay.Usage != nil {
+			u := *d.Replay.Usage
+			c.Usage = &u
+		}
+		resp = &c
+	} else {
+		err = r.try(ctx, func(ctx context.Context) (err error) {
+			up := *call.Request
+			up.Model = r.entry.ProviderModel
+			resp, err = emb.Embed(ctx, &up)
+			return err
+		})
+		if err != nil {
+			return nil, r.failed(ctx, err, ctx.Err() != nil)
+		}
+		if d.Record != nil {
+			if recordErr = d.Record(ctx, resp, r.entry.ID); recordErr != nil {
+				recordErr = fmt.Errorf("record the answer of %s: %w", r.genID, recordErr)
+			}
+		}
 	}
 	o := r.outcome()
 	u := &chat.Usage{PromptTokens: int(r.prompt)}
@@ -77,7 +112,7 @@ func (g *Gateway) Embed(ctx context.Context, call EmbedCall) (*Embeddings, error
 	withCost(u, st)
 	resp.ID, resp.Object, resp.Model = r.genID, embedding.ObjectList, r.entry.ID
 	resp.Usage = &embedding.Usage{PromptTokens: u.PromptTokens, TotalTokens: u.TotalTokens, Cost: u.Cost, CostMicros: u.CostMicros}
-	return &Embeddings{Response: resp, Settlement: st}, nil
+	return &Embeddings{Response: resp, Settlement: st}, recordErr
 }
 
 // admitEmbedding resolves the model as a chat request's (key policy
@@ -101,7 +136,7 @@ func (g *Gateway) admitEmbedding(ctx context.Context, call EmbedCall) (*run, pro
 		return nil, nil, apierr.Invalid("model %s: provider %s serves no embeddings", first.entry.ID, first.entry.Provider).WithParam("model")
 	}
 	c := Call{Principal: call.Principal, Model: req.Model, ClientIP: call.ClientIP, RequestID: call.RequestID,
-		OnAttempts: call.OnAttempts}
+		OnAttempts: call.OnAttempts, Durable: Durable{GenerationID: call.Durable.GenerationID}}
 	r, err := g.start(ctx, c, chain[:1], embeddingOperation(req))
 	if err != nil {
 		return nil, nil, err

@@ -42,6 +42,14 @@ type Request struct {
 	// PreviousResponseID names the stored response this turn continues;
 	// its chain's items come before Input in Chat (see ParseRequest).
 	PreviousResponseID string
+	// Background is the caller's background: the API runs the request in
+	// a durable workflow and answers at once (see background.go).
+	Background bool
+	// Body and History are what the request was parsed from (the body as
+	// sent; the stored chain's items when it names previous_response_id):
+	// a background run parses them again (ParseRequestAfter).
+	Body    json.RawMessage
+	History []json.RawMessage
 	// Input is this turn's own input items, as given (a string input is
 	// one user message item): what a stored response keeps, so that its
 	// chain can be rebuilt.
@@ -111,7 +119,8 @@ func ParseRequestAfter(body []byte, history []json.RawMessage) (*Request, error)
 			return nil, invalid(name, "unknown field %s: Beaver forwards only fields it can price (see the README on /v1/responses)", name)
 		}
 	}
-	p := parser{fields: fields, history: history, r: &Request{Chat: &chat.Request{}, ParallelToolCalls: true}}
+	p := parser{fields: fields, history: history, r: &Request{Chat: &chat.Request{}, ParallelToolCalls: true,
+		Body: body, History: history}}
 	p.read()
 	if p.err != nil {
 		return nil, p.err
@@ -195,8 +204,8 @@ func (p *parser) readState() {
 	if p.field("previous_response_id", "a string", &p.r.PreviousResponseID) && p.r.PreviousResponseID == "" {
 		p.fail("previous_response_id", "previous_response_id must not be empty")
 	}
-	if p.field("background", "a boolean", &background) && background {
-		p.fail("background", "background responses are not supported yet: send background false (or leave it out)")
+	if p.field("background", "a boolean", &background) {
+		p.r.Background = background // the API checks it against store and stream (background.go)
 	}
 	var truncation string
 	if p.field("truncation", `"disabled" or "auto"`, &truncation) && truncation != "disabled" {

@@ -172,7 +172,7 @@ func TestResponsesRequestRefusals(t *testing.T) {
 		{`{"model":"m","input":"x","store":"yes"}`, "store", "a boolean"},
 		{`{"model":"m","input":"x","previous_response_id":""}`, "previous_response_id", "not be empty"},
 		{`{"model":"m","input":"x","conversation":"conv_1"}`, "conversation", "does not store conversations"},
-		{`{"model":"m","input":"x","background":true}`, "background", "not supported"},
+		{`{"model":"m","input":"x","background":"yes"}`, "background", "a boolean"},
 		{`{"model":"m","input":"x","include":["reasoning.encrypted_content","message.output_text.logprobs"]}`, "include", "not supported"},
 		{`{"model":"m","input":"x","truncation":"auto"}`, "truncation", "disabled"},
 		{`{"model":"m","input":"x","prompt":{"id":"p"}}`, "prompt", "not supported"},

@@ -38,7 +38,7 @@ func (r *Request) newResponse(genID, model string, created int64) *Response {
 		Text:       TextConfig{Format: r.TextFormat, Verbosity: r.Verbosity},
 		ToolChoice: r.ToolChoice, Tools: tools, TopP: r.TopP, Truncation: "disabled",
 		User: r.User, Metadata: metadata, Store: r.Store != nil && *r.Store,
-		PreviousResponseID: previous,
+		PreviousResponseID: previous, Background: r.Background,
 	}
 }
 

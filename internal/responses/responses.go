@@ -9,7 +9,8 @@
 // Stored responses (store true, the default) are kept by the API; this
 // package reads store and previous_response_id, rebuilds a chain's input
 // items (History, ParseRequestAfter) and pages input items (stored.go).
-// conversation, item references and background are refused.
+// conversation and item references are refused; background requests are
+// run by a workflow (background.go and the API).
 //
 // The shapes follow OpenAI's published Responses schemas (openai-openapi,
 // and the openai-go SDK's responses package generated from them).
@@ -33,6 +34,9 @@ const (
 	StatusCompleted  = "completed"
 	StatusIncomplete = "incomplete"
 	StatusFailed     = "failed"
+	// A background response's (background.go).
+	StatusQueued    = "queued"
+	StatusCancelled = "cancelled"
 )
 
 // Output item and content part types.

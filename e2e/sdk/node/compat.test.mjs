@@ -289,6 +289,37 @@ for (const model of models) {
   });
 }
 
+// Background responses (a Temporal dev server and a worker run beside the
+// API when the temporal CLI is installed: BEAVER_BACKGROUND=true): create
+// answers queued, retrieve polls to completed, cancel cancels one still
+// running (400 once finished); another account sees nothing.
+test('background responses: create, retrieve until completed, cancel', {
+  skip: process.env.BEAVER_BACKGROUND !== 'true' && '!!! no temporal CLI: no Temporal and no worker',
+}, async () => {
+  const model = 'openai/gpt-4o-mini';
+  const bg = await beaver.responses.create({ model, input: 'in the background [[words:5]]', background: true });
+  assert.equal(bg.background, true, JSON.stringify(bg));
+  assert.ok(['queued', 'in_progress'].includes(bg.status), JSON.stringify(bg));
+  let got = bg;
+  const deadline = Date.now() + 60_000;
+  while (got.status === 'queued' || got.status === 'in_progress') {
+    assert.ok(Date.now() < deadline, `still ${got.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+    got = await beaver.responses.retrieve(bg.id);
+  }
+  assert.equal(got.status, 'completed', JSON.stringify(got));
+  assert.equal(words(outputText(got)), 5, JSON.stringify(got));
+  assert.equal(got.usage.output_tokens, 5, JSON.stringify(got));
+  await assert.rejects(beaver.responses.cancel(bg.id), (e) => e instanceof APIError && e.status === 400);
+  await notFound(other.responses.retrieve(bg.id), 'retrieve a background response with another account');
+  await notFound(other.responses.cancel(bg.id), 'cancel with another account');
+
+  const slow = await beaver.responses.create({ model, input: 'slowly [[chunk-delay:200]] [[words:20]]', background: true });
+  const cancelled = await beaver.responses.cancel(slow.id);
+  assert.equal(cancelled.status, 'cancelled', JSON.stringify(cancelled));
+  assert.equal((await beaver.responses.retrieve(slow.id)).status, 'cancelled');
+});
+
 // count_tokens: Anthropic's shape for every model, nothing charged. The
 // other account runs nothing billed, so its balance must not move.
 test('@anthropic-ai/sdk messages.countTokens', async () => {
@@ -346,6 +377,25 @@ test('images', async () => {
   const url = await beaver.images.generate({ model: 'xai/grok-imagine-image', prompt: 'a beaver', response_format: 'url' });
   assert.ok(url.data[0].url?.startsWith('https://'), JSON.stringify(url));
   assert.ok(url.usage.cost_micros > 0, JSON.stringify(url.usage));
+});
+
+test('files and batches (what the API answers without a worker)', async () => {
+  const content = JSON.stringify({ custom_id: 'a', method: 'POST', url: '/v1/chat/completions',
+    body: { model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } }) + '\n';
+  const f = await beaver.files.create({ file: await toFile(Buffer.from(content), 'in.jsonl'), purpose: 'batch' });
+  assert.ok(f.id.startsWith('file-'), JSON.stringify(f));
+  assert.equal(f.bytes, Buffer.byteLength(content));
+  assert.equal((await beaver.files.retrieve(f.id)).filename, 'in.jsonl');
+  assert.equal(await (await beaver.files.content(f.id)).text(), content);
+  const page = await beaver.files.list({ purpose: 'batch' });
+  assert.ok(page.data.some((x) => x.id === f.id));
+
+  const bad = await beaver.files.create({ file: await toFile(Buffer.from('not json\n'), 'bad.jsonl'), purpose: 'batch' });
+  const b = await beaver.batches.create({ input_file_id: bad.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  assert.equal(b.status, 'failed', JSON.stringify(b));
+  assert.equal(b.errors?.data?.[0]?.code, 'invalid_json_line');
+  assert.equal((await beaver.batches.retrieve(b.id)).id, b.id);
+  assert.equal((await beaver.files.delete(f.id)).deleted, true);
 });
 
 test('typed errors', async () => {

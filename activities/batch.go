@@ -1,0 +1,83 @@
+package activities
+
+import (
+	"context"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/beaver-gateway/beaver/internal/batches"
+)
+
+// BatchActivities run the batches of POST /v1/batches (BatchWorkflow):
+// each calls one step of package batches. Registered only where the
+// worker has a gateway (worker.Deps.Gateway). Registered by method name:
+// renaming a method renames an activity type in histories.
+type BatchActivities struct {
+	Batches *batches.Service
+}
+
+// StartBatchInput names the batch.
+type StartBatchInput struct{ BatchID string }
+
+// StartBatchResult is the batch's status and deadline once started.
+type StartBatchResult struct {
+	Status    string
+	ExpiresAt time.Time
+}
+
+// StartBatch moves a validating batch to in_progress.
+func (a *BatchActivities) StartBatch(ctx context.Context, in StartBatchInput) (StartBatchResult, error) {
+	st, err := a.Batches.Start(ctx, in.BatchID)
+	return StartBatchResult{Status: st.Status, ExpiresAt: st.ExpiresAt}, err
+}
+
+// RunBatchPageInput is a page of lines: Count lines from index From.
+type RunBatchPageInput struct {
+	BatchID string
+	From    int64
+	Count   int
+}
+
+// RunBatchPageResult is where the next page starts, and whether the batch
+// has no more lines to run (Done) or may start none (Stopped: cancelling or
+// past its window).
+type RunBatchPageResult struct {
+	Next    int64
+	Done    bool
+	Stopped bool
+}
+
+// RunBatchPage runs a page of a batch's lines, each exactly once (a retry
+// skips finished lines and charges interrupted ones once). It heartbeats
+// while lines run.
+func (a *BatchActivities) RunBatchPage(ctx context.Context, in RunBatchPageInput) (RunBatchPageResult, error) {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	p, err := a.Batches.RunPage(ctx, in.BatchID, in.From, in.Count, nil)
+	return RunBatchPageResult{Next: p.Next, Done: p.Done, Stopped: p.Stopped}, err
+}
+
+// FinalizeBatchInput names the batch.
+type FinalizeBatchInput struct{ BatchID string }
+
+// FinalizeBatchResult is the batch's final status.
+type FinalizeBatchResult struct{ Status string }
+
+// FinalizeBatch writes the output and error files and ends the batch.
+func (a *BatchActivities) FinalizeBatch(ctx context.Context, in FinalizeBatchInput) (FinalizeBatchResult, error) {
+	f, err := a.Batches.Finalize(ctx, in.BatchID)
+	return FinalizeBatchResult{Status: f.Status}, err
+}
