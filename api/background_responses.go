@@ -88,26 +88,17 @@ func (s *Server) checkFunds(ctx context.Context, accountID string) error {
 
 func (s *Server) insertBackgroundResponse(ctx context.Context, p *auth.Principal, req *responses.Request, resp *responses.Response,
 	now time.Time, ip, requestID string) error {
-	input, err := json.Marshal(responses.WithIDs(req.Input))
+	row, err := s.storedRow(p, req, resp, now)
 	if err != nil {
-		return fmt.Errorf("encode input: %w", err)
-	}
-	answer, err := json.Marshal(resp)
-	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
+		return err
 	}
 	job, err := json.Marshal(responses.NewJob(req, ip, requestID))
 	if err != nil {
 		return fmt.Errorf("encode background request: %w", err)
 	}
 	jobText := string(job)
-	row := models.StoredResponse{ID: resp.ID, AccountID: p.Account.ID, Model: resp.Model, Status: resp.Status,
-		PreviousResponseID: resp.PreviousResponseID, Input: string(input), Response: string(answer),
-		CreatedAt: now, ExpiresAt: now.Add(s.cfg.ResponsesRetention), Background: true, Job: &jobText}
-	if p.Key != nil {
-		row.APIKeyID = &p.Key.ID
-	}
-	if err := s.DB.WithContext(ctx).Create(&row).Error; err != nil {
+	row.Background, row.Job = true, &jobText
+	if err := s.DB.WithContext(ctx).Create(row).Error; err != nil {
 		return fmt.Errorf("store background response: %w", err)
 	}
 	return nil

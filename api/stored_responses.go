@@ -131,25 +131,34 @@ func (s *Server) storeResponse(ctx context.Context, p *auth.Principal, req *resp
 }
 
 func (s *Server) writeStoredResponse(ctx context.Context, p *auth.Principal, req *responses.Request, resp *responses.Response) error {
+	row, err := s.storedRow(p, req, resp, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if err := s.DB.WithContext(ctx).Create(row).Error; err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	return nil
+}
+
+// storedRow is the row that keeps resp, answered to req, for p's account
+// until the retention ends.
+func (s *Server) storedRow(p *auth.Principal, req *responses.Request, resp *responses.Response, now time.Time) (*models.StoredResponse, error) {
 	input, err := json.Marshal(responses.WithIDs(req.Input))
 	if err != nil {
-		return fmt.Errorf("encode input: %w", err)
+		return nil, fmt.Errorf("encode input: %w", err)
 	}
 	answer, err := json.Marshal(resp)
 	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
+		return nil, fmt.Errorf("encode response: %w", err)
 	}
-	now := time.Now().UTC()
-	row := models.StoredResponse{ID: resp.ID, AccountID: p.Account.ID, Model: resp.Model, Status: resp.Status,
+	row := &models.StoredResponse{ID: resp.ID, AccountID: p.Account.ID, Model: resp.Model, Status: resp.Status,
 		PreviousResponseID: resp.PreviousResponseID, Input: string(input), Response: string(answer),
 		CreatedAt: now, ExpiresAt: now.Add(s.cfg.ResponsesRetention)}
 	if p.Key != nil {
 		row.APIKeyID = &p.Key.ID
 	}
-	if err := s.DB.WithContext(ctx).Create(&row).Error; err != nil {
-		return fmt.Errorf("insert: %w", err)
-	}
-	return nil
+	return row, nil
 }
 
 // getResponse serves GET /v1/responses/{id}: the Response object as it

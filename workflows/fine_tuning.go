@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/beaver-gateway/beaver/activities"
@@ -80,20 +78,6 @@ func FineTuningJobWorkflow(ctx workflow.Context, in FineTuningJobInput) (FineTun
 // StartFineTuningJob starts the job's workflow; one that was started
 // before counts as started (its id is never reused).
 func (s *Starter) StartFineTuningJob(ctx context.Context, jobID string) error {
-	const op = "start_fine_tuning_job"
-	c, err := s.client(op)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.o.CallTimeout)
-	defer cancel()
-	_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: FineTuningJobWorkflowID(jobID), TaskQueue: s.o.TaskQueue,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, FineTuningJobWorkflow, FineTuningJobInput{JobID: jobID, PollEvery: s.o.FineTuningPollEvery})
-	if alreadyStarted(err) {
-		err = nil
-	}
-	return s.done(op, err)
+	return s.startOnce(ctx, "start_fine_tuning_job", FineTuningJobWorkflowID(jobID), FineTuningJobWorkflow,
+		FineTuningJobInput{JobID: jobID, PollEvery: s.o.FineTuningPollEvery})
 }

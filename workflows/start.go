@@ -292,7 +292,13 @@ func (s *Starter) StartRefund(ctx context.Context, key string, in RefundInput) (
 // StartBatch starts BatchWorkflow for batch id under BatchWorkflowID; a
 // run already started is success.
 func (s *Starter) StartBatch(ctx context.Context, batchID string) error {
-	const op = "start_batch"
+	return s.startOnce(ctx, "start_batch", BatchWorkflowID(batchID), BatchWorkflow, BatchInput{BatchID: batchID})
+}
+
+// startOnce starts workflow wf with input as id, the business key of a job
+// that runs once (its id is never reused); a run already started, by a
+// retried request, is success.
+func (s *Starter) startOnce(ctx context.Context, op, id string, wf, input any) error {
 	c, err := s.client(op)
 	if err != nil {
 		return err
@@ -300,10 +306,10 @@ func (s *Starter) StartBatch(ctx context.Context, batchID string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.o.CallTimeout)
 	defer cancel()
 	_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: BatchWorkflowID(batchID), TaskQueue: s.o.TaskQueue,
+		ID: id, TaskQueue: s.o.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, BatchWorkflow, BatchInput{BatchID: batchID})
+	}, wf, input)
 	if alreadyStarted(err) {
 		err = nil
 	}
@@ -337,22 +343,8 @@ func (s *Starter) StartAutoRecharge(ctx context.Context, accountID string) error
 // StartBackgroundResponse starts the run of a stored background response.
 // Starting it again (a retried request) is success.
 func (s *Starter) StartBackgroundResponse(ctx context.Context, respID string) error {
-	const op = "start_background_response"
-	c, err := s.client(op)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.o.CallTimeout)
-	defer cancel()
-	_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: BackgroundResponseWorkflowID(respID), TaskQueue: s.o.TaskQueue,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, BackgroundResponseWorkflow, BackgroundResponseInput{ResponseID: respID})
-	if alreadyStarted(err) {
-		err = nil
-	}
-	return s.done(op, err)
+	return s.startOnce(ctx, "start_background_response", BackgroundResponseWorkflowID(respID),
+		BackgroundResponseWorkflow, BackgroundResponseInput{ResponseID: respID})
 }
 
 // CancelBackgroundResponse cancels the run of a background response; one
