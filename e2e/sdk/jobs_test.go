@@ -94,6 +94,7 @@ func testGoBatchesRun(t *testing.T, b *beaver) {
 	embd := create(upload("embd.jsonl", batchEmbeddingsInput("go")), openai.BatchNewParamsEndpointV1Embeddings)
 
 	var total int64
+	var outputs []string
 	for _, c := range []struct {
 		batch *openai.Batch
 		lines int
@@ -118,6 +119,7 @@ func testGoBatchesRun(t *testing.T, b *beaver) {
 			bt.OutputFileID == "" || bt.CompletedAt == 0 || bt.Metadata["check"] != "openai-go" {
 			t.Fatalf("completed batch %s", bt.RawJSON())
 		}
+		outputs = append(outputs, bt.OutputFileID)
 		res, err := client.Files.Content(ctx, bt.OutputFileID)
 		if err != nil {
 			t.Fatalf("GET /v1/files/{output}/content: %v", err)
@@ -217,10 +219,8 @@ func testGoBatchesRun(t *testing.T, b *beaver) {
 	other := b.client(b.otherKey)
 	_, err = other.Batches.Get(ctx, chat.ID)
 	wantAPIStatus(t, "batches.retrieve with another account", err, 404)
-	_, err = other.Files.Content(ctx, chat.OutputFileID)
-	if chat.OutputFileID != "" {
-		wantAPIStatus(t, "files.content of another account's output", err, 404)
-	}
+	_, err = other.Files.Content(ctx, outputs[0])
+	wantAPIStatus(t, "files.content of another account's output", err, 404)
 }
 
 func slowLines(n int) string {
