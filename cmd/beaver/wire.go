@@ -136,7 +136,8 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 
 	p.temporal = temporalx.NewConn(cfg, log)
 	p.workflows = workflows.NewStarter(workflows.StarterOptions{Conn: p.temporal, Auth: p.auth,
-		TaskQueue: worker.TaskQueue(cfg), Log: log, Registerer: p.registry})
+		TaskQueue: worker.TaskQueue(cfg), Log: log, Registerer: p.registry,
+		FineTuningPollEvery: cfg.FineTuningPollInterval})
 	events := balanceEvents{workflows: p.workflows, recharge: payments.NewRechargeTrigger(d), log: log}
 	p.ledger = &billing.Ledger{DB: d, Events: events}
 	p.billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID, Registerer: p.registry,

@@ -98,6 +98,9 @@ type beaver struct {
 	// genaiKey is a third funded account's, which only the Go GenAI SDK
 	// check bills: its balance must drop by exactly that check's charges.
 	genaiKey string
+	// Accounts of their own for the batch and fine-tuning checks of each
+	// SDK, whose balances must drop by exactly those checks' charges.
+	batchKeyGo, batchKeyNode, ftKeyGo, ftKeyNode string
 	// background: a Temporal dev server and `beaver worker` run beside
 	// the API (the temporal CLI is installed), so background responses run.
 	background bool
@@ -135,7 +138,9 @@ func startBeaver(t *testing.T) *beaver {
 		"BEAVER_DATA_DIR="+dir, "BEAVER_ADMIN_EMAIL="+adminEmail, "BEAVER_ADMIN_PASSWORD="+adminPassword,
 		"BEAVER_AUTH_LIMIT=1000", "BEAVER_ARGON2_MEMORY_KIB=1024", "BEAVER_ARGON2_TIME=1", "BEAVER_ARGON2_THREADS=1",
 		"OPENAI_BASE_URL="+up.URL, "ANTHROPIC_BASE_URL="+up.URL, "GEMINI_BASE_URL="+up.URL, "DEEPSEEK_BASE_URL="+up.URL, "XAI_BASE_URL="+up.URL,
-		"TEMPORAL_ADDRESS="+temporalAddr)
+		"TEMPORAL_ADDRESS="+temporalAddr,
+		// Fine-tuning jobs (the fake moves one state per poll) end in a second.
+		"BEAVER_FINE_TUNING_POLL_INTERVAL=200ms")
 	var logs bytes.Buffer
 	run := func(what string) {
 		cmd := exec.Command(binary, what)
@@ -200,6 +205,15 @@ func startBeaver(t *testing.T) *beaver {
 	genai := account("genai@sdk.test")
 	b.mustCall(t, "POST", "/admin/top-up", admin, map[string]any{"account_id": genai, "amount_usd": "10"}, 201)
 	b.genaiKey = key(genai, "genai-go", nil)
+	for _, k := range []struct {
+		email string
+		key   *string
+	}{{"batch-go@sdk.test", &b.batchKeyGo}, {"batch-node@sdk.test", &b.batchKeyNode},
+		{"ft-go@sdk.test", &b.ftKeyGo}, {"ft-node@sdk.test", &b.ftKeyNode}} {
+		id := account(k.email)
+		b.mustCall(t, "POST", "/admin/top-up", admin, map[string]any{"account_id": id, "amount_usd": "10"}, 201)
+		*k.key = key(id, k.email, nil)
+	}
 	return b
 }
 
@@ -747,9 +761,8 @@ func testGoSDK(t *testing.T, b *beaver) {
 		}
 	})
 
-	// Batches need the worker, which this harness does not run: what the
-	// API answers alone (a failed input, a duplicate custom_id, the list)
-	// through the SDK; runs are tested in worker and internal/batches.
+	// What the API answers alone (a failed input, a duplicate custom_id,
+	// the list); batches-run (jobs_test.go) runs batches on the worker.
 	t.Run("batches", func(t *testing.T) {
 		bad, err := client.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader("not json\n"), "bad.jsonl", "application/jsonl"),
 			Purpose: openai.FilePurposeBatch})
@@ -786,6 +799,9 @@ func testGoSDK(t *testing.T, b *beaver) {
 			t.Fatalf("GET /v1/batches: %v", err)
 		}
 	})
+
+	t.Run("batches-run", func(t *testing.T) { testGoBatchesRun(t, b) })
+	t.Run("fine-tuning", func(t *testing.T) { testGoFineTuning(t, b) })
 
 	t.Run("errors", func(t *testing.T) {
 		chat := openai.ChatCompletionNewParams{Model: "openai/gpt-4o-mini",
@@ -865,6 +881,7 @@ func testNodeSDK(t *testing.T, b *beaver) {
 		"BEAVER_RPM_KEY="+b.rpmKeyNode, "BEAVER_EMBEDDING_MODEL="+embeddingModel,
 		"BEAVER_MODELS="+strings.Join(models, ","), "BEAVER_REASONING_MODELS="+strings.Join(reasoningModels, ","),
 		"BEAVER_TLS_BASE_URL="+tlsProxy.URL, "BEAVER_REALTIME_MODEL="+realtimeModel,
+		"BEAVER_BATCH_KEY="+b.batchKeyNode, "BEAVER_FT_KEY="+b.ftKeyNode, "BEAVER_FINE_TUNE_MODEL="+fineTuneModel,
 		"NO_COLOR=1", "FORCE_COLOR=0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -147,6 +147,11 @@ type Config struct {
 	FilesMaxBytes           int64
 	BatchConcurrency        int
 	BatchAccountConcurrency int
+
+	// FineTuningPollInterval is how often FineTuningJobWorkflow polls a
+	// job at OpenAI (BEAVER_FINE_TUNING_POLL_INTERVAL, default 60s; the
+	// SDK tests shorten it).
+	FineTuningPollInterval time.Duration
 }
 
 // providerEnv maps provider names to their env prefix, default base URL
@@ -277,6 +282,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		FilesMaxBytes:           int64(num("BEAVER_FILES_MAX_BYTES", 200_000_000)),
 		BatchConcurrency:        int(num("BEAVER_BATCH_CONCURRENCY", 4)),
 		BatchAccountConcurrency: int(num("BEAVER_BATCH_ACCOUNT_CONCURRENCY", 8)),
+		FineTuningPollInterval:  dur("BEAVER_FINE_TUNING_POLL_INTERVAL", time.Minute),
 	}
 	if s := get("BEAVER_CORS_ORIGINS", ""); s != "" {
 		for _, o := range strings.Split(s, ",") {

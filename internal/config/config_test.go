@@ -268,3 +268,19 @@ func TestPerplexityAPIFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestFineTuningPollInterval(t *testing.T) {
+	c, err := config.FromLookup(lookup(nil))
+	if err != nil || c.FineTuningPollInterval != time.Minute {
+		t.Fatalf("default %v (%v), want 1m", c.FineTuningPollInterval, err)
+	}
+	if c, err = config.FromLookup(lookup(map[string]string{"BEAVER_FINE_TUNING_POLL_INTERVAL": "200ms"})); err != nil ||
+		c.FineTuningPollInterval != 200*time.Millisecond {
+		t.Fatalf("200ms: %v (%v)", c.FineTuningPollInterval, err)
+	}
+	for _, v := range []string{"0s", "-1s", "often"} {
+		if _, err := config.FromLookup(lookup(map[string]string{"BEAVER_FINE_TUNING_POLL_INTERVAL": v})); err == nil {
+			t.Errorf("BEAVER_FINE_TUNING_POLL_INTERVAL=%s accepted", v)
+		}
+	}
+}

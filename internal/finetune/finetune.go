@@ -336,13 +336,24 @@ func (s *Service) record(ctx context.Context, j *Job) error {
 }
 
 // Get returns the job's current object from OpenAI (the last one recorded
-// when OpenAI cannot be reached).
+// when OpenAI cannot be reached). A job it finds finished is settled at
+// once (Settle is exactly once: the workflow's own settlement is then a
+// no-op), and a succeeded job's model is in this process's catalog before
+// the answer goes out: a client that polls until "succeeded" can use the
+// fine-tuned model right away, not a poll interval later.
 func (s *Service) Get(ctx context.Context, accountID, id string) (json.RawMessage, error) {
 	row, err := s.job(ctx, accountID, id)
 	if err != nil {
 		return nil, err
 	}
 	if row.SettledAt != nil {
+		if row.Status == "succeeded" && row.FineTunedModel != nil {
+			if e, ok := s.o.Catalog.Get(catalog.PrivateModelID(Provider, *row.FineTunedModel)); !ok || e.Version == 0 {
+				if _, err := s.addModel(ctx, id); err != nil {
+					s.o.Log.Warn("fine-tuning job: the fine-tuned model could not be added", "job", id, "err", err)
+				}
+			}
+		}
 		return json.RawMessage(row.Upstream), nil
 	}
 	j, err := s.up.getJob(ctx, id)
@@ -352,6 +363,11 @@ func (s *Service) Get(ctx context.Context, accountID, id string) (json.RawMessag
 	}
 	if err := s.record(ctx, j); err != nil {
 		return nil, fmt.Errorf("finetune: record job %s: %w", id, err)
+	}
+	if Terminal(j.Status) {
+		if _, err := s.Settle(ctx, id); err != nil {
+			s.o.Log.Warn("fine-tuning job: settling on retrieve failed; its workflow settles it", "job", id, "err", err)
+		}
 	}
 	return j.Raw, nil
 }

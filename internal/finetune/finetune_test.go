@@ -56,6 +56,7 @@ type fixture struct {
 	cat   *catalog.Catalog
 	up    *fakeupstream.Server
 	svc   *finetune.Service
+	base  string // the fake upstream's URL
 	start *starter
 }
 
@@ -74,7 +75,7 @@ func newFixture(t *testing.T, dialect string) *fixture {
 	t.Cleanup(srv.Close)
 	st := &starter{}
 	svc := finetune.New(finetune.Options{DB: d, Catalog: cat, Endpoints: endpoints{srv.URL}, Workflows: st, Log: quiet})
-	return &fixture{t: t, d: d, cat: cat, up: up, svc: svc, start: st}
+	return &fixture{t: t, d: d, cat: cat, up: up, svc: svc, start: st, base: srv.URL}
 }
 
 func (f *fixture) account(balance int64) string {
@@ -539,5 +540,93 @@ func TestAnalyzeAndEpochBound(t *testing.T) {
 		if got := finetune.EpochBound(tc.n, tc.examples); got != tc.want {
 			t.Errorf("EpochBound(%d, %d) = %d, want %d", tc.n, tc.examples, got, tc.want)
 		}
+	}
+}
+
+// TestGetSettlesAFinishedJob: the API's retrieve that finds a job finished
+// settles it at once (exactly once beside the workflow's settlement) and
+// puts the fine-tuned model into its own process's catalog, so a client
+// that polled until "succeeded" can use the model right away; a job the
+// worker settled first gets its model into the API's catalog on retrieve.
+func TestGetSettlesAFinishedJob(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			f := newFixture(t, dialect)
+			ctx := context.Background()
+			// The API process: its own catalog, which hears nothing from the worker's.
+			apiCat := catalog.New(f.d, bus.NewLocal(), quiet)
+			if err := apiCat.Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+			api := finetune.New(finetune.Options{DB: f.d, Catalog: apiCat, Endpoints: endpoints{f.base}, Workflows: f.start, Log: quiet})
+			acct := f.account(50_000_000)
+			file := f.upload(acct, 10)
+			get := func(id string) jobObject {
+				t.Helper()
+				raw, err := api.Get(ctx, acct, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var j jobObject
+				if err := json.Unmarshal(raw, &j); err != nil {
+					t.Fatal(err)
+				}
+				return j
+			}
+
+			// Polled by the client to succeeded: settled on that retrieve.
+			j, err := f.create(acct, `{"model":"gpt-4.1-mini","training_file":"`+file+`","suffix":"tokens-1000"}`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := get(j.ID)
+			for i := 0; got.Status != "succeeded"; i++ {
+				if i > 10 {
+					t.Fatalf("job %+v never succeeded", got)
+				}
+				got = get(j.ID)
+			}
+			var row models.FineTuningJob
+			if err := f.d.Where("id = ?", j.ID).Take(&row).Error; err != nil || row.SettledAt == nil {
+				t.Fatalf("not settled on retrieve: %+v %v", row, err)
+			}
+			want := pricing.Cost(row.TrainingPriceMicros, 0, 0, 1000, 0)
+			if row.ChargedMicros != want {
+				t.Fatalf("charged %d, want %d", row.ChargedMicros, want)
+			}
+			if _, err := apiCat.ResolveFor("openai/"+*got.FineTunedModel, acct); err != nil {
+				t.Fatalf("the model right after the retrieve that saw it succeed: %v", err)
+			}
+			// The workflow's settlement then changes nothing.
+			if s := f.runToEnd(j.ID); s.Settled || s.ChargedMicros != want || s.FineTunedModel != "openai/"+*got.FineTunedModel {
+				t.Fatalf("the workflow's settlement after the retrieve's: %+v", s)
+			}
+			if n, sum := f.ledgerCharges(acct); n != 1 || sum != -want {
+				t.Fatalf("%d charges summing %d, want 1 of %d", n, sum, -want)
+			}
+
+			// Settled by the worker first: the retrieve brings the model into
+			// the API's catalog.
+			j2, err := f.create(acct, `{"model":"gpt-4.1-mini","training_file":"`+file+`","suffix":"second"}`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := f.runToEnd(j2.ID)
+			if !s.Settled || s.FineTunedModel == "" {
+				t.Fatalf("settlement %+v", s)
+			}
+			if _, err := apiCat.ResolveFor(s.FineTunedModel, acct); err == nil {
+				t.Fatal("the API's catalog has the model before any retrieve: the test proves nothing")
+			}
+			if got := get(j2.ID); got.Status != "succeeded" {
+				t.Fatalf("retrieve %+v", got)
+			}
+			if _, err := apiCat.ResolveFor(s.FineTunedModel, acct); err != nil {
+				t.Fatalf("the model after the retrieve of a job the worker settled: %v", err)
+			}
+			if bal, res := f.balance(acct); res != 0 || bal != 50_000_000-want-s.ChargedMicros {
+				t.Fatalf("balance %d reserved %d", bal, res)
+			}
+		})
 	}
 }

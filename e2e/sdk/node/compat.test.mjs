@@ -514,3 +514,149 @@ test('realtime: OpenAIRealtimeWS session with two charged responses', async () =
   assert.deepEqual(errors, []);
   assert.ok(total > 0);
 });
+
+// Batches and fine-tuning run by the worker (BEAVER_BACKGROUND=true), each
+// on an account of its own (BEAVER_BATCH_KEY, BEAVER_FT_KEY) whose balance
+// must drop by exactly the charges the check sees.
+const background = { skip: process.env.BEAVER_BACKGROUND !== 'true' && '!!! no temporal CLI: no Temporal and no worker' };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const account = async (key, path) => {
+  const res = await fetch(env('BEAVER_BASE_URL') + path, { headers: { authorization: `Bearer ${key}` } });
+  return { status: res.status, body: await res.json() };
+};
+const balanceOf = async (key) => {
+  const { status, body } = await account(key, '/account/balance');
+  assert.equal(status, 200, JSON.stringify(body));
+  return body;
+};
+// generation is GET /v1/generation?id= once it exists (null after waitMs).
+const generation = async (key, id, waitMs = 20_000) => {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const { status, body } = await account(key, `/v1/generation?id=${encodeURIComponent(id)}`);
+    if (status === 200) return body.data;
+    assert.equal(status, 404, JSON.stringify(body));
+    if (Date.now() > deadline) return null;
+    await sleep(100);
+  }
+};
+const until = async (what, get, done) => {
+  const deadline = Date.now() + 45_000;
+  for (;;) {
+    const x = await get();
+    if (done(x)) return x;
+    assert.ok(Date.now() < deadline, `${what}: still ${JSON.stringify(x)}`);
+    await sleep(100);
+  }
+};
+
+test('batches to completion: files.create, batches.create/retrieve/list/cancel, files.content', background, async () => {
+  const key = env('BEAVER_BATCH_KEY');
+  const c = client(key);
+  const before = (await balanceOf(key)).balance_micros;
+  const jsonl = (lines) => lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
+  const upload = async (name, lines) => (await c.files.create({ file: await toFile(Buffer.from(jsonl(lines)), name), purpose: 'batch' })).id;
+  const chatLines = models.map((model, i) => ({ custom_id: `node-chat-${i}`, method: 'POST', url: '/v1/chat/completions',
+    body: { model, messages: [{ role: 'user', content: `batch line ${i} [[words:${i + 2}]]` }] } }));
+  const embdLines = [['first text'], ['second text', 'third text']].map((input, i) => ({ custom_id: `node-embd-${i}`, method: 'POST',
+    url: '/v1/embeddings', body: { model: embeddingModel, input } }));
+  const chat = await c.batches.create({ input_file_id: await upload('chat.jsonl', chatLines), endpoint: '/v1/chat/completions',
+    completion_window: '24h', metadata: { check: 'openai-node' } });
+  const embd = await c.batches.create({ input_file_id: await upload('embd.jsonl', embdLines), endpoint: '/v1/embeddings',
+    completion_window: '24h' });
+
+  let total = 0;
+  for (const [batch, n, embed] of [[chat, models.length, false], [embd, 2, true]]) {
+    const done = await until(`batch ${batch.id}`, () => c.batches.retrieve(batch.id),
+      (b) => !['validating', 'in_progress', 'finalizing'].includes(b.status));
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    assert.deepEqual(done.request_counts, { total: n, completed: n, failed: 0 }, JSON.stringify(done));
+    assert.ok(done.output_file_id && done.completed_at, JSON.stringify(done));
+    const out = (await (await c.files.content(done.output_file_id)).text()).trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(out.length, n);
+    for (const [i, line] of out.entries()) {
+      assert.equal(line.custom_id, `node-${embed ? 'embd' : 'chat'}-${i}`, JSON.stringify(line));
+      assert.equal(line.response.status_code, 200, JSON.stringify(line));
+      const body = line.response.body;
+      if (embed) {
+        assert.ok(body.data.length > 0 && body.usage.prompt_tokens > 0, JSON.stringify(body));
+        assert.ok(Number.isInteger(body.usage.cost_micros) && body.usage.cost_micros > 0, JSON.stringify(body.usage));
+      } else {
+        assert.equal(body.model, models[i]);
+        assert.equal(words(body.choices[0].message.content), i + 2, JSON.stringify(body));
+        assertCost(body.usage, `batch chat line ${i}`);
+      }
+      const g = await generation(key, body.id);
+      assert.equal(g?.charged_micros, body.usage.cost_micros, `line ${i}: ${JSON.stringify(g)}`);
+      total += body.usage.cost_micros;
+    }
+  }
+  const after = (await balanceOf(key)).balance_micros;
+  assert.ok(total > 0);
+  assert.equal(before - after, total, `balance ${before} → ${after}, the lines' charges sum to ${total}`);
+
+  const listed = [];
+  for await (const b of c.batches.list({ limit: 10 })) listed.push(b.id);
+  assert.deepEqual(listed.slice(0, 2), [embd.id, chat.id]);
+
+  const slow = Array.from({ length: 13 }, (_, i) => ({ custom_id: `slow-${i}`, method: 'POST', url: '/v1/chat/completions',
+    body: { model: 'openai/gpt-4o-mini', messages: [{ role: 'user', content: 'slowly [[slow:500]] [[words:3]]' }] } }));
+  const sb = await c.batches.create({ input_file_id: await upload('slow.jsonl', slow), endpoint: '/v1/chat/completions', completion_window: '24h' });
+  const cancelling = await c.batches.cancel(sb.id);
+  assert.ok(['cancelling', 'cancelled'].includes(cancelling.status), JSON.stringify(cancelling));
+  const cancelled = await until(`cancel ${sb.id}`, () => c.batches.retrieve(sb.id), (b) => b.status !== 'cancelling');
+  assert.equal(cancelled.status, 'cancelled', JSON.stringify(cancelled));
+  assert.ok(cancelled.cancelled_at, JSON.stringify(cancelled));
+  await notFound(other.batches.retrieve(chat.id), 'batches.retrieve with another account');
+});
+
+test('fine-tuning: files.create (fine-tune), fineTuning.jobs create/retrieve/list/listEvents/cancel, the model', background, async () => {
+  const key = env('BEAVER_FT_KEY');
+  const model = env('BEAVER_FINE_TUNE_MODEL');
+  const c = client(key);
+  const before = (await balanceOf(key)).balance_micros;
+  const examples = Array.from({ length: 10 }, (_, i) => JSON.stringify({ messages: [
+    { role: 'user', content: `What is example ${i}?` }, { role: 'assistant', content: `It is example number ${i}.` }] })).join('\n') + '\n';
+  const f = await c.files.create({ file: await toFile(Buffer.from(examples), 'train.jsonl'), purpose: 'fine-tune' });
+  assert.ok(f.id.startsWith('file-fake'), `OpenAI's file id: ${JSON.stringify(f)}`);
+  assert.equal(f.purpose, 'fine-tune');
+
+  const job = await c.fineTuning.jobs.create({ model, training_file: f.id, suffix: 'sdk-node',
+    method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 1 } } } });
+  assert.ok(job.id.startsWith('ftjob-'), JSON.stringify(job));
+  assert.equal(job.training_file, f.id);
+  await notFound(other.fineTuning.jobs.retrieve(job.id), 'fineTuning.jobs.retrieve with another account');
+  const done = await until(`job ${job.id}`, () => c.fineTuning.jobs.retrieve(job.id),
+    (j) => !['validating_files', 'queued', 'running'].includes(j.status));
+  assert.equal(done.status, 'succeeded', JSON.stringify(done));
+  assert.ok(done.trained_tokens > 0 && done.fine_tuned_model, JSON.stringify(done));
+  const events = [];
+  for await (const e of c.fineTuning.jobs.listEvents(job.id)) events.push(e);
+  assert.ok(events.length >= 3 && events.every((e) => e.object === 'fine_tuning.job.event'), JSON.stringify(events));
+  const jobs = [];
+  for await (const j of c.fineTuning.jobs.list()) jobs.push(j.id);
+  assert.deepEqual(jobs, [job.id]);
+
+  // trained_tokens × the marked-up training price (rounded up, as every charge), once.
+  const g = await generation(key, job.id);
+  assert.ok(g, `no charge for ${job.id}`);
+  const line = g.cost_details?.lines?.find((l) => l.dimension === 'training');
+  assert.equal(line?.quantity, done.trained_tokens, JSON.stringify(g));
+  assert.equal(g.charged_micros, Math.ceil(line.price_micros * done.trained_tokens / 1e6), JSON.stringify(g));
+  assert.ok(g.charged_micros > 0 && g.charged_micros >= g.provider_cost_micros, JSON.stringify(g));
+
+  const second = await c.fineTuning.jobs.create({ model, training_file: f.id });
+  const cancelled = await c.fineTuning.jobs.cancel(second.id);
+  assert.equal(cancelled.status, 'cancelled', JSON.stringify(cancelled));
+  const g2 = await generation(key, second.id);
+  assert.equal(g2?.charged_micros, 0, JSON.stringify(g2));
+  assert.equal((await balanceOf(key)).reserved_micros, 0, 'holds left after both jobs settled');
+
+  const answer = await c.chat.completions.create({ model: 'openai/' + done.fine_tuned_model,
+    messages: [{ role: 'user', content: 'hi fine-tuned [[words:3]]' }] });
+  assertCost(answer.usage, 'fine-tuned model');
+  await assert.rejects(other.chat.completions.create({ model: 'openai/' + done.fine_tuned_model, messages: [{ role: 'user', content: 'hi' }] }),
+    (e) => e instanceof NotFoundError && e.code === 'model_not_found');
+  const after = (await balanceOf(key)).balance_micros;
+  assert.equal(before - after, g.charged_micros + answer.usage.cost_micros, `balance ${before} → ${after}`);
+});
