@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/finetune"
 )
 
 // RepriceInput asks for a new price version.
@@ -67,7 +68,8 @@ type SweepLeasesInput struct{}
 
 // SweepLeasesResult counts the leases returned.
 type SweepLeasesResult struct {
-	Returned int
+	Returned    int
+	PendingJobs int // fine-tuning jobs left pending whose holds were returned
 }
 
 // SweepLeases returns the balance leases of instances that stopped renewing
@@ -77,7 +79,15 @@ func (a *Activities) SweepLeases(ctx context.Context, _ SweepLeasesInput) (Sweep
 	if n > 0 {
 		a.log().InfoContext(ctx, "expired balance leases returned", "leases", n)
 	}
-	return SweepLeasesResult{Returned: n}, err
+	if err != nil {
+		return SweepLeasesResult{Returned: n}, err
+	}
+	// Durable holds too: fine-tuning jobs whose creation a crash cut off.
+	jobs, err := finetune.ReleaseStalePending(ctx, a.DB.DB, time.Now().UTC())
+	if jobs > 0 {
+		a.log().InfoContext(ctx, "holds of fine-tuning jobs left pending returned", "jobs", jobs)
+	}
+	return SweepLeasesResult{Returned: n, PendingJobs: jobs}, err
 }
 
 // PurgeStoredResponsesInput has no fields yet.

@@ -277,7 +277,36 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (json.RawMessage, 
 
 // dropPending deletes a pending job row and releases its hold, once.
 func (s *Service) dropPending(ctx context.Context, id string) error {
-	return s.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return dropPending(ctx, s.o.DB.DB, id)
+}
+
+// pendingTimeout is how long a job may stay pending (held, while OpenAI is
+// asked to create it) before the sweep gives its hold back: creating a job
+// takes seconds, so a row this old was left by a process that died between
+// the hold and OpenAI's answer.
+const pendingTimeout = time.Hour
+
+// ReleaseStalePending gives back the holds of jobs left pending by a
+// process that died before OpenAI answered (older than pendingTimeout at
+// now), and returns how many. Should OpenAI have created such a job after
+// all, its training goes unbilled: the customer is never held or charged
+// for a job Beaver does not know.
+func ReleaseStalePending(ctx context.Context, d *gorm.DB, now time.Time) (int, error) {
+	var stale []string
+	if err := d.WithContext(ctx).Model(&models.FineTuningJob{}).Where("status = ? AND created_at < ?", "pending", now.Add(-pendingTimeout)).
+		Pluck("id", &stale).Error; err != nil {
+		return 0, fmt.Errorf("finetune: stale pending jobs: %w", err)
+	}
+	for i, id := range stale {
+		if err := dropPending(ctx, d, id); err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+			return i, fmt.Errorf("finetune: release pending job %s: %w", id, err)
+		}
+	}
+	return len(stale), nil
+}
+
+func dropPending(ctx context.Context, d *gorm.DB, id string) error {
+	return d.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var row models.FineTuningJob
 		if err := tx.Where("id = ? AND status = ?", id, "pending").Take(&row).Error; err != nil {
 			return err

@@ -25,6 +25,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
+	"gorm.io/gorm"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -626,6 +627,41 @@ func TestGetSettlesAFinishedJob(t *testing.T) {
 			}
 			if bal, res := f.balance(acct); res != 0 || bal != 50_000_000-want-s.ChargedMicros {
 				t.Fatalf("balance %d reserved %d", bal, res)
+			}
+		})
+	}
+}
+
+// A job whose creation a crash cut off (held, pending, no OpenAI id) gives
+// its hold back to the sweep after an hour; a job being created now keeps it.
+func TestStalePendingHoldsAreReturned(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(dialect, func(t *testing.T) {
+			f := newFixture(t, dialect)
+			ctx := context.Background()
+			acct := f.account(10_000_000)
+			now := time.Now().UTC()
+			for i, age := range []time.Duration{2 * time.Hour, time.Minute} {
+				if err := f.d.Transaction(func(tx *gorm.DB) error {
+					if err := billing.ReserveDurable(tx, acct, "", 1_000_000); err != nil {
+						return err
+					}
+					return tx.Create(&models.FineTuningJob{ID: fmt.Sprintf("ftpending_%d", i), AccountID: acct, Model: "openai/gpt-4.1-mini",
+						BaseModel: "gpt-4.1-mini", TrainingFile: "file-x", Status: "pending", HeldMicros: 1_000_000, Upstream: "{}",
+						CreatedAt: now.Add(-age), UpdatedAt: now.Add(-age)}).Error
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, err := finetune.ReleaseStalePending(ctx, f.d.DB, now)
+			if err != nil || n != 1 {
+				t.Fatalf("released %d, %v; want 1", n, err)
+			}
+			if _, reserved := f.balance(acct); reserved != 1_000_000 {
+				t.Fatalf("reserved %d after the sweep, want the fresh job's 1000000", reserved)
+			}
+			if n, err := finetune.ReleaseStalePending(ctx, f.d.DB, now); err != nil || n != 0 {
+				t.Fatalf("second sweep released %d, %v", n, err)
 			}
 		})
 	}
