@@ -183,3 +183,66 @@ func TestNativeBatchOnlyWhenEveryLineIsOnTheProvider(t *testing.T) {
 		})
 	}
 }
+
+// Cancelling a native batch cancels it at the provider: the lines it
+// answered are charged (once), the others are not run, the hold is
+// released.
+func TestNativeBatchCancel(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			f := newFixture(t, dialect)
+			f.native()
+			ctx := context.Background()
+			b := f.create(batches.EndpointChat, chatLine("a", chatModel, "one"), chatLine("b", chatModel, "two"),
+				chatLine("c", chatModel, "three"))
+			before := f.balance()
+			if _, err := f.svc.Start(ctx, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if native, err := f.svc.SubmitNative(ctx, b.ID); err != nil || !native {
+				t.Fatalf("native %v %v", native, err)
+			}
+			for range 2 { // validating → in_progress; one line runs
+				if done, err := f.svc.PollNative(ctx, b.ID); err != nil || done {
+					t.Fatalf("poll: %v %v", done, err)
+				}
+			}
+			if _, err := f.svc.Cancel(ctx, f.p.Account.ID, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			done := false
+			for i := 0; i < 10 && !done; i++ {
+				var err error
+				if done, err = f.svc.PollNative(ctx, b.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.svc.SettleNative(ctx, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			fin, err := f.svc.Finalize(ctx, b.ID)
+			if err != nil || fin.Status != batches.StatusCancelled {
+				t.Fatalf("finalize %+v %v", fin, err)
+			}
+			b = f.batch(b.ID)
+			out := f.lines(b.OutputFileID)
+			if b.Completed == 0 || b.Completed >= 3 || int64(len(out)) != b.Completed {
+				t.Fatalf("completed %d, %d output lines", b.Completed, len(out))
+			}
+			var sum int64
+			for _, l := range out {
+				var resp chat.Response
+				if err := json.Unmarshal(l.Response.Body, &resp); err != nil || resp.Usage == nil || resp.Usage.CostMicros == nil {
+					t.Fatalf("%s: %v", l.Response.Body, err)
+				}
+				sum += *resp.Usage.CostMicros
+			}
+			if drop := before - f.balance(); drop != sum || sum == 0 {
+				t.Fatalf("balance dropped %d, lines charged %d", drop, sum)
+			}
+			if a, k := f.reserved(); a != 0 || k != 0 {
+				t.Fatalf("still reserved %d/%d", a, k)
+			}
+		})
+	}
+}
