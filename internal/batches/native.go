@@ -75,11 +75,41 @@ func nativeTerminal(status string) bool {
 
 // SubmitNative sends batch id (in progress) to its provider's batch API
 // when it can go native, and reports whether it did. Idempotent: a batch
-// already sent is not sent again.
+// already sent is not sent again; one held by an attempt that never sent
+// it and that cannot go native now is given its hold back (Beaver runs it).
 func (s *Service) SubmitNative(ctx context.Context, id string) (bool, error) {
 	if len(s.Native) == 0 || s.Gateway == nil || s.NativeEndpoints == nil {
-		return false, nil
+		return false, s.unreserveNative(ctx, id)
 	}
+	native, err := s.submitNative(ctx, id)
+	if err != nil || native {
+		return native, err
+	}
+	return false, s.unreserveNative(ctx, id)
+}
+
+// unreserveNative releases the hold of batch id if it was held for a
+// native run never sent, once.
+func (s *Service) unreserveNative(ctx context.Context, id string) error {
+	b, err := s.batch(ctx, id)
+	if err != nil || b.NativeProvider == nil || b.NativeID != nil {
+		return err
+	}
+	keyID := ""
+	if b.APIKeyID != nil {
+		keyID = *b.APIKeyID
+	}
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&models.Batch{}).Where("id = ? AND native_id IS NULL AND native_provider IS NOT NULL AND held_micros = ?", id, b.HeldMicros).
+			Updates(map[string]any{"native_provider": nil, "held_micros": 0})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		return billing.ReleaseDurable(tx, b.AccountID, keyID, b.HeldMicros)
+	})
+}
+
+func (s *Service) submitNative(ctx context.Context, id string) (bool, error) {
 	b, err := s.batch(ctx, id)
 	if err != nil {
 		return false, err

@@ -246,3 +246,39 @@ func TestNativeBatchCancel(t *testing.T) {
 		})
 	}
 }
+
+// A batch held for a native run whose submission failed, and that cannot
+// go native on the next attempt (the switch turned off), gets its hold
+// back and is run by Beaver.
+func TestNativeBatchHoldReleasedWhenItFallsBack(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			f := newFixture(t, dialect)
+			f.native()
+			srv := httptest.NewServer(nil)
+			srv.Close() // the provider cannot be reached
+			f.svc.NativeEndpoints = nativeEndpoints{base: srv.URL + "/v1"}
+			ctx := context.Background()
+			b := f.create(batches.EndpointChat, chatLine("a", chatModel, "one"))
+			if _, err := f.svc.Start(ctx, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.svc.SubmitNative(ctx, b.ID); err == nil {
+				t.Fatal("submitted to a closed server")
+			}
+			if a, k := f.reserved(); a <= 0 || k != a {
+				t.Fatalf("reserved %d/%d", a, k)
+			}
+			f.svc.Native = nil
+			if native, err := f.svc.SubmitNative(ctx, b.ID); err != nil || native {
+				t.Fatalf("native %v %v", native, err)
+			}
+			if a, k := f.reserved(); a != 0 || k != 0 {
+				t.Fatalf("still reserved %d/%d", a, k)
+			}
+			if st := f.run(b.ID, 10); st != batches.StatusCompleted || f.up.count("one") != 1 {
+				t.Fatalf("status %s", st)
+			}
+		})
+	}
+}
