@@ -282,3 +282,57 @@ func TestNativeBatchHoldReleasedWhenItFallsBack(t *testing.T) {
 		})
 	}
 }
+
+// An embeddings batch on OpenAI's models goes native too, charged from
+// the provider's usage at the batch rate.
+func TestNativeBatchEmbeddings(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			f := newFixture(t, dialect)
+			f.native()
+			ctx := context.Background()
+			b := f.create(batches.EndpointEmbeddings,
+				`{"custom_id":"e1","method":"POST","url":"/v1/embeddings","body":{"model":"openai/text-embedding-3-small","input":"hello embedding world"}}`)
+			before := f.balance()
+			if _, err := f.svc.Start(ctx, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if native, err := f.svc.SubmitNative(ctx, b.ID); err != nil || !native {
+				t.Fatalf("native %v %v", native, err)
+			}
+			for done := false; !done; {
+				var err error
+				if done, err = f.svc.PollNative(ctx, b.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.svc.SettleNative(ctx, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if fin, err := f.svc.Finalize(ctx, b.ID); err != nil || fin.Status != batches.StatusCompleted {
+				t.Fatalf("finalize %+v %v", fin, err)
+			}
+			out := f.lines(f.batch(b.ID).OutputFileID)
+			if len(out) != 1 || f.up.count("embed:hello embedding world") != 0 {
+				t.Fatalf("output %+v", out)
+			}
+			var body struct {
+				Model string `json:"model"`
+				Usage struct {
+					PromptTokens int   `json:"prompt_tokens"`
+					CostMicros   int64 `json:"cost_micros"`
+				} `json:"usage"`
+			}
+			if err := json.Unmarshal(out[0].Response.Body, &body); err != nil || body.Model != "openai/text-embedding-3-small" ||
+				body.Usage.PromptTokens == 0 {
+				t.Fatalf("body %s", out[0].Response.Body)
+			}
+			if drop := before - f.balance(); drop != body.Usage.CostMicros {
+				t.Fatalf("balance dropped %d, charged %d", drop, body.Usage.CostMicros)
+			}
+			if a, k := f.reserved(); a != 0 || k != 0 {
+				t.Fatalf("still reserved %d/%d", a, k)
+			}
+		})
+	}
+}
