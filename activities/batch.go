@@ -24,12 +24,49 @@ type StartBatchInput struct{ BatchID string }
 type StartBatchResult struct {
 	Status    string
 	ExpiresAt time.Time
+	// Native: the batch was sent to its provider's batch API
+	// (BEAVER_BATCH_NATIVE); the workflow polls it every PollEvery.
+	Native    bool
+	PollEvery time.Duration
 }
 
-// StartBatch moves a validating batch to in_progress.
+// StartBatch moves a validating batch to in_progress and, when it can go
+// native, holds it and sends it to its provider (idempotent).
 func (a *BatchActivities) StartBatch(ctx context.Context, in StartBatchInput) (StartBatchResult, error) {
 	st, err := a.Batches.Start(ctx, in.BatchID)
-	return StartBatchResult{Status: st.Status, ExpiresAt: st.ExpiresAt}, err
+	if err != nil {
+		return StartBatchResult{}, err
+	}
+	res := StartBatchResult{Status: st.Status, ExpiresAt: st.ExpiresAt}
+	if st.Status == batches.StatusInProgress {
+		if res.Native, err = a.Batches.SubmitNative(ctx, in.BatchID); err != nil {
+			return StartBatchResult{}, err
+		}
+		res.PollEvery = a.Batches.NativePoll
+		if res.PollEvery <= 0 {
+			res.PollEvery = time.Minute
+		}
+	}
+	return res, nil
+}
+
+// NativeBatchInput names the batch.
+type NativeBatchInput struct{ BatchID string }
+
+// PollNativeBatchResult says whether the provider's batch is over.
+type PollNativeBatchResult struct{ Done bool }
+
+// PollNativeBatch looks at a native batch at its provider (cancelling it
+// there when the batch is cancelling or past its window).
+func (a *BatchActivities) PollNativeBatch(ctx context.Context, in NativeBatchInput) (PollNativeBatchResult, error) {
+	done, err := a.Batches.PollNative(ctx, in.BatchID)
+	return PollNativeBatchResult{Done: done}, err
+}
+
+// SettleNativeBatch charges each line of a finished native batch once and
+// releases the rest of its hold (idempotent).
+func (a *BatchActivities) SettleNativeBatch(ctx context.Context, in NativeBatchInput) error {
+	return a.Batches.SettleNative(ctx, in.BatchID)
 }
 
 // RunBatchPageInput is a page of lines: Count lines from index From.

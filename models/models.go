@@ -371,6 +371,11 @@ type Batch struct {
 	ExpiredAt        *time.Time
 	CancellingAt     *time.Time
 	CancelledAt      *time.Time
+	// NativeProvider and NativeID: the batch runs at that provider's own
+	// batch API (BEAVER_BATCH_NATIVE); HeldMicros is its durable hold.
+	NativeProvider *string
+	NativeID       *string
+	HeldMicros     int64
 }
 
 // BatchLine is one request of a batch and what became of it.

@@ -30,6 +30,10 @@ type BatchInput struct {
 	BatchID string
 	Next    int64
 	Started bool
+	// Native: the batch runs at its provider's batch API, polled every
+	// PollEvery (a continued run goes on polling).
+	Native    bool
+	PollEvery time.Duration
 }
 
 // BatchResult is the batch's final status.
@@ -50,7 +54,10 @@ func BatchWorkflow(ctx workflow.Context, in BatchInput) (BatchResult, error) {
 			Get(ctx, &st); err != nil {
 			return BatchResult{}, err
 		}
-		in.Started = true
+		in.Started, in.Native, in.PollEvery = true, st.Native, st.PollEvery
+	}
+	if in.Native {
+		return nativeBatch(ctx, dbCtx, in)
 	}
 	p := *retrying
 	pageCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -71,6 +78,39 @@ func BatchWorkflow(ctx workflow.Context, in BatchInput) (BatchResult, error) {
 		if pages >= batchPagesPerRun || workflow.GetInfo(ctx).GetCurrentHistoryLength() > batchHistoryLimit {
 			return BatchResult{}, workflow.NewContinueAsNewError(ctx, BatchWorkflow, in)
 		}
+	}
+	var fin activities.FinalizeBatchResult
+	if err := workflow.ExecuteActivity(dbCtx, batchActs.FinalizeBatch, activities.FinalizeBatchInput{BatchID: in.BatchID}).
+		Get(ctx, &fin); err != nil {
+		return BatchResult{}, err
+	}
+	return BatchResult{Status: fin.Status}, nil
+}
+
+// nativeBatch polls a batch sent to its provider's batch API (package
+// batches, native.go) until it is over, every in.PollEvery (continuing as
+// new when the history grows), then charges its lines once each and
+// releases its hold (SettleNativeBatch), and finalizes it.
+func nativeBatch(ctx, dbCtx workflow.Context, in BatchInput) (BatchResult, error) {
+	for {
+		var poll activities.PollNativeBatchResult
+		if err := workflow.ExecuteActivity(dbCtx, batchActs.PollNativeBatch, activities.NativeBatchInput{BatchID: in.BatchID}).
+			Get(ctx, &poll); err != nil {
+			return BatchResult{}, err
+		}
+		if poll.Done {
+			break
+		}
+		if workflow.GetInfo(ctx).GetCurrentHistoryLength() > batchHistoryLimit {
+			return BatchResult{}, workflow.NewContinueAsNewError(ctx, BatchWorkflow, in)
+		}
+		if err := workflow.Sleep(ctx, max(in.PollEvery, time.Second)); err != nil {
+			return BatchResult{}, err
+		}
+	}
+	if err := workflow.ExecuteActivity(dbCtx, batchActs.SettleNativeBatch, activities.NativeBatchInput{BatchID: in.BatchID}).
+		Get(ctx, nil); err != nil {
+		return BatchResult{}, err
 	}
 	var fin activities.FinalizeBatchResult
 	if err := workflow.ExecuteActivity(dbCtx, batchActs.FinalizeBatch, activities.FinalizeBatchInput{BatchID: in.BatchID}).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/converter"
@@ -89,5 +90,31 @@ func TestBatchWorkflowContinuesAsNew(t *testing.T) {
 	}
 	if next.BatchID != "batch_3" || !next.Started || next.Next <= 0 || next.Next%workflows.BatchPageSize != 0 {
 		t.Fatalf("continued with %+v", next)
+	}
+}
+
+// A native batch (sent to its provider's batch API by StartBatch) is
+// polled with a timer until it is over, then settled once and finalized;
+// no page of lines is run by Beaver.
+func TestBatchWorkflowNativePollsThenSettles(t *testing.T) {
+	env := newBatchEnv(t)
+	env.OnActivity(bacts.StartBatch, mock.Anything, activities.StartBatchInput{BatchID: "batch_n"}).
+		Return(activities.StartBatchResult{Status: "in_progress", Native: true, PollEvery: time.Minute}, nil).Once()
+	polls := 0
+	env.OnActivity(bacts.PollNativeBatch, mock.Anything, activities.NativeBatchInput{BatchID: "batch_n"}).Return(
+		func(context.Context, activities.NativeBatchInput) (activities.PollNativeBatchResult, error) {
+			polls++
+			return activities.PollNativeBatchResult{Done: polls == 3}, nil
+		}).Times(3)
+	env.OnActivity(bacts.SettleNativeBatch, mock.Anything, activities.NativeBatchInput{BatchID: "batch_n"}).Return(nil).Once()
+	env.OnActivity(bacts.FinalizeBatch, mock.Anything, activities.FinalizeBatchInput{BatchID: "batch_n"}).
+		Return(activities.FinalizeBatchResult{Status: "completed"}, nil).Once()
+	env.ExecuteWorkflow(workflows.BatchWorkflow, workflows.BatchInput{BatchID: "batch_n"})
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("completed %v, err %v", env.IsWorkflowCompleted(), env.GetWorkflowError())
+	}
+	var res workflows.BatchResult
+	if err := env.GetWorkflowResult(&res); err != nil || res.Status != "completed" || polls != 3 {
+		t.Fatalf("result %+v %v, polls %d", res, err, polls)
 	}
 }

@@ -161,7 +161,8 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 			AbandonTimeout: cfg.UpstreamFirstByteTimeout})
 	p.files = &files.Service{DB: d, Store: files.NewStore(d, cfg.FilesDir), MaxBytes: cfg.FilesMaxBytes}
 	p.batches = &batches.Service{DB: d, Files: p.files, Gateway: p.gateway, Log: log,
-		Concurrency: cfg.BatchConcurrency, AccountConcurrency: cfg.BatchAccountConcurrency}
+		Concurrency: cfg.BatchConcurrency, AccountConcurrency: cfg.BatchAccountConcurrency,
+		Native: cfg.BatchNative, NativeEndpoints: p.providers, NativePoll: cfg.BatchNativePoll}
 	if p.mailer, err = mail.New(cfg, log); err != nil {
 		return nil, fmt.Errorf("mailer: %w", err)
 	}

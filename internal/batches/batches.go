@@ -13,8 +13,8 @@
 // now from the kept answer, with no provider call: Durable.Replay), or
 // neither (run).
 //
-// Not done: the providers' own discounted batch APIs (OpenAI's, Anthropic's);
-// every line is an ordinary request at the ordinary price.
+// With BEAVER_BATCH_NATIVE, a batch all on one listed provider's models
+// goes to that provider's own discounted batch API instead (native.go).
 package batches
 
 import (
@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +88,15 @@ type Service struct {
 	// (BEAVER_BATCH_ACCOUNT_CONCURRENCY, default 8).
 	Concurrency        int
 	AccountConcurrency int
+	// Native lists the providers whose own batch API a batch all on their
+	// models is sent to (BEAVER_BATCH_NATIVE; native.go); empty = Beaver
+	// runs every line. NativeEndpoints gives their base URLs and keys,
+	// NativeHTTP is the client (nil: a default one), NativePoll how often
+	// the workflow looks at a provider batch (default 1 minute).
+	Native          []string
+	NativeEndpoints NativeEndpoints
+	NativeHTTP      *http.Client
+	NativePoll      time.Duration
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
 

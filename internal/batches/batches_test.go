@@ -107,7 +107,7 @@ func newFixture(t *testing.T, dialect string) *fixture {
 		t.Fatal(err)
 	}
 	up := &upstream{calls: map[string]int{}}
-	gw := gateway.New(gateway.Deps{Billing: eng, Catalog: cat, Providers: providers.Static{"openai": up}, Limiter: lim, Log: quiet},
+	gw := gateway.New(gateway.Deps{Billing: eng, Catalog: cat, Providers: providers.Static{"openai": up, "anthropic": up}, Limiter: lim, Log: quiet},
 		gateway.Options{})
 	t.Cleanup(func() { gw.Close(context.Background()) })
 	now := time.Now().UTC()

@@ -252,13 +252,7 @@ func monthOf(t time.Time) string { return t.UTC().Format("2006-01") }
 // the balance (or key limit) cannot pay for the whole max_tokens, the cap is
 // lowered to what it affords; below prompt + 16 tokens the answer is 402.
 func (e *Engine) Admit(ctx context.Context, r AdmitRequest) (*Hold, error) {
-	maxTok := r.MaxTokens
-	if maxTok <= 0 || (r.ModelMax > 0 && maxTok > r.ModelMax) {
-		maxTok = r.ModelMax
-	}
-	if maxTok <= 0 {
-		maxTok = 4096
-	}
+	maxTok := admitMaxTokens(r)
 	if r.Choices < 1 {
 		r.Choices = 1
 	}
@@ -275,6 +269,28 @@ func (e *Engine) Admit(ctx context.Context, r AdmitRequest) (*Hold, error) {
 	h.quotaMonth, h.quotaCounted = monthOf(now), counted
 	e.open.Add(1)
 	return h, nil
+}
+
+// admitMaxTokens is the completion cap r is held for: max_tokens, at most
+// the model's cap, the model's cap when unset (4096 without one).
+func admitMaxTokens(r AdmitRequest) int64 {
+	maxTok := r.MaxTokens
+	if maxTok <= 0 || (r.ModelMax > 0 && maxTok > r.ModelMax) {
+		maxTok = r.ModelMax
+	}
+	if maxTok <= 0 {
+		maxTok = 4096
+	}
+	return maxTok
+}
+
+// HoldAmount is what Admit holds for r when the balance affords all of
+// it: the request's true upper bound (a native batch holds each line's
+// durably, package batches).
+func HoldAmount(r AdmitRequest) int64 {
+	choices := max(r.Choices, 1)
+	p := r.Price
+	return pricing.Cost(p.Input, p.Output, p.Fee, r.PromptTokens, admitMaxTokens(r)*choices)
 }
 
 func (e *Engine) leaseFor(k leaseKey) *lease {

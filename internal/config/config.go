@@ -147,6 +147,12 @@ type Config struct {
 	FilesMaxBytes           int64
 	BatchConcurrency        int
 	BatchAccountConcurrency int
+	// BatchNative lists the providers whose own batch API a batch all on
+	// their models is sent to (BEAVER_BATCH_NATIVE, comma list, e.g.
+	// openai; empty = Beaver runs every line); BatchNativePoll is how often
+	// such a batch is polled (BEAVER_BATCH_NATIVE_POLL_INTERVAL, 60s).
+	BatchNative     []string
+	BatchNativePoll time.Duration
 
 	// FineTuningPollInterval is how often FineTuningJobWorkflow polls a
 	// job at OpenAI (BEAVER_FINE_TUNING_POLL_INTERVAL, default 60s; the
@@ -283,6 +289,12 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		BatchConcurrency:        int(num("BEAVER_BATCH_CONCURRENCY", 4)),
 		BatchAccountConcurrency: int(num("BEAVER_BATCH_ACCOUNT_CONCURRENCY", 8)),
 		FineTuningPollInterval:  dur("BEAVER_FINE_TUNING_POLL_INTERVAL", time.Minute),
+		BatchNativePoll:         dur("BEAVER_BATCH_NATIVE_POLL_INTERVAL", time.Minute),
+	}
+	for _, p := range strings.Split(get("BEAVER_BATCH_NATIVE", ""), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.BatchNative = append(c.BatchNative, p)
+		}
 	}
 	if s := get("BEAVER_CORS_ORIGINS", ""); s != "" {
 		for _, o := range strings.Split(s, ",") {

@@ -53,6 +53,8 @@ type ftState struct {
 	order  []string
 	clock  int64
 	serial int
+	// batches are OpenAI batches (batch.go).
+	batches map[string]*fbBatch
 }
 
 func (st *ftState) now() int64 { st.clock++; return ftEpoch + st.clock }

@@ -298,6 +298,9 @@ type streamer interface {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.batchAPI(w, r) { // batch.go
+		return
+	}
 	if s.fineTuning(w, r) { // finetune.go
 		return
 	}
