@@ -47,9 +47,9 @@ import (
 //   - Cancelling the batch cancels it at the provider; what completed
 //     there is charged, the rest is not run.
 //
-// Known gap: a crash between the provider's batch creation and recording
-// its id creates a second provider batch on retry (the first is not
-// charged to the account).
+//   - A crash between the provider's batch creation and recording its id
+//     is mended by the retry: the provider batch is tagged with Beaver's
+//     batch id (metadata beaver_batch_id) and looked for before one is made.
 
 // nativeDiscount is each provider's batch price, per mille of its standard
 // price: OpenAI's Batch API costs 50% (the one place it is written).
@@ -172,15 +172,23 @@ func (s *Service) submitNative(ctx context.Context, id string) (bool, error) {
 			return false, err
 		}
 	}
-	f, err := s.nativeUpload(ctx, provider, id, upload.Bytes())
+	// An attempt that crashed after the provider created the batch and
+	// before its id was recorded left it tagged with this batch's id: take
+	// it up instead of sending the batch twice.
+	nb, err := s.findNative(ctx, provider, id)
 	if err != nil {
 		return false, err
 	}
-	req, _ := json.Marshal(map[string]any{"input_file_id": f, "endpoint": b.Endpoint, "completion_window": "24h",
-		"metadata": map[string]string{"beaver_batch_id": id}})
-	var nb nativeBatch
-	if err := s.nativeDo(ctx, provider, http.MethodPost, "/batches", bytes.NewReader(req), "application/json", &nb); err != nil {
-		return false, err
+	if nb.ID == "" {
+		f, err := s.nativeUpload(ctx, provider, id, upload.Bytes())
+		if err != nil {
+			return false, err
+		}
+		req, _ := json.Marshal(map[string]any{"input_file_id": f, "endpoint": b.Endpoint, "completion_window": "24h",
+			"metadata": map[string]string{nativeTag: id}})
+		if err := s.nativeDo(ctx, provider, http.MethodPost, "/batches", bytes.NewReader(req), "application/json", &nb); err != nil {
+			return false, err
+		}
 	}
 	if nb.ID == "" {
 		return false, errors.New("native batch: no id in the provider's answer")
@@ -190,6 +198,31 @@ func (s *Service) submitNative(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// nativeTag is the metadata key a provider batch carries Beaver's batch id
+// under.
+const nativeTag = "beaver_batch_id"
+
+// findNative is the provider batch tagged with Beaver's batch id, or a zero
+// one. The provider lists batches newest first, and a batch whose id was
+// not recorded was made by the attempt just before: within the first page.
+func (s *Service) findNative(ctx context.Context, provider, id string) (nativeBatch, error) {
+	var page struct {
+		Data []struct {
+			nativeBatch
+			Metadata map[string]string `json:"metadata"`
+		} `json:"data"`
+	}
+	if err := s.nativeDo(ctx, provider, http.MethodGet, "/batches?limit=100", nil, "", &page); err != nil {
+		return nativeBatch{}, err
+	}
+	for _, b := range page.Data {
+		if b.Metadata[nativeTag] == id {
+			return b.nativeBatch, nil
+		}
+	}
+	return nativeBatch{}, nil
 }
 
 // startedAt is the time batch b's lines are priced at: its start.

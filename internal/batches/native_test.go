@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/beaver-gateway/beaver/internal/batches"
@@ -332,6 +333,53 @@ func TestNativeBatchEmbeddings(t *testing.T) {
 			}
 			if a, k := f.reserved(); a != 0 || k != 0 {
 				t.Fatalf("still reserved %d/%d", a, k)
+			}
+		})
+	}
+}
+
+// An attempt that crashed after OpenAI created the batch and before its id
+// was recorded: the retry finds the provider batch by its beaver_batch_id
+// tag and takes it up, instead of sending (and paying for) a second one.
+func TestNativeBatchCreatedBeforeACrashIsTakenUp(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			f := newFixture(t, dialect)
+			fake := f.native()
+			ctx := context.Background()
+			b := f.create(batches.EndpointChat, chatLine("only", chatModel, "hello"))
+			if _, err := f.svc.Start(ctx, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			if native, err := f.svc.SubmitNative(ctx, b.ID); err != nil || !native {
+				t.Fatalf("native %v, %v", native, err)
+			}
+			var row models.Batch
+			if err := f.d.Where("id = ?", b.ID).Take(&row).Error; err != nil || row.NativeID == nil {
+				t.Fatalf("batch %+v, %v", row, err)
+			}
+			first := *row.NativeID
+			// The crash: the provider's batch exists, its id was never recorded.
+			if err := f.d.Model(&models.Batch{}).Where("id = ?", b.ID).Update("native_id", nil).Error; err != nil {
+				t.Fatal(err)
+			}
+			if native, err := f.svc.SubmitNative(ctx, b.ID); err != nil || !native {
+				t.Fatalf("retry: native %v, %v", native, err)
+			}
+			if err := f.d.Where("id = ?", b.ID).Take(&row).Error; err != nil || row.NativeID == nil || *row.NativeID != first {
+				t.Fatalf("retry recorded %v, want %s (%v)", row.NativeID, first, err)
+			}
+			created := 0
+			for _, r := range fake.Requests() {
+				if r.Method == "POST" && strings.HasSuffix(r.Path, "/batches") {
+					created++
+				}
+			}
+			if created != 1 {
+				t.Fatalf("%d provider batches created, want 1", created)
+			}
+			if acct, _ := f.reserved(); acct != row.HeldMicros {
+				t.Fatalf("reserved %d, held %d: the retry held twice", acct, row.HeldMicros)
 			}
 		})
 	}

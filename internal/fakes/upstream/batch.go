@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 )
 
@@ -14,6 +15,7 @@ import (
 // fake's, finetune.go: POST /files with purpose batch):
 //
 //	GET  /files/{id}/content        a file's bytes (input, output or error file)
+//	GET  /batches                   list, newest first
 //	POST /batches                   create {input_file_id, endpoint, completion_window, metadata}: status validating
 //	GET  /batches/{id}              retrieve; each retrieve moves the batch on:
 //	                                validating → in_progress; then one line runs per
@@ -78,6 +80,9 @@ func (s *Server) batchAPI(w http.ResponseWriter, r *http.Request) bool {
 	case id == "" && r.Method == http.MethodPost:
 		defer s.mu.Unlock()
 		s.fbCreate(w, r, st)
+	case id == "" && r.Method == http.MethodGet:
+		defer s.mu.Unlock()
+		fbList(w, st)
 	case action == "" && r.Method == http.MethodGet:
 		b, ok := st.batches[id]
 		if !ok {
@@ -109,6 +114,24 @@ func (s *Server) batchAPI(w http.ResponseWriter, r *http.Request) bool {
 		ftError(w, http.StatusNotFound, "Invalid URL ("+r.Method+" "+r.URL.Path+")", "invalid_request_error", "")
 	}
 	return true
+}
+
+// fbList answers GET /batches as OpenAI does: newest first (s.mu held).
+func fbList(w http.ResponseWriter, st *ftState) {
+	ids := make([]string, 0, len(st.batches))
+	for id := range st.batches {
+		ids = append(ids, id)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids))) // batch_fake%06d: newest first
+	data := make([]any, len(ids))
+	var first, last any
+	for i, id := range ids {
+		data[i] = st.batches[id].obj
+	}
+	if len(ids) > 0 {
+		first, last = ids[0], ids[len(ids)-1]
+	}
+	ftJSON(w, map[string]any{"object": "list", "data": data, "first_id": first, "last_id": last, "has_more": false})
 }
 
 func (s *Server) fbCreate(w http.ResponseWriter, r *http.Request, st *ftState) {
