@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/embedding"
@@ -59,12 +58,9 @@ func (a *Adapter) Embed(ctx context.Context, req *embedding.Request) (*embedding
 	if err != nil {
 		return nil, err
 	}
-	b, err := a.client.Open(ctx, a.request(req.Model, ":batchEmbedContents", body, "application/json"))
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	data, err := io.ReadAll(io.LimitReader(b, embedding.MaxResponseBytes))
+	up := a.request(req.Model, ":batchEmbedContents", body, "application/json")
+	up.MaxBytes = embedding.MaxResponseBytes
+	data, err := a.client.Do(ctx, up)
 	if err != nil {
 		return nil, err // already an *Error
 	}

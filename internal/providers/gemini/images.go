@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/beaver-gateway/beaver/internal/chat"
@@ -94,12 +93,9 @@ func (a *Adapter) Images(ctx context.Context, req *imagegen.Request) (*imagegen.
 	if err != nil {
 		return nil, err
 	}
-	b, err := a.client.Open(ctx, a.request(req.Model, ":generateContent", body, "application/json"))
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	data, err := io.ReadAll(io.LimitReader(b, imagegen.MaxResponseBytes))
+	up := a.request(req.Model, ":generateContent", body, "application/json")
+	up.MaxBytes = imagegen.MaxResponseBytes
+	data, err := a.client.Do(ctx, up)
 	if err != nil {
 		return nil, err // already an *Error
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/beaver-gateway/beaver/internal/embedding"
@@ -47,12 +46,7 @@ func (a *Adapter) Embed(ctx context.Context, req *embedding.Request) (*embedding
 	}
 	h := a.header.Clone()
 	h.Set("Accept", "application/json")
-	b, err := a.client.Open(ctx, upstream.Request{Path: embedPath, Key: upstream.BearerKey, Header: h, Body: body, ParseError: ParseError})
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	data, err := io.ReadAll(io.LimitReader(b, embedding.MaxResponseBytes))
+	data, err := a.client.Do(ctx, upstream.Request{Path: embedPath, Key: upstream.BearerKey, Header: h, Body: body, ParseError: ParseError, MaxBytes: embedding.MaxResponseBytes})
 	if err != nil {
 		return nil, err // already an *Error
 	}

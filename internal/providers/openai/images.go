@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -79,12 +78,7 @@ func (a *Adapter) Images(ctx context.Context, req *imagegen.Request) (*imagegen.
 			return nil, err
 		}
 	}
-	b, err := a.client.Open(ctx, upstream.Request{Path: path, Key: upstream.BearerKey, Header: h, Body: body, ParseError: ParseError})
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	data, err := io.ReadAll(io.LimitReader(b, imagegen.MaxResponseBytes))
+	data, err := a.client.Do(ctx, upstream.Request{Path: path, Key: upstream.BearerKey, Header: h, Body: body, ParseError: ParseError, MaxBytes: imagegen.MaxResponseBytes})
 	if err != nil {
 		return nil, err // already an *Error
 	}

@@ -349,6 +349,9 @@ type Request struct {
 	// is called on the calling goroutine before each attempt; what it
 	// returns is sent as it is (its own ForEndpoint is not called).
 	ForEndpoint func(endpoint int) Request
+	// MaxBytes bounds the 2xx body Do reads; 0 = 32 MiB (answers with
+	// vectors or images set more).
+	MaxBytes int64
 }
 
 // KeyScheme is how an adapter sends the key: header Header, value Prefix +
@@ -481,14 +484,21 @@ func (c *Client) Do(ctx context.Context, req Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return b.ReadAll()
+	return b.readAll(req.MaxBytes)
 }
 
 // ReadAll reads the whole body (at most 32 MiB) and closes it; errors are
 // *Error.
-func (b *Body) ReadAll() ([]byte, error) {
+func (b *Body) ReadAll() ([]byte, error) { return b.readAll(0) }
+
+// readAll reads the whole body, at most limit bytes (0 = 32 MiB), and
+// closes it.
+func (b *Body) readAll(limit int64) ([]byte, error) {
 	defer b.Close()
-	data, err := io.ReadAll(io.LimitReader(b, maxResponseBytes))
+	if limit <= 0 {
+		limit = maxResponseBytes
+	}
+	data, err := io.ReadAll(io.LimitReader(b, limit))
 	if err != nil {
 		return nil, err // already an *Error
 	}
