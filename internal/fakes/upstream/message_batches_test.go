@@ -84,7 +84,7 @@ func TestAnthropicMessageBatchProgresses(t *testing.T) {
 					Usage map[string]any `json:"usage"`
 				} `json:"message"`
 				Error *struct {
-					Type  string `json:"type"`
+					Type  string                `json:"type"`
 					Error struct{ Type string } `json:"error"`
 				} `json:"error"`
 			} `json:"result"`
