@@ -115,8 +115,9 @@ var errUnconfirmed = errors.New("native batch: a Message Batch that may be this 
 //     before any submission), and Anthropic lists newest first: the
 //     listing is read page by page back to in_progress_at (less the clock
 //     skew) and no further, so none is missed;
-//   - a candidate is one with b's line count; one that has ended is b's
-//     exactly when its custom_ids carry b's id;
+//   - a candidate is one with b's line count not recorded as another
+//     Beaver batch's; one that has ended is b's exactly when its
+//     custom_ids carry b's id;
 //   - a candidate still running cannot be told apart yet: rather than
 //     guess (a second batch would run, and cost, every line twice; taking
 //     up another's would settle b from someone else's answers) the attempt
@@ -147,6 +148,13 @@ func (a anthropicBatches) find(ctx context.Context, b *models.Batch, n int) (str
 			}
 			if total != n {
 				continue
+			}
+			var taken int64
+			if err := a.c.s.DB.WithContext(ctx).Model(&models.Batch{}).Where("native_id = ?", nb.ID).Count(&taken).Error; err != nil {
+				return "", err
+			}
+			if taken > 0 {
+				continue // another Beaver batch's, recorded
 			}
 			if nb.ProcessingStatus != "ended" {
 				return "", errUnconfirmed

@@ -303,6 +303,15 @@ func TestAnthropicNativeBatchCreatedBeforeACrashIsTakenUp(t *testing.T) {
 				t.Fatalf("batch %+v, %v", row, err)
 			}
 			first := *row.NativeID
+			// Another Beaver batch of the same size, sent (and recorded) since,
+			// still running: not a candidate.
+			b2 := f.create(batches.EndpointChat, chatLine("other", claudeModel, "hello too"))
+			if _, err := f.svc.Start(ctx, b2.ID); err != nil {
+				t.Fatal(err)
+			}
+			if native, err := f.svc.SubmitNative(ctx, b2.ID); err != nil || !native {
+				t.Fatalf("second batch: native %v, %v", native, err)
+			}
 			// The crash: the provider's batch exists, its id was never recorded.
 			if err := f.d.Model(&models.Batch{}).Where("id = ?", b.ID).Update("native_id", nil).Error; err != nil {
 				t.Fatal(err)
@@ -323,23 +332,35 @@ func TestAnthropicNativeBatchCreatedBeforeACrashIsTakenUp(t *testing.T) {
 					created++
 				}
 			}
-			if created != 2 { // the other one and this batch's
-				t.Fatalf("%d Message Batches created, want 2", created)
+			if created != 3 { // someone else's, this batch's and the second batch's
+				t.Fatalf("%d Message Batches created, want 3", created)
 			}
-			if acct, _ := f.reserved(); acct != row.HeldMicros {
+			var row2 models.Batch
+			if err := f.d.Where("id = ?", b2.ID).Take(&row2).Error; err != nil {
+				t.Fatal(err)
+			}
+			if acct, _ := f.reserved(); acct != row.HeldMicros+row2.HeldMicros {
 				t.Fatalf("reserved %d, held %d: the retry held twice", acct, row.HeldMicros)
 			}
 			before := f.balance()
-			f.pollNative(b.ID)
-			if err := f.svc.SettleNative(ctx, b.ID); err != nil {
-				t.Fatal(err)
+			var sum int64
+			for _, id := range []string{b.ID, b2.ID} {
+				f.pollNative(id)
+				if err := f.svc.SettleNative(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				if fin, err := f.svc.Finalize(ctx, id); err != nil || fin.Status != batches.StatusCompleted {
+					t.Fatalf("finalize %+v %v", fin, err)
+				}
+				done := f.batch(id)
+				out := f.lines(done.OutputFileID)
+				if len(out) != 1 {
+					t.Fatalf("batch %s: %d output lines", id, len(out))
+				}
+				sum += f.chargedLines(done, out)
 			}
-			if fin, err := f.svc.Finalize(ctx, b.ID); err != nil || fin.Status != batches.StatusCompleted {
-				t.Fatalf("finalize %+v %v", fin, err)
-			}
-			b = f.batch(b.ID)
-			if drop := before - f.balance(); drop != f.chargedLines(b, f.lines(b.OutputFileID)) {
-				t.Fatalf("balance dropped %d", drop)
+			if drop := before - f.balance(); drop != sum {
+				t.Fatalf("balance dropped %d, lines charged %d", drop, sum)
 			}
 			f.noneReserved()
 		})
