@@ -140,7 +140,10 @@ func startE2E(t *testing.T) *e2e {
 	t.Cleanup(eng.Close)
 	gw := gateway.New(gateway.Deps{Billing: eng, Catalog: cat, Providers: reg, Log: quiet}, gateway.Options{})
 	fs := &files.Service{DB: d, Store: files.DBStore{DB: d}}
-	bs := &batches.Service{DB: d, Files: fs, Gateway: gw, Log: quiet}
+	// Anthropic's batches go native (its Message Batches on the fake
+	// upstream); OpenAI's run line by line.
+	bs := &batches.Service{DB: d, Files: fs, Gateway: gw, Log: quiet, Native: []string{"anthropic"}, NativeEndpoints: reg,
+		NativePoll: time.Second}
 
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -634,9 +637,35 @@ func TestBatchEndToEnd(t *testing.T) {
 		AmountMicros: 5_000_000, Reference: "e2e-batch-topup"}); err != nil {
 		t.Fatal(err)
 	}
+	e.runBatch(t, acct, "openai/gpt-4o-mini", "batch_completed")
+}
+
+// A batch all on Anthropic's models on the real worker: sent to the
+// Message Batches API, polled, each line charged once at the batch rate.
+func TestNativeBatchEndToEnd(t *testing.T) {
+	e := startE2E(t)
+	ctx := context.Background()
+	acct := e.account(t, "nat@example.com", "nat password 1234")
+	if _, _, err := (&billing.Ledger{DB: e.db}).Post(ctx, billing.Entry{AccountID: acct.ID, Type: models.EntryTopUp,
+		AmountMicros: 50_000_000, Reference: "e2e-native-batch-topup"}); err != nil {
+		t.Fatal(err)
+	}
+	id := e.runBatch(t, acct, "anthropic/claude-opus-5-5", "batch_native_completed")
+	var b models.Batch
+	if err := e.db.Where("id = ?", id).Take(&b).Error; err != nil || b.NativeID == nil || b.HeldMicros != 0 {
+		t.Fatalf("batch %+v %v", b, err)
+	}
+}
+
+// runBatch runs a batch of 3 lines on model through BatchWorkflow, checks
+// its lines' charges add up to the balance's drop, records its history as
+// history, and returns its id.
+func (e *e2e) runBatch(t *testing.T, acct *models.Account, model, history string) string {
+	t.Helper()
+	ctx := context.Background()
 	var lines []string
 	for i := range 3 {
-		lines = append(lines, fmt.Sprintf(`{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi %d"}]}}`, i, i))
+		lines = append(lines, fmt.Sprintf(`{"custom_id":"r%d","method":"POST","url":"/v1/chat/completions","body":{"model":%q,"messages":[{"role":"user","content":"hi %d"}]}}`, i, model, i))
 	}
 	in, err := e.files.Create(ctx, acct.ID, "batch", "in.jsonl", strings.NewReader(strings.Join(lines, "\n")))
 	if err != nil {
@@ -656,7 +685,7 @@ func TestBatchEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res workflows.BatchResult
-	e.result(t, workflows.BatchWorkflowID(b.ID), "batch_completed", &res)
+	e.result(t, workflows.BatchWorkflowID(b.ID), history, &res)
 	if res.Status != batches.StatusCompleted {
 		t.Fatalf("batch %+v", res)
 	}
@@ -692,4 +721,5 @@ func TestBatchEndToEnd(t *testing.T) {
 	if sum <= 0 || before-a.BalanceMicros != sum {
 		t.Fatalf("lines cost %d, balance dropped %d", sum, before-a.BalanceMicros)
 	}
+	return b.ID
 }

@@ -38,6 +38,7 @@ var moneyHistories = []string{
 	"background_response_completed", // a background response run and charged
 	"background_response_cancelled", // one cancelled before it ran: free
 	"batch_completed",               // a batch's lines run and charged, its files written
+	"batch_native_completed",        // a batch sent to Anthropic's Message Batches: held, polled, each line charged once
 }
 
 var replayLog = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))

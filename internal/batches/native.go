@@ -1,16 +1,12 @@
 package batches
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -27,11 +23,12 @@ import (
 )
 
 // Native batches (BEAVER_BATCH_NATIVE): a batch whose every line is a
-// /v1/chat/completions or /v1/embeddings request on a model of one
-// provider listed there (and with a native batch API: nativeDiscount) is
+// /v1/chat/completions (or, for OpenAI, /v1/embeddings) request on a model
+// of one provider listed there, with a native batch API (nativeAPI), is
 // sent to that provider's own batch API, at its discount. Otherwise (mixed
-// providers, /v1/responses, a line with models, a line the gateway would
-// refuse, the hold refused) Beaver runs it line by line as always.
+// providers, /v1/responses, a line with models, a line the gateway or the
+// provider's adapter would refuse, the hold refused) Beaver runs it line by
+// line as always.
 //
 //   - Hold: the sum of the lines' bounds (gateway.NativeBound, the hold the
 //     same direct request gets) is reserved durably (billing.ReserveDurable)
@@ -46,31 +43,74 @@ import (
 //     once every line is settled.
 //   - Cancelling the batch cancels it at the provider; what completed
 //     there is charged, the rest is not run.
-//
 //   - A crash between the provider's batch creation and recording its id
-//     is mended by the retry: the provider batch is tagged with Beaver's
-//     batch id (metadata beaver_batch_id) and looked for before one is made.
+//     is mended by the retry: an attempt that finds the batch already
+//     marked native (an earlier attempt may have sent it) looks for the
+//     provider batch that attempt made (nativeAPI.find: OpenAI's carries
+//     Beaver's batch id as metadata, Anthropic's in its custom_ids) and
+//     takes it up instead of making a second one.
+//
+// What differs between providers (the request of each line, create, find,
+// poll, cancel, the results, the discount) is behind nativeAPI:
+// native_openai.go and native_anthropic.go.
 
-// nativeDiscount is each provider's batch price, per mille of its standard
-// price: OpenAI's Batch API costs 50% (the one place it is written).
-var nativeDiscount = map[string]int64{"openai": 500}
+// nativeAPI is one provider's batch API.
+type nativeAPI interface {
+	// discount is the provider's batch price, per mille of its standard
+	// price.
+	discount() int64
+	// item is line l of batch b, on model e, as one request of the
+	// provider's batch; an error: the provider's batch cannot carry it
+	// (Beaver runs the batch).
+	item(b *models.Batch, l *models.BatchLine, e *catalog.Entry) (json.RawMessage, error)
+	// find is the provider batch an earlier attempt made for b (of n
+	// lines) and never recorded; "" when there is none.
+	find(ctx context.Context, b *models.Batch, n int) (string, error)
+	// create sends items as b's provider batch and returns its id.
+	create(ctx context.Context, b *models.Batch, items []json.RawMessage) (string, error)
+	// status looks at provider batch id.
+	status(ctx context.Context, id string) (nativeStatus, error)
+	// cancel cancels provider batch id.
+	cancel(ctx context.Context, id string) error
+	// results calls fn with each line b's finished provider batch
+	// answered; failed: the provider batch failed as a whole (the lines it
+	// never answered fail).
+	results(ctx context.Context, b *models.Batch, fn func(nativeResult) error) (failed bool, err error)
+}
 
-// NativeEndpoints gives a provider's base URL (ending in /v1) and key
+// nativeStatus is where a provider batch is: over, or being cancelled.
+type nativeStatus struct{ done, cancelling bool }
+
+// nativeResult is one line's answer from a provider batch.
+type nativeResult struct {
+	// The line: by its custom_id (OpenAI keeps the client's), or by its
+	// index (index >= 0: Anthropic's custom_ids are Beaver's).
+	customID string
+	index    int64
+	// body is the answer as an OpenAI chat.completion (or embeddings
+	// list) with its usage; nil when the line failed, and then failed is
+	// its output and status lineFailed or lineExpired.
+	body   map[string]json.RawMessage
+	failed outputLine
+	status string
+}
+
+// nativeAPI is provider's batch API, if it has one Beaver speaks.
+func (s *Service) nativeAPI(provider string) (nativeAPI, bool) {
+	switch provider {
+	case "openai":
+		return openaiBatches{nativeClient{s: s, provider: provider, auth: bearer}}, true
+	case "anthropic":
+		return anthropicBatches{nativeClient{s: s, provider: provider, auth: anthropicAuth}}, true
+	}
+	return nil, false
+}
+
+// NativeEndpoints gives a provider's base URL (OpenAI's ends in /v1,
+// Anthropic's does not, as their adapters take them) and key
 // (registry.Registry).
 type NativeEndpoints interface {
 	Endpoint(name string) (baseURL, apiKey string, ok bool)
-}
-
-// nativeBatch is the part of a provider's Batch object Beaver reads.
-type nativeBatch struct {
-	ID           string  `json:"id"`
-	Status       string  `json:"status"`
-	OutputFileID *string `json:"output_file_id"`
-	ErrorFileID  *string `json:"error_file_id"`
-}
-
-func nativeTerminal(status string) bool {
-	return status == "completed" || status == "failed" || status == "expired" || status == "cancelled"
 }
 
 // SubmitNative sends batch id (in progress) to its provider's batch API
@@ -129,30 +169,33 @@ func (s *Service) submitNative(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	at := s.startedAt(b)
+	var api nativeAPI
 	provider, total := "", int64(0)
-	var upload bytes.Buffer
-	for _, l := range lines {
-		nl, err := s.Gateway.NativeBound(o.p, b.Endpoint, []byte(l.Body), at)
+	items := make([]json.RawMessage, 0, len(lines))
+	for i := range lines {
+		nl, err := s.Gateway.NativeBound(o.p, b.Endpoint, []byte(lines[i].Body), at)
 		if err != nil {
 			return false, nil // the gateway would refuse it: Beaver runs the batch
 		}
 		p := nl.Entry.Provider
-		if _, ok := nativeDiscount[p]; !ok || !slices.Contains(s.Native, p) || (provider != "" && p != provider) {
+		a, ok := s.nativeAPI(p)
+		if !ok || !slices.Contains(s.Native, p) || (provider != "" && p != provider) {
 			return false, nil
 		}
-		provider, total = p, total+nl.HoldMicros
-		body, err := nativeBody(l.Body, nl.Entry)
+		item, err := a.item(b, &lines[i], nl.Entry)
 		if err != nil {
 			return false, nil
 		}
-		line, _ := json.Marshal(map[string]any{"custom_id": l.CustomID, "method": "POST", "url": b.Endpoint, "body": body})
-		upload.Write(line)
-		upload.WriteByte('\n')
+		api, provider, total = a, p, total+nl.HoldMicros
+		items = append(items, item)
 	}
 	if provider == "" {
 		return false, nil
 	}
-	if b.NativeProvider == nil {
+	// An earlier attempt that marked the batch native may have sent it
+	// before it crashed; one that finds it unmarked knows nothing was sent.
+	sent := b.NativeProvider != nil
+	if !sent {
 		keyID := ""
 		if b.APIKeyID != nil {
 			keyID = *b.APIKeyID
@@ -161,6 +204,7 @@ func (s *Service) submitNative(ctx context.Context, id string) (bool, error) {
 			res := tx.Model(&models.Batch{}).Where("id = ? AND native_provider IS NULL", id).
 				Updates(map[string]any{"native_provider": provider, "held_micros": total})
 			if res.Error != nil || res.RowsAffected == 0 {
+				sent = res.Error == nil // marked meanwhile by another attempt
 				return res.Error
 			}
 			return billing.ReserveDurable(tx, b.AccountID, keyID, total)
@@ -172,57 +216,25 @@ func (s *Service) submitNative(ctx context.Context, id string) (bool, error) {
 			return false, err
 		}
 	}
-	// An attempt that crashed after the provider created the batch and
-	// before its id was recorded left it tagged with this batch's id: take
-	// it up instead of sending the batch twice.
-	nb, err := s.findNative(ctx, provider, id)
-	if err != nil {
-		return false, err
-	}
-	if nb.ID == "" {
-		f, err := s.nativeUpload(ctx, provider, id, upload.Bytes())
-		if err != nil {
-			return false, err
-		}
-		req, _ := json.Marshal(map[string]any{"input_file_id": f, "endpoint": b.Endpoint, "completion_window": "24h",
-			"metadata": map[string]string{nativeTag: id}})
-		if err := s.nativeDo(ctx, provider, http.MethodPost, "/batches", bytes.NewReader(req), "application/json", &nb); err != nil {
+	nativeID := ""
+	if sent {
+		if nativeID, err = api.find(ctx, b, len(items)); err != nil {
 			return false, err
 		}
 	}
-	if nb.ID == "" {
+	if nativeID == "" {
+		if nativeID, err = api.create(ctx, b, items); err != nil {
+			return false, err
+		}
+	}
+	if nativeID == "" {
 		return false, errors.New("native batch: no id in the provider's answer")
 	}
 	if err := s.DB.WithContext(ctx).Model(&models.Batch{}).Where("id = ? AND native_id IS NULL", id).
-		Update("native_id", nb.ID).Error; err != nil {
+		Update("native_id", nativeID).Error; err != nil {
 		return false, err
 	}
 	return true, nil
-}
-
-// nativeTag is the metadata key a provider batch carries Beaver's batch id
-// under.
-const nativeTag = "beaver_batch_id"
-
-// findNative is the provider batch tagged with Beaver's batch id, or a zero
-// one. The provider lists batches newest first, and a batch whose id was
-// not recorded was made by the attempt just before: within the first page.
-func (s *Service) findNative(ctx context.Context, provider, id string) (nativeBatch, error) {
-	var page struct {
-		Data []struct {
-			nativeBatch
-			Metadata map[string]string `json:"metadata"`
-		} `json:"data"`
-	}
-	if err := s.nativeDo(ctx, provider, http.MethodGet, "/batches?limit=100", nil, "", &page); err != nil {
-		return nativeBatch{}, err
-	}
-	for _, b := range page.Data {
-		if b.Metadata[nativeTag] == id {
-			return b.nativeBatch, nil
-		}
-	}
-	return nativeBatch{}, nil
 }
 
 // startedAt is the time batch b's lines are priced at: its start.
@@ -231,22 +243,6 @@ func (s *Service) startedAt(b *models.Batch) time.Time {
 		return *b.InProgressAt
 	}
 	return b.CreatedAt
-}
-
-// nativeBody is a line's request with the provider's name of its model.
-func nativeBody(body string, e *catalog.Entry) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(body), &m); err != nil {
-		return nil, err
-	}
-	name := e.ProviderModel
-	if name == "" {
-		name = e.ID
-	}
-	m["model"], _ = json.Marshal(name)
-	delete(m, "stream")
-	delete(m, "stream_options")
-	return m, nil
 }
 
 // PollNative looks at batch id's provider batch (cancelling it there when
@@ -259,15 +255,19 @@ func (s *Service) PollNative(ctx context.Context, id string) (bool, error) {
 	if b.NativeID == nil || b.NativeProvider == nil {
 		return true, nil
 	}
-	var nb nativeBatch
-	if err := s.nativeDo(ctx, *b.NativeProvider, http.MethodGet, "/batches/"+url.PathEscape(*b.NativeID), nil, "", &nb); err != nil {
+	api, ok := s.nativeAPI(*b.NativeProvider)
+	if !ok {
+		return false, fmt.Errorf("native batch %s: provider %s has no batch API", id, *b.NativeProvider)
+	}
+	st, err := api.status(ctx, *b.NativeID)
+	if err != nil {
 		return false, err
 	}
-	if nativeTerminal(nb.Status) {
+	if st.done {
 		return true, nil
 	}
-	if (b.Status == StatusCancelling || !s.now().Before(b.ExpiresAt)) && nb.Status != "cancelling" {
-		err := s.nativeDo(ctx, *b.NativeProvider, http.MethodPost, "/batches/"+url.PathEscape(*b.NativeID)+"/cancel", nil, "", &nb)
+	if (b.Status == StatusCancelling || !s.now().Before(b.ExpiresAt)) && !st.cancelling {
+		err := api.cancel(ctx, *b.NativeID)
 		if e, ok := apierr.As(err); !ok && err != nil || ok && e.Status >= 500 {
 			return false, err
 		}
@@ -287,19 +287,16 @@ func (s *Service) SettleNative(ctx context.Context, id string) error {
 		return nil
 	}
 	if b.NativeID != nil {
-		var nb nativeBatch
-		if err := s.nativeDo(ctx, *b.NativeProvider, http.MethodGet, "/batches/"+url.PathEscape(*b.NativeID), nil, "", &nb); err != nil {
+		api, ok := s.nativeAPI(*b.NativeProvider)
+		if !ok {
+			return fmt.Errorf("native batch %s: provider %s has no batch API", id, *b.NativeProvider)
+		}
+		o := s.owner(ctx, b)
+		failed, err := api.results(ctx, b, func(r nativeResult) error { return s.settleResult(ctx, b, o, r) })
+		if err != nil {
 			return err
 		}
-		for _, f := range []*string{nb.OutputFileID, nb.ErrorFileID} {
-			if f == nil || *f == "" {
-				continue
-			}
-			if err := s.settleFile(ctx, b, *f); err != nil {
-				return err
-			}
-		}
-		if nb.Status == "failed" {
+		if failed {
 			if err := s.failPending(ctx, id, "the provider's batch failed"); err != nil {
 				return err
 			}
@@ -308,58 +305,31 @@ func (s *Service) SettleNative(ctx context.Context, id string) error {
 	return s.releaseNative(ctx, b)
 }
 
-func (s *Service) settleFile(ctx context.Context, b *models.Batch, fileID string) error {
-	raw, err := s.nativeGet(ctx, *b.NativeProvider, "/files/"+url.PathEscape(fileID)+"/content")
-	if err != nil {
-		return err
+// settleResult charges (once) and finishes the line r answers, or
+// finishes it failed; a line settled already is skipped.
+func (s *Service) settleResult(ctx context.Context, b *models.Batch, o owner, r nativeResult) error {
+	var l models.BatchLine
+	q := s.DB.WithContext(ctx).Where("batch_id = ? AND custom_id = ?", b.ID, r.customID)
+	if r.index >= 0 {
+		q = s.DB.WithContext(ctx).Where("batch_id = ? AND line_index = ?", b.ID, r.index)
 	}
-	o := s.owner(ctx, b)
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
-		var out struct {
-			CustomID string `json:"custom_id"`
-			Response *struct {
-				StatusCode int                        `json:"status_code"`
-				Body       map[string]json.RawMessage `json:"body"`
-			} `json:"response"`
-			Error *outputError `json:"error"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &out); err != nil {
-			return fmt.Errorf("native batch %s: output line: %w", b.ID, err)
-		}
-		var l models.BatchLine
-		if err := s.DB.WithContext(ctx).Where("batch_id = ? AND custom_id = ?", b.ID, out.CustomID).Take(&l).Error; err != nil {
-			return fmt.Errorf("native batch %s: line %q: %w", b.ID, out.CustomID, err)
-		}
-		if l.Status != linePending {
-			continue // settled already
-		}
-		if out.Response == nil || out.Response.StatusCode != http.StatusOK || o.err != nil {
-			res := outputLine{Error: out.Error}
-			if out.Response != nil {
-				res.Response = &lineResult{StatusCode: out.Response.StatusCode, Body: out.Response.Body}
-			}
-			if err := s.finish(ctx, &l, lineFailed, res); err != nil {
-				return err
-			}
-			continue
-		}
-		nl, err := s.Gateway.NativeBound(o.p, b.Endpoint, []byte(l.Body), s.startedAt(b))
-		if err != nil { // the model is gone since: priced at nothing would be wrong; keep it failed and free
-			if err := s.finishError(ctx, &l, err); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := s.settleLine(ctx, b, &l, nl.Entry, out.Response.Body); err != nil {
-			return err
-		}
+	if err := q.Take(&l).Error; err != nil {
+		return fmt.Errorf("native batch %s: line %q (%d): %w", b.ID, r.customID, r.index, err)
 	}
-	return sc.Err()
+	if l.Status != linePending {
+		return nil // settled already
+	}
+	if o.err != nil { // the owner is gone: nothing is charged
+		return s.finish(ctx, &l, lineFailed, outputLine{Response: &lineResult{StatusCode: o.err.Status, Body: errorBody(o.err)}})
+	}
+	if r.body == nil {
+		return s.finish(ctx, &l, r.status, r.failed)
+	}
+	nl, err := s.Gateway.NativeBound(o.p, b.Endpoint, []byte(l.Body), s.startedAt(b))
+	if err != nil { // the model is gone since: priced at nothing would be wrong; keep it failed and free
+		return s.finishError(ctx, &l, err)
+	}
+	return s.settleLine(ctx, b, &l, nl.Entry, r.body)
 }
 
 // NativeCharge is the charge of usage u on model e at its provider's
@@ -368,16 +338,23 @@ func (s *Service) settleFile(ctx context.Context, b *models.Batch, fileID string
 func NativeCharge(e *catalog.Entry, u *chat.Usage, at time.Time) pricing.Charge {
 	t := pricing.Tokens{Prompt: int64(u.PromptTokens), Completion: int64(u.CompletionTokens)}
 	if d := u.PromptTokensDetails; d != nil {
-		t.Cached = int64(d.CachedTokens)
+		t.Cached, t.CacheWrite, t.CacheWrite1h = int64(d.CachedTokens), int64(d.CacheWriteTokens), int64(d.CacheWrite1hTokens)
 	}
 	if d := u.CompletionTokensDetails; d != nil {
 		t.Reasoning = int64(d.ReasoningTokens)
 	}
+	for tool, n := range u.ServerToolUse {
+		if t.Tools == nil {
+			t.Tools = map[string]int64{}
+		}
+		t.Tools[tool] = int64(n)
+	}
 	c := pricing.ChargeTokens(e.Price, t, at)
-	per, ok := nativeDiscount[e.Provider]
+	api, ok := (*Service)(nil).nativeAPI(e.Provider)
 	if !ok {
 		return c
 	}
+	per := api.discount()
 	off := c.ChargedMicros * (1000 - per) / 1000
 	offProvider := c.ProviderCostMicros * (1000 - per) / 1000
 	c.ChargedMicros -= off
@@ -490,36 +467,19 @@ func (s *Service) releaseNative(ctx context.Context, b *models.Batch) error {
 	})
 }
 
-func (s *Service) nativeUpload(ctx context.Context, provider, id string, content []byte) (string, error) {
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	if err := w.WriteField("purpose", "batch"); err != nil {
-		return "", err
-	}
-	part, err := w.CreateFormFile("file", id+".jsonl")
-	if err != nil {
-		return "", err
-	}
-	if _, err := part.Write(content); err != nil {
-		return "", err
-	}
-	if err := w.Close(); err != nil {
-		return "", err
-	}
-	var f struct {
-		ID string `json:"id"`
-	}
-	if err := s.nativeDo(ctx, provider, http.MethodPost, "/files", &buf, w.FormDataContentType(), &f); err != nil {
-		return "", err
-	}
-	if f.ID == "" {
-		return "", errors.New("native batch: no file id in the provider's answer")
-	}
-	return f.ID, nil
+// nativeClient calls one provider's API with its key (from
+// Service.NativeEndpoints), set on each request by auth.
+type nativeClient struct {
+	s        *Service
+	provider string
+	auth     func(h http.Header, key string)
 }
 
-func (s *Service) nativeDo(ctx context.Context, provider, method, path string, body io.Reader, contentType string, into any) error {
-	b, err := s.nativeRequest(ctx, provider, method, path, body, contentType)
+func bearer(h http.Header, key string) { h.Set("Authorization", "Bearer "+key) }
+
+// do sends a request and decodes its JSON answer into into (unless nil).
+func (c nativeClient) do(ctx context.Context, method, path string, body io.Reader, contentType string, into any) error {
+	b, err := c.request(ctx, method, path, body, contentType)
 	if err != nil {
 		return err
 	}
@@ -532,26 +492,28 @@ func (s *Service) nativeDo(ctx context.Context, provider, method, path string, b
 	return nil
 }
 
-func (s *Service) nativeGet(ctx context.Context, provider, path string) ([]byte, error) {
-	return s.nativeRequest(ctx, provider, http.MethodGet, path, nil, "")
+func (c nativeClient) get(ctx context.Context, path string) ([]byte, error) {
+	return c.request(ctx, http.MethodGet, path, nil, "")
 }
 
-func (s *Service) nativeRequest(ctx context.Context, provider, method, path string, body io.Reader, contentType string) ([]byte, error) {
-	base, key, ok := s.NativeEndpoints.Endpoint(provider)
+// request sends method path (after the provider's base URL); an answer
+// other than 2xx is an apierr.Error with the provider's status.
+func (c nativeClient) request(ctx context.Context, method, path string, body io.Reader, contentType string) ([]byte, error) {
+	base, key, ok := c.s.NativeEndpoints.Endpoint(c.provider)
 	if !ok {
-		return nil, apierr.Unavailable("provider %s is not configured on this gateway", provider)
+		return nil, apierr.Unavailable("provider %s is not configured on this gateway", c.provider)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, body)
 	if err != nil {
 		return nil, err
 	}
 	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+		c.auth(req.Header, key)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	hc := s.NativeHTTP
+	hc := c.s.NativeHTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: 5 * time.Minute}
 	}

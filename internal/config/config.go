@@ -149,7 +149,7 @@ type Config struct {
 	BatchAccountConcurrency int
 	// BatchNative lists the providers whose own batch API a batch all on
 	// their models is sent to (BEAVER_BATCH_NATIVE, comma list, e.g.
-	// openai; empty = Beaver runs every line); BatchNativePoll is how often
+	// openai,anthropic; empty = Beaver runs every line); BatchNativePoll is how often
 	// such a batch is polled (BEAVER_BATCH_NATIVE_POLL_INTERVAL, 60s).
 	BatchNative     []string
 	BatchNativePoll time.Duration

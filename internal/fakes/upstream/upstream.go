@@ -20,6 +20,8 @@
 //	GET  /v1beta/models                              the model list, Gemini's
 //	POST /v1/files, /v1/fine_tuning/jobs…             OpenAI's files and fine-tuning
 //	                                                 jobs (finetune.go)
+//	/v1/batches…                                     OpenAI's Batch API (batch.go)
+//	/v1/messages/batches…                            Anthropic's Message Batches (message_batches.go)
 //	GET  /v1/realtime, /realtime (WebSocket)         OpenAI's Realtime API (realtime.go)
 //
 // Answers are deterministic and steered by directives in the text of the
@@ -162,6 +164,9 @@ type Server struct {
 	cancelled atomic.Int64
 	seq       atomic.Uint64
 	ft        *ftState // files and fine-tuning jobs (finetune.go), under mu
+	// mb are Anthropic's Message Batches by id (message_batches.go), under mu.
+	mb       map[string]*mbBatch
+	mbSerial int
 }
 
 // New returns a fake upstream.
@@ -299,6 +304,9 @@ type streamer interface {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.batchAPI(w, r) { // batch.go
+		return
+	}
+	if s.messageBatches(w, r) { // message_batches.go
 		return
 	}
 	if s.fineTuning(w, r) { // finetune.go
