@@ -82,20 +82,6 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
-func (s *Server) login(c *gin.Context) {
-	var req loginRequest
-	if err := bindBody(c, &req, false); err != nil {
-		s.fail(c, err)
-		return
-	}
-	res, err := s.auth.Login(c.Request.Context(), req.Email, req.Password)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, sessionView(res))
-}
-
 type refreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -81,6 +82,7 @@ type Server struct {
 	batches *batches.Service
 
 	realtimeRelay *realtime.Relay
+	rp            *webauthn.WebAuthn // passkeys' relying party; nil = off (BEAVER_PUBLIC_URL unusable)
 }
 
 type httpMetrics struct {
@@ -127,6 +129,11 @@ func New(d Deps) *Server {
 	}
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway,
 		files: d.Files, batches: d.Batches}
+	if rp, err := auth.NewRelyingParty(d.Config.PublicURL); err != nil {
+		d.Log.Warn("passkeys are off", "err", err)
+	} else {
+		s.rp = rp
+	}
 	s.realtimeRelay = realtime.New(realtime.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Log: d.Log})
 	s.metrics = &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_requests_total",
@@ -169,6 +176,9 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/v1/models/*path", s.getModel) // {id} with a raw slash or %2F, or a bare name
 	r.POST("/auth/register", anonymous, s.authThrottle("register"), s.register)
 	r.POST("/auth/login", anonymous, s.authThrottle("login"), s.login)
+	r.POST("/auth/login/2fa", anonymous, s.mfaThrottle, s.loginSecondStep)
+	r.POST("/auth/passkeys/login/begin", anonymous, s.authThrottle("passkey"), s.passkeyLoginBegin)
+	r.POST("/auth/passkeys/login/finish", anonymous, s.authThrottle("passkey"), s.passkeyLoginFinish)
 	r.POST("/auth/refresh", anonymous, s.refresh)
 	r.POST("/auth/verify-email", anonymous, s.authThrottle("verify"), s.verifyEmail)
 	r.POST("/auth/password/forgot", anonymous, s.authThrottle("forgot"), s.forgotPassword)
@@ -182,6 +192,13 @@ func (s *Server) routes() *gin.Engine {
 	a.GET("/users/me", s.me)
 	a.PATCH("/users/me", sessionOnly, s.updateMe)
 	a.POST("/auth/resend-verification", sessionOnly, s.resendVerification)
+	a.POST("/auth/2fa/enroll", sessionOnly, s.enroll2FA)
+	a.POST("/auth/2fa/confirm", sessionOnly, s.confirm2FA)
+	a.POST("/auth/2fa/disable", sessionOnly, s.disable2FA)
+	a.POST("/auth/passkeys/register/begin", sessionOnly, s.passkeyRegisterBegin)
+	a.POST("/auth/passkeys/register/finish", sessionOnly, s.passkeyRegisterFinish)
+	a.GET("/auth/passkeys", sessionOnly, s.listPasskeys)
+	a.DELETE("/auth/passkeys/:id", sessionOnly, s.deletePasskey)
 
 	a.GET("/api-keys", s.listKeys)
 	a.GET("/api-keys/:id", s.getKey)
@@ -235,7 +252,7 @@ func (s *Server) routes() *gin.Engine {
 	a.GET("/v1/batches/:id", s.getBatch)
 	a.POST("/v1/batches/:id/cancel", s.cancelBatch)
 
-	ad := r.Group("/admin", s.authenticate, adminOnly, account)
+	ad := r.Group("/admin", s.authenticate, adminOnly, s.twoFactorForAdmins, account)
 	ad.GET("/accounts", s.adminListAccounts)
 	ad.POST("/accounts", s.adminCreateAccount)
 	ad.GET("/accounts/:id", s.adminGetAccount)

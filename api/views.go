@@ -36,6 +36,7 @@ func accountView(a *models.Account) gin.H {
 		"plan":                         a.Plan,
 		"active":                       a.Active,
 		"email_verified":               a.EmailVerified,
+		"two_factor":                   a.TwoFactor,
 		"balance_micros":               a.BalanceMicros,
 		"balance_usd":                  money.USD(a.BalanceMicros),
 		"low_balance_threshold_micros": a.LowBalanceThresholdMicros,

@@ -130,3 +130,19 @@ func TestWebCatalogAdminInChromium(t *testing.T) {
 		t.Fatalf("chat with the retired model: %d %v", st, r)
 	}
 }
+
+// TestWebSecurityInChromium drives the security page and the sign-in steps
+// it adds (web/e2e/security.mjs) against a real `beaver api`: a passkey
+// added with Chromium's virtual authenticator (DevTools protocol), TOTP
+// enrolment with its QR code and recovery codes, a password sign-in that
+// asks for the code, a passkey sign-in that does not, removing the passkey.
+// The browser uses http://localhost:<port>: the relying party of the
+// default public URL http://127.0.0.1:<port>.
+func TestWebSecurityInChromium(t *testing.T) {
+	node, chromium := browser(t)
+	_, dbURL := testenv.OpenURL(t, db.SQLite)
+	fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{}))
+	defer fake.Close()
+	p := start(t, dbURL, t.TempDir(), fake.URL)
+	runScript(t, node, chromium, "security.mjs", p)
+}

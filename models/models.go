@@ -35,6 +35,10 @@ type Account struct {
 	UsageMonth                  string
 	MonthlyRequests             int64
 	StripeCustomerID            *string
+	TwoFactor                   bool    // TOTP confirmed: a password sign-in needs a code too
+	TOTPSecret                  *string `gorm:"column:totp_secret"`         // sealed
+	TOTPPendingSecret           *string `gorm:"column:totp_pending_secret"` // sealed, until confirmed
+	TOTPLastStep                int64   `gorm:"column:totp_last_step"`      // last accepted time step
 	CreatedAt                   time.Time
 	UpdatedAt                   time.Time
 }
@@ -100,6 +104,48 @@ type AuthToken struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsedAt    *time.Time
+}
+
+// RecoveryCode is one single-use two-factor recovery code (keyed hash).
+type RecoveryCode struct {
+	ID        string `gorm:"primaryKey"`
+	AccountID string
+	CodeHash  string
+	CreatedAt time.Time
+	UsedAt    *time.Time
+}
+
+// Kinds of AuthChallenge.
+const (
+	ChallengeMFA             = "mfa"
+	ChallengePasskeyRegister = "passkey_register"
+	ChallengePasskeyLogin    = "passkey_login"
+)
+
+// AuthChallenge is a short-lived single-use step between two requests of a
+// sign-in or passkey ceremony; only the token's keyed hash is stored.
+type AuthChallenge struct {
+	ID        string `gorm:"primaryKey"`
+	Kind      string
+	TokenHash string
+	AccountID *string
+	Data      string
+	Attempts  int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// Passkey is a WebAuthn credential of an account (Credential: go-webauthn's
+// Credential as JSON).
+type Passkey struct {
+	ID           string `gorm:"primaryKey"`
+	AccountID    string
+	CredentialID string
+	Name         string
+	Credential   string
+	CreatedAt    time.Time
+	LastUsedAt   *time.Time
 }
 
 // Ledger entry types.

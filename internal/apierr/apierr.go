@@ -87,6 +87,10 @@ func Forbidden(format string, args ...any) *Error {
 func AccountDisabled() *Error {
 	return mk(http.StatusForbidden, "permission_error", "account_disabled", "this account is disabled")
 }
+func TwoFactorRequired() *Error {
+	return mk(http.StatusForbidden, "permission_error", "two_factor_required",
+		"admin accounts must turn on two-factor authentication (POST /auth/2fa/enroll, then /auth/2fa/confirm) before using admin endpoints")
+}
 func EmailNotVerified() *Error {
 	return mk(http.StatusForbidden, "permission_error", "email_not_verified", "verify your email address first")
 }

@@ -191,12 +191,17 @@ func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (*models.Acc
 	return a, nil
 }
 
-// LoginResult is a new session's tokens.
+// LoginResult is a new session's tokens, or, for an account with
+// two-factor on, the challenge its second step answers (MFARequired).
 type LoginResult struct {
 	AccessToken  string
 	RefreshToken string
 	ExpiresIn    int64
 	Account      *models.Account
+
+	MFARequired    bool
+	ChallengeToken string
+	Methods        []string
 }
 
 var errBadLogin = func() error { return apierr.Unauthorized("invalid email or password") }
@@ -226,20 +231,40 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 		return nil, apierr.AccountDisabled()
 	}
 	now := s.Now()
-	sess := models.Session{ID: ids.New("sess"), AccountID: a.ID, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL)}
-	refresh := NewToken("brt_")
-	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Create(&sess).Error; err != nil {
-			return err
+	if a.TwoFactor {
+		// The password was right; a code completes the sign-in (CompleteMFA).
+		token, err := s.newChallenge(s.DB.WithContext(ctx), models.ChallengeMFA, &a.ID, "", now)
+		if err != nil {
+			return nil, err
 		}
-		return tx.Create(&models.RefreshToken{ID: ids.New("rt"), SessionID: sess.ID, TokenHash: s.Keyed.Hash("refresh", refresh),
-			CreatedAt: now, ExpiresAt: sess.ExpiresAt}).Error
+		return &LoginResult{MFARequired: true, ChallengeToken: token, Methods: []string{MethodTOTP, MethodRecoveryCode},
+			Account: &a}, nil
+	}
+	var res *LoginResult
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res, err = s.startSession(tx, &a, now)
+		return err
 	})
 	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// startSession creates a session of a (whose credentials were checked) and
+// its first tokens, in tx.
+func (s *Service) startSession(tx *gorm.DB, a *models.Account, now time.Time) (*LoginResult, error) {
+	sess := models.Session{ID: ids.New("sess"), AccountID: a.ID, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL)}
+	refresh := NewToken("brt_")
+	if err := tx.Create(&sess).Error; err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	if err := tx.Create(&models.RefreshToken{ID: ids.New("rt"), SessionID: sess.ID, TokenHash: s.Keyed.Hash("refresh", refresh),
+		CreatedAt: now, ExpiresAt: sess.ExpiresAt}).Error; err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	return &LoginResult{AccessToken: s.accessToken(sess.ID, a.ID, now), RefreshToken: refresh,
-		ExpiresIn: int64(s.AccessTTL / time.Second), Account: &a}, nil
+		ExpiresIn: int64(s.AccessTTL / time.Second), Account: a}, nil
 }
 
 // Refresh rotates a refresh token. Presenting a spent token means it was

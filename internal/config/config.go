@@ -68,7 +68,11 @@ type Config struct {
 	CORSOrigins          []string
 	AuthLimit            int64
 	RequireVerifiedEmail bool
-	PublicURL            string // base for links in emails
+	// RequireAdmin2FA: admin endpoints answer 403 two_factor_required to an
+	// admin account without TOTP two-factor on (it can still sign in, use
+	// everything else and enrol).
+	RequireAdmin2FA bool
+	PublicURL       string // base for links in emails; the passkeys' relying party
 
 	Providers map[string]Provider // by provider name: openai, anthropic, google, deepseek, perplexity, xai
 
@@ -245,6 +249,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		MaxBodiesInFlight:        num("BEAVER_MAX_BODIES_IN_FLIGHT", 1024),
 		AuthLimit:                num("BEAVER_AUTH_LIMIT", 10),
 		RequireVerifiedEmail:     boolean("BEAVER_REQUIRE_VERIFIED_EMAIL", false),
+		RequireAdmin2FA:          boolean("BEAVER_REQUIRE_ADMIN_2FA", false),
 		PublicURL:                strings.TrimRight(get("BEAVER_PUBLIC_URL", ""), "/"),
 		Providers:                map[string]Provider{},
 		PGSynchronousCommit:      get("BEAVER_PG_SYNCHRONOUS_COMMIT", "on") != "off",

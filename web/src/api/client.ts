@@ -1,5 +1,6 @@
 import { RefreshRejected, TokenManager, createAuthedFetch, type KeyValueStorage, type SignedOutReason, type TokenPair } from './auth';
-import type { Account, ErrorBody, LoginResponse } from './types';
+import type { Account, ErrorBody, LoginResponse, MfaChallenge } from './types';
+import { getPasskey } from '../lib/webauthn';
 
 /** An API failure with the server's error.message (or a network explanation). */
 export class ApiError extends Error {
@@ -129,8 +130,28 @@ class Session {
     }
   }
 
-  async login(email: string, password: string): Promise<Account> {
-    const data = await api<LoginResponse>('POST', '/auth/login', { email, password }, { auth: false });
+  /** Signs in, or answers the challenge a second step (completeMfa) needs when two-factor is on. */
+  async login(email: string, password: string): Promise<Account | MfaChallenge> {
+    const data = await api<LoginResponse | MfaChallenge>('POST', '/auth/login', { email, password }, { auth: false });
+    if ('mfa_required' in data) return data;
+    return this.start(data);
+  }
+
+  /** The second step: a TOTP code or a recovery code. */
+  async completeMfa(challengeToken: string, answer: { code?: string; recovery_code?: string }): Promise<Account> {
+    return this.start(await api<LoginResponse>('POST', '/auth/login/2fa', { challenge_token: challengeToken, ...answer }, { auth: false }));
+  }
+
+  /** Signs in with a passkey of this site (no email or password needed). */
+  async loginWithPasskey(): Promise<Account> {
+    const begin = await api<{ ceremony_token: string; options: { publicKey: Record<string, unknown> } }>(
+      'POST', '/auth/passkeys/login/begin', {}, { auth: false });
+    const credential = await getPasskey(begin.options);
+    return this.start(await api<LoginResponse>('POST', '/auth/passkeys/login/finish',
+      { ceremony_token: begin.ceremony_token, credential }, { auth: false }));
+  }
+
+  private start(data: LoginResponse): Account {
     this.tokens.set(data);
     this.update({ status: 'signedIn', account: data.account });
     return data.account;

@@ -10,6 +10,7 @@ export interface Account {
   plan: string;
   active: boolean;
   email_verified: boolean;
+  two_factor?: boolean;
   balance_micros: number;
   balance_usd: number;
   low_balance_threshold_micros: number | null;
@@ -17,6 +18,20 @@ export interface Account {
   rpm_limit: number;
   monthly_request_limit: number;
   created_at: string;
+}
+
+/** POST /auth/login's answer when two-factor is on: no tokens yet. */
+export interface MfaChallenge {
+  mfa_required: true;
+  challenge_token: string;
+  methods: string[];
+}
+
+export interface Passkey {
+  id: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
 }
 
 export interface LoginResponse {

@@ -1,7 +1,8 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, errorMessage, session } from '../api/client';
-import type { Account } from '../api/types';
+import type { Account, MfaChallenge } from '../api/types';
+import { passkeysSupported } from '../lib/webauthn';
 import { Button, ErrorBox, Field, Loading, Notice } from '../components/ui';
 import { useAction, useSession, useTitle } from '../lib/hooks';
 import { Link, navigate, useLocation } from '../lib/router';
@@ -25,15 +26,60 @@ function AuthCard({ title, children, intro }: { title: string; intro?: Component
   );
 }
 
+/** The second sign-in step when two-factor is on: a code from the app, or a recovery code. */
+function SecondStep({ challenge, onCancel }: { challenge: MfaChallenge; onCancel: () => void }) {
+  const [recovery, setRecovery] = useState(false);
+  const [value, setValue] = useState('');
+  const action = useAction(async () => {
+    const v = value.trim();
+    await session.completeMfa(challenge.challenge_token, recovery ? { recovery_code: v } : { code: v.replace(/\s+/g, '') });
+  });
+  return (
+    <AuthCard title="Two-factor authentication" intro={recovery ? 'Enter one of your recovery codes. Each works once.' : 'Enter the 6-digit code from your authenticator app.'}>
+      <form
+        class="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void action.run();
+        }}
+        data-testid="mfa-form"
+      >
+        <Field label={recovery ? 'Recovery code' : 'Code'}>
+          {(id) => (
+            <input id={id} autoComplete="one-time-code" inputMode={recovery ? 'text' : 'numeric'} required value={value}
+              onInput={(e) => setValue(e.currentTarget.value)} data-testid="mfa-code" />
+          )}
+        </Field>
+        <ErrorBox error={action.error} testid="mfa-error" />
+        <Button type="submit" variant="primary" busy={action.busy} data-testid="mfa-submit" class="btn-block">
+          Verify
+        </Button>
+      </form>
+      <p class="auth-links">
+        <Button variant="ghost" small data-testid="mfa-toggle" onClick={() => { setRecovery(!recovery); setValue(''); }}>
+          {recovery ? 'Use a code from the app' : 'Use a recovery code'}
+        </Button>
+        <Button variant="ghost" small onClick={onCancel}>
+          Start over
+        </Button>
+      </p>
+    </AuthCard>
+  );
+}
+
 export function Login() {
   useTitle('Sign in');
   const loc = useLocation();
   const s = useSession();
   const [email, setEmail] = useState(rememberedEmail);
   const [password, setPassword] = useState('');
+  const [mfa, setMfa] = useState<MfaChallenge | null>(null);
   const action = useAction(async () => {
-    await session.login(email.trim(), password);
+    const r = await session.login(email.trim(), password);
+    if ('mfa_required' in r) setMfa(r);
   });
+  const passkey = useAction(() => session.loginWithPasskey());
+  if (mfa) return <SecondStep challenge={mfa} onCancel={() => setMfa(null)} />;
   const registered = loc.query.get('registered') === '1';
   const expired = loc.query.get('expired') === '1' || s.reason === 'expired';
   const signedOut = loc.query.get('signed_out') === '1';
@@ -69,6 +115,14 @@ export function Login() {
           Sign in
         </Button>
       </form>
+      {passkeysSupported() && (
+        <div class="form passkey-signin">
+          <ErrorBox error={passkey.error} testid="passkey-login-error" />
+          <Button busy={passkey.busy} onClick={() => void passkey.run()} data-testid="passkey-login" class="btn-block">
+            Sign in with a passkey
+          </Button>
+        </div>
+      )}
       <p class="auth-links">
         <Link href="/forgot-password">Forgot your password?</Link>
         <span>
