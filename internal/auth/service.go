@@ -219,16 +219,26 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 	if err != nil {
 		return nil, fmt.Errorf("login lookup: %w", err)
 	}
+	if a.PasswordHash == "" { // signs in only through an identity provider: same work, same answer
+		s.Hasher.Verify(password, s.dummy)
+		return nil, errBadLogin()
+	}
 	if !s.Hasher.Verify(password, a.PasswordHash) {
 		return nil, errBadLogin()
 	}
+	return s.StartSession(ctx, &a)
+}
+
+// StartSession starts a session for an account whose person has proved who
+// they are (a password, an identity provider) and returns its tokens.
+func (s *Service) StartSession(ctx context.Context, a *models.Account) (*LoginResult, error) {
 	if !a.Active {
 		return nil, apierr.AccountDisabled()
 	}
 	now := s.Now()
 	sess := models.Session{ID: ids.New("sess"), AccountID: a.ID, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL)}
 	refresh := NewToken("brt_")
-	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(&sess).Error; err != nil {
 			return err
 		}
@@ -239,7 +249,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	return &LoginResult{AccessToken: s.accessToken(sess.ID, a.ID, now), RefreshToken: refresh,
-		ExpiresIn: int64(s.AccessTTL / time.Second), Account: &a}, nil
+		ExpiresIn: int64(s.AccessTTL / time.Second), Account: a}, nil
 }
 
 // Refresh rotates a refresh token. Presenting a spent token means it was
