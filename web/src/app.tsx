@@ -14,6 +14,7 @@ import { AdminAccount, AdminAccounts, TEMPORAL_UI } from './pages/Admin';
 import { AdminModels } from './pages/AdminModels';
 import { AdminProviders } from './pages/AdminProviders';
 import { AdminImport } from './pages/AdminImport';
+import { OAuthDone, Security } from './pages/Identity';
 
 type Guard = 'public' | 'guest' | 'user' | 'admin';
 interface RouteDef {
@@ -34,6 +35,8 @@ const routes: RouteDef[] = [
   { path: '/keys', guard: 'user', render: () => <Keys /> },
   { path: '/playground', guard: 'user', render: () => <Playground /> },
   { path: '/billing', guard: 'user', render: () => <Billing /> },
+  { path: '/security', guard: 'user', render: () => <Security /> },
+  { path: '/oauth/done', guard: 'public', render: () => <OAuthDone /> },
   { path: '/manage', guard: 'admin', render: () => <AdminAccounts /> },
   { path: '/manage/accounts', guard: 'admin', render: () => <AdminAccounts /> },
   { path: '/manage/accounts/:id', guard: 'admin', render: (p) => <AdminAccount id={p.id} /> },
@@ -134,6 +137,7 @@ function Header() {
             {acct && link('/keys', 'API keys', 'nav-keys')}
             {acct && link('/playground', 'Playground', 'nav-playground')}
             {acct && link('/billing', 'Billing', 'nav-billing')}
+            {acct && link('/security', 'Security', 'nav-security')}
             {acct?.role === 'admin' && link('/manage/accounts', 'Admin', 'nav-admin', '/manage')}
           </ul>
           <div class="nav-account">

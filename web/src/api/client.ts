@@ -136,6 +136,14 @@ class Session {
     return data.account;
   }
 
+  /** Finishes a sign-in through an identity provider: trades the callback's single-use code for tokens. */
+  async loginWithCode(code: string): Promise<Account> {
+    const data = await api<LoginResponse>('POST', '/auth/oauth/exchange', { code }, { auth: false });
+    this.tokens.set(data);
+    this.update({ status: 'signedIn', account: data.account });
+    return data.account;
+  }
+
   async logout(): Promise<void> {
     const token = this.tokens.accessToken;
     try {

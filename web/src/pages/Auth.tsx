@@ -5,6 +5,7 @@ import type { Account } from '../api/types';
 import { Button, ErrorBox, Field, Loading, Notice } from '../components/ui';
 import { useAction, useSession, useTitle } from '../lib/hooks';
 import { Link, navigate, useLocation } from '../lib/router';
+import { OAuthButtons } from './Identity';
 
 let rememberedEmail = '';
 
@@ -69,6 +70,7 @@ export function Login() {
           Sign in
         </Button>
       </form>
+      <OAuthButtons />
       <p class="auth-links">
         <Link href="/forgot-password">Forgot your password?</Link>
         <span>
