@@ -423,3 +423,43 @@ func TestOAuthIdentityViewShape(t *testing.T) {
 		}
 	})
 }
+
+// Two unlinks racing for an account's last two identities (no password):
+// one goes, the other is refused, and one way in remains.
+func TestOAuthConcurrentUnlinkKeepsOneWayIn(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		e := newIdPEnv(t, dialect)
+		e.oidc.QueueUser(&mockoidc.MockUser{Subject: "race", Email: "race@example.com", EmailVerified: true})
+		tok := e.signIn(e.flow("oidc", flowOpts{})).str("access_token")
+		e.gh.SignInNext(&fakegithub.User{ID: 555, Login: "race"})
+		if f := e.flow("github", flowOpts{linkToken: tok}); f.Get("linked") != "github" {
+			t.Fatalf("link %v", f)
+		}
+		list := e.do("GET", "/auth/identities", tok, nil).want(200).list("data")
+		statuses := make(chan int, len(list))
+		for _, it := range list {
+			id := it.(map[string]any)["id"].(string)
+			go func() {
+				req, _ := http.NewRequest("DELETE", e.URL+"/auth/identities/"+id, nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				res, err := e.Client.Do(req)
+				if err != nil {
+					statuses <- 0
+					return
+				}
+				res.Body.Close()
+				statuses <- res.StatusCode
+			}()
+		}
+		got := map[int]int{}
+		for range list {
+			got[<-statuses]++
+		}
+		if got[204] != 1 || got[409] != 1 {
+			t.Fatalf("statuses %v, want one 204 and one 409", got)
+		}
+		if n := len(e.do("GET", "/auth/identities", tok, nil).want(200).list("data")); n != 1 {
+			t.Fatalf("%d identities left", n)
+		}
+	})
+}
