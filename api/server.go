@@ -26,6 +26,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/files"
 	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
+	"github.com/beaver-gateway/beaver/internal/idp"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
@@ -66,6 +67,9 @@ type Deps struct {
 	// DB and Config (BEAVER_FILES_DIR, BEAVER_FILES_MAX_BYTES).
 	Files   *files.Service
 	Batches *batches.Service
+	// IdP signs in with Google, GitHub and OIDC; nil = built from Config
+	// (the providers configured there; none = the routes answer 404).
+	IdP *idp.Service
 }
 
 // Server holds the router and dependencies.
@@ -127,6 +131,9 @@ func New(d Deps) *Server {
 	if d.Batches == nil {
 		d.Batches = &batches.Service{DB: d.DB, Files: d.Files, Log: d.Log}
 	}
+	if d.IdP == nil {
+		d.IdP = idp.New(d.Config, d.DB, d.Auth, d.Log)
+	}
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway,
 		files: d.Files, batches: d.Batches}
 	if rp, err := auth.NewRelyingParty(d.Config.PublicURL); err != nil {
@@ -184,6 +191,10 @@ func (s *Server) routes() *gin.Engine {
 	r.POST("/auth/password/forgot", anonymous, s.authThrottle("forgot"), s.forgotPassword)
 	r.POST("/auth/password/reset", anonymous, s.authThrottle("reset"), s.resetPassword)
 	r.POST("/webhooks/stripe", webhook, s.stripeWebhook)
+	r.GET("/auth/oauth/providers", s.oauthProviders)
+	r.GET("/auth/oauth/:provider/start", s.oauthStart)
+	r.GET("/auth/oauth/:provider/callback", s.oauthCallback)
+	r.POST("/auth/oauth/exchange", anonymous, s.authThrottle("oauth-exchange"), s.oauthExchange)
 
 	// API key or session, from the headers before the body is read.
 	a := r.Group("", s.authenticate, account)
@@ -199,6 +210,9 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/auth/passkeys/register/finish", sessionOnly, s.passkeyRegisterFinish)
 	a.GET("/auth/passkeys", sessionOnly, s.listPasskeys)
 	a.DELETE("/auth/passkeys/:id", sessionOnly, s.deletePasskey)
+	a.POST("/auth/oauth/:provider/link", sessionOnly, s.oauthLink)
+	a.GET("/auth/identities", sessionOnly, s.identities)
+	a.DELETE("/auth/identities/:id", sessionOnly, s.unlinkIdentity)
 
 	a.GET("/api-keys", s.listKeys)
 	a.GET("/api-keys/:id", s.getKey)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oauth2-proxy/mockoidc"
+
 	"github.com/beaver-gateway/beaver/internal/db"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/testenv"
@@ -145,4 +147,27 @@ func TestWebSecurityInChromium(t *testing.T) {
 	defer fake.Close()
 	p := start(t, dbURL, t.TempDir(), fake.URL)
 	runScript(t, node, chromium, "security.mjs", p)
+}
+
+// TestWebOIDCSignInChromium signs in through the dashboard's "Sign in with
+// Acme SSO" button (web/e2e/oidc.mjs) against a real `beaver api` whose
+// generic OIDC provider is a local mockoidc: the provider's redirect, the
+// callback, the code in the fragment exchanged for a session, the
+// dashboard, and the Security page's identity list.
+func TestWebOIDCSignInChromium(t *testing.T) {
+	node, chromium := browser(t)
+	m, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = m.Shutdown() }()
+	m.QueueUser(&mockoidc.MockUser{Subject: "e2e-sso", Email: "sso@e2e.test", EmailVerified: true})
+	t.Setenv("BEAVER_OIDC_ISSUER", m.Issuer())
+	t.Setenv("BEAVER_OIDC_CLIENT_ID", m.ClientID)
+	t.Setenv("BEAVER_OIDC_CLIENT_SECRET", m.ClientSecret)
+	t.Setenv("BEAVER_OIDC_NAME", "Acme SSO")
+	t.Setenv("BEAVER_PUBLIC_URL", "") // the callback is on the API's own address
+	_, dbURL := testenv.OpenURL(t, db.SQLite)
+	p := start(t, dbURL, t.TempDir(), "http://127.0.0.1:1")
+	runScript(t, node, chromium, "oidc.mjs", p, "E2E_OIDC_EMAIL=sso@e2e.test")
 }

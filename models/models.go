@@ -436,3 +436,32 @@ type BatchLine struct {
 	Answer       *string
 	Output       *string
 }
+
+// Identity is an account at an identity provider (Google, GitHub, OIDC)
+// linked to a Beaver account, by the provider's stable subject.
+type Identity struct {
+	ID            string `gorm:"primaryKey"`
+	AccountID     string
+	Provider      string
+	Subject       string
+	Email         string
+	EmailVerified bool
+	CreatedAt     time.Time
+	LastUsedAt    *time.Time
+}
+
+// OAuthLoginCode is the single-use code an identity provider's callback
+// gives the dashboard to exchange for session tokens; only its keyed hash
+// is stored.
+type OAuthLoginCode struct {
+	ID        string `gorm:"primaryKey"`
+	AccountID string
+	Provider  string
+	CodeHash  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// TableName is the migration's name for the table.
+func (OAuthLoginCode) TableName() string { return "oauth_login_codes" }

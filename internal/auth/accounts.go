@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/models"
 )
 
@@ -176,4 +177,24 @@ func (s *Service) updateAccount(ctx context.Context, accountID string, set map[s
 		}
 	}
 	return s.GetAccount(ctx, accountID)
+}
+
+// NewExternalAccount is the row of an account made for a person who signed
+// in with an identity provider (plan free, role user): it has no password
+// (they may set one by "forgot password"), and its address is verified
+// only when the provider said so. The caller inserts it, with the identity,
+// in one transaction.
+func (s *Service) NewExternalAccount(email, name string, verified bool) (*models.Account, error) {
+	email, lower, err := NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	name = strings.TrimSpace(name)
+	if r := []rune(name); len(r) > 200 {
+		name = string(r[:200])
+	}
+	now := s.Now()
+	return &models.Account{ID: ids.New("acct"), Email: email, EmailLower: lower, Name: name, Role: models.RoleUser,
+		Plan: models.PlanFree, Active: true, EmailVerified: verified, LowBalanceThresholdMicros: 1_000_000,
+		CreatedAt: now, UpdatedAt: now}, nil
 }

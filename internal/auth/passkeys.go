@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -306,12 +307,56 @@ func (s *Service) ListPasskeys(ctx context.Context, accountID string) ([]models.
 // DeletePasskey removes one of the account's passkeys; another account's
 // is 404 like an unknown one.
 func (s *Service) DeletePasskey(ctx context.Context, accountID, id string) error {
-	r := s.DB.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Delete(&models.Passkey{})
-	if r.Error != nil {
-		return fmt.Errorf("delete passkey: %w", r.Error)
-	}
-	if r.RowsAffected == 0 {
-		return apierr.NotFound("passkey %q not found", id)
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Lock the account row so two removals of its last ways in run one
+		// after the other, and the second sees the first's.
+		if err := tx.Model(&models.Account{}).Where("id = ?", accountID).Update("updated_at", s.Now()).Error; err != nil {
+			return err
+		}
+		var pk models.Passkey
+		if err := tx.Where("id = ? AND account_id = ?", id, accountID).Take(&pk).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return apierr.NotFound("passkey %q not found", id)
+			}
+			return err
+		}
+		n, err := SignInWays(tx, accountID, "", id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrLastSignInMethod()
+		}
+		return tx.Where("id = ? AND account_id = ?", id, accountID).Delete(&models.Passkey{}).Error
+	})
+	if err != nil {
+		if _, ok := apierr.As(err); ok {
+			return err
+		}
+		return fmt.Errorf("delete passkey: %w", err)
 	}
 	return nil
+}
+
+// ErrLastSignInMethod refuses removing an account's only way in.
+func ErrLastSignInMethod() *apierr.Error {
+	return &apierr.Error{Status: http.StatusConflict, Type: "invalid_request_error", Code: "last_sign_in_method",
+		Message: "this is your only way to sign in; set a password (\"Forgot password\" on the sign-in page), add a passkey or link another provider first"}
+}
+
+// SignInWays counts the ways into an account besides the linked identity
+// and the passkey being removed (either may be ""): a password, the other
+// identities, the other passkeys. Callers lock the account row first.
+func SignInWays(tx *gorm.DB, account, exceptIdentity, exceptPasskey string) (int64, error) {
+	var ids, keys, withPassword int64
+	if err := tx.Model(&models.Identity{}).Where("account_id = ? AND id <> ?", account, exceptIdentity).Count(&ids).Error; err != nil {
+		return 0, err
+	}
+	if err := tx.Model(&models.Passkey{}).Where("account_id = ? AND id <> ?", account, exceptPasskey).Count(&keys).Error; err != nil {
+		return 0, err
+	}
+	if err := tx.Model(&models.Account{}).Where("id = ? AND password_hash <> ''", account).Count(&withPassword).Error; err != nil {
+		return 0, err
+	}
+	return ids + keys + withPassword, nil
 }

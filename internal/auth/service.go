@@ -224,25 +224,37 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 	if err != nil {
 		return nil, fmt.Errorf("login lookup: %w", err)
 	}
+	if a.PasswordHash == "" { // signs in only through an identity provider: same work, same answer
+		s.Hasher.Verify(password, s.dummy)
+		return nil, errBadLogin()
+	}
 	if !s.Hasher.Verify(password, a.PasswordHash) {
 		return nil, errBadLogin()
 	}
+	return s.StartSession(ctx, &a)
+}
+
+// StartSession follows a first factor (a password, an identity provider):
+// with two-factor on it answers the challenge a code completes
+// (CompleteMFA), else a session and its tokens. A passkey, which is both
+// factors at once, starts its session directly (startSession).
+func (s *Service) StartSession(ctx context.Context, a *models.Account) (*LoginResult, error) {
 	if !a.Active {
 		return nil, apierr.AccountDisabled()
 	}
 	now := s.Now()
 	if a.TwoFactor {
-		// The password was right; a code completes the sign-in (CompleteMFA).
 		token, err := s.newChallenge(s.DB.WithContext(ctx), models.ChallengeMFA, &a.ID, "", now)
 		if err != nil {
 			return nil, err
 		}
 		return &LoginResult{MFARequired: true, ChallengeToken: token, Methods: []string{MethodTOTP, MethodRecoveryCode},
-			Account: &a}, nil
+			Account: a}, nil
 	}
 	var res *LoginResult
-	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res, err = s.startSession(tx, &a, now)
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		res, err = s.startSession(tx, a, now)
 		return err
 	})
 	if err != nil {

@@ -162,7 +162,26 @@ type Config struct {
 	// job at OpenAI (BEAVER_FINE_TUNING_POLL_INTERVAL, default 60s; the
 	// SDK tests shorten it).
 	FineTuningPollInterval time.Duration
+
+	// Sign-in with identity providers (internal/idp); a provider whose
+	// client id is unset is off.
+	OAuthGoogle OAuthClient // BEAVER_OAUTH_GOOGLE_CLIENT_ID/_SECRET; Issuer: BEAVER_OAUTH_GOOGLE_ISSUER (https://accounts.google.com)
+	OAuthGitHub OAuthClient // BEAVER_OAUTH_GITHUB_CLIENT_ID/_SECRET; Issuer: BEAVER_OAUTH_GITHUB_URL, APIURL: BEAVER_OAUTH_GITHUB_API_URL
+	OIDC        OAuthClient // BEAVER_OIDC_ISSUER/_CLIENT_ID/_CLIENT_SECRET, Name: BEAVER_OIDC_NAME
 }
+
+// OAuthClient is Beaver's registration at one identity provider.
+type OAuthClient struct {
+	ClientID, ClientSecret string
+	// Issuer is the OpenID issuer (Google, generic OIDC), or GitHub's web
+	// origin (https://github.com, or a GitHub Enterprise server's).
+	Issuer string
+	APIURL string // GitHub's REST API origin
+	Name   string // the button's label (generic OIDC)
+}
+
+// Enabled reports whether the provider is configured.
+func (o OAuthClient) Enabled() bool { return o.ClientID != "" }
 
 // providerEnv maps provider names to their env prefix, default base URL
 // and, for a provider that can speak several, the wire formats
@@ -295,6 +314,25 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		BatchAccountConcurrency: int(num("BEAVER_BATCH_ACCOUNT_CONCURRENCY", 8)),
 		FineTuningPollInterval:  dur("BEAVER_FINE_TUNING_POLL_INTERVAL", time.Minute),
 		BatchNativePoll:         dur("BEAVER_BATCH_NATIVE_POLL_INTERVAL", time.Minute),
+	}
+	c.OAuthGoogle = OAuthClient{ClientID: get("BEAVER_OAUTH_GOOGLE_CLIENT_ID", ""), ClientSecret: get("BEAVER_OAUTH_GOOGLE_CLIENT_SECRET", ""),
+		Issuer: strings.TrimRight(get("BEAVER_OAUTH_GOOGLE_ISSUER", "https://accounts.google.com"), "/"), Name: "Google"}
+	c.OAuthGitHub = OAuthClient{ClientID: get("BEAVER_OAUTH_GITHUB_CLIENT_ID", ""), ClientSecret: get("BEAVER_OAUTH_GITHUB_CLIENT_SECRET", ""),
+		Issuer: strings.TrimRight(get("BEAVER_OAUTH_GITHUB_URL", "https://github.com"), "/"),
+		APIURL: strings.TrimRight(get("BEAVER_OAUTH_GITHUB_API_URL", "https://api.github.com"), "/"), Name: "GitHub"}
+	c.OIDC = OAuthClient{ClientID: get("BEAVER_OIDC_CLIENT_ID", ""), ClientSecret: get("BEAVER_OIDC_CLIENT_SECRET", ""),
+		Issuer: get("BEAVER_OIDC_ISSUER", ""), Name: get("BEAVER_OIDC_NAME", "Single sign-on")}
+	for _, o := range []struct {
+		prefix string
+		c      OAuthClient
+		issuer bool
+	}{{"BEAVER_OAUTH_GOOGLE", c.OAuthGoogle, false}, {"BEAVER_OAUTH_GITHUB", c.OAuthGitHub, false}, {"BEAVER_OIDC", c.OIDC, true}} {
+		if (o.c.ClientID == "") != (o.c.ClientSecret == "") {
+			errs = append(errs, fmt.Sprintf("%s_CLIENT_ID and %s_CLIENT_SECRET must be set together", o.prefix, o.prefix))
+		}
+		if o.issuer && (o.c.ClientID == "") != (o.c.Issuer == "") {
+			errs = append(errs, "BEAVER_OIDC_ISSUER, BEAVER_OIDC_CLIENT_ID and BEAVER_OIDC_CLIENT_SECRET must be set together")
+		}
 	}
 	for _, p := range strings.Split(get("BEAVER_BATCH_NATIVE", ""), ",") {
 		if p = strings.TrimSpace(p); p != "" {

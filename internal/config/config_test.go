@@ -284,3 +284,27 @@ func TestFineTuningPollInterval(t *testing.T) {
 		}
 	}
 }
+
+func TestIdentityProviders(t *testing.T) {
+	c, err := config.FromLookup(lookup(nil))
+	if err != nil || c.OAuthGoogle.Enabled() || c.OAuthGitHub.Enabled() || c.OIDC.Enabled() {
+		t.Fatalf("providers on by default: %+v %v", c, err)
+	}
+	if c.OAuthGoogle.Issuer != "https://accounts.google.com" || c.OAuthGitHub.Issuer != "https://github.com" || c.OAuthGitHub.APIURL != "https://api.github.com" {
+		t.Fatalf("defaults %+v %+v", c.OAuthGoogle, c.OAuthGitHub)
+	}
+	c, err = config.FromLookup(lookup(map[string]string{"BEAVER_OIDC_ISSUER": "https://id.example.com", "BEAVER_OIDC_CLIENT_ID": "a",
+		"BEAVER_OIDC_CLIENT_SECRET": "b", "BEAVER_OAUTH_GITHUB_CLIENT_ID": "c", "BEAVER_OAUTH_GITHUB_CLIENT_SECRET": "d"}))
+	if err != nil || !c.OIDC.Enabled() || !c.OAuthGitHub.Enabled() || c.OIDC.Issuer != "https://id.example.com" {
+		t.Fatalf("configured: %+v %v", c, err)
+	}
+	for _, bad := range []map[string]string{
+		{"BEAVER_OAUTH_GOOGLE_CLIENT_ID": "x"},
+		{"BEAVER_OAUTH_GITHUB_CLIENT_SECRET": "x"},
+		{"BEAVER_OIDC_CLIENT_ID": "x", "BEAVER_OIDC_CLIENT_SECRET": "y"},
+	} {
+		if _, err := config.FromLookup(lookup(bad)); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import { AdminAccount, AdminAccounts, TEMPORAL_UI } from './pages/Admin';
 import { AdminModels } from './pages/AdminModels';
 import { AdminProviders } from './pages/AdminProviders';
 import { AdminImport } from './pages/AdminImport';
+import { OAuthDone } from './pages/Identity';
 
 type Guard = 'public' | 'guest' | 'user' | 'admin';
 interface RouteDef {
@@ -36,6 +37,7 @@ const routes: RouteDef[] = [
   { path: '/playground', guard: 'user', render: () => <Playground /> },
   { path: '/billing', guard: 'user', render: () => <Billing /> },
   { path: '/security', guard: 'user', render: () => <Security /> },
+  { path: '/oauth/done', guard: 'public', render: () => <OAuthDone /> },
   { path: '/manage', guard: 'admin', render: () => <AdminAccounts /> },
   { path: '/manage/accounts', guard: 'admin', render: () => <AdminAccounts /> },
   { path: '/manage/accounts/:id', guard: 'admin', render: (p) => <AdminAccount id={p.id} /> },

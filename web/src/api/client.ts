@@ -157,6 +157,16 @@ class Session {
     return data.account;
   }
 
+  /**
+   * Finishes a sign-in through an identity provider: trades the callback's single-use code for tokens, or for the
+   * challenge a second step (completeMfa) needs when two-factor is on.
+   */
+  async loginWithCode(code: string): Promise<Account | MfaChallenge> {
+    const data = await api<LoginResponse | MfaChallenge>('POST', '/auth/oauth/exchange', { code }, { auth: false });
+    if ('mfa_required' in data) return data;
+    return this.start(data);
+  }
+
   async logout(): Promise<void> {
     const token = this.tokens.accessToken;
     try {

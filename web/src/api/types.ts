@@ -243,3 +243,25 @@ export interface AutoRecharge {
   amount_micros?: number | null;
   amount_usd?: number | null;
 }
+
+/** An identity provider the server has configured (GET /auth/oauth/providers). */
+export interface OAuthProvider {
+  id: string;
+  name: string;
+}
+
+/** An identity linked to the account (GET /auth/identities). */
+export interface Identity {
+  id: string;
+  provider: string;
+  email: string;
+  email_verified: boolean;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface IdentitiesResponse {
+  data: Identity[];
+  has_password: boolean;
+  providers: OAuthProvider[];
+}

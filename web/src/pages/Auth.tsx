@@ -6,6 +6,7 @@ import { passkeysSupported } from '../lib/webauthn';
 import { Button, ErrorBox, Field, Loading, Notice } from '../components/ui';
 import { useAction, useSession, useTitle } from '../lib/hooks';
 import { Link, navigate, useLocation } from '../lib/router';
+import { OAuthButtons } from './Identity';
 
 let rememberedEmail = '';
 
@@ -27,7 +28,7 @@ function AuthCard({ title, children, intro }: { title: string; intro?: Component
 }
 
 /** The second sign-in step when two-factor is on: a code from the app, or a recovery code. */
-function SecondStep({ challenge, onCancel }: { challenge: MfaChallenge; onCancel: () => void }) {
+export function SecondStep({ challenge, onCancel }: { challenge: MfaChallenge; onCancel: () => void }) {
   const [recovery, setRecovery] = useState(false);
   const [value, setValue] = useState('');
   const action = useAction(async () => {
@@ -123,6 +124,7 @@ export function Login() {
           </Button>
         </div>
       )}
+      <OAuthButtons />
       <p class="auth-links">
         <Link href="/forgot-password">Forgot your password?</Link>
         <span>

@@ -5,6 +5,7 @@ import type { Passkey } from '../api/types';
 import { Async, Button, ErrorBox, Field, Notice, PageHeader, When } from '../components/ui';
 import { useAction, useAsync, useSession, useTitle } from '../lib/hooks';
 import { createPasskey, passkeysSupported } from '../lib/webauthn';
+import { LinkedIdentities } from './Identity';
 
 /** The otpauth URI as an inline SVG QR code (drawn here: nothing leaves the browser). */
 function QrCode({ text }: { text: string }) {
@@ -201,9 +202,10 @@ export function Security() {
   useTitle('Security');
   return (
     <div class="page">
-      <PageHeader title="Security" subtitle="Two-factor authentication and passkeys for signing in." />
+      <PageHeader title="Security" subtitle="Two-factor authentication, passkeys and the identity providers you sign in with." />
       <TwoFactor />
       <Passkeys />
+      <LinkedIdentities />
     </div>
   );
 }
