@@ -21,6 +21,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
@@ -214,16 +215,17 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		s.Hasher.Verify(password, s.dummy)
-		return nil, errBadLogin()
+		return nil, s.loginFailed(ctx, audit.Entry{Subject: audit.Subject(audit.KindEmail, EmailKey(email))}, "unknown_email", errBadLogin())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("login lookup: %w", err)
 	}
+	failed := audit.Entry{Account: a.ID, Subject: audit.Subject(audit.KindAccount, a.ID)}
 	if !s.Hasher.Verify(password, a.PasswordHash) {
-		return nil, errBadLogin()
+		return nil, s.loginFailed(ctx, failed, "wrong_password", errBadLogin())
 	}
 	if !a.Active {
-		return nil, apierr.AccountDisabled()
+		return nil, s.loginFailed(ctx, failed, "account_disabled", apierr.AccountDisabled())
 	}
 	now := s.Now()
 	sess := models.Session{ID: ids.New("sess"), AccountID: a.ID, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL)}
@@ -232,14 +234,32 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 		if err := tx.Create(&sess).Error; err != nil {
 			return err
 		}
-		return tx.Create(&models.RefreshToken{ID: ids.New("rt"), SessionID: sess.ID, TokenHash: s.Keyed.Hash("refresh", refresh),
-			CreatedAt: now, ExpiresAt: sess.ExpiresAt}).Error
+		if err := tx.Create(&models.RefreshToken{ID: ids.New("rt"), SessionID: sess.ID, TokenHash: s.Keyed.Hash("refresh", refresh),
+			CreatedAt: now, ExpiresAt: sess.ExpiresAt}).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Account: a.ID, Subject: audit.Subject(audit.KindAccount, a.ID),
+			Action: audit.ActionLoginSucceeded, Meta: audit.Meta{Actor: audit.Subject(audit.KindAccount, a.ID)}})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	return &LoginResult{AccessToken: s.accessToken(sess.ID, a.ID, now), RefreshToken: refresh,
 		ExpiresIn: int64(s.AccessTTL / time.Second), Account: &a}, nil
+}
+
+// loginFailed records a failed sign-in and returns answer. The attempt is
+// recorded under the account when there is one (its owner sees it), else
+// under the address tried.
+func (s *Service) loginFailed(ctx context.Context, e audit.Entry, reason string, answer error) error {
+	e.Action, e.Changes = audit.ActionLoginFailed, audit.Changes{}.Set("reason", nil, reason)
+	if e.Actor == "" {
+		e.Actor = "anonymous"
+	}
+	if err := audit.RecordNow(ctx, s.DB.DB, e); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	return answer
 }
 
 // Refresh rotates a refresh token. Presenting a spent token means it was
