@@ -72,7 +72,7 @@ type Entry struct {
 	Subject string // Subject(kind, id): what was acted on
 	Action  string // one of the Action constants
 	Changes Changes
-	Meta         // empty fields are taken from the transaction's context
+	Meta              // empty fields are taken from the transaction's context
 	At      time.Time // zero = now
 }
 
