@@ -30,8 +30,8 @@ import (
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
-	"github.com/beaver-gateway/beaver/internal/signing"
 	"github.com/beaver-gateway/beaver/internal/registry"
+	"github.com/beaver-gateway/beaver/internal/signing"
 	"github.com/beaver-gateway/beaver/internal/temporalx"
 	"github.com/beaver-gateway/beaver/worker"
 	"github.com/beaver-gateway/beaver/workflows"
@@ -55,7 +55,7 @@ type process struct {
 	ledger    *billing.Ledger
 	billing   *billing.Engine
 	limiter   *ratelimit.Limiter
-	replays   signing.Replays // request signatures seen, shared by replicas
+	replays   signing.Replays    // request signatures seen, shared by replicas
 	providers *registry.Registry // built-ins from the environment, operator providers from the database
 	mailer    mail.Sender
 	payments  *payments.Service
