@@ -183,7 +183,14 @@ func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (*models.Acc
 		PasswordHash: s.Hasher.Hash(in.Password), Role: in.Role, Plan: in.Plan, Active: true,
 		EmailVerified: in.Verified, LowBalanceThresholdMicros: 1_000_000, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.DB.WithContext(ctx).Create(a).Error; err != nil {
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(a).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Account: a.ID, Subject: audit.Subject(audit.KindAccount, a.ID), Action: audit.ActionAccountCreated,
+			Changes: audit.Diff(nil, map[string]any{"email": a.Email, "role": a.Role, "plan": a.Plan, "email_verified": a.EmailVerified})})
+	})
+	if err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return nil, apierr.Conflict("an account with this email already exists")
 		}
