@@ -74,7 +74,7 @@ var allowed = map[string][]string{
 		"base_input_micros", "base_output_micros", "base_fee_micros", "base_cached_input_micros", "base_reasoning_micros",
 		"base_extra_prices", "retired", "replacement", "aliases", "models_created", "models_updated"},
 	KindProvider: {"format", "base_urls", "api_key_set", "api_key_env", "header_names", "usage_semantics", "weights", "deleted"},
-	KindPricing:  {"version", "models"},
+	KindPricing:  {"version", "models", "reason", "format", "added", "changed", "retired"},
 	KindEmail:    {"reason"},
 	KindDispute:  {"status", "reason", "amount_micros", "charge", "top_up_id"},
 	KindPasskey:  {"name", "credential_id_prefix"},
