@@ -14,6 +14,7 @@ import { AdminAccount, AdminAccounts, TEMPORAL_UI } from './pages/Admin';
 import { AdminModels } from './pages/AdminModels';
 import { AdminProviders } from './pages/AdminProviders';
 import { AdminImport } from './pages/AdminImport';
+import { AdminAudit, Security } from './pages/Audit';
 
 type Guard = 'public' | 'guest' | 'user' | 'admin';
 interface RouteDef {
@@ -34,12 +35,14 @@ const routes: RouteDef[] = [
   { path: '/keys', guard: 'user', render: () => <Keys /> },
   { path: '/playground', guard: 'user', render: () => <Playground /> },
   { path: '/billing', guard: 'user', render: () => <Billing /> },
+  { path: '/security', guard: 'user', render: () => <Security /> },
   { path: '/manage', guard: 'admin', render: () => <AdminAccounts /> },
   { path: '/manage/accounts', guard: 'admin', render: () => <AdminAccounts /> },
   { path: '/manage/accounts/:id', guard: 'admin', render: (p) => <AdminAccount id={p.id} /> },
   { path: '/manage/models', guard: 'admin', render: () => <AdminModels /> },
   { path: '/manage/providers', guard: 'admin', render: () => <AdminProviders /> },
   { path: '/manage/catalog', guard: 'admin', render: () => <AdminImport /> },
+  { path: '/manage/audit', guard: 'admin', render: () => <AdminAudit /> },
 ];
 
 /** Keeps one broken page from blanking the whole app; reset on navigation (keyed by path). */
@@ -134,6 +137,7 @@ function Header() {
             {acct && link('/keys', 'API keys', 'nav-keys')}
             {acct && link('/playground', 'Playground', 'nav-playground')}
             {acct && link('/billing', 'Billing', 'nav-billing')}
+            {acct && link('/security', 'Security', 'nav-security')}
             {acct?.role === 'admin' && link('/manage/accounts', 'Admin', 'nav-admin', '/manage')}
           </ul>
           <div class="nav-account">
@@ -169,6 +173,7 @@ function AdminNav({ path }: { path: string }) {
     ['/manage/models', 'Models & pricing'],
     ['/manage/providers', 'Providers'],
     ['/manage/catalog', 'Import & export'],
+    ['/manage/audit', 'Audit log'],
   ];
   return (
     <nav class="subnav" aria-label="Admin">
