@@ -36,18 +36,25 @@ func (s *Server) modelsSigned(c *gin.Context) {
 }
 
 func (s *Server) checkSignature(c *gin.Context, fail func(*gin.Context, error)) {
+	if s.signatureOK(c, fail) {
+		c.Next()
+	}
+}
+
+// signatureOK checks the request's signature when its key requires one;
+// it answers with fail and reports false when the request is refused.
+func (s *Server) signatureOK(c *gin.Context, fail func(*gin.Context, error)) bool {
 	failAuth := func(c *gin.Context, e *apierr.Error) { fail(c, e); c.Abort() }
 	p := principal(c)
 	if p == nil || p.Key == nil || !p.Key.RequireSignature {
-		c.Next()
-		return
+		return true
 	}
 	var body []byte
 	if mb, ok := c.Request.Body.(*memBody); ok {
 		b, err := io.ReadAll(mb)
 		if err != nil {
 			failAuth(c, apierr.Invalid("could not read the request body"))
-			return
+			return false
 		}
 		mb.Reset(b)
 		body = b
@@ -55,13 +62,13 @@ func (s *Server) checkSignature(c *gin.Context, fail func(*gin.Context, error)) 
 		// A streamed upload (POST /v1/files) is not held in memory, so its
 		// body cannot be checked before it is stored.
 		failAuth(c, invalidSignature("a key that requires signatures cannot upload files; use another key"))
-		return
+		return false
 	}
 	secret, err := s.auth.SigningSecret(p.Key)
 	if err != nil || secret == "" {
 		s.log.Error("signing secret unreadable", "request_id", requestID(c), "key_id", p.Key.ID, "err", err)
 		failAuth(c, apierr.Internal())
-		return
+		return false
 	}
 	r := signing.Request{Method: c.Request.Method, PathWithQuery: c.Request.URL.RequestURI(), Body: body,
 		Timestamp: c.GetHeader(signing.TimestampHeader), Signature: c.GetHeader(signing.SignatureHeader)}
@@ -69,11 +76,11 @@ func (s *Server) checkSignature(c *gin.Context, fail func(*gin.Context, error)) 
 	switch {
 	case errors.Is(err, signing.ErrInvalid):
 		failAuth(c, invalidSignature(err.Error()))
-		return
+		return false
 	case err != nil:
 		s.log.Error("signature check", "request_id", requestID(c), "err", err)
 		failAuth(c, apierr.Unavailable("the signature could not be checked; retry"))
-		return
+		return false
 	}
-	c.Next()
+	return true
 }
