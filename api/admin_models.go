@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/money"
@@ -210,6 +211,7 @@ func (s *Server) adminCreateModel(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.recordModel(c, audit.ActionModelCreated, id, nil)
 	if err := s.reprice(c, "model "+id+" added"); err != nil {
 		s.fail(c, err)
 		return
@@ -224,10 +226,12 @@ func (s *Server) adminCreateModel(c *gin.Context) {
 // replica through the bus.
 func (s *Server) adminUpdateModel(c *gin.Context) {
 	id := modelID(c)
-	if _, ok := s.Catalog.Get(id); !ok {
+	old, ok := s.Catalog.Get(id)
+	if !ok {
 		s.fail(c, apierr.NotFound("model %q not found", id))
 		return
 	}
+	before := modelFields(old)
 	var in modelRequest
 	if err := bindJSON(c, &in, true); err != nil {
 		s.fail(c, err)
@@ -242,6 +246,7 @@ func (s *Server) adminUpdateModel(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.recordModel(c, audit.ActionModelUpdated, id, before)
 	if u.Reprices() {
 		if err := s.reprice(c, "model "+id+" changed"); err != nil {
 			s.fail(c, err)
@@ -272,11 +277,16 @@ func (s *Server) adminRetireModel(c *gin.Context) {
 			replacement = in.Replacement
 		}
 	}
+	var before map[string]any
+	if e, ok := s.Catalog.Get(id); ok {
+		before = modelFields(e)
+	}
 	wasActive, err := s.Catalog.Retire(c.Request.Context(), id, replacement)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	s.recordModel(c, audit.ActionModelRetired, id, before)
 	if wasActive { // the active models' percentiles changed
 		if err := s.reprice(c, "model "+id+" retired"); err != nil {
 			s.fail(c, err)

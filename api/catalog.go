@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 )
 
 // adminImportCatalog serves POST /admin/catalog/import?dry_run=: the body
@@ -30,6 +31,11 @@ func (s *Server) adminImportCatalog(c *gin.Context) {
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	if !dry {
+		s.recordAdmin(c, audit.Entry{Subject: audit.Subject(audit.KindPricing, "import"), Action: audit.ActionCatalogImported,
+			Changes: audit.Changes{}.Set("format", nil, diff.Format).Set("added", nil, diff.Added).
+				Set("changed", nil, len(diff.Changed)).Set("retired", nil, diff.Retired)})
 	}
 	c.JSON(http.StatusOK, diff)
 }

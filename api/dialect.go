@@ -39,7 +39,7 @@ func (s *Server) authWith(c *gin.Context, fail func(*gin.Context, error), missin
 		fail(c, err)
 		return
 	}
-	c.Set(ctxPrincipal, p)
+	setPrincipal(c, p)
 	c.Next()
 }
 

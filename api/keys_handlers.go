@@ -20,11 +20,13 @@ type createKeyRequest struct {
 	ExpiresAt     *time.Time `json:"expires_at"`
 	AllowedModels []string   `json:"allowed_models"`
 	AllowedIPs    []string   `json:"allowed_ips"`
+	// RequireSignature: the answer then carries signing_secret, once.
+	RequireSignature bool `json:"require_signature"`
 }
 
 func (r *createKeyRequest) policy() auth.KeyPolicy {
 	p := auth.KeyPolicy{LimitReset: r.LimitReset, RPMLimit: r.RPMLimit, ExpiresAt: r.ExpiresAt,
-		AllowedModels: r.AllowedModels, AllowedIPs: r.AllowedIPs}
+		AllowedModels: r.AllowedModels, AllowedIPs: r.AllowedIPs, RequireSignature: r.RequireSignature}
 	if r.SpendLimitUSD != nil {
 		v := r.SpendLimitUSD.Micros()
 		p.SpendLimitMicros = &v
@@ -43,12 +45,15 @@ type updateKeyRequest struct {
 	ExpiresAt     auth.Patch[time.Time] `json:"expires_at"`
 	AllowedModels auth.Patch[[]string]  `json:"allowed_models"`
 	AllowedIPs    auth.Patch[[]string]  `json:"allowed_ips"`
+	// RequireSignature true for the first time: the answer carries
+	// signing_secret, once.
+	RequireSignature auth.Patch[bool] `json:"require_signature"`
 }
 
 func (r *updateKeyRequest) update() auth.KeyUpdate {
 	sl := r.SpendLimitUSD
 	return auth.KeyUpdate{Name: r.Name, Active: r.Active, LimitReset: r.LimitReset, RPMLimit: r.RPMLimit,
-		ExpiresAt: r.ExpiresAt, AllowedModels: r.AllowedModels, AllowedIPs: r.AllowedIPs,
+		ExpiresAt: r.ExpiresAt, AllowedModels: r.AllowedModels, AllowedIPs: r.AllowedIPs, RequireSignature: r.RequireSignature,
 		SpendLimitMicros: auth.Patch[int64]{Set: sl.Set, Null: sl.Null, Value: sl.Value.Micros()}}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/models"
@@ -37,6 +38,26 @@ func requestIDMiddleware(c *gin.Context) {
 }
 
 func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
+
+// auditMeta puts where a request came from into its context, for the
+// audit entries recorded while it is served (audit.Record reads it).
+func auditMeta(c *gin.Context) {
+	m := audit.Meta{IP: c.ClientIP(), UserAgent: c.Request.UserAgent(), RequestID: requestID(c)}
+	c.Request = c.Request.WithContext(audit.WithMeta(c.Request.Context(), m))
+	c.Next()
+}
+
+// setPrincipal records who the request acts as, for handlers and as the
+// actor of its audit entries.
+func setPrincipal(c *gin.Context, p *auth.Principal) {
+	c.Set(ctxPrincipal, p)
+	m := audit.MetaFrom(c.Request.Context())
+	m.Actor = audit.Subject(audit.KindAccount, p.Account.ID)
+	if p.Key != nil {
+		m.Actor = audit.Subject(audit.KindKey, p.Key.ID)
+	}
+	c.Request = c.Request.WithContext(audit.WithMeta(c.Request.Context(), m))
+}
 
 // recoverMiddleware turns a panic into a logged 500 in the contract's shape.
 func (s *Server) recoverMiddleware(c *gin.Context) {
@@ -110,7 +131,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	c.Set(ctxPrincipal, p)
+	setPrincipal(c, p)
 	c.Next()
 }
 

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"net/http"
 	"net/url"
 	"strings"
@@ -501,6 +502,17 @@ func TestOAuthSignInIsAFirstFactor(t *testing.T) {
 		e.do("DELETE", "/auth/passkeys/"+pk.str("id"), u.Token, nil).wantError(409, "last_sign_in_method")
 		if n := len(e.do("GET", "/auth/passkeys", u.Token, nil).want(200).list("data")); n != 1 {
 			t.Fatalf("passkeys after the refused removal: %d", n)
+		}
+		// Each act is in the account's audit log.
+		seen := map[string]bool{}
+		for _, x := range e.do("GET", "/account/audit", u.Token, nil).want(200).list("data") {
+			seen[x.(map[string]any)["action"].(string)] = true
+		}
+		for _, a := range []string{audit.ActionIdentityLinked, audit.Action2FAEnabled, audit.ActionLoginSucceeded,
+			audit.ActionPasskeyAdded, audit.ActionIdentityUnlinked} {
+			if !seen[a] {
+				t.Errorf("no %s entry in the audit log: %v", a, seen)
+			}
 		}
 	})
 }

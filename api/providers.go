@@ -6,6 +6,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/registry"
 )
@@ -103,6 +104,8 @@ func (s *Server) adminCreateProvider(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.recordAdmin(c, audit.Entry{Subject: audit.Subject(audit.KindProvider, in.ID), Action: audit.ActionProviderCreated,
+		Changes: audit.Diff(nil, providerFields(in))})
 	s.log.Info("admin added provider", "request_id", requestID(c), "admin_id", principal(c).Account.ID,
 		"provider", in.ID, "format", in.Format, "endpoints", len(in.BaseURLs), "has_key", in.HasKey, "headers", in.Headers)
 	c.JSON(http.StatusCreated, providerView(in))
@@ -178,11 +181,20 @@ func (s *Server) adminUpdateProvider(c *gin.Context) {
 		w := req.Weights.Value // null: all 1
 		ch.Weights = &w
 	}
+	var before map[string]any
+	if old, err := reg.Info(c.Param("id")); err == nil {
+		before = providerFields(old)
+	}
 	in, err := reg.Update(c.Request.Context(), c.Param("id"), ch)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	changes := audit.Diff(before, providerFields(in))
+	if req.APIKey.Set || req.APIKeyEnv.Set {
+		changes = changes.Set("api_key_set", before["api_key_set"], in.HasKey) // a new key shows as a change, its value never
+	}
+	s.recordAdmin(c, audit.Entry{Subject: audit.Subject(audit.KindProvider, in.ID), Action: audit.ActionProviderUpdated, Changes: changes})
 	s.log.Info("admin changed provider", "request_id", requestID(c), "admin_id", principal(c).Account.ID,
 		"provider", in.ID, "format", in.Format, "endpoints", len(in.BaseURLs), "has_key", in.HasKey,
 		"key_changed", req.APIKey.Set || req.APIKeyEnv.Set, "headers", in.Headers)
@@ -201,6 +213,8 @@ func (s *Server) adminDeleteProvider(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.recordAdmin(c, audit.Entry{Subject: audit.Subject(audit.KindProvider, id), Action: audit.ActionProviderDeleted,
+		Changes: audit.Changes{}.Set("deleted", false, true)})
 	s.log.Info("admin deleted provider", "request_id", requestID(c), "admin_id", principal(c).Account.ID, "provider", id)
 	c.Status(http.StatusNoContent)
 }

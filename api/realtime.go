@@ -48,7 +48,10 @@ func (s *Server) realtime(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.Set(ctxPrincipal, p)
+	setPrincipal(c, p)
+	if !s.signatureOK(c, s.fail) { // a signing key signs the GET (empty body)
+		return
+	}
 	if _, err := s.checkLimits(c); err != nil {
 		s.fail(c, err)
 		return

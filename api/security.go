@@ -2,11 +2,13 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -30,13 +32,48 @@ const (
 	evPasskeyRemoved   = "auth.passkey_removed"
 )
 
-// securityEvent records one security event: for now a structured log line
-// (the audit log takes them over at merge). It never receives a secret:
+// auditOf maps the security events the audit log keeps to its actions (a
+// sign-in's success, and a password's failure, are recorded by auth where
+// the session starts and where the password is checked).
+var auditOf = map[string]string{
+	evLoginMFAFailed:   audit.ActionLoginFailed,
+	evPasskeyLoginFail: audit.ActionLoginFailed,
+	ev2FAEnabled:       audit.Action2FAEnabled,
+	ev2FADisabled:      audit.Action2FADisabled,
+	evRecoveryUsed:     audit.Action2FARecoveryUsed,
+	evPasskeyAdded:     audit.ActionPasskeyAdded,
+	evPasskeyRemoved:   audit.ActionPasskeyRemoved,
+}
+
+// securityEvent reports one security event: a structured log line, and an
+// audit entry for those the audit log keeps. It never receives a secret:
 // only the action, the account and non-secret details such as ids.
 func (s *Server) securityEvent(c *gin.Context, action, accountID string, attrs ...any) {
 	args := append([]any{"action", action, "account_id", accountID, "request_id", requestID(c),
 		"ip", clientIP(c), "user_agent", c.Request.UserAgent()}, attrs...)
 	s.log.Info("security event", args...)
+	a, ok := auditOf[action]
+	if !ok || accountID == "" {
+		return
+	}
+	e := audit.Entry{Account: accountID, Subject: audit.Subject(audit.KindAccount, accountID), Action: a}
+	switch action {
+	case evPasskeyAdded, evPasskeyRemoved:
+		for i := 0; i+1 < len(attrs); i += 2 {
+			if attrs[i] == "passkey_id" {
+				e.Subject = audit.Subject(audit.KindPasskey, fmt.Sprint(attrs[i+1]))
+			}
+		}
+	case ev2FAEnabled, ev2FADisabled:
+		e.Changes = audit.Changes{}.Set("two_factor", action == ev2FADisabled, action == ev2FAEnabled)
+	case evLoginMFAFailed:
+		e.Changes = audit.Changes{}.Set("reason", nil, "wrong_code")
+	case evPasskeyLoginFail:
+		e.Changes = audit.Changes{}.Set("reason", nil, "passkey_refused")
+	}
+	if err := audit.RecordNow(c.Request.Context(), s.DB.DB, e); err != nil {
+		s.log.Error("audit: security event not recorded", "action", action, "account_id", accountID, "err", err)
+	}
 }
 
 // twoFactorForAdmins refuses admin routes to an admin without two-factor

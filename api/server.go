@@ -33,6 +33,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
 	"github.com/beaver-gateway/beaver/internal/realtime"
 	"github.com/beaver-gateway/beaver/internal/registry"
+	"github.com/beaver-gateway/beaver/internal/signing"
 )
 
 // Deps is everything the API needs; main wires it, tests build the same
@@ -70,6 +71,9 @@ type Deps struct {
 	// IdP signs in with Google, GitHub and OIDC; nil = built from Config
 	// (the providers configured there; none = the routes answer 404).
 	IdP *idp.Service
+	// Replays remembers accepted request signatures for every replica;
+	// nil = the database (signature_replays).
+	Replays signing.Replays
 }
 
 // Server holds the router and dependencies.
@@ -125,6 +129,9 @@ func New(d Deps) *Server {
 			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks,
 				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})
 	}
+	if d.Replays == nil {
+		d.Replays = &signing.DBReplays{DB: d.DB.DB}
+	}
 	if d.Files == nil {
 		d.Files = &files.Service{DB: d.DB, Store: files.NewStore(d.DB, d.Config.FilesDir), MaxBytes: d.Config.FilesMaxBytes}
 	}
@@ -169,7 +176,7 @@ func (s *Server) routes() *gin.Engine {
 	r.RemoveExtraSlash = false
 	bodies := s.newBodyGates()
 	anonymous, webhook, account := bodies.anonymousBodies(), bodies.webhookBodies(), bodies.accountBodies()
-	r.Use(requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware, s.corsMiddleware, bodies.guard)
+	r.Use(requestIDMiddleware, auditMeta, s.recoverMiddleware, s.metricsMiddleware, s.corsMiddleware, bodies.guard)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(methodNotAllowed)
 
@@ -197,7 +204,7 @@ func (s *Server) routes() *gin.Engine {
 	r.POST("/auth/oauth/exchange", anonymous, s.authThrottle("oauth-exchange"), s.oauthExchange)
 
 	// API key or session, from the headers before the body is read.
-	a := r.Group("", s.authenticate, account)
+	a := r.Group("", s.authenticate, account, s.signed(s.fail))
 	a.POST("/auth/logout", sessionOnly, s.logout)
 	a.GET("/auth/me", s.me)
 	a.GET("/users/me", s.me)
@@ -223,6 +230,7 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/api-keys/:id/rotate", sessionOnly, s.rotateKey)
 
 	a.GET("/account/balance", s.balance)
+	a.GET("/account/audit", s.accountAudit)
 	a.GET("/account/transactions", s.transactions)
 	a.GET("/account/usage", s.usage)
 	a.GET("/account/billing", s.billingHistory)
@@ -240,12 +248,12 @@ func (s *Server) routes() *gin.Engine {
 	a.DELETE("/v1/responses/:id", s.deleteResponse)
 	a.GET("/v1/responses/:id/input_items", s.responseInputItems)
 	a.POST("/v1/responses/:id/cancel", s.cancelResponse)
-	r.POST("/v1/messages", s.messagesAuth, account, s.createMessage) // Anthropic-compatible: x-api-key or Bearer, Anthropic's error shape
-	r.POST("/v1/messages/count_tokens", s.messagesAuth, account, s.countMessageTokens)
+	r.POST("/v1/messages", s.messagesAuth, account, s.signed(s.failMessage), s.createMessage) // Anthropic-compatible: x-api-key or Bearer, Anthropic's error shape
+	r.POST("/v1/messages/count_tokens", s.messagesAuth, account, s.signed(s.failMessage), s.countMessageTokens)
 	// /v1/models/{id}/chat (Bearer) and Gemini's /v1/models/{model}:{method}
 	// (x-goog-api-key, ?key= or Bearer) share the catch-all.
-	r.POST("/v1/models/*path", s.modelsAuth, account, s.modelsPost)
-	r.POST("/v1beta/models/*path", s.geminiAuth, account, s.geminiMethod)
+	r.POST("/v1/models/*path", s.modelsAuth, account, s.modelsSigned, s.modelsPost)
+	r.POST("/v1beta/models/*path", s.geminiAuth, account, s.signed(s.failGemini), s.geminiMethod)
 	r.GET("/v1beta/models", s.geminiListModels)
 	r.GET("/v1beta/models/*path", s.geminiGetModel)
 	a.GET("/v1/generation", s.generation)
@@ -256,7 +264,7 @@ func (s *Server) routes() *gin.Engine {
 	a.GET("/v1/fine_tuning/jobs/:id/events", s.fineTuningJobEvents)
 	r.GET("/v1/realtime", s.realtime) // a WebSocket; the key in Authorization or a subprotocol (realtime.go)
 	// Uploads are streamed to the store, not read whole first (uploadBodies).
-	r.POST("/v1/files", s.authenticate, bodies.uploadBodies(), s.uploadFile)
+	r.POST("/v1/files", s.authenticate, s.signed(s.fail), bodies.uploadBodies(), s.uploadFile)
 	a.GET("/v1/files", s.listFiles)
 	a.GET("/v1/files/:id", s.getFile)
 	a.GET("/v1/files/:id/content", s.fileContent)
@@ -267,6 +275,7 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/v1/batches/:id/cancel", s.cancelBatch)
 
 	ad := r.Group("/admin", s.authenticate, adminOnly, s.twoFactorForAdmins, account)
+	ad.GET("/audit", s.adminAudit)
 	ad.GET("/accounts", s.adminListAccounts)
 	ad.POST("/accounts", s.adminCreateAccount)
 	ad.GET("/accounts/:id", s.adminGetAccount)

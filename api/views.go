@@ -67,7 +67,7 @@ func keyView(k *models.APIKey) gin.H {
 	if reset == "" {
 		reset = auth.ResetNone
 	}
-	return gin.H{
+	v := gin.H{
 		"id":                 k.ID,
 		"account_id":         k.AccountID,
 		"name":               k.Name,
@@ -82,7 +82,12 @@ func keyView(k *models.APIKey) gin.H {
 		"rpm_limit":          rpm,
 		"allowed_models":     allowedModels,
 		"allowed_ips":        allowedIPs,
+		"require_signature":  k.RequireSignature,
 	}
+	if k.IssuedSigningSecret != "" {
+		v["signing_secret"] = k.IssuedSigningSecret // the one answer that shows it
+	}
+	return v
 }
 
 // keyWithSecret is K + {key}: the only answer that shows the secret.

@@ -62,8 +62,17 @@ type APIKey struct {
 	SpentMicros      int64
 	ReservedMicros   int64
 	PeriodStart      *time.Time
+	// RequireSignature makes every request with the key carry
+	// X-Beaver-Signature, an HMAC under SigningSecret (sealed with
+	// auth.Keyed.Seal, never shown again after it was issued).
+	RequireSignature bool
+	SigningSecret    *string
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+
+	// IssuedSigningSecret is the signing secret in the clear, set only on
+	// the answer that issued it (not a column).
+	IssuedSigningSecret string `gorm:"-"`
 }
 
 // TableName keeps GORM from guessing "api_keys" differently.

@@ -31,6 +31,7 @@ const usage = `usage: beaver <command>
                    apply a catalog file (Beaver's format or LiteLLM's
                    model_prices_and_context_window.json) as one price version
   catalog export   print the catalog in Beaver's format
+  audit verify     check the audit log's hash chains; exits 1 when one is broken
 
 Configuration comes from the environment; see README.md.`
 
@@ -67,6 +68,8 @@ func run(args []string, log *slog.Logger) error {
 		return runWorker(ctx, cfg, log)
 	case "catalog":
 		return catalogCommand(ctx, cfg, log, args[1:])
+	case "audit":
+		return auditCommand(ctx, cfg, os.Stdout, args[1:])
 	case "help", "-h", "--help":
 		fmt.Println(usage)
 		return nil

@@ -31,6 +31,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
 	"github.com/beaver-gateway/beaver/internal/registry"
+	"github.com/beaver-gateway/beaver/internal/signing"
 	"github.com/beaver-gateway/beaver/internal/temporalx"
 	"github.com/beaver-gateway/beaver/worker"
 	"github.com/beaver-gateway/beaver/workflows"
@@ -54,6 +55,7 @@ type process struct {
 	ledger    *billing.Ledger
 	billing   *billing.Engine
 	limiter   *ratelimit.Limiter
+	replays   signing.Replays    // request signatures seen, shared by replicas
 	providers *registry.Registry // built-ins from the environment, operator providers from the database
 	mailer    mail.Sender
 	payments  *payments.Service
@@ -150,6 +152,9 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	if err != nil {
 		return nil, fmt.Errorf("rate limiter: %w", err)
 	}
+	if p.replays, err = signing.NewReplays(p.db.DB, cfg.RedisURL); err != nil {
+		return nil, err
+	}
 	p.providers, err = registry.New(ctx, registry.Options{DB: d, Bus: p.bus, Keyed: auth.NewKeyed(secret),
 		Builtins: registry.BuiltinConfigs(cfg, log), Template: registry.Tune(providers.Config{}, cfg, log), Log: log})
 	if err != nil {
@@ -208,7 +213,8 @@ func loadSecret(cfg *config.Config) (string, error) {
 func (p *process) apiDeps() api.Deps {
 	return api.Deps{Config: p.cfg, DB: p.db, Auth: p.auth, Ledger: p.ledger, Billing: p.billing, Catalog: p.catalog,
 		ProviderRegistry: p.providers, KnownProvider: p.providers.Known, Gateway: p.gateway, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
-		Payments: p.payments, Workflows: p.workflows, FineTuning: p.finetune, Files: p.files, Batches: p.batches}
+		Payments: p.payments, Workflows: p.workflows, FineTuning: p.finetune, Files: p.files, Batches: p.batches,
+		Replays: p.replays}
 }
 
 // workerDeps are the worker's activities' dependencies.

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -93,7 +94,7 @@ func (s *Service) UpdateProfile(ctx context.Context, accountID string, u Profile
 		}
 		set["low_balance_threshold_micros"] = u.LowBalanceThresholdMicros.Value
 	}
-	return s.updateAccount(ctx, accountID, set)
+	return s.updateAccount(ctx, accountID, audit.ActionAccountUpdated, set)
 }
 
 // AccountUpdate is what an admin may change about any account. The two
@@ -156,19 +157,57 @@ func (s *Service) AdminUpdateAccount(ctx context.Context, actorID, accountID str
 			set[f.column] = f.p.Value
 		}
 	}
-	return s.updateAccount(ctx, accountID, set)
+	return s.updateAccount(ctx, accountID, audit.ActionAdminAccountUpdated, set)
 }
 
-func (s *Service) updateAccount(ctx context.Context, accountID string, set map[string]any) (*models.Account, error) {
+// auditedAccountColumns names, for the audit log, the account columns
+// updateAccount may change.
+var auditedAccountColumns = map[string]string{"name": "name", "low_balance_threshold_micros": "low_balance_threshold_micros",
+	"plan": "plan", "role": "role", "active": "active", "rpm_limit_override": "rpm_limit",
+	"monthly_request_limit_override": "monthly_request_limit"}
+
+// accountFields is a's audited columns keyed by their audit name.
+func accountFields(a *models.Account) map[string]any {
+	return map[string]any{"name": a.Name, "low_balance_threshold_micros": a.LowBalanceThresholdMicros, "plan": a.Plan,
+		"role": a.Role, "active": a.Active, "rpm_limit": a.RPMLimitOverride, "monthly_request_limit": a.MonthlyRequestLimitOverride}
+}
+
+// updateAccount writes set and records action with what changed, in one
+// transaction.
+func (s *Service) updateAccount(ctx context.Context, accountID, action string, set map[string]any) (*models.Account, error) {
 	if len(set) > 0 {
 		set["updated_at"] = s.Now()
 		err := s.change(ctx, func(tx *gorm.DB) ([]string, error) {
+			var before models.Account
+			if err := tx.Where("id = ?", accountID).Take(&before).Error; err != nil {
+				if errors.Is(err, gorm.ErrRecordNotFound) {
+					return nil, apierr.NotFound("account %q not found", accountID)
+				}
+				return nil, err
+			}
 			r := tx.Model(&models.Account{}).Where("id = ?", accountID).Updates(set)
 			if r.Error != nil {
 				return nil, r.Error
 			}
 			if r.RowsAffected == 0 {
 				return nil, apierr.NotFound("account %q not found", accountID)
+			}
+			old, now := accountFields(&before), map[string]any{}
+			for col, v := range set {
+				if name, ok := auditedAccountColumns[col]; ok {
+					now[name] = v
+				}
+			}
+			for name := range old {
+				if _, ok := now[name]; !ok {
+					delete(old, name)
+				}
+			}
+			if c := audit.Diff(old, now); len(c) > 0 {
+				if err := audit.Record(tx, audit.Entry{Account: accountID, Subject: audit.Subject(audit.KindAccount, accountID),
+					Action: action, Changes: c}); err != nil {
+					return nil, err
+				}
 			}
 			return []string{accountMsg(accountID)}, nil
 		})

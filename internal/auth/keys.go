@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -41,6 +42,7 @@ type KeyPolicy struct {
 	ExpiresAt        *time.Time
 	AllowedModels    []string
 	AllowedIPs       []string
+	RequireSignature bool
 }
 
 // KeyUpdate changes a key; null clears a policy.
@@ -53,6 +55,7 @@ type KeyUpdate struct {
 	ExpiresAt        Patch[time.Time]
 	AllowedModels    Patch[[]string]
 	AllowedIPs       Patch[[]string]
+	RequireSignature Patch[bool]
 }
 
 // CreateKey makes a key for an account and returns it with its secret, the
@@ -80,15 +83,71 @@ func (s *Service) CreateKey(ctx context.Context, accountID, name string, p KeyPo
 	if p.AllowedIPs != nil {
 		u.AllowedIPs = SetTo(p.AllowedIPs)
 	}
-	if _, err := applyKeyUpdate(k, u, now); err != nil {
+	if p.RequireSignature {
+		u.RequireSignature = SetTo(true)
+	}
+	set, err := applyKeyUpdate(k, u, now)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.issueSigningSecret(k, set); err != nil {
 		return nil, "", err
 	}
 	secret := NewAPIKey()
 	k.KeyHash, k.Prefix = s.HashKey(secret), DisplayPrefix(secret)
-	if err := s.DB.WithContext(ctx).Create(k).Error; err != nil {
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(k).Error; err != nil {
+			return err
+		}
+		return recordKey(tx, k, audit.ActionKeyCreated, audit.Diff(nil, keyFields(k)))
+	})
+	if err != nil {
 		return nil, "", fmt.Errorf("create key: %w", err)
 	}
 	return k, secret, nil
+}
+
+// signingSecretPurpose seals keys' signing secrets (Keyed.Seal).
+const signingSecretPurpose = "api-key-signing-secret"
+
+// issueSigningSecret gives k a signing secret the first time it requires
+// signatures, into set and k (IssuedSigningSecret holds it in the clear
+// for the one answer that shows it). A key keeps its secret when the
+// policy is turned off and on again.
+func (s *Service) issueSigningSecret(k *models.APIKey, set map[string]any) error {
+	if !k.RequireSignature || k.SigningSecret != nil {
+		return nil
+	}
+	secret := NewToken("bsig_")
+	sealed, err := s.Keyed.Seal(signingSecretPurpose, secret)
+	if err != nil {
+		return fmt.Errorf("seal signing secret: %w", err)
+	}
+	k.SigningSecret, k.IssuedSigningSecret, set["signing_secret"] = &sealed, secret, sealed
+	return nil
+}
+
+// SigningSecret returns k's signing secret in the clear, for checking a
+// signature; "" when it has none.
+func (s *Service) SigningSecret(k *models.APIKey) (string, error) {
+	if k.SigningSecret == nil {
+		return "", nil
+	}
+	return s.Keyed.Open(signingSecretPurpose, *k.SigningSecret)
+}
+
+// keyFields is what the audit log shows of a key (never its hash or
+// signing secret).
+func keyFields(k *models.APIKey) map[string]any {
+	return map[string]any{"name": k.Name, "active": k.Active, "prefix": k.Prefix, "expires_at": k.ExpiresAt,
+		"spend_limit_micros": k.SpendLimitMicros, "limit_reset": k.LimitReset, "rpm_limit": k.RPMLimit,
+		"allowed_models": DecodeList(k.AllowedModels), "allowed_ips": DecodeList(k.AllowedIPs),
+		"require_signature": k.RequireSignature}
+}
+
+// recordKey records an act on k in tx.
+func recordKey(tx *gorm.DB, k *models.APIKey, action string, c audit.Changes) error {
+	return audit.Record(tx, audit.Entry{Account: k.AccountID, Subject: audit.Subject(audit.KindKey, k.ID), Action: action, Changes: c})
 }
 
 // ListKeys returns an account's keys that are not deleted, newest first.
@@ -126,8 +185,12 @@ func (s *Service) UpdateKey(ctx context.Context, accountID, id string, u KeyUpda
 		return nil, err
 	}
 	now := s.Now()
+	before := keyFields(k)
 	set, err := applyKeyUpdate(k, u, now)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.issueSigningSecret(k, set); err != nil {
 		return nil, err
 	}
 	if len(set) == 0 {
@@ -135,31 +198,41 @@ func (s *Service) UpdateKey(ctx context.Context, accountID, id string, u KeyUpda
 	}
 	set["updated_at"] = now
 	k.UpdatedAt = now
-	if err := s.updateKeyRow(ctx, accountID, id, set); err != nil {
+	changes := audit.Diff(before, keyFields(k))
+	if err := s.updateKeyRow(ctx, k, set, audit.ActionKeyUpdated, changes); err != nil {
 		return nil, fmt.Errorf("update key: %w", err)
 	}
 	return k, nil
 }
 
 // updateKeyRow writes set to a live key of the account as a change every
-// replica applies before it returns; keyNotFound when there is no such key.
-func (s *Service) updateKeyRow(ctx context.Context, accountID, id string, set map[string]any) error {
+// replica applies before it returns, and records action with changes in
+// the same transaction; keyNotFound when there is no such key.
+func (s *Service) updateKeyRow(ctx context.Context, k *models.APIKey, set map[string]any, action string, changes audit.Changes) error {
 	return s.change(ctx, func(tx *gorm.DB) ([]string, error) {
-		r := tx.Model(&models.APIKey{}).Where("id = ? AND account_id = ? AND deleted_at IS NULL", id, accountID).Updates(set)
+		r := tx.Model(&models.APIKey{}).Where("id = ? AND account_id = ? AND deleted_at IS NULL", k.ID, k.AccountID).Updates(set)
 		if r.Error != nil {
 			return nil, r.Error
 		}
 		if r.RowsAffected == 0 {
-			return nil, keyNotFound(id)
+			return nil, keyNotFound(k.ID)
 		}
-		return []string{KeyMsg(id)}, nil
+		if err := recordKey(tx, k, action, changes); err != nil {
+			return nil, err
+		}
+		return []string{KeyMsg(k.ID)}, nil
 	})
 }
 
 // DeleteKey soft-deletes a key; every replica refuses it when this returns.
 func (s *Service) DeleteKey(ctx context.Context, accountID, id string) error {
+	k, err := s.GetKey(ctx, accountID, id)
+	if err != nil {
+		return err
+	}
 	now := s.Now()
-	if err := s.updateKeyRow(ctx, accountID, id, map[string]any{"deleted_at": now, "active": false, "updated_at": now}); err != nil {
+	if err := s.updateKeyRow(ctx, k, map[string]any{"deleted_at": now, "active": false, "updated_at": now},
+		audit.ActionKeyDeleted, audit.Changes{}.Set("deleted", false, true)); err != nil {
 		return fmt.Errorf("delete key: %w", err)
 	}
 	return nil
@@ -168,9 +241,14 @@ func (s *Service) DeleteKey(ctx context.Context, accountID, id string) error {
 // RotateKey gives a key a new secret, keeping its id, policies and usage.
 // Every replica refuses the old secret when this returns.
 func (s *Service) RotateKey(ctx context.Context, accountID, id string) (*models.APIKey, string, error) {
+	old, err := s.GetKey(ctx, accountID, id)
+	if err != nil {
+		return nil, "", err
+	}
 	secret := NewAPIKey()
 	hash, prefix, now := s.HashKey(secret), DisplayPrefix(secret), s.Now()
-	if err := s.updateKeyRow(ctx, accountID, id, map[string]any{"key_hash": hash, "prefix": prefix, "updated_at": now}); err != nil {
+	if err := s.updateKeyRow(ctx, old, map[string]any{"key_hash": hash, "prefix": prefix, "updated_at": now},
+		audit.ActionKeyRotated, audit.Changes{}.Set("prefix", old.Prefix, prefix)); err != nil {
 		return nil, "", fmt.Errorf("rotate key: %w", err)
 	}
 	k, err := s.GetKey(ctx, accountID, id)
@@ -264,6 +342,12 @@ func applyKeyUpdate(k *models.APIKey, u KeyUpdate, now time.Time) (map[string]an
 			enc = encodeList(list)
 		}
 		k.AllowedIPs, set["allowed_ips"] = enc, column(enc)
+	}
+	if u.RequireSignature.Set {
+		if u.RequireSignature.Null {
+			return nil, apierr.Invalid("require_signature must be true or false")
+		}
+		k.RequireSignature, set["require_signature"] = u.RequireSignature.Value, u.RequireSignature.Value
 	}
 	return set, nil
 }

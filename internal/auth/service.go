@@ -21,6 +21,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
@@ -182,7 +183,14 @@ func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (*models.Acc
 		PasswordHash: s.Hasher.Hash(in.Password), Role: in.Role, Plan: in.Plan, Active: true,
 		EmailVerified: in.Verified, LowBalanceThresholdMicros: 1_000_000, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.DB.WithContext(ctx).Create(a).Error; err != nil {
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(a).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Account: a.ID, Subject: audit.Subject(audit.KindAccount, a.ID), Action: audit.ActionAccountCreated,
+			Changes: audit.Diff(nil, map[string]any{"email": a.Email, "role": a.Role, "plan": a.Plan, "email_verified": a.EmailVerified})})
+	})
+	if err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return nil, apierr.Conflict("an account with this email already exists")
 		}
@@ -219,17 +227,18 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		s.Hasher.Verify(password, s.dummy)
-		return nil, errBadLogin()
+		return nil, s.loginFailed(ctx, audit.Entry{Subject: audit.Subject(audit.KindEmail, EmailKey(email))}, "unknown_email", errBadLogin())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("login lookup: %w", err)
 	}
+	failed := audit.Entry{Account: a.ID, Subject: audit.Subject(audit.KindAccount, a.ID)}
 	if a.PasswordHash == "" { // signs in only through an identity provider: same work, same answer
 		s.Hasher.Verify(password, s.dummy)
-		return nil, errBadLogin()
+		return nil, s.loginFailed(ctx, failed, "no_password", errBadLogin())
 	}
 	if !s.Hasher.Verify(password, a.PasswordHash) {
-		return nil, errBadLogin()
+		return nil, s.loginFailed(ctx, failed, "wrong_password", errBadLogin())
 	}
 	return s.StartSession(ctx, &a)
 }
@@ -240,7 +249,8 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 // factors at once, starts its session directly (startSession).
 func (s *Service) StartSession(ctx context.Context, a *models.Account) (*LoginResult, error) {
 	if !a.Active {
-		return nil, apierr.AccountDisabled()
+		return nil, s.loginFailed(ctx, audit.Entry{Account: a.ID, Subject: audit.Subject(audit.KindAccount, a.ID)},
+			"account_disabled", apierr.AccountDisabled())
 	}
 	now := s.Now()
 	if a.TwoFactor {
@@ -264,7 +274,7 @@ func (s *Service) StartSession(ctx context.Context, a *models.Account) (*LoginRe
 }
 
 // startSession creates a session of a (whose credentials were checked) and
-// its first tokens, in tx.
+// its first tokens, and records the sign-in, in tx.
 func (s *Service) startSession(tx *gorm.DB, a *models.Account, now time.Time) (*LoginResult, error) {
 	sess := models.Session{ID: ids.New("sess"), AccountID: a.ID, CreatedAt: now, ExpiresAt: now.Add(s.RefreshTTL)}
 	refresh := NewToken("brt_")
@@ -275,8 +285,26 @@ func (s *Service) startSession(tx *gorm.DB, a *models.Account, now time.Time) (*
 		CreatedAt: now, ExpiresAt: sess.ExpiresAt}).Error; err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
+	if err := audit.Record(tx, audit.Entry{Account: a.ID, Subject: audit.Subject(audit.KindAccount, a.ID),
+		Action: audit.ActionLoginSucceeded, Meta: audit.Meta{Actor: audit.Subject(audit.KindAccount, a.ID)}}); err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
 	return &LoginResult{AccessToken: s.accessToken(sess.ID, a.ID, now), RefreshToken: refresh,
 		ExpiresIn: int64(s.AccessTTL / time.Second), Account: a}, nil
+}
+
+// loginFailed records a failed sign-in and returns answer. The attempt is
+// recorded under the account when there is one (its owner sees it), else
+// under the address tried.
+func (s *Service) loginFailed(ctx context.Context, e audit.Entry, reason string, answer error) error {
+	e.Action, e.Changes = audit.ActionLoginFailed, audit.Changes{}.Set("reason", nil, reason)
+	if e.Actor == "" {
+		e.Actor = "anonymous"
+	}
+	if err := audit.RecordNow(ctx, s.DB.DB, e); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	return answer
 }
 
 // Refresh rotates a refresh token. Presenting a spent token means it was

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -186,7 +187,7 @@ func (s *Service) ConsumeToken(ctx context.Context, purpose, token string) (stri
 // our own commit): then it succeeds without changing anything. It returns
 // the account.
 func (s *Service) consume(ctx context.Context, purpose, hash, accountID string, changes map[string]any,
-	committed func(models.Account) bool) (string, error) {
+	committed func(models.Account) bool, act audit.Entry) (string, error) {
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		t, err := s.findToken(tx, purpose, hash, accountID)
 		if errors.Is(err, errTokenUsed) {
@@ -204,7 +205,11 @@ func (s *Service) consume(ctx context.Context, purpose, hash, accountID string, 
 			return err
 		}
 		changes["updated_at"] = s.Now()
-		return tx.Model(&models.Account{}).Where("id = ?", t.AccountID).Updates(changes).Error
+		if err := tx.Model(&models.Account{}).Where("id = ?", t.AccountID).Updates(changes).Error; err != nil {
+			return err
+		}
+		act.Account, act.Subject = t.AccountID, audit.Subject(audit.KindAccount, t.AccountID)
+		return audit.Record(tx, act)
 	})
 	if err != nil {
 		if _, ok := apierr.As(err); ok {
@@ -226,7 +231,8 @@ func (s *Service) ConsumeVerification(ctx context.Context, accountID, hash strin
 	if retry {
 		committed = func(a models.Account) bool { return a.EmailVerified }
 	}
-	id, err := s.consume(ctx, models.PurposeVerifyEmail, hash, accountID, map[string]any{"email_verified": true}, committed)
+	id, err := s.consume(ctx, models.PurposeVerifyEmail, hash, accountID, map[string]any{"email_verified": true}, committed,
+		audit.Entry{Action: audit.ActionEmailVerified, Changes: audit.Changes{}.Set("email_verified", false, true)})
 	if err != nil {
 		return "", err
 	}
@@ -245,7 +251,8 @@ func (s *Service) ConsumeVerification(ctx context.Context, accountID, hash strin
 // revocation. It returns the account.
 func (s *Service) ConsumePasswordReset(ctx context.Context, accountID, hash, passwordHash string) (string, error) {
 	id, err := s.consume(ctx, models.PurposePasswordReset, hash, accountID, map[string]any{"password_hash": passwordHash},
-		func(a models.Account) bool { return a.PasswordHash == passwordHash })
+		func(a models.Account) bool { return a.PasswordHash == passwordHash },
+		audit.Entry{Action: audit.ActionPasswordReset, Changes: audit.Changes{}.Set("sessions_revoked", nil, true)})
 	if err != nil {
 		return "", err
 	}

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/money"
@@ -86,7 +87,10 @@ func (l *Ledger) Post(ctx context.Context, e Entry) (*models.LedgerEntry, bool, 
 		entry = models.LedgerEntry{ID: ids.New("txn"), AccountID: e.AccountID, Type: e.Type,
 			AmountMicros: e.AmountMicros, BalanceAfterMicros: bal, Reference: e.Reference,
 			Description: e.Description, CreatedAt: time.Now().UTC(), Seq: seq}
-		return tx.Create(&entry).Error
+		if err := tx.Create(&entry).Error; err != nil {
+			return err
+		}
+		return recordPost(tx, entry)
 	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		// A concurrent post with the same reference won; answer with its entry.
@@ -104,6 +108,34 @@ func (l *Ledger) Post(ctx context.Context, e Entry) (*models.LedgerEntry, bool, 
 	}
 	eventsOrNone(l.Events).BalanceChanged(entry.AccountID, entry.BalanceAfterMicros, threshold)
 	return &entry, true, nil
+}
+
+// ledgerActions names the audit action of each ledger entry type.
+var ledgerActions = map[string]string{
+	models.EntryTopUp:      audit.ActionTopUp,
+	models.EntryRefund:     audit.ActionRefund,
+	models.EntryAdjustment: audit.ActionAdjustment,
+}
+
+// recordPost writes the audit entry of a ledger post in its transaction:
+// the balance change and its entry commit or roll back together. Who did
+// it comes from the context (an admin's request), else "system" (a
+// workflow crediting a card payment).
+func recordPost(tx *gorm.DB, e models.LedgerEntry) error {
+	action, ok := ledgerActions[e.Type]
+	if !ok {
+		action = audit.ActionAdjustment
+	}
+	err := audit.Record(tx, audit.Entry{Account: e.AccountID, Subject: audit.Subject(audit.KindAccount, e.AccountID),
+		Action: action, At: e.CreatedAt, Changes: audit.Changes{}.
+			Set("balance_micros", e.BalanceAfterMicros-e.AmountMicros, e.BalanceAfterMicros).
+			Set("amount_micros", nil, e.AmountMicros).Set("type", nil, e.Type).
+			Set("reference", nil, e.Reference).Set("description", nil, e.Description).
+			Set("ledger_entry_id", nil, e.ID)})
+	if err != nil {
+		return fmt.Errorf("ledger: audit: %w", err)
+	}
+	return nil
 }
 
 func (l *Ledger) same(prev *models.LedgerEntry, e Entry) (*models.LedgerEntry, bool, error) {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/bus"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/pricing"
@@ -353,6 +355,13 @@ func (c *Catalog) recalculateOnce(ctx context.Context, reason string) (int64, er
 				CachedInputMicros: &cached, ReasoningMicros: &reasoning,
 				ExtraPrices: extraOf(p.Rates(), p.Long, p.Hours, p.Images),
 				Category:    p.Category, MarkupPermille: p.MarkupPermille, CreatedAt: now})
+		}
+		// The repricing is recorded with its price version (the daily
+		// schedule's runs as "system", an admin's with the admin).
+		if err := audit.Record(tx, audit.Entry{Subject: audit.Subject(audit.KindPricing, strconv.FormatInt(version, 10)),
+			Action: audit.ActionPricesComputed, At: now, Changes: audit.Changes{}.Set("version", maxV, version).
+				Set("models", nil, len(prices)).Set("reason", nil, reason)}); err != nil {
+			return err
 		}
 		if len(prices) == 0 {
 			return nil

@@ -3,6 +3,8 @@ package idp
 import (
 	"context"
 	"log/slog"
+
+	"github.com/beaver-gateway/beaver/internal/audit"
 )
 
 // Actions told to record.
@@ -24,17 +26,40 @@ type Event struct {
 	Reason     string // why a sign-in or link was refused
 }
 
+// auditActions are the events the audit log keeps (a sign-in is recorded
+// where its session starts, auth.startSession).
+var auditActions = map[string]string{
+	ActionLinked:   audit.ActionIdentityLinked,
+	ActionCreated:  audit.ActionIdentityLinked,
+	ActionUnlinked: audit.ActionIdentityUnlinked,
+	ActionRefused:  audit.ActionIdentityLoginFailed,
+}
+
 // record is the one place identity events (links, unlinks, sign-ins,
-// refusals) are told: the log today; point it at the audit log (Audit)
-// when there is one.
+// refusals) are told: the log, and the audit log for those it keeps
+// (Audit, when set, replaces both: tests).
 func (s *Service) record(ctx context.Context, e Event) {
 	if s.Audit != nil {
 		s.Audit(ctx, e)
 		return
 	}
-	if s.Log == nil {
+	if s.Log != nil {
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "identity event", slog.String("action", e.Action), slog.String("account_id", e.AccountID),
+			slog.String("provider", e.Provider), slog.String("identity_id", e.IdentityID), slog.String("reason", e.Reason))
+	}
+	action, ok := auditActions[e.Action]
+	if !ok || s.DB == nil {
 		return
 	}
-	s.Log.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("action", e.Action), slog.String("account_id", e.AccountID),
-		slog.String("provider", e.Provider), slog.String("identity_id", e.IdentityID), slog.String("reason", e.Reason))
+	subject := audit.Subject(audit.KindIdentity, e.IdentityID)
+	if e.IdentityID == "" {
+		subject = audit.Subject(audit.KindIdentity, e.Provider)
+	}
+	changes := audit.Changes{}.Set("provider", nil, e.Provider)
+	if e.Reason != "" {
+		changes = changes.Set("reason", nil, e.Reason)
+	}
+	if err := audit.RecordNow(ctx, s.DB.DB, audit.Entry{Account: e.AccountID, Subject: subject, Action: action, Changes: changes}); err != nil && s.Log != nil {
+		s.Log.Error("audit: identity event not recorded", "action", e.Action, "account_id", e.AccountID, "err", err)
+	}
 }

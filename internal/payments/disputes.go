@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
@@ -38,11 +39,21 @@ func (s *Service) RecordDispute(ctx context.Context, in Dispute) (known bool, er
 		PaymentIntentID: in.PaymentIntentID, AmountMicros: in.AmountMicros, Reason: in.Reason, Status: in.Status,
 		CreatedAt: time.Now().UTC()}
 	err = d.Transaction(func(tx *gorm.DB) error {
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+		if res.Error != nil {
+			return res.Error
+		}
+		if err := tx.Model(&models.Account{}).Where("id = ?", top.AccountID).
+			Updates(map[string]any{"flagged": true, "updated_at": time.Now().UTC()}).Error; err != nil {
 			return err
 		}
-		return tx.Model(&models.Account{}).Where("id = ?", top.AccountID).
-			Updates(map[string]any{"flagged": true, "updated_at": time.Now().UTC()}).Error
+		if res.RowsAffected == 0 {
+			return nil // recorded by an earlier delivery
+		}
+		return audit.Record(tx, audit.Entry{Account: top.AccountID, Subject: audit.Subject(audit.KindDispute, in.ID),
+			Action: audit.ActionDispute, Meta: audit.Meta{Actor: audit.ActorStripe}, Changes: audit.Changes{}.
+				Set("status", nil, in.Status).Set("reason", nil, in.Reason).Set("amount_micros", nil, in.AmountMicros).
+				Set("charge", nil, in.ChargeID).Set("top_up_id", nil, top.ID)})
 	})
 	if err != nil {
 		return true, err

@@ -16,6 +16,7 @@ import { AdminModels } from './pages/AdminModels';
 import { AdminProviders } from './pages/AdminProviders';
 import { AdminImport } from './pages/AdminImport';
 import { OAuthDone } from './pages/Identity';
+import { AdminAudit } from './pages/Audit';
 
 type Guard = 'public' | 'guest' | 'user' | 'admin';
 interface RouteDef {
@@ -44,6 +45,7 @@ const routes: RouteDef[] = [
   { path: '/manage/models', guard: 'admin', render: () => <AdminModels /> },
   { path: '/manage/providers', guard: 'admin', render: () => <AdminProviders /> },
   { path: '/manage/catalog', guard: 'admin', render: () => <AdminImport /> },
+  { path: '/manage/audit', guard: 'admin', render: () => <AdminAudit /> },
 ];
 
 /** Keeps one broken page from blanking the whole app; reset on navigation (keyed by path). */
@@ -174,6 +176,7 @@ function AdminNav({ path }: { path: string }) {
     ['/manage/models', 'Models & pricing'],
     ['/manage/providers', 'Providers'],
     ['/manage/catalog', 'Import & export'],
+    ['/manage/audit', 'Audit log'],
   ];
   return (
     <nav class="subnav" aria-label="Admin">

@@ -58,6 +58,9 @@ export interface ApiKey {
   rpm_limit: number | null;
   allowed_models: string[] | null;
   allowed_ips: string[] | null;
+  require_signature?: boolean;
+  /** Only on the answer that first set require_signature. */
+  signing_secret?: string;
 }
 
 export interface ApiKeyWithSecret extends ApiKey {

@@ -15,6 +15,7 @@ interface FormValues {
   modelsMode: 'all' | 'some';
   models: string[];
   ips: string;
+  requireSignature: boolean;
 }
 
 function valuesFromKey(k?: ApiKey): FormValues {
@@ -27,6 +28,7 @@ function valuesFromKey(k?: ApiKey): FormValues {
     modelsMode: k?.allowed_models ? 'some' : 'all',
     models: k?.allowed_models ?? [],
     ips: (k?.allowed_ips ?? []).join('\n'),
+    requireSignature: k?.require_signature ?? false,
   };
 }
 
@@ -80,6 +82,7 @@ function buildPayload(v: FormValues, original?: ApiKey): { payload: Payload } | 
   set('expires_at', expires, original?.expires_at);
   set('allowed_models', models ? [...models].sort() : null, original?.allowed_models ? [...original.allowed_models].sort() : null);
   set('allowed_ips', ips, original?.allowed_ips);
+  if (original ? v.requireSignature !== (original.require_signature ?? false) : v.requireSignature) p.require_signature = v.requireSignature;
   return { payload: p };
 }
 
@@ -154,6 +157,10 @@ function KeyForm({ models, original, onSaved, onCancel }: { models: Model[]; ori
             <textarea id={id} rows={3} class="mono" placeholder={'203.0.113.7\n10.0.0.0/8'} value={v.ips} aria-describedby={d} onInput={(e) => upd({ ips: e.currentTarget.value })} data-testid="key-ips" />
           )}
         </Field>
+        <label>
+          <input type="checkbox" checked={v.requireSignature} onChange={(e) => upd({ requireSignature: e.currentTarget.checked })} data-testid="key-require-signature" /> Require signed
+          requests (X-Beaver-Signature; the signing secret is shown once)
+        </label>
       </div>
       <fieldset class="fieldset">
         <legend>Allowed models</legend>
@@ -364,8 +371,9 @@ function KeyRow({
           models={models}
           original={k}
           onCancel={() => setEditing(false)}
-          onSaved={() => {
+          onSaved={(saved) => {
             setEditing(false);
+            if (saved.signing_secret) onSecret(`Signing secret for “${saved.name}”`, saved.signing_secret);
             onChanged();
           }}
         />
@@ -403,7 +411,7 @@ export function Keys() {
             onCancel={() => setCreating(false)}
             onSaved={(k) => {
               setCreating(false);
-              if ('key' in k) setSecret({ title: `Your new key “${k.name}”`, key: k.key });
+              if ('key' in k) setSecret({ title: `Your new key “${k.name}”`, key: k.signing_secret ? `${k.key}\nsigning secret: ${k.signing_secret}` : k.key });
               keys.reload();
             }}
           />

@@ -6,6 +6,7 @@ import { Async, Button, ErrorBox, Field, Notice, PageHeader, When } from '../com
 import { useAction, useAsync, useSession, useTitle } from '../lib/hooks';
 import { createPasskey, passkeysSupported } from '../lib/webauthn';
 import { LinkedIdentities } from './Identity';
+import { AccountAudit } from './Audit';
 
 /** The otpauth URI as an inline SVG QR code (drawn here: nothing leaves the browser). */
 function QrCode({ text }: { text: string }) {
@@ -202,10 +203,11 @@ export function Security() {
   useTitle('Security');
   return (
     <div class="page">
-      <PageHeader title="Security" subtitle="Two-factor authentication, passkeys and the identity providers you sign in with." />
+      <PageHeader title="Security" subtitle="Two-factor authentication, passkeys, the identity providers you sign in with, and every security- and money-relevant act on your account." />
       <TwoFactor />
       <Passkeys />
       <LinkedIdentities />
+      <AccountAudit />
     </div>
   );
 }
