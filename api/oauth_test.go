@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"encoding/json"
-	"github.com/beaver-gateway/beaver/internal/audit"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/beaver-gateway/beaver/api"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/config"
 	fakegithub "github.com/beaver-gateway/beaver/internal/fakes/github"
 	"github.com/beaver-gateway/beaver/internal/idp"
