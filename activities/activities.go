@@ -23,6 +23,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/files"
 	"github.com/beaver-gateway/beaver/internal/mail"
 )
 
@@ -33,8 +34,9 @@ type Activities struct {
 	Catalog   *catalog.Catalog
 	Auth      *auth.Service
 	Mailer    mail.Sender
-	Providers ModelLister // model discovery; nil = no providers to visit
-	PublicURL string      // base of the links in emails, without a trailing slash
+	Providers ModelLister    // model discovery; nil = no providers to visit
+	PublicURL string         // base of the links in emails, without a trailing slash
+	Files     *files.Service // swept of expired files; nil = nothing to sweep
 	Log       *slog.Logger
 }
 

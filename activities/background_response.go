@@ -18,8 +18,6 @@ import (
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/gateway"
-	"github.com/beaver-gateway/beaver/internal/money"
-	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/internal/responses"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -100,28 +98,23 @@ func (b *BackgroundResponseActivities) RunBackgroundResponse(ctx context.Context
 		return b.fail(ctx, row, internalError("the background request could not be parsed again"))
 	}
 
-	var log models.UsageLog
-	err = b.DB.WithContext(ctx).Where("id = ?", genID).Take(&log).Error
-	switch {
-	case err == nil: // charged by an earlier attempt
+	ul, err := gateway.Settled(ctx, b.DB.DB, genID)
+	if err != nil {
+		return RunBackgroundResponseResult{}, err
+	}
+	if ul != nil { // charged by an earlier attempt
 		if row.Answer == nil {
 			// A failure's usage log (nothing or the prompt charged), the
 			// attempt stopped before it said so.
-			msg := "the request failed"
-			if log.Error != nil {
-				msg = *log.Error
-			}
-			res, ferr := b.fail(ctx, row, &apierr.Error{Status: http.StatusBadGateway, Type: "api_error", Code: "upstream_error", Message: msg})
-			res.ChargedMicros = log.ChargedMicros
+			res, ferr := b.fail(ctx, row, gateway.SettledFailure(ul))
+			res.ChargedMicros = ul.ChargedMicros
 			return res, ferr
 		}
-		answer, err := chargedAnswer(*row.Answer, &log)
+		answer, err := gateway.ChargedAnswer(*row.Answer, ul)
 		if err != nil {
 			return RunBackgroundResponseResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, err)
 		}
-		return b.finish(ctx, row, req, answer, log.ChargedMicros)
-	case !errors.Is(err, gorm.ErrRecordNotFound):
-		return RunBackgroundResponseResult{}, fmt.Errorf("usage log %s: %w", genID, err)
+		return b.finish(ctx, row, req, answer, ul.ChargedMicros)
 	}
 
 	p, perr := b.principal(ctx, row)
@@ -131,20 +124,19 @@ func (b *BackgroundResponseActivities) RunBackgroundResponse(ctx context.Context
 		}
 		return RunBackgroundResponseResult{}, perr
 	}
-	call := gateway.Call{Principal: p, Request: req.Chat, Model: req.Chat.Model, ClientIP: job.ClientIP, RequestID: job.RequestID,
-		Durable: gateway.Durable{GenerationID: genID}}
-	if row.Answer != nil {
-		// Recorded by an attempt that stopped before its charge committed.
-		var recorded chat.Response
-		if err := json.Unmarshal([]byte(*row.Answer), &recorded); err != nil || row.AnswerModel == nil {
-			return RunBackgroundResponseResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("recorded answer of %s unreadable", row.ID), ErrTypeBadInput, err)
-		}
-		call.Model, call.Durable.Replay = *row.AnswerModel, &recorded
-	} else {
-		call.Durable.Record = func(ctx context.Context, resp *chat.Response, model string) error {
+	// A kept answer was recorded by an attempt that stopped before its
+	// charge committed: it is replayed.
+	durable, model, err := gateway.ResumeDurable(genID, gateway.Kept{Answer: row.Answer, Model: row.AnswerModel},
+		func(ctx context.Context, resp *chat.Response, model string) error {
 			return b.record(ctx, row.ID, resp, model)
-		}
+		})
+	if err != nil {
+		return RunBackgroundResponseResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadInput, err)
+	}
+	call := gateway.Call{Principal: p, Request: req.Chat, Model: req.Chat.Model, ClientIP: job.ClientIP, RequestID: job.RequestID,
+		Durable: durable}
+	if model != "" {
+		call.Model = model
 	}
 
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -347,32 +339,6 @@ func internalError(msg string) *apierr.Error {
 	e := apierr.Internal()
 	e.Message = msg
 	return e
-}
-
-// chargedAnswer is a recorded answer as the gateway returns it once
-// charged: its usage (the provider's, or the counts billed) with the
-// charge of its usage log.
-func chargedAnswer(recorded string, log *models.UsageLog) (*chat.Response, error) {
-	var resp chat.Response
-	if err := json.Unmarshal([]byte(recorded), &resp); err != nil {
-		return nil, fmt.Errorf("recorded answer of %s: %w", log.ID, err)
-	}
-	u := resp.Usage
-	if u == nil || log.UsageEstimated {
-		u = &chat.Usage{PromptTokens: int(log.PromptTokens), CompletionTokens: int(log.CompletionTokens)}
-	}
-	cost, micros := money.USD(log.ChargedMicros), log.ChargedMicros
-	u.Cost, u.CostMicros = &cost, &micros
-	if log.CostDetails != nil {
-		var d pricing.Details
-		if json.Unmarshal([]byte(*log.CostDetails), &d) == nil {
-			u.CostDetails = &d
-		}
-	}
-	u.TotalTokens = u.PromptTokens + u.CompletionTokens
-	resp.Usage = u
-	resp.ID, resp.Model, resp.Object = log.ID, log.Model, chat.ObjectCompletion
-	return &resp, nil
 }
 
 // FailBackgroundResponse stores a response whose run gave up (its retries

@@ -116,3 +116,28 @@ func (a *Activities) PurgeStoredResponses(ctx context.Context, _ PurgeStoredResp
 	}
 	return PurgeStoredResponsesResult{Deleted: r.RowsAffected}, nil
 }
+
+// PurgeExpiredFilesInput has no fields yet.
+type PurgeExpiredFilesInput struct{}
+
+// PurgeExpiredFilesResult counts the files deleted.
+type PurgeExpiredFilesResult struct {
+	Deleted int
+}
+
+// purgeFilesBatch bounds one run's deletes (each file's bytes, then its
+// row): a backlog is worked off over several runs.
+const purgeFilesBatch = 200
+
+// PurgeExpiredFiles deletes files past their expires_at (reads already
+// answer 404 for them; this frees their bytes). Idempotent.
+func (a *Activities) PurgeExpiredFiles(ctx context.Context, _ PurgeExpiredFilesInput) (PurgeExpiredFilesResult, error) {
+	if a.Files == nil {
+		return PurgeExpiredFilesResult{}, nil
+	}
+	n, err := a.Files.Sweep(ctx, purgeFilesBatch)
+	if n > 0 {
+		a.log().InfoContext(ctx, "expired files deleted", "files", n)
+	}
+	return PurgeExpiredFilesResult{Deleted: n}, err
+}

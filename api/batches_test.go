@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/config"
+	"github.com/beaver-gateway/beaver/models"
 )
 
 // batchStarter takes every batch without running it (the runs are tested
@@ -139,5 +141,56 @@ func TestFilesAndBatchesHTTP(t *testing.T) {
 
 		h.do(http.MethodDelete, "/v1/files/"+id, u.Token, nil).want(200)
 		h.do(http.MethodGet, "/v1/files/"+id, u.Token, nil).want(404)
+	})
+}
+
+// POST /v1/files' expires_after: expires_at is created_at plus its
+// seconds (null without it); a bad one is 400 on its field; an expired
+// file is 404 in OpenAI's shape.
+func TestFileExpiresAfterHTTP(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		h := newHarness(t, dialect)
+		u := h.newUser()
+		upload := func(fields ...string) *resp {
+			var buf bytes.Buffer
+			w := multipart.NewWriter(&buf)
+			_ = w.WriteField("purpose", "batch")
+			for i := 0; i+1 < len(fields); i += 2 {
+				_ = w.WriteField(fields[i], fields[i+1])
+			}
+			fw, err := w.CreateFormFile("file", "in.jsonl")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = fw.Write([]byte(batchLine("a") + "\n"))
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return h.do(http.MethodPost, "/v1/files", u.Token, buf.Bytes(), withHeader("Content-Type", w.FormDataContentType()))
+		}
+		if f := upload().want(200); f.get("expires_at") != nil {
+			t.Fatalf("expires_at without expires_after: %s", f.Raw)
+		}
+		f := upload("expires_after[anchor]", "created_at", "expires_after[seconds]", "3600").want(200)
+		if f.num("expires_at") != f.num("created_at")+3600 {
+			t.Fatalf("file %s", f.Raw)
+		}
+		for _, bad := range [][]string{
+			{"expires_after[anchor]", "created_at", "expires_after[seconds]", "60"},
+			{"expires_after[anchor]", "created_at", "expires_after[seconds]", "2592001"},
+			{"expires_after[anchor]", "uploaded_at", "expires_after[seconds]", "3600"},
+			{"expires_after[seconds]", "3600"},
+		} {
+			r := upload(bad...).wantError(400, "invalid_request")
+			if r.str("error.type") != "invalid_request_error" || !strings.HasPrefix(r.str("error.param"), "expires_after[") {
+				t.Fatalf("%v: %s", bad, r.Raw)
+			}
+		}
+		id := f.str("id")
+		if err := h.DB.Model(&models.File{}).Where("id = ?", id).Update("expires_at", time.Now().UTC().Add(-time.Second)).Error; err != nil {
+			t.Fatal(err)
+		}
+		h.do(http.MethodGet, "/v1/files/"+id, u.Token, nil).wantError(404, "not_found")
+		h.do(http.MethodGet, "/v1/files/"+id+"/content", u.Token, nil).wantError(404, "not_found")
 	})
 }

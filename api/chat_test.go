@@ -722,7 +722,7 @@ func TestAdminModelPriceChangeWithoutTemporal(t *testing.T) {
 	inf.do("PATCH", "/admin/models/openai/nope", inf.Admin.Token, map[string]any{"active": true}).wantError(404, "not_found")
 	inf.do("POST", "/admin/pricing/recalculate", inf.Admin.Token, nil).wantError(503, "service_unavailable")
 	l := inf.do("GET", "/admin/models", inf.Admin.Token, nil).want(200)
-	if len(l.list("data")) != 65 { // inactive ones too
+	if len(l.list("data")) != 66 { // inactive ones too
 		t.Fatalf("admin models: %d", len(l.list("data")))
 	}
 }

@@ -28,7 +28,7 @@ func (s *Server) uploadFile(c *gin.Context) {
 		s.fail(c, apierr.Invalid("the body must be multipart/form-data with fields file and purpose"))
 		return
 	}
-	var purpose, filename, id string
+	var purpose, filename, id, anchor, seconds string
 	var n int64
 	defer func() {
 		if id != "" {
@@ -56,6 +56,17 @@ func (s *Server) uploadFile(c *gin.Context) {
 				s.fail(c, err)
 				return
 			}
+		case "expires_after[anchor]", "expires_after[seconds]":
+			b, err := io.ReadAll(io.LimitReader(part, 64))
+			if err != nil {
+				s.fail(c, uploadReadError(err))
+				return
+			}
+			if part.FormName() == "expires_after[anchor]" {
+				anchor = strings.TrimSpace(string(b))
+			} else {
+				seconds = strings.TrimSpace(string(b))
+			}
 		case "file":
 			if id != "" {
 				s.fail(c, apierr.Invalid("one file per upload").WithParam("file"))
@@ -79,11 +90,16 @@ func (s *Server) uploadFile(c *gin.Context) {
 		s.fail(c, apierr.Invalid("purpose is required").WithParam("purpose"))
 		return
 	}
+	expiresAfter, err := files.ParseExpiresAfter(anchor, seconds)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if purpose == "fine-tune" && s.FineTuning != nil {
 		s.uploadTrainingFile(c, p.Account.ID, id, filename) // the local copy is removed (deferred Abort)
 		return
 	}
-	f, err := s.files.Commit(c.Request.Context(), p.Account.ID, id, purpose, filename, n)
+	f, err := s.files.Commit(c.Request.Context(), p.Account.ID, id, purpose, filename, n, expiresAfter)
 	id = "" // committed, or removed by Commit
 	if err != nil {
 		s.fail(c, err)

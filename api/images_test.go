@@ -95,6 +95,14 @@ func TestImagesChargedExactly(t *testing.T) {
 			{name: "gemini flash image", path: "/v1/images/generations", model: "google/gemini-2.5-flash-image", n: 1,
 				body: imageBody("google/gemini-2.5-flash-image", prompt, "size", "1024x1024"),
 				want: usage{text: words, out: 1290, imgOut: 1290, images: 1}},
+			// Gemini 3 Pro Image: 1K unless asked (1120 image tokens), 4K
+			// 2000, and its thoughts billed as text output.
+			{name: "gemini 3 pro image 1K", path: "/v1/images/generations", model: "google/gemini-3-pro-image-preview", size: "1024x1024", n: 1,
+				body: imageBody("google/gemini-3-pro-image-preview", prompt, "size", "1024x1024"),
+				want: usage{text: words, out: 1120 + fakeupstream.FakeGeminiThoughtsTokens, imgOut: 1120, images: 1}},
+			{name: "gemini 3 pro image 4K", path: "/v1/images/generations", model: "google/gemini-3-pro-image-preview", size: "4096x4096", n: 1,
+				body: imageBody("google/gemini-3-pro-image-preview", prompt, "size", "4096x4096"),
+				want: usage{text: words, out: 2000 + fakeupstream.FakeGeminiThoughtsTokens, imgOut: 2000, images: 1}},
 			{name: "xai url n=3", path: "/v1/images/generations", model: "xai/grok-imagine-image", n: 3, url: true, estimated: true,
 				body: imageBody("xai/grok-imagine-image", prompt, "n", 3), want: usage{text: 8, images: 3}},
 			{name: "xai b64", path: "/v1/images/generations", model: "xai/grok-imagine-image", n: 1, estimated: true,
@@ -171,6 +179,19 @@ func TestImagesChargedExactly(t *testing.T) {
 			if g.num("data.charged_micros") != cost {
 				t.Fatalf("%s: generation %s", tt.name, g.Raw)
 			}
+		}
+		// Gemini 3 Pro Image is asked for the size's imageSize; Google's
+		// list price of a 4K image is 2000 tokens at $120 per 1M.
+		sent4K := false
+		for _, rec := range inf.Fake.Requests() {
+			sent4K = sent4K || strings.Contains(rec.Path, "gemini-3-pro-image-preview") && bytes.Contains(rec.Body, []byte(`"imageSize":"4K"`))
+		}
+		pro, err := inf.Catalog.Resolve("google/gemini-3-pro-image-preview")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sent4K || pro.Price.Base.Images.Output*2000/1_000_000 != 240_000 || pro.Price.Base.Input != 2_000_000 || pro.Price.Base.Output != 12_000_000 {
+			t.Fatalf("gemini 3 pro image: imageSize 4K sent %v, base prices %+v", sent4K, pro.Price.Base)
 		}
 		// GPT Image models take no response_format upstream: Beaver
 		// leaves it out (the fake refuses it, as OpenAI does).

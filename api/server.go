@@ -133,7 +133,8 @@ func New(d Deps) *Server {
 		d.Replays = &signing.DBReplays{DB: d.DB.DB}
 	}
 	if d.Files == nil {
-		d.Files = &files.Service{DB: d.DB, Store: files.NewStore(d.DB, d.Config.FilesDir), MaxBytes: d.Config.FilesMaxBytes}
+		d.Files = &files.Service{DB: d.DB, Store: files.NewStore(d.DB, d.Config.FilesDir), MaxBytes: d.Config.FilesMaxBytes,
+			OutputRetention: time.Duration(d.Config.FilesRetentionDays) * 24 * time.Hour}
 	}
 	if d.Batches == nil {
 		d.Batches = &batches.Service{DB: d.DB, Files: d.Files, Log: d.Log}

@@ -401,6 +401,15 @@ type FileChunk struct {
 	Data   string
 }
 
+// BatchAccountSlot is one of an account's batch line slots, held by a
+// running line until LeaseUntil (renewed while it runs).
+type BatchAccountSlot struct {
+	AccountID  string `gorm:"primaryKey"`
+	Slot       int64  `gorm:"primaryKey"`
+	Holder     string
+	LeaseUntil time.Time
+}
+
 // Batch is a batch of POST /v1/batches.
 type Batch struct {
 	ID               string `gorm:"primaryKey"`

@@ -20,6 +20,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/catalog"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/files"
 	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/mail"
@@ -79,6 +80,9 @@ type Deps struct {
 	// Batches runs the lines of batches (with Gateway); nil leaves the
 	// batch activities unregistered.
 	Batches *batches.Service
+	// Files are swept of expired files by LeaseSweepWorkflow; nil = not
+	// swept.
+	Files *files.Service
 	// SkipSchedules leaves the schedules alone (tests that create their own).
 	SkipSchedules bool
 }
@@ -103,7 +107,7 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 		OnFatalError:      onFatal,
 	})
 	acts := []any{&activities.Activities{DB: deps.DB, Catalog: deps.Catalog, Auth: deps.Auth,
-		Mailer: deps.Mailer, Providers: deps.Providers, PublicURL: cfg.PublicURL, Log: deps.Log}}
+		Mailer: deps.Mailer, Providers: deps.Providers, PublicURL: cfg.PublicURL, Log: deps.Log, Files: deps.Files}}
 	if deps.Payments != nil {
 		acts = append(acts, &activities.PaymentActivities{Payments: deps.Payments})
 	}

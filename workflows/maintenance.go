@@ -65,15 +65,20 @@ type LeaseSweepInput struct{}
 type LeaseSweepResult struct {
 	Returned        int
 	PurgedResponses int64
+	PurgedFiles     int
 }
 
 // purgeResponsesVersion marks runs that also purge expired stored
 // responses; runs recorded before it replay without that step.
 const purgeResponsesVersion = "purge-stored-responses"
 
+// purgeFilesVersion marks runs that also delete expired files.
+const purgeFilesVersion = "purge-expired-files"
+
 // LeaseSweepWorkflow sweeps expired state every minute (by schedule; a
 // missed run is simply made up by the next): the balance leases of dead
-// instances, then the stored responses past their retention.
+// instances, then the stored responses past their retention, then the
+// files past their expires_at.
 func LeaseSweepWorkflow(ctx workflow.Context, _ LeaseSweepInput) (LeaseSweepResult, error) {
 	ctx = withActivity(ctx, time.Minute, 2*time.Minute, 3)
 	var res activities.SweepLeasesResult
@@ -89,5 +94,13 @@ func LeaseSweepWorkflow(ctx workflow.Context, _ LeaseSweepInput) (LeaseSweepResu
 		return out, err
 	}
 	out.PurgedResponses = purged.Deleted
+	if workflow.GetVersion(ctx, purgeFilesVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return out, nil
+	}
+	var files activities.PurgeExpiredFilesResult
+	if err := workflow.ExecuteActivity(ctx, a.PurgeExpiredFiles, activities.PurgeExpiredFilesInput{}).Get(ctx, &files); err != nil {
+		return out, err
+	}
+	out.PurgedFiles = files.Deleted
 	return out, nil
 }

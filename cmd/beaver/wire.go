@@ -164,7 +164,8 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 		Log: log, Registerer: p.registry},
 		gateway.Options{RequireVerifiedEmail: cfg.RequireVerifiedEmail, Fallbacks: cfg.Fallbacks,
 			AbandonTimeout: cfg.UpstreamFirstByteTimeout})
-	p.files = &files.Service{DB: d, Store: files.NewStore(d, cfg.FilesDir), MaxBytes: cfg.FilesMaxBytes}
+	p.files = &files.Service{DB: d, Store: files.NewStore(d, cfg.FilesDir), MaxBytes: cfg.FilesMaxBytes,
+		OutputRetention: time.Duration(cfg.FilesRetentionDays) * 24 * time.Hour}
 	p.batches = &batches.Service{DB: d, Files: p.files, Gateway: p.gateway, Log: log,
 		Concurrency: cfg.BatchConcurrency, AccountConcurrency: cfg.BatchAccountConcurrency,
 		Native: cfg.BatchNative, NativeEndpoints: p.providers, NativePoll: cfg.BatchNativePoll}
@@ -220,7 +221,7 @@ func (p *process) apiDeps() api.Deps {
 // workerDeps are the worker's activities' dependencies.
 func (p *process) workerDeps() worker.Deps {
 	return worker.Deps{DB: p.db, Catalog: p.catalog, Auth: p.auth, Mailer: p.mailer, Log: p.log, Registerer: p.registry,
-		Payments: p.payments, Providers: p.providers, Gateway: p.gateway, FineTune: p.finetune, Batches: p.batches}
+		Payments: p.payments, Providers: p.providers, Gateway: p.gateway, FineTune: p.finetune, Batches: p.batches, Files: p.files}
 }
 
 // close stops background work: queued charges are committed and unused

@@ -28,7 +28,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -84,10 +83,15 @@ type Service struct {
 	Log     *slog.Logger
 	// Concurrency is how many lines of one batch run at once
 	// (BEAVER_BATCH_CONCURRENCY, default 4); AccountConcurrency how many
-	// of one account's lines, over all its batches, in this process
-	// (BEAVER_BATCH_ACCOUNT_CONCURRENCY, default 8).
+	// of one account's lines, over all its batches and every worker
+	// process (BEAVER_BATCH_ACCOUNT_CONCURRENCY, default 8; slots.go).
+	// SlotLease is how long a slot outlives a worker that died holding it
+	// (default 2 minutes), SlotPoll how often a line waiting for one
+	// looks again (default 250ms).
 	Concurrency        int
 	AccountConcurrency int
+	SlotLease          time.Duration
+	SlotPoll           time.Duration
 	// Native lists the providers whose own batch API a batch all on their
 	// models is sent to (BEAVER_BATCH_NATIVE; native.go); empty = Beaver
 	// runs every line. NativeEndpoints gives their base URLs and keys,
@@ -99,9 +103,6 @@ type Service struct {
 	NativePoll      time.Duration
 	// Now is the clock (tests); nil = time.Now.
 	Now func() time.Time
-
-	mu       sync.Mutex
-	accounts map[string]chan struct{}
 }
 
 func (s *Service) now() time.Time {

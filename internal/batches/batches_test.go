@@ -40,13 +40,26 @@ const chatModel = "openai/gpt-4o-mini"
 type upstream struct {
 	mu    sync.Mutex
 	calls map[string]int
+	// inFlight and maxInFlight count the calls running at once; each
+	// lasts delay.
+	inFlight, maxInFlight int
+	delay                 time.Duration
 }
 
 func (u *upstream) Complete(_ context.Context, req *chat.Request) (*chat.Response, error) {
 	text := req.Messages[len(req.Messages)-1].Content.Text()
 	u.mu.Lock()
 	u.calls[text]++
+	u.inFlight++
+	u.maxInFlight = max(u.maxInFlight, u.inFlight)
+	delay := u.delay
 	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		u.inFlight--
+		u.mu.Unlock()
+	}()
+	time.Sleep(delay)
 	if text == "fail" {
 		return nil, &providers.Error{Status: http.StatusBadRequest, Message: "the upstream refused it"}
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/embedding"
 	"github.com/beaver-gateway/beaver/internal/gateway"
-	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/responses"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -52,8 +51,8 @@ type Page struct {
 }
 
 // RunPage runs lines [from, from+n) of batch id that are not finished
-// yet, Concurrency at a time (and AccountConcurrency for the account in
-// this process). It starts no line once the batch is cancelling or past
+// yet, Concurrency at a time, each holding one of its account's slots
+// (AccountConcurrency over every worker: slots.go). It starts no line once the batch is cancelling or past
 // its expires_at; lines it started run to their end. beat is called as
 // lines finish (the activity's heartbeat).
 func (s *Service) RunPage(ctx context.Context, id string, from int64, n int, beat func(next int64)) (Page, error) {
@@ -75,7 +74,6 @@ func (s *Service) RunPage(ctx context.Context, id string, from int64, n int, bea
 		per = 4
 	}
 	slots := make(chan struct{}, per)
-	acct := s.accountSlots(b.AccountID)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -93,11 +91,17 @@ func (s *Service) RunPage(ctx context.Context, id string, from int64, n int, bea
 			break
 		}
 		slots <- struct{}{}
-		acct <- struct{}{}
+		sl, err := s.acquireSlot(ctx, b.AccountID)
+		if err != nil {
+			<-slots
+			firstErr = err
+			break
+		}
+		release := s.keep(ctx, sl)
 		wg.Add(1)
 		go func(l models.BatchLine) {
 			defer wg.Done()
-			defer func() { <-slots; <-acct }()
+			defer func() { release(); <-slots }()
 			if err := s.runLine(ctx, b, owner, &l); err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -128,24 +132,6 @@ func (s *Service) stopped(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("batch %s: %w", id, err)
 	}
 	return b.Status != StatusInProgress || !s.now().Before(b.ExpiresAt), nil
-}
-
-func (s *Service) accountSlots(accountID string) chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.accounts == nil {
-		s.accounts = map[string]chan struct{}{}
-	}
-	c, ok := s.accounts[accountID]
-	if !ok {
-		n := s.AccountConcurrency
-		if n <= 0 {
-			n = 8
-		}
-		c = make(chan struct{}, n)
-		s.accounts[accountID] = c
-	}
-	return c
 }
 
 // owner is who a batch's lines run as: its account, and the API key that
@@ -215,12 +201,12 @@ func errorBody(e *apierr.Error) map[string]any {
 // runLine runs one line exactly once (see the package comment) and
 // finishes it. An error means it must be run again (storage failures).
 func (s *Service) runLine(ctx context.Context, b *models.Batch, o owner, l *models.BatchLine) error {
-	var logs []models.UsageLog
-	if err := s.DB.WithContext(ctx).Where("id = ?", l.GenerationID).Limit(1).Find(&logs).Error; err != nil {
-		return fmt.Errorf("usage log %s: %w", l.GenerationID, err)
+	ul, err := gateway.Settled(ctx, s.DB.DB, l.GenerationID)
+	if err != nil {
+		return err
 	}
-	if len(logs) == 1 { // settled before a crash: never again
-		return s.finishSettled(ctx, b, l, &logs[0])
+	if ul != nil { // settled before a crash: never again
+		return s.finishSettled(ctx, b, l, ul)
 	}
 	if o.err != nil {
 		return s.finish(ctx, l, lineFailed, outputLine{Response: &lineResult{StatusCode: o.err.Status, Body: errorBody(o.err)}})
@@ -286,15 +272,11 @@ func (s *Service) call(ctx context.Context, b *models.Batch, p *auth.Principal, 
 		if err != nil {
 			return nil, invalid(err)
 		}
-		d := gateway.EmbedDurable{GenerationID: l.GenerationID, Record: func(ctx context.Context, r *embedding.Response, model string) error {
+		d, err := gateway.ResumeEmbedDurable(l.GenerationID, l.Answer, func(ctx context.Context, r *embedding.Response, model string) error {
 			return record(ctx, r, model)
-		}}
-		if l.Answer != nil {
-			var kept embedding.Response
-			if err := json.Unmarshal([]byte(*l.Answer), &kept); err != nil {
-				return nil, fmt.Errorf("kept answer of %s: %w", l.GenerationID, err)
-			}
-			d = gateway.EmbedDurable{GenerationID: l.GenerationID, Replay: &kept}
+		})
+		if err != nil {
+			return nil, err
 		}
 		done, err := s.Gateway.Embed(ctx, gateway.EmbedCall{Principal: p, Request: req, RequestID: rid, Durable: d})
 		if err != nil && done != nil {
@@ -321,18 +303,14 @@ func (s *Service) call(ctx context.Context, b *models.Batch, p *auth.Principal, 
 		}
 		req.Stream = false // a batch answers whole
 		call := gateway.Call{Principal: p, Request: req, Model: req.Model, RequestID: rid}
-		call.Durable = gateway.Durable{GenerationID: l.GenerationID, Record: func(ctx context.Context, r *chat.Response, model string) error {
-			return record(ctx, r, model)
-		}}
-		if l.Answer != nil {
-			var kept chat.Response
-			if err := json.Unmarshal([]byte(*l.Answer), &kept); err != nil {
-				return nil, fmt.Errorf("kept answer of %s: %w", l.GenerationID, err)
-			}
-			call.Durable = gateway.Durable{GenerationID: l.GenerationID, Replay: &kept}
-			if l.Model != nil {
-				call.Model = *l.Model
-			}
+		d, model, err := gateway.ResumeDurable(l.GenerationID, gateway.Kept{Answer: l.Answer, Model: l.Model},
+			func(ctx context.Context, r *chat.Response, model string) error { return record(ctx, r, model) })
+		if err != nil {
+			return nil, err
+		}
+		call.Durable = d
+		if model != "" {
+			call.Model = model
 		}
 		done, err := s.Gateway.Complete(ctx, call)
 		if done == nil {
@@ -374,39 +352,29 @@ func (s *Service) finishError(ctx context.Context, l *models.BatchLine, err erro
 // without an answer failed (its usage log says why) and was free.
 func (s *Service) finishSettled(ctx context.Context, b *models.Batch, l *models.BatchLine, ul *models.UsageLog) error {
 	if l.Answer == nil {
-		msg := "the request failed"
-		if ul.Error != nil {
-			msg = *ul.Error
-		}
-		e := &apierr.Error{Status: http.StatusBadGateway, Type: "api_error", Code: "upstream_error", Message: msg}
+		e := gateway.SettledFailure(ul)
 		return s.finish(ctx, l, lineFailed, outputLine{Response: &lineResult{StatusCode: e.Status, Body: errorBody(e)}})
 	}
-	cost, micros := money.USD(ul.ChargedMicros), ul.ChargedMicros
 	var body any
 	switch b.Endpoint {
 	case EndpointEmbeddings:
-		var r embedding.Response
-		if err := json.Unmarshal([]byte(*l.Answer), &r); err != nil {
-			return fmt.Errorf("kept answer of %s: %w", l.GenerationID, err)
+		r, err := gateway.ChargedEmbeddings(*l.Answer, ul)
+		if err != nil {
+			return err
 		}
-		r.ID, r.Object, r.Model = l.GenerationID, embedding.ObjectList, ul.Model
-		r.Usage = &embedding.Usage{PromptTokens: int(ul.PromptTokens), TotalTokens: int(ul.PromptTokens), Cost: &cost, CostMicros: &micros}
-		body = &r
+		body = r
 	default:
-		var r chat.Response
-		if err := json.Unmarshal([]byte(*l.Answer), &r); err != nil {
-			return fmt.Errorf("kept answer of %s: %w", l.GenerationID, err)
+		r, err := gateway.ChargedAnswer(*l.Answer, ul)
+		if err != nil {
+			return err
 		}
-		r.ID, r.Model, r.Object = l.GenerationID, ul.Model, chat.ObjectCompletion
-		r.Usage = &chat.Usage{PromptTokens: int(ul.PromptTokens), CompletionTokens: int(ul.CompletionTokens),
-			TotalTokens: int(ul.PromptTokens + ul.CompletionTokens), Cost: &cost, CostMicros: &micros}
-		body = &r
+		body = r
 		if b.Endpoint == EndpointResponses {
 			rreq, err := responses.ParseRequest([]byte(l.Body))
 			if err != nil {
 				return fmt.Errorf("batch line %s: %w", l.GenerationID, err)
 			}
-			body = responses.FromChat(rreq, &r)
+			body = responses.FromChat(rreq, r)
 		}
 	}
 	return s.finish(ctx, l, lineSucceeded, outputLine{Response: &lineResult{StatusCode: http.StatusOK, Body: body}})

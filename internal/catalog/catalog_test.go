@@ -35,7 +35,7 @@ func TestSeedRepriceResolve(t *testing.T) {
 			}
 			var n int64
 			d.Model(&models.Model{}).Count(&n)
-			if n != 65 || c.Version() != 1 {
+			if n != 66 || c.Version() != 1 {
 				t.Fatalf("%d models, version %d after two seeds", n, c.Version())
 			}
 			in := int64(123)
@@ -68,7 +68,7 @@ func TestSeedRepriceResolve(t *testing.T) {
 			if err := c.UpdateBase(ctx, "openai/gpt-4o", catalog.BaseUpdate{Active: &off}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.Resolve("openai/gpt-4o"); err == nil || len(c.List(false)) != 33 || len(c.List(true)) != 65 {
+			if _, err := c.Resolve("openai/gpt-4o"); err == nil || len(c.List(false)) != 34 || len(c.List(true)) != 66 {
 				t.Fatal("inactive model still served or listed")
 			}
 		})

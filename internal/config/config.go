@@ -147,7 +147,10 @@ type Config struct {
 	// (BEAVER_BATCH_CONCURRENCY, default 4), BatchAccountConcurrency of all
 	// of an account's batches in one worker (BEAVER_BATCH_ACCOUNT_CONCURRENCY,
 	// default 8).
-	FilesDir                string
+	FilesDir string
+	// FilesRetentionDays is how long batch output and error files are kept
+	// (BEAVER_FILES_RETENTION_DAYS, default 30; 0 = forever).
+	FilesRetentionDays      int
 	FilesMaxBytes           int64
 	BatchConcurrency        int
 	BatchAccountConcurrency int
@@ -309,6 +312,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		ResponsesRetention:    time.Duration(num("BEAVER_RESPONSES_RETENTION_DAYS", 30)) * 24 * time.Hour,
 
 		FilesDir:                get("BEAVER_FILES_DIR", ""),
+		FilesRetentionDays:      int(num("BEAVER_FILES_RETENTION_DAYS", 30)),
 		FilesMaxBytes:           int64(num("BEAVER_FILES_MAX_BYTES", 200_000_000)),
 		BatchConcurrency:        int(num("BEAVER_BATCH_CONCURRENCY", 4)),
 		BatchAccountConcurrency: int(num("BEAVER_BATCH_ACCOUNT_CONCURRENCY", 8)),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,43 @@ type Service struct {
 	Store Store
 	// MaxBytes bounds an upload (BEAVER_FILES_MAX_BYTES); 0 = 200 MB.
 	MaxBytes int64
+	// OutputRetention is how long a batch's output and error files are
+	// kept (BEAVER_FILES_RETENTION_DAYS, 30 days as OpenAI); 0 = forever.
+	OutputRetention time.Duration
+	// Now is the clock (tests); nil = time.Now.
+	Now func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Bounds of an upload's expires_after[seconds], as OpenAI's: one hour to
+// 30 days.
+const (
+	MinExpiresAfter = time.Hour
+	MaxExpiresAfter = 30 * 24 * time.Hour
+)
+
+// ParseExpiresAfter checks an upload's expires_after[anchor] and
+// expires_after[seconds] (both or neither) and returns how long after its
+// creation the file expires; 0 = never.
+func ParseExpiresAfter(anchor, seconds string) (time.Duration, error) {
+	if anchor == "" && seconds == "" {
+		return 0, nil
+	}
+	if anchor != "created_at" {
+		return 0, apierr.Invalid("expires_after[anchor] must be created_at").WithParam("expires_after[anchor]")
+	}
+	n, err := strconv.ParseInt(seconds, 10, 64)
+	if err != nil || n < int64(MinExpiresAfter/time.Second) || n > int64(MaxExpiresAfter/time.Second) {
+		return 0, apierr.Invalid("expires_after[seconds] must be an integer between %d and %d",
+			int64(MinExpiresAfter/time.Second), int64(MaxExpiresAfter/time.Second)).WithParam("expires_after[seconds]")
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // NewStore is the store BEAVER_FILES_DIR asks for: dir, or the database.
@@ -110,7 +148,11 @@ func (s *Service) Create(ctx context.Context, accountID, purpose, filename strin
 	if err != nil {
 		return nil, err
 	}
-	return s.Commit(ctx, accountID, id, purpose, filename, n)
+	var expiresAfter time.Duration
+	if purpose == PurposeBatchOutput {
+		expiresAfter = s.OutputRetention
+	}
+	return s.Commit(ctx, accountID, id, purpose, filename, n, expiresAfter)
 }
 
 // CheckPurpose refuses a purpose an upload may not have (400).
@@ -143,13 +185,18 @@ func (s *Service) Abort(ctx context.Context, id string) {
 	_ = s.Store.Delete(context.WithoutCancel(ctx), id)
 }
 
-// Commit makes the bytes Put as id a file of account's.
-func (s *Service) Commit(ctx context.Context, accountID, id, purpose, filename string, n int64) (*models.File, error) {
+// Commit makes the bytes Put as id a file of account's, expiring
+// expiresAfter after its creation (0 = never).
+func (s *Service) Commit(ctx context.Context, accountID, id, purpose, filename string, n int64, expiresAfter time.Duration) (*models.File, error) {
 	if filename == "" {
 		filename = "file"
 	}
 	f := &models.File{ID: id, AccountID: accountID, Purpose: purpose, Filename: filename, Bytes: n,
-		CreatedAt: time.Now().UTC().Truncate(time.Second)}
+		CreatedAt: s.now().Truncate(time.Second)}
+	if expiresAfter > 0 {
+		at := f.CreatedAt.Add(expiresAfter)
+		f.ExpiresAt = &at
+	}
 	if err := s.DB.WithContext(ctx).Create(f).Error; err != nil {
 		s.Abort(ctx, id)
 		return nil, fmt.Errorf("create file: %w", err)
@@ -157,10 +204,14 @@ func (s *Service) Commit(ctx context.Context, accountID, id, purpose, filename s
 	return f, nil
 }
 
-// Get is account's file id, or 404.
+// Get is account's file id, or 404 (also once it expired, before Sweep
+// removes it).
 func (s *Service) Get(ctx context.Context, accountID, id string) (*models.File, error) {
 	var f models.File
 	err := s.DB.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&f).Error
+	if err == nil && f.ExpiresAt != nil && !s.now().Before(*f.ExpiresAt) {
+		err = gorm.ErrRecordNotFound
+	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, apierr.NotFound("No such File object: %s", id).WithParam("file_id")
 	}
@@ -210,7 +261,7 @@ func (s *Service) List(ctx context.Context, accountID string, q ListQuery) ([]mo
 	if q.Limit <= 0 || q.Limit > 10000 {
 		q.Limit = 10000
 	}
-	tx := s.DB.WithContext(ctx).Where("account_id = ?", accountID)
+	tx := s.DB.WithContext(ctx).Where("account_id = ? AND (expires_at IS NULL OR expires_at > ?)", accountID, s.now())
 	if q.Purpose != "" {
 		tx = tx.Where("purpose = ?", q.Purpose)
 	}
@@ -238,4 +289,26 @@ func (s *Service) List(ctx context.Context, accountID string, q ListQuery) ([]mo
 		rows = rows[:q.Limit]
 	}
 	return rows, more, nil
+}
+
+// Sweep deletes up to limit files past their expires_at, bytes first and
+// then rows (a sweep cut off between the two finds the row again, and
+// deleting missing bytes is no error), and returns how many it deleted.
+func (s *Service) Sweep(ctx context.Context, limit int) (int, error) {
+	var expired []string
+	if err := s.DB.WithContext(ctx).Model(&models.File{}).Where("expires_at <= ?", s.now()).
+		Order("expires_at").Limit(limit).Pluck("id", &expired).Error; err != nil {
+		return 0, fmt.Errorf("expired files: %w", err)
+	}
+	n := 0
+	for _, id := range expired {
+		if err := s.Store.Delete(ctx, id); err != nil {
+			return n, fmt.Errorf("delete expired file %s: %w", id, err)
+		}
+		if err := s.DB.WithContext(ctx).Where("id = ?", id).Delete(&models.File{}).Error; err != nil {
+			return n, fmt.Errorf("delete expired file %s: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -36,7 +36,10 @@ import (
 // the answer names its size and quality (auto → 1024x1024, medium). Other
 // models (xAI's, DALL·E) answer a URL by default, base64 when asked, and
 // report no usage. Gemini reports promptTokenCount (words + 258 per input
-// image), 1290 IMAGE candidate tokens per image, by modality.
+// image), 1290 IMAGE candidate tokens per image, by modality; Gemini 3 Pro
+// Image (gemini-3-pro-image-*) takes imageConfig.imageSize 1K|2K|4K, counts
+// FakeGemini3ProImageTokens by it, and thinks first: a thought part and
+// FakeGeminiThoughtsTokens in thoughtsTokenCount.
 //
 // [[error:STATUS]] in the prompt answers the provider's error body.
 
@@ -253,8 +256,20 @@ type gmImageRequest struct {
 	} `json:"contents"`
 	GenerationConfig struct {
 		ResponseModalities []string `json:"responseModalities"`
+		ImageConfig        *struct {
+			AspectRatio string `json:"aspectRatio"`
+			ImageSize   string `json:"imageSize"`
+		} `json:"imageConfig"`
 	} `json:"generationConfig"`
 }
+
+// FakeGemini3ProImageTokens is what Gemini 3 Pro Image counts for one
+// image of an imageSize (Google's table: 1120 at 1K and 2K, 2000 at 4K).
+var FakeGemini3ProImageTokens = map[string]int{"1K": 1120, "2K": 1120, "4K": 2000}
+
+// FakeGeminiThoughtsTokens is the thinking Gemini 3 Pro Image reports
+// (thoughtsTokenCount, billed as text output).
+const FakeGeminiThoughtsTokens = 180
 
 func gmImageError(w http.ResponseWriter, status int, msg string) {
 	st := "INVALID_ARGUMENT"
@@ -294,19 +309,40 @@ func (s *Server) geminiImages(w http.ResponseWriter, model string, body []byte) 
 		gmImageError(w, http.StatusBadRequest, "the fake answers image models with responseModalities [IMAGE] only")
 		return
 	}
+	outTokens, thoughts := FakeGeminiImageTokens, 0
+	var thoughtParts []map[string]any
+	if strings.HasPrefix(model, "gemini-3-pro-image") {
+		size := "1K"
+		if ic := req.GenerationConfig.ImageConfig; ic != nil && ic.ImageSize != "" {
+			size = ic.ImageSize
+		}
+		n, ok := FakeGemini3ProImageTokens[size]
+		if !ok {
+			gmImageError(w, http.StatusBadRequest, "imageSize must be 1K, 2K or 4K")
+			return
+		}
+		// A thinking model: its thoughts come first, flagged, and are
+		// counted apart from the candidates.
+		outTokens, thoughts = n, FakeGeminiThoughtsTokens
+		thoughtParts = []map[string]any{{"text": "**Composing the image**", "thought": true}}
+	}
 	text, img := promptWords(prompt.String()), 258*inputs
 	details := []map[string]any{{"modality": "TEXT", "tokenCount": text}}
 	if img > 0 {
 		details = append(details, map[string]any{"modality": "IMAGE", "tokenCount": img})
 	}
+	parts := append(thoughtParts, map[string]any{"inlineData": map[string]any{"mimeType": "image/png", "data": FakeImage(prompt.String(), 0)}})
+	usage := map[string]any{"promptTokenCount": text + img, "candidatesTokenCount": outTokens,
+		"totalTokenCount": text + img + outTokens + thoughts, "promptTokensDetails": details,
+		"candidatesTokensDetails": []map[string]any{{"modality": "IMAGE", "tokenCount": outTokens}}}
+	if thoughts > 0 {
+		usage["thoughtsTokenCount"] = thoughts
+	}
 	out := map[string]any{
-		"candidates": []map[string]any{{"content": map[string]any{"role": "model", "parts": []map[string]any{
-			{"inlineData": map[string]any{"mimeType": "image/png", "data": FakeImage(prompt.String(), 0)}}}},
+		"candidates": []map[string]any{{"content": map[string]any{"role": "model", "parts": parts},
 			"finishReason": "STOP", "index": 0}},
-		"usageMetadata": map[string]any{"promptTokenCount": text + img, "candidatesTokenCount": FakeGeminiImageTokens,
-			"totalTokenCount": text + img + FakeGeminiImageTokens, "promptTokensDetails": details,
-			"candidatesTokensDetails": []map[string]any{{"modality": "IMAGE", "tokenCount": FakeGeminiImageTokens}}},
-		"modelVersion": model, "responseId": "fake-image-" + strconv.Itoa(len(body)),
+		"usageMetadata": usage,
+		"modelVersion":  model, "responseId": "fake-image-" + strconv.Itoa(len(body)),
 	}
 	writeJSON(w, http.StatusOK, mustJSON(out))
 }

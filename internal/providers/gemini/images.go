@@ -27,6 +27,7 @@ type imageGenerationC struct {
 
 type imageConfig struct {
 	AspectRatio string `json:"aspectRatio,omitempty"`
+	ImageSize   string `json:"imageSize,omitempty"` // 1K (the default), 2K, 4K: Gemini 3 Pro Image
 }
 
 // wireImageResponse is generateContent's answer with the output tokens by
@@ -63,7 +64,11 @@ func countOf(m []modalityCount, modality string) int {
 
 // aspectRatios maps OpenAI's sizes to Gemini's aspect ratios.
 var aspectRatios = map[string]string{"1024x1024": "1:1", "1536x1024": "3:2", "1024x1536": "2:3",
-	"1792x1024": "16:9", "1024x1792": "9:16"}
+	"1792x1024": "16:9", "1024x1792": "9:16", "2048x2048": "1:1", "4096x4096": "1:1"}
+
+// imageSizes maps the sizes above 1K to Gemini's imageSize (Gemini 3 Pro
+// Image; the catalog lists them only for the models that take them).
+var imageSizes = map[string]string{"2048x2048": "2K", "4096x4096": "4K"}
 
 // Images sends POST {base}/v1beta/models/{model}:generateContent with the
 // prompt (and an edit's input images as inlineData parts) and
@@ -87,7 +92,7 @@ func (a *Adapter) Images(ctx context.Context, req *imagegen.Request) (*imagegen.
 	w := wireImageRequest{Contents: []content{{Role: "user", Parts: parts}},
 		GenerationConfig: imageGenerationC{ResponseModalities: []string{"IMAGE"}}}
 	if ar, ok := aspectRatios[req.Size]; ok {
-		w.GenerationConfig.ImageConfig = &imageConfig{AspectRatio: ar}
+		w.GenerationConfig.ImageConfig = &imageConfig{AspectRatio: ar, ImageSize: imageSizes[req.Size]}
 	}
 	body, err := json.Marshal(w)
 	if err != nil {
