@@ -111,7 +111,7 @@ func TestDailyUsageMatchesLogsAndVerifyFindsTampering(t *testing.T) {
 						return err
 					}
 					_, err := billing.SettleDurable(tx, billing.DurableCharge{AccountID: a, KeyID: keys[0].ID, HeldMicros: 5_000,
-						Charge: pricing.Charge{ChargedMicros: 1_000 * i, ProviderCostMicros: 500 * i, MarkupMicros: 500 * i},
+						Charge:  pricing.Charge{ChargedMicros: 1_000 * i, ProviderCostMicros: 500 * i, MarkupMicros: 500 * i},
 						UsageID: ids.New("ftjob"), Model: "m1", Provider: "p", PriceVersion: 1, Tokens: 100 * i, CompletionTokens: 7})
 					return err
 				})
