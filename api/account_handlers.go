@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/dailyusage"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/models"
@@ -138,14 +139,8 @@ type dayUsage struct {
 }
 
 // usageRow is one (model, UTC day) group of usage logs.
-type usageRow struct {
-	Model            string
-	Day              string
-	Requests         int64
-	PromptTokens     int64
-	CompletionTokens int64
-	CostMicros       int64
-}
+// usageRow is an account's usage of one model on one day.
+type usageRow = dailyusage.ModelDay
 
 // usage answers the caller's usage over the last 7, 30 (default) or 90 UTC
 // days, today included: totals, per model (costliest first) and per day
@@ -163,7 +158,7 @@ func (s *Server) usage(c *gin.Context) {
 	}
 	now := time.Now().UTC()
 	since := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -(days - 1))
-	rows, err := usageByModelDay(c.Request.Context(), s.DB, principal(c).Account.ID, since)
+	rows, err := dailyusage.ByModelDay(c.Request.Context(), s.DB, principal(c).Account.ID, dailyusage.Day(since))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -200,40 +195,6 @@ func (s *Server) usage(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"days": days, "since": ts(since), "totals": totals, "by_model": perModel, "by_day": perDay})
 }
 
-// dayExpr and monthExpr render a timestamp column as "YYYY-MM-DD" and
-// "YYYY-MM" (UTC: every time is stored in UTC). SQLite keeps timestamps as
-// text starting with the date.
-func dayExpr(dialect, col string) string {
-	if dialect == db.Postgres {
-		return "to_char(" + col + ", 'YYYY-MM-DD')"
-	}
-	return "substr(" + col + ", 1, 10)"
-}
-
-func monthExpr(dialect, col string) string {
-	if dialect == db.Postgres {
-		return "to_char(" + col + ", 'YYYY-MM')"
-	}
-	return "substr(" + col + ", 1, 7)"
-}
-
-// usageByModelDay aggregates an account's usage logs since a time per model
-// and UTC day, in the database: at most models × days rows come back.
-func usageByModelDay(ctx context.Context, d *db.DB, accountID string, since time.Time) ([]usageRow, error) {
-	var rows []usageRow
-	err := d.WithContext(ctx).Raw(`SELECT model, `+dayExpr(d.Dialect, "created_at")+` AS day,
-			COUNT(*) AS requests,
-			CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens,
-			CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens,
-			CAST(COALESCE(SUM(charged_micros), 0) AS BIGINT) AS cost_micros
-		FROM usage_logs WHERE account_id = ? AND created_at >= ?
-		GROUP BY 1, 2`, accountID, since).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("usage: %w", err)
-	}
-	return rows, nil
-}
-
 // Bounds of GET /account/billing.
 const (
 	billingListLimit = 100 // most recent top-ups and refunds
@@ -254,7 +215,9 @@ func (s *Server) billingHistory(c *gin.Context) {
 	ctx, d, id := c.Request.Context(), s.DB, principal(c).Account.ID
 	list := func(typ string) ([]gin.H, error) {
 		var es []models.LedgerEntry
-		if err := d.WithContext(ctx).Where("account_id = ? AND type = ?", id, typ).
+		// type <> 'charge' lets both databases use the index of the
+		// entries that are not charges (migrations/00022_daily_usage.sql).
+		if err := d.WithContext(ctx).Where("account_id = ? AND type = ? AND type <> 'charge'", id, typ).
 			Order("seq DESC, id DESC").Limit(billingListLimit).Find(&es).Error; err != nil {
 			return nil, fmt.Errorf("billing %s: %w", typ, err)
 		}
@@ -274,20 +237,15 @@ func (s *Server) billingHistory(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var months []monthlyCharge
-	err = d.WithContext(ctx).Raw(`SELECT `+monthExpr(d.Dialect, "created_at")+` AS month,
-			CAST(-SUM(amount_micros) AS BIGINT) AS charged_micros, COUNT(*) AS requests
-		FROM ledger_entries WHERE account_id = ? AND type = ?
-		GROUP BY 1 ORDER BY 1 DESC LIMIT ?`, id, models.EntryCharge, billingMonths).Scan(&months).Error
+	sums, err := dailyusage.Monthly(ctx, d, id, billingMonths)
 	if err != nil {
 		s.fail(c, fmt.Errorf("billing charges: %w", err))
 		return
 	}
-	for i := range months {
-		months[i].ChargedUSD = money.USD(months[i].ChargedMicros)
-	}
-	if months == nil {
-		months = []monthlyCharge{}
+	months := make([]monthlyCharge, 0, len(sums))
+	for _, m := range sums {
+		months = append(months, monthlyCharge{Month: m.Month, ChargedMicros: m.ChargedMicros,
+			ChargedUSD: money.USD(m.ChargedMicros), Requests: m.Charges})
 	}
 	cards, err := s.cardTopUps(ctx, id, billingListLimit)
 	if err != nil {

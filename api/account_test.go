@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
+	"github.com/beaver-gateway/beaver/internal/dailyusage"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -177,10 +180,8 @@ func TestUsage(t *testing.T) {
 		yesterday := now.AddDate(0, 0, -1)
 		log := func(acct, model string, at time.Time, in, out, charged int64) {
 			t.Helper()
-			if err := h.DB.Create(&models.UsageLog{ID: ids.New("gen"), RequestID: ids.New("req"), AccountID: acct, Model: model,
-				Provider: "x", PriceVersion: 1, PromptTokens: in, CompletionTokens: out, ChargedMicros: charged, CreatedAt: at}).Error; err != nil {
-				t.Fatal(err)
-			}
+			h.usageLog(models.UsageLog{ID: ids.New("gen"), RequestID: ids.New("req"), AccountID: acct, Model: model,
+				Provider: "x", PriceVersion: 1, PromptTokens: in, CompletionTokens: out, ChargedMicros: charged, CreatedAt: at})
 		}
 		log(u.ID, "openai/gpt-4o-mini", now, 10, 5, 100)
 		log(u.ID, "openai/gpt-4o-mini", now, 20, 5, 200)
@@ -235,6 +236,11 @@ func TestBillingHistory(t *testing.T) {
 		h.topUp(other.ID, "3")
 		entry := func(acct, typ string, amount int64, at time.Time) {
 			t.Helper()
+			if typ == models.EntryCharge { // as settlement writes a charge: with its usage log
+				gen := ids.New("gen")
+				h.usageLog(models.UsageLog{ID: gen, RequestID: ids.New("req"), AccountID: acct, Model: "openai/gpt-4o-mini",
+					Provider: "openai", PriceVersion: 1, ChargedMicros: -amount, CreatedAt: at})
+			}
 			if err := h.DB.Create(&models.LedgerEntry{ID: ids.New("txn"), AccountID: acct, Type: typ, AmountMicros: amount,
 				BalanceAfterMicros: 0, Reference: ids.New("ref"), CreatedAt: at}).Error; err != nil {
 				t.Fatal(err)
@@ -270,3 +276,18 @@ func TestBillingHistory(t *testing.T) {
 }
 
 func encodeB64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// usageLog writes a usage log and adds it to its day's sums, as settlement
+// does, in one transaction.
+func (h *harness) usageLog(l models.UsageLog) {
+	h.t.Helper()
+	err := h.DB.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&l).Error; err != nil {
+			return err
+		}
+		return dailyusage.Add(tx, dailyusage.Of([]models.UsageLog{l}))
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}

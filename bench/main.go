@@ -48,6 +48,7 @@ type options struct {
 	gapN     int
 	stream   bool
 	profile  string
+	history  int
 	env      envFlags
 }
 
@@ -60,6 +61,7 @@ func main() {
 	flag.IntVar(&o.gapN, "gapn", 50, "with -stream: sequential requests of spaced chunks for the gap run")
 	flag.BoolVar(&o.stream, "stream", false, "use streaming requests")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of Beaver during its throughput run to this file")
+	flag.IntVar(&o.history, "history", 0, "instead of the load runs: load N usage logs and charges of one account, then time the usage and billing views")
 	flag.Var(&o.env, "env", "KEY=VALUE added to Beaver's environment (repeatable)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -137,6 +139,9 @@ func run(o options) error {
 	key, err := setup(base, adminEmail, adminPassword)
 	if err != nil {
 		return err
+	}
+	if o.history > 0 {
+		return runHistory(base, dbURL, key, o.history)
 	}
 	before, _, err := balance(base, key)
 	if err != nil {

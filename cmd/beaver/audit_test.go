@@ -10,6 +10,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/testenv"
+	"github.com/beaver-gateway/beaver/internal/verify"
 )
 
 // beaver audit verify passes on an intact log and fails, naming the
@@ -36,6 +37,12 @@ func TestAuditVerifyCommand(t *testing.T) {
 			err := auditCommand(context.Background(), cfg, &out, []string{"verify"})
 			if !errors.Is(err, audit.ErrBroken) || !strings.Contains(out.String(), "BROKEN account:acct_1 #2") {
 				t.Fatalf("verify a tampered log: %v\n%s", err, out.String())
+			}
+			// beaver verify runs the same check among its own.
+			out.Reset()
+			if err := verify.Run(context.Background(), d, verify.Options{}, verify.Checks, &out); err == nil ||
+				!strings.Contains(out.String(), "FAIL audit-chain") || !strings.Contains(out.String(), "account:acct_1 #2") {
+				t.Fatalf("beaver verify on a tampered log: %v\n%s", err, out.String())
 			}
 			if err := auditCommand(context.Background(), cfg, &out, nil); !errors.Is(err, errUsage) {
 				t.Fatalf("beaver audit without verify: %v", err)

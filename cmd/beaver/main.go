@@ -17,6 +17,7 @@ import (
 	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/verify"
 )
 
 const usage = `usage: beaver <command>
@@ -31,6 +32,9 @@ const usage = `usage: beaver <command>
                    apply a catalog file (Beaver's format or LiteLLM's
                    model_prices_and_context_window.json) as one price version
   catalog export   print the catalog in Beaver's format
+  verify           check that balances are their ledger sums, the daily
+                   usage sums their usage logs' sums and the audit log's
+                   hash chains unbroken; exits 1 if not
   audit verify     check the audit log's hash chains; exits 1 when one is broken
 
 Configuration comes from the environment; see README.md.`
@@ -70,6 +74,8 @@ func run(args []string, log *slog.Logger) error {
 		return catalogCommand(ctx, cfg, log, args[1:])
 	case "audit":
 		return auditCommand(ctx, cfg, os.Stdout, args[1:])
+	case "verify":
+		return verifyCommand(ctx, cfg)
 	case "help", "-h", "--help":
 		fmt.Println(usage)
 		return nil
@@ -107,6 +113,18 @@ func migrate(ctx context.Context, cfg *config.Config, args []string) error {
 		return d.MigrateStatus(ctx, os.Stdout)
 	}
 	return errUsage
+}
+
+// verifyCommand runs every check of package verify, printing each result.
+func verifyCommand(ctx context.Context, cfg *config.Config) error {
+	d, err := db.Open(cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// Every day of usage logs is kept for now: the daily sums are checked
+	// from the first day.
+	return verify.Run(ctx, d, verify.Options{}, verify.Checks, os.Stdout)
 }
 
 // serve runs the API (and, for dev, the Temporal pieces) until ctx ends.

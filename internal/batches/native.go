@@ -400,12 +400,9 @@ func (s *Service) settleLine(ctx context.Context, b *models.Batch, l *models.Bat
 		}
 		st, err := billing.SettleDurable(tx, billing.DurableCharge{AccountID: b.AccountID, KeyID: keyID, HeldMicros: take,
 			Charge: charge, UsageID: l.GenerationID, RequestID: requestID(l), Model: e.ID, Provider: e.Provider,
-			PriceVersion: e.Version, Tokens: int64(u.PromptTokens), Description: "batch " + b.ID + " (native)"})
+			PriceVersion: e.Version, Tokens: int64(u.PromptTokens), CompletionTokens: int64(u.CompletionTokens),
+			Description: "batch " + b.ID + " (native)"})
 		if err != nil {
-			return err
-		}
-		if err := tx.Model(&models.UsageLog{}).Where("id = ?", l.GenerationID).
-			Update("completion_tokens", u.CompletionTokens).Error; err != nil {
 			return err
 		}
 		usage := map[string]any{}

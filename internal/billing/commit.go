@@ -320,7 +320,8 @@ func (e *Engine) commitTx(batch []*pending) error {
 }
 
 // writeBatch writes a batch's groups inside tx: balances, keys, leases,
-// then the usage logs and ledger entries in multi-row INSERTs.
+// then the usage logs, their days' sums and ledger entries in multi-row
+// INSERTs.
 func (e *Engine) writeBatch(tx *stmtTx, groups map[leaseKey]*group, now time.Time, month string) error {
 	var logs []models.UsageLog
 	var entries []models.LedgerEntry
@@ -355,6 +356,9 @@ func (e *Engine) writeBatch(tx *stmtTx, groups map[leaseKey]*group, now time.Tim
 		g.items[0].group = &groupResult{account: k.account, balance: balance, before: balance + total, threshold: threshold}
 	}
 	if err := insertUsageLogs(tx, logs); err != nil {
+		return err
+	}
+	if err := addDailyUsage(tx, logs); err != nil {
 		return err
 	}
 	return insertLedgerEntries(tx, entries)

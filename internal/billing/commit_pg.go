@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beaver-gateway/beaver/internal/dailyusage"
 	"github.com/beaver-gateway/beaver/models"
 )
 
@@ -22,8 +23,11 @@ import (
 //
 // Lock order matches lease extension (accounts, then api_keys, then
 // balance_leases): each UPDATE waits on a one-time filter that reads the
-// previous CTE to its end, so the two never deadlock.
-const settleSQL = `WITH g AS (
+// previous CTE to its end, so the two never deadlock. The day sums
+// (package dailyusage) are upserted after the accounts are locked too:
+// every row of them belongs to one account, so two settlements that add to
+// one row have already queued on that account's lock.
+var settleSQL = `WITH g AS (
 	SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $43::int8[]) AS g(account_id, total, leased, direct, uncounted, entries)
 ), a AS (
 	UPDATE accounts SET balance_micros = accounts.balance_micros - g.total, reserved_micros = accounts.reserved_micros - g.leased,
@@ -69,6 +73,12 @@ const settleSQL = `WITH g AS (
 	FROM unnest($34::text[], $35::text[], $36::int8[], $37::int8[], $38::text[], $39::text[], $44::int8[])
 		AS e(id, account_id, amount, after, reference, description, seq)
 	JOIN a ON a.id = e.account_id
+	RETURNING 1
+), d AS (
+	INSERT INTO daily_usage (` + strings.Join(dailyusage.Columns, ", ") + `)
+	SELECT * FROM unnest($48::text[], $49::text[], $50::text[], $51::text[], $52::int8[], $53::int8[], $54::int8[],
+		$55::int8[], $56::int8[], $57::int8[], $58::int8[], $59::int8[], $60::int8[], $61::int8[])
+	WHERE (SELECT count(*) FROM a) >= 0` + dailyusage.OnConflict + `
 	RETURNING 1
 )
 SELECT CASE WHEN (SELECT count(*) FROM a) = $40 AND (SELECT count(*) FROM l) = $41 THEN
@@ -179,6 +189,8 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		eAmount, eAfter, eSeq = append(eAmount, r.AmountMicros), append(eAfter, r.BalanceAfterMicros), append(eSeq, r.Seq)
 	}
 
+	days := dailyUsageArrays(logs)
+
 	conn, err := e.stmts.pgConn(ctx)
 	if err != nil {
 		return err
@@ -193,7 +205,9 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		u.streamed, u.cancelled, u.errText, u.latency,
 		eID, eAccount, eAmount, eAfter, eRef, eDesc,
 		len(accounts), len(leaseIDs), now.Add(e.opts.LeaseTTL), aEntries, eSeq,
-		u.cacheWrite, u.cacheWrite1h, u.costDetails).Scan(&out)
+		u.cacheWrite, u.cacheWrite1h, u.costDetails,
+		days.account, days.day, days.key, days.model, days.sums[0], days.sums[1], days.sums[2], days.sums[3],
+		days.sums[4], days.sums[5], days.sums[6], days.sums[7], days.sums[8], days.sums[9]).Scan(&out)
 	if err != nil {
 		e.stmts.dropPGConn(err)
 		return err
@@ -225,6 +239,24 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 		g.items[0].group = &groupResult{account: k.account, balance: balance, before: balance + totals[i], threshold: st.threshold}
 	}
 	return nil
+}
+
+// dailyUsageRows are a batch's day sums as the columns settleSQL unnests.
+type dailyUsageRows struct {
+	account, day, key, model []string
+	sums                     [10][]int64 // in dailyusage.Columns' order
+}
+
+func dailyUsageArrays(logs []models.UsageLog) dailyUsageRows {
+	var d dailyUsageRows
+	for _, r := range dailyusage.Of(logs) {
+		d.account, d.day, d.key, d.model = append(d.account, r.AccountID), append(d.day, r.Day), append(d.key, r.KeyID), append(d.model, r.Model)
+		for i, v := range []int64{r.Requests, r.Charges, r.PromptTokens, r.CompletionTokens, r.CachedTokens,
+			r.ReasoningTokens, r.ProviderCostMicros, r.MarkupMicros, r.ChargedMicros, r.UncollectedMicros} {
+			d.sums[i] = append(d.sums[i], v)
+		}
+	}
+	return d
 }
 
 // pgConn returns the connection settlement commits run on, opening it (and

@@ -9,6 +9,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/dailyusage"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/pricing"
@@ -119,8 +120,11 @@ type DurableCharge struct {
 	Provider     string
 	PriceVersion int64
 	Tokens       int64 // the usage log's prompt_tokens (e.g. trained tokens)
-	Error        string
-	Description  string
+	// CompletionTokens is the usage log's completion_tokens (a batch
+	// line's answer).
+	CompletionTokens int64
+	Error            string
+	Description      string
 }
 
 // SettleDurable settles a durable reservation inside tx: it releases
@@ -181,12 +185,15 @@ func SettleDurable(tx *gorm.DB, c DurableCharge) (*Settlement, error) {
 			errText = &c.Error
 		}
 		log := models.UsageLog{ID: c.UsageID, RequestID: c.RequestID, AccountID: c.AccountID, APIKeyID: keyID,
-			Model: c.Model, Provider: c.Provider, PriceVersion: c.PriceVersion, PromptTokens: c.Tokens,
+			Model: c.Model, Provider: c.Provider, PriceVersion: c.PriceVersion, PromptTokens: c.Tokens, CompletionTokens: c.CompletionTokens,
 			ProviderCostMicros: charge.ProviderCostMicros, MarkupMicros: charge.MarkupMicros, ChargedMicros: take,
 			UncollectedMicros: uncoll, BalanceAfterMicros: res.BalanceAfterMicros, Error: errText,
 			CostDetails: detailsJSON(charge.Details), CreatedAt: now}
 		if err := tx.Create(&log).Error; err != nil {
 			return nil, fmt.Errorf("billing: settle: usage log: %w", err)
+		}
+		if err := dailyusage.Add(tx, dailyusage.Of([]models.UsageLog{log})); err != nil {
+			return nil, fmt.Errorf("billing: settle: daily usage: %w", err)
 		}
 		if take > 0 {
 			entry := models.LedgerEntry{ID: ids.New("txn"), AccountID: c.AccountID, Type: models.EntryCharge,

@@ -5,12 +5,14 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/beaver-gateway/beaver/internal/dailyusage"
 	"github.com/beaver-gateway/beaver/models"
 )
 
 // The settlement path writes its rows with plain multi-row INSERTs: GORM's
 // reflection-driven Create was a large share of the CPU a request costs.
-// The column lists mirror migrations/00001_init.sql (and 00009_ledger_seq.sql, 00010_price_dimensions.sql).
+// The column lists mirror migrations/00001_init.sql (and 00009_ledger_seq.sql, 00010_price_dimensions.sql,
+// 00022_daily_usage.sql).
 
 var usageLogColumns = []string{"id", "request_id", "account_id", "api_key_id", "model", "provider", "price_version",
 	"prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "usage_estimated",
@@ -46,7 +48,21 @@ func insertLedgerEntries(tx *stmtTx, rows []models.LedgerEntry) error {
 // cache serves every batch size: parsing a fresh multi-row INSERT for each
 // batch was a tenth of a request's CPU on SQLite.
 func insertRows(tx *stmtTx, table string, cols []string, n int, row func(i int, args []any) []any) error {
-	stmts := insertStatements(table, cols)
+	return upsertRows(tx, table, cols, "", n, row)
+}
+
+// addDailyUsage adds the batch's usage logs to their days' sums
+// (package dailyusage): one upsert per 128 (account, key, model)s.
+func addDailyUsage(tx *stmtTx, logs []models.UsageLog) error {
+	rows := dailyusage.Of(logs)
+	return upsertRows(tx, "daily_usage", dailyusage.Columns, dailyusage.OnConflict, len(rows), func(i int, args []any) []any {
+		return rows[i].Values(args)
+	})
+}
+
+// upsertRows is insertRows with suffix (an ON CONFLICT clause) after the values.
+func upsertRows(tx *stmtTx, table string, cols []string, suffix string, n int, row func(i int, args []any) []any) error {
+	stmts := insertStatements(table, cols, suffix)
 	args := make([]any, 0, min(n, maxChunk)*len(cols))
 	for start := 0; start < n; {
 		size := maxChunk
@@ -70,7 +86,7 @@ const maxChunk = 128 // rows per statement: well under both databases' parameter
 var insertTexts sync.Map // table → []string, indexed by log2(rows)
 
 // insertStatements returns the INSERT texts for 1, 2, 4 … maxChunk rows.
-func insertStatements(table string, cols []string) []string {
+func insertStatements(table string, cols []string, suffix string) []string {
 	if v, ok := insertTexts.Load(table); ok {
 		return v.([]string)
 	}
@@ -78,7 +94,7 @@ func insertStatements(table string, cols []string) []string {
 	head := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES "
 	var out []string
 	for size := 1; size <= maxChunk; size *= 2 {
-		out = append(out, head+strings.TrimSuffix(strings.Repeat(placeholder+",", size), ","))
+		out = append(out, head+strings.TrimSuffix(strings.Repeat(placeholder+",", size), ",")+suffix)
 	}
 	insertTexts.Store(table, out)
 	return out

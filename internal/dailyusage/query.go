@@ -1,0 +1,80 @@
+package dailyusage
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/beaver-gateway/beaver/internal/db"
+)
+
+// ModelDay is an account's usage of one model on one day.
+type ModelDay struct {
+	Model            string
+	Day              string
+	Requests         int64
+	PromptTokens     int64
+	CompletionTokens int64
+	CostMicros       int64
+}
+
+// ByModelDay sums an account's usage per model and day from sinceDay
+// (YYYY-MM-DD) on: one index range of daily_usage.
+func ByModelDay(ctx context.Context, d *db.DB, accountID, sinceDay string) ([]ModelDay, error) {
+	var rows []ModelDay
+	err := d.WithContext(ctx).Raw(`SELECT model, day,
+			CAST(SUM(requests) AS BIGINT) AS requests,
+			CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
+			CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens,
+			CAST(SUM(charged_micros) AS BIGINT) AS cost_micros
+		FROM daily_usage WHERE account_id = ? AND day >= ?
+		GROUP BY model, day`, accountID, sinceDay).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("daily usage by model and day: %w", err)
+	}
+	return rows, nil
+}
+
+// Month is an account's charges in one UTC month.
+type Month struct {
+	Month         string // YYYY-MM
+	ChargedMicros int64
+	Charges       int64 // charged requests (ledger entries)
+}
+
+// Monthly sums an account's charges per UTC month, newest first, for the
+// last limit months that charged anything.
+func Monthly(ctx context.Context, d *db.DB, accountID string, limit int) ([]Month, error) {
+	var rows []Month
+	err := d.WithContext(ctx).Raw(`SELECT substr(day, 1, 7) AS month,
+			CAST(SUM(charged_micros) AS BIGINT) AS charged_micros, CAST(SUM(charges) AS BIGINT) AS charges
+		FROM daily_usage WHERE account_id = ?
+		GROUP BY substr(day, 1, 7) HAVING SUM(charges) > 0 ORDER BY 1 DESC LIMIT ?`, accountID, limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("daily usage by month: %w", err)
+	}
+	return rows, nil
+}
+
+// KeySums sums one key's usage from sinceDay on (an account's key: the
+// account leads the index).
+func KeySums(ctx context.Context, d *db.DB, accountID, keyID, sinceDay string) (Sums, error) {
+	var s Sums
+	err := d.WithContext(ctx).Raw(`SELECT `+sumsSelect+` FROM daily_usage
+		WHERE account_id = ? AND day >= ? AND api_key_id = ?`, accountID, sinceDay, keyID).Scan(&s).Error
+	if err != nil {
+		return Sums{}, fmt.Errorf("daily usage of key %s: %w", keyID, err)
+	}
+	return s, nil
+}
+
+// sumsSelect selects Sums over a set of daily_usage rows.
+const sumsSelect = `CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests,
+	CAST(COALESCE(SUM(charges), 0) AS BIGINT) AS charges,
+	CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens,
+	CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens,
+	CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens,
+	CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens,
+	CAST(COALESCE(SUM(provider_cost_micros), 0) AS BIGINT) AS provider_cost_micros,
+	CAST(COALESCE(SUM(markup_micros), 0) AS BIGINT) AS markup_micros,
+	CAST(COALESCE(SUM(charged_micros), 0) AS BIGINT) AS charged_micros,
+	CAST(COALESCE(SUM(uncollected_micros), 0) AS BIGINT) AS uncollected_micros`
