@@ -35,7 +35,9 @@ type Activities struct {
 	Mailer    mail.Sender
 	Providers ModelLister // model discovery; nil = no providers to visit
 	PublicURL string      // base of the links in emails, without a trailing slash
-	Log       *slog.Logger
+	// UsageLogRetentionDays is BEAVER_USAGE_LOG_RETENTION_DAYS (0 = forever).
+	UsageLogRetentionDays int
+	Log                   *slog.Logger
 }
 
 func (a *Activities) log() *slog.Logger {

@@ -229,7 +229,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("schedules", func(t *testing.T) {
 		want := map[string]time.Duration{workflows.ScheduleRepricing: 24 * time.Hour,
 			workflows.ScheduleUsageReset: 7 * 24 * time.Hour, workflows.ScheduleLeaseSweep: time.Minute,
-			workflows.ScheduleModelDiscovery: 24 * time.Hour}
+			workflows.ScheduleModelDiscovery: 24 * time.Hour, workflows.ScheduleUsageLogRetention: 24 * time.Hour}
 		for id, catchup := range want {
 			d, err := e.c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
 			if err != nil {

@@ -135,6 +135,10 @@ type Config struct {
 	// ResponsesRetention is how long a stored response is kept
 	// (BEAVER_RESPONSES_RETENTION_DAYS, default 30; 0 = expired at once).
 	ResponsesRetention time.Duration
+	// UsageLogRetentionDays is how many whole UTC days of usage logs the
+	// daily retention schedule keeps (BEAVER_USAGE_LOG_RETENTION_DAYS;
+	// 0, the default, keeps them forever). The ledger is never pruned.
+	UsageLogRetentionDays int
 
 	// Files and batches: FilesDir keeps uploaded files' bytes in a directory
 	// (BEAVER_FILES_DIR; "" = in the database); FilesMaxBytes bounds an
@@ -283,6 +287,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 
 		ResponsesStoreDefault: boolean("BEAVER_RESPONSES_STORE_DEFAULT", true),
 		ResponsesRetention:    time.Duration(num("BEAVER_RESPONSES_RETENTION_DAYS", 30)) * 24 * time.Hour,
+		UsageLogRetentionDays: int(min(num("BEAVER_USAGE_LOG_RETENTION_DAYS", 0), 1_000_000)),
 
 		FilesDir:                get("BEAVER_FILES_DIR", ""),
 		FilesMaxBytes:           int64(num("BEAVER_FILES_MAX_BYTES", 200_000_000)),
