@@ -49,6 +49,8 @@ type options struct {
 	stream   bool
 	profile  string
 	env      envFlags
+	replicas int
+	redis    string
 }
 
 func main() {
@@ -60,6 +62,8 @@ func main() {
 	flag.IntVar(&o.gapN, "gapn", 50, "with -stream: sequential requests of spaced chunks for the gap run")
 	flag.BoolVar(&o.stream, "stream", false, "use streaming requests")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of Beaver during its throughput run to this file")
+	flag.IntVar(&o.replicas, "replicas", 0, "N > 0: N beaver api processes on one PostgreSQL database, requests round robin; reports settlement commits/s")
+	flag.StringVar(&o.redis, "redis", "", "with -replicas: BEAVER_REDIS_URL of every replica (shared rate limits)")
 	flag.Var(&o.env, "env", "KEY=VALUE added to Beaver's environment (repeatable)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -98,6 +102,9 @@ func run(o options) error {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build beaver: %w", err)
+	}
+	if o.replicas > 0 {
+		return runReplicas(o, fakeURL, bin, dir)
 	}
 	proxyBin := filepath.Join(dir, "proxy")
 	if out, err := exec.Command("go", "build", "-o", proxyBin, "./bench/proxy").CombinedOutput(); err != nil {
