@@ -38,8 +38,13 @@ type Endpoint struct {
 type Config struct {
 	Addr        string
 	DatabaseURL string
-	RedisURL    string
-	DataDir     string
+	// DatabaseListenURL is the PostgreSQL URL of the bus's LISTEN session
+	// (BEAVER_DATABASE_LISTEN_URL; default DatabaseURL): a direct one when
+	// DatabaseURL goes through a transaction-mode pooler, which cannot keep
+	// a LISTEN.
+	DatabaseListenURL string
+	RedisURL          string
+	DataDir           string
 
 	TemporalAddress   string
 	TemporalAddrSet   bool // TEMPORAL_ADDRESS was given explicitly
@@ -230,6 +235,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 	c := &Config{
 		Addr:                     get("BEAVER_ADDR", "127.0.0.1:8080"),
 		DatabaseURL:              get("BEAVER_DATABASE_URL", "sqlite://./data/beaver.db"),
+		DatabaseListenURL:        get("BEAVER_DATABASE_LISTEN_URL", ""),
 		RedisURL:                 get("BEAVER_REDIS_URL", ""),
 		DataDir:                  get("BEAVER_DATA_DIR", "./data"),
 		TemporalAddress:          get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
@@ -295,6 +301,9 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		BatchAccountConcurrency: int(num("BEAVER_BATCH_ACCOUNT_CONCURRENCY", 8)),
 		FineTuningPollInterval:  dur("BEAVER_FINE_TUNING_POLL_INTERVAL", time.Minute),
 		BatchNativePoll:         dur("BEAVER_BATCH_NATIVE_POLL_INTERVAL", time.Minute),
+	}
+	if c.DatabaseListenURL == "" {
+		c.DatabaseListenURL = c.DatabaseURL
 	}
 	for _, p := range strings.Split(get("BEAVER_BATCH_NATIVE", ""), ",") {
 		if p = strings.TrimSpace(p); p != "" {

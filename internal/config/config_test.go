@@ -50,6 +50,9 @@ func TestDefaults(t *testing.T) {
 	if !c.ResponsesStoreDefault || c.ResponsesRetention != 30*24*time.Hour {
 		t.Errorf("responses: store by default %v, retention %s; want true, 30 days", c.ResponsesStoreDefault, c.ResponsesRetention)
 	}
+	if c.DatabaseListenURL != c.DatabaseURL {
+		t.Errorf("listen URL %q, want the database URL %q", c.DatabaseListenURL, c.DatabaseURL)
+	}
 	if c.UsageLogRetentionDays != 0 {
 		t.Errorf("usage logs kept %d days by default, want 0 (forever)", c.UsageLogRetentionDays)
 	}
@@ -68,7 +71,7 @@ func TestOverridesAndErrors(t *testing.T) {
 		"BEAVER_MAX_ANON_BODIES": "3", "BEAVER_MAX_WEBHOOK_BODIES": "4", "BEAVER_MAX_BODIES_PER_ACCOUNT": "5",
 		"BEAVER_PG_SYNCHRONOUS_COMMIT": "off", "BEAVER_COMMIT_GATHER": "0s",
 		"BEAVER_RESPONSES_STORE_DEFAULT": "false", "BEAVER_RESPONSES_RETENTION_DAYS": "2",
-		"BEAVER_USAGE_LOG_RETENTION_DAYS": "90"}))
+		"BEAVER_USAGE_LOG_RETENTION_DAYS": "90", "BEAVER_DATABASE_LISTEN_URL": "postgres://direct/db"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +80,7 @@ func TestOverridesAndErrors(t *testing.T) {
 		c.BodyReadTimeout != 2*time.Second || c.MaxBodiesPerIP != 0 || c.MaxBodiesInFlight != 7 ||
 		c.MaxAnonBodies != 3 || c.MaxWebhookBodies != 4 || c.MaxBodiesPerAccount != 5 ||
 		c.PGSynchronousCommit || c.CommitGather != 0 || c.ResponsesStoreDefault || c.ResponsesRetention != 48*time.Hour ||
-		c.UsageLogRetentionDays != 90 {
+		c.UsageLogRetentionDays != 90 || c.DatabaseListenURL != "postgres://direct/db" {
 		t.Fatalf("overrides: %+v", c)
 	}
 	for k, v := range map[string]string{"BEAVER_MAX_BODY_BYTES": "-1", "BEAVER_AUTH_LIMIT": "ten",
