@@ -457,6 +457,7 @@ func TestEndToEnd(t *testing.T) {
 		}{
 			{workflows.UsageResetWorkflowID("2026-12"), "monthly_usage_reset", workflows.MonthlyUsageResetWorkflow, workflows.MonthlyUsageResetInput{Month: "2026-12"}},
 			{"lease-sweep-e2e", "lease_sweep", workflows.LeaseSweepWorkflow, workflows.LeaseSweepInput{}},
+			{"usage-log-retention-e2e", "usage_log_retention", workflows.UsageLogRetentionWorkflow, workflows.UsageLogRetentionInput{}},
 		} {
 			_, err := e.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: s.id, TaskQueue: "beaver"}, s.wf, s.arg)
 			if err != nil {
