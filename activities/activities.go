@@ -37,7 +37,9 @@ type Activities struct {
 	Providers ModelLister    // model discovery; nil = no providers to visit
 	PublicURL string         // base of the links in emails, without a trailing slash
 	Files     *files.Service // swept of expired files; nil = nothing to sweep
-	Log       *slog.Logger
+	// UsageLogRetentionDays is BEAVER_USAGE_LOG_RETENTION_DAYS (0 = forever).
+	UsageLogRetentionDays int
+	Log                   *slog.Logger
 }
 
 func (a *Activities) log() *slog.Logger {

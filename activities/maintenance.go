@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/finetune"
+	"github.com/beaver-gateway/beaver/internal/retention"
 )
 
 // RepriceInput asks for a new price version.
@@ -140,4 +143,43 @@ func (a *Activities) PurgeExpiredFiles(ctx context.Context, _ PurgeExpiredFilesI
 		a.log().InfoContext(ctx, "expired files deleted", "files", n)
 	}
 	return PurgeExpiredFilesResult{Deleted: n}, err
+}
+
+// PruneUsageLogsInput carries the time the retention counts from (the
+// workflow's, so a retry prunes to the same day).
+type PruneUsageLogsInput struct {
+	Now time.Time
+}
+
+// PruneUsageLogsResult says what was deleted: usage logs before Before,
+// which is Cutoff unless a running durable job (HeldBy) holds it back.
+type PruneUsageLogsResult struct {
+	Cutoff  time.Time
+	Before  time.Time
+	HeldBy  string
+	Deleted int64
+}
+
+// PruneUsageLogs deletes the usage logs older than the retention
+// (BEAVER_USAGE_LOG_RETENTION_DAYS whole UTC days; 0 keeps them forever and
+// does nothing) in batches, heartbeating after each; a retry resumes where
+// it stopped. The ledger is never touched (internal/retention).
+func (a *Activities) PruneUsageLogs(ctx context.Context, in PruneUsageLogsInput) (PruneUsageLogsResult, error) {
+	if a.UsageLogRetentionDays <= 0 {
+		return PruneUsageLogsResult{}, nil
+	}
+	now := in.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	res, err := retention.Prune(ctx, a.DB.DB, now, a.UsageLogRetentionDays, 0, func(n int64) { activity.RecordHeartbeat(ctx, n) })
+	out := PruneUsageLogsResult{Cutoff: res.Cutoff, Before: res.Before, HeldBy: res.HeldBy, Deleted: res.Deleted}
+	if res.HeldBy != "" {
+		a.log().WarnContext(ctx, "usage-log retention held back by a running job", "job", res.HeldBy,
+			"cutoff", res.Cutoff, "before", res.Before)
+	}
+	if res.Deleted > 0 {
+		a.log().InfoContext(ctx, "old usage logs deleted", "usage_logs", res.Deleted, "before", res.Before)
+	}
+	return out, err
 }

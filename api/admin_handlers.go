@@ -15,23 +15,34 @@ import (
 )
 
 // adminListAccounts answers accounts newest first; ?email= keeps those whose
-// address contains it (case-insensitive); ?limit= 1..500, default 100.
+// address contains it (case-insensitive); ?limit= 1..500, default 100;
+// ?cursor= the next_cursor of the page before (keyset on created_at, id).
 func (s *Server) adminListAccounts(c *gin.Context) {
 	limit, err := intParam(c, "limit", 100, 1, 500)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	accts, err := s.auth.ListAccounts(c.Request.Context(), c.Query("email"), limit)
+	after, err := decodeCursor(c.Query("cursor"))
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	accts, err := s.auth.ListAccounts(c.Request.Context(), c.Query("email"), after, limit+1)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var next any
+	if len(accts) > limit {
+		accts = accts[:limit]
+		next = encodeCursor(accts[limit-1].ID)
 	}
 	data := make([]gin.H, 0, len(accts))
 	for i := range accts {
 		data = append(data, accountView(&accts[i]))
 	}
-	c.JSON(http.StatusOK, gin.H{"data": data})
+	c.JSON(http.StatusOK, gin.H{"data": data, "next_cursor": next})
 }
 
 type adminCreateAccountRequest struct {

@@ -4,15 +4,18 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/catalog"
+	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/messages"
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/internal/responses"
+	"github.com/beaver-gateway/beaver/internal/retention"
 	"github.com/beaver-gateway/beaver/models"
 )
 
@@ -145,7 +148,7 @@ func (s *Server) generation(c *gin.Context) {
 	err := s.DB.WithContext(c.Request.Context()).Where("id = ? AND account_id = ?", responses.GenerationID(messages.GenerationID(id)), principal(c).Account.ID).
 		Take(&g).Error
 	if err != nil {
-		s.fail(c, apierr.NotFound("no generation %q for this account", id))
+		s.fail(c, s.generationNotFound(id))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"data": gin.H{
@@ -158,6 +161,19 @@ func (s *Server) generation(c *gin.Context) {
 		"cache_write_tokens": g.CacheWriteTokens, "cache_write_1h_tokens": g.CacheWrite1hTokens,
 		"cost_details": costDetails(g.CostDetails), "created_at": ts(g.CreatedAt),
 	}})
+}
+
+// generationNotFound is the 404 for a generation id with no usage log: one
+// the retention deleted (its id carries a creation time before the
+// retention's cutoff) says so and where its charge still is.
+func (s *Server) generationNotFound(id string) *apierr.Error {
+	if days := s.cfg.UsageLogRetentionDays; days > 0 {
+		if at, ok := ids.Time(id); ok && at.Before(retention.Cutoff(time.Now(), days)) {
+			return apierr.NotFound("generation %q is older than the usage-log retention (%d days) and its details were "+
+				"deleted; its charge stays in GET /account/transactions", id, days)
+		}
+	}
+	return apierr.NotFound("no generation %q for this account", id)
 }
 
 // costDetails is a usage log's stored breakdown (pricing.Details), or null

@@ -50,6 +50,8 @@ type options struct {
 	profile  string
 	history  int
 	env      envFlags
+	replicas int
+	redis    string
 }
 
 func main() {
@@ -62,6 +64,8 @@ func main() {
 	flag.BoolVar(&o.stream, "stream", false, "use streaming requests")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of Beaver during its throughput run to this file")
 	flag.IntVar(&o.history, "history", 0, "instead of the load runs: load N usage logs and charges of one account, then time the usage and billing views")
+	flag.IntVar(&o.replicas, "replicas", 0, "N > 0: N beaver api processes on one PostgreSQL database, requests round robin; reports settlement commits/s")
+	flag.StringVar(&o.redis, "redis", "", "with -replicas: BEAVER_REDIS_URL of every replica (shared rate limits)")
 	flag.Var(&o.env, "env", "KEY=VALUE added to Beaver's environment (repeatable)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -100,6 +104,9 @@ func run(o options) error {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("build beaver: %w", err)
+	}
+	if o.replicas > 0 {
+		return runReplicas(o, fakeURL, bin, dir)
 	}
 	proxyBin := filepath.Join(dir, "proxy")
 	if out, err := exec.Command("go", "build", "-o", proxyBin, "./bench/proxy").CombinedOutput(); err != nil {

@@ -232,7 +232,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("schedules", func(t *testing.T) {
 		want := map[string]time.Duration{workflows.ScheduleRepricing: 24 * time.Hour,
 			workflows.ScheduleUsageReset: 7 * 24 * time.Hour, workflows.ScheduleLeaseSweep: time.Minute,
-			workflows.ScheduleModelDiscovery: 24 * time.Hour}
+			workflows.ScheduleModelDiscovery: 24 * time.Hour, workflows.ScheduleUsageLogRetention: 24 * time.Hour}
 		for id, catchup := range want {
 			d, err := e.c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
 			if err != nil {
@@ -460,6 +460,7 @@ func TestEndToEnd(t *testing.T) {
 		}{
 			{workflows.UsageResetWorkflowID("2026-12"), "monthly_usage_reset", workflows.MonthlyUsageResetWorkflow, workflows.MonthlyUsageResetInput{Month: "2026-12"}},
 			{"lease-sweep-e2e", "lease_sweep", workflows.LeaseSweepWorkflow, workflows.LeaseSweepInput{}},
+			{"usage-log-retention-e2e", "usage_log_retention", workflows.UsageLogRetentionWorkflow, workflows.UsageLogRetentionInput{}},
 		} {
 			_, err := e.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: s.id, TaskQueue: "beaver"}, s.wf, s.arg)
 			if err != nil {

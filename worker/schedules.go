@@ -32,6 +32,9 @@ import (
 //     the next one comes within a minute anyway.
 //   - model discovery daily at 04:00: 24h, like repricing: a missed run
 //     happens once when Temporal is back; one run covers all missed days.
+//   - usage-log retention daily at 02:00: 24h, the same way (one run deletes
+//     every day past the retention). Without BEAVER_USAGE_LOG_RETENTION_DAYS
+//     its runs delete nothing.
 func Schedules(taskQueue string) []client.ScheduleOptions {
 	action := func(id string, wf any, arg any, timeout time.Duration) *client.ScheduleWorkflowAction {
 		return &client.ScheduleWorkflowAction{ID: id, Workflow: wf, Args: []any{arg}, TaskQueue: taskQueue,
@@ -78,6 +81,18 @@ func Schedules(taskQueue string) []client.ScheduleOptions {
 			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 			CatchupWindow: 24 * time.Hour,
 			Note:          "Beaver: compare each provider's model list with the catalog",
+		},
+		{
+			ID: workflows.ScheduleUsageLogRetention,
+			Spec: client.ScheduleSpec{
+				Calendars:    []client.ScheduleCalendarSpec{{Hour: []client.ScheduleRange{{Start: 2}}, Comment: "daily at 02:00 UTC"}},
+				TimeZoneName: "UTC",
+			},
+			Action: action("usage-log-retention-daily", workflows.UsageLogRetentionWorkflow, workflows.UsageLogRetentionInput{},
+				22*time.Hour),
+			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+			CatchupWindow: 24 * time.Hour,
+			Note:          "Beaver: delete usage logs past BEAVER_USAGE_LOG_RETENTION_DAYS (the ledger is kept)",
 		},
 	}
 }

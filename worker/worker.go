@@ -34,6 +34,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.RepricingWorkflow)
 	r.RegisterWorkflow(workflows.MonthlyUsageResetWorkflow)
 	r.RegisterWorkflow(workflows.LeaseSweepWorkflow)
+	r.RegisterWorkflow(workflows.UsageLogRetentionWorkflow)
 	r.RegisterWorkflow(workflows.LowBalanceAlertWorkflow)
 	r.RegisterWorkflow(workflows.EmailVerificationWorkflow)
 	r.RegisterWorkflow(workflows.PasswordResetWorkflow)
@@ -107,7 +108,8 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 		OnFatalError:      onFatal,
 	})
 	acts := []any{&activities.Activities{DB: deps.DB, Catalog: deps.Catalog, Auth: deps.Auth,
-		Mailer: deps.Mailer, Providers: deps.Providers, PublicURL: cfg.PublicURL, Log: deps.Log, Files: deps.Files}}
+		Mailer: deps.Mailer, Providers: deps.Providers, PublicURL: cfg.PublicURL, Log: deps.Log, Files: deps.Files,
+		UsageLogRetentionDays: cfg.UsageLogRetentionDays}}
 	if deps.Payments != nil {
 		acts = append(acts, &activities.PaymentActivities{Payments: deps.Payments})
 	}

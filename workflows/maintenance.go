@@ -104,3 +104,34 @@ func LeaseSweepWorkflow(ctx workflow.Context, _ LeaseSweepInput) (LeaseSweepResu
 	out.PurgedFiles = files.Deleted
 	return out, nil
 }
+
+// UsageLogRetentionInput has no fields yet: the days kept are the worker's
+// BEAVER_USAGE_LOG_RETENTION_DAYS.
+type UsageLogRetentionInput struct{}
+
+// UsageLogRetentionResult says what the run deleted.
+type UsageLogRetentionResult struct {
+	Cutoff  time.Time
+	Before  time.Time
+	HeldBy  string
+	Deleted int64
+}
+
+// UsageLogRetentionWorkflow deletes the usage logs older than the retention
+// (daily by schedule). One activity deletes them in batches and heartbeats
+// after each, so a large backlog is worked off in one run; a worker lost
+// midway is noticed within the heartbeat timeout and the retry goes on from
+// what is left. The cutoff counts from the workflow's start, in whole UTC
+// days.
+func UsageLogRetentionWorkflow(ctx workflow.Context, _ UsageLogRetentionInput) (UsageLogRetentionResult, error) {
+	p := *retrying
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    6 * time.Hour,
+		ScheduleToCloseTimeout: 20 * time.Hour,
+		HeartbeatTimeout:       2 * time.Minute,
+		RetryPolicy:            &p,
+	})
+	var res activities.PruneUsageLogsResult
+	err := workflow.ExecuteActivity(ctx, a.PruneUsageLogs, activities.PruneUsageLogsInput{Now: workflow.Now(ctx)}).Get(ctx, &res)
+	return UsageLogRetentionResult{Cutoff: res.Cutoff, Before: res.Before, HeldBy: res.HeldBy, Deleted: res.Deleted}, err
+}

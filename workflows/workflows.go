@@ -58,10 +58,11 @@ func ModelDiscoveryWorkflowID(key string) string { return "model-discovery:" + k
 
 // Schedule IDs (CONTRACT.md "Temporal names").
 const (
-	ScheduleRepricing      = "beaver-repricing-daily"
-	ScheduleUsageReset     = "beaver-usage-reset-monthly"
-	ScheduleLeaseSweep     = "beaver-lease-sweep"
-	ScheduleModelDiscovery = "beaver-model-discovery-daily"
+	ScheduleRepricing         = "beaver-repricing-daily"
+	ScheduleUsageReset        = "beaver-usage-reset-monthly"
+	ScheduleLeaseSweep        = "beaver-lease-sweep"
+	ScheduleModelDiscovery    = "beaver-model-discovery-daily"
+	ScheduleUsageLogRetention = "beaver-usage-log-retention-daily"
 )
 
 // retrying is the activity retry policy for work that must eventually

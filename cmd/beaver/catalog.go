@@ -32,7 +32,7 @@ func catalogCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, a
 	}
 	bg, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b, err := bus.New(bg, d, cfg.DatabaseURL, log)
+	b, err := bus.New(bg, d, cfg.DatabaseListenURL, log)
 	if err != nil {
 		return fmt.Errorf("invalidation bus: %w", err)
 	}

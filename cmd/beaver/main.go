@@ -17,6 +17,7 @@ import (
 	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/retention"
 	"github.com/beaver-gateway/beaver/internal/verify"
 )
 
@@ -122,9 +123,14 @@ func verifyCommand(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer d.Close()
-	// Every day of usage logs is kept for now: the daily sums are checked
-	// from the first day.
-	return verify.Run(ctx, d, verify.Options{}, verify.Checks, os.Stdout)
+	// With usage-log retention on, whole days before its cutoff may be
+	// gone: the daily sums are checked from the cutoff (they are kept
+	// forever; the log that proves them is not).
+	var o verify.Options
+	if cfg.UsageLogRetentionDays > 0 {
+		o.UsageSince = retention.Cutoff(time.Now(), cfg.UsageLogRetentionDays)
+	}
+	return verify.Run(ctx, d, o, verify.Checks, os.Stdout)
 }
 
 // serve runs the API (and, for dev, the Temporal pieces) until ctx ends.

@@ -109,7 +109,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	p.cancel = cancel
 	// The bus must reach other processes on either database: `beaver worker`
 	// revokes sessions (password reset) that the API has cached.
-	if p.bus, err = bus.New(bg, d, cfg.DatabaseURL, log); err != nil {
+	if p.bus, err = bus.New(bg, d, cfg.DatabaseListenURL, log); err != nil {
 		return nil, fmt.Errorf("invalidation bus: %w", err)
 	}
 	p.catalog = catalog.New(d, p.bus, log)

@@ -54,13 +54,26 @@ func (s *Service) GetAccount(ctx context.Context, id string) (*models.Account, e
 	return &a, nil
 }
 
-// ListAccounts returns up to limit accounts, newest first; emailContains
-// (case-insensitive) filters by a part of the address.
-func (s *Service) ListAccounts(ctx context.Context, emailContains string, limit int) ([]models.Account, error) {
+// ListAccounts returns up to limit accounts, newest first, older than the
+// account after ("" = from the newest); emailContains (case-insensitive)
+// filters by a part of the address.
+func (s *Service) ListAccounts(ctx context.Context, emailContains, after string, limit int) ([]models.Account, error) {
 	q := s.DB.WithContext(ctx).Order("created_at DESC, id DESC").Limit(limit)
 	if f := EmailKey(emailContains); f != "" { // matched against email_lower, so folded the same way
 		esc := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f)
 		q = q.Where(`email_lower LIKE ? ESCAPE '\'`, "%"+esc+"%")
+	}
+	if after != "" {
+		// Keyset: strictly older than the cursor's account in (created_at,
+		// id) order, so accounts created meanwhile never shift a page.
+		var cur models.Account
+		if err := s.DB.WithContext(ctx).Select("id", "created_at").Where("id = ?", after).Take(&cur).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return nil, apierr.Invalid("cursor is not one this API returned").WithParam("cursor")
+			}
+			return nil, fmt.Errorf("list accounts: cursor: %w", err)
+		}
+		q = q.Where("created_at < ? OR (created_at = ? AND id < ?)", cur.CreatedAt, cur.CreatedAt, cur.ID)
 	}
 	var out []models.Account
 	if err := q.Find(&out).Error; err != nil {

@@ -38,8 +38,13 @@ type Endpoint struct {
 type Config struct {
 	Addr        string
 	DatabaseURL string
-	RedisURL    string
-	DataDir     string
+	// DatabaseListenURL is the PostgreSQL URL of the bus's LISTEN session
+	// (BEAVER_DATABASE_LISTEN_URL; default DatabaseURL): a direct one when
+	// DatabaseURL goes through a transaction-mode pooler, which cannot keep
+	// a LISTEN.
+	DatabaseListenURL string
+	RedisURL          string
+	DataDir           string
 
 	TemporalAddress   string
 	TemporalAddrSet   bool // TEMPORAL_ADDRESS was given explicitly
@@ -139,6 +144,10 @@ type Config struct {
 	// ResponsesRetention is how long a stored response is kept
 	// (BEAVER_RESPONSES_RETENTION_DAYS, default 30; 0 = expired at once).
 	ResponsesRetention time.Duration
+	// UsageLogRetentionDays is how many whole UTC days of usage logs the
+	// daily retention schedule keeps (BEAVER_USAGE_LOG_RETENTION_DAYS;
+	// 0, the default, keeps them forever). The ledger is never pruned.
+	UsageLogRetentionDays int
 
 	// Files and batches: FilesDir keeps uploaded files' bytes in a directory
 	// (BEAVER_FILES_DIR; "" = in the database); FilesMaxBytes bounds an
@@ -252,6 +261,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 	c := &Config{
 		Addr:                     get("BEAVER_ADDR", "127.0.0.1:8080"),
 		DatabaseURL:              get("BEAVER_DATABASE_URL", "sqlite://./data/beaver.db"),
+		DatabaseListenURL:        get("BEAVER_DATABASE_LISTEN_URL", ""),
 		RedisURL:                 get("BEAVER_REDIS_URL", ""),
 		DataDir:                  get("BEAVER_DATA_DIR", "./data"),
 		TemporalAddress:          get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
@@ -310,6 +320,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 
 		ResponsesStoreDefault: boolean("BEAVER_RESPONSES_STORE_DEFAULT", true),
 		ResponsesRetention:    time.Duration(num("BEAVER_RESPONSES_RETENTION_DAYS", 30)) * 24 * time.Hour,
+		UsageLogRetentionDays: int(min(num("BEAVER_USAGE_LOG_RETENTION_DAYS", 0), 1_000_000)),
 
 		FilesDir:                get("BEAVER_FILES_DIR", ""),
 		FilesRetentionDays:      int(num("BEAVER_FILES_RETENTION_DAYS", 30)),
@@ -337,6 +348,9 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		if o.issuer && (o.c.ClientID == "") != (o.c.Issuer == "") {
 			errs = append(errs, "BEAVER_OIDC_ISSUER, BEAVER_OIDC_CLIENT_ID and BEAVER_OIDC_CLIENT_SECRET must be set together")
 		}
+	}
+	if c.DatabaseListenURL == "" {
+		c.DatabaseListenURL = c.DatabaseURL
 	}
 	for _, p := range strings.Split(get("BEAVER_BATCH_NATIVE", ""), ",") {
 		if p = strings.TrimSpace(p); p != "" {

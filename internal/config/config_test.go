@@ -50,6 +50,12 @@ func TestDefaults(t *testing.T) {
 	if !c.ResponsesStoreDefault || c.ResponsesRetention != 30*24*time.Hour {
 		t.Errorf("responses: store by default %v, retention %s; want true, 30 days", c.ResponsesStoreDefault, c.ResponsesRetention)
 	}
+	if c.DatabaseListenURL != c.DatabaseURL {
+		t.Errorf("listen URL %q, want the database URL %q", c.DatabaseListenURL, c.DatabaseURL)
+	}
+	if c.UsageLogRetentionDays != 0 {
+		t.Errorf("usage logs kept %d days by default, want 0 (forever)", c.UsageLogRetentionDays)
+	}
 	if c.BodyReadTimeout != 30*time.Second || c.MaxBodiesPerIP != 8 || c.MaxAnonBodies != 128 || c.MaxWebhookBodies != 32 ||
 		c.MaxBodiesPerAccount != 64 || c.MaxBodiesInFlight != 1024 {
 		t.Errorf("body defaults: timeout %s, per IP %d, anonymous %d, webhook %d, per account %d, in flight %d", c.BodyReadTimeout,
@@ -64,7 +70,8 @@ func TestOverridesAndErrors(t *testing.T) {
 		"BEAVER_BODY_READ_TIMEOUT": "2s", "BEAVER_MAX_BODIES_PER_IP": "0", "BEAVER_MAX_BODIES_IN_FLIGHT": "7",
 		"BEAVER_MAX_ANON_BODIES": "3", "BEAVER_MAX_WEBHOOK_BODIES": "4", "BEAVER_MAX_BODIES_PER_ACCOUNT": "5",
 		"BEAVER_PG_SYNCHRONOUS_COMMIT": "off", "BEAVER_COMMIT_GATHER": "0s",
-		"BEAVER_RESPONSES_STORE_DEFAULT": "false", "BEAVER_RESPONSES_RETENTION_DAYS": "2"}))
+		"BEAVER_RESPONSES_STORE_DEFAULT": "false", "BEAVER_RESPONSES_RETENTION_DAYS": "2",
+		"BEAVER_USAGE_LOG_RETENTION_DAYS": "90", "BEAVER_DATABASE_LISTEN_URL": "postgres://direct/db"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +79,8 @@ func TestOverridesAndErrors(t *testing.T) {
 		len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" || c.UpstreamIdleTimeout != 5*time.Second || !c.RequireVerifiedEmail ||
 		c.BodyReadTimeout != 2*time.Second || c.MaxBodiesPerIP != 0 || c.MaxBodiesInFlight != 7 ||
 		c.MaxAnonBodies != 3 || c.MaxWebhookBodies != 4 || c.MaxBodiesPerAccount != 5 ||
-		c.PGSynchronousCommit || c.CommitGather != 0 || c.ResponsesStoreDefault || c.ResponsesRetention != 48*time.Hour {
+		c.PGSynchronousCommit || c.CommitGather != 0 || c.ResponsesStoreDefault || c.ResponsesRetention != 48*time.Hour ||
+		c.UsageLogRetentionDays != 90 || c.DatabaseListenURL != "postgres://direct/db" {
 		t.Fatalf("overrides: %+v", c)
 	}
 	for k, v := range map[string]string{"BEAVER_MAX_BODY_BYTES": "-1", "BEAVER_AUTH_LIMIT": "ten",
@@ -80,7 +88,8 @@ func TestOverridesAndErrors(t *testing.T) {
 		"BEAVER_BODY_READ_TIMEOUT": "0s", "BEAVER_MAX_BODIES_PER_IP": "-1", "BEAVER_MAX_BODIES_IN_FLIGHT": "many",
 		"BEAVER_MAX_ANON_BODIES": "-3", "BEAVER_MAX_WEBHOOK_BODIES": "x", "BEAVER_MAX_BODIES_PER_ACCOUNT": "1.5",
 		"BEAVER_PG_SYNCHRONOUS_COMMIT": "false", "BEAVER_COMMIT_GATHER": "5s",
-		"BEAVER_RESPONSES_STORE_DEFAULT": "sometimes", "BEAVER_RESPONSES_RETENTION_DAYS": "-1"} {
+		"BEAVER_RESPONSES_STORE_DEFAULT": "sometimes", "BEAVER_RESPONSES_RETENTION_DAYS": "-1",
+		"BEAVER_USAGE_LOG_RETENTION_DAYS": "a year"} {
 		if _, err := config.FromLookup(lookup(map[string]string{k: v})); err == nil {
 			t.Errorf("%s=%s accepted", k, v)
 		}

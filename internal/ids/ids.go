@@ -6,6 +6,7 @@ package ids
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"sync"
 	"time"
 )
@@ -65,4 +66,28 @@ func Random(n int) []byte {
 		panic("crypto/rand failed: " + err.Error()) // the OS is broken; nothing safe to do
 	}
 	return b
+}
+
+// Time is the creation time (millisecond precision) an id made by New or
+// Generation carries in its last 26 characters; ok is false when id does
+// not end in such a body.
+func Time(id string) (t time.Time, ok bool) {
+	if len(id) < 26 {
+		return time.Time{}, false
+	}
+	body := id[len(id)-26:]
+	var ms uint64
+	for i := 0; i < 26; i++ {
+		n := strings.IndexByte(alphabet, body[i])
+		if n < 0 {
+			return time.Time{}, false
+		}
+		if i < 10 { // the first 50 bits: two zero bits, then the 48-bit time
+			ms = ms<<5 | uint64(n)
+		}
+	}
+	if ms>>48 != 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(ms)).UTC(), true
 }

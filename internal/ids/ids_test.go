@@ -3,6 +3,7 @@ package ids_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beaver-gateway/beaver/internal/ids"
 )
@@ -21,5 +22,20 @@ func TestNewIsOrderedAndUnique(t *testing.T) {
 			t.Fatalf("id %q after %q", id, prev)
 		}
 		seen[id], prev = true, id
+	}
+}
+
+func TestTimeReadsTheCreationTime(t *testing.T) {
+	before := time.Now().Add(-time.Millisecond)
+	for _, id := range []string{ids.New("txn"), ids.Generation(ids.ChatPrefix), ids.Show(ids.Generation(ids.ChatPrefix), ids.ResponsePrefix)} {
+		at, ok := ids.Time(id)
+		if !ok || at.Before(before) || at.After(time.Now().Add(time.Millisecond)) {
+			t.Errorf("Time(%q) = %s, %v; want about now", id, at, ok)
+		}
+	}
+	for _, id := range []string{"", "chatcmpl-short", "batch_req_abc_1", "chatcmpl-ZZZZZZZZZZZZZZZZZZZZZZZZZZ"} {
+		if _, ok := ids.Time(id); ok {
+			t.Errorf("Time(%q) read a time", id)
+		}
 	}
 }
