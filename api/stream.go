@@ -33,11 +33,24 @@ func openStream(w gin.ResponseWriter, genID string) *sse.Writer {
 type sseSink struct {
 	w   gin.ResponseWriter
 	sse *sse.Writer
+	buf []byte // the chunk being written, reused for the next
 }
 
 func (s *sseSink) Open(generationID string) { s.sse = openStream(s.w, generationID) }
 
-func (s *sseSink) Send(c *chat.Chunk) bool { return s.sse.JSON("", c) }
+// Send writes c encoded by chat.Chunk.AppendJSON (the bytes json.Marshal
+// would write, without reflection): this runs once per token.
+func (s *sseSink) Send(c *chat.Chunk) bool {
+	if s.sse.Gone() {
+		return false
+	}
+	b, err := c.AppendJSON(s.buf[:0])
+	if err != nil {
+		return true // as sse.Writer.JSON: a value that does not encode is skipped
+	}
+	s.buf = b
+	return s.sse.Data(b) == nil
+}
 
 // SendError writes OpenAI's in-stream error event.
 func (s *sseSink) SendError(e *chat.ErrorEvent) bool { return s.sse.JSON("", e) }

@@ -124,6 +124,11 @@ func readStream(body io.Reader, start time.Time, timed bool, r *result) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
+	return lastEvent(last, r)
+}
+
+// lastEvent reads the id and cost of a stream's last data line.
+func lastEvent(last []byte, r *result) error {
 	var c chunk
 	if err := json.Unmarshal(last, &c); err != nil {
 		return fmt.Errorf("last stream event: %w", err)

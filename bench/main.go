@@ -52,6 +52,7 @@ type options struct {
 	env      envFlags
 	replicas int
 	redis    string
+	streams  streamsOptions
 }
 
 func main() {
@@ -62,12 +63,19 @@ func main() {
 	flag.IntVar(&o.latN, "n", 2000, "sequential requests for the latency run")
 	flag.IntVar(&o.gapN, "gapn", 50, "with -stream: sequential requests of spaced chunks for the gap run")
 	flag.BoolVar(&o.stream, "stream", false, "use streaming requests")
-	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of Beaver during its throughput run to this file")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of Beaver during its throughput run to this file (-streams: during its long streams, with FILE.allocs, FILE.block, FILE.mutex)")
 	flag.IntVar(&o.history, "history", 0, "instead of the load runs: load N usage logs and charges of one account, then time the usage and billing views")
 	flag.IntVar(&o.replicas, "replicas", 0, "N > 0: N beaver api processes on one PostgreSQL database, requests round robin; reports settlement commits/s")
 	flag.StringVar(&o.redis, "redis", "", "with -replicas: BEAVER_REDIS_URL of every replica (shared rate limits)")
+	flag.IntVar(&o.streams.n, "streams", 0, "N long streams at once, direct and through Beaver, after short streams at -c connections (replaces the other runs)")
+	flag.IntVar(&o.streams.chunks, "chunks", 50, "with -streams: words (chunks) of each long stream")
+	flag.DurationVar(&o.streams.interval, "interval", 200*time.Millisecond, "with -streams: the fake's wait before each chunk")
+	flag.DurationVar(&o.streams.spread, "spread", 5*time.Second, "with -streams: the long streams' starts are spread evenly over this")
 	flag.Var(&o.env, "env", "KEY=VALUE added to Beaver's environment (repeatable)")
 	flag.Parse()
+	if o.streams.n > 0 {
+		o.stream = true
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -193,6 +201,17 @@ func run(o options) error {
 		env = " env=" + strings.Join(o.env, ",")
 	}
 	fmt.Printf("Beaver benchmark (%s, stream=%v%s, %s per throughput run, %d connections)\n", dbKind(dbURL), o.stream, env, o.duration, o.conns)
+	if o.streams.n > 0 {
+		long := func(upstream bool) []byte {
+			return body(upstream, fmt.Sprintf("benchmark me [[words:%d]] [[chunk-delay:%d]]", o.streams.chunks, o.streams.interval.Milliseconds()), 2*o.streams.chunks)
+		}
+		prof := func(d time.Duration) <-chan error { return fetchProfiles("http://"+pprofAddr, o.profile, d) }
+		if o.profile == "" {
+			prof = nil
+		}
+		mid := runStreams(o.streams, o.conns, o.duration, direct, proxy, beaver, long, cmd.Process.Pid, idleRSS, prof)
+		return finish(base, key, before, rec, true, fmt.Sprintf("summary %s%s: %s", dbKind(dbURL), env, mid))
+	}
 	dRPS, dErr := load(direct, o.conns, o.duration)
 	pRPS, pErr := load(proxy, o.conns, o.duration)
 	profDone := make(chan error, 1)
@@ -251,22 +270,28 @@ func run(o options) error {
 			}
 		}
 	}
+	return finish(base, key, before, rec, o.stream, fmt.Sprintf("summary %s stream=%v%s: Beaver/proxy-only %.2f, Beaver/direct %.2f, added p50 Beaver %s (proxy-only %s), added p99 Beaver %s (proxy-only %s), %sRSS idle %.0f MB peak %.0f MB",
+		dbKind(dbURL), o.stream, env, bRPS/pRPS, bRPS/dRPS,
+		ms(added(bLat.total, dLat.total, .50)), ms(added(pLat.total, dLat.total, .50)),
+		ms(added(bLat.total, dLat.total, .99)), ms(added(pLat.total, dLat.total, .99)),
+		summaryFirst, idleRSS, peakRSS))
+}
+
+// finish checks that every answer was billed exactly once and prints the
+// summary line with the verdict.
+func finish(base, key string, before int64, rec *recorder, stream bool, summary string) error {
 	if err := waitLeases(base, key); err != nil {
 		return err
 	}
 	if err := checkLedger(base, key); err != nil {
 		return err
 	}
-	billErr := checkBilledOnce(base, key, before, rec, o.stream)
+	billErr := checkBilledOnce(base, key, before, rec, stream)
 	billed := "ok"
 	if billErr != nil {
 		billed = "FAILED"
 	}
-	fmt.Printf("summary %s stream=%v%s: Beaver/proxy-only %.2f, Beaver/direct %.2f, added p50 Beaver %s (proxy-only %s), added p99 Beaver %s (proxy-only %s), %sRSS idle %.0f MB peak %.0f MB, billed exactly once: %s\n",
-		dbKind(dbURL), o.stream, env, bRPS/pRPS, bRPS/dRPS,
-		ms(added(bLat.total, dLat.total, .50)), ms(added(pLat.total, dLat.total, .50)),
-		ms(added(bLat.total, dLat.total, .99)), ms(added(pLat.total, dLat.total, .99)),
-		summaryFirst, idleRSS, peakRSS, billed)
+	fmt.Printf("%s, billed exactly once: %s\n", summary, billed)
 	if billErr != nil {
 		return billErr
 	}

@@ -112,7 +112,12 @@ func dbKind(u string) string {
 
 // fetchProfile saves a CPU profile of Beaver taken over d.
 func fetchProfile(base, path string, d time.Duration) error {
-	res, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())))
+	return fetchURL(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())), path)
+}
+
+// fetchURL saves the body of GET url to path.
+func fetchURL(url, path string) error {
+	res, err := http.Get(url)
 	if err != nil {
 		return err
 	}
@@ -124,4 +129,22 @@ func fetchProfile(base, path string, d time.Duration) error {
 	defer f.Close()
 	_, err = io.Copy(f, res.Body)
 	return err
+}
+
+// fetchProfiles saves Beaver's CPU profile over d to path, then its
+// allocation, block and mutex profiles to path.allocs, .block and .mutex
+// (the last two sample only with BEAVER_PPROF_CONTENTION set).
+func fetchProfiles(base, path string, d time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		err := fetchProfile(base, path, d)
+		for _, name := range []string{"allocs", "block", "mutex"} {
+			if err != nil {
+				break
+			}
+			err = fetchURL(base+"/debug/pprof/"+name, path+"."+name)
+		}
+		done <- err
+	}()
+	return done
 }

@@ -397,11 +397,13 @@ func (e *Engine) holdLocked(ctx context.Context, l *lease, r AdmitRequest, maxTo
 	}
 	if avail := l.granted - l.held; avail < want {
 		// Ask for the shortfall with headroom, then without, then whatever is left.
-		// Lease ahead by the larger of a multiple of this request and twice
-		// what was spent since the last extension, so a busy key extends
-		// less and less often.
+		// Lease ahead by the largest of a multiple of this request, twice
+		// what was spent since the last extension, and what is held now, so
+		// a busy key extends less and less often. Held counts long streams,
+		// which spend nothing until they end: thousands opening at once
+		// would otherwise extend (a write, under l.mu) every few admissions.
 		short := want - avail
-		ahead := max(short*e.opts.LeaseHeadroom, 2*l.spentSinceExtend)
+		ahead := max(short*e.opts.LeaseHeadroom, 2*l.spentSinceExtend, l.held)
 		ok, err := e.extend(ctx, l, short+ahead)
 		if err == nil && !ok {
 			ok, err = e.extend(ctx, l, short)

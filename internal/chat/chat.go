@@ -255,6 +255,14 @@ type Chunk struct {
 
 // MarshalJSON renders nil Choices as [] as OpenAI does for usage chunks.
 func (c Chunk) MarshalJSON() ([]byte, error) {
+	if c.plainJSON() {
+		return c.AppendJSON(nil)
+	}
+	return c.marshalReflect()
+}
+
+// marshalReflect is MarshalJSON through encoding/json.
+func (c Chunk) marshalReflect() ([]byte, error) {
 	type plain Chunk
 	if c.Choices == nil {
 		c.Choices = []ChunkChoice{}
@@ -304,7 +312,11 @@ func (c *Chunk) Text() string {
 	if n == 0 {
 		return ""
 	}
-	b := make([]byte, 0, n)
+	return string(c.AppendText(make([]byte, 0, n)))
+}
+
+// AppendText appends Text's text to b, without a string per chunk.
+func (c *Chunk) AppendText(b []byte) []byte {
 	for i := range c.Choices {
 		d := &c.Choices[i].Delta
 		if d.Content != nil {
@@ -319,7 +331,7 @@ func (c *Chunk) Text() string {
 			b = append(b, tc.Function.Arguments...)
 		}
 	}
-	return string(b)
+	return b
 }
 
 // Usage is the token usage of a request, plus Beaver's cost fields.

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
@@ -50,7 +49,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 
 	var (
 		usage     *chat.Usage
-		received  strings.Builder // what the upstream generated, delivered or not
+		received  []byte // what the upstream generated, delivered or not
 		streamErr error
 		gone      bool
 	)
@@ -69,7 +68,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		if len(ch.Choices) == 0 {
 			continue // usage-only chunk: ours comes at the end
 		}
-		received.WriteString(ch.Text()) // the upstream bills it even if the client is gone
+		received = ch.AppendText(received) // the upstream bills it even if the client is gone
 		ch.ID, ch.Model, ch.Object, ch.Usage = r.genID, r.entry.ID, chat.ObjectChunk, nil
 		if ch.Created == 0 {
 			ch.Created = r.created
@@ -83,7 +82,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 	o := r.outcome()
 	o.Streamed, o.Cancelled = true, cancelled
 	if usage == nil || streamErr != nil || cancelled {
-		usage, o.UsageEstimated = r.cutUsage(ctx, usage, st.Usage(), received.String(), streamErr == nil && !cancelled)
+		usage, o.UsageEstimated = r.cutUsage(ctx, usage, st.Usage(), string(received), streamErr == nil && !cancelled)
 	}
 	if streamErr != nil && !cancelled {
 		o.Error = streamErr.Error()

@@ -50,7 +50,6 @@ type h1Conn struct {
 	net.Conn
 	key       string
 	br        *bufio.Reader
-	bw        *bufio.Writer
 	idleSince time.Time
 	reused    bool
 }
@@ -108,8 +107,13 @@ func (t *h1Transport) exchange(c *h1Conn, r h1Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	writeRequest(c.bw, r)
-	if err := c.bw.Flush(); err != nil {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c)
+	writeRequest(bw, r)
+	err := bw.Flush()
+	bw.Reset(nil)
+	writers.Put(bw)
+	if err != nil {
 		return fail(err)
 	}
 	resp, err := http.ReadResponse(c.br, nil)
@@ -119,6 +123,11 @@ func (t *h1Transport) exchange(c *h1Conn, r h1Request) (*http.Response, error) {
 	resp.Body = &h1Body{t: t, c: c, rc: resp.Body, stop: stop, keep: !resp.Close}
 	return resp, nil
 }
+
+// writers buffer requests as they are written: a connection needs its
+// writer only while it sends, and a stream keeps its connection (and its
+// read buffer, 4 KiB as net/http's) for as long as it lasts.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8<<10) }}
 
 // writeRequest writes r's request line, headers and body to w.
 func writeRequest(w *bufio.Writer, r h1Request) {
@@ -196,7 +205,7 @@ func (t *h1Transport) dial(ctx context.Context, key string, r h1Request) (*h1Con
 		conn = tc
 	}
 	t.dials.Add(1)
-	return &h1Conn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 8<<10)}, nil
+	return &h1Conn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4<<10)}, nil
 }
 
 // put pools a connection whose last answer was read to the end.
