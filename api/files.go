@@ -82,6 +82,9 @@ func (s *Server) uploadFile(c *gin.Context) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(part, 1<<20))
 		}
 	}
+	if !s.streamedSignatureOK(c) { // the file read so far is removed (deferred Abort)
+		return
+	}
 	if id == "" {
 		s.fail(c, apierr.Invalid("file is required").WithParam("file"))
 		return

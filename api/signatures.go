@@ -1,7 +1,11 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash"
 	"io"
 	"net/http"
 
@@ -42,7 +46,10 @@ func (s *Server) checkSignature(c *gin.Context, fail func(*gin.Context, error)) 
 }
 
 // signatureOK checks the request's signature when its key requires one;
-// it answers with fail and reports false when the request is refused.
+// it answers with fail and reports false when the request is refused. A
+// streamed upload (POST /v1/files) is not held in memory: its body is
+// hashed as the handler reads it, and the handler checks the signature
+// (streamedSignatureOK) before it keeps the file.
 func (s *Server) signatureOK(c *gin.Context, fail func(*gin.Context, error)) bool {
 	failAuth := func(c *gin.Context, e *apierr.Error) { fail(c, e); c.Abort() }
 	p := principal(c)
@@ -59,18 +66,45 @@ func (s *Server) signatureOK(c *gin.Context, fail func(*gin.Context, error)) boo
 		mb.Reset(b)
 		body = b
 	} else if hasBody(c.Request) {
-		// A streamed upload (POST /v1/files) is not held in memory, so its
-		// body cannot be checked before it is stored.
-		failAuth(c, invalidSignature("a key that requires signatures cannot upload files; use another key"))
+		if c.GetHeader(signing.TimestampHeader) == "" || c.GetHeader(signing.SignatureHeader) == "" {
+			failAuth(c, invalidSignature(fmt.Sprintf("this key requires signed requests: send %s and %s",
+				signing.TimestampHeader, signing.SignatureHeader)))
+			return false
+		}
+		h := &hashingBody{ReadCloser: c.Request.Body, sum: sha256.New()}
+		c.Request.Body = h
+		c.Set(ctxStreamedBody, h)
+		return true
+	}
+	return s.verifySignature(c, failAuth, body, "")
+}
+
+// streamedSignatureOK checks the signature of a streamed body once the
+// handler has read it (the rest is drained first, so the hash covers every
+// byte sent); true when no signature is needed. It answers the refusal.
+func (s *Server) streamedSignatureOK(c *gin.Context) bool {
+	v, ok := c.Get(ctxStreamedBody)
+	if !ok {
+		return true
+	}
+	h := v.(*hashingBody)
+	if _, err := io.Copy(io.Discard, c.Request.Body); err != nil { // through the upload's own limits
+		s.fail(c, uploadReadError(err))
 		return false
 	}
+	return s.verifySignature(c, func(c *gin.Context, e *apierr.Error) { s.fail(c, e); c.Abort() }, nil,
+		hex.EncodeToString(h.sum.Sum(nil)))
+}
+
+func (s *Server) verifySignature(c *gin.Context, failAuth func(*gin.Context, *apierr.Error), body []byte, bodySHA256 string) bool {
+	p := principal(c)
 	secret, err := s.auth.SigningSecret(p.Key)
 	if err != nil || secret == "" {
 		s.log.Error("signing secret unreadable", "request_id", requestID(c), "key_id", p.Key.ID, "err", err)
 		failAuth(c, apierr.Internal())
 		return false
 	}
-	r := signing.Request{Method: c.Request.Method, PathWithQuery: c.Request.URL.RequestURI(), Body: body,
+	r := signing.Request{Method: c.Request.Method, PathWithQuery: c.Request.URL.RequestURI(), Body: body, BodySHA256: bodySHA256,
 		Timestamp: c.GetHeader(signing.TimestampHeader), Signature: c.GetHeader(signing.SignatureHeader)}
 	err = signing.Verify(c.Request.Context(), s.Replays, secret, r, s.auth.Now())
 	switch {
@@ -83,4 +117,19 @@ func (s *Server) signatureOK(c *gin.Context, fail func(*gin.Context, error)) boo
 		return false
 	}
 	return true
+}
+
+// ctxStreamedBody holds the hashingBody of a signed streamed upload.
+const ctxStreamedBody = "beaver.streamed_body"
+
+// hashingBody hashes a request body as it is read.
+type hashingBody struct {
+	io.ReadCloser
+	sum hash.Hash
+}
+
+func (h *hashingBody) Read(p []byte) (int, error) {
+	n, err := h.ReadCloser.Read(p)
+	h.sum.Write(p[:n])
+	return n, err
 }

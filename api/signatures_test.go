@@ -108,6 +108,22 @@ func TestSignedRequests(t *testing.T) {
 			t.Fatalf("gemini unsigned: %d %s", g.Status, g.Raw)
 		}
 
+		// A streamed upload is hashed as it is read and checked before the
+		// file is kept: unsigned and tampered uploads keep nothing.
+		ct, up := multipartFile(t, "batch", "in.jsonl", batchLine("a"))
+		h.do("POST", "/v1/files", key, up, withHeader("Content-Type", ct)).wantError(401, "invalid_signature")
+		usig := signedHeaders(t, secret, "POST", "/v1/files", up, now.Add(4*time.Second))
+		tampered := bytes.Replace(up, []byte(`"a"`), []byte(`"b"`), 1)
+		h.do("POST", "/v1/files", key, tampered, append(usig, withHeader("Content-Type", ct))...).wantError(401, "invalid_signature")
+		if n := h.scalar("SELECT COUNT(*) FROM files"); n != 0 {
+			t.Fatalf("refused uploads left %d files", n)
+		}
+		f := h.do("POST", "/v1/files", key, up, append(usig, withHeader("Content-Type", ct))...).want(200)
+		if f.str("purpose") != "batch" {
+			t.Fatalf("signed upload: %s", f.Raw)
+		}
+		h.do("POST", "/v1/files", key, up, append(usig, withHeader("Content-Type", ct))...).wantError(401, "invalid_signature")
+
 		// A replica sharing the database refuses a signature the first one
 		// accepted (the replay store is the database).
 		other := h.replica(h.Bus)
