@@ -531,10 +531,10 @@ func TestModelRoutesAndNames(t *testing.T) {
 func TestModelsListShape(t *testing.T) {
 	inf := newInference(t, "sqlite", fakeupstream.Options{})
 	r := inf.do("GET", "/v1/models", "", nil).want(200)
-	// The default catalog's 23 active current models (2 realtime) and 5
+	// The default catalog's 23 active current models (2 realtime) and 6
 	// image models, and its 34 models of 2024 (31 chat, 3 embedding) that
 	// the harness returns to service.
-	if r.str("object") != "list" || len(r.list("data")) != 62 {
+	if r.str("object") != "list" || len(r.list("data")) != 63 {
 		t.Fatalf("models: %d", len(r.list("data")))
 	}
 	cats := map[string]int{}
