@@ -269,17 +269,27 @@ func (r *passkeyFinishRequest) check() error {
 	return nil
 }
 
-func (s *Server) passkeyRegisterFinish(c *gin.Context) {
+// passkeyFinish reads and checks a ceremony's finishing request, answering
+// when passkeys are off or the body is bad.
+func (s *Server) passkeyFinish(c *gin.Context) (*passkeyFinishRequest, bool) {
 	if !s.passkeysOn(c) {
-		return
+		return nil, false
 	}
 	var req passkeyFinishRequest
 	if err := bindBody(c, &req, false); err != nil {
 		s.fail(c, err)
-		return
+		return nil, false
 	}
 	if err := req.check(); err != nil {
 		s.fail(c, err)
+		return nil, false
+	}
+	return &req, true
+}
+
+func (s *Server) passkeyRegisterFinish(c *gin.Context) {
+	req, ok := s.passkeyFinish(c)
+	if !ok {
 		return
 	}
 	id := principal(c).Account.ID
@@ -305,16 +315,8 @@ func (s *Server) passkeyLoginBegin(c *gin.Context) {
 }
 
 func (s *Server) passkeyLoginFinish(c *gin.Context) {
-	if !s.passkeysOn(c) {
-		return
-	}
-	var req passkeyFinishRequest
-	if err := bindBody(c, &req, false); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := req.check(); err != nil {
-		s.fail(c, err)
+	req, ok := s.passkeyFinish(c)
+	if !ok {
 		return
 	}
 	res, id, err := s.auth.FinishPasskeyLogin(c.Request.Context(), s.rp, req.CeremonyToken, req.Credential)
