@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/beaver-gateway/beaver/internal/auth"
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/retention"
@@ -143,6 +144,24 @@ func (a *Activities) PurgeExpiredFiles(ctx context.Context, _ PurgeExpiredFilesI
 		a.log().InfoContext(ctx, "expired files deleted", "files", n)
 	}
 	return PurgeExpiredFilesResult{Deleted: n}, err
+}
+
+// PurgeAuthChallengesInput has no fields yet.
+type PurgeAuthChallengesInput struct{}
+
+// PurgeAuthChallengesResult counts the challenges deleted.
+type PurgeAuthChallengesResult struct {
+	Deleted int64
+}
+
+// PurgeAuthChallenges deletes expired sign-in challenges and passkey
+// ceremonies (they are refused once expired; this frees their rows).
+func (a *Activities) PurgeAuthChallenges(ctx context.Context, _ PurgeAuthChallengesInput) (PurgeAuthChallengesResult, error) {
+	n, err := auth.PurgeExpiredChallenges(ctx, a.DB.DB, time.Now().UTC(), purgeBatch)
+	if n > 0 {
+		a.log().InfoContext(ctx, "expired sign-in challenges purged", "challenges", n)
+	}
+	return PurgeAuthChallengesResult{Deleted: n}, err
 }
 
 // PruneUsageLogsInput carries the time the retention counts from (the

@@ -28,6 +28,7 @@ const (
 	ev2FAEnabled       = "auth.2fa_enabled"
 	ev2FADisabled      = "auth.2fa_disabled"
 	evRecoveryUsed     = "auth.recovery_code_used"
+	evRecoveryRenewed  = "auth.recovery_codes_renewed"
 	evPasskeyAdded     = "auth.passkey_added"
 	evPasskeyRemoved   = "auth.passkey_removed"
 )
@@ -41,6 +42,7 @@ var auditOf = map[string]string{
 	ev2FAEnabled:       audit.Action2FAEnabled,
 	ev2FADisabled:      audit.Action2FADisabled,
 	evRecoveryUsed:     audit.Action2FARecoveryUsed,
+	evRecoveryRenewed:  audit.Action2FARecoveryRenewed,
 	evPasskeyAdded:     audit.ActionPasskeyAdded,
 	evPasskeyRemoved:   audit.ActionPasskeyRemoved,
 }
@@ -197,7 +199,7 @@ func (s *Server) confirm2FA(c *gin.Context) {
 		return
 	}
 	id := principal(c).Account.ID
-	codes, err := s.auth.ConfirmTOTP(c.Request.Context(), id, req.Code)
+	codes, err := s.auth.ConfirmTOTP(c.Request.Context(), id, principal(c).SessionID, req.Code)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -227,6 +229,47 @@ func (s *Server) disable2FA(c *gin.Context) {
 	}
 	s.securityEvent(c, ev2FADisabled, id)
 	c.Status(http.StatusNoContent)
+}
+
+// twoFactorStatus answers GET /auth/2fa: whether two-factor is on and how
+// many recovery codes are left, so the dashboard can say when to renew them.
+func (s *Server) twoFactorStatus(c *gin.Context) {
+	p := principal(c)
+	a, err := s.auth.GetAccount(c.Request.Context(), p.Account.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	left := int64(0)
+	if a.TwoFactor {
+		if left, err = s.auth.RecoveryCodesLeft(c.Request.Context(), a.ID); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"two_factor": a.TwoFactor, "recovery_codes_left": left})
+}
+
+// renewRecoveryCodes answers POST /auth/2fa/recovery-codes {code}: ten new
+// codes, shown once; the old ones stop working.
+func (s *Server) renewRecoveryCodes(c *gin.Context) {
+	var req codeRequest
+	if err := bindBody(c, &req, false); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.throttle2FA(c); err != nil {
+		s.fail(c, err)
+		return
+	}
+	id := principal(c).Account.ID
+	codes, err := s.auth.RegenerateRecoveryCodes(c.Request.Context(), id, req.Code)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.securityEvent(c, evRecoveryRenewed, id)
+	c.JSON(http.StatusOK, gin.H{"recovery_codes": codes})
 }
 
 // ---- passkeys ----

@@ -265,3 +265,57 @@ func TestPasskeys(t *testing.T) {
 			wantError(400, "invalid_request")
 	})
 }
+
+// Turning two-factor on ends the account's other sessions (one opened with
+// the password alone must not outlive it); recovery codes can be counted and
+// renewed with a current code, after which the old ones stop working.
+func TestTwoFactorSessionsAndRecoveryCodes(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		h := newHarness(t, dialect)
+		now := freezeClock(h)
+		u := h.newUser()
+		other := h.login(u.Email, u.Password)
+		wantTwoFactor(t, h.do("GET", "/auth/2fa", u.Token, nil).want(200), false, 0)
+
+		secret, codes := enable2FA(h, u, *now)
+		h.do("GET", "/auth/me", u.Token, nil).want(200) // the session that turned it on stays
+		h.do("GET", "/auth/me", other.Token, nil).wantError(401, "unauthorized")
+		h.do("POST", "/auth/refresh", "", map[string]string{"refresh_token": other.Refresh}).wantError(401, "unauthorized")
+		wantTwoFactor(t, h.do("GET", "/auth/2fa", u.Token, nil).want(200), true, 10)
+
+		// A recovery code cannot renew the codes; a wrong or replayed code neither.
+		h.do("POST", "/auth/2fa/recovery-codes", u.Token, map[string]string{"recovery_code": codes[0]}).wantError(400, "invalid_request")
+		h.do("POST", "/auth/2fa/recovery-codes", u.Token, map[string]string{"code": totpCode(t, secret, *now)}).wantError(400, "invalid_request")
+		*now = now.Add(30 * time.Second)
+		r := h.do("POST", "/auth/2fa/recovery-codes", u.Token, map[string]string{"code": totpCode(t, secret, *now)}).want(200)
+		fresh := r.list("recovery_codes")
+		if len(fresh) != 10 {
+			t.Fatalf("renewed codes %v", fresh)
+		}
+		wantTwoFactor(t, h.do("GET", "/auth/2fa", u.Token, nil).want(200), true, 10)
+		h.do("POST", "/auth/login/2fa", "", map[string]string{"challenge_token": challenge(h, u), "recovery_code": codes[1]}).
+			wantError(401, "unauthorized")
+		h.do("POST", "/auth/login/2fa", "", map[string]string{"challenge_token": challenge(h, u), "recovery_code": fresh[1].(string)}).want(200)
+		wantTwoFactor(t, h.do("GET", "/auth/2fa", u.Token, nil).want(200), true, 9)
+		if n := h.scalar("SELECT COUNT(*) FROM audit_entries WHERE account_id = ? AND action = 'auth.2fa.recovery_codes_renewed'", u.ID); n != 1 {
+			t.Fatalf("renewal audit entries: %d", n)
+		}
+
+		// Expired challenges are purged by the sweep; live ones stay.
+		live := h.scalar("SELECT COUNT(*) FROM auth_challenges WHERE expires_at > ?", *now)
+		n, err := auth.PurgeExpiredChallenges(t.Context(), h.DB.DB, now.Add(auth.ChallengeTTL+time.Second), 1000)
+		if err != nil || n < live {
+			t.Fatalf("purged %d (live before %d): %v", n, live, err)
+		}
+		if left := h.scalar("SELECT COUNT(*) FROM auth_challenges"); left != 0 {
+			t.Fatalf("%d challenges left after the purge", left)
+		}
+	})
+}
+
+func wantTwoFactor(t *testing.T, r *resp, on bool, left int64) {
+	t.Helper()
+	if r.get("two_factor") != on || r.num("recovery_codes_left") != left {
+		t.Fatalf("GET /auth/2fa answered %s, want two_factor %v and %d codes left", r.Raw, on, left)
+	}
+}

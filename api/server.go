@@ -214,6 +214,8 @@ func (s *Server) routes() *gin.Engine {
 	a.POST("/auth/2fa/enroll", sessionOnly, s.enroll2FA)
 	a.POST("/auth/2fa/confirm", sessionOnly, s.confirm2FA)
 	a.POST("/auth/2fa/disable", sessionOnly, s.disable2FA)
+	a.GET("/auth/2fa", sessionOnly, s.twoFactorStatus)
+	a.POST("/auth/2fa/recovery-codes", sessionOnly, s.renewRecoveryCodes)
 	a.POST("/auth/passkeys/register/begin", sessionOnly, s.passkeyRegisterBegin)
 	a.POST("/auth/passkeys/register/finish", sessionOnly, s.passkeyRegisterFinish)
 	a.GET("/auth/passkeys", sessionOnly, s.listPasskeys)

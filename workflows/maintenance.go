@@ -63,9 +63,10 @@ type LeaseSweepInput struct{}
 // LeaseSweepResult counts the leases returned and the stored responses
 // purged.
 type LeaseSweepResult struct {
-	Returned        int
-	PurgedResponses int64
-	PurgedFiles     int
+	Returned         int
+	PurgedResponses  int64
+	PurgedFiles      int
+	PurgedChallenges int64
 }
 
 // purgeResponsesVersion marks runs that also purge expired stored
@@ -75,10 +76,14 @@ const purgeResponsesVersion = "purge-stored-responses"
 // purgeFilesVersion marks runs that also delete expired files.
 const purgeFilesVersion = "purge-expired-files"
 
+// purgeChallengesVersion marks runs that also delete expired sign-in
+// challenges and passkey ceremonies.
+const purgeChallengesVersion = "purge-auth-challenges"
+
 // LeaseSweepWorkflow sweeps expired state every minute (by schedule; a
 // missed run is simply made up by the next): the balance leases of dead
-// instances, then the stored responses past their retention, then the
-// files past their expires_at.
+// instances, then the stored responses past their retention, the files
+// past their expires_at and the expired sign-in challenges.
 func LeaseSweepWorkflow(ctx workflow.Context, _ LeaseSweepInput) (LeaseSweepResult, error) {
 	ctx = withActivity(ctx, time.Minute, 2*time.Minute, 3)
 	var res activities.SweepLeasesResult
@@ -102,6 +107,14 @@ func LeaseSweepWorkflow(ctx workflow.Context, _ LeaseSweepInput) (LeaseSweepResu
 		return out, err
 	}
 	out.PurgedFiles = files.Deleted
+	if workflow.GetVersion(ctx, purgeChallengesVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return out, nil
+	}
+	var ch activities.PurgeAuthChallengesResult
+	if err := workflow.ExecuteActivity(ctx, a.PurgeAuthChallenges, activities.PurgeAuthChallengesInput{}).Get(ctx, &ch); err != nil {
+		return out, err
+	}
+	out.PurgedChallenges = ch.Deleted
 	return out, nil
 }
 

@@ -100,12 +100,14 @@ func TestLeaseSweepWorkflow(t *testing.T) {
 	env.OnActivity(a.SweepLeases, mock.Anything, mock.Anything).Return(activities.SweepLeasesResult{Returned: 2}, nil).Once()
 	env.OnActivity(a.PurgeStoredResponses, mock.Anything, mock.Anything).Return(activities.PurgeStoredResponsesResult{Deleted: 7}, nil).Once()
 	env.OnActivity(a.PurgeExpiredFiles, mock.Anything, mock.Anything).Return(activities.PurgeExpiredFilesResult{Deleted: 3}, nil).Once()
+	env.OnActivity(a.PurgeAuthChallenges, mock.Anything, mock.Anything).Return(activities.PurgeAuthChallengesResult{Deleted: 4}, nil).Once()
 	env.ExecuteWorkflow(workflows.LeaseSweepWorkflow, workflows.LeaseSweepInput{})
 	var res workflows.LeaseSweepResult
 	require.NoError(t, env.GetWorkflowResult(&res))
 	require.Equal(t, 2, res.Returned)
 	require.Equal(t, int64(7), res.PurgedResponses)
 	require.Equal(t, 3, res.PurgedFiles)
+	require.Equal(t, int64(4), res.PurgedChallenges)
 }
 
 // ---- email verification ----

@@ -20,6 +20,7 @@ const (
 	Action2FAEnabled          = "auth.2fa.enabled"
 	Action2FADisabled         = "auth.2fa.disabled"
 	Action2FARecoveryUsed     = "auth.2fa.recovery_code_used"
+	Action2FARecoveryRenewed  = "auth.2fa.recovery_codes_renewed"
 	ActionPasskeyAdded        = "auth.passkey.added"
 	ActionPasskeyRemoved      = "auth.passkey.removed"
 	ActionIdentityLinked      = "auth.identity.linked"

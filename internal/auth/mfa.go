@@ -85,8 +85,10 @@ func (s *Service) EnrollTOTP(ctx context.Context, accountID string) (*TOTPEnroll
 
 // ConfirmTOTP turns two-factor on with a code from the pending secret and
 // returns ten new recovery codes (only their hashes are kept; older ones
-// are dropped).
-func (s *Service) ConfirmTOTP(ctx context.Context, accountID, code string) ([]string, error) {
+// are dropped). Every other session of the account ends in the same change:
+// one opened by whoever knew only the password must not outlive the second
+// factor meant to keep them out. keepSession (the caller's) stays.
+func (s *Service) ConfirmTOTP(ctx context.Context, accountID, keepSession, code string) ([]string, error) {
 	a, err := s.GetAccount(ctx, accountID)
 	if err != nil {
 		return nil, err
@@ -114,12 +116,68 @@ func (s *Service) ConfirmTOTP(ctx context.Context, accountID, code string) ([]st
 		if r.RowsAffected == 0 {
 			return nil, apierr.Conflict("the enrolment changed meanwhile; enrol again")
 		}
-		return []string{accountMsg(accountID)}, s.replaceRecoveryCodes(tx, accountID, codes, now)
+		if err := s.replaceRecoveryCodes(tx, accountID, codes, now); err != nil {
+			return nil, err
+		}
+		ended, err := s.endOtherSessions(tx, accountID, keepSession, "two_factor_enabled", now)
+		return append(ended, accountMsg(accountID)), err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("confirm two-factor: %w", err)
 	}
 	return codes, nil
+}
+
+// RegenerateRecoveryCodes replaces the account's recovery codes with ten
+// new ones, for a current TOTP code (not a recovery code: one leaked code
+// must not buy ten more).
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, accountID, code string) ([]string, error) {
+	if code == "" {
+		return nil, apierr.Invalid("code is required: the current code from your authenticator app").WithParam("code")
+	}
+	now := s.Now()
+	codes := newRecoveryCodes()
+	err := s.change(ctx, func(tx *gorm.DB) ([]string, error) {
+		var a models.Account
+		if err := tx.Where("id = ?", accountID).Take(&a).Error; err != nil {
+			return nil, err
+		}
+		if !a.TwoFactor {
+			return nil, apierr.Conflict("two-factor authentication is not on")
+		}
+		if _, err := s.checkSecondFactor(tx, &a, code, "", now); errors.Is(err, errWrongCode) {
+			return nil, apierr.Invalid("the code is wrong, expired or already used").WithParam("code")
+		} else if err != nil {
+			return nil, err
+		}
+		return nil, s.replaceRecoveryCodes(tx, accountID, codes, now)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("regenerate recovery codes: %w", err)
+	}
+	return codes, nil
+}
+
+// endOtherSessions revokes every live session of the account but keep and
+// returns the bus messages that end them on every replica.
+func (s *Service) endOtherSessions(tx *gorm.DB, accountID, keep, reason string, now time.Time) ([]string, error) {
+	var list []string
+	if err := tx.Model(&models.Session{}).Where("account_id = ? AND revoked_at IS NULL AND id <> ?", accountID, keep).
+		Pluck("id", &list).Error; err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	if err := tx.Model(&models.Session{}).Where("id IN ? AND revoked_at IS NULL", list).
+		Updates(map[string]any{"revoked_at": now, "revoke_reason": reason}).Error; err != nil {
+		return nil, fmt.Errorf("end sessions: %w", err)
+	}
+	msgs := make([]string, len(list))
+	for i, id := range list {
+		msgs[i] = SessionMsg(id)
+	}
+	return msgs, nil
 }
 
 // DisableTOTP turns two-factor off with a current code or an unused
@@ -412,4 +470,16 @@ func (s *Service) countWrongCode(ctx context.Context, id string, now time.Time) 
 	if err != nil {
 		s.log().Error("counting a wrong two-factor code failed", "challenge_id", id, "err", err)
 	}
+}
+
+// PurgeExpiredChallenges deletes up to batch challenges that expired before
+// now (used or not: a spent one protects nothing once it cannot be presented
+// again), so sign-in steps leave no rows behind.
+func PurgeExpiredChallenges(ctx context.Context, db *gorm.DB, now time.Time, batch int) (int64, error) {
+	r := db.WithContext(ctx).Exec(`DELETE FROM auth_challenges WHERE id IN
+		(SELECT id FROM auth_challenges WHERE expires_at <= ? LIMIT ?)`, now, batch)
+	if r.Error != nil {
+		return 0, fmt.Errorf("purge expired challenges: %w", r.Error)
+	}
+	return r.RowsAffected, nil
 }

@@ -392,23 +392,7 @@ func (s *Service) RevokeSession(ctx context.Context, id, reason string) error {
 // one change.
 func (s *Service) RevokeAllSessions(ctx context.Context, accountID, reason string) error {
 	err := s.change(ctx, func(tx *gorm.DB) ([]string, error) {
-		var list []string
-		if err := tx.Model(&models.Session{}).Where("account_id = ? AND revoked_at IS NULL", accountID).
-			Pluck("id", &list).Error; err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
-		}
-		if len(list) == 0 {
-			return nil, nil
-		}
-		if err := tx.Model(&models.Session{}).Where("id IN ? AND revoked_at IS NULL", list).
-			Updates(map[string]any{"revoked_at": s.Now(), "revoke_reason": reason}).Error; err != nil {
-			return nil, err
-		}
-		targets := make([]string, len(list))
-		for i, id := range list {
-			targets[i] = SessionMsg(id)
-		}
-		return targets, nil
+		return s.endOtherSessions(tx, accountID, "", reason, s.Now())
 	})
 	if err != nil {
 		return fmt.Errorf("revoke sessions of %s: %w", accountID, err)

@@ -144,6 +144,8 @@ async function main() {
       await page.locator(tid('recovery-codes-done')).click();
       if (await page.locator(tid('recovery-code')).count()) throw new Error('recovery codes still shown');
       await page.locator(tid('twofactor-disable')).waitFor();
+      const left = await page.locator(tid('recovery-codes-left')).innerText();
+      if (!left.startsWith('10 of 10')) throw new Error(`recovery codes left: "${left}"`);
     });
 
     await step('sign in with the password asks for the code; a wrong one is refused', async () => {

@@ -24,6 +24,42 @@ function QrCode({ text }: { text: string }) {
   );
 }
 
+/** How many recovery codes are left, and a fresh set for a current code (the old ones stop working). */
+function RecoveryCodes({ onCodes }: { onCodes: (codes: string[]) => void }) {
+  const status = useAsync((signal) => api<{ two_factor: boolean; recovery_codes_left: number }>('GET', '/auth/2fa', undefined, { signal }), []);
+  const [code, setCode] = useState('');
+  const renew = useAction(async () => {
+    const r = await api<{ recovery_codes: string[] }>('POST', '/auth/2fa/recovery-codes', { code: code.replace(/\s+/g, '') });
+    setCode('');
+    onCodes(r.recovery_codes);
+    status.reload();
+  });
+  return (
+    <form
+      class="form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void renew.run();
+      }}
+    >
+      <Async state={status}>
+        {(d) => (
+          <p data-testid="recovery-codes-left">
+            {d.recovery_codes_left} of 10 recovery codes left.{d.recovery_codes_left <= 3 ? ' Renew them before you run out.' : ''}
+          </p>
+        )}
+      </Async>
+      <Field label="Code from the app" hint="New recovery codes replace the old ones, which stop working.">
+        {(id) => <input id={id} required inputMode="numeric" autoComplete="one-time-code" value={code} onInput={(e) => setCode(e.currentTarget.value)} data-testid="recovery-renew-code" />}
+      </Field>
+      <ErrorBox error={renew.error} testid="recovery-renew-error" />
+      <Button type="submit" busy={renew.busy} data-testid="recovery-renew">
+        New recovery codes
+      </Button>
+    </form>
+  );
+}
+
 function TwoFactor() {
   const s = useSession();
   const on = !!s.account?.two_factor;
@@ -71,6 +107,7 @@ function TwoFactor() {
           <p data-testid="twofactor-status">
             Two-factor authentication is <strong>on</strong>: signing in with your password also asks for a code.
           </p>
+          <RecoveryCodes key={codes ? codes.join() : 'none'} onCodes={setCodes} />
           <form
             class="form"
             onSubmit={(e) => {
@@ -95,7 +132,7 @@ function TwoFactor() {
             void confirm.run();
           }}
         >
-          <p>Scan this code with an authenticator app, or type the secret in, then enter the 6-digit code it shows.</p>
+          <p>Scan this code with an authenticator app, or type the secret in, then enter the 6-digit code it shows. Turning it on signs out your other sessions.</p>
           <QrCode text={enrol.otpauth_uri} />
           <p>
             Secret: <code data-testid="totp-secret">{enrol.secret}</code>
