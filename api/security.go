@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -33,18 +32,13 @@ const (
 	evPasskeyRemoved   = "auth.passkey_removed"
 )
 
-// auditOf maps the security events the audit log keeps to its actions (a
-// sign-in's success, and a password's failure, are recorded by auth where
-// the session starts and where the password is checked).
+// auditOf maps the security events the audit log records here to its
+// actions: failures, which change nothing else. Every change (a sign-in, a
+// factor added or removed, a recovery code spent or renewed) is recorded by
+// auth in the transaction that makes it.
 var auditOf = map[string]string{
 	evLoginMFAFailed:   audit.ActionLoginFailed,
 	evPasskeyLoginFail: audit.ActionLoginFailed,
-	ev2FAEnabled:       audit.Action2FAEnabled,
-	ev2FADisabled:      audit.Action2FADisabled,
-	evRecoveryUsed:     audit.Action2FARecoveryUsed,
-	evRecoveryRenewed:  audit.Action2FARecoveryRenewed,
-	evPasskeyAdded:     audit.ActionPasskeyAdded,
-	evPasskeyRemoved:   audit.ActionPasskeyRemoved,
 }
 
 // securityEvent reports one security event: a structured log line, and an
@@ -60,14 +54,6 @@ func (s *Server) securityEvent(c *gin.Context, action, accountID string, attrs .
 	}
 	e := audit.Entry{Account: accountID, Subject: audit.Subject(audit.KindAccount, accountID), Action: a}
 	switch action {
-	case evPasskeyAdded, evPasskeyRemoved:
-		for i := 0; i+1 < len(attrs); i += 2 {
-			if attrs[i] == "passkey_id" {
-				e.Subject = audit.Subject(audit.KindPasskey, fmt.Sprint(attrs[i+1]))
-			}
-		}
-	case ev2FAEnabled, ev2FADisabled:
-		e.Changes = audit.Changes{}.Set("two_factor", action == ev2FADisabled, action == ev2FAEnabled)
 	case evLoginMFAFailed:
 		e.Changes = audit.Changes{}.Set("reason", nil, "wrong_code")
 	case evPasskeyLoginFail:

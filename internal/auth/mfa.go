@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -119,6 +120,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, accountID, keepSession, code 
 		if err := s.replaceRecoveryCodes(tx, accountID, codes, now); err != nil {
 			return nil, err
 		}
+		if err := recordSecurity(tx, accountID, audit.Action2FAEnabled, audit.Changes{}.Set("two_factor", false, true)); err != nil {
+			return nil, err
+		}
 		ended, err := s.endOtherSessions(tx, accountID, keepSession, "two_factor_enabled", now)
 		return append(ended, accountMsg(accountID)), err
 	})
@@ -150,12 +154,22 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, accountID, code s
 		} else if err != nil {
 			return nil, err
 		}
-		return nil, s.replaceRecoveryCodes(tx, accountID, codes, now)
+		if err := s.replaceRecoveryCodes(tx, accountID, codes, now); err != nil {
+			return nil, err
+		}
+		return nil, recordSecurity(tx, accountID, audit.Action2FARecoveryRenewed, nil)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("regenerate recovery codes: %w", err)
 	}
 	return codes, nil
+}
+
+// recordSecurity records a change to an account's sign-in factors in the
+// transaction that makes it: the two commit, or roll back, together.
+func recordSecurity(tx *gorm.DB, accountID, action string, c audit.Changes) error {
+	return audit.Record(tx, audit.Entry{Account: accountID, Subject: audit.Subject(audit.KindAccount, accountID),
+		Action: action, Changes: c})
 }
 
 // endOtherSessions revokes every live session of the account but keep and
@@ -203,6 +217,9 @@ func (s *Service) DisableTOTP(ctx context.Context, accountID, code, recoveryCode
 			"totp_secret": nil, "totp_pending_secret": nil, "updated_at": now}).Error; err != nil {
 			return nil, err
 		}
+		if err := recordSecurity(tx, accountID, audit.Action2FADisabled, audit.Changes{}.Set("two_factor", true, false)); err != nil {
+			return nil, err
+		}
 		return []string{accountMsg(accountID)}, tx.Where("account_id = ?", accountID).Delete(&models.RecoveryCode{}).Error
 	})
 	if err != nil {
@@ -237,7 +254,7 @@ func (s *Service) checkSecondFactor(tx *gorm.DB, a *models.Account, code, recove
 		if r.RowsAffected == 0 {
 			return false, errWrongCode
 		}
-		return true, nil
+		return true, recordSecurity(tx, a.ID, audit.Action2FARecoveryUsed, nil)
 	}
 	if a.TOTPSecret == nil {
 		return false, errWrongCode

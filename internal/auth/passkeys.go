@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
+	"github.com/beaver-gateway/beaver/internal/audit"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -201,7 +202,14 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, rp *webauthn.We
 	}
 	row := &models.Passkey{ID: ids.New("pk"), AccountID: accountID, CredentialID: base64.RawURLEncoding.EncodeToString(cred.ID),
 		Name: name, Credential: string(raw), CreatedAt: s.Now()}
-	if err := tx.Create(row).Error; err != nil {
+	err = tx.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(row).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Account: accountID, Subject: audit.Subject(audit.KindPasskey, row.ID),
+			Action: audit.ActionPasskeyAdded})
+	})
+	if err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return nil, apierr.Conflict("this passkey is already registered")
 		}
@@ -327,7 +335,11 @@ func (s *Service) DeletePasskey(ctx context.Context, accountID, id string) error
 		if n == 0 {
 			return ErrLastSignInMethod()
 		}
-		return tx.Where("id = ? AND account_id = ?", id, accountID).Delete(&models.Passkey{}).Error
+		if err := tx.Where("id = ? AND account_id = ?", id, accountID).Delete(&models.Passkey{}).Error; err != nil {
+			return err
+		}
+		return audit.Record(tx, audit.Entry{Account: accountID, Subject: audit.Subject(audit.KindPasskey, id),
+			Action: audit.ActionPasskeyRemoved})
 	})
 	if err != nil {
 		if _, ok := apierr.As(err); ok {
