@@ -101,18 +101,38 @@ func OfDay(dir string, day time.Time) (string, bool, error) {
 	return "", false, nil
 }
 
+// tmpPattern matches a backup being written (or left by a crash).
+var tmpPattern = regexp.MustCompile(`^\.beaver-\d{8}T\d{6}Z\.(sqlite|dump)\.tmp$`)
+
+// staleTmp is the age past which a temporary file is a crashed run's, not
+// a running backup's.
+const staleTmp = 24 * time.Hour
+
 // Prune deletes all but the newest keep backups in dir (keep ≤ 0: deletes
-// none) and returns the paths it deleted. Files not named as backups are
-// left alone.
+// none), and temporary files that crashed runs left more than a day ago;
+// it returns the paths it deleted. Other files are left alone.
 func Prune(dir string, keep int) ([]string, error) {
+	var deleted []string
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if !tmpPattern.MatchString(e.Name()) {
+				continue
+			}
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTmp {
+				p := filepath.Join(dir, e.Name())
+				if os.Remove(p) == nil {
+					deleted = append(deleted, p)
+				}
+			}
+		}
+	}
 	if keep <= 0 {
-		return nil, nil
+		return deleted, nil
 	}
 	files, err := List(dir)
 	if err != nil || len(files) <= keep {
-		return nil, err
+		return deleted, err
 	}
-	var deleted []string
 	for _, f := range files[keep:] {
 		if err := os.Remove(f.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return deleted, fmt.Errorf("backup: retention: %w", err)

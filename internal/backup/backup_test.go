@@ -279,6 +279,13 @@ func TestPruneKeepsTheNewest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	stale := filepath.Join(dir, ".beaver-20261201T020000Z.sqlite.tmp")
+	if err := os.WriteFile(stale, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(stale, time.Now().Add(-48*time.Hour), time.Now().Add(-48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if p, ok, err := backup.OfDay(dir, time.Date(2026, 12, 4, 23, 59, 0, 0, time.UTC)); err != nil || !ok ||
 		filepath.Base(p) != "beaver-20261204T030000Z.dump" {
 		t.Fatalf("OfDay = %s %v %v", p, ok, err)
@@ -287,7 +294,7 @@ func TestPruneKeepsTheNewest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(deleted) != 4 {
+	if len(deleted) != 5 || deleted[0] != stale { // the crashed run's file, then the 4 oldest backups
 		t.Fatalf("deleted %v", deleted)
 	}
 	entries, _ := os.ReadDir(dir)
