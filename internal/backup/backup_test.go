@@ -320,3 +320,39 @@ func TestPruneKeepsTheNewest(t *testing.T) {
 		t.Fatalf("keep 0 deleted %v %v", d, err)
 	}
 }
+
+// A backup of an older schema restores and is migrated up to this one.
+func TestRestoreMigratesAnOlderBackupUp(t *testing.T) {
+	ctx := context.Background()
+	d, url := testenv.OpenURL(t, db.SQLite)
+	if err := d.MigrateDown(ctx, 20); err != nil {
+		t.Fatal(err)
+	}
+	var before int64
+	if err := d.Raw("SELECT MAX(version_id) FROM goose_db_version").Scan(&before).Error; err != nil || before > 20 || before < 1 {
+		t.Fatalf("source at version %d: %v", before, err)
+	}
+	file, err := backup.Backup(ctx, d, url, t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := testenv.EmptyURL(t, db.SQLite)
+	if err := backup.Restore(ctx, file, target, verify.Options{}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.Open(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var after, want int64
+	if err := r.Raw("SELECT MAX(version_id) FROM goose_db_version").Scan(&after).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.Open(t, db.SQLite).Raw("SELECT MAX(version_id) FROM goose_db_version").Scan(&want).Error; err != nil {
+		t.Fatal(err)
+	}
+	if after != want || after <= before {
+		t.Fatalf("restored database at version %d, want %d", after, want)
+	}
+}
