@@ -66,6 +66,7 @@ type e2e struct {
 	reg      *registry.Registry // openai and anthropic on a fake upstream
 	files    *files.Service
 	batches  *batches.Service
+	backups  string // BEAVER_BACKUP_DIR
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -111,8 +112,10 @@ func startE2E(t *testing.T) *e2e {
 	rec := &mail.Recorder{}
 	pay := payments.New(payments.Deps{DB: d, Ledger: &billing.Ledger{DB: d}, Stripe: sc, Mailer: rec,
 		PublicURL: publicURL, Log: quiet})
+	backups := t.TempDir()
 	cfg, err := config.FromLookup(func(k string) (string, bool) {
-		v, ok := map[string]string{"BEAVER_PUBLIC_URL": publicURL, "TEMPORAL_ADDRESS": srv.FrontendHostPort()}[k]
+		v, ok := map[string]string{"BEAVER_PUBLIC_URL": publicURL, "TEMPORAL_ADDRESS": srv.FrontendHostPort(),
+			"BEAVER_BACKUP_DIR": backups}[k]
 		return v, ok
 	})
 	if err != nil {
@@ -159,6 +162,7 @@ func startE2E(t *testing.T) *e2e {
 		}
 	})
 	e := &e2e{c: srv.Client(), db: d, auth: svc, catalog: cat, payments: pay, stripe: fstripe, mail: rec, reg: reg, files: fs, batches: bs,
+		backups: backups,
 		wf: workflows.NewStarter(workflows.StarterOptions{Conn: temporalx.ConnFor(srv.Client(), quiet), Auth: svc,
 			TaskQueue: cfg.TaskQueue, Log: quiet})}
 	// Run creates the schedules before it polls.
@@ -232,7 +236,8 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("schedules", func(t *testing.T) {
 		want := map[string]time.Duration{workflows.ScheduleRepricing: 24 * time.Hour,
 			workflows.ScheduleUsageReset: 7 * 24 * time.Hour, workflows.ScheduleLeaseSweep: time.Minute,
-			workflows.ScheduleModelDiscovery: 24 * time.Hour, workflows.ScheduleUsageLogRetention: 24 * time.Hour}
+			workflows.ScheduleModelDiscovery: 24 * time.Hour, workflows.ScheduleUsageLogRetention: 24 * time.Hour,
+			workflows.ScheduleBackup: 24 * time.Hour}
 		for id, catchup := range want {
 			d, err := e.c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
 			if err != nil {
@@ -268,6 +273,41 @@ func TestEndToEnd(t *testing.T) {
 		// Starting again updates instead of failing.
 		if err := worker.EnsureSchedules(ctx, e.c, "beaver", quiet); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("backup", func(t *testing.T) {
+		d, _ := e.c.ScheduleClient().GetHandle(ctx, workflows.ScheduleBackup).Describe(ctx)
+		for _, next := range d.Info.NextActionTimes {
+			if next.UTC().Hour() != 2 || next.Minute() != 0 {
+				t.Errorf("backup due at %s, want 02:00 UTC", next)
+			}
+		}
+		id := workflows.BackupWorkflowID(time.Now())
+		if _, err := e.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "beaver"},
+			workflows.BackupWorkflow, workflows.BackupInput{}); err != nil {
+			t.Fatal(err)
+		}
+		var res workflows.BackupResult
+		e.result(t, id, "backup_daily", &res)
+		if filepath.Dir(res.File) != e.backups || res.Existed {
+			t.Fatalf("backup %+v, want a new file in %s", res, e.backups)
+		}
+		if _, err := os.Stat(res.File); err != nil {
+			t.Fatal(err)
+		}
+		// The same day again: the file is there, nothing more is written.
+		again := id + "-again"
+		if _, err := e.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: again, TaskQueue: "beaver"},
+			workflows.BackupWorkflow, workflows.BackupInput{}); err != nil {
+			t.Fatal(err)
+		}
+		var second workflows.BackupResult
+		e.result(t, again, "backup_daily_existed", &second)
+		if !second.Existed && filepath.Base(second.File)[:15] != filepath.Base(res.File)[:15] {
+			t.Logf("the two runs fell on two days (%s, %s)", res.File, second.File)
+		} else if !second.Existed || second.File != res.File {
+			t.Fatalf("second run of the day: %+v, want the first's %s", second, res.File)
 		}
 	})
 

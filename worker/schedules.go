@@ -101,32 +101,38 @@ func Schedules(taskQueue string) []client.ScheduleOptions {
 // date (spec, action and policies; a pause an operator set stays). Safe to
 // run from every worker at every start, concurrently.
 func EnsureSchedules(ctx context.Context, c client.Client, taskQueue string, log *slog.Logger) error {
-	sc := c.ScheduleClient()
 	for _, opts := range Schedules(taskQueue) {
-		_, err := sc.Create(ctx, opts)
-		switch {
-		case err == nil:
-			log.Info("temporal schedule created", "schedule", opts.ID)
-			continue
-		case !alreadyExists(err):
-			return fmt.Errorf("create schedule %s: %w", opts.ID, err)
+		if err := ensureSchedule(ctx, c.ScheduleClient(), opts, log); err != nil {
+			return err
 		}
-		opts := opts
-		err = sc.GetHandle(ctx, opts.ID).Update(ctx, client.ScheduleUpdateOptions{
-			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-				s := in.Description.Schedule
-				s.Spec = &opts.Spec
-				s.Action = opts.Action
-				s.Policy = &client.SchedulePolicies{Overlap: opts.Overlap, CatchupWindow: opts.CatchupWindow,
-					PauseOnFailure: opts.PauseOnFailure}
-				return &client.ScheduleUpdate{Schedule: &s}, nil
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("update schedule %s: %w", opts.ID, err)
-		}
-		log.Debug("temporal schedule up to date", "schedule", opts.ID)
 	}
+	return nil
+}
+
+// ensureSchedule creates one schedule, or brings it up to date.
+func ensureSchedule(ctx context.Context, sc client.ScheduleClient, opts client.ScheduleOptions, log *slog.Logger) error {
+	_, err := sc.Create(ctx, opts)
+	switch {
+	case err == nil:
+		log.Info("temporal schedule created", "schedule", opts.ID)
+		return nil
+	case !alreadyExists(err):
+		return fmt.Errorf("create schedule %s: %w", opts.ID, err)
+	}
+	err = sc.GetHandle(ctx, opts.ID).Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			s := in.Description.Schedule
+			s.Spec = &opts.Spec
+			s.Action = opts.Action
+			s.Policy = &client.SchedulePolicies{Overlap: opts.Overlap, CatchupWindow: opts.CatchupWindow,
+				PauseOnFailure: opts.PauseOnFailure}
+			return &client.ScheduleUpdate{Schedule: &s}, nil
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("update schedule %s: %w", opts.ID, err)
+	}
+	log.Debug("temporal schedule up to date", "schedule", opts.ID)
 	return nil
 }
 

@@ -45,6 +45,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.FineTuningJobWorkflow)
 	r.RegisterWorkflow(workflows.BackgroundResponseWorkflow)
 	r.RegisterWorkflow(workflows.BatchWorkflow)
+	r.RegisterWorkflow(workflows.BackupWorkflow)
 }
 
 // Register registers every workflow, and every exported method of each
@@ -122,6 +123,10 @@ func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(erro
 	if deps.Gateway != nil && deps.Batches != nil {
 		acts = append(acts, &activities.BatchActivities{Batches: deps.Batches})
 	}
+	if deps.DB != nil {
+		acts = append(acts, &activities.BackupActivities{DB: deps.DB, DatabaseURL: cfg.DatabaseURL, Dir: cfg.BackupDir,
+			Keep: cfg.BackupKeep, Log: deps.Log})
+	}
 	Register(w, acts...)
 	return w
 }
@@ -135,6 +140,9 @@ func Run(ctx context.Context, c client.Client, cfg *config.Config, deps Deps) er
 	}
 	if !deps.SkipSchedules {
 		if err := EnsureSchedules(ctx, c, TaskQueue(cfg), log); err != nil {
+			return err
+		}
+		if err := EnsureBackupSchedule(ctx, c, TaskQueue(cfg), deps.DB != nil && deps.DB.Dialect == db.SQLite, log); err != nil {
 			return err
 		}
 	}

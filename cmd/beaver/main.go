@@ -37,6 +37,11 @@ const usage = `usage: beaver <command>
                    usage sums their usage logs' sums and the audit log's
                    hash chains unbroken; exits 1 if not
   audit verify     check the audit log's hash chains; exits 1 when one is broken
+  backup [DIR]     write a consistent copy of the database, while it runs, into
+                   DIR (default BEAVER_BACKUP_DIR); prints the file; keeps the
+                   newest BEAVER_BACKUP_KEEP there
+  restore FILE     restore a backup into the empty database of
+                   BEAVER_DATABASE_URL, then migrate it up and verify it
 
 Configuration comes from the environment; see README.md.`
 
@@ -77,6 +82,10 @@ func run(args []string, log *slog.Logger) error {
 		return auditCommand(ctx, cfg, os.Stdout, args[1:])
 	case "verify":
 		return verifyCommand(ctx, cfg)
+	case "backup":
+		return backupCommand(ctx, cfg, log, args[1:], os.Stdout)
+	case "restore":
+		return restoreCommand(ctx, cfg, args[1:], os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Println(usage)
 		return nil

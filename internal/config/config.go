@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -148,6 +149,12 @@ type Config struct {
 	// daily retention schedule keeps (BEAVER_USAGE_LOG_RETENTION_DAYS;
 	// 0, the default, keeps them forever). The ledger is never pruned.
 	UsageLogRetentionDays int
+	// BackupDir is where `beaver backup` and the daily SQLite backup write
+	// (BEAVER_BACKUP_DIR, default <BEAVER_DATA_DIR>/backups); BackupKeep is
+	// how many of the newest backups there are kept (BEAVER_BACKUP_KEEP,
+	// default 7; 0 = all).
+	BackupDir  string
+	BackupKeep int
 
 	// Files and batches: FilesDir keeps uploaded files' bytes in a directory
 	// (BEAVER_FILES_DIR; "" = in the database); FilesMaxBytes bounds an
@@ -321,6 +328,8 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		ResponsesStoreDefault: boolean("BEAVER_RESPONSES_STORE_DEFAULT", true),
 		ResponsesRetention:    time.Duration(num("BEAVER_RESPONSES_RETENTION_DAYS", 30)) * 24 * time.Hour,
 		UsageLogRetentionDays: int(min(num("BEAVER_USAGE_LOG_RETENTION_DAYS", 0), 1_000_000)),
+		BackupDir:             get("BEAVER_BACKUP_DIR", ""),
+		BackupKeep:            int(min(num("BEAVER_BACKUP_KEEP", 7), 1_000_000)),
 
 		FilesDir:                get("BEAVER_FILES_DIR", ""),
 		FilesRetentionDays:      int(num("BEAVER_FILES_RETENTION_DAYS", 30)),
@@ -348,6 +357,9 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		if o.issuer && (o.c.ClientID == "") != (o.c.Issuer == "") {
 			errs = append(errs, "BEAVER_OIDC_ISSUER, BEAVER_OIDC_CLIENT_ID and BEAVER_OIDC_CLIENT_SECRET must be set together")
 		}
+	}
+	if c.BackupDir == "" {
+		c.BackupDir = filepath.Join(c.DataDir, "backups")
 	}
 	if c.DatabaseListenURL == "" {
 		c.DatabaseListenURL = c.DatabaseURL
