@@ -20,6 +20,7 @@ import (
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/responses"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
 	"github.com/beaver-gateway/beaver/workflows"
 )
@@ -87,7 +88,7 @@ func (f *backgroundWorkflows) run(id string) {
 	done := f.runs[id]
 	go func() {
 		var s testsuite.WorkflowTestSuite
-		env := s.NewTestWorkflowEnvironment()
+		env := testenv.WorkflowEnv(&s)
 		// The run takes real time, and a busy machine may starve the
 		// workflow goroutine: neither the testsuite's 3s test timeout nor
 		// its 1s deadlock detector apply here.

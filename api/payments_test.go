@@ -24,6 +24,7 @@ import (
 	fakestripe "github.com/beaver-gateway/beaver/internal/fakes/stripe"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
 	"github.com/beaver-gateway/beaver/workflows"
 )
@@ -62,7 +63,7 @@ func (f *inProcessWorkflows) StartTopUpSettlement(ctx context.Context, in workfl
 	}
 	f.runs.Add(1)
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := testenv.WorkflowEnv(&s)
 	env.RegisterWorkflow(workflows.TopUpSettlementWorkflow)
 	env.RegisterActivity(f.acts)
 	// A short wait: an unpaid session leaves the run "pending" (still open).
@@ -95,7 +96,7 @@ func (f *inProcessWorkflows) StartRefund(_ context.Context, key string, in workf
 
 func runRefund(acts *activities.PaymentActivities, id string, in workflows.RefundInput) (workflows.RefundResult, error) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := testenv.WorkflowEnv(&s)
 	env.RegisterWorkflow(workflows.RefundWorkflow)
 	env.RegisterActivity(acts)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: id})
@@ -111,7 +112,7 @@ func runRefund(acts *activities.PaymentActivities, id string, in workflows.Refun
 func runAutoRecharge(t *testing.T, acts *activities.PaymentActivities, accountID, runID string) workflows.AutoRechargeResult {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := testenv.WorkflowEnv(&s)
 	env.RegisterWorkflow(workflows.AutoRechargeWorkflow)
 	env.RegisterActivity(acts)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.AutoRechargeWorkflowID(accountID) + runID})

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/beaver-gateway/beaver/activities"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/workflows"
 )
 
@@ -19,7 +20,7 @@ var bacts *activities.BatchActivities
 
 func newBatchEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := testenv.WorkflowEnv(&s)
 	env.RegisterWorkflow(workflows.BatchWorkflow)
 	env.RegisterActivity(&activities.BatchActivities{})
 	t.Cleanup(func() { env.AssertExpectations(t) })

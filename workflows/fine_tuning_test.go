@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/beaver-gateway/beaver/activities"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/workflows"
 )
 
@@ -18,7 +19,7 @@ var fta *activities.FineTuningActivities
 
 func newFineTuningEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := testenv.WorkflowEnv(&s)
 	env.RegisterWorkflow(workflows.FineTuningJobWorkflow)
 	env.RegisterActivity(&activities.FineTuningActivities{})
 	t.Cleanup(func() { env.AssertExpectations(t) })

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/beaver-gateway/beaver/activities"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
 	"github.com/beaver-gateway/beaver/workflows"
 )
@@ -17,7 +18,7 @@ import (
 // payment activities.
 func newBillingEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := testenv.WorkflowEnv(&s)
 	env.RegisterWorkflow(workflows.RefundWorkflow)
 	env.RegisterWorkflow(workflows.AutoRechargeWorkflow)
 	env.RegisterActivity(&activities.PaymentActivities{})

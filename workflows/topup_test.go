@@ -11,6 +11,7 @@ import (
 	"github.com/beaver-gateway/beaver/activities"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
 	"github.com/beaver-gateway/beaver/workflows"
 )
@@ -29,7 +30,7 @@ func session(paymentStatus string) activities.GetCheckoutSessionResult {
 
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := testenv.WorkflowEnv(&s)
 	env.RegisterWorkflow(workflows.TopUpSettlementWorkflow)
 	env.RegisterActivity(&activities.PaymentActivities{})
 	t.Cleanup(func() { env.AssertExpectations(t) })

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/beaver-gateway/beaver/activities"
+	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
 	"github.com/beaver-gateway/beaver/worker"
 	"github.com/beaver-gateway/beaver/workflows"
@@ -30,7 +31,7 @@ func newWorkflowEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
-	env := s.NewTestWorkflowEnvironment()
+	env := testenv.WorkflowEnv(&s)
 	worker.Register(env, &activities.Activities{})
 	env.SetStartTime(time.Date(2026, 12, 1, 0, 0, 3, 0, time.UTC))
 	t.Cleanup(func() { env.AssertExpectations(t) })
