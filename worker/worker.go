@@ -45,6 +45,8 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.FineTuningJobWorkflow)
 	r.RegisterWorkflow(workflows.BackgroundResponseWorkflow)
 	r.RegisterWorkflow(workflows.BatchWorkflow)
+	r.RegisterWorkflow(workflows.UsageReportsWorkflow)
+	r.RegisterWorkflow(workflows.UsageReportWorkflow)
 }
 
 // Register registers every workflow, and every exported method of each
