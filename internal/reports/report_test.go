@@ -68,7 +68,7 @@ func TestComputeFromDailyUsage(t *testing.T) {
 				use("acct_a", "2026-12-03", "key_ci", "gpt-4o", 1, 750_000),
 				use("acct_a", "2026-12-05", "", "claude-haiku", 4, 0),
 				use("acct_a", "2026-12-07", "key_prod", "gpt-4o", 9, 9_000_000), // the week after
-				use("acct_b", "2026-12-01", "", "gpt-4o", 5, 5_000_000),          // another account
+				use("acct_b", "2026-12-01", "", "gpt-4o", 5, 5_000_000),         // another account
 			)
 			r, err := reports.Compute(ctx, d, acct, week)
 			require.NoError(t, err)
