@@ -91,7 +91,7 @@ func (a *Activities) SendUsageReport(ctx context.Context, in SendUsageReportInpu
 	if r.Empty() {
 		return SendUsageReportResult{Skipped: ReportSkippedNoUsage}, nil
 	}
-	m := mail.UsageReportEmail(acct.Email, usageReportMail(&r, a.PublicURL+"/dashboard"))
+	m := mail.UsageReportEmail(acct.Email, usageReportMail(&r, a.PublicURL+"/dashboard", a.PublicURL+"/dashboard#usage-reports"))
 	m.IdempotencyKey = reports.ReportID(acct.ID, in.Period)
 	if err := a.send(ctx, m); err != nil {
 		return SendUsageReportResult{}, err
@@ -102,10 +102,10 @@ func (a *Activities) SendUsageReport(ctx context.Context, in SendUsageReportInpu
 	return SendUsageReportResult{Sent: true}, nil
 }
 
-func usageReportMail(r *reports.Report, link string) mail.UsageReport {
+func usageReportMail(r *reports.Report, link, settings string) mail.UsageReport {
 	out := mail.UsageReport{Cadence: r.Period.Cadence, Period: r.Period.Label(), Requests: r.Requests,
 		ChargedMicros: r.ChargedMicros, BalanceMicros: r.BalanceMicros, DailyMicros: r.DailyMicros,
-		DaysLeft: r.DaysLeft, Link: link}
+		DaysLeft: r.DaysLeft, Link: link, SettingsLink: settings}
 	for _, m := range r.Models {
 		out.Models = append(out.Models, mail.UsageLine{Name: m.Model, Requests: m.Requests, ChargedMicros: m.ChargedMicros})
 	}

@@ -54,7 +54,8 @@ func TestSendUsageReport(t *testing.T) {
 		}
 		require.Contains(t, m.HTML, `href="https://beaver.test/dashboard"`)
 		require.Contains(t, m.HTML, "<code>gpt-4o</code>")
-		require.Equal(t, []string{"https://beaver.test/dashboard"}, mail.Links(m.Text))
+		require.Equal(t, []string{"https://beaver.test/dashboard", "https://beaver.test/dashboard#usage-reports"}, mail.Links(m.Text))
+		require.Contains(t, m.HTML, `href="https://beaver.test/dashboard#usage-reports"`)
 
 		// A second run for the same week (a retry, a manual start) sends
 		// nothing more.

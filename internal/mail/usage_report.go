@@ -28,7 +28,8 @@ type UsageReport struct {
 	BalanceMicros int64
 	DailyMicros   int64  // average spend per day in the period
 	DaysLeft      int64  // at DailyMicros; < 0 = nothing spent
-	Link          string // the dashboard, where the setting lives too
+	Link          string // the dashboard
+	SettingsLink  string // where the setting is changed ("" = Link)
 }
 
 // maxUsageLines keeps the tables short; the rest is summed in one line.
@@ -58,6 +59,10 @@ func UsageReportEmail(to string, r UsageReport) Message {
 		}
 		return out
 	}
+	settings := r.SettingsLink
+	if settings == "" {
+		settings = r.Link
+	}
 	var top []string
 	for _, m := range r.Models[:min(3, len(r.Models))] {
 		top = append(top, m.Name)
@@ -68,6 +73,6 @@ func UsageReportEmail(to string, r UsageReport) Message {
 		"Cadence": r.Cadence, "Period": r.Period, "Requests": r.Requests, "Spent": money.Format(r.ChargedMicros),
 		"Models": lines(r.Models), "Keys": lines(r.Keys), "Top": top,
 		"Balance": money.Format(r.BalanceMicros), "Daily": money.Format(r.DailyMicros),
-		"HasRate": r.DaysLeft >= 0, "DaysLeft": r.DaysLeft, "Link": r.Link,
+		"HasRate": r.DaysLeft >= 0, "DaysLeft": r.DaysLeft, "Link": r.Link, "Settings": settings,
 	})
 }
