@@ -1,0 +1,65 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/beaver-gateway/beaver/internal/dailyusage"
+	"github.com/beaver-gateway/beaver/internal/reports"
+	"github.com/beaver-gateway/beaver/models"
+	"github.com/beaver-gateway/beaver/workflows"
+)
+
+// The weekly usage report on the real worker: the fan-out starts one report
+// for the account that used Beaver, the email goes out once, and a second
+// run for the same week starts nothing (the child's id is refused).
+// BEAVER_RECORD_HISTORIES=1 records the fan-out and the report.
+func TestUsageReportsEndToEnd(t *testing.T) {
+	e := startE2E(t)
+	ctx := context.Background()
+	acct := e.account(t, "rory@example.com", "rory password 123")
+	idle := e.account(t, "ida@example.com", "ida password 1234")
+	if err := e.db.Model(&models.Account{}).Where("id IN ?", []string{acct.ID, idle.ID}).
+		Updates(map[string]any{"usage_reports": reports.Both, "balance_micros": 4_000_000}).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := dailyusage.Add(e.db.DB, []dailyusage.Row{{AccountID: acct.ID, Day: "2026-12-03", Model: "openai/gpt-4o-mini",
+		Sums: dailyusage.Sums{Requests: 7, Charges: 7, ChargedMicros: 1_400_000}}}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	week, _ := reports.LastComplete(reports.Weekly, at)
+	run := func(id, history string) workflows.UsageReportsResult {
+		t.Helper()
+		if _, err := e.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "beaver"},
+			workflows.UsageReportsWorkflow, workflows.UsageReportsInput{Cadence: reports.Weekly, At: at}); err != nil {
+			t.Fatal(err)
+		}
+		var res workflows.UsageReportsResult
+		e.result(t, id, history, &res)
+		return res
+	}
+
+	res := run("usage-report-weekly-e2e", "usage_reports_weekly")
+	if res.Started != 1 || res.Skipped != 0 || res.Period.ID() != "weekly:2026-W49" {
+		t.Fatalf("first run: %+v", res)
+	}
+	var sent workflows.UsageReportResult
+	e.result(t, workflows.UsageReportWorkflowID(acct.ID, week), "usage_report_sent", &sent)
+	if !sent.Sent {
+		t.Fatalf("report: %+v", sent)
+	}
+	msgs := e.mail.To("rory@example.com")
+	if len(msgs) != 1 || msgs[0].IdempotencyKey != "usage-report:"+acct.ID+":weekly:2026-W49" {
+		t.Fatalf("emails %+v", msgs)
+	}
+	if res := run("usage-report-weekly-e2e-again", "usage_reports_weekly_again"); res.Started != 0 || res.Skipped != 1 {
+		t.Fatalf("second run: %+v", res)
+	}
+	if n, m := len(e.mail.To("rory@example.com")), len(e.mail.To("ida@example.com")); n != 1 || m != 0 {
+		t.Fatalf("%d reports to rory, %d to ida; want 1 and 0", n, m)
+	}
+}
