@@ -18,6 +18,7 @@ export function UsageReportsForm({ account }: { account: Account }) {
     <form
       id="usage-reports"
       class="form inline-form"
+      style={{ marginTop: '1.25rem' }}
       onSubmit={(e) => {
         e.preventDefault();
         setSaved(false);

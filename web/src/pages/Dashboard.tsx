@@ -231,7 +231,7 @@ export function Dashboard() {
 
       <div class="grid-2">
         <section class="card" aria-labelledby="alerts-title">
-          <h2 id="alerts-title">Alerts</h2>
+          <h2 id="alerts-title">Alerts and reports</h2>
           {acct ? <ThresholdForm key={acct.id} account={acct} /> : <Loading />}
           {acct && <UsageReportsForm key={`reports-${acct.id}`} account={acct} />}
         </section>
