@@ -62,4 +62,38 @@ func TestUsageReportsEndToEnd(t *testing.T) {
 	if n, m := len(e.mail.To("rory@example.com")), len(e.mail.To("ida@example.com")); n != 1 || m != 0 {
 		t.Fatalf("%d reports to rory, %d to ida; want 1 and 0", n, m)
 	}
+
+	// A run of the schedule carries its scheduled time as a search
+	// attribute, and reports on the last complete week before it.
+	h := e.c.ScheduleClient().GetHandle(ctx, workflows.ScheduleUsageReportWeekly)
+	if err := h.Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var action client.ScheduleActionResult
+	waitFor(t, "the triggered run", func() bool {
+		d, err := h.Describe(ctx)
+		if err != nil || len(d.Info.RecentActions) == 0 {
+			return false
+		}
+		action = d.Info.RecentActions[len(d.Info.RecentActions)-1]
+		return action.StartWorkflowResult != nil
+	})
+	id := action.StartWorkflowResult.WorkflowID
+	var scheduled workflows.UsageReportsResult
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := e.c.GetWorkflow(wctx, id, "").Get(wctx, &scheduled); err != nil {
+		t.Fatalf("%s: %v", id, err)
+	}
+	want, _ := reports.LastComplete(reports.Weekly, action.ScheduleTime)
+	if scheduled.Period.ID() != want.ID() {
+		t.Errorf("scheduled run at %s reported %s, want %s", action.ScheduleTime, scheduled.Period.ID(), want.ID())
+	}
+	desc, err := e.c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.WorkflowExecutionInfo.GetSearchAttributes().GetIndexedFields()["TemporalScheduledStartTime"] == nil {
+		t.Errorf("the scheduled run has no TemporalScheduledStartTime: %v", desc.WorkflowExecutionInfo.GetSearchAttributes())
+	}
 }
