@@ -89,11 +89,12 @@ func TestUsageReportsEndToEnd(t *testing.T) {
 	if scheduled.Period.ID() != want.ID() {
 		t.Errorf("scheduled run at %s reported %s, want %s", action.ScheduleTime, scheduled.Period.ID(), want.ID())
 	}
-	desc, err := e.c.DescribeWorkflowExecution(ctx, id, "")
+	desc, err := e.c.DescribeWorkflow(ctx, id, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if desc.WorkflowExecutionInfo.GetSearchAttributes().GetIndexedFields()["TemporalScheduledStartTime"] == nil {
-		t.Errorf("the scheduled run has no TemporalScheduledStartTime: %v", desc.WorkflowExecutionInfo.GetSearchAttributes())
+	attrs := desc.RawResponse.GetWorkflowExecutionInfo().GetSearchAttributes()
+	if attrs.GetIndexedFields()["TemporalScheduledStartTime"] == nil {
+		t.Errorf("the scheduled run has no TemporalScheduledStartTime: %v", attrs)
 	}
 }
