@@ -232,8 +232,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("schedules", func(t *testing.T) {
 		want := map[string]time.Duration{workflows.ScheduleRepricing: 24 * time.Hour,
 			workflows.ScheduleUsageReset: 7 * 24 * time.Hour, workflows.ScheduleLeaseSweep: time.Minute,
-			workflows.ScheduleModelDiscovery: 24 * time.Hour, workflows.ScheduleUsageLogRetention: 24 * time.Hour,
-			workflows.ScheduleUsageReportWeekly: 2 * 24 * time.Hour, workflows.ScheduleUsageReportMonthly: 7 * 24 * time.Hour}
+			workflows.ScheduleModelDiscovery: 24 * time.Hour, workflows.ScheduleUsageLogRetention: 24 * time.Hour}
 		for id, catchup := range want {
 			d, err := e.c.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
 			if err != nil {
@@ -264,18 +263,6 @@ func TestEndToEnd(t *testing.T) {
 		for _, next := range d.Info.NextActionTimes {
 			if next.UTC().Day() != 1 || next.UTC().Hour() != 0 {
 				t.Errorf("usage reset due at %s, want the 1st at 00:00 UTC", next)
-			}
-		}
-		d, _ = e.c.ScheduleClient().GetHandle(ctx, workflows.ScheduleUsageReportWeekly).Describe(ctx)
-		for _, next := range d.Info.NextActionTimes {
-			if next.UTC().Weekday() != time.Monday || next.UTC().Hour() != 6 || next.Minute() != 0 {
-				t.Errorf("weekly usage report due at %s, want Monday 06:00 UTC", next)
-			}
-		}
-		d, _ = e.c.ScheduleClient().GetHandle(ctx, workflows.ScheduleUsageReportMonthly).Describe(ctx)
-		for _, next := range d.Info.NextActionTimes {
-			if next.UTC().Day() != 1 || next.UTC().Hour() != 6 || next.Minute() != 0 {
-				t.Errorf("monthly usage report due at %s, want the 1st at 06:00 UTC", next)
 			}
 		}
 		// Starting again updates instead of failing.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/beaver-gateway/beaver/internal/dailyusage"
@@ -15,7 +16,8 @@ import (
 
 // The weekly usage report on the real worker: the fan-out starts one report
 // for the account that used Beaver, the email goes out once, and a second
-// run for the same week starts nothing (the child's id is refused).
+// run for the same week starts nothing (the child's id is refused); the
+// schedules are due Mondays and on the 1st at 06:00 UTC.
 // BEAVER_RECORD_HISTORIES=1 records the fan-out and the report.
 func TestUsageReportsEndToEnd(t *testing.T) {
 	e := startE2E(t)
@@ -61,6 +63,35 @@ func TestUsageReportsEndToEnd(t *testing.T) {
 	}
 	if n, m := len(e.mail.To("rory@example.com")), len(e.mail.To("ida@example.com")); n != 1 || m != 0 {
 		t.Fatalf("%d reports to rory, %d to ida; want 1 and 0", n, m)
+	}
+
+	// Both schedules exist with their calendars and policies.
+	for _, c := range []struct {
+		id      string
+		catchup time.Duration
+		due     func(time.Time) bool
+	}{
+		{workflows.ScheduleUsageReportWeekly, 2 * 24 * time.Hour, func(t time.Time) bool { return t.Weekday() == time.Monday }},
+		{workflows.ScheduleUsageReportMonthly, 7 * 24 * time.Hour, func(t time.Time) bool { return t.Day() == 1 }},
+	} {
+		d, err := e.c.ScheduleClient().GetHandle(ctx, c.id).Describe(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", c.id, err)
+		}
+		if p := d.Schedule.Policy; p.Overlap != enumspb.SCHEDULE_OVERLAP_POLICY_SKIP || p.CatchupWindow != c.catchup {
+			t.Errorf("%s: policy %+v", c.id, p)
+		}
+		if act, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction); !ok || act.TaskQueue != "beaver" {
+			t.Errorf("%s: action %+v", c.id, d.Schedule.Action)
+		}
+		if len(d.Info.NextActionTimes) == 0 {
+			t.Errorf("%s: nothing due", c.id)
+		}
+		for _, next := range d.Info.NextActionTimes {
+			if next = next.UTC(); !c.due(next) || next.Hour() != 6 || next.Minute() != 0 || next.Second() != 0 {
+				t.Errorf("%s due at %s", c.id, next)
+			}
+		}
 	}
 
 	// A run of the schedule carries its scheduled time as a search
