@@ -129,13 +129,19 @@ func (s *Server) me(c *gin.Context) {
 type updateMeRequest struct {
 	Name                   auth.Patch[string]    `json:"name"`
 	LowBalanceThresholdUSD auth.Patch[money.USD] `json:"low_balance_threshold_usd"`
+	UsageReports           auth.Patch[string]    `json:"usage_reports"`
 }
 
-// updateMe changes the caller's name or low-balance alert threshold; any
-// other field is 400.
+// updateMe changes the caller's name, low-balance alert threshold or usage
+// report emails; any other field is 400.
 func (s *Server) updateMe(c *gin.Context) {
 	var req updateMeRequest
 	if err := bindBody(c, &req, true); err != nil {
+		s.fail(c, err)
+		return
+	}
+	reportsChoice, err := usageReportsChoice(req.UsageReports)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -143,6 +149,9 @@ func (s *Server) updateMe(c *gin.Context) {
 	t := req.LowBalanceThresholdUSD
 	u.LowBalanceThresholdMicros = auth.Patch[int64]{Set: t.Set, Null: t.Null, Value: t.Value.Micros()}
 	a, err := s.auth.UpdateProfile(c.Request.Context(), principal(c).Account.ID, u)
+	if err == nil {
+		err = s.setUsageReports(c.Request.Context(), a, reportsChoice)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

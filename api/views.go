@@ -41,6 +41,7 @@ func accountView(a *models.Account) gin.H {
 		"balance_usd":                  money.USD(a.BalanceMicros),
 		"low_balance_threshold_micros": a.LowBalanceThresholdMicros,
 		"low_balance_threshold_usd":    money.USD(a.LowBalanceThresholdMicros),
+		"usage_reports":                usageReportsOf(a),
 		"rpm_limit":                    rpm,
 		"monthly_request_limit":        monthly,
 		"created_at":                   ts(a.CreatedAt),

@@ -30,6 +30,7 @@ type Account struct {
 	BalanceMicros               int64
 	ReservedMicros              int64
 	LowBalanceThresholdMicros   int64
+	UsageReports                string `gorm:"default:monthly"` // weekly, monthly, both or off
 	RPMLimitOverride            *int64 `gorm:"column:rpm_limit_override"`
 	MonthlyRequestLimitOverride *int64
 	UsageMonth                  string

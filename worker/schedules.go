@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/beaver-gateway/beaver/internal/reports"
 	"github.com/beaver-gateway/beaver/workflows"
 )
 
@@ -35,6 +36,12 @@ import (
 //   - usage-log retention daily at 02:00: 24h, the same way (one run deletes
 //     every day past the retention). Without BEAVER_USAGE_LOG_RETENTION_DAYS
 //     its runs delete nothing.
+//   - usage reports weekly (Mondays 06:00) and monthly (the 1st, 06:00):
+//     2 and 7 days. The run reports on the period before its scheduled
+//     time (not its start), so a late run still reports the right period,
+//     and each account's report has a workflow id from the period, so no
+//     report goes out twice; beyond the window a late report is worth less
+//     than the next one.
 func Schedules(taskQueue string) []client.ScheduleOptions {
 	action := func(id string, wf any, arg any, timeout time.Duration) *client.ScheduleWorkflowAction {
 		return &client.ScheduleWorkflowAction{ID: id, Workflow: wf, Args: []any{arg}, TaskQueue: taskQueue,
@@ -93,6 +100,32 @@ func Schedules(taskQueue string) []client.ScheduleOptions {
 			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 			CatchupWindow: 24 * time.Hour,
 			Note:          "Beaver: delete usage logs past BEAVER_USAGE_LOG_RETENTION_DAYS (the ledger is kept)",
+		},
+		{
+			ID: workflows.ScheduleUsageReportWeekly,
+			Spec: client.ScheduleSpec{
+				Calendars: []client.ScheduleCalendarSpec{{DayOfWeek: []client.ScheduleRange{{Start: 1}},
+					Hour: []client.ScheduleRange{{Start: 6}}, Comment: "Mondays at 06:00 UTC"}},
+				TimeZoneName: "UTC",
+			},
+			Action: action("usage-report-weekly", workflows.UsageReportsWorkflow,
+				workflows.UsageReportsInput{Cadence: reports.Weekly}, 24*time.Hour),
+			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+			CatchupWindow: 2 * 24 * time.Hour,
+			Note:          "Beaver: weekly usage report emails (last week, Monday to Sunday UTC)",
+		},
+		{
+			ID: workflows.ScheduleUsageReportMonthly,
+			Spec: client.ScheduleSpec{
+				Calendars: []client.ScheduleCalendarSpec{{DayOfMonth: []client.ScheduleRange{{Start: 1}},
+					Hour: []client.ScheduleRange{{Start: 6}}, Comment: "1st of each month, 06:00 UTC"}},
+				TimeZoneName: "UTC",
+			},
+			Action: action("usage-report-monthly", workflows.UsageReportsWorkflow,
+				workflows.UsageReportsInput{Cadence: reports.Monthly}, 24*time.Hour),
+			Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+			CatchupWindow: 7 * 24 * time.Hour,
+			Note:          "Beaver: monthly usage report emails (last calendar month, UTC)",
 		},
 	}
 }

@@ -42,6 +42,8 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.RefundWorkflow)
 	r.RegisterWorkflow(workflows.AutoRechargeWorkflow)
 	r.RegisterWorkflow(workflows.ModelDiscoveryWorkflow)
+	r.RegisterWorkflow(workflows.UsageReportsWorkflow)
+	r.RegisterWorkflow(workflows.UsageReportWorkflow)
 	r.RegisterWorkflow(workflows.FineTuningJobWorkflow)
 	r.RegisterWorkflow(workflows.BackgroundResponseWorkflow)
 	r.RegisterWorkflow(workflows.BatchWorkflow)

@@ -32,6 +32,9 @@ func TestTemplatesHaveTextAndHTML(t *testing.T) {
 			Link: link, Providers: []beavermail.DiscoveryProvider{
 				{ID: "openai", Missing: []string{"openai/gpt-old"}, New: []string{"gpt-new"}, NewTotal: 1},
 				{ID: "groq", Error: "list models: HTTP 401"}}}),
+		beavermail.UsageReportEmail("a@example.com", beavermail.UsageReport{Cadence: "monthly", Period: "November 2026",
+			Requests: 3, ChargedMicros: 1_500_000, Link: link, DaysLeft: -1,
+			Models: []beavermail.UsageLine{{Name: "gpt-4o", Requests: 3, ChargedMicros: 1_500_000}}}),
 	}
 	for _, m := range cases {
 		if m.To != "a@example.com" || m.Subject == "" {

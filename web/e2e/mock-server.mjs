@@ -191,6 +191,7 @@ function accountJSON(a) {
     balance_usd: usd(bal),
     low_balance_threshold_micros: a.low_balance_threshold_micros,
     low_balance_threshold_usd: a.low_balance_threshold_micros === null ? null : usd(a.low_balance_threshold_micros),
+    usage_reports: a.usage_reports ?? 'monthly',
     rpm_limit: a.rpm_override ?? rpm,
     monthly_request_limit: a.monthly_override ?? monthly,
     created_at: a.created_at,
@@ -484,8 +485,10 @@ async function api(req, res, url) {
   if (route('PATCH', '/users/me')) {
     const who = auth(req, { sessionOnly: true });
     const b = await readJSON(req);
-    for (const k of Object.keys(b)) if (!['name', 'low_balance_threshold_usd'].includes(k)) throw new HttpError(400, 'invalid_request', `Unknown or read-only field '${k}'.`);
+    for (const k of Object.keys(b)) if (!['name', 'low_balance_threshold_usd', 'usage_reports'].includes(k)) throw new HttpError(400, 'invalid_request', `Unknown or read-only field '${k}'.`);
+    if ('usage_reports' in b && !['weekly', 'monthly', 'both', 'off'].includes(b.usage_reports)) throw new HttpError(400, 'invalid_request', 'usage_reports must be one of weekly, monthly, both, off');
     if ('name' in b) who.account.name = b.name;
+    if ('usage_reports' in b) who.account.usage_reports = b.usage_reports;
     if ('low_balance_threshold_usd' in b) {
       if (b.low_balance_threshold_usd === null) who.account.low_balance_threshold_micros = null;
       else {

@@ -189,6 +189,18 @@ async function main() {
       if (who.trim() !== email) throw new Error(`after a reload the header shows "${who}", want ${email}`);
     });
 
+    await step('usage report emails: monthly by default, weekly after saving, kept after a reload', async () => {
+      const select = page.locator(tid('usage-reports-select'));
+      if ((await select.inputValue()) !== 'monthly') throw new Error(`usage reports start as "${await select.inputValue()}", want monthly`);
+      await select.selectOption('weekly');
+      await page.locator(tid('usage-reports-save')).click();
+      await page.locator(tid('usage-reports-saved')).waitFor();
+      await page.reload();
+      await page.locator(tid('usage-reports-select')).waitFor();
+      const after = await page.locator(tid('usage-reports-select')).inputValue();
+      if (after !== 'weekly') throw new Error(`after a reload usage reports show "${after}", want weekly`);
+    });
+
     await step('create an API key and see its secret once', async () => {
       await nav(page, 'nav-keys');
       await expectUrl(page, /^\/keys/);

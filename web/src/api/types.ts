@@ -15,6 +15,8 @@ export interface Account {
   balance_usd: number;
   low_balance_threshold_micros: number | null;
   low_balance_threshold_usd: number | null;
+  /** Usage report emails: weekly, monthly (the default), both or off. */
+  usage_reports?: string;
   rpm_limit: number;
   monthly_request_limit: number;
   created_at: string;

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { api, session } from '../api/client';
 import type { Account, Balance, Usage } from '../api/types';
 import { UsageChart, type DayPoint } from '../components/UsageChart';
+import { UsageReportsForm } from '../components/UsageReportsForm';
 import { Async, Badge, Button, ErrorBox, Field, Loading, Money, Notice, PageHeader } from '../components/ui';
 import { formatInt, lastUtcDays } from '../lib/format';
 import { useAction, useAsync, useSession, useTitle } from '../lib/hooks';
@@ -230,8 +231,9 @@ export function Dashboard() {
 
       <div class="grid-2">
         <section class="card" aria-labelledby="alerts-title">
-          <h2 id="alerts-title">Alerts</h2>
+          <h2 id="alerts-title">Alerts and reports</h2>
           {acct ? <ThresholdForm key={acct.id} account={acct} /> : <Loading />}
+          {acct && <UsageReportsForm key={`reports-${acct.id}`} account={acct} />}
         </section>
         <section class="card" aria-labelledby="plan-title">
           <h2 id="plan-title">Plan and limits</h2>
