@@ -140,7 +140,7 @@ func newReportFixture(t *testing.T, dialect string) *reportFixture {
 func (f *reportFixture) env(t *testing.T, start time.Time) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
-	env := s.NewTestWorkflowEnvironment()
+	env := testenv.WorkflowEnv(&s)
 	worker.Register(env, &activities.Activities{DB: f.d, Mailer: f.mail, PublicURL: "https://beaver.test"})
 	env.SetStartTime(start)
 	return env
