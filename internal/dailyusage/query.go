@@ -55,12 +55,12 @@ func Monthly(ctx context.Context, d *db.DB, accountID string, limit int) ([]Mont
 	return rows, nil
 }
 
-// KeySums sums one key's usage from sinceDay on (an account's key: the
-// account leads the index).
-func KeySums(ctx context.Context, d *db.DB, accountID, keyID, sinceDay string) (Sums, error) {
+// KeySums sums one key's usage from sinceDay on: one range of the index
+// on (api_key_id, day), however many keys, days and models its account has.
+func KeySums(ctx context.Context, d *db.DB, keyID, sinceDay string) (Sums, error) {
 	var s Sums
 	err := d.WithContext(ctx).Raw(`SELECT `+sumsSelect+` FROM daily_usage
-		WHERE account_id = ? AND day >= ? AND api_key_id = ?`, accountID, sinceDay, keyID).Scan(&s).Error
+		WHERE api_key_id = ? AND day >= ?`, keyID, sinceDay).Scan(&s).Error
 	if err != nil {
 		return Sums{}, fmt.Errorf("daily usage of key %s: %w", keyID, err)
 	}
@@ -78,3 +78,25 @@ const sumsSelect = `CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests,
 	CAST(COALESCE(SUM(markup_micros), 0) AS BIGINT) AS markup_micros,
 	CAST(COALESCE(SUM(charged_micros), 0) AS BIGINT) AS charged_micros,
 	CAST(COALESCE(SUM(uncollected_micros), 0) AS BIGINT) AS uncollected_micros`
+
+// AccountSums sums each of accountIDs' usage from sinceDay on (one index
+// range of daily_usage per account); accounts without usage are absent.
+func AccountSums(ctx context.Context, d *db.DB, accountIDs []string, sinceDay string) (map[string]Sums, error) {
+	out := make(map[string]Sums, len(accountIDs))
+	if len(accountIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		AccountID string
+		Sums
+	}
+	err := d.WithContext(ctx).Raw(`SELECT account_id, `+sumsSelect+` FROM daily_usage
+		WHERE account_id IN ? AND day >= ? GROUP BY account_id`, accountIDs, sinceDay).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("daily usage of accounts: %w", err)
+	}
+	for _, r := range rows {
+		out[r.AccountID] = r.Sums
+	}
+	return out, nil
+}
