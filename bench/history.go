@@ -218,7 +218,9 @@ func (h *historyGen) plan() (total int64, days []dailyusage.Row) {
 	for _, s := range sums {
 		days = append(days, *s)
 	}
-	sort.Slice(days, func(i, j int) bool { return days[i].Day+days[i].KeyID+days[i].Model < days[j].Day+days[j].KeyID+days[j].Model })
+	sort.Slice(days, func(i, j int) bool {
+		return days[i].Day+days[i].KeyID+days[i].Model < days[j].Day+days[j].KeyID+days[j].Model
+	})
 	return total, days
 }
 
