@@ -150,7 +150,7 @@ type sqlCapture struct {
 	sql []string
 }
 
-func (c *sqlCapture) LogMode(logger.LogLevel) logger.Interface       { return c }
+func (c *sqlCapture) LogMode(logger.LogLevel) logger.Interface      { return c }
 func (c *sqlCapture) Info(context.Context, string, ...interface{})  {}
 func (c *sqlCapture) Warn(context.Context, string, ...interface{})  {}
 func (c *sqlCapture) Error(context.Context, string, ...interface{}) {}
