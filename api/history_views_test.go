@@ -171,7 +171,7 @@ func (c *sqlCapture) take() []string {
 }
 
 // grows are the tables that grow with every request.
-var grows = regexp.MustCompile(`\b(usage_logs|ledger_entries|daily_usage|audit_entries)\b`)
+var grows = regexp.MustCompile(`\b(usage_logs|ledger_entries|daily_usage|audit_entries|api_keys)\b`)
 
 // No view of past usage, spend or lists reads more of a table that grows
 // with every request than its answer needs: none names usage_logs except
@@ -221,7 +221,7 @@ func TestHistoryViewsUseIndexesOnly(t *testing.T) {
 			{"/account/usage?days=7", key}, {"/account/usage?days=90", key}, {"/account/billing", key},
 			{"/account/transactions?limit=2", key}, {"/account/transactions?limit=2&cursor=" + cursor, key},
 			{"/v1/generation?id=" + gen, key},
-			{"/api-keys", key}, {"/api-keys/" + keyID, key},
+			{"/api-keys", key}, {"/api-keys?limit=1&cursor=" + encodeB64(keyID), key}, {"/api-keys/" + keyID, key},
 			{"/admin/accounts", h.Admin.Token}, {"/admin/accounts?limit=1&cursor=" + acctCursor, h.Admin.Token},
 			{"/admin/accounts/" + u.ID, h.Admin.Token},
 			{"/account/audit", u.Token}, {"/admin/audit", h.Admin.Token},
@@ -282,4 +282,30 @@ func plan(t *testing.T, d *db.DB, s string) []string {
 		out = append(out, detail)
 	}
 	return out
+}
+
+// GET /api-keys pages by cursor like the other lists that grow: every key
+// once, newest first, deleted keys left out.
+func TestKeysListPages(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		h := newHarness(t, dialect)
+		u := h.newUser()
+		var made []string
+		for i := 0; i < 5; i++ {
+			id, _ := h.createKey(u, nil)
+			made = append(made, id)
+		}
+		h.do("DELETE", "/api-keys/"+made[2], u.Token, nil).want(204)
+		seen := walk(h, "/api-keys", u.Token, 2, func(int) {})
+		want := []string{made[4], made[3], made[1], made[0]}
+		if fmt.Sprint(seen) != fmt.Sprint(want) {
+			t.Fatalf("pages gave %v, want %v", seen, want)
+		}
+		if r := h.do("GET", "/api-keys", u.Token, nil).want(200); len(r.list("data")) != 4 || r.get("next_cursor") != nil {
+			t.Fatalf("one page: %s", r.Raw)
+		}
+		for _, q := range []string{"limit=0", "limit=501", "cursor=!!!"} {
+			h.do("GET", "/api-keys?"+q, u.Token, nil).wantError(400, "invalid_request")
+		}
+	})
 }

@@ -58,17 +58,35 @@ func (r *updateKeyRequest) update() auth.KeyUpdate {
 		SpendLimitMicros: auth.Patch[int64]{Set: sl.Set, Null: sl.Null, Value: sl.Value.Micros()}}
 }
 
+// listKeys answers the caller's keys newest first, ?limit= 1..500 (default
+// 100) at a time; next_cursor (null on the last page) is ?cursor= for the
+// next page.
 func (s *Server) listKeys(c *gin.Context) {
-	keys, err := s.auth.ListKeys(c.Request.Context(), principal(c).Account.ID)
+	limit, err := intParam(c, "limit", 100, 1, 500)
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	before, err := decodeCursor(c.Query("cursor"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	keys, err := s.auth.ListKeys(c.Request.Context(), principal(c).Account.ID, before, limit+1)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var next any
+	if len(keys) > limit {
+		keys = keys[:limit]
+		next = encodeCursor(keys[limit-1].ID)
 	}
 	data := make([]gin.H, 0, len(keys))
 	for i := range keys {
 		data = append(data, keyView(&keys[i]))
 	}
-	c.JSON(http.StatusOK, gin.H{"data": data})
+	c.JSON(http.StatusOK, gin.H{"data": data, "next_cursor": next})
 }
 
 // getKey answers K + usage in the current spend-limit period (since the

@@ -6,5 +6,10 @@
 -- Settlement only touches it when a (day, key, model) row is first made.
 CREATE INDEX daily_usage_key_day ON daily_usage (api_key_id, day);
 
+-- GET /api-keys pages an account's keys newest first by keyset on id: a
+-- range of this index instead of sorting every key of the account.
+CREATE INDEX api_keys_account_id ON api_keys (account_id, id);
+
 -- +goose Down
+DROP INDEX api_keys_account_id;
 DROP INDEX daily_usage_key_day;
