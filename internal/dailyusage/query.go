@@ -18,20 +18,41 @@ type ModelDay struct {
 }
 
 // ByModelDay sums an account's usage per model and day from sinceDay
-// (YYYY-MM-DD) on: one index range of daily_usage.
+// (YYYY-MM-DD) on: one index range of daily_usage, read in index order and
+// added up here (the keys' rows of a model and day are a handful), which
+// spares the database a sort of the range.
 func ByModelDay(ctx context.Context, d *db.DB, accountID, sinceDay string) ([]ModelDay, error) {
-	var rows []ModelDay
-	err := d.WithContext(ctx).Raw(`SELECT model, day,
-			CAST(SUM(requests) AS BIGINT) AS requests,
-			CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
-			CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens,
-			CAST(SUM(charged_micros) AS BIGINT) AS cost_micros
-		FROM daily_usage WHERE account_id = ? AND day >= ?
-		GROUP BY model, day`, accountID, sinceDay).Scan(&rows).Error
+	rows, err := d.WithContext(ctx).Raw(`SELECT model, day, requests, prompt_tokens, completion_tokens, charged_micros
+		FROM daily_usage WHERE account_id = ? AND day >= ?`, accountID, sinceDay).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("daily usage by model and day: %w", err)
 	}
-	return rows, nil
+	defer rows.Close()
+	type key struct{ model, day string }
+	at := map[key]int{}
+	var out []ModelDay
+	for rows.Next() {
+		var r ModelDay
+		if err := rows.Scan(&r.Model, &r.Day, &r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.CostMicros); err != nil {
+			return nil, fmt.Errorf("daily usage by model and day: %w", err)
+		}
+		k := key{r.Model, r.Day}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, r)
+			continue
+		}
+		o := &out[i]
+		o.Requests += r.Requests
+		o.PromptTokens += r.PromptTokens
+		o.CompletionTokens += r.CompletionTokens
+		o.CostMicros += r.CostMicros
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("daily usage by model and day: %w", err)
+	}
+	return out, nil
 }
 
 // Month is an account's charges in one UTC month.
