@@ -146,9 +146,9 @@ func mix(i uint64) uint64 {
 }
 
 type historyRow struct {
-	at                              time.Time
-	model, keyID                    string
-	charge, prompt, completion, seq int64
+	at                         time.Time
+	model, keyID               string
+	charge, prompt, completion int64
 }
 
 // row is the i-th log; the logs are in time order, so the ledger's seq
@@ -264,7 +264,7 @@ func (h *historyGen) copyPG(ctx context.Context, d *db.DB, balance, first int64,
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	return conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
 		tx, err := pc.Begin(ctx)
