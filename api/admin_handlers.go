@@ -38,9 +38,10 @@ func (s *Server) adminListAccounts(c *gin.Context) {
 		accts = accts[:limit]
 		next = encodeCursor(accts[limit-1].ID)
 	}
-	data := make([]gin.H, 0, len(accts))
-	for i := range accts {
-		data = append(data, accountView(&accts[i]))
+	data, err := s.adminAccountViews(c.Request.Context(), accts)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	c.JSON(http.StatusOK, gin.H{"data": data, "next_cursor": next})
 }
@@ -85,7 +86,12 @@ func (s *Server) adminGetAccount(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"account": accountView(a)})
+	views, err := s.adminAccountViews(c.Request.Context(), []models.Account{*a})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"account": views[0]})
 }
 
 // adminUpdateAccountRequest is PATCH /admin/accounts/{id}. The limits are

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/auth"
+	"github.com/beaver-gateway/beaver/internal/dailyusage"
 	"github.com/beaver-gateway/beaver/internal/money"
 )
 
@@ -57,43 +58,71 @@ func (r *updateKeyRequest) update() auth.KeyUpdate {
 		SpendLimitMicros: auth.Patch[int64]{Set: sl.Set, Null: sl.Null, Value: sl.Value.Micros()}}
 }
 
+// listKeys answers the caller's keys newest first, ?limit= 1..500 (default
+// 100) at a time; next_cursor (null on the last page) is ?cursor= for the
+// next page.
 func (s *Server) listKeys(c *gin.Context) {
-	keys, err := s.auth.ListKeys(c.Request.Context(), principal(c).Account.ID)
+	limit, err := intParam(c, "limit", 100, 1, 500)
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	before, err := decodeCursor(c.Query("cursor"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	keys, err := s.auth.ListKeys(c.Request.Context(), principal(c).Account.ID, before, limit+1)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var next any
+	if len(keys) > limit {
+		keys = keys[:limit]
+		next = encodeCursor(keys[limit-1].ID)
 	}
 	data := make([]gin.H, 0, len(keys))
 	for i := range keys {
 		data = append(data, keyView(&keys[i]))
 	}
-	c.JSON(http.StatusOK, gin.H{"data": data})
+	c.JSON(http.StatusOK, gin.H{"data": data, "next_cursor": next})
 }
 
-// getKey answers K + usage in the current spend-limit period.
+// getKey answers K + usage in the current spend-limit period (since the
+// key's creation when its limit never resets), read from the day sums
+// (package dailyusage): a few rows per day, whatever the number of
+// requests. Periods start at UTC midnight, so whole days sum them. The
+// spend limit itself is enforced on api_keys.spent_micros, a counter kept
+// in the settlement transaction, which this view does not need.
 func (s *Server) getKey(c *gin.Context) {
-	k, err := s.auth.GetKey(c.Request.Context(), principal(c).Account.ID, c.Param("id"))
+	ctx := c.Request.Context()
+	k, err := s.auth.GetKey(ctx, principal(c).Account.ID, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	now := time.Now().UTC()
-	spent, start := k.SpentMicros, k.CreatedAt
-	if k.PeriodStart != nil {
+	start := k.CreatedAt
+	if k.PeriodStart != nil && k.PeriodStart.After(start) {
 		start = *k.PeriodStart
 	}
-	if cur := auth.CurrentPeriodStart(k.LimitReset, now); !cur.IsZero() {
-		if start.Before(cur) {
-			spent = 0 // the stored total belongs to a period that has ended
-		}
+	if cur := auth.CurrentPeriodStart(k.LimitReset, time.Now()); !cur.IsZero() {
 		start = cur
+	}
+	sums, err := dailyusage.KeySums(ctx, s.DB, k.ID, dailyusage.Day(start))
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	v := keyView(k)
 	v["usage"] = gin.H{
-		"spent_micros":         spent,
-		"spent_usd":            money.USD(spent),
+		"spent_micros":         sums.ChargedMicros,
+		"spent_usd":            money.USD(sums.ChargedMicros),
+		"requests":             sums.Requests,
+		"prompt_tokens":        sums.PromptTokens,
+		"completion_tokens":    sums.CompletionTokens,
 		"period_start":         ts(start),
-		"requests_this_minute": s.requestsThisMinute(c.Request.Context(), k.ID),
+		"requests_this_minute": s.requestsThisMinute(ctx, k.ID),
 	}
 	c.JSON(http.StatusOK, v)
 }

@@ -156,7 +156,7 @@ func run(o options) error {
 		return err
 	}
 	if o.history > 0 {
-		return runHistory(base, dbURL, key, o.history)
+		return runHistory(base, dbURL, key, adminEmail, adminPassword, o.history)
 	}
 	before, _, err := balance(base, key)
 	if err != nil {

@@ -150,12 +150,15 @@ func recordKey(tx *gorm.DB, k *models.APIKey, action string, c audit.Changes) er
 	return audit.Record(tx, audit.Entry{Account: k.AccountID, Subject: audit.Subject(audit.KindKey, k.ID), Action: action, Changes: c})
 }
 
-// ListKeys returns an account's keys that are not deleted, newest first.
-func (s *Service) ListKeys(ctx context.Context, accountID string) ([]models.APIKey, error) {
+// ListKeys returns up to limit of an account's keys that are not deleted,
+// newest first, older than the key before ("" = from the newest).
+func (s *Service) ListKeys(ctx context.Context, accountID, before string, limit int) ([]models.APIKey, error) {
 	var out []models.APIKey
-	err := s.DB.WithContext(ctx).Where("account_id = ? AND deleted_at IS NULL", accountID).
-		Order("id DESC").Find(&out).Error
-	if err != nil {
+	q := s.DB.WithContext(ctx).Where("account_id = ? AND deleted_at IS NULL", accountID)
+	if before != "" {
+		q = q.Where("id < ?", before) // keyset: a range of api_keys (account_id, id)
+	}
+	if err := q.Order("id DESC").Limit(limit).Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
 	return out, nil

@@ -86,6 +86,16 @@ SELECT CASE WHEN (SELECT count(*) FROM a) = $40 AND (SELECT count(*) FROM l) = $
 	ELSE CAST('settlement refused: ' || (SELECT count(*) FROM a) || ' of ' || $40 || ' accounts could cover what is charged outside a lease, '
 		|| (SELECT count(*) FROM l) || ' of ' || $41 || ' leases still cover their part' AS int)::text END`
 
+// settleSQLAsync is settleSQL committing with synchronous_commit=off
+// (EngineOptions.AsyncCommit): set_config(…, true) is SET LOCAL, so it
+// holds for this statement's own transaction only and never outlives it on
+// the connection (nor leaks to another client's transactions behind a
+// transaction pooler). PostgreSQL reads synchronous_commit when the
+// transaction commits, so setting it inside the statement is enough.
+var settleSQLAsync = strings.Replace(settleSQL,
+	") AS g(account_id, total, leased, direct, uncounted, entries)\n",
+	") AS g(account_id, total, leased, direct, uncounted, entries)\n\tWHERE set_config('synchronous_commit', 'off', true) = 'off'\n", 1)
+
 // commitPG writes a batch's groups in one statement on the engine's own
 // connection (settlement commits are serialised, so one is enough).
 func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now time.Time, month string) error {
@@ -195,8 +205,12 @@ func (e *Engine) commitPG(ctx context.Context, groups map[leaseKey]*group, now t
 	if err != nil {
 		return err
 	}
+	stmt := settleSQL
+	if e.stmts.async {
+		stmt = settleSQLAsync
+	}
 	var out string
-	err = conn.QueryRowContext(ctx, settleSQL,
+	err = conn.QueryRowContext(ctx, stmt,
 		accounts, aTotal, aLeased, aDirect, aUncounted, month, now,
 		keyIDs, kTotal, kLeased, leaseIDs, lAmount,
 		u.id, u.requestID, u.account, u.key, u.model, u.provider, u.priceVersion,
@@ -259,8 +273,9 @@ func dailyUsageArrays(logs []models.UsageLog) dailyUsageRows {
 	return d
 }
 
-// pgConn returns the connection settlement commits run on, opening it (and
-// setting synchronous_commit for AsyncCommit) when needed.
+// pgConn returns the connection settlement commits run on, opening it when
+// needed. It keeps the session's settings as they are: AsyncCommit is set
+// per transaction (settleSQLAsync).
 func (s *statements) pgConn(ctx context.Context) (*sql.Conn, error) {
 	if s.conn != nil {
 		return s.conn, nil
@@ -268,12 +283,6 @@ func (s *statements) pgConn(ctx context.Context) (*sql.Conn, error) {
 	c, err := s.sql.Conn(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if s.async {
-		if _, err := c.ExecContext(ctx, "SET synchronous_commit TO OFF"); err != nil {
-			_ = c.Close()
-			return nil, err
-		}
 	}
 	s.conn = c
 	return c, nil

@@ -18,20 +18,41 @@ type ModelDay struct {
 }
 
 // ByModelDay sums an account's usage per model and day from sinceDay
-// (YYYY-MM-DD) on: one index range of daily_usage.
+// (YYYY-MM-DD) on: one index range of daily_usage, read in index order and
+// added up here (the keys' rows of a model and day are a handful), which
+// spares the database a sort of the range.
 func ByModelDay(ctx context.Context, d *db.DB, accountID, sinceDay string) ([]ModelDay, error) {
-	var rows []ModelDay
-	err := d.WithContext(ctx).Raw(`SELECT model, day,
-			CAST(SUM(requests) AS BIGINT) AS requests,
-			CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
-			CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens,
-			CAST(SUM(charged_micros) AS BIGINT) AS cost_micros
-		FROM daily_usage WHERE account_id = ? AND day >= ?
-		GROUP BY model, day`, accountID, sinceDay).Scan(&rows).Error
+	rows, err := d.WithContext(ctx).Raw(`SELECT model, day, requests, prompt_tokens, completion_tokens, charged_micros
+		FROM daily_usage WHERE account_id = ? AND day >= ?`, accountID, sinceDay).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("daily usage by model and day: %w", err)
 	}
-	return rows, nil
+	defer rows.Close()
+	type key struct{ model, day string }
+	at := map[key]int{}
+	var out []ModelDay
+	for rows.Next() {
+		var r ModelDay
+		if err := rows.Scan(&r.Model, &r.Day, &r.Requests, &r.PromptTokens, &r.CompletionTokens, &r.CostMicros); err != nil {
+			return nil, fmt.Errorf("daily usage by model and day: %w", err)
+		}
+		k := key{r.Model, r.Day}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, r)
+			continue
+		}
+		o := &out[i]
+		o.Requests += r.Requests
+		o.PromptTokens += r.PromptTokens
+		o.CompletionTokens += r.CompletionTokens
+		o.CostMicros += r.CostMicros
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("daily usage by model and day: %w", err)
+	}
+	return out, nil
 }
 
 // Month is an account's charges in one UTC month.
@@ -55,12 +76,12 @@ func Monthly(ctx context.Context, d *db.DB, accountID string, limit int) ([]Mont
 	return rows, nil
 }
 
-// KeySums sums one key's usage from sinceDay on (an account's key: the
-// account leads the index).
-func KeySums(ctx context.Context, d *db.DB, accountID, keyID, sinceDay string) (Sums, error) {
+// KeySums sums one key's usage from sinceDay on: one range of the index
+// on (api_key_id, day), however many keys, days and models its account has.
+func KeySums(ctx context.Context, d *db.DB, keyID, sinceDay string) (Sums, error) {
 	var s Sums
 	err := d.WithContext(ctx).Raw(`SELECT `+sumsSelect+` FROM daily_usage
-		WHERE account_id = ? AND day >= ? AND api_key_id = ?`, accountID, sinceDay, keyID).Scan(&s).Error
+		WHERE api_key_id = ? AND day >= ?`, keyID, sinceDay).Scan(&s).Error
 	if err != nil {
 		return Sums{}, fmt.Errorf("daily usage of key %s: %w", keyID, err)
 	}
@@ -78,3 +99,25 @@ const sumsSelect = `CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS requests,
 	CAST(COALESCE(SUM(markup_micros), 0) AS BIGINT) AS markup_micros,
 	CAST(COALESCE(SUM(charged_micros), 0) AS BIGINT) AS charged_micros,
 	CAST(COALESCE(SUM(uncollected_micros), 0) AS BIGINT) AS uncollected_micros`
+
+// AccountSums sums each of accountIDs' usage from sinceDay on (one index
+// range of daily_usage per account); accounts without usage are absent.
+func AccountSums(ctx context.Context, d *db.DB, accountIDs []string, sinceDay string) (map[string]Sums, error) {
+	out := make(map[string]Sums, len(accountIDs))
+	if len(accountIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		AccountID string
+		Sums
+	}
+	err := d.WithContext(ctx).Raw(`SELECT account_id, `+sumsSelect+` FROM daily_usage
+		WHERE account_id IN ? AND day >= ? GROUP BY account_id`, accountIDs, sinceDay).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("daily usage of accounts: %w", err)
+	}
+	for _, r := range rows {
+		out[r.AccountID] = r.Sums
+	}
+	return out, nil
+}
