@@ -383,9 +383,22 @@ function KeyRow({
   );
 }
 
+/** Every key of the account: GET /api-keys pages by cursor (500 a page at most). */
+async function allKeys(signal: AbortSignal): Promise<{ data: ApiKey[] }> {
+  const data: ApiKey[] = [];
+  let cursor: string | null = '';
+  while (cursor !== null) {
+    const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+    const page: { data: ApiKey[]; next_cursor?: string | null } = await api('GET', `/api-keys?limit=500${q}`, undefined, { signal });
+    data.push(...page.data);
+    cursor = page.next_cursor ?? null;
+  }
+  return { data };
+}
+
 export function Keys() {
   useTitle('API keys');
-  const keys = useAsync((signal) => api<{ data: ApiKey[] }>('GET', '/api-keys', undefined, { signal }), []);
+  const keys = useAsync((signal) => allKeys(signal), []);
   const models = useAsync((signal) => api<{ data: Model[] }>('GET', '/v1/models', undefined, { signal, auth: false }), []);
   const [creating, setCreating] = useState(false);
   const [secret, setSecret] = useState<{ title: string; key: string } | null>(null);
