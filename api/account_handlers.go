@@ -198,7 +198,7 @@ func (s *Server) usage(c *gin.Context) {
 // Bounds of GET /account/billing.
 const (
 	billingListLimit = 100 // most recent top-ups and refunds
-	billingMonths    = 24  // most recent months with charges
+	billingMonths    = 24  // the last calendar months, with their charges
 )
 
 type monthlyCharge struct {
@@ -237,7 +237,7 @@ func (s *Server) billingHistory(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	sums, err := dailyusage.Monthly(ctx, d, id, billingMonths)
+	sums, err := dailyusage.Monthly(ctx, d, id, billingMonths, time.Now())
 	if err != nil {
 		s.fail(c, fmt.Errorf("billing charges: %w", err))
 		return

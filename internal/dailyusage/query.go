@@ -3,6 +3,7 @@ package dailyusage
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/beaver-gateway/beaver/internal/db"
 )
@@ -63,13 +64,20 @@ type Month struct {
 }
 
 // Monthly sums an account's charges per UTC month, newest first, for the
-// last limit months that charged anything.
-func Monthly(ctx context.Context, d *db.DB, accountID string, limit int) ([]Month, error) {
+// months that charged anything among the last months calendar months up to
+// now's. Only those months' rows are read (a range of the primary key), so
+// the cost does not grow with the account's age.
+func Monthly(ctx context.Context, d *db.DB, accountID string, months int, now time.Time) ([]Month, error) {
+	if months < 1 {
+		return nil, nil
+	}
+	y, m, _ := now.UTC().Date()
+	since := Day(time.Date(y, m-time.Month(months-1), 1, 0, 0, 0, 0, time.UTC))
 	var rows []Month
 	err := d.WithContext(ctx).Raw(`SELECT substr(day, 1, 7) AS month,
 			CAST(SUM(charged_micros) AS BIGINT) AS charged_micros, CAST(SUM(charges) AS BIGINT) AS charges
-		FROM daily_usage WHERE account_id = ?
-		GROUP BY substr(day, 1, 7) HAVING SUM(charges) > 0 ORDER BY 1 DESC LIMIT ?`, accountID, limit).Scan(&rows).Error
+		FROM daily_usage WHERE account_id = ? AND day >= ?
+		GROUP BY substr(day, 1, 7) HAVING SUM(charges) > 0 ORDER BY 1 DESC`, accountID, since).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("daily usage by month: %w", err)
 	}

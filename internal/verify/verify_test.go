@@ -201,7 +201,7 @@ func TestMigrationBackfillsDailyUsage(t *testing.T) {
 			if ms, err := dailyusage.Check(ctx, d, time.Time{}); err != nil || len(ms) != 0 {
 				t.Fatalf("after the backfill: %v %v", err, ms)
 			}
-			months, err := dailyusage.Monthly(ctx, d, acct, 24)
+			months, err := dailyusage.Monthly(ctx, d, acct, 24, time.Now())
 			if err != nil || len(months) != 2 || months[0] != (dailyusage.Month{Month: "2026-03", ChargedMicros: 300, Charges: 2}) ||
 				months[1] != (dailyusage.Month{Month: "2026-02", ChargedMicros: 300, Charges: 1}) {
 				t.Fatalf("months %+v %v", months, err) // March's first log charged nothing
