@@ -151,6 +151,47 @@ func TestTracesMarkAFailedUpstreamAttempt(t *testing.T) {
 	})
 }
 
+// A stream's upstream span lasts until its charge is known, and carries
+// the tokens and cost of the final usage chunk.
+func TestTracesSpanAStream(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		col := newCollector(t)
+		tel, err := telemetry.New(context.Background(), telemetry.Options{Traces: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inf := newInferenceTo(t, &inference{Telemetry: tel}, dialect, nil, fakeupstream.Options{}, nil)
+		_, key := inf.fundedKey("10", nil)
+		r := inf.do("POST", "/v1/chat/completions", key, chatBody("anthropic/claude-3-5-haiku-20241022", "stream please [[words:6]]",
+			"stream", true), fromIP("203.0.113.7")).want(200)
+		var data []string
+		for _, line := range strings.Split(string(r.Raw), "\n") {
+			if d, ok := strings.CutPrefix(line, "data: "); ok {
+				data = append(data, d)
+			}
+		}
+		chunks, done := parseChunks(t, data)
+		if !done || len(chunks) == 0 || chunks[len(chunks)-1].Usage == nil {
+			t.Fatalf("stream: %s", r.Raw)
+		}
+		usage := chunks[len(chunks)-1].Usage
+		flush(t, tel)
+
+		spans := byName(col.Spans())
+		up, ok := spans["chat claude-3-5-haiku-20241022"]
+		if !ok {
+			t.Fatalf("no upstream span; got %v", names(col.Spans()))
+		}
+		if up.Error || up.Attrs["gen_ai.provider.name"] != "anthropic" || up.Attrs["gen_ai.usage.input_tokens"] != usage.PromptTokens ||
+			up.Attrs["gen_ai.usage.output_tokens"] != int64(6) || up.Attrs["beaver.cost_micros"] != usage.CostMicros {
+			t.Fatalf("upstream span %+v; usage %+v", up, usage)
+		}
+		if settle := spans["settle"]; settle.ParentID != up.ParentID || settle.ParentID == "" {
+			t.Fatalf("settle %+v beside upstream %+v", settle, up)
+		}
+	})
+}
+
 func names(spans []otlp.Span) []string {
 	var n []string
 	for _, s := range spans {
