@@ -238,7 +238,8 @@ func (p *process) apiDeps() api.Deps {
 // workerDeps are the worker's activities' dependencies.
 func (p *process) workerDeps() worker.Deps {
 	return worker.Deps{DB: p.db, Catalog: p.catalog, Auth: p.auth, Mailer: p.mailer, Log: p.log, Registerer: p.registry,
-		Payments: p.payments, Providers: p.providers, Gateway: p.gateway, FineTune: p.finetune, Batches: p.batches, Files: p.files}
+		Payments: p.payments, Providers: p.providers, Gateway: p.gateway, FineTune: p.finetune, Batches: p.batches, Files: p.files,
+		Sentry: p.telemetry.Hub()}
 }
 
 // close stops background work: queued charges are committed and unused
