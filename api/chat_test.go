@@ -27,6 +27,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
 	"github.com/beaver-gateway/beaver/internal/registry"
+	"github.com/beaver-gateway/beaver/internal/telemetry"
 	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/models"
 )
@@ -42,6 +43,9 @@ type inference struct {
 	// Registry is the providers: the six built-ins pointed at Fake, and
 	// those the tests add (/admin/providers).
 	Registry *registry.Registry
+	// Telemetry is given to the API (nil = off): set it before the
+	// harness starts (newInferenceTo).
+	Telemetry *telemetry.Telemetry
 }
 
 func newInference(t *testing.T, dialect string, fakeOpts fakeupstream.Options, cfgs ...func(*config.Config)) *inference {
@@ -62,7 +66,14 @@ func newInferenceWith(t *testing.T, dialect string, fakeOpts fakeupstream.Option
 func newInferenceOn(t *testing.T, dialect string, newBus func(t *testing.T, d *db.DB, url string) bus.Bus,
 	fakeOpts fakeupstream.Options, tweak func(*providers.Config), cfgs ...func(*config.Config)) *inference {
 	t.Helper()
-	inf := &inference{Fake: fakeupstream.New(fakeOpts)}
+	return newInferenceTo(t, &inference{}, dialect, newBus, fakeOpts, tweak, cfgs...)
+}
+
+// newInferenceTo is newInferenceOn into inf (its Telemetry set).
+func newInferenceTo(t *testing.T, inf *inference, dialect string, newBus func(t *testing.T, d *db.DB, url string) bus.Bus,
+	fakeOpts fakeupstream.Options, tweak func(*providers.Config), cfgs ...func(*config.Config)) *inference {
+	t.Helper()
+	inf.Fake = fakeupstream.New(fakeOpts)
 	up := httptest.NewServer(inf.Fake)
 	t.Cleanup(up.Close)
 	inf.harness = newHarness(t, dialect, harnessOpts{
@@ -106,7 +117,7 @@ func newInferenceOn(t *testing.T, dialect string, newBus func(t *testing.T, d *d
 			if err != nil {
 				t.Fatal(err)
 			}
-			d.Catalog, d.Billing, d.ProviderRegistry = cat, eng, reg
+			d.Catalog, d.Billing, d.ProviderRegistry, d.Telemetry = cat, eng, reg, inf.Telemetry
 			inf.Catalog, inf.Engine, inf.providers, inf.Registry = cat, eng, reg, reg
 		},
 	})

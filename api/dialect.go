@@ -34,7 +34,7 @@ func (s *Server) authWith(c *gin.Context, fail func(*gin.Context, error), missin
 		fail(c, apierr.Unauthorized("%s", missing))
 		return
 	}
-	p, err := s.auth.Authenticate(c.Request.Context(), token)
+	p, err := s.authenticateToken(c.Request.Context(), token)
 	if err != nil {
 		fail(c, err)
 		return

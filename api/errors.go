@@ -35,6 +35,7 @@ func (s *Server) apiError(c *gin.Context, err error) *apierr.Error {
 		}
 		s.log.Error("request failed", "request_id", requestID(c), "method", c.Request.Method,
 			"path", c.FullPath(), "err", err)
+		_ = c.Error(err) // for error tracking (telemetry.go)
 		e = apierr.Internal()
 	}
 	return e

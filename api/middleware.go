@@ -51,6 +51,7 @@ func auditMeta(c *gin.Context) {
 // actor of its audit entries.
 func setPrincipal(c *gin.Context, p *auth.Principal) {
 	c.Set(ctxPrincipal, p)
+	tagAccount(c, p)
 	m := audit.MetaFrom(c.Request.Context())
 	m.Actor = audit.Subject(audit.KindAccount, p.Account.ID)
 	if p.Key != nil {
@@ -125,7 +126,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		writeError(c, apierr.Unauthorized("missing credentials: send Authorization: Bearer <API key or access token>"))
 		return
 	}
-	p, err := s.auth.Authenticate(c.Request.Context(), strings.TrimSpace(token))
+	p, err := s.authenticateToken(c.Request.Context(), strings.TrimSpace(token))
 	if err != nil {
 		s.fail(c, err)
 		c.Abort()

@@ -209,7 +209,7 @@ func (s *Server) optionalAccount(c *gin.Context) string {
 	if !ok || strings.TrimSpace(token) == "" {
 		return ""
 	}
-	p, err := s.auth.Authenticate(c.Request.Context(), strings.TrimSpace(token))
+	p, err := s.authenticateToken(c.Request.Context(), strings.TrimSpace(token))
 	if err != nil {
 		return ""
 	}

@@ -43,7 +43,7 @@ func (s *Server) realtime(c *gin.Context) {
 		writeError(c, apierr.Unauthorized("missing credentials: send Authorization: Bearer <API key>, or the subprotocol openai-insecure-api-key.<API key>"))
 		return
 	}
-	p, err := s.auth.Authenticate(c.Request.Context(), token)
+	p, err := s.authenticateToken(c.Request.Context(), token)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
@@ -34,6 +35,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/realtime"
 	"github.com/beaver-gateway/beaver/internal/registry"
 	"github.com/beaver-gateway/beaver/internal/signing"
+	"github.com/beaver-gateway/beaver/internal/telemetry"
 )
 
 // Deps is everything the API needs; main wires it, tests build the same
@@ -74,6 +76,8 @@ type Deps struct {
 	// Replays remembers accepted request signatures for every replica;
 	// nil = the database (signature_replays).
 	Replays signing.Replays
+	// Telemetry is error tracking and traces (telemetry.go); nil = off.
+	Telemetry *telemetry.Telemetry
 }
 
 // Server holds the router and dependencies.
@@ -91,6 +95,7 @@ type Server struct {
 
 	realtimeRelay *realtime.Relay
 	rp            *webauthn.WebAuthn // passkeys' relying party; nil = off (BEAVER_PUBLIC_URL unusable)
+	tracer        trace.Tracer       // nil = traces off
 }
 
 type httpMetrics struct {
@@ -125,7 +130,7 @@ func New(d Deps) *Server {
 	}
 	if d.Gateway == nil {
 		d.Gateway = gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log,
-			Registerer: d.Registry},
+			Registerer: d.Registry, Tracer: d.Telemetry.Tracer(gateway.TracerName)},
 			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks,
 				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})
 	}
@@ -143,7 +148,7 @@ func New(d Deps) *Server {
 		d.IdP = idp.New(d.Config, d.DB, d.Auth, d.Log)
 	}
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway,
-		files: d.Files, batches: d.Batches}
+		files: d.Files, batches: d.Batches, tracer: d.Telemetry.Tracer(tracerName)}
 	if rp, err := auth.NewRelyingParty(d.Config.PublicURL); err != nil {
 		d.Log.Warn("passkeys are off", "err", err)
 	} else {
@@ -177,7 +182,11 @@ func (s *Server) routes() *gin.Engine {
 	r.RemoveExtraSlash = false
 	bodies := s.newBodyGates()
 	anonymous, webhook, account := bodies.anonymousBodies(), bodies.webhookBodies(), bodies.accountBodies()
-	r.Use(requestIDMiddleware, auditMeta, s.recoverMiddleware, s.metricsMiddleware, s.corsMiddleware, bodies.guard)
+	r.Use(requestIDMiddleware, auditMeta, s.recoverMiddleware)
+	if t := s.telemetryMiddleware(); t != nil {
+		r.Use(t)
+	}
+	r.Use(s.metricsMiddleware, s.corsMiddleware, bodies.guard)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(methodNotAllowed)
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/getsentry/sentry-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
@@ -89,6 +90,9 @@ type Deps struct {
 	Files *files.Service
 	// SkipSchedules leaves the schedules alone (tests that create their own).
 	SkipSchedules bool
+	// Sentry gets the failures of activities that will not be retried
+	// (ErrorReports); nil = none.
+	Sentry *sentry.Hub
 }
 
 // TaskQueue is cfg's task queue, or the contract's.
@@ -105,8 +109,12 @@ func New(c client.Client, cfg *config.Config, deps Deps) sdkworker.Worker {
 }
 
 func newWorker(c client.Client, cfg *config.Config, deps Deps, onFatal func(error)) sdkworker.Worker {
+	interceptors := []interceptor.WorkerInterceptor{NewMetrics(deps.Registerer)}
+	if deps.Sentry != nil {
+		interceptors = append(interceptors, &ErrorReports{Hub: deps.Sentry})
+	}
 	w := sdkworker.New(c, TaskQueue(cfg), sdkworker.Options{
-		Interceptors:      []interceptor.WorkerInterceptor{NewMetrics(deps.Registerer)},
+		Interceptors:      interceptors,
 		WorkerStopTimeout: 10 * time.Second,
 		OnFatalError:      onFatal,
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.temporal.io/sdk/interceptor"
 
 	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/auth"
@@ -32,6 +33,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
 	"github.com/beaver-gateway/beaver/internal/registry"
 	"github.com/beaver-gateway/beaver/internal/signing"
+	"github.com/beaver-gateway/beaver/internal/telemetry"
 	"github.com/beaver-gateway/beaver/internal/temporalx"
 	"github.com/beaver-gateway/beaver/worker"
 	"github.com/beaver-gateway/beaver/workflows"
@@ -79,6 +81,10 @@ type process struct {
 	adminCreated  bool
 	adminPassword string
 
+	// telemetry is error tracking and traces (off unless configured);
+	// close flushes it last.
+	telemetry *telemetry.Telemetry
+
 	cancel   context.CancelFunc
 	stopAuth func() // leaves the replicas that revocations wait for
 }
@@ -102,6 +108,12 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 		}
 	}()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if p.telemetry, err = telemetry.New(ctx, telemetry.FromConfig(cfg)); err != nil {
+		return nil, err
+	}
+	if p.telemetry.Tracing() || p.telemetry.Hub() != nil {
+		log.Info("telemetry", "sentry", p.telemetry.Hub() != nil, "traces", p.telemetry.Tracing(), "otlp_protocol", cfg.TracesProtocol)
+	}
 	if err := d.MigrateUp(ctx); err != nil {
 		return nil, err
 	}
@@ -137,6 +149,11 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	}
 
 	p.temporal = temporalx.NewConn(cfg, log)
+	if ti, err := p.telemetry.TemporalInterceptor(); err != nil {
+		return nil, fmt.Errorf("temporal tracing: %w", err)
+	} else if ti != nil {
+		p.temporal.Interceptors = []interceptor.ClientInterceptor{ti}
+	}
 	p.workflows = workflows.NewStarter(workflows.StarterOptions{Conn: p.temporal, Auth: p.auth,
 		TaskQueue: worker.TaskQueue(cfg), Log: log, Registerer: p.registry,
 		FineTuningPollEvery: cfg.FineTuningPollInterval})
@@ -161,7 +178,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 		return nil, fmt.Errorf("providers: %w", err)
 	}
 	p.gateway = gateway.New(gateway.Deps{Billing: p.billing, Catalog: p.catalog, Providers: p.providers, Limiter: p.limiter,
-		Log: log, Registerer: p.registry},
+		Log: log, Registerer: p.registry, Tracer: p.telemetry.Tracer(gateway.TracerName)},
 		gateway.Options{RequireVerifiedEmail: cfg.RequireVerifiedEmail, Fallbacks: cfg.Fallbacks,
 			AbandonTimeout: cfg.UpstreamFirstByteTimeout})
 	p.files = &files.Service{DB: d, Store: files.NewStore(d, cfg.FilesDir), MaxBytes: cfg.FilesMaxBytes,
@@ -215,13 +232,14 @@ func (p *process) apiDeps() api.Deps {
 	return api.Deps{Config: p.cfg, DB: p.db, Auth: p.auth, Ledger: p.ledger, Billing: p.billing, Catalog: p.catalog,
 		ProviderRegistry: p.providers, KnownProvider: p.providers.Known, Gateway: p.gateway, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
 		Payments: p.payments, Workflows: p.workflows, FineTuning: p.finetune, Files: p.files, Batches: p.batches,
-		Replays: p.replays}
+		Replays: p.replays, Telemetry: p.telemetry}
 }
 
 // workerDeps are the worker's activities' dependencies.
 func (p *process) workerDeps() worker.Deps {
 	return worker.Deps{DB: p.db, Catalog: p.catalog, Auth: p.auth, Mailer: p.mailer, Log: p.log, Registerer: p.registry,
-		Payments: p.payments, Providers: p.providers, Gateway: p.gateway, FineTune: p.finetune, Batches: p.batches, Files: p.files}
+		Payments: p.payments, Providers: p.providers, Gateway: p.gateway, FineTune: p.finetune, Batches: p.batches, Files: p.files,
+		Sentry: p.telemetry.Hub()}
 }
 
 // close stops background work: queued charges are committed and unused
@@ -246,6 +264,13 @@ func (p *process) close() {
 	}
 	if p.db != nil {
 		_ = p.db.Close()
+	}
+	if p.telemetry != nil { // last: the spans and events of everything above are sent
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := p.telemetry.Shutdown(ctx); err != nil {
+			p.log.Warn("telemetry shutdown", "err", err)
+		}
+		cancel()
 	}
 }
 

@@ -187,6 +187,18 @@ type Config struct {
 	OAuthGoogle OAuthClient // BEAVER_OAUTH_GOOGLE_CLIENT_ID/_SECRET; Issuer: BEAVER_OAUTH_GOOGLE_ISSUER (https://accounts.google.com)
 	OAuthGitHub OAuthClient // BEAVER_OAUTH_GITHUB_CLIENT_ID/_SECRET; Issuer: BEAVER_OAUTH_GITHUB_URL, APIURL: BEAVER_OAUTH_GITHUB_API_URL
 	OIDC        OAuthClient // BEAVER_OIDC_ISSUER/_CLIENT_ID/_CLIENT_SECRET, Name: BEAVER_OIDC_NAME
+
+	// Error tracking and traces (internal/telemetry), both off by default.
+	// Sentry is on when SENTRY_DSN is set (SENTRY_ENVIRONMENT,
+	// SENTRY_RELEASE). Traces are exported over OTLP when
+	// OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
+	// set, unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none;
+	// TracesProtocol is OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else
+	// OTEL_EXPORTER_OTLP_PROTOCOL (grpc or http/protobuf, the default).
+	// The SDK reads the other OTEL_* variables itself.
+	SentryDSN, SentryEnvironment, SentryRelease string
+	Traces                                      bool
+	TracesProtocol                              string
 }
 
 // OAuthClient is Beaver's registration at one identity provider.
@@ -419,6 +431,20 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	if c.ArgonThreads == 0 || c.ArgonTime == 0 || c.ArgonMemoryKiB < 8 {
 		errs = append(errs, "argon2 parameters must be positive")
+	}
+	c.SentryDSN, c.SentryEnvironment, c.SentryRelease = get("SENTRY_DSN", ""), get("SENTRY_ENVIRONMENT", ""), get("SENTRY_RELEASE", "")
+	c.Traces = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", get("OTEL_EXPORTER_OTLP_ENDPOINT", "")) != "" &&
+		!strings.EqualFold(get("OTEL_SDK_DISABLED", ""), "true")
+	switch exp := get("OTEL_TRACES_EXPORTER", "otlp"); exp {
+	case "otlp":
+	case "none":
+		c.Traces = false
+	default:
+		errs = append(errs, "OTEL_TRACES_EXPORTER must be otlp or none")
+	}
+	c.TracesProtocol = get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"))
+	if c.TracesProtocol != "grpc" && c.TracesProtocol != "http/protobuf" {
+		errs = append(errs, "OTEL_EXPORTER_OTLP_PROTOCOL must be grpc or http/protobuf")
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))

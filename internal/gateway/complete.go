@@ -62,6 +62,9 @@ func (g *Gateway) Complete(ctx context.Context, call Call) (*Completion, error) 
 		a.err = r.try(upCtx, func(ctx context.Context) (err error) {
 			up := r.up // each attempt its own copy
 			a.resp, err = r.prov.Complete(ctx, &up)
+			if err == nil {
+				r.upstreamModel = a.resp.Model
+			}
 			return err
 		})
 		done <- a

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
@@ -51,6 +52,7 @@ type Gateway struct {
 	opts      Options
 	latency   *Latency
 	metrics   routeMetrics
+	tracer    trace.Tracer // nil = no traces (trace.go)
 
 	// Requests whose client left, still billed in the background
 	// (complete.go); stop cancels their upstream calls at shutdown.
@@ -88,6 +90,8 @@ type Deps struct {
 	// Registerer gets the routing metrics (fallbacks, breaker states,
 	// retries); nil = not exported.
 	Registerer prometheus.Registerer
+	// Tracer gets the spans of each request (trace.go); nil = none.
+	Tracer trace.Tracer
 }
 
 // New returns a gateway.
@@ -103,7 +107,7 @@ func New(d Deps, o Options) *Gateway {
 		d.Providers = providers.Static{}
 	}
 	g := &Gateway{billing: d.Billing, catalog: d.Catalog, providers: d.Providers, limiter: d.Limiter,
-		log: log, opts: o, latency: NewLatency()}
+		log: log, opts: o, latency: NewLatency(), tracer: d.Tracer}
 	g.stop, g.stopAll = context.WithCancel(context.Background())
 	g.metrics = newRouteMetrics(g, d.Registerer)
 	g.checkFallbacks()
@@ -174,6 +178,14 @@ type run struct {
 	finished  bool
 	attempts  Attempts
 	route     providers.Route // one retry budget for every model of the chain
+
+	// Traces (trace.go): the operation's generation prefix, the request's
+	// span, the attempt that answered (open until settled) and the model
+	// the upstream said answered.
+	prefix        string
+	parent        trace.SpanContext
+	attempt       trace.Span
+	upstreamModel string
 
 	// A non-streamed request's client may leave while try runs on another
 	// goroutine (complete.go): from then on no attempt or fallback starts
@@ -282,6 +294,19 @@ func (r *run) settle(ctx context.Context, o billing.Outcome, u *chat.Usage) (*bi
 		}
 	}
 	r.finished = true
+	ctx, span := r.settleSpan(ctx)
+	st, err := r.finish(ctx, o)
+	if st != nil {
+		span.SetAttributes(attrCostMicros.Int64(st.ChargedMicros))
+	}
+	endWith(span, err)
+	r.settled(o, st, err)
+	return st, err
+}
+
+// finish reprices the hold to the model that answered and commits the
+// charge.
+func (r *run) finish(ctx context.Context, o billing.Outcome) (*billing.Settlement, error) {
 	// Charged at the price of the model that answered (or was tried last),
 	// in the version it was resolved at; never above the hold's.
 	if err := r.hold.Reprice(r.entry.Price, r.entry.Version); err != nil {

@@ -27,7 +27,9 @@ func RPMKey(keyID string) string { return "key:" + keyID }
 // key's (the plan's RPM, or the key's lower rpm_limit), or the account's
 // for session requests. Errors are *apierr.Error; a 429 comes with the
 // RateLimit it was refused under.
-func (g *Gateway) Check(ctx context.Context, p *auth.Principal) (RateLimit, error) {
+func (g *Gateway) Check(ctx context.Context, p *auth.Principal) (rl RateLimit, err error) {
+	ctx, span := g.span(ctx, "limits")
+	defer func() { endWith(span, err) }()
 	if g.opts.RequireVerifiedEmail && !p.Account.EmailVerified {
 		return RateLimit{}, apierr.EmailNotVerified()
 	}
@@ -46,7 +48,7 @@ func (g *Gateway) Check(ctx context.Context, p *auth.Principal) (RateLimit, erro
 		return RateLimit{}, nil
 	}
 	res := g.limiter.Allow(ctx, key, limit, time.Minute)
-	rl := RateLimit{Applied: true, Limit: res.Limit, Remaining: max(res.Remaining, 0), Reset: res.Reset,
+	rl = RateLimit{Applied: true, Limit: res.Limit, Remaining: max(res.Remaining, 0), Reset: res.Reset,
 		ResetIn: res.ResetIn}
 	if !res.Allowed {
 		return rl, rateLimited(res, limit)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/catalog"
@@ -60,15 +62,18 @@ func (g *Gateway) start(ctx context.Context, call Call, chain []candidate, op op
 	at := time.Now()
 	b := op.bound(chain, at)
 	_, monthly := p.Account.Limits()
-	hold, err := g.billing.Admit(ctx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
+	actx, span := g.span(ctx, "admit")
+	hold, err := g.billing.Admit(actx, billing.AdmitRequest{AccountID: p.Account.ID, Key: p.Key,
 		Price: b.Price, PriceVersion: chain[0].entry.Version, PromptTokens: b.Prompt, MaxTokens: b.Output,
 		ModelMax: b.Max, MonthlyLimit: monthly, Choices: b.Choices, At: at})
+	endWith(span, err)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
 	r := &run{g: g, call: call, chain: chain, hold: hold, prompt: op.prompt, countable: op.countable,
-		retarget: op.retarget, start: now, genID: newGenerationID(op.prefix, call.Durable), created: now.Unix()}
+		retarget: op.retarget, start: now, genID: newGenerationID(op.prefix, call.Durable), created: now.Unix(),
+		prefix: op.prefix, parent: trace.SpanContextFromContext(ctx)}
 	if op.ready != nil {
 		op.ready(r)
 	}

@@ -188,7 +188,9 @@ func (r *run) try(ctx context.Context, fn func(ctx context.Context) error) error
 		r.route.OnAttempt = func(a providers.Attempt) {
 			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: a.Outcome(), OK: a.Err == nil})
 		}
-		err = fn(ctx)
+		actx, span := r.startAttempt(ctx)
+		err = fn(actx)
+		r.endAttempt(span, err)
 		if err == nil && len(r.attempts) == n { // a provider that reports no attempts
 			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: "200", OK: true})
 		}

@@ -69,6 +69,9 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 			continue // usage-only chunk: ours comes at the end
 		}
 		received = ch.AppendText(received) // the upstream bills it even if the client is gone
+		if r.upstreamModel == "" {
+			r.upstreamModel = ch.Model
+		}
 		ch.ID, ch.Model, ch.Object, ch.Usage = r.genID, r.entry.ID, chat.ObjectChunk, nil
 		if ch.Created == 0 {
 			ch.Created = r.created

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 
 	"github.com/beaver-gateway/beaver/internal/config"
 )
@@ -20,6 +21,11 @@ const HealthEvery = 5 * time.Second
 // Available tells callers at once whether a call can work (the API answers
 // 503 right away instead of waiting for gRPC timeouts).
 type Conn struct {
+	// Interceptors are given to the client it dials (and so to the
+	// workers built on it): the tracing interceptor when traces are on.
+	// Set before Run.
+	Interceptors []interceptor.ClientInterceptor
+
 	cfg *config.Config
 	log *slog.Logger
 
@@ -88,7 +94,7 @@ func (k *Conn) MarkDown() {
 // HealthEvery, until ctx ends. Run it in its own goroutine.
 func (k *Conn) Run(ctx context.Context) {
 	if k.Client() == nil {
-		c, err := DialRetry(ctx, k.cfg, k.log)
+		c, err := DialRetry(ctx, k.cfg, k.log, k.Interceptors...)
 		if err != nil {
 			return // ctx ended
 		}

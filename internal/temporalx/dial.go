@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/beaver-gateway/beaver/internal/config"
@@ -34,11 +35,14 @@ func ClientOptions(cfg *config.Config, log *slog.Logger) client.Options {
 	}
 }
 
-// Dial connects once, giving up after DialTimeout.
-func Dial(ctx context.Context, cfg *config.Config, log *slog.Logger) (client.Client, error) {
+// Dial connects once, giving up after DialTimeout; the client has
+// interceptors (which apply to its workers too).
+func Dial(ctx context.Context, cfg *config.Config, log *slog.Logger, interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
-	c, err := client.DialContext(ctx, ClientOptions(cfg, log))
+	o := ClientOptions(cfg, log)
+	o.Interceptors = interceptors
+	c, err := client.DialContext(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("temporal at %s (namespace %s): %w", cfg.TemporalAddress, cfg.TemporalNamespace, err)
 	}
@@ -47,10 +51,10 @@ func Dial(ctx context.Context, cfg *config.Config, log *slog.Logger) (client.Cli
 
 // DialRetry dials until it connects or ctx ends, backing off from 1s to
 // 30s, and logs the first failure and then every few attempts.
-func DialRetry(ctx context.Context, cfg *config.Config, log *slog.Logger) (client.Client, error) {
+func DialRetry(ctx context.Context, cfg *config.Config, log *slog.Logger, interceptors ...interceptor.ClientInterceptor) (client.Client, error) {
 	wait := time.Second
 	for attempt := 1; ; attempt++ {
-		c, err := Dial(ctx, cfg, log)
+		c, err := Dial(ctx, cfg, log, interceptors...)
 		if err == nil {
 			if attempt > 1 {
 				log.Info("connected to Temporal", "address", cfg.TemporalAddress, "attempts", attempt)
