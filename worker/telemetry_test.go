@@ -44,7 +44,7 @@ func TestWorkflowRunsAreTraced(t *testing.T) {
 
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{ti}})
+	env.SetWorkerOptions(sdkworker.Options{DeadlockDetectionTimeout: time.Minute, Interceptors: []interceptor.WorkerInterceptor{ti}})
 	env.RegisterWorkflow(workflows.RepricingWorkflow)
 	var a *activities.Activities
 	env.RegisterActivity(a)
@@ -91,7 +91,7 @@ func TestActivityFailuresThatEndAreReported(t *testing.T) {
 	}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&worker.ErrorReports{Hub: tel.Hub()}}})
+	env.SetWorkerOptions(sdkworker.Options{DeadlockDetectionTimeout: time.Minute, Interceptors: []interceptor.WorkerInterceptor{&worker.ErrorReports{Hub: tel.Hub()}}})
 	flaky, fatal := 0, 0
 	env.RegisterActivityWithOptions(func(context.Context) error {
 		flaky++
