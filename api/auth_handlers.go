@@ -127,8 +127,9 @@ func (s *Server) me(c *gin.Context) {
 }
 
 type updateMeRequest struct {
-	Name                   auth.Patch[string]    `json:"name"`
-	LowBalanceThresholdUSD auth.Patch[money.USD] `json:"low_balance_threshold_usd"`
+	Name                   auth.Patch[string]                `json:"name"`
+	LowBalanceThresholdUSD auth.Patch[money.USD]             `json:"low_balance_threshold_usd"`
+	BillingDetails         auth.Patch[billingDetailsRequest] `json:"billing_details"`
 }
 
 // updateMe changes the caller's name or low-balance alert threshold; any
@@ -142,6 +143,9 @@ func (s *Server) updateMe(c *gin.Context) {
 	u := auth.ProfileUpdate{Name: req.Name}
 	t := req.LowBalanceThresholdUSD
 	u.LowBalanceThresholdMicros = auth.Patch[int64]{Set: t.Set, Null: t.Null, Value: t.Value.Micros()}
+	if b := req.BillingDetails; b.Set {
+		u.BillingDetails = auth.BillingDetails{Clear: b.Null, Name: b.Value.Name, Address: b.Value.Address, TaxID: b.Value.TaxID}
+	}
 	a, err := s.auth.UpdateProfile(c.Request.Context(), principal(c).Account.ID, u)
 	if err != nil {
 		s.fail(c, err)

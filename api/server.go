@@ -27,6 +27,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/idp"
+	"github.com/beaver-gateway/beaver/internal/invoices"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
@@ -74,6 +75,10 @@ type Deps struct {
 	// Replays remembers accepted request signatures for every replica;
 	// nil = the database (signature_replays).
 	Replays signing.Replays
+	// Invoices issues and renders invoices and statements; nil = built from
+	// DB and Config (BEAVER_INVOICE_*), and set as the Ledger's Documents
+	// when it has none, so every top-up it posts is invoiced.
+	Invoices *invoices.Service
 }
 
 // Server holds the router and dependencies.
@@ -138,6 +143,12 @@ func New(d Deps) *Server {
 	}
 	if d.Batches == nil {
 		d.Batches = &batches.Service{DB: d.DB, Files: d.Files, Log: d.Log}
+	}
+	if d.Invoices == nil {
+		d.Invoices = invoices.New(d.DB, invoices.IssuerFromConfig(d.Config))
+	}
+	if d.Ledger != nil && d.Ledger.Documents == nil {
+		d.Ledger.Documents = d.Invoices
 	}
 	if d.IdP == nil {
 		d.IdP = idp.New(d.Config, d.DB, d.Auth, d.Log)
@@ -235,6 +246,9 @@ func (s *Server) routes() *gin.Engine {
 	a.GET("/account/transactions", s.transactions)
 	a.GET("/account/usage", s.usage)
 	a.GET("/account/billing", s.billingHistory)
+	a.GET("/account/invoices", s.listInvoices)
+	a.GET("/account/invoices/:file", s.invoicePDF)
+	a.GET("/account/statements/:month", s.statement)
 	a.POST("/account/top-up/checkout", sessionOnly, s.topUpCheckout)
 	a.GET("/account/auto-recharge", s.getAutoRecharge)
 	a.PUT("/account/auto-recharge", sessionOnly, s.putAutoRecharge)

@@ -86,6 +86,7 @@ func (s *Service) ListAccounts(ctx context.Context, emailContains, after string,
 type ProfileUpdate struct {
 	Name                      Patch[string]
 	LowBalanceThresholdMicros Patch[int64]
+	BillingDetails            BillingDetails
 }
 
 // UpdateProfile applies a user's own changes.
@@ -106,6 +107,9 @@ func (s *Service) UpdateProfile(ctx context.Context, accountID string, u Profile
 			return nil, apierr.Invalid("low_balance_threshold_usd must not be negative")
 		}
 		set["low_balance_threshold_micros"] = u.LowBalanceThresholdMicros.Value
+	}
+	if err := billingColumns(u.BillingDetails, set); err != nil {
+		return nil, err
 	}
 	return s.updateAccount(ctx, accountID, audit.ActionAccountUpdated, set)
 }

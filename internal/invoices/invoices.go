@@ -26,6 +26,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/config"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/models"
@@ -277,4 +278,10 @@ func (d Document) Parties() (issuer, customer Party) {
 	_ = json.Unmarshal([]byte(d.IssuerDetails), &issuer)
 	_ = json.Unmarshal([]byte(d.CustomerDetails), &customer)
 	return issuer, customer
+}
+
+// IssuerFromConfig is the operator as configured (BEAVER_INVOICE_*).
+func IssuerFromConfig(cfg *config.Config) Issuer {
+	return Issuer{Prefix: cfg.InvoicePrefix, Party: Party{Name: cfg.InvoiceIssuerName, Address: cfg.InvoiceIssuerAddress,
+		TaxID: cfg.InvoiceIssuerTaxID}}
 }
