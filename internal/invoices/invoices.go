@@ -218,7 +218,7 @@ func (s *Service) List(ctx context.Context, accountID, before string, limit int)
 			}
 			return Page{}, err
 		}
-		q = q.Where("issued_at < ? OR (issued_at = ? AND id < ?)", b.IssuedAt, b.IssuedAt, b.ID)
+		q = q.Where("(issued_at < ? OR (issued_at = ? AND id < ?))", b.IssuedAt, b.IssuedAt, b.ID)
 	}
 	var rows []models.Invoice
 	if err := q.Order("issued_at DESC, id DESC").Limit(limit + 1).Find(&rows).Error; err != nil {
