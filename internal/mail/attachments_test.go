@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -108,5 +109,26 @@ func TestResendSendsAttachments(t *testing.T) {
 	a := atts[0].(map[string]any)
 	if a["filename"] != pdfAttachment.Filename || a["content_type"] != "application/pdf" {
 		t.Fatalf("attachment %v", a)
+	}
+}
+
+// The log mailer names each attachment and its size (never its bytes);
+// the recorder keeps it whole.
+func TestLogSenderAndRecorderKeepAttachments(t *testing.T) {
+	var buf bytes.Buffer
+	m := beavermail.Message{To: "e@example.com", Subject: "Receipt", Text: "hi",
+		Attachments: []beavermail.Attachment{pdfAttachment}}
+	if err := (beavermail.LogSender{Log: slog.New(slog.NewTextHandler(&buf, nil))}).Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "attachment=BVR-2026-000001.pdf") || !strings.Contains(buf.String(), "attachment_bytes=409") {
+		t.Fatalf("log %q", buf.String())
+	}
+	rec := &beavermail.Recorder{}
+	if err := rec.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.To("e@example.com"); len(got) != 1 || !bytes.Equal(got[0].Attachments[0].Content, pdfAttachment.Content) {
+		t.Fatalf("recorded %+v", got)
 	}
 }
