@@ -127,9 +127,10 @@ func (s *Server) me(c *gin.Context) {
 }
 
 type updateMeRequest struct {
-	Name                   auth.Patch[string]    `json:"name"`
-	LowBalanceThresholdUSD auth.Patch[money.USD] `json:"low_balance_threshold_usd"`
-	UsageReports           auth.Patch[string]    `json:"usage_reports"`
+	Name                   auth.Patch[string]                `json:"name"`
+	LowBalanceThresholdUSD auth.Patch[money.USD]             `json:"low_balance_threshold_usd"`
+	UsageReports           auth.Patch[string]                `json:"usage_reports"`
+	BillingDetails         auth.Patch[billingDetailsRequest] `json:"billing_details"`
 }
 
 // updateMe changes the caller's name, low-balance alert threshold or usage
@@ -145,13 +146,13 @@ func (s *Server) updateMe(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	u := auth.ProfileUpdate{Name: req.Name}
+	u := auth.ProfileUpdate{Name: req.Name, UsageReports: reportsChoice}
 	t := req.LowBalanceThresholdUSD
 	u.LowBalanceThresholdMicros = auth.Patch[int64]{Set: t.Set, Null: t.Null, Value: t.Value.Micros()}
-	a, err := s.auth.UpdateProfile(c.Request.Context(), principal(c).Account.ID, u)
-	if err == nil {
-		err = s.setUsageReports(c.Request.Context(), a, reportsChoice)
+	if b := req.BillingDetails; b.Set {
+		u.BillingDetails = auth.BillingDetails{Clear: b.Null, Name: b.Value.Name, Address: b.Value.Address, TaxID: b.Value.TaxID}
 	}
+	a, err := s.auth.UpdateProfile(c.Request.Context(), principal(c).Account.ID, u)
 	if err != nil {
 		s.fail(c, err)
 		return

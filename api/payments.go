@@ -20,7 +20,7 @@ func (s *Server) payments() *payments.Service {
 		return s.Payments
 	}
 	return payments.New(payments.Deps{DB: s.DB, Ledger: s.Ledger, Mailer: s.Mailer, PublicURL: s.cfg.PublicURL,
-		AdminEmail: s.cfg.AdminEmail, Log: s.log})
+		AdminEmail: s.cfg.AdminEmail, Log: s.log, Invoices: s.Invoices})
 }
 
 // paymentError maps a failure of package payments to the contract's error

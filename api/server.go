@@ -28,6 +28,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/idp"
+	"github.com/beaver-gateway/beaver/internal/invoices"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
@@ -78,6 +79,10 @@ type Deps struct {
 	Replays signing.Replays
 	// Telemetry is error tracking and traces (telemetry.go); nil = off.
 	Telemetry *telemetry.Telemetry
+	// Invoices issues and renders invoices and statements; nil = built from
+	// DB and Config (BEAVER_INVOICE_*), and set as the Ledger's Documents
+	// when it has none, so every top-up it posts is invoiced.
+	Invoices *invoices.Service
 }
 
 // Server holds the router and dependencies.
@@ -143,6 +148,12 @@ func New(d Deps) *Server {
 	}
 	if d.Batches == nil {
 		d.Batches = &batches.Service{DB: d.DB, Files: d.Files, Log: d.Log}
+	}
+	if d.Invoices == nil {
+		d.Invoices = invoices.New(d.DB, invoices.IssuerFromConfig(d.Config))
+	}
+	if d.Ledger != nil && d.Ledger.Documents == nil {
+		d.Ledger.Documents = d.Invoices
 	}
 	if d.IdP == nil {
 		d.IdP = idp.New(d.Config, d.DB, d.Auth, d.Log)
@@ -246,6 +257,9 @@ func (s *Server) routes() *gin.Engine {
 	a.GET("/account/transactions", s.transactions)
 	a.GET("/account/usage", s.usage)
 	a.GET("/account/billing", s.billingHistory)
+	a.GET("/account/invoices", s.listInvoices)
+	a.GET("/account/invoices/:file", s.invoicePDF)
+	a.GET("/account/statements/:month", s.statement)
 	a.POST("/account/top-up/checkout", sessionOnly, s.topUpCheckout)
 	a.GET("/account/auto-recharge", s.getAutoRecharge)
 	a.PUT("/account/auto-recharge", sessionOnly, s.putAutoRecharge)

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"context"
 	"strings"
-	"time"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
 	"github.com/beaver-gateway/beaver/internal/auth"
@@ -21,19 +19,6 @@ func usageReportsChoice(p auth.Patch[string]) (string, error) {
 		return "", apierr.Invalid("usage_reports must be one of %s", strings.Join(reports.Preferences, ", "))
 	}
 	return p.Value, nil
-}
-
-// setUsageReports stores a validated choice ("" = unchanged) on a and in
-// the database.
-func (s *Server) setUsageReports(ctx context.Context, a *models.Account, choice string) error {
-	if choice == "" {
-		return nil
-	}
-	if err := reports.SetPreference(ctx, s.DB, a.ID, choice, time.Now()); err != nil {
-		return err
-	}
-	a.UsageReports = choice
-	return nil
 }
 
 // usageReportsOf is an account's choice as the API shows it.

@@ -45,6 +45,7 @@ func accountView(a *models.Account) gin.H {
 		"rpm_limit":                    rpm,
 		"monthly_request_limit":        monthly,
 		"created_at":                   ts(a.CreatedAt),
+		"billing_details":              gin.H{"name": a.BillingName, "address": a.BillingAddress, "tax_id": a.BillingTaxID},
 	}
 }
 

@@ -40,8 +40,13 @@ type Account struct {
 	TOTPSecret                  *string `gorm:"column:totp_secret"`         // sealed
 	TOTPPendingSecret           *string `gorm:"column:totp_pending_secret"` // sealed, until confirmed
 	TOTPLastStep                int64   `gorm:"column:totp_last_step"`      // last accepted time step
-	CreatedAt                   time.Time
-	UpdatedAt                   time.Time
+	// Billing details, editable by the user and frozen on each invoice as
+	// issued (migrations/00027_invoices.sql).
+	BillingName    string
+	BillingAddress string
+	BillingTaxID   string `gorm:"column:billing_tax_id"`
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // APIKey is a credential; only the HMAC of the secret is stored.

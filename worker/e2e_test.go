@@ -36,6 +36,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/files"
 	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
+	"github.com/beaver-gateway/beaver/internal/invoices"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
@@ -110,8 +111,9 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 	rec := &mail.Recorder{}
-	pay := payments.New(payments.Deps{DB: d, Ledger: &billing.Ledger{DB: d}, Stripe: sc, Mailer: rec,
-		PublicURL: publicURL, Log: quiet})
+	inv := invoices.New(d, invoices.Issuer{Prefix: "E2E", Party: invoices.Party{Name: "Beaver E2E"}})
+	pay := payments.New(payments.Deps{DB: d, Ledger: &billing.Ledger{DB: d, Documents: inv}, Stripe: sc, Mailer: rec,
+		PublicURL: publicURL, Log: quiet, Invoices: inv})
 	backups := t.TempDir()
 	cfg, err := config.FromLookup(func(k string) (string, bool) {
 		v, ok := map[string]string{"BEAVER_PUBLIC_URL": publicURL, "TEMPORAL_ADDRESS": srv.FrontendHostPort(),
@@ -565,6 +567,15 @@ func TestMoneyWorkflowsEndToEnd(t *testing.T) {
 			t.Fatalf("top-up %+v: %v", top, err)
 		}
 		waitFor(t, "the receipt", func() bool { return len(e.mail.To(acct.Email)) == 1 })
+		// The credit issued the invoice; the receipt carries it.
+		var inv models.Invoice
+		if err := e.db.Where("top_up_id = ? AND kind = ?", top.ID, models.InvoiceKindInvoice).Take(&inv).Error; err != nil ||
+			inv.LedgerEntryID != top.LedgerEntryID || inv.AmountMicros != 25_000_000 {
+			t.Fatalf("invoice %+v: %v", inv, err)
+		}
+		if atts := e.mail.To(acct.Email)[0].Attachments; len(atts) != 1 || atts[0].Filename != inv.Number+".pdf" {
+			t.Fatalf("receipt attachments %+v", atts)
+		}
 		// Stripe sends the event again: credited once.
 		deliver(e.stripe.SignedEvent(stripe.EventCheckoutSessionCompleted, map[string]any{"id": co.ID,
 			"object": "checkout.session", "mode": "payment"}))
@@ -607,6 +618,11 @@ func TestMoneyWorkflowsEndToEnd(t *testing.T) {
 		if again, err := e.wf.StartRefund(ctx, "e2e", workflows.RefundInput{TopUpID: top.ID, AmountMicros: 5_000_000}); err != nil || again != id {
 			t.Fatalf("same key: %q %v", again, err)
 		}
+		var notes []models.Invoice
+		if err := e.db.Where("account_id = ? AND kind = ?", acct.ID, models.InvoiceKindCreditNote).Find(&notes).Error; err != nil ||
+			len(notes) != 1 || notes[0].AmountMicros != 5_000_000 || notes[0].RefersTo == nil {
+			t.Fatalf("credit notes %+v: %v", notes, err)
+		}
 	})
 
 	t.Run("auto-recharge", func(t *testing.T) {
@@ -632,6 +648,11 @@ func TestMoneyWorkflowsEndToEnd(t *testing.T) {
 			e.result(t, workflows.AutoRechargeWorkflowID(a.ID), c.history, &res)
 			if res.Status != c.want {
 				t.Fatalf("%s: %+v", c.card, res)
+			}
+			var n int64
+			if err := e.db.Model(&models.Invoice{}).Where("account_id = ?", a.ID).Count(&n).Error; err != nil ||
+				(n == 1) != (c.want == workflows.AutoRechargeCharged) {
+				t.Fatalf("%s: %d invoices (%v)", c.card, n, err)
 			}
 		}
 	})

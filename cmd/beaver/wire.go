@@ -26,6 +26,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/finetune"
 	"github.com/beaver-gateway/beaver/internal/gateway"
 	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/invoices"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
@@ -61,6 +62,7 @@ type process struct {
 	providers *registry.Registry // built-ins from the environment, operator providers from the database
 	mailer    mail.Sender
 	payments  *payments.Service
+	invoices  *invoices.Service
 	finetune  *finetune.Service
 	// gateway runs inference for the API and for the worker's durable jobs
 	// (batches, background responses).
@@ -158,7 +160,8 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 		TaskQueue: worker.TaskQueue(cfg), Log: log, Registerer: p.registry,
 		FineTuningPollEvery: cfg.FineTuningPollInterval})
 	events := balanceEvents{workflows: p.workflows, recharge: payments.NewRechargeTrigger(d), log: log}
-	p.ledger = &billing.Ledger{DB: d, Events: events}
+	p.invoices = invoices.New(d, invoices.IssuerFromConfig(cfg))
+	p.ledger = &billing.Ledger{DB: d, Events: events, Documents: p.invoices}
 	p.billing = billing.NewEngine(d, log, billing.EngineOptions{InstanceID: cfg.InstanceID, Registerer: p.registry,
 		Events: events, AsyncCommit: !cfg.PGSynchronousCommit, GatherWait: gatherWait(cfg.CommitGather)})
 	// Through auth, not the bus: leases and quotas must be stale before a
@@ -199,7 +202,7 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 		return nil, fmt.Errorf("stripe: %w", err)
 	}
 	p.payments = payments.New(payments.Deps{DB: d, Ledger: p.ledger, Stripe: sc, Mailer: p.mailer,
-		PublicURL: cfg.PublicURL, AdminEmail: cfg.AdminEmail, Log: log})
+		PublicURL: cfg.PublicURL, AdminEmail: cfg.AdminEmail, Log: log, Invoices: p.invoices})
 	p.finetune = finetune.New(finetune.Options{DB: d, Catalog: p.catalog, Endpoints: p.providers, Workflows: p.workflows, Log: log})
 	ok = true
 	return p, nil
@@ -232,7 +235,7 @@ func (p *process) apiDeps() api.Deps {
 	return api.Deps{Config: p.cfg, DB: p.db, Auth: p.auth, Ledger: p.ledger, Billing: p.billing, Catalog: p.catalog,
 		ProviderRegistry: p.providers, KnownProvider: p.providers.Known, Gateway: p.gateway, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
 		Payments: p.payments, Workflows: p.workflows, FineTuning: p.finetune, Files: p.files, Batches: p.batches,
-		Replays: p.replays, Telemetry: p.telemetry}
+		Replays: p.replays, Telemetry: p.telemetry, Invoices: p.invoices}
 }
 
 // workerDeps are the worker's activities' dependencies.

@@ -86,6 +86,10 @@ func (s *Service) ListAccounts(ctx context.Context, emailContains, after string,
 type ProfileUpdate struct {
 	Name                      Patch[string]
 	LowBalanceThresholdMicros Patch[int64]
+	BillingDetails            BillingDetails
+	// UsageReports is a usage_reports choice the caller validated; "" =
+	// unchanged.
+	UsageReports string
 }
 
 // UpdateProfile applies a user's own changes.
@@ -106,6 +110,12 @@ func (s *Service) UpdateProfile(ctx context.Context, accountID string, u Profile
 			return nil, apierr.Invalid("low_balance_threshold_usd must not be negative")
 		}
 		set["low_balance_threshold_micros"] = u.LowBalanceThresholdMicros.Value
+	}
+	if err := billingColumns(u.BillingDetails, set); err != nil {
+		return nil, err
+	}
+	if u.UsageReports != "" {
+		set["usage_reports"] = u.UsageReports
 	}
 	return s.updateAccount(ctx, accountID, audit.ActionAccountUpdated, set)
 }
@@ -177,12 +187,13 @@ func (s *Service) AdminUpdateAccount(ctx context.Context, actorID, accountID str
 // updateAccount may change.
 var auditedAccountColumns = map[string]string{"name": "name", "low_balance_threshold_micros": "low_balance_threshold_micros",
 	"plan": "plan", "role": "role", "active": "active", "rpm_limit_override": "rpm_limit",
-	"monthly_request_limit_override": "monthly_request_limit"}
+	"monthly_request_limit_override": "monthly_request_limit", "usage_reports": "usage_reports"}
 
 // accountFields is a's audited columns keyed by their audit name.
 func accountFields(a *models.Account) map[string]any {
 	return map[string]any{"name": a.Name, "low_balance_threshold_micros": a.LowBalanceThresholdMicros, "plan": a.Plan,
-		"role": a.Role, "active": a.Active, "rpm_limit": a.RPMLimitOverride, "monthly_request_limit": a.MonthlyRequestLimitOverride}
+		"role": a.Role, "active": a.Active, "rpm_limit": a.RPMLimitOverride, "monthly_request_limit": a.MonthlyRequestLimitOverride,
+		"usage_reports": a.UsageReports}
 }
 
 // updateAccount writes set and records action with what changed, in one

@@ -28,6 +28,17 @@ type Ledger struct {
 	// Events hears BalanceChanged after every committed entry (e.g. so that
 	// a low-balance alert learns the balance recovered); nil = none.
 	Events Events
+	// Documents issues the invoice or credit note of an entry inside the
+	// transaction that posts it (internal/invoices); nil = none.
+	Documents Documents
+}
+
+// Documents issues what a ledger entry must carry (an invoice for a
+// top-up, a credit note for a refund) in the entry's own transaction: if
+// issuing fails the entry rolls back, and a replayed post (same reference)
+// issues nothing, since its entry exists already.
+type Documents interface {
+	IssueFor(tx *gorm.DB, entry models.LedgerEntry, e Entry) error
 }
 
 // Ledger errors. Each also carries the API error it answers as (package
@@ -57,6 +68,12 @@ type Entry struct {
 	AmountMicros int64  // positive credits, negative debits
 	Reference    string // unique: posting twice with it changes nothing
 	Description  string
+	// TopUpID names the card top-up (top_ups row) a top-up entry credits or
+	// a refund entry debits; "" for admin top-ups. Documents use it.
+	TopUpID string
+	// CreditNoteFor is the refund whose credit note this debit issues now
+	// (a refund already settled at Stripe); "" = none yet.
+	CreditNoteFor string
 }
 
 // Post applies e atomically: the balance moves and exactly one ledger entry
@@ -89,6 +106,11 @@ func (l *Ledger) Post(ctx context.Context, e Entry) (*models.LedgerEntry, bool, 
 			Description: e.Description, CreatedAt: time.Now().UTC(), Seq: seq}
 		if err := tx.Create(&entry).Error; err != nil {
 			return err
+		}
+		if l.Documents != nil {
+			if err := l.Documents.IssueFor(tx, entry, e); err != nil {
+				return err
+			}
 		}
 		return recordPost(tx, entry)
 	})

@@ -130,6 +130,14 @@ type Config struct {
 	SMTPUser     string
 	SMTPPassword string
 
+	// Invoices (internal/invoices): the operator's details printed on
+	// every invoice and statement, and the number prefix (one gap-free
+	// sequence per prefix).
+	InvoicePrefix        string
+	InvoiceIssuerName    string
+	InvoiceIssuerAddress string // "\n" in the value starts a new line
+	InvoiceIssuerTaxID   string
+
 	// Argon2id cost; tests lower it.
 	ArgonMemoryKiB uint32
 	ArgonTime      uint32
@@ -329,6 +337,10 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		SMTPAddr:                 get("BEAVER_SMTP_ADDR", ""),
 		SMTPUser:                 get("BEAVER_SMTP_USER", ""),
 		SMTPPassword:             get("BEAVER_SMTP_PASSWORD", ""),
+		InvoicePrefix:            get("BEAVER_INVOICE_PREFIX", "BVR"),
+		InvoiceIssuerName:        get("BEAVER_INVOICE_ISSUER_NAME", "Beaver"),
+		InvoiceIssuerAddress:     strings.ReplaceAll(get("BEAVER_INVOICE_ISSUER_ADDRESS", ""), `\n`, "\n"),
+		InvoiceIssuerTaxID:       get("BEAVER_INVOICE_ISSUER_TAX_ID", ""),
 		// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane.
 		ArgonMemoryKiB:  uint32(num("BEAVER_ARGON2_MEMORY_KIB", 19*1024)),
 		ArgonTime:       uint32(num("BEAVER_ARGON2_TIME", 2)),

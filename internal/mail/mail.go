@@ -24,6 +24,15 @@ type Message struct {
 	HTML    string
 	// IdempotencyKey lets a sender that supports it drop a retried duplicate.
 	IdempotencyKey string
+	// Attachments are files sent with the message (e.g. an invoice PDF).
+	Attachments []Attachment
+}
+
+// Attachment is a file attached to a message.
+type Attachment struct {
+	Filename    string
+	ContentType string
+	Content     []byte
 }
 
 // Sender delivers messages.
@@ -44,6 +53,9 @@ func (s LogSender) Send(ctx context.Context, m Message) error {
 	attrs := []any{"to", m.To, "subject", m.Subject}
 	for _, l := range Links(m.Text + "\n" + m.HTML) {
 		attrs = append(attrs, "link", l)
+	}
+	for _, a := range m.Attachments {
+		attrs = append(attrs, "attachment", a.Filename, "attachment_bytes", len(a.Content))
 	}
 	log.InfoContext(ctx, "email", attrs...)
 	return nil

@@ -73,6 +73,10 @@ func (r *Resend) Send(ctx context.Context, m Message) error {
 	a := &answer{}
 	ctx = context.WithValue(ctx, statusKey{}, a)
 	req := &resend.SendEmailRequest{From: r.from, To: []string{m.To}, Subject: m.Subject, Text: m.Text, Html: m.HTML}
+	for _, at := range m.Attachments {
+		req.Attachments = append(req.Attachments, &resend.Attachment{Filename: at.Filename, ContentType: at.ContentType,
+			Content: at.Content})
+	}
 	// Never nil: the client calls GetIdempotencyKey on it (an empty key
 	// sends no header).
 	opts := &resend.SendEmailOptions{IdempotencyKey: idempotencyKey(m.IdempotencyKey)}

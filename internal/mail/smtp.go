@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -137,11 +139,16 @@ func (s *SMTP) send(ctx context.Context, m Message) error {
 }
 
 // compose renders m as a MIME message: multipart/alternative with a
-// quoted-printable text part and HTML part. The Message-ID derives from the
+// quoted-printable text part and HTML part, inside multipart/mixed with
+// base64 parts when m has attachments. The Message-ID derives from the
 // idempotency key, so a retried duplicate is recognizable downstream.
 func compose(from string, m Message, host string) ([]byte, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
+	var mixed *multipart.Writer
+	if len(m.Attachments) > 0 {
+		mixed = mw
+	}
 	header := func(k, v string) { fmt.Fprintf(&buf, "%s: %s\r\n", k, v) }
 	msgID := ids.New("msg")
 	if m.IdempotencyKey != "" {
@@ -153,8 +160,22 @@ func compose(from string, m Message, host string) ([]byte, error) {
 	header("Date", time.Now().UTC().Format(time.RFC1123Z))
 	header("Message-ID", "<"+msgID+"@"+host+">")
 	header("MIME-Version", "1.0")
-	header("Content-Type", "multipart/alternative; boundary="+mw.Boundary())
-	buf.WriteString("\r\n")
+	if mixed != nil {
+		header("Content-Type", "multipart/mixed; boundary="+mixed.Boundary())
+		buf.WriteString("\r\n")
+		alt := multipart.NewWriter(nil)
+		pw, err := mixed.CreatePart(textproto.MIMEHeader{"Content-Type": {"multipart/alternative; boundary=" + alt.Boundary()}})
+		if err != nil {
+			return nil, err
+		}
+		mw = multipart.NewWriter(pw)
+		if err := mw.SetBoundary(alt.Boundary()); err != nil {
+			return nil, err
+		}
+	} else {
+		header("Content-Type", "multipart/alternative; boundary="+mw.Boundary())
+		buf.WriteString("\r\n")
+	}
 	parts := []struct{ typ, body string }{{"text/plain; charset=utf-8", m.Text}, {"text/html; charset=utf-8", m.HTML}}
 	for _, p := range parts {
 		if p.body == "" {
@@ -175,5 +196,38 @@ func compose(from string, m Message, host string) ([]byte, error) {
 	if err := mw.Close(); err != nil {
 		return nil, err
 	}
+	if mixed != nil {
+		for _, a := range m.Attachments {
+			if err := attach(mixed, a); err != nil {
+				return nil, err
+			}
+		}
+		if err := mixed.Close(); err != nil {
+			return nil, err
+		}
+	}
 	return buf.Bytes(), nil
+}
+
+// attach writes a as a base64 part in lines of 76 characters.
+func attach(mw *multipart.Writer, a Attachment) error {
+	typ := a.ContentType
+	if typ == "" {
+		typ = "application/octet-stream"
+	}
+	name := mime.QEncoding.Encode("utf-8", strings.NewReplacer(`"`, "", `\`, "", "\r", "", "\n", "").Replace(a.Filename))
+	pw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {typ + `; name="` + name + `"`},
+		"Content-Transfer-Encoding": {"base64"}, "Content-Disposition": {`attachment; filename="` + name + `"`}})
+	if err != nil {
+		return err
+	}
+	enc := base64.StdEncoding.EncodeToString(a.Content)
+	for len(enc) > 0 {
+		n := min(76, len(enc))
+		if _, err := io.WriteString(pw, enc[:n]+"\r\n"); err != nil {
+			return err
+		}
+		enc = enc[n:]
+	}
+	return nil
 }

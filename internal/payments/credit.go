@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
@@ -38,8 +39,14 @@ type Credited struct {
 // entry of type topup per reference, and the top_ups row marked paid.
 // Safe to retry and to run concurrently.
 func (s *Service) credit(ctx context.Context, c cardCredit) (Credited, error) {
+	// The top_ups row exists before the credit, so the invoice the credit
+	// issues (in the ledger's transaction) can name it.
+	topUpID, err := s.topUpRow(ctx, c)
+	if err != nil {
+		return Credited{}, err
+	}
 	entry, created, err := s.d.Ledger.Post(ctx, billing.Entry{AccountID: c.AccountID, Type: models.EntryTopUp,
-		AmountMicros: c.AmountMicros, Reference: c.Reference, Description: c.Description})
+		AmountMicros: c.AmountMicros, Reference: c.Reference, Description: c.Description, TopUpID: topUpID})
 	if err != nil {
 		return Credited{}, ledgerError(err)
 	}
@@ -53,6 +60,27 @@ func (s *Service) credit(ctx context.Context, c cardCredit) (Credited, error) {
 			"amount_micros", c.AmountMicros, "entry_id", entry.ID)
 	}
 	return Credited{EntryID: entry.ID, BalanceAfterMicros: entry.BalanceAfterMicros, Created: created}, nil
+}
+
+// topUpRow returns the id of the card payment's top_ups row, recording it
+// as pending first when nothing listed it yet.
+func (s *Service) topUpRow(ctx context.Context, c cardCredit) (string, error) {
+	var row models.TopUp
+	err := s.d.DB.WithContext(ctx).Select("id").Where("checkout_session_id = ?", c.SessionID).Take(&row).Error
+	if err == nil {
+		return row.ID, nil
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", err
+	}
+	if err := s.upsertTopUp(ctx, models.TopUp{AccountID: c.AccountID, CheckoutSessionID: c.SessionID,
+		PaymentIntentID: c.PaymentIntentID, AmountMicros: c.AmountMicros, Status: models.TopUpPending}); err != nil {
+		return "", err
+	}
+	if err := s.d.DB.WithContext(ctx).Select("id").Where("checkout_session_id = ?", c.SessionID).Take(&row).Error; err != nil {
+		return "", err
+	}
+	return row.ID, nil
 }
 
 // upsertTopUp inserts the session's row or updates it. A paid row keeps

@@ -22,6 +22,7 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/billing"
 	"github.com/beaver-gateway/beaver/internal/db"
+	"github.com/beaver-gateway/beaver/internal/invoices"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
 )
@@ -34,6 +35,10 @@ type Deps struct {
 	// listing what exists still works).
 	Stripe *stripe.Client
 	Mailer mail.Sender // nil = no receipts or notices
+	// Invoices issues credit notes when refunds succeed and renders the
+	// invoice a receipt carries; nil = none (the ledger's Documents issue
+	// the invoices themselves).
+	Invoices *invoices.Service
 	// PublicURL is the dashboard's origin, for Checkout return URLs and
 	// the links in emails ("" = Stripe's configured URLs).
 	PublicURL string

@@ -178,7 +178,7 @@ func (s *Service) PrepareRefund(ctx context.Context, r RefundRequest) (PreparedR
 	// The debit is conditional: it never takes balance below reserved, so
 	// a user cannot be refunded money they already spent.
 	entry, _, err := s.d.Ledger.Post(ctx, billing.Entry{AccountID: row.AccountID, Type: models.EntryRefund,
-		AmountMicros: -row.AmountMicros, Reference: RefundLedgerReference(row.ID),
+		AmountMicros: -row.AmountMicros, Reference: RefundLedgerReference(row.ID), TopUpID: row.TopUpID,
 		Description: fmt.Sprintf("Refund of %s USD to card (top-up %s)", money.Format(row.AmountMicros), row.TopUpID)})
 	if err != nil {
 		if errors.Is(err, billing.ErrInsufficientBalance) {
@@ -278,8 +278,16 @@ func (s *Service) FinishRefund(ctx context.Context, o RefundOutcome) (string, er
 		if o.StripeRefundID != "" {
 			set["stripe_refund_id"] = o.StripeRefundID
 		}
-		if err := tx.Model(&models.Refund{}).Where("id = ? AND status = ?", row.ID, models.RefundPending).Updates(set).Error; err != nil {
-			return err
+		res := tx.Model(&models.Refund{}).Where("id = ? AND status = ?", row.ID, models.RefundPending).Updates(set)
+		if res.Error != nil {
+			return res.Error
+		}
+		// The credit note commits with the refund's success, once: a
+		// retry finds the row succeeded and issues nothing.
+		if res.RowsAffected == 1 && s.d.Invoices != nil {
+			if _, err := s.d.Invoices.IssueCreditNote(tx, row); err != nil {
+				return err
+			}
 		}
 		return syncRefunded(tx, row.TopUpID)
 	})
@@ -373,8 +381,9 @@ func (s *Service) ReconcileChargeRefunded(ctx context.Context, in ChargeRefunded
 		}
 		return res, nil
 	}
+	// Already refunded at Stripe: the debit issues its credit note.
 	entry, _, err := s.d.Ledger.Post(ctx, billing.Entry{AccountID: top.AccountID, Type: models.EntryRefund, AmountMicros: -debit,
-		Reference: key, Description: fmt.Sprintf("Refund of %s USD made at Stripe (top-up %s)", money.Format(debit), top.ID)})
+		Reference: key, TopUpID: top.ID, CreditNoteFor: row.ID, Description: fmt.Sprintf("Refund of %s USD made at Stripe (top-up %s)", money.Format(debit), top.ID)})
 	if err != nil {
 		if errors.Is(err, billing.ErrInsufficientBalance) {
 			// Spent meanwhile: record it all as shortfall.

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/beaver-gateway/beaver/internal/ids"
+	"github.com/beaver-gateway/beaver/internal/invoices"
 	"github.com/beaver-gateway/beaver/internal/mail"
 	"github.com/beaver-gateway/beaver/internal/money"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
@@ -172,7 +173,35 @@ func (s *Service) SendTopUpReceipt(ctx context.Context, r TopUpReceipt) error {
 	msg := mail.TopUpReceipt(acct.Email, mail.Receipt{AmountMicros: r.AmountMicros, BalanceMicros: r.BalanceAfterMicros,
 		Reference: r.EntryID, At: time.Now().UTC(), Link: s.d.PublicURL + "/billing"})
 	msg.IdempotencyKey = "topup-receipt:" + r.SessionID
+	if s.d.Invoices != nil && r.EntryID != "" {
+		att, err := s.invoiceAttachment(ctx, r.EntryID)
+		if err != nil {
+			return err
+		}
+		msg.Attachments = append(msg.Attachments, att...)
+	}
 	return s.d.Mailer.Send(ctx, msg)
+}
+
+// invoiceAttachment renders the invoice the credit issued, as issued (a
+// credit from before invoicing began has none: nothing to attach).
+func (s *Service) invoiceAttachment(ctx context.Context, entryID string) ([]mail.Attachment, error) {
+	inv, err := s.d.Invoices.ForLedgerEntry(ctx, entryID)
+	if errors.Is(err, invoices.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	doc, err := s.d.Invoices.Load(ctx, inv)
+	if err != nil {
+		return nil, err
+	}
+	pdf, err := invoices.RenderPDF(doc, invoices.PDFOptions{Compress: true})
+	if err != nil {
+		return nil, err
+	}
+	return []mail.Attachment{{Filename: inv.Number + ".pdf", ContentType: "application/pdf", Content: pdf}}, nil
 }
 
 // TopUps lists an account's card top-ups, newest first.

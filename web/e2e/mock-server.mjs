@@ -195,6 +195,7 @@ function accountJSON(a) {
     rpm_limit: a.rpm_override ?? rpm,
     monthly_request_limit: a.monthly_override ?? monthly,
     created_at: a.created_at,
+    billing_details: a.billing_details ?? { name: '', address: '', tax_id: '' },
   };
 }
 function keyJSON(k) {
@@ -485,10 +486,11 @@ async function api(req, res, url) {
   if (route('PATCH', '/users/me')) {
     const who = auth(req, { sessionOnly: true });
     const b = await readJSON(req);
-    for (const k of Object.keys(b)) if (!['name', 'low_balance_threshold_usd', 'usage_reports'].includes(k)) throw new HttpError(400, 'invalid_request', `Unknown or read-only field '${k}'.`);
+    for (const k of Object.keys(b)) if (!['name', 'low_balance_threshold_usd', 'usage_reports', 'billing_details'].includes(k)) throw new HttpError(400, 'invalid_request', `Unknown or read-only field '${k}'.`);
     if ('usage_reports' in b && !['weekly', 'monthly', 'both', 'off'].includes(b.usage_reports)) throw new HttpError(400, 'invalid_request', 'usage_reports must be one of weekly, monthly, both, off');
     if ('name' in b) who.account.name = b.name;
     if ('usage_reports' in b) who.account.usage_reports = b.usage_reports;
+    if ('billing_details' in b) who.account.billing_details = { name: '', address: '', tax_id: '', ...(b.billing_details ?? {}) };
     if ('low_balance_threshold_usd' in b) {
       if (b.low_balance_threshold_usd === null) who.account.low_balance_threshold_micros = null;
       else {
@@ -606,6 +608,15 @@ async function api(req, res, url) {
       refunds: mine.filter((t) => t.type === 'refund').map(txJSON),
       monthly_charges: [...months].map(([month, c]) => ({ month, charges_micros: c, charges_usd: usd(c) })),
     });
+  }
+  if (route('GET', '/account/invoices')) {
+    const who = auth(req);
+    const data = ledger
+      .filter((t) => t.account_id === who.account.id && t.type === 'topup')
+      .map((t, i) => ({ id: `inv_${t.id}`, number: `BVR-2026-${String(i + 1).padStart(6, '0')}`, kind: 'invoice', issued_at: t.created_at,
+        amount_micros: t.amount_micros, amount_usd: usd(t.amount_micros), top_up_id: null, refund_id: null }))
+      .reverse();
+    return send(res, 200, { data, next_cursor: null });
   }
   if (route('POST', '/account/top-up/checkout')) {
     auth(req, { sessionOnly: true });

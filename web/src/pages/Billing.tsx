@@ -6,6 +6,7 @@ import { Async, Badge, Button, ErrorBox, Field, Loading, Money, Notice, PageHead
 import { useAction, useAsync, useTitle } from '../lib/hooks';
 import { microsToUsdString, parseUsd } from '../lib/money';
 import { useLocation } from '../lib/router';
+import { BillingDetailsForm, Invoices, Statements } from './Invoices';
 
 const PRESETS = ['10', '25', '50', '100'];
 
@@ -375,6 +376,11 @@ export function Billing() {
           {(b) => <Generic value={b} />}
         </Async>
       </section>
+      <Invoices />
+      <div class="grid-2">
+        <Statements />
+        <BillingDetailsForm />
+      </div>
       <Transactions />
     </div>
   );
