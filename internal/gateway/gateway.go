@@ -37,6 +37,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/opsstats"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
 )
@@ -50,6 +51,7 @@ type Gateway struct {
 	log       *slog.Logger
 	opts      Options
 	latency   *Latency
+	ops       *opsstats.Recorder // nil = no operations aggregates
 	metrics   routeMetrics
 
 	// Requests whose client left, still billed in the background
@@ -88,6 +90,9 @@ type Deps struct {
 	// Registerer gets the routing metrics (fallbacks, breaker states,
 	// retries); nil = not exported.
 	Registerer prometheus.Registerer
+	// Ops gets every settled request (the operations view's aggregates);
+	// nil = none.
+	Ops *opsstats.Recorder
 }
 
 // New returns a gateway.
@@ -103,7 +108,7 @@ func New(d Deps, o Options) *Gateway {
 		d.Providers = providers.Static{}
 	}
 	g := &Gateway{billing: d.Billing, catalog: d.Catalog, providers: d.Providers, limiter: d.Limiter,
-		log: log, opts: o, latency: NewLatency()}
+		log: log, opts: o, latency: NewLatency(), ops: d.Ops}
 	g.stop, g.stopAll = context.WithCancel(context.Background())
 	g.metrics = newRouteMetrics(g, d.Registerer)
 	g.checkFallbacks()
@@ -169,11 +174,18 @@ type run struct {
 	countable bool
 	retarget  func(r *run, c candidate) // the operation's (see operation.retarget)
 	start     time.Time
-	genID     string
-	created   int64
-	finished  bool
-	attempts  Attempts
-	route     providers.Route // one retry budget for every model of the chain
+	// For the operations aggregates (ops.go): when admission began, the
+	// time spent waiting on the upstream (try), when a stream opened, and
+	// the error a failed request ends with.
+	began    time.Time
+	upstream time.Duration
+	opened   time.Time
+	failErr  error
+	genID    string
+	created  int64
+	finished bool
+	attempts Attempts
+	route    providers.Route // one retry budget for every model of the chain
 
 	// A non-streamed request's client may leave while try runs on another
 	// goroutine (complete.go): from then on no attempt or fallback starts
@@ -287,7 +299,10 @@ func (r *run) settle(ctx context.Context, o billing.Outcome, u *chat.Usage) (*bi
 	if err := r.hold.Reprice(r.entry.Price, r.entry.Version); err != nil {
 		r.g.log.Error("reprice hold", "request_id", r.call.RequestID, "model", r.entry.ID, "err", err)
 	}
-	return r.g.billing.Finish(ctx, r.hold, o)
+	settling := time.Now()
+	st, err := r.g.billing.Finish(ctx, r.hold, o)
+	r.observe(o, st, settling)
+	return st, err
 }
 
 // failed settles a request that produced no output (nothing is charged)
@@ -301,6 +316,7 @@ func (r *run) failed(ctx context.Context, err error, cut bool) error {
 	o := r.outcome()
 	o.Error = err.Error()
 	o.Cancelled = cut || r.abandoned()
+	r.failErr = err
 	var u *chat.Usage
 	if cut {
 		o.Error = "client disconnected"

@@ -189,6 +189,7 @@ func (r *run) try(ctx context.Context, fn func(ctx context.Context) error) error
 			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: a.Outcome(), OK: a.Err == nil})
 		}
 		err = fn(ctx)
+		r.upstream += time.Since(t0)
 		if err == nil && len(r.attempts) == n { // a provider that reports no attempts
 			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: "200", OK: true})
 		}
