@@ -132,7 +132,7 @@ export function AdminOperations() {
               <Spark values={data.money.series.map((p) => p.charged_micros)} label="Charged over the range" testid="ops-charged-spark" />
             </div>
           </section>
-          <p class="muted" data-testid="ops-window">
+          <p class="hint" data-testid="ops-window">
             {t.upstream_errors} upstream and {t.client_errors} client errors, {t.cancelled} cancelled, from <When iso={data.from} /> in steps of{' '}
             {data.step_seconds >= 86400 ? 'a day' : data.step_seconds >= 3600 ? 'an hour' : 'a minute'}. Percentiles are the upper bounds of log-scale histogram buckets (within ×1.41).
           </p>
@@ -140,7 +140,7 @@ export function AdminOperations() {
           <section class="card" aria-labelledby="ops-models-h">
             <h2 id="ops-models-h">By provider and model</h2>
             {data.models.length === 0 ? (
-              <p class="muted" data-testid="ops-models-empty">No requests in this range.</p>
+              <p class="hint" data-testid="ops-models-empty">No requests in this range.</p>
             ) : (
               <div class="table-wrap">
                 <table class="table stack" data-testid="ops-models">
@@ -160,7 +160,7 @@ export function AdminOperations() {
                     {data.models.map((m) => (
                       <tr key={m.provider + m.model} data-testid="ops-model-row" data-model={m.model}>
                         <td data-label="Model">
-                          <span class="mono">{m.model}</span> <span class="muted">{providerLabel(m.provider)}</span>
+                          <span class="mono">{m.model}</span> <span class="hint">{providerLabel(m.provider)}</span>
                         </td>
                         <td class="num" data-label="Requests" data-testid="ops-model-requests">
                           {formatInt(m.requests)}
@@ -229,7 +229,7 @@ export function AdminOperations() {
           <div class="grid-2">
             <section class="card" aria-labelledby="ops-breakers-h">
               <h2 id="ops-breakers-h">Circuit breakers and key cooldowns</h2>
-              <p class="muted">This server's view: each API process keeps its own breakers.</p>
+              <p class="hint">This server's view: each API process keeps its own breakers.</p>
               <div class="table-wrap">
                 <table class="table stack" data-testid="ops-breakers">
                   <thead>
@@ -267,7 +267,7 @@ export function AdminOperations() {
             <section class="card" aria-labelledby="ops-wf-h">
               <h2 id="ops-wf-h">Workflows failing</h2>
               {!data.workflows.available ? (
-                <p class="muted" data-testid="ops-workflows-unavailable">
+                <p class="hint" data-testid="ops-workflows-unavailable">
                   {data.workflows.reason ?? 'Temporal is not available.'}
                 </p>
               ) : (
@@ -312,9 +312,9 @@ export function AdminOperations() {
 
           <section class="card" aria-labelledby="ops-top-h">
             <h2 id="ops-top-h">Top accounts by spend</h2>
-            <p class="muted">Whole UTC days from {data.top_accounts.from_day} (daily totals).</p>
+            <p class="hint">Whole UTC days from {data.top_accounts.from_day} (daily totals).</p>
             {data.top_accounts.accounts.length === 0 ? (
-              <p class="muted">No charges in this range.</p>
+              <p class="hint">No charges in this range.</p>
             ) : (
               <div class="table-wrap">
                 <table class="table stack" data-testid="ops-top-accounts">
