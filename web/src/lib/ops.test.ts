@@ -27,6 +27,7 @@ describe('formats', () => {
     expect(formatPercent(0.5)).toBe('50.0%');
     expect(formatRate(0)).toBe('0');
     expect(formatRate(0.0282)).toBe('0.03');
+    expect(formatRate(3 / 3600)).toBe('0.00083');
     expect(formatRate(1250.4)).toBe('1,250');
   });
   it('labels buckets', () => {

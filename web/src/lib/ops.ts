@@ -114,9 +114,10 @@ export function formatPercent(rate: number): string {
   return `${(rate * 100).toFixed(rate < 0.1 ? 2 : 1)}%`;
 }
 
-/** Requests per second: "0", "0.03", "12.5", "1,250". */
+/** Requests per second: "0", "0.00083", "0.03", "12.5", "1,250". */
 export function formatRate(rps: number): string {
   if (!rps) return '0';
+  if (rps < 0.01) return String(Number(rps.toPrecision(2)));
   if (rps >= 100) return Math.round(rps).toLocaleString('en-US');
   if (rps >= 10) return rps.toFixed(1);
   return rps.toFixed(2);
