@@ -2,14 +2,18 @@ package api_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/beaver-gateway/beaver/api"
 	"github.com/beaver-gateway/beaver/internal/config"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
+	"github.com/beaver-gateway/beaver/internal/providers"
+	"github.com/beaver-gateway/beaver/workflows"
 )
 
 // statsEvents reads the "stats" events of GET /admin/stats/stream, decoded,
@@ -102,7 +106,8 @@ func TestAdminStatsRangesAndAccess(t *testing.T) {
 // another after new traffic when it ticks (the test's ticks).
 func TestAdminStatsAfterTrafficAndStream(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dialect string) {
-		inf := newInference(t, dialect, fakeupstream.Options{}, func(c *config.Config) { c.OpsMaxStreams = 1 })
+		inf := newInferenceWith(t, dialect, fakeupstream.Options{}, func(pc *providers.Config) { pc.MaxRetries = -1 },
+			func(c *config.Config) { c.OpsMaxStreams = 1 })
 		ticks := make(chan time.Time)
 		inf.Server.OpsTicks = func(time.Duration) (<-chan time.Time, func()) { return ticks, func() {} }
 		u, key := inf.fundedKey("10", nil)
@@ -112,14 +117,15 @@ func TestAdminStatsAfterTrafficAndStream(t *testing.T) {
 			charged += inf.do("POST", "/v1/chat/completions", key, chatBody(model, "hello [[words:5]]")).want(200).num("usage.cost_micros")
 		}
 		inf.do("POST", "/v1/chat/completions", key, chatBody(model, "no [[error:400]]")).want(400)
+		inf.do("POST", "/v1/chat/completions", key, chatBody(model, "down [[error:503]]")).want(502, 503)
 
 		r := inf.do("GET", "/admin/stats?range=24h", inf.Admin.Token, nil).want(200)
-		if r.num("totals.requests") != 3 || r.num("totals.client_errors") != 1 || r.num("totals.upstream_errors") != 0 ||
+		if r.num("totals.requests") != 4 || r.num("totals.client_errors") != 1 || r.num("totals.upstream_errors") != 1 ||
 			r.num("totals.charged_micros") != charged || r.num("totals.margin_micros") <= 0 ||
 			r.num("totals.margin_micros") >= charged {
 			t.Fatalf("totals: %s", r.Raw)
 		}
-		if r.str("models.0.model") != model || r.num("models.0.requests") != 3 || r.get("models.0.upstream_p50_ms").(json.Number) == "0" {
+		if r.str("models.0.model") != model || r.num("models.0.requests") != 4 || r.get("models.0.upstream_p50_ms").(json.Number) == "0" {
 			t.Fatalf("models: %s", r.Raw)
 		}
 		if r.str("money.step") != "hour" {
@@ -143,7 +149,7 @@ func TestAdminStatsAfterTrafficAndStream(t *testing.T) {
 		}
 		events := statsEvents(t, res)
 		first := next(t, events)
-		if totals(t, first, "requests") != 3 {
+		if totals(t, first, "requests") != 4 {
 			t.Fatalf("first snapshot: %v", first["totals"])
 		}
 		// One stream per process here: a second is refused.
@@ -151,9 +157,41 @@ func TestAdminStatsAfterTrafficAndStream(t *testing.T) {
 
 		inf.do("POST", "/v1/chat/completions", key, chatBody(model, "again [[words:3]]")).want(200)
 		ticks <- time.Now()
-		if second := next(t, events); totals(t, second, "requests") != 4 {
+		if second := next(t, events); totals(t, second, "requests") != 5 {
 			t.Fatalf("second snapshot: %v", second["totals"])
 		}
 		_ = res.Body.Close()
+	})
+}
+
+// failingWorkflows is a Workflows whose Temporal answers and lists failures
+// (the other methods are not called here).
+type failingWorkflows struct {
+	api.Workflows
+	since time.Time
+}
+
+func (*failingWorkflows) Available() bool { return true }
+
+func (f *failingWorkflows) FailedWorkflows(_ context.Context, since time.Time, limit int) (workflows.FailedWorkflows, error) {
+	f.since = since
+	return workflows.FailedWorkflows{Failed: 2, TimedOut: 1, Recent: []workflows.FailedWorkflow{{WorkflowID: "batch:b1", RunID: "r1",
+		Type: "BatchWorkflow", Status: "failed", ClosedAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}}}, nil
+}
+
+// Failing workflows come from the Workflows' visibility query over the
+// range.
+func TestAdminStatsFailingWorkflows(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		wf := &failingWorkflows{}
+		h := newHarness(t, dialect, harnessOpts{Deps: func(_ *testing.T, _ *harness, d *api.Deps) { d.Workflows = wf }})
+		r := h.do("GET", "/admin/stats?range=7d", h.Admin.Token, nil).want(200)
+		if r.get("workflows.available") != true || r.num("workflows.failed") != 2 || r.num("workflows.timed_out") != 1 ||
+			r.str("workflows.recent.0.workflow_id") != "batch:b1" || r.str("workflows.recent.0.status") != "failed" {
+			t.Fatalf("workflows: %s", r.Raw)
+		}
+		if from, _ := time.Parse(time.RFC3339, r.str("from")); !wf.since.Equal(from) {
+			t.Fatalf("asked since %v, range from %v", wf.since, from)
+		}
 	})
 }

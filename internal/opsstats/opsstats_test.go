@@ -208,3 +208,86 @@ func TestMinuteRowsArePruned(t *testing.T) {
 		}
 	}
 }
+
+// Observations made while flushes run are each written exactly once: a
+// flush takes the sums whole, and adds that raced with it land in the
+// next one.
+func TestObserveDuringFlushes(t *testing.T) {
+	ctx := context.Background()
+	d := testenv.Open(t, db.SQLite)
+	clock := testenv.NewClock()
+	r := opsstats.New(d, opsstats.Options{Now: clock.Now})
+	const workers, each = 8, 500
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			model := []string{"openai/a", "openai/b"}[w%2]
+			for range each {
+				r.Observe(opsstats.Observation{Provider: "openai", Model: model, ChargedMicros: 3, Upstream: time.Millisecond})
+			}
+		}()
+	}
+	finished := 0
+	for finished < workers {
+		select {
+		case <-done:
+			finished++
+		default:
+			if err := r.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := opsstats.Read(ctx, d, opsstats.Hour, clock.Now().Add(-time.Hour), clock.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum opsstats.Sums
+	for i := range rows {
+		sum.Add(&rows[i].Sums)
+	}
+	if sum.Requests != workers*each || sum.ChargedMicros != 3*workers*each || sum.Upstream.Count() != workers*each {
+		t.Fatalf("written %d requests, %d micros, %d latencies; want %d", sum.Requests, sum.ChargedMicros, sum.Upstream.Count(), workers*each)
+	}
+}
+
+// A flush that fails keeps its sums: the next one writes them, once.
+func TestFailedFlushKeepsSums(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(testenv.Name(dialect), func(t *testing.T) {
+			ctx := context.Background()
+			d := testenv.Open(t, dialect)
+			clock := testenv.NewClock()
+			r := opsstats.New(d, opsstats.Options{Now: clock.Now})
+			ob := opsstats.Observation{Provider: "openai", Model: "openai/gpt-4o", ChargedMicros: 7}
+			r.Observe(ob)
+			if err := d.Exec("ALTER TABLE ops_stats RENAME TO ops_stats_away").Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Flush(ctx); err == nil {
+				t.Fatal("a flush without its table succeeded")
+			}
+			r.Observe(ob) // after the failed flush took the first
+			if err := d.Exec("ALTER TABLE ops_stats_away RENAME TO ops_stats").Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := opsstats.Read(ctx, d, opsstats.Minute, clock.Now(), clock.Now().Add(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 || rows[0].Requests != 2 || rows[0].ChargedMicros != 14 {
+				t.Fatalf("rows after a failed flush: %+v", rows)
+			}
+		})
+	}
+}
