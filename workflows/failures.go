@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -55,7 +56,7 @@ func (s *Starter) FailedWorkflows(ctx context.Context, since time.Time, limit in
 		return out, nil
 	}
 	res, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: int32(limit),
-		Query: fmt.Sprintf("(ExecutionStatus = 'Failed' OR ExecutionStatus = 'TimedOut') AND %s ORDER BY CloseTime DESC", closed)})
+		Query: fmt.Sprintf("(ExecutionStatus = 'Failed' OR ExecutionStatus = 'TimedOut') AND %s", closed)})
 	if err != nil {
 		return out, fmt.Errorf("list failed workflows: %w", err)
 	}
@@ -71,5 +72,8 @@ func (s *Starter) FailedWorkflows(ctx context.Context, since time.Time, limit in
 		out.Recent = append(out.Recent, FailedWorkflow{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(),
 			Type: e.GetType().GetName(), Status: status, ClosedAt: e.GetCloseTime().AsTime().UTC()})
 	}
+	// Visibility stores list closed executions latest first; ORDER BY is
+	// not supported by all of them (the dev server's SQLite).
+	sort.SliceStable(out.Recent, func(i, j int) bool { return out.Recent[i].ClosedAt.After(out.Recent[j].ClosedAt) })
 	return out, nil
 }
