@@ -114,5 +114,11 @@ CREATE TABLE ops_stats (
     PRIMARY KEY (grain, bucket, provider, model)
 );
 
+-- The view's top accounts sum daily_usage over a range of days, for every
+-- account: by day, not by the primary key's leading account_id. Settlement
+-- only inserts into this index when a (account, day, key, model) row is new.
+CREATE INDEX daily_usage_day ON daily_usage (day);
+
 -- +goose Down
+DROP INDEX daily_usage_day;
 DROP TABLE ops_stats;
