@@ -2,6 +2,7 @@ package opsstats
 
 import (
 	"math"
+	"math/bits"
 	"time"
 )
 
@@ -24,7 +25,13 @@ func BucketOf(d time.Duration) int {
 	if d < bucketBase {
 		return 0
 	}
-	i := int(math.Floor(2*math.Log2(float64(d)/float64(bucketBase)))) + 1
+	// k = floor(log2(d/base)) from the bit length, then the half step:
+	// whether d reaches base·2^k·√2.
+	k := bits.Len64(uint64(d/bucketBase)) - 1
+	i := 2*k + 1
+	if float64(d) >= float64(bucketBase<<k)*math.Sqrt2 {
+		i++
+	}
 	return min(i, Buckets-1)
 }
 
