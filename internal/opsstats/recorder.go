@@ -187,13 +187,13 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	r.mu.Lock()
-	taken := r.cells
-	if len(taken) > 0 {
-		r.cells = map[cellKey]*cell{}
+	var taken map[cellKey]*cell
+	if len(r.cells) > 0 { // decided under the lock: the map is swapped or left alone
+		taken, r.cells = r.cells, map[cellKey]*cell{}
 	}
 	r.mu.Unlock()
 	now := r.now()
-	if len(taken) > 0 {
+	if taken != nil {
 		rows := rowsOf(taken)
 		if err := upsert(ctx, r.db, rows); err != nil {
 			r.putBack(taken)
