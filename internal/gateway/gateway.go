@@ -174,6 +174,12 @@ type run struct {
 	countable bool
 	retarget  func(r *run, c candidate) // the operation's (see operation.retarget)
 	start     time.Time
+	genID     string
+	created   int64
+	finished  bool
+	attempts  Attempts
+	route     providers.Route // one retry budget for every model of the chain
+
 	// For the operations aggregates (ops.go): when admission began, the
 	// time spent waiting on the upstream (try), when a stream opened, and
 	// the error a failed request ends with.
@@ -181,11 +187,6 @@ type run struct {
 	upstream time.Duration
 	opened   time.Time
 	failErr  error
-	genID    string
-	created  int64
-	finished bool
-	attempts Attempts
-	route    providers.Route // one retry budget for every model of the chain
 
 	// A non-streamed request's client may leave while try runs on another
 	// goroutine (complete.go): from then on no attempt or fallback starts
