@@ -155,6 +155,14 @@ async function main() {
       await shot('24h');
     });
 
+    await step('360 px wide: the page does not overflow', async () => {
+      await page.setViewportSize({ width: 360, height: 740 });
+      await page.locator(tid('ops-requests')).waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      if (overflow > 1) throw new Error(`the page overflows horizontally by ${overflow}px`);
+      await shot('mobile');
+    });
+
     console.log(`\nE2E PASSED: ${stepNo} screenshots in ${ART}`);
   } finally {
     await browser.close();
