@@ -30,6 +30,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/idp"
 	"github.com/beaver-gateway/beaver/internal/invoices"
 	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/opsstats"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
@@ -83,6 +84,12 @@ type Deps struct {
 	// DB and Config (BEAVER_INVOICE_*), and set as the Ledger's Documents
 	// when it has none, so every top-up it posts is invoiced.
 	Invoices *invoices.Service
+	// Ops sums settled requests for the operations view (/admin/stats);
+	// nil = one over DB, flushed when the view reads (cmd/beaver also runs
+	// its periodic flush). OpsTicks makes /admin/stats/stream's ticks; nil
+	// = a time.Ticker (tests send their own).
+	Ops      *opsstats.Recorder
+	OpsTicks func(every time.Duration) (ticks <-chan time.Time, stop func())
 }
 
 // Server holds the router and dependencies.
@@ -99,6 +106,7 @@ type Server struct {
 	batches *batches.Service
 
 	realtimeRelay *realtime.Relay
+	opsStreams    chan struct{}      // a slot per open /admin/stats/stream
 	rp            *webauthn.WebAuthn // passkeys' relying party; nil = off (BEAVER_PUBLIC_URL unusable)
 	tracer        trace.Tracer       // nil = traces off
 }
@@ -133,9 +141,12 @@ func New(d Deps) *Server {
 		set := d.Providers
 		d.KnownProvider = func(name string) bool { _, ok := set.Get(name); return ok }
 	}
+	if d.Ops == nil {
+		d.Ops = opsstats.New(d.DB, opsstats.Options{Log: d.Log})
+	}
 	if d.Gateway == nil {
 		d.Gateway = gateway.New(gateway.Deps{Billing: d.Billing, Catalog: d.Catalog, Providers: d.Providers, Limiter: d.Limiter, Log: d.Log,
-			Registerer: d.Registry, Tracer: d.Telemetry.Tracer(gateway.TracerName)},
+			Registerer: d.Registry, Tracer: d.Telemetry.Tracer(gateway.TracerName), Ops: d.Ops},
 			gateway.Options{RequireVerifiedEmail: d.Config.RequireVerifiedEmail, Fallbacks: d.Config.Fallbacks,
 				AbandonTimeout: d.Config.UpstreamFirstByteTimeout})
 	}
@@ -159,7 +170,8 @@ func New(d Deps) *Server {
 		d.IdP = idp.New(d.Config, d.DB, d.Auth, d.Log)
 	}
 	s := &Server{Deps: d, cfg: d.Config, log: d.Log, auth: d.Auth, started: time.Now(), gateway: d.Gateway,
-		files: d.Files, batches: d.Batches, tracer: d.Telemetry.Tracer(tracerName)}
+		files: d.Files, batches: d.Batches, tracer: d.Telemetry.Tracer(tracerName),
+		opsStreams: make(chan struct{}, max(d.Config.OpsMaxStreams, 1))}
 	if rp, err := auth.NewRelyingParty(d.Config.PublicURL); err != nil {
 		d.Log.Warn("passkeys are off", "err", err)
 	} else {
@@ -324,6 +336,8 @@ func (s *Server) routes() *gin.Engine {
 	ad.POST("/providers/:id/test", s.adminTestProvider)
 	ad.GET("/providers/:id/models", s.adminProviderModels)
 	ad.POST("/providers/discovery/run", s.adminRunDiscovery)
+	ad.GET("/stats", s.adminStats)
+	ad.GET("/stats/stream", s.adminStatsStream)
 	return r
 }
 

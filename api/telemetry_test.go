@@ -200,15 +200,15 @@ func names(spans []otlp.Span) []string {
 	return n
 }
 
-// failingWorkflows fails repricing with an internal error and panics on
+// brokenWorkflows fails repricing with an internal error and panics on
 // model discovery (a bug in a handler's dependency).
-type failingWorkflows struct{ api.Workflows }
+type brokenWorkflows struct{ api.Workflows }
 
-func (failingWorkflows) Available() bool { return true }
-func (failingWorkflows) StartRepricing(context.Context, string) (string, error) {
+func (brokenWorkflows) Available() bool { return true }
+func (brokenWorkflows) StartRepricing(context.Context, string) (string, error) {
 	return "", errors.New("temporal exploded")
 }
-func (failingWorkflows) StartModelDiscovery(context.Context, string) (string, error) {
+func (brokenWorkflows) StartModelDiscovery(context.Context, string) (string, error) {
 	panic("discovery blew up")
 }
 
@@ -225,7 +225,7 @@ func TestSentryReportsPanicsAnd5xxWithoutSecrets(t *testing.T) {
 			t.Fatal("traces on without an endpoint")
 		}
 		h := newHarness(t, dialect, harnessOpts{Deps: func(_ *testing.T, _ *harness, d *api.Deps) {
-			d.Workflows, d.Telemetry = failingWorkflows{}, tel
+			d.Workflows, d.Telemetry = brokenWorkflows{}, tel
 		}})
 		// The secrets are made at run time: an event's stack frames carry
 		// lines of this file's source.

@@ -171,3 +171,37 @@ func TestWebOIDCSignInChromium(t *testing.T) {
 	p := start(t, dbURL, t.TempDir(), "http://127.0.0.1:1")
 	runScript(t, node, chromium, "oidc.mjs", p, "E2E_OIDC_EMAIL=sso@e2e.test")
 }
+
+// TestWebOperationsInChromium drives the live operations view
+// (web/e2e/ops.mjs) against a real `beaver api` on the fake upstream: the
+// requests made before show with their model and charge, and a request
+// made while the page is open arrives through the event stream, without a
+// reload.
+func TestWebOperationsInChromium(t *testing.T) {
+	node, chromium := browser(t)
+	t.Setenv("BEAVER_OPS_STREAM_INTERVAL", "300ms")
+	_, dbURL := testenv.OpenURL(t, db.SQLite)
+	fake := httptest.NewServer(fakeupstream.New(fakeupstream.Options{}))
+	defer fake.Close()
+	p := start(t, dbURL, t.TempDir(), fake.URL)
+
+	_, login, _ := p.call("POST", "/auth/login", "", map[string]string{"email": adminEmail, "password": adminPassword})
+	admin, _ := login["access_token"].(string)
+	st, acct, _ := p.call("POST", "/admin/accounts", admin, map[string]any{"email": "ops@e2e.test", "password": "ops-test-password-1"})
+	if st != 201 {
+		t.Fatalf("create account: %d %v", st, acct)
+	}
+	id := acct["account"].(map[string]any)["id"].(string)
+	if st, r, _ := p.call("POST", "/admin/top-up", admin, map[string]any{"account_id": id, "amount_usd": "5"}); st != 200 && st != 201 {
+		t.Fatalf("top-up: %d %v", st, r)
+	}
+	_, k, _ := p.call("POST", "/admin/api-keys", admin, map[string]any{"account_id": id, "name": "ops"})
+	key, _ := k["key"].(string)
+	for range 2 {
+		if st, r, _ := p.call("POST", "/v1/chat/completions", key, map[string]any{"model": "openai/gpt-4o-mini",
+			"messages": []any{map[string]string{"role": "user", "content": "hello [[words:4]]"}}}); st != 200 {
+			t.Fatalf("chat: %d %v", st, r)
+		}
+	}
+	runScript(t, node, chromium, "ops.mjs", p, "E2E_KEY="+key, "E2E_REQUESTS=2")
+}

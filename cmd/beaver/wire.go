@@ -28,6 +28,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/invoices"
 	"github.com/beaver-gateway/beaver/internal/mail"
+	"github.com/beaver-gateway/beaver/internal/opsstats"
 	"github.com/beaver-gateway/beaver/internal/payments"
 	"github.com/beaver-gateway/beaver/internal/payments/stripe"
 	"github.com/beaver-gateway/beaver/internal/providers"
@@ -67,6 +68,11 @@ type process struct {
 	// gateway runs inference for the API and for the worker's durable jobs
 	// (batches, background responses).
 	gateway *gateway.Gateway
+	// ops sums settled requests for the operations view and flushes them
+	// every BEAVER_OPS_FLUSH_INTERVAL until stopOps (which waits for the
+	// last flush).
+	ops     *opsstats.Recorder
+	stopOps func()
 	// files and batches serve /v1/files and /v1/batches; the worker runs
 	// the batches' lines through gateway.
 	files    *files.Service
@@ -180,8 +186,13 @@ func wire(ctx context.Context, cfg *config.Config, log *slog.Logger) (*process, 
 	if err != nil {
 		return nil, fmt.Errorf("providers: %w", err)
 	}
+	p.ops = opsstats.New(d, opsstats.Options{Log: log})
+	opsCtx, opsCancel := context.WithCancel(context.Background())
+	opsDone := make(chan struct{})
+	go func() { defer close(opsDone); p.ops.Run(opsCtx, cfg.OpsFlushInterval) }()
+	p.stopOps = func() { opsCancel(); <-opsDone }
 	p.gateway = gateway.New(gateway.Deps{Billing: p.billing, Catalog: p.catalog, Providers: p.providers, Limiter: p.limiter,
-		Log: log, Registerer: p.registry, Tracer: p.telemetry.Tracer(gateway.TracerName)},
+		Log: log, Registerer: p.registry, Tracer: p.telemetry.Tracer(gateway.TracerName), Ops: p.ops},
 		gateway.Options{RequireVerifiedEmail: cfg.RequireVerifiedEmail, Fallbacks: cfg.Fallbacks,
 			AbandonTimeout: cfg.UpstreamFirstByteTimeout})
 	p.files = &files.Service{DB: d, Store: files.NewStore(d, cfg.FilesDir), MaxBytes: cfg.FilesMaxBytes,
@@ -235,7 +246,7 @@ func (p *process) apiDeps() api.Deps {
 	return api.Deps{Config: p.cfg, DB: p.db, Auth: p.auth, Ledger: p.ledger, Billing: p.billing, Catalog: p.catalog,
 		ProviderRegistry: p.providers, KnownProvider: p.providers.Known, Gateway: p.gateway, Limiter: p.limiter, Mailer: p.mailer, Log: p.log, Registry: p.registry,
 		Payments: p.payments, Workflows: p.workflows, FineTuning: p.finetune, Files: p.files, Batches: p.batches,
-		Replays: p.replays, Telemetry: p.telemetry, Invoices: p.invoices}
+		Replays: p.replays, Telemetry: p.telemetry, Invoices: p.invoices, Ops: p.ops}
 }
 
 // workerDeps are the worker's activities' dependencies.
@@ -255,6 +266,9 @@ func (p *process) close() {
 	}
 	if p.billing != nil {
 		p.billing.Close()
+	}
+	if p.stopOps != nil { // after the last charges: their requests are in the last flush
+		p.stopOps()
 	}
 	if p.stopAuth != nil {
 		p.stopAuth()

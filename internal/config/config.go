@@ -185,6 +185,15 @@ type Config struct {
 	BatchNative     []string
 	BatchNativePoll time.Duration
 
+	// The operations view (GET /admin/stats): how often each API process
+	// adds its in-memory sums to ops_stats (BEAVER_OPS_FLUSH_INTERVAL, 5s),
+	// how often /admin/stats/stream sends (BEAVER_OPS_STREAM_INTERVAL, 5s)
+	// and how many such streams one process serves at once
+	// (BEAVER_OPS_MAX_STREAMS, 16).
+	OpsFlushInterval  time.Duration
+	OpsStreamInterval time.Duration
+	OpsMaxStreams     int
+
 	// FineTuningPollInterval is how often FineTuningJobWorkflow polls a
 	// job at OpenAI (BEAVER_FINE_TUNING_POLL_INTERVAL, default 60s; the
 	// SDK tests shorten it).
@@ -362,6 +371,9 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		BatchAccountConcurrency: int(num("BEAVER_BATCH_ACCOUNT_CONCURRENCY", 8)),
 		FineTuningPollInterval:  dur("BEAVER_FINE_TUNING_POLL_INTERVAL", time.Minute),
 		BatchNativePoll:         dur("BEAVER_BATCH_NATIVE_POLL_INTERVAL", time.Minute),
+		OpsFlushInterval:        dur("BEAVER_OPS_FLUSH_INTERVAL", 5*time.Second),
+		OpsStreamInterval:       dur("BEAVER_OPS_STREAM_INTERVAL", 5*time.Second),
+		OpsMaxStreams:           int(min(max(num("BEAVER_OPS_MAX_STREAMS", 16), 1), 10_000)),
 	}
 	c.OAuthGoogle = OAuthClient{ClientID: get("BEAVER_OAUTH_GOOGLE_CLIENT_ID", ""), ClientSecret: get("BEAVER_OAUTH_GOOGLE_CLIENT_SECRET", ""),
 		Issuer: strings.TrimRight(get("BEAVER_OAUTH_GOOGLE_ISSUER", "https://accounts.google.com"), "/"), Name: "Google"}

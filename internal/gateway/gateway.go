@@ -38,6 +38,7 @@ import (
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/money"
+	"github.com/beaver-gateway/beaver/internal/opsstats"
 	"github.com/beaver-gateway/beaver/internal/providers"
 	"github.com/beaver-gateway/beaver/internal/ratelimit"
 )
@@ -51,6 +52,7 @@ type Gateway struct {
 	log       *slog.Logger
 	opts      Options
 	latency   *Latency
+	ops       *opsstats.Recorder // nil = no operations aggregates
 	metrics   routeMetrics
 	tracer    trace.Tracer // nil = no traces (trace.go)
 
@@ -92,6 +94,9 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Tracer gets the spans of each request (trace.go); nil = none.
 	Tracer trace.Tracer
+	// Ops gets every settled request (the operations view's aggregates);
+	// nil = none.
+	Ops *opsstats.Recorder
 }
 
 // New returns a gateway.
@@ -107,7 +112,7 @@ func New(d Deps, o Options) *Gateway {
 		d.Providers = providers.Static{}
 	}
 	g := &Gateway{billing: d.Billing, catalog: d.Catalog, providers: d.Providers, limiter: d.Limiter,
-		log: log, opts: o, latency: NewLatency(), tracer: d.Tracer}
+		log: log, opts: o, latency: NewLatency(), tracer: d.Tracer, ops: d.Ops}
 	g.stop, g.stopAll = context.WithCancel(context.Background())
 	g.metrics = newRouteMetrics(g, d.Registerer)
 	g.checkFallbacks()
@@ -186,6 +191,13 @@ type run struct {
 	parent        trace.SpanContext
 	attempt       trace.Span
 	upstreamModel string
+	// For the operations aggregates (ops.go): when admission began, the
+	// time spent waiting on the upstream (try), when a stream opened, and
+	// the error a failed request ends with.
+	began    time.Time
+	upstream time.Duration
+	opened   time.Time
+	failErr  error
 
 	// A non-streamed request's client may leave while try runs on another
 	// goroutine (complete.go): from then on no attempt or fallback starts
@@ -312,7 +324,10 @@ func (r *run) finish(ctx context.Context, o billing.Outcome) (*billing.Settlemen
 	if err := r.hold.Reprice(r.entry.Price, r.entry.Version); err != nil {
 		r.g.log.Error("reprice hold", "request_id", r.call.RequestID, "model", r.entry.ID, "err", err)
 	}
-	return r.g.billing.Finish(ctx, r.hold, o)
+	settling := time.Now()
+	st, err := r.g.billing.Finish(ctx, r.hold, o)
+	r.observe(o, st, settling)
+	return st, err
 }
 
 // failed settles a request that produced no output (nothing is charged)
@@ -326,6 +341,7 @@ func (r *run) failed(ctx context.Context, err error, cut bool) error {
 	o := r.outcome()
 	o.Error = err.Error()
 	o.Cancelled = cut || r.abandoned()
+	r.failErr = err
 	var u *chat.Usage
 	if cut {
 		o.Error = "client disconnected"

@@ -72,7 +72,7 @@ func (g *Gateway) start(ctx context.Context, call Call, chain []candidate, op op
 	}
 	now := time.Now()
 	r := &run{g: g, call: call, chain: chain, hold: hold, prompt: op.prompt, countable: op.countable,
-		retarget: op.retarget, start: now, genID: newGenerationID(op.prefix, call.Durable), created: now.Unix(),
+		retarget: op.retarget, start: now, began: at, genID: newGenerationID(op.prefix, call.Durable), created: now.Unix(),
 		prefix: op.prefix, parent: trace.SpanContextFromContext(ctx)}
 	if op.ready != nil {
 		op.ready(r)

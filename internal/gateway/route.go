@@ -190,6 +190,7 @@ func (r *run) try(ctx context.Context, fn func(ctx context.Context) error) error
 		}
 		actx, span := r.startAttempt(ctx)
 		err = fn(actx)
+		r.upstream += time.Since(t0)
 		r.endAttempt(span, err)
 		if err == nil && len(r.attempts) == n { // a provider that reports no attempts
 			r.attempts = append(r.attempts, Attempt{Model: model, Outcome: "200", OK: true})

@@ -45,6 +45,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		return r.failed(ctx, err, ctx.Err() != nil)
 	}
 	defer st.Close()
+	r.opened = time.Now()
 	sink.Open(r.genID)
 
 	var (
@@ -89,6 +90,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 	}
 	if streamErr != nil && !cancelled {
 		o.Error = streamErr.Error()
+		r.failErr = streamErr
 	} else if cancelled {
 		o.Error = "client disconnected"
 	}

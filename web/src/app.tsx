@@ -17,6 +17,7 @@ import { AdminProviders } from './pages/AdminProviders';
 import { AdminImport } from './pages/AdminImport';
 import { OAuthDone } from './pages/Identity';
 import { AdminAudit } from './pages/Audit';
+import { AdminOperations } from './pages/AdminOperations';
 
 type Guard = 'public' | 'guest' | 'user' | 'admin';
 interface RouteDef {
@@ -46,6 +47,7 @@ const routes: RouteDef[] = [
   { path: '/manage/providers', guard: 'admin', render: () => <AdminProviders /> },
   { path: '/manage/catalog', guard: 'admin', render: () => <AdminImport /> },
   { path: '/manage/audit', guard: 'admin', render: () => <AdminAudit /> },
+  { path: '/manage/operations', guard: 'admin', render: () => <AdminOperations /> },
 ];
 
 /** Keeps one broken page from blanking the whole app; reset on navigation (keyed by path). */
@@ -177,6 +179,7 @@ function AdminNav({ path }: { path: string }) {
     ['/manage/providers', 'Providers'],
     ['/manage/catalog', 'Import & export'],
     ['/manage/audit', 'Audit log'],
+    ['/manage/operations', 'Operations'],
   ];
   return (
     <nav class="subnav" aria-label="Admin">
