@@ -344,7 +344,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 		return t.finalUsage(), true, nil
 	}
 	var wc wireChunk
-	if err := json.Unmarshal(data, &wc); err != nil {
+	if err := decodeChunk(data, &wc); err != nil {
 		return nil, false, upstream.BadResponse("stream event", err)
 	}
 	if wc.Error != nil {
