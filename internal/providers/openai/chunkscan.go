@@ -19,8 +19,11 @@ import (
 // tool calls, Perplexity's extras, escapes in keys, a key that matches a
 // field only case-insensitively, a duplicate key, anything malformed) goes
 // to json.Unmarshal, which also reports the errors.
-func decodeChunk(data []byte, wc *wireChunk) error {
-	if scanChunk(data, wc) {
+//
+// prev is the stream's previous chunk: its id and model, the same on every
+// chunk, are taken instead of copying them again.
+func decodeChunk(data []byte, wc *wireChunk, prev *chat.Chunk) error {
+	if scanChunk(data, wc, prev) {
 		return nil
 	}
 	*wc = wireChunk{}
@@ -40,7 +43,7 @@ var jsonNull = json.RawMessage("null")
 // deeper ones go to encoding/json.
 const maxSkipDepth = 64
 
-func scanChunk(data []byte, wc *wireChunk) bool {
+func scanChunk(data []byte, wc *wireChunk, prev *chat.Chunk) bool {
 	s := chunkScanner{b: data}
 	var seen uint8
 	ok := s.object(func(key []byte) bool {
@@ -49,13 +52,13 @@ func scanChunk(data []byte, wc *wireChunk) bool {
 		switch string(key) {
 		case "id":
 			bit = 1
-			wc.ID, ok = s.stringOrNull(wc.ID)
+			wc.ID, ok = s.stringOrNull(wc.ID, prev.ID)
 		case "created":
 			bit = 2
 			wc.Created, ok = s.intOrNull(wc.Created)
 		case "model":
 			bit = 4
-			wc.Model, ok = s.stringOrNull(wc.Model)
+			wc.Model, ok = s.stringOrNull(wc.Model, prev.Model)
 		case "choices":
 			bit = 8
 			ok = s.choices(&wc.Choices)
@@ -157,7 +160,7 @@ func (s *chunkScanner) delta(d *chat.Delta) bool {
 		switch string(key) {
 		case "role":
 			bit = 1
-			d.Role, ok = s.stringOrNull(d.Role)
+			d.Role, ok = s.stringOrNull(d.Role, chat.RoleAssistant)
 		case "content":
 			bit = 2
 			ok = s.optString(&d.Content)
@@ -166,7 +169,7 @@ func (s *chunkScanner) delta(d *chat.Delta) bool {
 			ok = s.optString(&d.Refusal)
 		case "reasoning_content":
 			bit = 8
-			d.ReasoningContent, ok = s.stringOrNull(d.ReasoningContent)
+			d.ReasoningContent, ok = s.stringOrNull(d.ReasoningContent, "")
 		default: // tool_calls among them: encoding/json
 			ok = !foldsTo(key, "role", "content", "refusal", "reasoning_content", "tool_calls") && s.skip(0)
 		}
@@ -254,12 +257,30 @@ func (s *chunkScanner) null() bool {
 	return false
 }
 
-// stringOrNull reads a string; null leaves cur, as encoding/json does.
-func (s *chunkScanner) stringOrNull(cur string) (string, bool) {
+// stringOrNull reads a string; null leaves cur, as encoding/json does. A
+// string equal to same is same (no copy).
+func (s *chunkScanner) stringOrNull(cur, same string) (string, bool) {
 	if s.null() {
 		return cur, true
 	}
+	if s.i < len(s.b) && s.b[s.i] == '"' {
+		if end := s.i + 1 + len(same); end < len(s.b) && s.b[end] == '"' && string(s.b[s.i+1:end]) == same && plain(same) {
+			s.i = end + 1
+			return same, true
+		}
+	}
 	return s.stringValue()
+}
+
+// plain reports whether v is written in JSON as it is, between quotes (and
+// read back the same).
+func plain(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.ValidString(v)
 }
 
 // optString reads a string into a new *string, or null as nil.

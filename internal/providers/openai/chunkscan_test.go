@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/providers/sse"
 )
 
@@ -54,6 +56,9 @@ var chunkSamples = []string{
 	`{"id":"a","x":1.,"choices":[]}`,
 	`{"id":"a","x":nul,"choices":[]}`,
 	`{"id":"a\x01","choices":[]}`,
+	"{\"id\":\"a\nb\",\"choices\":[]}",
+	"{\"id\":\"a\\nb\",\"model\":\"a\\\"b\",\"choices\":[]}",
+	"{\"id\":\"caf\xc3\",\"choices\":[]}",
 	`{"id":"a\q","choices":[]}`,
 	`{"id":"a\u12","choices":[]}`,
 	`{"id":"a`,
@@ -68,14 +73,26 @@ var chunkSamples = []string{
 
 func decodeBoth(t *testing.T, data []byte) {
 	t.Helper()
-	var want, got wireChunk
+	var want wireChunk
 	wantErr := json.Unmarshal(data, &want)
-	gotErr := decodeChunk(data, &got)
-	if (wantErr == nil) != (gotErr == nil) {
-		t.Fatalf("%s:\nerror %v, encoding/json's %v", data, gotErr, wantErr)
+	// The previous chunk's id and model, taken when equal: unrelated ones,
+	// the same as this chunk's (as decoded), and this chunk's as written.
+	raw := string(data)
+	prevs := []chat.Chunk{{ID: "chatcmpl-1", Model: "gpt-4o-mini"}, {ID: want.ID, Model: want.Model}, {ID: raw, Model: raw}}
+	if i := strings.Index(raw, `"id":"`); i >= 0 {
+		if j := strings.IndexByte(raw[i+6:], '"'); j >= 0 {
+			prevs = append(prevs, chat.Chunk{ID: raw[i+6 : i+6+j]})
+		}
 	}
-	if wantErr == nil && !reflect.DeepEqual(got, want) {
-		t.Fatalf("%s:\n got %+v\nwant %+v", data, got, want)
+	for _, prev := range prevs {
+		var got wireChunk
+		gotErr := decodeChunk(data, &got, &prev)
+		if (wantErr == nil) != (gotErr == nil) {
+			t.Fatalf("%s (previous id %q):\nerror %v, encoding/json's %v", data, prev.ID, gotErr, wantErr)
+		}
+		if wantErr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s (previous id %q):\n got %+v\nwant %+v", data, prev.ID, got, want)
+		}
 	}
 }
 
@@ -109,7 +126,7 @@ func TestDecodeChunkMatchesEncodingJSON(t *testing.T) {
 func TestScanChunkTakesCommonChunks(t *testing.T) {
 	for _, s := range chunkSamples[:3] {
 		var wc wireChunk
-		if !scanChunk([]byte(s), &wc) {
+		if !scanChunk([]byte(s), &wc, &chat.Chunk{}) {
 			t.Errorf("fell back to encoding/json: %s", s)
 		}
 	}
@@ -148,7 +165,7 @@ func BenchmarkTranslatorEvent(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var wc wireChunk
-			if err := decodeChunk(data, &wc); err != nil {
+			if err := decodeChunk(data, &wc, &chat.Chunk{ID: "chatcmpl-1", Model: "gpt-4o-mini"}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -334,6 +334,7 @@ type translator struct {
 	usageSent bool
 	open      map[int]bool // choices seen, by index: true until their finish_reason
 	extras    chat.Extras  // as last passed on: Perplexity repeats them on every chunk
+	out       [1]*chat.Chunk
 }
 
 var done = []byte("[DONE]")
@@ -344,7 +345,7 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 		return t.finalUsage(), true, nil
 	}
 	var wc wireChunk
-	if err := decodeChunk(data, &wc); err != nil {
+	if err := decodeChunk(data, &wc, &t.last); err != nil {
 		return nil, false, upstream.BadResponse("stream event", err)
 	}
 	if wc.Error != nil {
@@ -374,7 +375,8 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 			t.usage = u
 		}
 		c.Extras = t.changed(wc.wireExtras.toChat())
-		return []*chat.Chunk{c}, false, nil
+		t.out[0] = c
+		return t.out[:1], false, nil // read to its end before the next event (upstream.EventStream)
 	case u != nil && !t.usageSent:
 		t.usage = u.Clone()
 		c.Usage, t.usageSent = u, true
