@@ -335,6 +335,7 @@ type translator struct {
 	open      map[int]bool // choices seen, by index: true until their finish_reason
 	extras    chat.Extras  // as last passed on: Perplexity repeats them on every chunk
 	out       [1]*chat.Chunk
+	wc        wireChunk // the event being read
 }
 
 var done = []byte("[DONE]")
@@ -344,8 +345,9 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	if bytes.Equal(data, done) {
 		return t.finalUsage(), true, nil
 	}
-	var wc wireChunk
-	if err := decodeChunk(data, &wc, &t.last); err != nil {
+	t.wc = wireChunk{} // kept in the translator: a local one would escape (json.Unmarshal) and cost an allocation a chunk
+	wc := &t.wc
+	if err := decodeChunk(data, wc, &t.last); err != nil {
 		return nil, false, upstream.BadResponse("stream event", err)
 	}
 	if wc.Error != nil {
