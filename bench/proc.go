@@ -133,11 +133,20 @@ func fetchURL(url, path string) error {
 
 // fetchProfiles saves Beaver's CPU profile over d to path, then its
 // allocation, block and mutex profiles to path.allocs, .block and .mutex
-// (the last two sample only with BEAVER_PPROF_CONTENTION set).
+// (the last two sample only with BEAVER_PPROF_CONTENTION set), its heap
+// with the runtime's memory statistics (path.heap.txt: stacks against heap)
+// and its goroutines by stack (path.goroutine.txt), taken at the end of d
+// while the streams are still open.
 func fetchProfiles(base, path string, d time.Duration) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		err := fetchProfile(base, path, d)
+		if err == nil {
+			err = fetchURL(base+"/debug/pprof/heap?debug=1", path+".heap.txt")
+		}
+		if err == nil {
+			err = fetchURL(base+"/debug/pprof/goroutine?debug=1", path+".goroutine.txt")
+		}
 		for _, name := range []string{"allocs", "block", "mutex"} {
 			if err != nil {
 				break

@@ -50,7 +50,11 @@ func (c *Chunk) AppendJSON(b []byte) ([]byte, error) {
 		if d.ReasoningContent != "" {
 			b = appendField(b, n, "reasoning_content", d.ReasoningContent)
 		}
-		b = append(b, `},"finish_reason":`...)
+		b = append(b, '}')
+		if len(ch.Logprobs) > 0 { // plainJSON: "null", as OpenAI sends on every chunk
+			b = append(b, `,"logprobs":null`...)
+		}
+		b = append(b, `,"finish_reason":`...)
 		if ch.FinishReason == nil {
 			b = append(b, "null"...)
 		} else {
@@ -72,13 +76,16 @@ func appendField(b []byte, start int, name, v string) []byte {
 	return appendJSONString(b, v)
 }
 
-// plainJSON reports whether AppendJSON can write c itself.
+// plainJSON reports whether AppendJSON can write c itself. A choice's
+// logprobs of null (json.RawMessage keeps the literal: OpenAI and every
+// compatible provider send "logprobs":null on each chunk) is written as
+// encoding/json writes it.
 func (c *Chunk) plainJSON() bool {
 	if c.Usage != nil || c.Error != nil || len(c.Citations) > 0 || len(c.SearchResults) > 0 || len(c.GroundingMetadata) > 0 {
 		return false
 	}
 	for i := range c.Choices {
-		if len(c.Choices[i].Logprobs) > 0 || len(c.Choices[i].Delta.ToolCalls) > 0 {
+		if lp := c.Choices[i].Logprobs; len(lp) > 0 && string(lp) != "null" || len(c.Choices[i].Delta.ToolCalls) > 0 {
 			return false
 		}
 	}

@@ -25,6 +25,7 @@ func TestChunkAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{ID: "e", Error: &ErrorBody{Message: "boom <x>", Type: "server_error"}, Choices: []ChunkChoice{{FinishReason: &stop}}},
 		{ID: "x", Extras: Extras{Citations: json.RawMessage(`["a", "b"]`)}},
 		{ID: "l", Choices: []ChunkChoice{{Logprobs: json.RawMessage(`{"content": []}`)}}},
+		{ID: "n", Choices: []ChunkChoice{{Delta: Delta{Content: s("hi")}, Logprobs: json.RawMessage(`null`)}, {Index: 1, Logprobs: json.RawMessage(`null`), FinishReason: &stop}}},
 		{ID: "t", Choices: []ChunkChoice{{Delta: Delta{ToolCalls: []ToolCall{{Index: &one, ID: "c", Type: "function", Function: FunctionCall{Name: "f", Arguments: "{\"a\":"}}}}}}},
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -42,6 +43,9 @@ func TestChunkAppendJSONMatchesEncodingJSON(t *testing.T) {
 			Choices: []ChunkChoice{{Index: rng.IntN(3), Delta: Delta{Content: s(string(raw))}}}}
 		if rng.IntN(2) == 0 {
 			c.Choices[0].FinishReason = s(string(raw))
+		}
+		if rng.IntN(2) == 0 {
+			c.Choices[0].Logprobs = json.RawMessage("null")
 		}
 		chunks = append(chunks, c)
 	}

@@ -334,6 +334,8 @@ type translator struct {
 	usageSent bool
 	open      map[int]bool // choices seen, by index: true until their finish_reason
 	extras    chat.Extras  // as last passed on: Perplexity repeats them on every chunk
+	out       [1]*chat.Chunk
+	wc        wireChunk // the event being read
 }
 
 var done = []byte("[DONE]")
@@ -343,8 +345,9 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 	if bytes.Equal(data, done) {
 		return t.finalUsage(), true, nil
 	}
-	var wc wireChunk
-	if err := json.Unmarshal(data, &wc); err != nil {
+	t.wc = wireChunk{} // kept in the translator: a local one would escape (json.Unmarshal) and cost an allocation a chunk
+	wc := &t.wc
+	if err := decodeChunk(data, wc, &t.last); err != nil {
 		return nil, false, upstream.BadResponse("stream event", err)
 	}
 	if wc.Error != nil {
@@ -374,7 +377,8 @@ func (t *translator) Event(ev sse.Event) ([]*chat.Chunk, bool, error) {
 			t.usage = u
 		}
 		c.Extras = t.changed(wc.wireExtras.toChat())
-		return []*chat.Chunk{c}, false, nil
+		t.out[0] = c
+		return t.out[:1], false, nil // read to its end before the next event (upstream.EventStream)
 	case u != nil && !t.usageSent:
 		t.usage = u.Clone()
 		c.Usage, t.usageSent = u, true

@@ -35,8 +35,9 @@ type Reader struct {
 // readBuffer is a Reader's buffer. Events are a few hundred bytes and
 // longer lines are read in several pieces (readLine), while every open
 // stream keeps its buffer: thousands of streams at once made 32 KiB a
-// third of a stream's memory.
-const readBuffer = 4 << 10
+// third of a stream's memory. The body it reads is buffered already (the
+// upstream connection's reader), so this one only needs to hold a line.
+const readBuffer = 1 << 10
 
 // NewReader returns a Reader on r.
 func NewReader(r io.Reader) *Reader {
