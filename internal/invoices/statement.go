@@ -105,11 +105,41 @@ func (s *Service) Statement(ctx context.Context, accountID, month string) (State
 }
 
 // balanceBefore is the balance after the account's last ledger entry
-// created before t (0 with none): balances chain in seq order.
+// created before t (0 with none): balances chain in seq order, and seq
+// follows commit order, with created_at taken under the same account row
+// lock. So the entries before t are a prefix of seq, found by a binary
+// search of index probes on (account_id, seq): an old month's statement
+// costs a few dozen seeks, not a walk back over every later charge.
 func (s *Service) balanceBefore(ctx context.Context, accountID string, t time.Time) (int64, error) {
+	d := s.DB.WithContext(ctx)
+	var last []int64
+	if err := d.Raw(`SELECT ledger_seq FROM accounts WHERE id = ?`, accountID).Scan(&last).Error; err != nil {
+		return 0, fmt.Errorf("statement: ledger seq: %w", err)
+	}
+	if len(last) == 0 {
+		return 0, nil
+	}
+	// The first entry created at or after t has a seq in [lo, hi+1].
+	lo, hi := int64(1), last[0]
+	for lo <= hi {
+		mid := lo + (hi-lo)/2
+		var probe []struct {
+			Seq       int64
+			CreatedAt time.Time
+		}
+		if err := d.Raw(`SELECT seq, created_at FROM ledger_entries WHERE account_id = ? AND seq >= ?
+			ORDER BY seq LIMIT 1`, accountID, mid).Scan(&probe).Error; err != nil {
+			return 0, fmt.Errorf("statement: ledger probe: %w", err)
+		}
+		if len(probe) == 0 || !probe[0].CreatedAt.Before(t) {
+			hi = mid - 1 // no entry in [mid, probe) exists, so the first is before mid or is the probe
+		} else {
+			lo = probe[0].Seq + 1
+		}
+	}
 	var rows []struct{ BalanceAfterMicros int64 }
-	if err := s.DB.WithContext(ctx).Raw(`SELECT balance_after_micros FROM ledger_entries
-		WHERE account_id = ? AND created_at < ? ORDER BY seq DESC LIMIT 1`, accountID, t).Scan(&rows).Error; err != nil {
+	if err := d.Raw(`SELECT balance_after_micros FROM ledger_entries
+		WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1`, accountID, lo).Scan(&rows).Error; err != nil {
 		return 0, fmt.Errorf("statement: balance: %w", err)
 	}
 	if len(rows) == 0 {

@@ -97,3 +97,58 @@ func TestStatementClosesAtTheLedgerBalance(t *testing.T) {
 		}
 	})
 }
+
+// Opening and closing balances are found by a binary search over seq: they
+// equal the naive "last entry before the month" for every month, with
+// months without entries, several entries at one instant and a gap in seq.
+func TestStatementBalancesMatchTheLedgerEveryMonth(t *testing.T) {
+	each(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		a := f.account(t)
+		f.inv.Now = func() time.Time { return time.Date(2026, 12, 8, 12, 0, 0, 0, time.UTC) }
+		var bal, seq int64
+		at := time.Date(2025, 9, 15, 0, 0, 0, 0, time.UTC)
+		for i := range 60 {
+			seq++
+			if i == 30 {
+				seq += 3 // a gap: probes must not assume dense seqs
+			}
+			bal += int64(i+1) * 1000
+			e := models.LedgerEntry{ID: ids.New("txn"), AccountID: a.ID, Type: models.EntryAdjustment, AmountMicros: int64(i+1) * 1000,
+				BalanceAfterMicros: bal, Reference: ids.New("ref"), CreatedAt: at, Seq: seq}
+			if err := f.d.Create(&e).Error; err != nil {
+				t.Fatal(err)
+			}
+			if i%7 != 3 { // now and then two entries at one instant
+				at = at.Add(time.Duration(i%5+1) * 97 * time.Hour)
+			}
+		}
+		if err := f.d.Model(&models.Account{}).Where("id = ?", a.ID).Updates(map[string]any{"balance_micros": bal,
+			"ledger_seq": seq}).Error; err != nil {
+			t.Fatal(err)
+		}
+		naive := func(before time.Time) int64 {
+			var rows []int64
+			if err := f.d.Raw(`SELECT balance_after_micros FROM ledger_entries WHERE account_id = ? AND created_at < ?
+				ORDER BY seq DESC LIMIT 1`, a.ID, before).Scan(&rows).Error; err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) == 0 {
+				return 0
+			}
+			return rows[0]
+		}
+		for m := time.Date(2025, 8, 1, 0, 0, 0, 0, time.UTC); !m.After(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)); m = m.AddDate(0, 1, 0) {
+			st, err := f.inv.Statement(ctx, a.ID, m.Format("2006-01"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := naive(m); st.OpeningBalanceMicros != want {
+				t.Fatalf("%s opening %d, ledger %d", m.Format("2006-01"), st.OpeningBalanceMicros, want)
+			}
+			if want := naive(m.AddDate(0, 1, 0)); st.ClosingBalanceMicros != want {
+				t.Fatalf("%s closing %d, ledger %d", m.Format("2006-01"), st.ClosingBalanceMicros, want)
+			}
+		}
+	})
+}
