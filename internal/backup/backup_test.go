@@ -16,32 +16,15 @@ import (
 
 	"github.com/beaver-gateway/beaver/internal/backup"
 	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/billing/billingtest"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
 	"github.com/beaver-gateway/beaver/internal/pricing"
 	"github.com/beaver-gateway/beaver/internal/testenv"
 	"github.com/beaver-gateway/beaver/internal/verify"
-	"github.com/beaver-gateway/beaver/models"
 )
 
 var price = pricing.Price{Base: pricing.Base{Input: 500_000, Output: 500_000}, Input: 1_000_000, Output: 1_000_000}
-
-func newAccount(t *testing.T, d *db.DB, balance int64) string {
-	t.Helper()
-	now := time.Now().UTC()
-	a := models.Account{ID: ids.New("acct"), Email: ids.New("u") + "@example.com", PasswordHash: "x", Role: "user", Plan: "free",
-		Active: true, CreatedAt: now, UpdatedAt: now}
-	a.EmailLower = a.Email
-	if err := d.Create(&a).Error; err != nil {
-		t.Fatal(err)
-	}
-	l := &billing.Ledger{DB: d}
-	if _, _, err := l.Post(context.Background(), billing.Entry{AccountID: a.ID, Type: models.EntryTopUp,
-		AmountMicros: balance, Reference: ids.New("ref")}); err != nil {
-		t.Fatal(err)
-	}
-	return a.ID
-}
 
 // dialects are the databases to test on; PostgreSQL also needs pg_dump and
 // pg_restore (a loud skip without them, a failure when CI requires
@@ -125,7 +108,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 		t.Run(testenv.Name(dialect), func(t *testing.T) {
 			ctx := context.Background()
 			d, url := testenv.OpenURL(t, dialect)
-			accounts := []string{newAccount(t, d, 1_000_000_000), newAccount(t, d, 1_000_000_000), newAccount(t, d, 1_000_000_000)}
+			accounts := []string{billingtest.FundedAccount(t, d, 1_000_000_000), billingtest.FundedAccount(t, d, 1_000_000_000), billingtest.FundedAccount(t, d, 1_000_000_000)}
 			e := billing.NewEngine(d, quiet, billing.EngineOptions{})
 			c := &charger{t: t, e: e, accounts: accounts}
 			for i := 0; i < 30; i++ {

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/beaver-gateway/beaver/internal/billing"
+	"github.com/beaver-gateway/beaver/internal/billing/billingtest"
 	"github.com/beaver-gateway/beaver/internal/dailyusage"
 	"github.com/beaver-gateway/beaver/internal/db"
 	"github.com/beaver-gateway/beaver/internal/ids"
@@ -23,23 +24,6 @@ import (
 )
 
 var price = pricing.Price{Base: pricing.Base{Input: 500_000, Output: 500_000}, Input: 1_000_000, Output: 1_000_000}
-
-func newAccount(t *testing.T, d *db.DB, balance int64) string {
-	t.Helper()
-	now := time.Now().UTC()
-	a := models.Account{ID: ids.New("acct"), Email: ids.New("u") + "@example.com", PasswordHash: "x", Role: "user", Plan: "free",
-		Active: true, CreatedAt: now, UpdatedAt: now}
-	a.EmailLower = a.Email
-	if err := d.Create(&a).Error; err != nil {
-		t.Fatal(err)
-	}
-	l := &billing.Ledger{DB: d}
-	if _, _, err := l.Post(context.Background(), billing.Entry{AccountID: a.ID, Type: models.EntryTopUp,
-		AmountMicros: balance, Reference: ids.New("ref")}); err != nil {
-		t.Fatal(err)
-	}
-	return a.ID
-}
 
 func newKey(t *testing.T, d *db.DB, acct string) *models.APIKey {
 	t.Helper()
@@ -70,7 +54,7 @@ func TestDailyUsageMatchesLogsAndVerifyFindsTampering(t *testing.T) {
 		t.Run(testenv.Name(dialect), func(t *testing.T) {
 			d := testenv.Open(t, dialect)
 			ctx := context.Background()
-			a, b := newAccount(t, d, 50_000_000), newAccount(t, d, 50_000_000)
+			a, b := billingtest.FundedAccount(t, d, 50_000_000), billingtest.FundedAccount(t, d, 50_000_000)
 			keys := []*models.APIKey{newKey(t, d, a), newKey(t, d, a), nil, newKey(t, d, b), nil}
 			e := billing.NewEngine(d, quiet, billing.EngineOptions{})
 			var wg sync.WaitGroup
@@ -175,7 +159,7 @@ func TestMigrationBackfillsDailyUsage(t *testing.T) {
 		t.Run(testenv.Name(dialect), func(t *testing.T) {
 			d := testenv.Open(t, dialect)
 			ctx := context.Background()
-			acct := newAccount(t, d, 1_000_000)
+			acct := billingtest.FundedAccount(t, d, 1_000_000)
 			key := newKey(t, d, acct)
 			for i, at := range []time.Time{
 				time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 23, 59, 59, 999_000_000, time.UTC),
