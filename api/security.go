@@ -174,14 +174,24 @@ type codeRequest struct {
 	RecoveryCode string `json:"recovery_code"`
 }
 
-func (s *Server) confirm2FA(c *gin.Context) {
+// codeStep reads a two-factor step's body and spends one of the account's
+// throttled attempts; false when it has answered the error.
+func (s *Server) codeStep(c *gin.Context) (codeRequest, bool) {
 	var req codeRequest
 	if err := bindBody(c, &req, false); err != nil {
 		s.fail(c, err)
-		return
+		return req, false
 	}
 	if err := s.throttle2FA(c); err != nil {
 		s.fail(c, err)
+		return req, false
+	}
+	return req, true
+}
+
+func (s *Server) confirm2FA(c *gin.Context) {
+	req, ok := s.codeStep(c)
+	if !ok {
 		return
 	}
 	id := principal(c).Account.ID
@@ -195,13 +205,8 @@ func (s *Server) confirm2FA(c *gin.Context) {
 }
 
 func (s *Server) disable2FA(c *gin.Context) {
-	var req codeRequest
-	if err := bindBody(c, &req, false); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := s.throttle2FA(c); err != nil {
-		s.fail(c, err)
+	req, ok := s.codeStep(c)
+	if !ok {
 		return
 	}
 	id := principal(c).Account.ID
@@ -239,13 +244,8 @@ func (s *Server) twoFactorStatus(c *gin.Context) {
 // renewRecoveryCodes answers POST /auth/2fa/recovery-codes {code}: ten new
 // codes, shown once; the old ones stop working.
 func (s *Server) renewRecoveryCodes(c *gin.Context) {
-	var req codeRequest
-	if err := bindBody(c, &req, false); err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := s.throttle2FA(c); err != nil {
-		s.fail(c, err)
+	req, ok := s.codeStep(c)
+	if !ok {
 		return
 	}
 	id := principal(c).Account.ID
