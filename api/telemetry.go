@@ -66,7 +66,9 @@ func (s *Server) telemetryMiddleware() gin.HandlerFunc {
 			if r := recover(); r != nil {
 				if r != http.ErrAbortHandler { // the client left: not an error of ours
 					if hub != nil {
-						hub.RecoverWithContext(ctx, r)
+						// The event is sent after this request ends, when its
+						// context is canceled: sent with that context it was lost.
+						hub.RecoverWithContext(context.WithoutCancel(ctx), r)
 					}
 					span.SetAttributes(semconv.HTTPResponseStatusCode(http.StatusInternalServerError))
 					span.SetStatus(codes.Error, "panic")

@@ -242,9 +242,11 @@ func TestSentryReportsPanicsAnd5xxWithoutSecrets(t *testing.T) {
 		h.do("GET", "/api-keys/key_nope", h.Admin.Token, nil, fromIP(ip)).want(404)
 		flush(t, tel)
 
-		events := ingest.Events()
+		wait, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		events := ingest.WaitEvents(wait, 2)
 		if len(events) != 2 {
-			t.Fatalf("%d events, want 2: %v", len(events), events)
+			t.Fatalf("%d events (%d envelopes), want 2: %v", len(events), len(ingest.Raw()), events)
 		}
 		byReq := map[string]map[string]any{}
 		for _, e := range events {

@@ -121,7 +121,7 @@ func TestActivityFailuresThatEndAreReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, e := range ingest.Events() {
+	for _, e := range ingest.WaitEvents(ctx, 1) {
 		tags, _ := e["tags"].(map[string]any)
 		exc, _ := e["exception"].([]any)
 		value := ""

@@ -6,6 +6,7 @@ package sentry
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"time"
 )
 
 var envelopePath = regexp.MustCompile(`^/api/[0-9]+/envelope/$`)
@@ -72,6 +74,25 @@ func (in *Ingest) Raw() [][]byte {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return append([][]byte(nil), in.envelopes...)
+}
+
+// WaitEvents waits until n events have arrived or ctx ends, and returns
+// the events received. The SDK's transport sends in the background and its
+// Flush can return before the last envelope is out, so a test waits for
+// what it expects instead of reading right after Flush.
+func (in *Ingest) WaitEvents(ctx context.Context, n int) []map[string]any {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if ev := in.Events(); len(ev) >= n {
+			return ev
+		}
+		select {
+		case <-ctx.Done():
+			return in.Events()
+		case <-tick.C:
+		}
+	}
 }
 
 // Events are the event items of the envelopes received.
