@@ -618,6 +618,11 @@ async function api(req, res, url) {
       .reverse();
     return send(res, 200, { data, next_cursor: null });
   }
+  if ((r = route('GET', '/account/invoices/:id')) && r.id.endsWith('.pdf')) {
+    auth(req);
+    res.writeHead(200, { 'Content-Type': 'application/pdf', 'Content-Disposition': `attachment; filename="${r.id}"` });
+    return res.end('%PDF-1.4\n% mock invoice\n');
+  }
   if (route('POST', '/account/top-up/checkout')) {
     auth(req, { sessionOnly: true });
     const b = await readJSON(req);

@@ -12,7 +12,7 @@
 // rotate the key (old secret dead, new one works) → billing/transactions → mobile
 // screenshots → sign out. Screenshots go to e2e/artifacts/. Exits non-zero on failure.
 import { chromium } from 'playwright-core';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -341,6 +341,17 @@ async function main() {
       if (!types.includes('topup') || !types.includes('charge')) throw new Error(`ledger types ${types.join(', ')}: want a topup and a charge`);
       await page.locator(`${tid('auto-recharge')} :is(form, ${tid('auto-recharge-unavailable')})`).first().waitFor();
       await shot(page, 'billing');
+    });
+
+    await step('the top-up issued an invoice, downloaded as a PDF', async () => {
+      const row = page.locator(tid('invoice-row')).first();
+      await row.waitFor();
+      const number = (await row.locator('td').first().innerText()).trim();
+      if (!/^[A-Z0-9]+-\d{4}-\d{6}$/.test(number)) throw new Error(`invoice number "${number}"`);
+      const [download] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: 'Download' }).click()]);
+      if (download.suggestedFilename() !== `${number}.pdf`) throw new Error(`downloaded "${download.suggestedFilename()}"`);
+      const head = (await readFile(await download.path())).subarray(0, 5).toString();
+      if (head !== '%PDF-') throw new Error(`the download starts with "${head}", not a PDF`);
     });
 
     await step('360 px wide: home, menu, dashboard, playground, keys', async () => {
