@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { errorMessage, session, type SessionState } from '../api/client';
+import { api, errorMessage, session, type SessionState } from '../api/client';
+import type { Page } from '../api/types';
 
 export interface AsyncState<T> {
   data: T | undefined;
@@ -72,4 +73,53 @@ export function useTitle(title: string) {
   useEffect(() => {
     document.title = title ? `${title} · Beaver` : 'Beaver — one API for every LLM';
   }, [title]);
+}
+
+export interface PagesState<T> {
+  rows: T[];
+  loading: boolean;
+  error: unknown;
+  /** null once the last page is in. */
+  cursor: string | null;
+  /** Loads the next page (appended). */
+  more: () => void;
+  /** Loads the first page again, replacing the rows. */
+  refresh: () => void;
+  /** After an error: the page that failed, again. */
+  retry: () => void;
+}
+
+/** A list the API pages by cursor (`?limit=&cursor=` → `{data, next_cursor}`), loaded a page at a time. */
+export function usePages<T>(path: string, limit: number): PagesState<T> {
+  const [rows, setRows] = useState<T[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<unknown>(null);
+  const load = async (c: string | null, reset: boolean) => {
+    setLoading(true);
+    setError(null);
+    try {
+      const q = new URLSearchParams({ limit: String(limit) });
+      if (c) q.set('cursor', c);
+      const page = await api<Page<T>>('GET', `${path}?${q}`);
+      setRows((r) => (reset ? page.data : [...r, ...page.data]));
+      setCursor(page.next_cursor ?? null);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setLoading(false);
+    }
+  };
+  useEffect(() => {
+    void load(null, true);
+  }, [path, limit]);
+  return {
+    rows,
+    loading,
+    error,
+    cursor,
+    more: () => void load(cursor, false),
+    refresh: () => void load(null, true),
+    retry: () => void load(cursor, rows.length === 0),
+  };
 }

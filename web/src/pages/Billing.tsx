@@ -1,9 +1,9 @@
 import { Fragment, type ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from '../api/client';
-import type { AutoRecharge, Balance, Page, Transaction } from '../api/types';
+import type { AutoRecharge, Balance, Transaction } from '../api/types';
 import { Async, Badge, Button, ErrorBox, Field, Loading, Money, Notice, PageHeader, When } from '../components/ui';
-import { useAction, useAsync, useTitle } from '../lib/hooks';
+import { useAction, useAsync, usePages, useTitle } from '../lib/hooks';
 import { microsToUsdString, parseUsd } from '../lib/money';
 import { useLocation } from '../lib/router';
 import { BillingDetailsForm, Invoices, Statements } from './Invoices';
@@ -239,37 +239,13 @@ function Cell({ k, v }: { k: string; v: unknown }) {
 const TYPE_BADGE: Record<string, 'ok' | 'neutral' | 'info' | 'warn'> = { topup: 'ok', charge: 'neutral', refund: 'info', adjustment: 'warn' };
 
 function Transactions() {
-  const [rows, setRows] = useState<Transaction[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<unknown>(null);
-  const [done, setDone] = useState(false);
-
-  const load = async (c: string | null, reset = false) => {
-    setLoading(true);
-    setError(null);
-    try {
-      const q = new URLSearchParams({ limit: '50' });
-      if (c) q.set('cursor', c);
-      const page = await api<Page<Transaction>>('GET', `/account/transactions?${q}`);
-      setRows((r) => (reset ? page.data : [...r, ...page.data]));
-      setCursor(page.next_cursor ?? null);
-      setDone(!page.next_cursor);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setLoading(false);
-    }
-  };
-  useEffect(() => {
-    void load(null, true);
-  }, []);
+  const { rows, loading, error, cursor, more, refresh, retry } = usePages<Transaction>('/account/transactions', 50);
 
   return (
     <section class="card" aria-labelledby="tx-title">
       <div class="section-head row">
         <h2 id="tx-title">Transactions</h2>
-        <Button small variant="ghost" onClick={() => void load(null, true)} disabled={loading}>
+        <Button small variant="ghost" onClick={refresh} disabled={loading}>
           Refresh
         </Button>
       </div>
@@ -315,10 +291,10 @@ function Transactions() {
           </table>
         </div>
       )}
-      <ErrorBox error={error} onRetry={() => void load(cursor, rows.length === 0)} />
+      <ErrorBox error={error} onRetry={retry} />
       {loading && <Loading label="Loading transactions…" />}
-      {!loading && !done && !error && (
-        <Button onClick={() => void load(cursor)} data-testid="tx-more">
+      {!loading && cursor && !error && (
+        <Button onClick={more} data-testid="tx-more">
           Load more
         </Button>
       )}

@@ -1,8 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, downloadFile } from '../api/client';
-import type { Page } from '../api/types';
 import { Badge, Button, ErrorBox, Field, Loading, Money, Notice, When } from '../components/ui';
-import { useAction } from '../lib/hooks';
+import { useAction, usePages } from '../lib/hooks';
 import { recentMonths } from '../lib/months';
 
 /** GET /account/invoices: an invoice per top-up, a credit note per refund. */
@@ -23,30 +22,8 @@ export interface BillingDetails {
 }
 
 export function Invoices() {
-  const [rows, setRows] = useState<Invoice[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<unknown>(null);
+  const { rows, loading, error, cursor, more, retry } = usePages<Invoice>('/account/invoices', 20);
   const download = useAction((path: string, name: string) => downloadFile(path, name));
-
-  const load = async (c: string | null, reset = false) => {
-    setLoading(true);
-    setError(null);
-    try {
-      const q = new URLSearchParams({ limit: '20' });
-      if (c) q.set('cursor', c);
-      const page = await api<Page<Invoice>>('GET', `/account/invoices?${q}`);
-      setRows((r) => (reset ? page.data : [...r, ...page.data]));
-      setCursor(page.next_cursor ?? null);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setLoading(false);
-    }
-  };
-  useEffect(() => {
-    void load(null, true);
-  }, []);
 
   return (
     <section class="card" aria-labelledby="invoices-title">
@@ -92,9 +69,9 @@ export function Invoices() {
           </table>
         </div>
       )}
-      <ErrorBox error={error ?? download.error} onRetry={() => void load(cursor, rows.length === 0)} />
+      <ErrorBox error={error ?? download.error} onRetry={retry} />
       {loading && <Loading label="Loading invoices…" />}
-      {!loading && cursor && !error && <Button onClick={() => void load(cursor)}>Load more</Button>}
+      {!loading && cursor && !error && <Button onClick={more}>Load more</Button>}
     </section>
   );
 }
