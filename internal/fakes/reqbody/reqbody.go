@@ -11,14 +11,16 @@ import (
 
 // Read is r's body, decompressed.
 func Read(r *http.Request) ([]byte, error) {
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		gz, err := gzip.NewReader(r.Body)
-		if err != nil {
-			return nil, err
-		}
-		defer gz.Close()
-		body = gz
+	if r.Header.Get("Content-Encoding") != "gzip" {
+		return io.ReadAll(r.Body)
 	}
-	return io.ReadAll(body)
+	gz, err := gzip.NewReader(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(gz)
+	if cerr := gz.Close(); err == nil {
+		err = cerr
+	}
+	return b, err
 }
