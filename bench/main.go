@@ -166,6 +166,7 @@ func run(o options) error {
 	// argon2 memory each) go back to the OS a second after the last one.
 	time.Sleep(2 * time.Second)
 	idleRSS := procMB(cmd.Process.Pid, "VmRSS")
+	proxyIdleRSS := procMB(proxyCmd.Process.Pid, "VmRSS")
 
 	// Beaver is asked for openai/gpt-4o-mini and streams from the fake with
 	// stream_options.include_usage; direct and proxy-only ask the fake the
@@ -209,7 +210,8 @@ func run(o options) error {
 		if o.profile == "" {
 			prof = nil
 		}
-		mid := runStreams(o.streams, o.conns, o.duration, direct, proxy, beaver, long, cmd.Process.Pid, idleRSS, prof)
+		mid := runStreams(o.streams, o.conns, o.duration, direct, proxy, beaver, long,
+			[2]int{cmd.Process.Pid, proxyCmd.Process.Pid}, [2]float64{idleRSS, proxyIdleRSS}, prof)
 		return finish(base, key, before, rec, true, fmt.Sprintf("summary %s%s: %s", dbKind(dbURL), env, mid))
 	}
 	dRPS, dErr := load(direct, o.conns, o.duration)

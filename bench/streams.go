@@ -175,12 +175,48 @@ func peakRSS(pid int, stop <-chan struct{}) <-chan float64 {
 	return out
 }
 
+// measured is what one process spent on a run of long streams.
+type measured struct {
+	run       longRun
+	peakMB    float64
+	perStream float64 // KB of RSS per open stream over the process's idle RSS
+	perChunk  float64 // µs of CPU per relayed chunk
+}
+
+// measure runs o's long streams through t while sampling process pid's
+// RSS and CPU; prof, when set, profiles it over the run.
+func measure(t target, o streamsOptions, pid int, idle float64, prof func(time.Duration) <-chan error) measured {
+	stop := make(chan struct{})
+	peak := peakRSS(pid, stop)
+	var profDone <-chan error
+	if prof != nil {
+		profDone = prof(o.spread + time.Duration(o.chunks)*o.interval - time.Second)
+	}
+	cpu0 := cpuTicks(pid)
+	run := longStreams(t, o)
+	cpu1 := cpuTicks(pid)
+	close(stop)
+	if profDone != nil {
+		if err := <-profDone; err != nil {
+			fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		}
+	}
+	m := measured{run: run, peakMB: <-peak}
+	cpu := time.Duration(cpu1-cpu0) * clockTick
+	if run.chunks > 0 {
+		m.perChunk = float64(cpu/time.Duration(run.chunks)) / float64(time.Microsecond)
+	}
+	m.perStream = (m.peakMB - idle) * 1024 / float64(o.n)
+	return m
+}
+
 // runStreams is the -streams mode after warm-up: short streams at conns
-// connections (direct, proxy-only, Beaver), then o.n long streams direct
-// and through Beaver. It prints the figures and returns the summary's
-// middle part.
+// connections (direct, proxy-only, Beaver), then o.n long streams direct,
+// through the proxy-only baseline and through Beaver. It prints the
+// figures and returns the summary's middle part.
 // prof, when set, profiles Beaver over the long streams through it.
-func runStreams(o streamsOptions, conns int, d time.Duration, direct, proxy, beaver target, long func(upstream bool) []byte, pid int, idle float64, prof func(time.Duration) <-chan error) string {
+// pids and idle are Beaver's and the proxy's processes and their idle RSS.
+func runStreams(o streamsOptions, conns int, d time.Duration, direct, proxy, beaver target, long func(upstream bool) []byte, pids [2]int, idle [2]float64, prof func(time.Duration) <-chan error) string {
 	dRPS, dErr := load(direct, conns, d)
 	pRPS, pErr := load(proxy, conns, d)
 	bRPS, bErr := load(beaver, conns, d)
@@ -192,34 +228,19 @@ func runStreams(o streamsOptions, conns int, d time.Duration, direct, proxy, bea
 	fmt.Printf("  direct       first byte p50 %s p99 %s max %s   errors %d   chunks %d\n",
 		rd(q(dRun.first, .50)), rd(q(dRun.first, .99)), rd(maxOf(dRun.first)), dRun.errors, dRun.chunks)
 
-	idleNow := procMB(pid, "VmRSS")
-	stop := make(chan struct{})
-	peak := peakRSS(pid, stop)
-	var profDone <-chan error
-	if prof != nil {
-		profDone = prof(o.spread + time.Duration(o.chunks)*o.interval - time.Second)
-	}
-	cpu0 := cpuTicks(pid)
-	bRun := longStreams(beaver.with(long(false)), o)
-	cpu1 := cpuTicks(pid)
-	close(stop)
-	if profDone != nil {
-		if err := <-profDone; err != nil {
-			fmt.Fprintln(os.Stderr, "bench: profile:", err)
-		}
-	}
-	peakMB := <-peak
-	cpu := time.Duration(cpu1-cpu0) * clockTick
-	perChunk := time.Duration(0)
-	if bRun.chunks > 0 {
-		perChunk = cpu / time.Duration(bRun.chunks)
-	}
-	perStream := (peakMB - idle) * 1024 / float64(o.n)
+	pRun := measure(proxy.with(long(true)), o, pids[1], idle[1], nil)
+	fmt.Printf("  proxy-only   first byte p50 %s p99 %s max %s   errors %d   chunks %d   RSS %.1f KB per open stream   CPU %.1f µs per relayed chunk\n",
+		rd(q(pRun.run.first, .50)), rd(q(pRun.run.first, .99)), rd(maxOf(pRun.run.first)), pRun.run.errors, pRun.run.chunks, pRun.perStream, pRun.perChunk)
+
+	idleNow := procMB(pids[0], "VmRSS")
+	b := measure(beaver.with(long(false)), o, pids[0], idle[0], prof)
+	bRun := b.run
 	fmt.Printf("  Beaver       first byte p50 %s p99 %s max %s   errors %d   chunks %d\n",
 		rd(q(bRun.first, .50)), rd(q(bRun.first, .99)), rd(maxOf(bRun.first)), bRun.errors, bRun.chunks)
-	fmt.Printf("  Beaver       RSS idle %.1f MB (before this run %.1f MB), peak %.1f MB: %.1f KB per open stream   CPU %s: %.1f µs per relayed chunk\n",
-		idle, idleNow, peakMB, perStream, cpu.Round(time.Millisecond), float64(perChunk)/float64(time.Microsecond))
-	return fmt.Sprintf("short streams Beaver/proxy-only %.2f, %d long streams: first byte p50 %s p99 %s (direct %s, %s), errors %d (direct %d), %.1f KB RSS per stream, %.1f µs CPU per chunk",
+	fmt.Printf("  Beaver       RSS idle %.1f MB (before this run %.1f MB), peak %.1f MB: %.1f KB per open stream   %.1f µs CPU per relayed chunk\n",
+		idle[0], idleNow, b.peakMB, b.perStream, b.perChunk)
+	return fmt.Sprintf("short streams Beaver/proxy-only %.2f, %d long streams: first byte p50 %s p99 %s (direct %s, %s; proxy-only %s, %s), errors %d (direct %d, proxy-only %d), RSS per stream %.1f KB (proxy-only %.1f), CPU per chunk %.1f µs (proxy-only %.1f)",
 		bRPS/pRPS, o.n, ms(q(bRun.first, .50)), ms(q(bRun.first, .99)), ms(q(dRun.first, .50)), ms(q(dRun.first, .99)),
-		bRun.errors, dRun.errors, perStream, float64(perChunk)/float64(time.Microsecond))
+		ms(q(pRun.run.first, .50)), ms(q(pRun.run.first, .99)),
+		bRun.errors, dRun.errors, pRun.run.errors, b.perStream, pRun.perStream, b.perChunk, pRun.perChunk)
 }
