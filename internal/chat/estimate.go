@@ -127,12 +127,27 @@ func (r *Request) EstimatePromptTokens() int {
 //
 // English and code average about 4 characters per token in current
 // tokenizers, while CJK and most other scripts take about one token per
-// character. Call it once on the concatenated text: summing per-chunk
-// estimates rounds up on every chunk.
+// character. Call it once on the concatenated text, or add the parts to
+// a TextEstimate: summing per-chunk estimates rounds up on every chunk.
 func EstimateTokens(text string) int {
-	var p promptText
-	p.add(text)
-	return ceilDiv(p.ascii, 4) + p.other
+	var e TextEstimate
+	e.Add(text)
+	return e.Tokens()
 }
+
+// TextEstimate is EstimateTokens over a text given in parts, each cut
+// between characters: the estimate of the whole without keeping it.
+type TextEstimate struct{ ascii, other int }
+
+// Add counts s after the parts added before.
+func (e *TextEstimate) Add(s string) {
+	var p promptText
+	p.add(s)
+	e.ascii += p.ascii
+	e.other += p.other
+}
+
+// Tokens is EstimateTokens of the parts added, concatenated.
+func (e TextEstimate) Tokens() int { return ceilDiv(e.ascii, 4) + e.other }
 
 func ceilDiv(a, b int) int { return int(money.CeilDiv(int64(a), int64(b))) }

@@ -47,10 +47,8 @@ func (r *run) countPrompt(ctx context.Context) int64 {
 // countText returns the tokens of completion text: the model's tokenizer
 // when public, else the estimator.
 func (r *run) countText(text string) int {
-	if c, ok := r.prov.(providers.Counter); ok {
-		if n, ok := c.CountText(r.up.Model, text); ok {
-			return n
-		}
+	if n, ok := r.tokenize(text); ok {
+		return n
 	}
 	return chat.EstimateTokens(text)
 }
@@ -62,11 +60,10 @@ func (r *run) countText(text string) int {
 // received text; else Beaver's count of the prompt and of the received
 // text (estimated = true). A stream that ended normally without usage is
 // counted the same way.
-func (r *run) cutUsage(ctx context.Context, final, soFar *chat.Usage, received string, ended bool) (u *chat.Usage, estimated bool) {
+func (r *run) cutUsage(ctx context.Context, final, soFar *chat.Usage, counted int, ended bool) (u *chat.Usage, estimated bool) {
 	if ended && final != nil {
 		return final, false
 	}
-	counted := r.countText(received)
 	reported := final
 	if reported == nil {
 		reported = soFar

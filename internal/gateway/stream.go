@@ -50,7 +50,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 
 	var (
 		usage     *chat.Usage
-		received  []byte // what the upstream generated, delivered or not
+		received  receivedText // what the upstream generated, delivered or not
 		streamErr error
 		gone      bool
 	)
@@ -69,7 +69,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		if len(ch.Choices) == 0 {
 			continue // usage-only chunk: ours comes at the end
 		}
-		received = ch.AppendText(received) // the upstream bills it even if the client is gone
+		received.add(r, ch) // the upstream bills it even if the client is gone
 		if r.upstreamModel == "" {
 			r.upstreamModel = ch.Model
 		}
@@ -86,7 +86,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 	o := r.outcome()
 	o.Streamed, o.Cancelled = true, cancelled
 	if usage == nil || streamErr != nil || cancelled {
-		usage, o.UsageEstimated = r.cutUsage(ctx, usage, st.Usage(), string(received), streamErr == nil && !cancelled)
+		usage, o.UsageEstimated = r.cutUsage(ctx, usage, st.Usage(), received.total(r), streamErr == nil && !cancelled)
 	}
 	if streamErr != nil && !cancelled {
 		o.Error = streamErr.Error()

@@ -7,6 +7,8 @@ package tokens
 import (
 	"fmt"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tiktoken-go/tokenizer/codec"
 )
@@ -78,4 +80,38 @@ func For(table map[string]string, model string) string {
 		}
 	}
 	return enc
+}
+
+// LastCut returns the last position i in text (0 < i < len(text)) at which
+// Count(text) = Count(text[:i]) + Count(text[i:]) in both encodings, or 0
+// when text has none. A count of a long text can then be taken in parts
+// without keeping the text whole (a stream's received text).
+//
+// Both encodings split text into pieces by a pattern before merging bytes
+// within a piece, so any piece boundary is such a position. These are
+// boundaries in both patterns: after a letter, where a space and a letter
+// follow (the space opens the next word's piece: " word"), and after a
+// letter, where a punctuation mark other than an apostrophe follows (a
+// letter run ends there; an apostrophe may continue it as "'s" in
+// o200k_base). Neither pattern looks behind, and a letter run never looks
+// ahead, so each side is split the same way on its own.
+func LastCut(text []byte) int {
+	for i := len(text) - 1; i > 0; {
+		r, size := utf8.DecodeRune(text[i:])
+		prev, psize := utf8.DecodeLastRune(text[:i])
+		if psize == 0 || prev == utf8.RuneError || !unicode.IsLetter(prev) {
+			i -= max(psize, 1)
+			continue
+		}
+		switch {
+		case r == ' ' && i+1 < len(text):
+			if next, _ := utf8.DecodeRune(text[i+1:]); next != utf8.RuneError && unicode.IsLetter(next) {
+				return i
+			}
+		case r != utf8.RuneError && r != '\'' && r < unicode.MaxRune && unicode.IsPunct(r) && size > 0:
+			return i
+		}
+		i -= psize
+	}
+	return 0
 }
