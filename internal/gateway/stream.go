@@ -31,9 +31,28 @@ type Sink interface {
 // the prompt and what was received, as is a client that goes away (which
 // cancels the upstream request at once).
 func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
-	r, err := g.admit(ctx, call)
+	o, err := g.Open(ctx, call)
 	if err != nil {
 		return err
+	}
+	o.Relay(ctx, sink)
+	return nil
+}
+
+// Opened is a streaming call whose upstream accepted it: admitted, held
+// for, with its stream open. Relay runs it to its end.
+type Opened struct {
+	r  *run
+	st providers.Stream
+}
+
+// Open admits a streaming call and opens its upstream stream, trying the
+// fallbacks; a failure is returned and nothing is charged. ctx must stay
+// live until Relay returns: it carries the upstream request.
+func (g *Gateway) Open(ctx context.Context, call Call) (*Opened, error) {
+	r, err := g.admit(ctx, call)
+	if err != nil {
+		return nil, err
 	}
 	var st providers.Stream
 	err = r.try(ctx, func(ctx context.Context) (err error) { // fallbacks: before the stream opens only
@@ -42,8 +61,16 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		return err
 	})
 	if err != nil {
-		return r.failed(ctx, err, ctx.Err() != nil)
+		return nil, r.failed(ctx, err, ctx.Err() != nil)
 	}
+	return &Opened{r: r, st: st}, nil
+}
+
+// Relay sends the opened stream to sink and settles it (see Stream); ctx is
+// the one Open was given, or one that ends with it: its end is the client's
+// leaving.
+func (op *Opened) Relay(ctx context.Context, sink Sink) {
+	r, st, g, call := op.r, op.st, op.r.g, op.r.call
 	defer st.Close()
 	r.opened = time.Now()
 	sink.Open(r.genID)
@@ -99,10 +126,10 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 	if err != nil {
 		g.log.Error("settle stream", "request_id", call.RequestID, "err", err)
 		r.failStream(sink, apierr.Internal())
-		return nil
+		return
 	}
 	if cancelled {
-		return nil
+		return
 	}
 	if streamErr != nil {
 		ae, _ := apierr.As(UpstreamError(streamErr))
@@ -110,7 +137,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 			ae = apierr.Internal()
 		}
 		if !r.failStream(sink, ae) {
-			return nil
+			return
 		}
 	}
 	withCost(usage, settled)
@@ -118,7 +145,7 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 		Choices: []chat.ChunkChoice{}, Usage: usage}) {
 		sink.Done()
 	}
-	return nil
+	return
 }
 
 // failStream ends a stream that failed after it opened: OpenAI's error
