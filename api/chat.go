@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -51,7 +52,9 @@ func (s *Server) serveChat(c *gin.Context, pathModel string) {
 			}
 			return req, req.Model, nil // "" = the first of models
 		},
-		sink: func(*auth.Principal, *chat.Request) (gateway.Sink, func()) { return &sseSink{w: c.Writer}, nil },
+		sink: func(w streamWriter, _ context.Context, _ *auth.Principal, _ *chat.Request) (gateway.Sink, func()) {
+			return &sseSink{w: w}, nil
+		},
 		render: func(_ *auth.Principal, _ *chat.Request, done *gateway.Completion) (any, string) {
 			return done.Response, done.Response.ID
 		},

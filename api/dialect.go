@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -79,9 +80,10 @@ type chatDialect[R any] struct {
 	// call is the chat request and the model it asks for ("" = the first
 	// of its models); an error refuses it (400).
 	call func(req R) (*chat.Request, string, error)
-	// sink writes the stream; after, when set, runs once Stream returned
-	// without an error.
-	sink func(p *auth.Principal, req R) (s gateway.Sink, after func())
+	// sink writes the stream to w; after, when set, runs once the stream
+	// ended. ctx is the stream's: it outlives the handler when the stream
+	// is detached (detach.go).
+	sink func(w streamWriter, ctx context.Context, p *auth.Principal, req R) (s gateway.Sink, after func())
 	// render is a non-streamed answer in the dialect's shape and the
 	// generation id its X-Beaver-Generation-Id names.
 	render func(p *auth.Principal, req R, done *gateway.Completion) (body any, genID string)
@@ -116,13 +118,19 @@ func runChat[R any](s *Server, c *gin.Context, p *auth.Principal, req R, d chatD
 		OnAttempts: onAttempts(c)}
 	ctx := c.Request.Context()
 	if creq.Stream {
-		sink, after := d.sink(p, req)
-		if err := s.gateway.Stream(ctx, call, sink); err != nil {
+		// The stream's context ends with the request until the stream is
+		// detached from it (detach.go), then when its client leaves.
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		unlink := context.AfterFunc(ctx, cancel)
+		op, err := s.gateway.Open(sctx, call)
+		if err != nil {
+			unlink()
+			cancel()
 			return err
 		}
-		if after != nil {
-			after()
-		}
+		s.relayStream(c, op, sctx, cancel, unlink, func(w streamWriter, ctx context.Context) (gateway.Sink, func()) {
+			return d.sink(w, ctx, p, req)
+		})
 		return nil
 	}
 	done, err := s.gateway.Complete(ctx, call)

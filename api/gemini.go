@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -106,9 +107,9 @@ func (s *Server) geminiGenerate(c *gin.Context, model string, stream bool) {
 		fail:  s.failGemini,
 		parse: func(_ *auth.Principal, b []byte) (*chat.Request, error) { return geminiapi.Parse(b, model, stream) },
 		call:  func(req *chat.Request) (*chat.Request, string, error) { return req, model, nil },
-		sink: func(*auth.Principal, *chat.Request) (gateway.Sink, func()) {
+		sink: func(w streamWriter, _ context.Context, _ *auth.Principal, _ *chat.Request) (gateway.Sink, func()) {
 			// Without alt=sse Google streams one JSON array of the chunks.
-			return &geminiSink{w: c.Writer, array: c.Query("alt") != "sse"}, nil
+			return &geminiSink{w: w, array: c.Query("alt") != "sse"}, nil
 		},
 		render: func(_ *auth.Principal, _ *chat.Request, done *gateway.Completion) (any, string) {
 			return geminiapi.FromResponse(done.Response), done.Response.ID

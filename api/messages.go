@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/auth"
@@ -29,7 +30,9 @@ func (s *Server) createMessage(c *gin.Context) {
 		fail:  s.failMessage,
 		parse: func(_ *auth.Principal, b []byte) (*chat.Request, error) { return messages.Parse(b) },
 		call:  func(req *chat.Request) (*chat.Request, string, error) { return req, req.Model, nil },
-		sink:  func(*auth.Principal, *chat.Request) (gateway.Sink, func()) { return &messageSink{w: c.Writer}, nil },
+		sink: func(w streamWriter, _ context.Context, _ *auth.Principal, _ *chat.Request) (gateway.Sink, func()) {
+			return &messageSink{w: w}, nil
+		},
 		render: func(_ *auth.Principal, _ *chat.Request, done *gateway.Completion) (any, string) {
 			return messages.FromResponse(done.Response), done.Response.ID
 		},

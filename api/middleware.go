@@ -113,9 +113,11 @@ func (s *Server) metricsMiddleware(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
-	status := strconv.Itoa(c.Writer.Status())
-	s.metrics.requests.WithLabelValues(c.Request.Method, route, status).Inc()
-	s.metrics.latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
+	method, status := c.Request.Method, strconv.Itoa(c.Writer.Status())
+	afterStream(c, func() { // a detached stream counts when it ends
+		s.metrics.requests.WithLabelValues(method, route, status).Inc()
+		s.metrics.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+	})
 }
 
 // authenticate requires a valid bearer token (API key or session).

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"github.com/gin-gonic/gin"
 
 	"github.com/beaver-gateway/beaver/internal/apierr"
@@ -30,8 +31,8 @@ func (s *Server) createResponse(c *gin.Context) {
 			}
 			return req.Chat, req.Chat.Model, nil
 		},
-		sink: func(p *auth.Principal, req *responses.Request) (gateway.Sink, func()) {
-			sink := responses.NewStream(req, &sseEvents{w: c.Writer})
+		sink: func(w streamWriter, ctx context.Context, p *auth.Principal, req *responses.Request) (gateway.Sink, func()) {
+			sink := responses.NewStream(req, &sseEvents{w: w})
 			sink.OnFinal = func(resp *responses.Response) { s.storeResponse(ctx, p, req, resp) }
 			return sink, func() {
 				if ctx.Err() == nil {

@@ -104,6 +104,7 @@ type Server struct {
 	gateway *gateway.Gateway
 	files   *files.Service
 	batches *batches.Service
+	conns   *connPool // the listener detached streams give connections back to (Listen); nil = close them
 
 	realtimeRelay *realtime.Relay
 	opsStreams    chan struct{}      // a slot per open /admin/stats/stream
@@ -114,6 +115,7 @@ type Server struct {
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	streams  *prometheus.CounterVec // by how they were relayed (detach.go)
 }
 
 // New builds the router.
@@ -183,8 +185,11 @@ func New(d Deps) *Server {
 			Help: "HTTP requests by method, route and status."}, []string{"method", "route", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "beaver_http_request_duration_seconds",
 			Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18)}, []string{"method", "route"}),
+		streams: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_streams_total",
+			Help: "Streamed answers by how they were relayed: detached (the connection taken over, kept alive or closed after) or in the handler."},
+			[]string{"relay"}),
 	}
-	d.Registry.MustRegister(s.metrics.requests, s.metrics.latency)
+	d.Registry.MustRegister(s.metrics.requests, s.metrics.latency, s.metrics.streams)
 	s.engine = s.routes()
 	return s
 }

@@ -30,12 +30,14 @@ import (
 
 const testBodyTimeout = 300 * time.Millisecond
 
-// serveLikeBinary serves h's router through api.NewHTTPServer and points
+// serveLikeBinary serves h's router through api.NewHTTPServer on the
+// server's own listener (Listen), as `beaver api` does, and points
 // h's helpers (do, stream, ...) at it. It returns the listen address.
 func serveLikeBinary(t *testing.T, h *harness) string {
 	t.Helper()
 	ts := httptest.NewUnstartedServer(h.Server.Handler())
 	ts.Config = api.NewHTTPServer(h.Cfg, h.Server.Handler())
+	ts.Listener = h.Server.Listen(ts.Listener)
 	ts.Start()
 	t.Cleanup(ts.Close)
 	h.URL, h.Client = ts.URL, ts.Client()

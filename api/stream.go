@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/beaver-gateway/beaver/internal/chat"
 	"github.com/beaver-gateway/beaver/internal/geminiapi"
 	"github.com/beaver-gateway/beaver/internal/messages"
@@ -20,7 +18,7 @@ import (
 // openStream answers 200 with an event stream of generation genID (the
 // usage log's id, X-Beaver-Generation-Id on every endpoint) and returns its
 // writer.
-func openStream(w gin.ResponseWriter, genID string) *sse.Writer {
+func openStream(w streamWriter, genID string) *sse.Writer {
 	h := w.Header()
 	sse.SetHeaders(h)
 	h.Set("X-Beaver-Generation-Id", genID)
@@ -31,7 +29,7 @@ func openStream(w gin.ResponseWriter, genID string) *sse.Writer {
 
 // sseSink writes a chat stream as OpenAI does: data events, then [DONE].
 type sseSink struct {
-	w   gin.ResponseWriter
+	w   streamWriter
 	sse *sse.Writer
 	buf []byte // the chunk being written, reused for the next
 }
@@ -60,7 +58,7 @@ func (s *sseSink) Done() { _ = s.sse.Data([]byte("[DONE]")) }
 // messageSink writes a gateway stream as Anthropic's server-sent events
 // (messages.Stream does the translation).
 type messageSink struct {
-	w   gin.ResponseWriter
+	w   streamWriter
 	st  *messages.Stream
 	sse *sse.Writer
 }
@@ -90,7 +88,7 @@ func (s *messageSink) write(events []messages.Event) bool {
 // sseEvents writes Responses stream events as named server-sent events
 // (event: <type>, data: <json>).
 type sseEvents struct {
-	w   gin.ResponseWriter
+	w   streamWriter
 	sse *sse.Writer
 }
 
@@ -104,7 +102,7 @@ func (e *sseEvents) Event(typ string, v any) bool { return e.sse != nil && e.sse
 // (alt=sse, lines ending in CRLF as Google's do) or, as Google does without
 // it, one JSON array written as the chunks come.
 type geminiSink struct {
-	w     gin.ResponseWriter
+	w     streamWriter
 	array bool
 	st    *geminiapi.Stream
 	sse   *sse.Writer

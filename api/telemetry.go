@@ -86,7 +86,7 @@ func (s *Server) telemetryMiddleware() gin.HandlerFunc {
 				report5xx(hub, c, status)
 			}
 		}
-		span.End()
+		afterStream(c, func() { span.End() }) // a detached stream's span ends with it
 	}
 }
 

@@ -169,6 +169,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, dev bool) 
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
+	ln = apiServer.Listen(ln) // detached streams give their connections back through it
 	url := "http://" + ln.Addr().String()
 	log.Info("beaver API listening", "url", url, "database", p.db.Dialect, "instance", p.billing.InstanceID())
 	if dev {

@@ -1,0 +1,400 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/beaver-gateway/beaver/internal/gateway"
+)
+
+// Detached streams. A stream holds its client's connection for as long as
+// the model writes, minutes for a long answer, and an open stream is what
+// decides how many one machine carries. Left to net/http, each keeps the
+// handler's goroutine, grown deep under the middleware chain, its
+// background reader, and the connection's read and write buffers. Once
+// the upstream has accepted the request, the connection is taken over
+// (hijacked) instead: the handler returns, and a goroutine of its own
+// relays the stream, writing HTTP/1.1 chunks straight to the connection,
+// while a one-byte read notices the client leaving (which cancels the
+// upstream request at once, as before). At the stream's end a connection
+// the client keeps alive goes back to the server (connPool) to read its
+// next request. HTTP/2, HTTP/1.0 and responses recorded in tests are
+// relayed in the handler as before.
+
+// streamWriter is what a stream's sink writes to: the handler's response
+// or a detached stream.
+type streamWriter interface {
+	http.ResponseWriter
+	http.Flusher
+}
+
+// ctxDetached marks a request whose stream was detached (see afterStream).
+const ctxDetached = "beaver.detached"
+
+// detached is the end of a detached stream, which middleware waits for to
+// measure the whole request (afterStream).
+type detached struct {
+	mu    sync.Mutex
+	done  bool
+	after []func()
+}
+
+// then runs f when the stream ends, or now if it has.
+func (d *detached) then(f func()) {
+	d.mu.Lock()
+	if !d.done {
+		d.after = append(d.after, f)
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	f()
+}
+
+func (d *detached) finish() {
+	d.mu.Lock()
+	d.done = true
+	after := d.after
+	d.after = nil
+	d.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
+}
+
+// afterStream runs f when the request is over: now, or when its detached
+// stream ends. Middleware that measures a request ends it here.
+func afterStream(c *gin.Context, f func()) {
+	if v, ok := c.Get(ctxDetached); ok {
+		v.(*detached).then(f)
+		return
+	}
+	f()
+}
+
+// relayStream runs an opened stream to its end: detached when the
+// connection can be taken over, else in the handler. ctx is the one op was
+// opened with, cancel ends it, and unlink stops the request's end from
+// ending it (see runChat). sink makes the dialect's sink on a writer; after,
+// when set, runs once the stream ended.
+func (s *Server) relayStream(c *gin.Context, op *gateway.Opened, ctx context.Context, cancel context.CancelFunc,
+	unlink func() bool, sink func(streamWriter, context.Context) (gateway.Sink, func())) {
+	ds := s.detach(c, unlink, cancel)
+	if ds == nil {
+		s.metrics.streams.WithLabelValues("handler").Inc()
+		defer cancel()
+		defer unlink()
+		sk, after := sink(c.Writer, ctx)
+		op.Relay(ctx, sk)
+		if after != nil {
+			after()
+		}
+		return
+	}
+	d := &detached{}
+	c.Set(ctxDetached, d)
+	reqID := requestID(c) // c is the router's again once the handler returns
+	sk, after := sink(ds, ctx)
+	op.Detach(cancel)
+	go func() {
+		defer d.finish()
+		defer cancel()
+		defer ds.close(s.conns)
+		defer func() {
+			if r := recover(); r != nil {
+				ds.failed = true
+				s.log.Error("panic", "request_id", reqID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			}
+		}()
+		op.Relay(ctx, sk)
+		if after != nil {
+			after()
+		}
+	}()
+}
+
+// detach takes the request's connection over for its stream, or returns
+// nil when it cannot (not HTTP/1.1, not a connection, the client gone).
+// The request's end stops ending the stream (unlink): the watcher's read
+// does instead.
+func (s *Server) detach(c *gin.Context, unlink func() bool, cancel context.CancelFunc) *detachedStream {
+	r := c.Request
+	if !hijackable(c.Writer) || !r.ProtoAtLeast(1, 1) || r.ProtoMajor != 1 || r.Context().Err() != nil {
+		return nil
+	}
+	header := c.Writer.Header().Clone()
+	conn, rw, err := c.Writer.Hijack()
+	if err != nil {
+		return nil // answered in the handler as before
+	}
+	unlink()
+	ds := &detachedStream{conn: conn, header: header, watched: make(chan struct{}),
+		keepAlive: !r.Close && s.conns != nil, relayed: s.metrics.streams}
+	if n := rw.Reader.Buffered(); n > 0 { // a pipelined request, read with this one: the server's next
+		b, _ := rw.Reader.Peek(n)
+		ds.next = append([]byte(nil), b...)
+	}
+	go ds.watch(cancel)
+	return ds
+}
+
+// hijackable reports whether the response under w's wrappers can give up
+// its connection (a recorder in tests cannot).
+func hijackable(w http.ResponseWriter) bool {
+	for {
+		switch v := w.(type) {
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			_, ok := w.(http.Hijacker)
+			return ok
+		}
+	}
+}
+
+// detachedStream is a stream's answer written straight to its connection
+// as HTTP/1.1 chunks: each Write is one chunk and one write to the socket
+// (the sinks write an event at a time).
+type detachedStream struct {
+	conn      net.Conn
+	header    http.Header
+	status    int
+	headSent  bool
+	keepAlive bool // the connection goes back to the server at the end
+	frame     []byte
+	err       error
+	failed    bool // the relay panicked: the answer is not whole
+	relayed   *prometheus.CounterVec
+
+	ending  atomic.Bool   // close is stopping the watcher
+	watched chan struct{} // closed when the watcher returned; then peek is the watcher's
+	peek    [1]byte       // the byte the watcher read, when peeked
+	peeked  bool
+	next    []byte // what was read of the client's next request
+}
+
+func (d *detachedStream) Header() http.Header { return d.header }
+
+func (d *detachedStream) WriteHeader(code int) {
+	if d.status == 0 {
+		d.status = code
+	}
+}
+
+// Write sends p as one chunk, after the status line and headers if they
+// have not gone yet.
+func (d *detachedStream) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	f := d.appendHead(d.frame[:0])
+	if len(p) > 0 {
+		f = strconv.AppendInt(f, int64(len(p)), 16)
+		f = append(f, "\r\n"...)
+		f = append(f, p...)
+		f = append(f, "\r\n"...)
+	}
+	d.frame = f
+	if _, d.err = d.conn.Write(f); d.err != nil {
+		return 0, d.err
+	}
+	return len(p), nil
+}
+
+// Flush sends the status line and headers if nothing did yet: each Write
+// has left already.
+func (d *detachedStream) Flush() {
+	if !d.headSent {
+		_, _ = d.Write(nil)
+	}
+}
+
+// appendHead appends the status line and headers, once, as net/http would
+// write them for a chunked answer.
+func (d *detachedStream) appendHead(b []byte) []byte {
+	if d.headSent {
+		return b
+	}
+	d.headSent = true
+	if d.status == 0 {
+		d.status = http.StatusOK
+	}
+	h := d.header
+	h.Del("Content-Length")
+	h.Set("Transfer-Encoding", "chunked")
+	if !d.keepAlive {
+		h.Set("Connection", "close")
+	}
+	if _, ok := h["Date"]; !ok {
+		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
+	b = fmt.Appendf(b, "HTTP/1.1 %d %s\r\n", d.status, http.StatusText(d.status))
+	var buf bytes.Buffer
+	_ = h.Write(&buf) // sorted, values cleaned of line breaks
+	b = append(b, buf.Bytes()...)
+	return append(b, "\r\n"...)
+}
+
+// watch reads the connection while the stream runs: its end (or any
+// error) is the client leaving, which cancels the stream. A byte read
+// instead is the start of the client's next request (sent as soon as it
+// had the answer, or pipelined): it is kept for the server (close), and
+// the connection is no longer watched.
+func (d *detachedStream) watch(cancel context.CancelFunc) {
+	defer close(d.watched)
+	n, _ := d.conn.Read(d.peek[:])
+	switch {
+	case n > 0:
+		d.peeked = true
+	case d.ending.Load(): // close stopped the read
+	default:
+		cancel()
+	}
+}
+
+// close ends the answer (its last chunk) and hands a kept-alive
+// connection back to the server, or closes it.
+func (d *detachedStream) close(pool *connPool) {
+	if !d.failed {
+		d.Flush()
+		if d.err == nil {
+			_, d.err = d.conn.Write([]byte("0\r\n\r\n"))
+		}
+	}
+	d.ending.Store(true)
+	_ = d.conn.SetReadDeadline(time.Unix(1, 0)) // ends the watcher's read
+	<-d.watched
+	if d.failed || d.err != nil || !d.keepAlive || pool == nil {
+		d.relayed.WithLabelValues("detached_closed").Inc()
+		_ = d.conn.Close()
+		return
+	}
+	d.relayed.WithLabelValues("detached_kept").Inc()
+	_ = d.conn.SetReadDeadline(time.Time{})
+	if d.peeked {
+		d.next = append(d.next, d.peek[0])
+	}
+	pool.back(d.conn, d.next)
+}
+
+// connPool is the API server's listener, which also accepts the
+// connections of detached streams back once their answer is whole: the
+// server reads their next request as it would on a kept-alive connection.
+type connPool struct {
+	net.Listener
+	idle     time.Duration // a returned connection waits this long for its next request
+	accepted chan acceptResult
+	returned chan net.Conn
+	done     chan struct{}
+	once     sync.Once
+}
+
+type acceptResult struct {
+	conn net.Conn
+	err  error
+}
+
+// Listen wraps the API's listener so that detached streams can give their
+// connections back (see detach); `beaver api` serves through it, with
+// NewHTTPServer.
+func (s *Server) Listen(ln net.Listener) net.Listener {
+	p := &connPool{Listener: ln, idle: idleTimeout, accepted: make(chan acceptResult), returned: make(chan net.Conn),
+		done: make(chan struct{})}
+	go p.acceptLoop()
+	s.conns = p
+	return p
+}
+
+// acceptLoop hands the listener's connections (and errors) to Accept.
+func (p *connPool) acceptLoop() {
+	for {
+		c, err := p.Listener.Accept()
+		select {
+		case p.accepted <- acceptResult{c, err}:
+		case <-p.done:
+			if c != nil {
+				_ = c.Close()
+			}
+			return
+		}
+	}
+}
+
+func (p *connPool) Accept() (net.Conn, error) {
+	select {
+	case a := <-p.accepted:
+		return a.conn, a.err
+	case c := <-p.returned:
+		return c, nil
+	case <-p.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (p *connPool) Close() error {
+	p.once.Do(func() { close(p.done) })
+	return p.Listener.Close()
+}
+
+// back gives c to the server, with the first bytes of its next request
+// when they were read already; closed when the server has stopped.
+func (p *connPool) back(c net.Conn, next []byte) {
+	if rc, ok := c.(*returnedConn); ok {
+		c = rc.Conn
+	}
+	rc := &returnedConn{Conn: c, idle: p.idle, next: next}
+	rc.first.Store(true)
+	select {
+	case p.returned <- rc:
+	case <-p.done:
+		_ = c.Close()
+	}
+}
+
+// returnedConn is a connection back from a detached stream. The server
+// takes it for a new one, whose first request must come within the header
+// timeout; it is a kept-alive connection, whose client may wait the idle
+// timeout before its next request, so its first deadline is moved by that.
+// next is what was read of that request already.
+type returnedConn struct {
+	net.Conn
+	idle  time.Duration
+	first atomic.Bool
+	next  []byte
+}
+
+func (c *returnedConn) Read(p []byte) (int, error) {
+	if len(c.next) > 0 {
+		n := copy(p, c.next)
+		c.next = c.next[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *returnedConn) SetReadDeadline(t time.Time) error {
+	if !t.IsZero() && c.first.Swap(false) {
+		t = t.Add(c.idle)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// CloseWrite lets the server close its side gracefully, as on a TCP
+// connection.
+func (c *returnedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
