@@ -205,9 +205,11 @@ func (d *detachedStream) Write(p []byte) (int, error) {
 		f = append(f, p...)
 		f = append(f, "\r\n"...)
 	}
-	d.frame = f
 	if _, d.err = d.conn.Write(f); d.err != nil {
 		return 0, d.err
+	}
+	if len(p) > 0 {
+		d.frame = f // kept for the next chunk; the first, with the head, was longer than a chunk needs
 	}
 	return len(p), nil
 }
@@ -243,6 +245,7 @@ func (d *detachedStream) appendHead(b []byte) []byte {
 	var buf bytes.Buffer
 	_ = h.Write(&buf) // sorted, values cleaned of line breaks
 	b = append(b, buf.Bytes()...)
+	d.header = nil // sent: an open stream keeps no more than it needs
 	return append(b, "\r\n"...)
 }
 

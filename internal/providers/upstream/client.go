@@ -537,6 +537,7 @@ func (c *Client) try(ctx context.Context, e *endpoint, req Request) (*Body, *Err
 
 	body := newBody(resp, ctx, actx, cancel, c.cfg.IdleTimeout)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		resp.Header = nil // the body keeps resp (for its trailers): let the headers go
 		return body, nil
 	}
 
@@ -581,8 +582,9 @@ func networkError(err error) *Error {
 
 // Body is the body of a 2xx answer. Each Read must complete within the idle
 // timeout; read errors come back as *Error (io.EOF stays io.EOF). Close it.
+// The answer's headers are not kept: nothing reads them past the status,
+// and a stream holds its body for minutes.
 type Body struct {
-	Header http.Header
 	Status int
 
 	rc     io.ReadCloser
@@ -599,8 +601,7 @@ type Body struct {
 }
 
 func newBody(resp *http.Response, parent, ctx context.Context, cancel context.CancelCauseFunc, idle time.Duration) *Body {
-	b := &Body{Header: resp.Header, Status: resp.StatusCode, rc: resp.Body,
-		parent: parent, ctx: ctx, cancel: cancel, idle: idle}
+	b := &Body{Status: resp.StatusCode, rc: resp.Body, parent: parent, ctx: ctx, cancel: cancel, idle: idle}
 	b.timer = time.AfterFunc(idle, func() { cancel(errIdle) })
 	b.timer.Stop() // armed only while a Read waits
 	return b

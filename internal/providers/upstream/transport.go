@@ -124,9 +124,14 @@ func (t *h1Transport) exchange(c *h1Conn, r h1Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// connReadBuffer is a connection's read buffer, held for as long as a
+// stream lasts: an event is a few hundred bytes, and a larger body read
+// into a larger slice (io.ReadAll) bypasses the buffer.
+const connReadBuffer = 2 << 10
+
 // writers buffer requests as they are written: a connection needs its
 // writer only while it sends, and a stream keeps its connection (and its
-// read buffer, 4 KiB as net/http's) for as long as it lasts.
+// read buffer) for as long as it lasts.
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8<<10) }}
 
 // writeRequest writes r's request line, headers and body to w.
@@ -205,7 +210,7 @@ func (t *h1Transport) dial(ctx context.Context, key string, r h1Request) (*h1Con
 		conn = tc
 	}
 	t.dials.Add(1)
-	return &h1Conn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4<<10)}, nil
+	return &h1Conn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, connReadBuffer)}, nil
 }
 
 // put pools a connection whose last answer was read to the end.
