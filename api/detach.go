@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -26,8 +28,9 @@ import (
 // the upstream has accepted the request, the connection is taken over
 // (hijacked) instead: the handler returns, and a goroutine of its own
 // relays the stream, writing HTTP/1.1 chunks straight to the connection,
-// while a one-byte read notices the client leaving (which cancels the
-// upstream request at once, as before). At the stream's end a connection
+// while one epoll set for all streams (hangups; a one-byte read per stream
+// where there is none) notices the client leaving, which cancels the
+// upstream request at once, as before. At the stream's end a connection
 // the client keeps alive goes back to the server (connPool) to read its
 // next request. HTTP/2, HTTP/1.0 and responses recorded in tests are
 // relayed in the handler as before.
@@ -145,7 +148,12 @@ func (s *Server) detach(c *gin.Context, unlink func() bool, cancel context.Cance
 		b, _ := rw.Reader.Peek(n)
 		ds.next = append([]byte(nil), b...)
 	}
-	go ds.watch(cancel)
+	s.hangupsOnce.Do(func() { s.hangups = newHangups() })
+	if unwatch, ok := s.hangups.watch(conn, cancel); ok {
+		ds.unwatch = unwatch
+	} else {
+		go ds.watch(cancel)
+	}
 	return ds
 }
 
@@ -177,6 +185,7 @@ type detachedStream struct {
 	failed    bool // the relay panicked: the answer is not whole
 	relayed   *prometheus.CounterVec
 
+	unwatch func()        // ends the epoll watch (hangups), when not watched by a read
 	ending  atomic.Bool   // close is stopping the watcher
 	watched chan struct{} // closed when the watcher returned; then peek is the watcher's
 	peek    [1]byte       // the byte the watcher read, when peeked
@@ -275,9 +284,13 @@ func (d *detachedStream) close(pool *connPool) {
 			_, d.err = d.conn.Write([]byte("0\r\n\r\n"))
 		}
 	}
-	d.ending.Store(true)
-	_ = d.conn.SetReadDeadline(time.Unix(1, 0)) // ends the watcher's read
-	<-d.watched
+	if d.unwatch != nil {
+		d.unwatch()
+	} else {
+		d.ending.Store(true)
+		_ = d.conn.SetReadDeadline(time.Unix(1, 0)) // ends the watcher's read
+		<-d.watched
+	}
 	if d.failed || d.err != nil || !d.keepAlive || pool == nil {
 		d.relayed.WithLabelValues("detached_closed").Inc()
 		_ = d.conn.Close()
@@ -391,6 +404,14 @@ func (c *returnedConn) SetReadDeadline(t time.Time) error {
 		t = t.Add(c.idle)
 	}
 	return c.Conn.SetReadDeadline(t)
+}
+
+// SyscallConn lets a stream on it be watched by hangups.
+func (c *returnedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }
 
 // CloseWrite lets the server close its side gracefully, as on a TCP
