@@ -86,45 +86,157 @@ func afterStream(c *gin.Context, f func()) {
 	f()
 }
 
-// relayStream runs an opened stream to its end: detached when the
-// connection can be taken over, else in the handler. ctx is the one op was
-// opened with, cancel ends it, and unlink stops the request's end from
-// ending it (see runChat). sink makes the dialect's sink on a writer; after,
-// when set, runs once the stream ended.
+// relayStream runs an opened stream to its end. It relays on a goroutine
+// of its own while the handler waits: a stream that ends within
+// StreamDetachAfter is answered by the handler as any other request (a
+// short stream costs nothing more); a longer one is detached then, if its
+// connection can be taken over, and the handler returns. With
+// StreamDetachAfter 0 the stream is detached before its first byte. ctx is
+// the one op was opened with, cancel ends it, and unlink stops the
+// request's end from ending it (see runChat). sink makes the dialect's
+// sink on a writer; after, when set, runs once the stream ended.
 func (s *Server) relayStream(c *gin.Context, op *gateway.Opened, ctx context.Context, cancel context.CancelFunc,
 	unlink func() bool, sink func(streamWriter, context.Context) (gateway.Sink, func())) {
+	sw := &switchWriter{w: c.Writer}
+	if s.cfg.StreamDetachAfter <= 0 {
+		s.switchTo(c, sw, op, unlink, cancel)
+	}
+	sk, after := sink(sw, ctx)
+	reqID := requestID(c)         // c is the router's again once the handler returns
+	finished := make(chan any, 1) // a relay in the handler's time: its panic, or nil
+	go func() {
+		var panicked any
+		func() {
+			defer func() { panicked = recover() }()
+			op.Relay(ctx, sk)
+			if after != nil {
+				after()
+			}
+		}()
+		sw.mu.Lock()
+		ds, d, release := sw.ds, sw.detached, sw.release
+		sw.ended = true
+		sw.mu.Unlock()
+		if ds == nil {
+			finished <- panicked // the handler answers it, as for any request
+			return
+		}
+		if panicked != nil {
+			ds.failed = true
+			s.log.Error("panic", "request_id", reqID, "panic", fmt.Sprint(panicked), "stack", string(debug.Stack()))
+		}
+		ds.close(s.conns)
+		cancel()
+		release()
+		s.metrics.detached.Dec()
+		d.finish()
+	}()
+	if sw.ds != nil { // detached before the first byte
+		return
+	}
+	timer := time.NewTimer(s.cfg.StreamDetachAfter)
+	defer timer.Stop()
+	for {
+		select {
+		case p := <-finished:
+			s.metrics.streams.WithLabelValues("handler").Inc()
+			unlink()
+			cancel()
+			if p != nil {
+				panic(p)
+			}
+			return
+		case <-timer.C:
+		}
+		switch s.switchTo(c, sw, op, unlink, cancel) {
+		case switched:
+			return
+		case notYet: // its headers are not out yet: soon
+			timer.Reset(s.cfg.StreamDetachAfter)
+		case cannot:
+			timer.Reset(24 * time.Hour) // relayed in the handler to its end
+		}
+	}
+}
+
+type switchResult int
+
+const (
+	switched switchResult = iota
+	notYet
+	cannot
+)
+
+// switchTo detaches sw's stream: its connection taken over, its writes
+// going to the connection from here on. Between two writes only: sw's lock
+// is held, and net/http has sent all it was given (each write is flushed).
+func (s *Server) switchTo(c *gin.Context, sw *switchWriter, op *gateway.Opened, unlink func() bool, cancel context.CancelFunc) switchResult {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.ended {
+		return cannot
+	}
+	if sw.started && !sw.out {
+		return notYet // between the sink's headers and their write: not a place to cut
+	}
 	ds := s.detach(c, unlink, cancel)
 	if ds == nil {
-		s.metrics.streams.WithLabelValues("handler").Inc()
-		defer cancel()
-		defer unlink()
-		sk, after := sink(c.Writer, ctx)
-		op.Relay(ctx, sk)
-		if after != nil {
-			after()
-		}
-		return
+		return cannot
+	}
+	if sw.out { // net/http sent the status line and headers, and chunks after them
+		ds.headSent, ds.header = true, nil
 	}
 	d := &detached{}
 	c.Set(ctxDetached, d)
-	reqID := requestID(c) // c is the router's again once the handler returns
-	sk, after := sink(ds, ctx)
-	op.Detach(cancel)
-	go func() {
-		defer d.finish()
-		defer cancel()
-		defer ds.close(s.conns)
-		defer func() {
-			if r := recover(); r != nil {
-				ds.failed = true
-				s.log.Error("panic", "request_id", reqID, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			}
-		}()
-		op.Relay(ctx, sk)
-		if after != nil {
-			after()
-		}
-	}()
+	sw.w, sw.ds, sw.detached, sw.release = ds, ds, d, op.Detach(cancel)
+	s.metrics.detached.Inc()
+	return switched
+}
+
+// switchWriter is a stream's writer: the handler's response until the
+// stream is detached, then the connection (detachedStream).
+type switchWriter struct {
+	mu       sync.Mutex
+	w        streamWriter
+	started  bool // the sink asked for the headers
+	out      bool // the headers were written out
+	ended    bool // the relay ended
+	ds       *detachedStream
+	detached *detached
+	release  func() // the gateway's hold on shutdown (Opened.Detach)
+}
+
+func (w *switchWriter) Header() http.Header {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.started = true
+	return w.w.Header()
+}
+
+func (w *switchWriter) WriteHeader(code int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.started = true
+	w.w.WriteHeader(code)
+}
+
+func (w *switchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.started = true
+	n, err := w.w.Write(p)
+	w.w.Flush() // each write leaves at once (sse.Writer flushes too): nothing is left in net/http's buffers
+	w.out = true
+	return n, err
+}
+
+func (w *switchWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.w.Flush()
+	if w.started {
+		w.out = true
+	}
 }
 
 // detach takes the request's connection over for its stream, or returns
@@ -133,11 +245,14 @@ func (s *Server) relayStream(c *gin.Context, op *gateway.Opened, ctx context.Con
 // does instead.
 func (s *Server) detach(c *gin.Context, unlink func() bool, cancel context.CancelFunc) *detachedStream {
 	r := c.Request
-	if !hijackable(c.Writer) || !r.ProtoAtLeast(1, 1) || r.ProtoMajor != 1 || r.Context().Err() != nil {
+	hj := innermost(c.Writer)
+	if hj == nil || !r.ProtoAtLeast(1, 1) || r.ProtoMajor != 1 || r.Context().Err() != nil {
 		return nil
 	}
 	header := c.Writer.Header().Clone()
-	conn, rw, err := c.Writer.Hijack()
+	// net/http's own, not gin's, which refuses once a body was written:
+	// a stream detached midway has written its first chunks.
+	conn, rw, err := hj.Hijack()
 	if err != nil {
 		return nil // answered in the handler as before
 	}
@@ -148,26 +263,29 @@ func (s *Server) detach(c *gin.Context, unlink func() bool, cancel context.Cance
 		b, _ := rw.Reader.Peek(n)
 		ds.next = append([]byte(nil), b...)
 	}
+	hungUp := func() {
+		ds.hungUp.Store(true)
+		cancel()
+	}
 	s.hangupsOnce.Do(func() { s.hangups = newHangups() })
-	if unwatch, ok := s.hangups.watch(conn, cancel); ok {
+	if unwatch, ok := s.hangups.watch(conn, hungUp); ok {
 		ds.unwatch = unwatch
 	} else {
-		go ds.watch(cancel)
+		go ds.watch(hungUp)
 	}
 	return ds
 }
 
-// hijackable reports whether the response under w's wrappers can give up
-// its connection (a recorder in tests cannot).
-func hijackable(w http.ResponseWriter) bool {
+// innermost is the response under w's wrappers when it can give up its
+// connection (a recorder in tests cannot), else nil.
+func innermost(w http.ResponseWriter) http.Hijacker {
 	for {
-		switch v := w.(type) {
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = v.Unwrap()
-		default:
-			_, ok := w.(http.Hijacker)
-			return ok
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			hj, _ := w.(http.Hijacker)
+			return hj
 		}
+		w = u.Unwrap()
 	}
 }
 
@@ -186,6 +304,7 @@ type detachedStream struct {
 	relayed   *prometheus.CounterVec
 
 	unwatch func()        // ends the epoll watch (hangups), when not watched by a read
+	hungUp  atomic.Bool   // the client left
 	ending  atomic.Bool   // close is stopping the watcher
 	watched chan struct{} // closed when the watcher returned; then peek is the watcher's
 	peek    [1]byte       // the byte the watcher read, when peeked
@@ -291,7 +410,7 @@ func (d *detachedStream) close(pool *connPool) {
 		_ = d.conn.SetReadDeadline(time.Unix(1, 0)) // ends the watcher's read
 		<-d.watched
 	}
-	if d.failed || d.err != nil || !d.keepAlive || pool == nil {
+	if d.failed || d.err != nil || !d.keepAlive || d.hungUp.Load() || pool == nil {
 		d.relayed.WithLabelValues("detached_closed").Inc()
 		_ = d.conn.Close()
 		return

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/beaver-gateway/beaver/internal/config"
 	fakeupstream "github.com/beaver-gateway/beaver/internal/fakes/upstream"
+	"github.com/beaver-gateway/beaver/models"
 )
 
 // A stream detached from its handler answers as net/http would (status,
@@ -18,7 +21,7 @@ import (
 // for the connection to close gets the stream, then the close.
 func TestDetachedStreamGivesItsConnectionBack(t *testing.T) {
 	forEachDB(t, func(t *testing.T, dialect string) {
-		inf := newInference(t, dialect, fakeupstream.Options{})
+		inf := newInference(t, dialect, fakeupstream.Options{}, func(c *config.Config) { c.StreamDetachAfter = 0 })
 		addr := serveLikeBinary(t, inf.harness)
 		u, key := inf.fundedKey("5", nil)
 		rc, _ := dialRaw(t, addr, "")
@@ -91,5 +94,71 @@ func TestDetachedStreamGivesItsConnectionBack(t *testing.T) {
 		eventually(t, 10*time.Second, "the stream counted as detached and closed", func() bool {
 			return metric(inf.harness, `beaver_http_streams_total{relay="detached_closed"}`) == 1
 		})
+	})
+}
+
+// A stream still running after StreamDetachAfter is detached midway
+// (net/http has usually sent its headers and first chunks by then): the
+// chunks go on on the connection, and a client that leaves then is noticed
+// at once (the upstream is cancelled) and billed for what was generated,
+// once; its connection is closed, not handed back. A stream that ends
+// before is answered by its handler.
+func TestStreamDetachedMidway(t *testing.T) {
+	forEachDB(t, func(t *testing.T, dialect string) {
+		inf := newInference(t, dialect, fakeupstream.Options{}, func(c *config.Config) { c.StreamDetachAfter = 20 * time.Millisecond })
+		addr := serveLikeBinary(t, inf.harness)
+		u, key := inf.fundedKey("5", nil)
+
+		rc, _ := dialRaw(t, addr, "")
+		body := `{"model":"openai/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi [[stall:3]]"}]}`
+		rc.head("/v1/chat/completions", key, len(body))
+		_ = rc.send(body)
+		eventually(t, 10*time.Second, "the stalled stream detached", func() bool {
+			return metric(inf.harness, "beaver_http_streams_detached") == 1
+		})
+		_ = rc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		res, err := http.ReadResponse(rc.br, nil)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("stalled stream: %v %v", res, err)
+		}
+		genID := res.Header.Get("X-Beaver-Generation-Id")
+		for words := 0; words < 3; {
+			line, err := rc.br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading the stalled stream: %v", err)
+			}
+			if strings.Contains(line, `"content":"`) && !strings.Contains(line, `"content":""`) {
+				words++
+			}
+		}
+		_ = rc.conn.Close()
+		eventually(t, 10*time.Second, "the upstream cancelled and the stream closed", func() bool {
+			return inf.Fake.Cancelled() == 1 && metric(inf.harness, "beaver_http_streams_detached") == 0
+		})
+		var log models.UsageLog
+		eventually(t, 10*time.Second, "the cut stream billed", func() bool {
+			return inf.DB.Where("id = ?", genID).Take(&log).Error == nil
+		})
+		if !log.Cancelled || log.CompletionTokens != 3 || log.ChargedMicros <= 0 {
+			t.Fatalf("usage log %+v", log)
+		}
+		inf.invariant(u.ID)
+		inf.waitReservedZero(u.ID)
+		if n := metric(inf.harness, `beaver_http_streams_total{relay="detached_closed"}`); n != 1 {
+			t.Fatalf("%v streams detached and closed, want the one its client left", n)
+		}
+
+		// Before StreamDetachAfter, a stream is its handler's.
+		inf = newInference(t, dialect, fakeupstream.Options{}, func(c *config.Config) { c.StreamDetachAfter = time.Hour })
+		serveLikeBinary(t, inf.harness)
+		_, key = inf.fundedKey("5", nil)
+		_, data := inf.stream(key, map[string]any{"model": "openai/gpt-4o-mini",
+			"messages": []any{map[string]string{"role": "user", "content": "hi [[words:3]]"}}})
+		if _, done := parseChunks(t, data); !done {
+			t.Fatalf("short stream: %v", data)
+		}
+		if n := metric(inf.harness, `beaver_http_streams_total{relay="handler"}`); n != 1 {
+			t.Fatalf("%v streams answered by their handler, want 1", n)
+		}
 	})
 }

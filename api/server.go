@@ -120,6 +120,7 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	streams  *prometheus.CounterVec // by how they were relayed (detach.go)
+	detached prometheus.Gauge       // detached streams open now
 }
 
 // New builds the router.
@@ -192,8 +193,10 @@ func New(d Deps) *Server {
 		streams: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beaver_http_streams_total",
 			Help: "Streamed answers by how they were relayed: detached (the connection taken over, kept alive or closed after) or in the handler."},
 			[]string{"relay"}),
+		detached: prometheus.NewGauge(prometheus.GaugeOpts{Name: "beaver_http_streams_detached",
+			Help: "Streams relayed on connections taken over from their handler, open now."}),
 	}
-	d.Registry.MustRegister(s.metrics.requests, s.metrics.latency, s.metrics.streams)
+	d.Registry.MustRegister(s.metrics.requests, s.metrics.latency, s.metrics.streams, s.metrics.detached)
 	s.engine = s.routes()
 	return s
 }

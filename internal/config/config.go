@@ -60,6 +60,10 @@ type Config struct {
 
 	MaxBodyBytes    int64
 	BodyReadTimeout time.Duration // a request body must arrive within this of its headers (else 408)
+	// StreamDetachAfter is how long a stream is relayed in its handler
+	// before its connection is taken over (api/detach.go): a short stream
+	// ends before it and costs nothing more.
+	StreamDetachAfter time.Duration
 	// Request bodies being received at once, by who sends them (0 = no
 	// cap). A body is received under its account's budget when the request
 	// carries valid credentials, else under the anonymous (or webhook)
@@ -310,6 +314,7 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 		AdminPassword:            get("BEAVER_ADMIN_PASSWORD", ""),
 		MaxBodyBytes:             num("BEAVER_MAX_BODY_BYTES", 10<<20),
 		BodyReadTimeout:          dur("BEAVER_BODY_READ_TIMEOUT", 30*time.Second),
+		StreamDetachAfter:        200 * time.Millisecond,
 		MaxBodiesPerIP:           num("BEAVER_MAX_BODIES_PER_IP", 8),
 		MaxAnonBodies:            num("BEAVER_MAX_ANON_BODIES", 128),
 		MaxWebhookBodies:         num("BEAVER_MAX_WEBHOOK_BODIES", 32),
@@ -438,6 +443,13 @@ func FromLookup(lookup func(string) (string, bool)) (*Config, error) {
 			c.BreakerFailureRate = r
 		} else {
 			errs = append(errs, "BEAVER_UPSTREAM_BREAKER_FAILURE_RATE must be a share above 0 and at most 1, like 0.5 or 50%")
+		}
+	}
+	if s := get("BEAVER_STREAM_DETACH_AFTER", ""); s != "" {
+		if d, err := time.ParseDuration(s); err != nil || d < 0 {
+			errs = append(errs, "BEAVER_STREAM_DETACH_AFTER must be a duration like 200ms, or 0 (at once)")
+		} else {
+			c.StreamDetachAfter = d
 		}
 	}
 	if s := get("BEAVER_UPSTREAM_QUICK_500", ""); s != "" {

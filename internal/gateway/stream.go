@@ -42,18 +42,21 @@ func (g *Gateway) Stream(ctx context.Context, call Call, sink Sink) error {
 // Opened is a streaming call whose upstream accepted it: admitted, held
 // for, with its stream open. Relay runs it to its end.
 type Opened struct {
-	r        *run
-	st       providers.Stream
-	detached func() bool // unregisters the shutdown's cancel (Detach)
+	r  *run
+	st providers.Stream
 }
 
 // Detach tells the gateway the stream outlives its HTTP handler (the API
-// took its connection over): Close waits for its Relay like for any
-// request still being billed, and past Close's deadline cancel cuts it
-// (it is then billed as cut). Call it before Relay.
-func (op *Opened) Detach(cancel context.CancelFunc) {
+// took its connection over): Close waits for it like for any request
+// still being billed, and past Close's deadline cancel cuts it (it is then
+// billed as cut). release, once Relay returned, ends that.
+func (op *Opened) Detach(cancel context.CancelFunc) (release func()) {
 	op.r.g.background.Add(1)
-	op.detached = context.AfterFunc(op.r.g.stop, cancel)
+	stop := context.AfterFunc(op.r.g.stop, cancel)
+	return func() {
+		stop()
+		op.r.g.background.Done()
+	}
 }
 
 // Open admits a streaming call and opens its upstream stream, trying the
@@ -81,10 +84,6 @@ func (g *Gateway) Open(ctx context.Context, call Call) (*Opened, error) {
 // leaving.
 func (op *Opened) Relay(ctx context.Context, sink Sink) {
 	r, st, g, call := op.r, op.st, op.r.g, op.r.call
-	if op.detached != nil {
-		defer g.background.Done()
-		defer op.detached()
-	}
 	defer st.Close()
 	r.opened = time.Now()
 	sink.Open(r.genID)
