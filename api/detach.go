@@ -24,16 +24,17 @@ import (
 // the model writes, minutes for a long answer, and an open stream is what
 // decides how many one machine carries. Left to net/http, each keeps the
 // handler's goroutine, grown deep under the middleware chain, its
-// background reader, and the connection's read and write buffers. Once
-// the upstream has accepted the request, the connection is taken over
-// (hijacked) instead: the handler returns, and a goroutine of its own
-// relays the stream, writing HTTP/1.1 chunks straight to the connection,
-// while one epoll set for all streams (hangups; a one-byte read per stream
+// background reader, and the connection's read and write buffers. So a
+// stream is relayed on a goroutine of its own, and one still running after
+// StreamDetachAfter has its connection taken over (hijacked) between two
+// writes: the handler returns, the chunks go straight to the connection,
+// and one epoll set for all streams (hangups; a one-byte read per stream
 // where there is none) notices the client leaving, which cancels the
 // upstream request at once, as before. At the stream's end a connection
 // the client keeps alive goes back to the server (connPool) to read its
-// next request. HTTP/2, HTTP/1.0 and responses recorded in tests are
-// relayed in the handler as before.
+// next request. A short stream ends in its handler's time and is answered
+// by it like any request; HTTP/2, HTTP/1.0 and responses recorded in tests
+// stay with their handler too.
 
 // streamWriter is what a stream's sink writes to: the handler's response
 // or a detached stream.
@@ -241,8 +242,8 @@ func (w *switchWriter) Flush() {
 
 // detach takes the request's connection over for its stream, or returns
 // nil when it cannot (not HTTP/1.1, not a connection, the client gone).
-// The request's end stops ending the stream (unlink): the watcher's read
-// does instead.
+// The request's end stops ending the stream (unlink): its hangup does
+// instead.
 func (s *Server) detach(c *gin.Context, unlink func() bool, cancel context.CancelFunc) *detachedStream {
 	r := c.Request
 	hj := innermost(c.Writer)
