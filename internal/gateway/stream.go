@@ -158,7 +158,6 @@ func (op *Opened) Relay(ctx context.Context, sink Sink) {
 		Choices: []chat.ChunkChoice{}, Usage: usage}) {
 		sink.Done()
 	}
-	return
 }
 
 // failStream ends a stream that failed after it opened: OpenAI's error
