@@ -268,14 +268,18 @@ func (s *Server) detach(c *gin.Context, unlink func() bool, cancel context.Cance
 		ds.hungUp.Store(true)
 		cancel()
 	}
-	s.hangupsOnce.Do(func() { s.hangups = newHangups() })
-	if unwatch, ok := s.hangups.watch(conn, hungUp); ok {
+	if unwatch, ok := processHangups().watch(conn, hungUp); ok {
 		ds.unwatch = unwatch
 	} else {
 		go ds.watch(hungUp)
 	}
 	return ds
 }
+
+// processHangups is the process's one epoll set for detached streams
+// (its goroutine waits in a system call for good, holding a thread),
+// made on the first.
+var processHangups = sync.OnceValue(newHangups)
 
 // innermost is the response under w's wrappers when it can give up its
 // connection (a recorder in tests cannot), else nil.

@@ -66,7 +66,7 @@ func TestDetachedStreamNoticesTheClientLeaving(t *testing.T) {
 		var unwatch func()
 		ds := &detachedStream{conn: server, watched: make(chan struct{})}
 		if name == "hangups" {
-			h := newHangups()
+			h := processHangups()
 			if h == nil {
 				t.Log("no epoll here")
 				continue

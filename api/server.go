@@ -9,7 +9,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -106,9 +105,6 @@ type Server struct {
 	files   *files.Service
 	batches *batches.Service
 	conns   *connPool // the listener detached streams give connections back to (Listen); nil = close them
-
-	hangupsOnce sync.Once
-	hangups     *hangups // notices clients leaving detached streams (made on the first)
 
 	realtimeRelay *realtime.Relay
 	opsStreams    chan struct{}      // a slot per open /admin/stats/stream
