@@ -78,9 +78,10 @@ sdk-deps:
 	@[ $(SDK_NODE_DIR)/node_modules/.package-lock.json -nt $(SDK_NODE_DIR)/package-lock.json ] || \
 		{ cd $(SDK_NODE_DIR) && npm ci --no-audit --no-fund; }
 
-## race-test: the money paths under the race detector
+## race-test: the money paths, and streams detached from their handlers, under the race detector
 race-test:
 	$(GO) test -count=1 -race -timeout 10m $(RACE_PKGS)
+	$(GO) test -count=1 -race -timeout 10m -run 'TestDetached|TestStreamDetachedMidway|TestClientDisconnect|TestReturned' ./api
 
 bench:
 	$(GO) run ./bench
