@@ -17,7 +17,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/beaver-gateway/beaver/internal/auth"
@@ -107,4 +109,23 @@ func mailError(err error) error {
 			temporal.ApplicationErrorOptions{NextRetryDelay: d, Cause: err})
 	}
 	return err
+}
+
+// heartbeat records a heartbeat every interval until stop is called, for
+// an activity whose one call runs longer than its heartbeat timeout.
+func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/beaver-gateway/beaver/internal/backup"
 	"github.com/beaver-gateway/beaver/internal/db"
 )
@@ -56,21 +54,9 @@ func (a *BackupActivities) BackupDatabase(ctx context.Context, in BackupDatabase
 	if ok {
 		res.File, res.Existed = file, true
 	} else {
-		stop := make(chan struct{})
-		go func() {
-			t := time.NewTicker(backupHeartbeat)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					activity.RecordHeartbeat(ctx)
-				}
-			}
-		}()
+		stop := heartbeat(ctx, backupHeartbeat)
 		file, err = backup.Backup(ctx, a.DB, a.DatabaseURL, a.Dir, in.At)
-		close(stop)
+		stop()
 		if err != nil {
 			return res, err
 		}

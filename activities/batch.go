@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/beaver-gateway/beaver/internal/batches"
 )
 
@@ -89,20 +87,7 @@ type RunBatchPageResult struct {
 // skips finished lines and charges interrupted ones once). It heartbeats
 // while lines run.
 func (a *BatchActivities) RunBatchPage(ctx context.Context, in RunBatchPageInput) (RunBatchPageResult, error) {
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
+	defer heartbeat(ctx, 5*time.Second)()
 	p, err := a.Batches.RunPage(ctx, in.BatchID, in.From, in.Count, nil)
 	return RunBatchPageResult{Next: p.Next, Done: p.Done, Stopped: p.Stopped}, err
 }
