@@ -135,7 +135,11 @@ func (s *Server) relayStream(c *gin.Context, op *gateway.Opened, ctx context.Con
 	if sw.ds != nil { // detached before the first byte
 		return
 	}
-	timer := time.NewTimer(s.cfg.StreamDetachAfter)
+	wait := s.cfg.StreamDetachAfter
+	if wait <= 0 { // it could not be detached: relayed in the handler to its end
+		wait = 24 * time.Hour
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		select {
@@ -153,7 +157,7 @@ func (s *Server) relayStream(c *gin.Context, op *gateway.Opened, ctx context.Con
 		case switched:
 			return
 		case notYet: // its headers are not out yet: soon
-			timer.Reset(s.cfg.StreamDetachAfter)
+			timer.Reset(wait)
 		case cannot:
 			timer.Reset(24 * time.Hour) // relayed in the handler to its end
 		}
@@ -180,12 +184,9 @@ func (s *Server) switchTo(c *gin.Context, sw *switchWriter, op *gateway.Opened, 
 	if sw.started && !sw.out {
 		return notYet // between the sink's headers and their write: not a place to cut
 	}
-	ds := s.detach(c, unlink, cancel)
+	ds := s.detach(c, sw.out, unlink, cancel) // out: net/http sent the status line and headers, and chunks after them
 	if ds == nil {
 		return cannot
-	}
-	if sw.out { // net/http sent the status line and headers, and chunks after them
-		ds.headSent, ds.header = true, nil
 	}
 	d := &detached{}
 	c.Set(ctxDetached, d)
@@ -201,6 +202,7 @@ type switchWriter struct {
 	w        streamWriter
 	started  bool // the sink asked for the headers
 	out      bool // the headers were written out
+	unsent   bool // the status was set and not flushed yet
 	ended    bool // the relay ended
 	ds       *detachedStream
 	detached *detached
@@ -217,26 +219,30 @@ func (w *switchWriter) Header() http.Header {
 func (w *switchWriter) WriteHeader(code int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.started = true
+	w.started, w.unsent = true, true
 	w.w.WriteHeader(code)
 }
 
+// Write writes p and flushes it under the lock, so that a switch never
+// finds bytes in net/http's buffers.
 func (w *switchWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.started = true
 	n, err := w.w.Write(p)
-	w.w.Flush() // each write leaves at once (sse.Writer flushes too): nothing is left in net/http's buffers
-	w.out = true
+	w.w.Flush()
+	w.out, w.unsent = true, false
 	return n, err
 }
 
+// Flush sends the status line and headers when a write has not already
+// (sse.Writer flushes after each write, which Write did).
 func (w *switchWriter) Flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.w.Flush()
-	if w.started {
-		w.out = true
+	if w.unsent {
+		w.w.Flush()
+		w.out, w.unsent = true, false
 	}
 }
 
@@ -244,13 +250,16 @@ func (w *switchWriter) Flush() {
 // nil when it cannot (not HTTP/1.1, not a connection, the client gone).
 // The request's end stops ending the stream (unlink): its hangup does
 // instead.
-func (s *Server) detach(c *gin.Context, unlink func() bool, cancel context.CancelFunc) *detachedStream {
+func (s *Server) detach(c *gin.Context, headSent bool, unlink func() bool, cancel context.CancelFunc) *detachedStream {
 	r := c.Request
 	hj := innermost(c.Writer)
 	if hj == nil || !r.ProtoAtLeast(1, 1) || r.ProtoMajor != 1 || r.Context().Err() != nil {
 		return nil
 	}
-	header := c.Writer.Header().Clone()
+	var header http.Header
+	if !headSent {
+		header = c.Writer.Header().Clone()
+	}
 	// net/http's own, not gin's, which refuses once a body was written:
 	// a stream detached midway has written its first chunks.
 	conn, rw, err := hj.Hijack()
@@ -258,7 +267,7 @@ func (s *Server) detach(c *gin.Context, unlink func() bool, cancel context.Cance
 		return nil // answered in the handler as before
 	}
 	unlink()
-	ds := &detachedStream{conn: conn, header: header, watched: make(chan struct{}),
+	ds := &detachedStream{conn: conn, header: header, headSent: headSent, watched: make(chan struct{}),
 		keepAlive: !r.Close && s.conns != nil, relayed: s.metrics.streams}
 	if n := rw.Reader.Buffered(); n > 0 { // a pipelined request, read with this one: the server's next
 		b, _ := rw.Reader.Peek(n)
